@@ -1,0 +1,29 @@
+# Two commands: `make demo` (the main job) and `make test` (the test suite).
+# Each creates .venv and installs what it needs; torch is pinned first so that pip takes the CPU build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+# The shared corpora, when they sit beside the checkout (as in CI); otherwise the loader finds or fetches them.
+SHARED_CORPORA := $(abspath ../shared/corpora)
+export TALLER_DATA ?= $(if $(wildcard $(SHARED_CORPORA)/refranes.txt),$(SHARED_CORPORA),)
+
+.PHONY: demo test install clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/taller demo
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

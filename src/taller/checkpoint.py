@@ -1,0 +1,182 @@
+"""Saving and loading a run folder: safetensors for tensors, JSON/TOML for everything else, never pickle.
+
+Every write is atomic (a temporary file in the same folder, flushed to disk, then renamed over the old one), and a
+checkpoint is committed in two phases so that a crash at any instant leaves the last complete one loadable:
+
+  1. the new tensors go to `model.next.safetensors` and `optim.next.safetensors`;
+  2. `state.json` is replaced: it names the step and the SHA-256 of the files that belong to it (the commit);
+  3. the `.next` files are renamed over `model.safetensors` and `optim.safetensors`.
+
+On loading, a `.next` file whose digest is the one `state.json` names finishes step 3 (roll forward); one that does
+not is a leftover of an unfinished step 1 and is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import TallerError
+
+FORMAT_VERSION = 1
+MAX_HEADER = 16 * 1024 * 1024  # a safetensors header larger than this is refused before it is read
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+          "I32": torch.int32, "U8": torch.uint8, "F64": torch.float64, "BOOL": torch.bool}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the new one, never half of it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(e, OSError):
+            raise TallerError(f"no pude escribir {path}: {e.strerror or e}; comprueba el espacio libre y los permisos. "
+                              "Lo que ya estaba guardado sigue intacto.") from None
+        raise
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- safetensors, read with suspicion -----------------------------------------------------------------------------
+
+
+def read_header(path: Path) -> dict:
+    """The JSON header of a safetensors file, checked before any tensor is read or allocated."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError("demasiado corto")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER or 8 + n > size:
+                raise ValueError(f"cabecera imposible ({n} bytes)")
+            header = json.loads(f.read(n))
+        if not isinstance(header, dict):
+            raise ValueError("cabecera no es un objeto")
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            if not (isinstance(info, dict) and info.get("dtype") in DTYPES and isinstance(info.get("shape"), list)
+                    and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2):
+                raise ValueError(f"entrada '{name}' mal formada")
+            begin, end = info["data_offsets"]
+            if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= size - 8 - n):
+                raise ValueError(f"entrada '{name}' fuera del fichero")
+        return header
+    except FileNotFoundError:
+        raise TallerError(f"falta {path}; la carpeta no tiene un punto de control completo.") from None
+    except (ValueError, UnicodeDecodeError, struct.error) as e:
+        raise TallerError(f"{path} no es un fichero safetensors válido ({e}); está dañado o no es de taller. "
+                          "No se ha ejecutado nada de su contenido.") from None
+
+
+def load_tensors(path: Path, expected: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a safetensors file; with `expected`, names, shapes and dtypes must match first."""
+    header = read_header(path)
+    if expected is not None:
+        names = {k for k in header if k != "__metadata__"}
+        missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
+        if missing or extra:
+            raise TallerError(f"{path} no corresponde a este modelo (faltan {missing[:3]}, sobran {extra[:3]}); "
+                              "¿es de otra ejecución?")
+        for name, tensor in expected.items():
+            info = header[name]
+            if list(tensor.shape) != info["shape"] or DTYPES[info["dtype"]] != tensor.dtype:
+                raise TallerError(f"{path}: el tensor '{name}' tiene forma {info['shape']} ({info['dtype']}) pero "
+                                  f"la configuración pide {list(tensor.shape)} ({tensor.dtype}); el fichero no es de esta ejecución.")
+    data = path.read_bytes()
+    try:
+        tensors = st_load(data)
+    except Exception as e:  # noqa: BLE001 - the library's own checks, as one message
+        raise TallerError(f"{path} está dañado ({e}).") from None
+    return tensors, header.get("__metadata__") or {}
+
+
+# --- optimizer state <-> flat tensors -----------------------------------------------------------------------------
+
+
+def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            tensors[f"state.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return tensors, {"param_groups": json.dumps(sd["param_groups"])}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("state."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": json.loads(meta["param_groups"])}
+
+
+# --- the two-phase checkpoint -------------------------------------------------------------------------------------
+
+
+def save_checkpoint(run_dir: Path, model_tensors: dict[str, torch.Tensor], optim_tensors: dict[str, torch.Tensor],
+                    optim_meta: dict, state: dict) -> None:
+    run_dir = Path(run_dir)
+    files = {}
+    for name, tensors, meta in (("model", model_tensors, {"format": str(FORMAT_VERSION)}), ("optim", optim_tensors, optim_meta)):
+        data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=meta)
+        atomic_write(run_dir / f"{name}.next.safetensors", data)  # phase 1
+        files[f"{name}.safetensors"] = sha256(data)
+    state = {**state, "format": FORMAT_VERSION, "files": files}
+    atomic_write(run_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode("utf-8"))  # phase 2: commit
+    for name in files:  # phase 3
+        os.replace(run_dir / name.replace(".safetensors", ".next.safetensors"), run_dir / name)
+
+
+def read_state(run_dir: Path) -> dict:
+    """state.json of a run, checked, with an interrupted checkpoint rolled forward."""
+    run_dir = Path(run_dir)
+    path = run_dir / "state.json"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TallerError(f"{run_dir} no es una ejecución de taller (falta state.json); entrena una con `taller train`.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TallerError(f"{path} no es JSON válido; el fichero está dañado.") from None
+    if not isinstance(state, dict):
+        raise TallerError(f"{path} debe ser un objeto JSON; el fichero está dañado.")
+    version = state.get("format")
+    if not isinstance(version, int):
+        raise TallerError(f"{path}: falta 'format' (versión del formato) o no es un entero; el fichero está dañado.")
+    if version > FORMAT_VERSION:
+        raise TallerError(f"{run_dir} se escribió con el formato {version} y este taller lee hasta el {FORMAT_VERSION}; "
+                          "actualiza taller (pip install -U taller).")
+    for key, typ in (("step", int), ("epoch", int), ("train_time", (int, float)), ("files", dict)):
+        if not isinstance(state.get(key), typ) or isinstance(state.get(key), bool):
+            raise TallerError(f"{path}: el campo '{key}' falta o tiene un tipo incorrecto; el fichero está dañado.")
+    for name, digest in state["files"].items():
+        final, pending = run_dir / name, run_dir / name.replace(".safetensors", ".next.safetensors")
+        if pending.exists():
+            if sha256(pending.read_bytes()) == digest:
+                os.replace(pending, final)  # the crash came between commit and rename: finish it
+            elif final.exists() and sha256(final.read_bytes()) == digest:
+                pending.unlink()  # an unfinished phase 1 from after this checkpoint
+    return state

@@ -1,0 +1,229 @@
+"""The command line: parse, call the library, print. Errors the user can fix end with one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import TallerError
+
+SPANISH = {  # argparse's own messages, in Spanish
+    "usage: ": "uso: ",
+    "the following arguments are required: %s": "faltan estos argumentos: %s",
+    "unrecognized arguments: %s": "argumentos no reconocidos: %s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "opción no válida: %(value)r (elige entre %(choices)s)",
+    "argument %(argument_name)s: %(message)s": "argumento %(argument_name)s: %(message)s",
+    "expected one argument": "espera un valor",
+    "expected at least one argument": "espera al menos un valor",
+    "invalid %(type)s value: %(value)r": "valor %(type)s no válido: %(value)r",
+    "show this help message and exit": "muestra esta ayuda y termina",
+    "positional arguments": "argumentos",
+    "options": "opciones",
+    "%(prog)s: error: %(message)s\n": "%(prog)s: error: %(message)s\n",
+}
+argparse._ = lambda text: SPANISH.get(text, text)  # argparse looks its messages up through this function
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"error: {message}. Prueba `{self.prog} --help`.\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError
+    return value
+
+
+positive_int.__name__ = "entero positivo"
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
+    p.add_argument("--version", action="version", version=f"taller {__import__('taller').__version__}")
+    sub = p.add_subparsers(dest="command", metavar="ORDEN", parser_class=Parser)
+
+    d = sub.add_parser("demo", help="toda la historia de los refranes en unos minutos")
+    d.add_argument("--max-time", type=float, default=150, help="segundos de entrenamiento (150)")
+    d.add_argument("--out", help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
+
+    c = sub.add_parser("corpus", help="los corpus disponibles y cómo son")
+    csub = c.add_subparsers(dest="corpus_command", metavar="ORDEN", parser_class=Parser, required=True)
+    csub.add_parser("list", aliases=["lista"], help="qué corpus hay y dónde se encuentran")
+    show = csub.add_parser("show", aliases=["ver"], help="estadísticas y ejemplos de un corpus")
+    show.add_argument("name", metavar="NOMBRE", help="refranes, quijote o la ruta de un fichero de texto")
+
+    t = sub.add_parser("train", aliases=["entrenar"], help="entrena un modelo y escribe su carpeta de ejecución")
+    t.add_argument("--corpus", help="refranes, quijote o la ruta de un fichero de texto UTF-8")
+    t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), seed…")
+    t.add_argument("--config", help="fichero TOML con [model], [data] y [train]")
+    t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=positive_int, help="número de épocas")
+    g.add_argument("--max-time", type=float, metavar="SEGUNDOS", help="entrena este tiempo (el learning rate sigue al reloj)")
+    t.add_argument("--steps", type=positive_int, help="para tras este número de pasos")
+    t.add_argument("--seed", type=int, help="semilla: la misma semilla repite exactamente en CPU")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="dónde entrenar (auto)")
+    t.add_argument("--out", help="carpeta de la ejecución (por defecto runs/CORPUS-PRESET-FECHA)")
+    t.add_argument("--resume", action="store_true", help="continúa la ejecución de --out desde su último punto de control")
+    t.add_argument("--quiet", action="store_true", help="sin barra de progreso")
+
+    gen = sub.add_parser("generate", aliases=["generar"], help="escribe texto nuevo con un modelo entrenado")
+    gen.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    gen.add_argument("--prompt", default="", help="el comienzo del texto (por ejemplo \"No hay \")")
+    gen.add_argument("-n", type=positive_int, default=1, help="cuántas muestras (1)")
+    gen.add_argument("--temperature", type=float, default=1.0, help="<1 más prudente, >1 más loco (1.0)")
+    gen.add_argument("--top-k", type=int, default=0, help="elige sólo entre los k más probables (0 = todos)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="elige entre los más probables que suman p (1.0)")
+    gen.add_argument("--greedy", action="store_true", help="elige siempre el más probable")
+    gen.add_argument("--seed", type=int, help="semilla del muestreo")
+    gen.add_argument("--max-chars", type=positive_int, default=200, help="caracteres como máximo por muestra (200)")
+    gen.add_argument("--table", metavar="FICHERO", help="escribe la tabla de probabilidades en este fichero")
+    gen.add_argument("--show-probs", action="store_true", help="muestra los 5 candidatos de cada paso")
+    gen.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
+                     help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        sys.exit(0)
+    try:
+        COMMANDS[args.command](args)
+    except TallerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\nInterrumpido.", file=sys.stderr)
+        sys.exit(130)
+
+
+# --- commands -------------------------------------------------------------------------------------------------------
+
+
+def cmd_corpus(args) -> None:
+    from .corpora import CORPORA, describe, load_corpus
+
+    if args.corpus_command in ("list", "lista"):
+        for name, info in CORPORA.items():
+            try:
+                where = load_corpus(name, download=False).source
+            except TallerError:
+                where = "no está en este equipo (se descargará al usarlo)"
+            print(f"{name:<10} {info.description}\n{'':<10} → {where}")
+        print("\nTambién vale la ruta de cualquier fichero de texto UTF-8: taller train --corpus mi_texto.txt")
+    else:
+        print(describe(load_corpus(args.name)))
+
+
+def default_out(*parts: str) -> Path:
+    return Path("runs") / ("-".join(parts) + "-" + time.strftime("%Y%m%d-%H%M%S"))
+
+
+def cmd_train(args) -> None:
+    from .config import Config
+    from .train import train
+
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None:
+            raise TallerError("--resume necesita --out con la carpeta de la ejecución que quieres continuar.")
+        cfg = Config.load(out / "config.toml")
+    elif args.config:
+        cfg = Config.load(args.config)
+    else:
+        cfg = Config.preset(args.preset or "base")
+    if args.corpus:
+        if args.resume and args.corpus != cfg.data.corpus:
+            raise TallerError(f"--resume continúa con el corpus de la ejecución ({cfg.data.corpus}); quita --corpus.")
+        cfg.data.corpus = args.corpus
+    cfg.apply_overrides(args.set)
+    if args.epochs:
+        cfg.train.epochs, cfg.train.max_time = args.epochs, 0.0
+    if args.max_time is not None:
+        cfg.train.max_time = args.max_time
+        if args.max_time <= 0:
+            raise TallerError(f"--max-time={args.max_time} debe ser positivo (segundos de entrenamiento).")
+    for key in ("steps", "seed", "device"):
+        value = getattr(args, key)
+        if value is not None:
+            cfg.set({"steps": "max_steps"}.get(key, key), value)
+    out = out or default_out(Path(cfg.data.corpus).stem, args.preset or "base")
+    run = train(cfg, out, resume=args.resume, progress=not args.quiet)
+    print(f"Resultados en {out}/")
+
+
+def cmd_generate(args) -> None:
+    from .explain import probability_table
+    from .run import load_run
+
+    run = load_run(args.run)
+    if args.temperature <= 0:
+        raise TallerError(f"--temperature={args.temperature} debe ser positiva; para elegir siempre lo más probable usa --greedy.")
+    if not 0 < args.top_p <= 1:
+        raise TallerError(f"--top-p={args.top_p} debe estar en (0, 1].")
+    if args.top_k < 0:
+        raise TallerError(f"--top-k={args.top_k} no puede ser negativo.")
+    samples = run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=args.temperature,
+                           top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
+                           unknown="replace" if args.replace_unknown else "error")
+    for k, sample in enumerate(samples, start=1):
+        if args.show_probs:
+            print_probs(sample, k if len(samples) > 1 else None)
+        print(sample.text)
+    if args.table:
+        from .checkpoint import atomic_write
+
+        atomic_write(Path(args.table), probability_table(samples).encode("utf-8"))
+        print(f"Tabla de probabilidades en {args.table}")
+
+
+def print_probs(sample, index) -> None:
+    from .text import show_char
+
+    title = f"Muestra {index}: " if index else ""
+    print(f"{title}probabilidades del siguiente carácter tras «{sample.prompt}»")
+    print(f"{'Posición':>8}  {'Elegido':<7}  candidatos (probabilidad)")
+    for step in sample.steps:
+        cands = "  ".join(f"{show_char(c)} {p:.3f}" for c, p in step.top)
+        print(f"{step.position:>8}  {show_char(step.char):<7}  {cands}")
+
+
+def cmd_demo(args) -> None:
+    from .config import Config
+    from .corpora import load_corpus
+    from .train import train
+
+    cfg = Config.preset("base")
+    cfg.data.corpus = "refranes"
+    cfg.train.max_time = args.max_time
+    cfg.train.prompt = "No hay "
+    out = Path(args.out) if args.out else default_out("demo")
+    print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {args.max_time:.0f} s.")
+    started = time.perf_counter()
+    run = train(cfg, out)
+    known = set(load_corpus("refranes").text.split("\n"))
+    samples = [s for s in run.generate("No hay ", 20, seed=cfg.train.seed) if s.text not in known]
+    samples = (samples + run.generate("No hay ", 5, seed=cfg.train.seed + 1))[:5]
+    print("\nCinco refranes nuevos que empiezan por «No hay »:")
+    for s in samples:
+        print(f"  • {s.text}")
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    print(f"\nTodo está en {out}/ ({time.perf_counter() - started:.0f} s):")
+    print("  " + "  ".join(files))
+    print(f"Prueba: taller generate {out} --prompt \"Más vale \" -n 3 --show-probs")
+
+
+COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
+            "generate": cmd_generate, "generar": cmd_generate}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Named corpora: where a text comes from, how it is cleaned, and what it looks like.
+
+A corpus name resolves, in this order, to:
+  1. an explicit path to a UTF-8 text file;
+  2. `$TALLER_DATA/<name>.txt`;
+  3. the system's copy (Debian's fortunes-es puts the refranes in /usr/share/games/fortunes/es/);
+  4. the user cache (`$TALLER_CACHE`, else ~/.cache/taller/<name>.txt);
+  5. a real download, cleaned, checked against a known SHA-256 and written to the cache atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TallerError
+from .text import show_char, thousands
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    name: str
+    description: str
+    lines: bool  # one item per line (a proverb): validation takes whole lines
+    sha256: str  # of the cleaned UTF-8 text
+    system_paths: tuple[str, ...] = ()
+    url: str = ""
+
+
+CORPORA = {
+    "refranes": CorpusInfo(
+        name="refranes",
+        description="4.995 refranes españoles, uno por línea (Debian fortunes-es 1.36, refranes.fortunes)",
+        lines=True,
+        sha256="fc6e272aaefc2bc71312a971609af27d68f4519d0c2be8b1e562ead4e2db7e19",
+        system_paths=("/usr/share/games/fortunes/es/refranes.fortunes",),
+    ),
+    "quijote": CorpusInfo(
+        name="quijote",
+        description="Don Quijote de la Mancha, Miguel de Cervantes (Project Gutenberg #2000, sin cabecera ni pie)",
+        lines=False,
+        sha256="b23f7e93e3641ed041e59ed21da93c0d5610e991c9a2688e034c4345829b76b3",
+        url="https://www.gutenberg.org/cache/epub/2000/pg2000.txt",
+    ),
+}
+
+
+@dataclass
+class Corpus:
+    name: str
+    text: str
+    source: str  # where it was found
+    lines: bool  # whether it is a corpus of one item per line
+
+
+# --- cleaning -------------------------------------------------------------------------------------------------
+
+
+def parse_fortunes(raw: str) -> list[str]:
+    """Entries of a fortune file: separated by lines holding only '%'; lines of an entry joined, spaces trimmed."""
+    entries, current = [], []
+    for line in raw.splitlines():
+        if line.strip() == "%":
+            if current:
+                entries.append(" ".join(" ".join(current).split()))
+            current = []
+        elif line.strip():
+            current.append(line.strip())
+    if current:
+        entries.append(" ".join(" ".join(current).split()))
+    return entries
+
+
+def strip_gutenberg(raw: str) -> str:
+    """The book between Project Gutenberg's '*** START OF' and '*** END OF' lines, BOM removed, Unix newlines."""
+    text = raw.lstrip("\ufeff").replace("\r\n", "\n")
+    start = text.find("*** START OF")
+    if start != -1:
+        text = text[text.index("\n", start) + 1:]
+    end = text.find("*** END OF")
+    if end != -1:
+        text = text[:end]
+    return text.strip() + "\n"
+
+
+# --- resolution -----------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TALLER_CACHE") or Path.home() / ".cache" / "taller")
+
+
+def read_text_file(path: Path) -> str:
+    """Read a user's text file, refusing what is not text with a message that says how to fix it."""
+    if not path.exists():
+        raise TallerError(f"no existe el fichero {path}; comprueba la ruta o usa un corpus con nombre (taller corpus list).")
+    if path.is_dir():
+        raise TallerError(f"{path} es una carpeta; indica un fichero de texto UTF-8.")
+    data = path.read_bytes()
+    if not data.strip():
+        raise TallerError(f"{path} está vacío; el corpus necesita texto con el que aprender.")
+    if b"\x00" in data[:65536]:
+        raise TallerError(f"{path} parece un fichero binario, no texto; indica un fichero de texto UTF-8 (.txt).")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TallerError(f"{path} no es texto UTF-8 (byte {e.start}); conviértelo, p. ej. con "
+                          f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.txt`.") from None
+    return text.lstrip("\ufeff").replace("\r\n", "\n")
+
+
+def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
+    """Find a corpus by name or path and return its cleaned text."""
+    info = CORPORA.get(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if info is None:
+        if path.suffix or os.sep in name_or_path or path.exists():
+            text = read_text_file(path)
+            return Corpus(name=path.stem, text=text, source=str(path), lines=looks_like_lines(text))
+        raise TallerError(f"corpus desconocido '{name_or_path}': usa {', '.join(CORPORA)} o la ruta de un fichero de texto UTF-8.")
+
+    tried = []
+    data_dir = os.environ.get("TALLER_DATA")
+    if data_dir:
+        candidate = Path(data_dir) / f"{info.name}.txt"
+        if candidate.exists():
+            return Corpus(info.name, read_text_file(candidate), str(candidate), info.lines)
+        tried.append(f"$TALLER_DATA/{info.name}.txt ({candidate})")
+    else:
+        tried.append(f"$TALLER_DATA/{info.name}.txt (TALLER_DATA no está definida)")
+    for sys_path in info.system_paths:
+        if Path(sys_path).exists():
+            entries = parse_fortunes(read_text_file(Path(sys_path)))
+            return Corpus(info.name, "\n".join(entries) + "\n", sys_path, info.lines)
+        tried.append(sys_path)
+    cached = cache_dir() / f"{info.name}.txt"
+    if cached.exists():
+        return Corpus(info.name, read_text_file(cached), str(cached), info.lines)
+    tried.append(str(cached))
+    if download:
+        try:
+            text = _fetch(info)
+        except TallerError as e:
+            tried.append(f"descarga ({e})")
+        else:
+            _save_verified(cached, text, info)
+            return Corpus(info.name, text, f"descargado en {cached}", info.lines)
+    raise TallerError(f"no encuentro el corpus '{info.name}'. Probé: {'; '.join(tried)}. "
+                      f"Soluciones: define TALLER_DATA con la carpeta que tiene {info.name}.txt, "
+                      f"pasa la ruta del fichero, o conéctate a internet para descargarlo.")
+
+
+def looks_like_lines(text: str) -> bool:
+    """A text of many short, non-empty lines (proverbs, names, tweets) is split by whole lines."""
+    lines = text.rstrip("\n").split("\n")
+    return len(lines) >= 20 and all(line.strip() for line in lines) and max(map(len, lines)) <= 1000
+
+
+def _fetch(info: CorpusInfo) -> str:
+    if info.name == "refranes":
+        return _fetch_refranes()
+    try:
+        with urllib.request.urlopen(info.url, timeout=60) as r:
+            raw = r.read().decode("utf-8")
+    except Exception as e:  # noqa: BLE001 - any network failure becomes one message
+        raise TallerError(f"no pude descargar {info.url}: {e}") from None
+    return strip_gutenberg(raw)
+
+
+def _fetch_refranes() -> str:
+    """`apt-get download fortunes-es`, then read refranes.fortunes out of the .deb (an ar archive of tarballs)."""
+    if not shutil.which("apt-get"):
+        raise TallerError("apt-get no está disponible")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run(["apt-get", "download", "fortunes-es"], cwd=tmp, capture_output=True, text=True, timeout=300)
+        debs = list(Path(tmp).glob("fortunes-es_*.deb"))
+        if result.returncode != 0 or not debs:
+            raise TallerError(f"apt-get download fortunes-es falló: {result.stderr.strip()[:200]}")
+        raw = extract_from_deb(debs[0].read_bytes(), "refranes.fortunes")
+    return "\n".join(parse_fortunes(raw.decode("utf-8"))) + "\n"
+
+
+def extract_from_deb(deb: bytes, filename: str) -> bytes:
+    """A file from a Debian package: an `ar` archive whose data.tar.* holds the installed files."""
+    if not deb.startswith(b"!<arch>\n"):
+        raise TallerError("el fichero .deb no es un archivo ar")
+    pos = 8
+    while pos + 60 <= len(deb):
+        header = deb[pos:pos + 60]
+        name = header[:16].decode().strip().rstrip("/")
+        size = int(header[48:58].decode().strip())
+        body = deb[pos + 60:pos + 60 + size]
+        if name.startswith("data.tar"):
+            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                for member in tar.getmembers():
+                    if member.isfile() and member.name.endswith("/" + filename):
+                        return tar.extractfile(member).read()
+        pos += 60 + size + (size % 2)
+    raise TallerError(f"{filename} no está en el paquete")
+
+
+def _save_verified(path: Path, text: str, info: CorpusInfo) -> None:
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if digest != info.sha256:
+        raise TallerError(f"el texto descargado de '{info.name}' no coincide con la suma SHA-256 esperada "
+                          f"({digest[:12]}… ≠ {info.sha256[:12]}…); la fuente ha cambiado: descárgalo a mano y usa TALLER_DATA.")
+    from .checkpoint import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text.encode("utf-8"))
+
+
+# --- description ----------------------------------------------------------------------------------------------
+
+
+def describe(corpus: Corpus, top: int = 15, samples: int = 5) -> str:
+    """What `taller corpus show` prints: size, vocabulary, the most frequent characters and a few lines."""
+    text = corpus.text
+    counts = Counter(text)
+    lines = [line for line in text.split("\n") if line.strip()]
+    out = [
+        f"Corpus: {corpus.name}   (fuente: {corpus.source})",
+        f"Caracteres: {thousands(len(text))}",
+        f"Líneas (no vacías): {thousands(len(lines))}",
+        f"Vocabulario: {len(counts)} caracteres distintos",
+        f"Tipo: {'una entrada por línea (la validación toma líneas enteras)' if corpus.lines else 'texto continuo (la validación es el final)'}",
+        "",
+        "Caracteres más frecuentes:",
+    ]
+    for ch, n in counts.most_common(top):
+        out.append(f"  {show_char(ch):>4}  {thousands(n):>9}  {100 * n / len(text):5.2f} %")
+    out += ["", "Algunas líneas:"]
+    step = max(1, len(lines) // samples)
+    out += [f"  {line[:100]}" for line in lines[::step][:samples]]
+    return "\n".join(out)

@@ -1,0 +1,63 @@
+"""Pictures of training: the weights at an epoch (one panel per tensor) and the loss curves."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402  (the object API: no global pyplot state)
+
+from ..checkpoint import atomic_write  # noqa: E402
+
+
+def save_figure(fig: Figure, path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write(path, buffer.getvalue())
+
+
+def epoch_plot(model, epoch: int, path) -> None:
+    """The seed's picture, readable: 2-D weights as heatmaps with a colour bar, 1-D biases and norms as lines."""
+    params = [(name, p.detach().float().cpu()) for name, p in model.named_parameters()]
+    cols = 6
+    rows = math.ceil(len(params) / cols)
+    fig = Figure(figsize=(cols * 3.2, rows * 2.6 + 0.8), dpi=80)
+    fig.suptitle(f"Estado de la red neuronal - Época {epoch}", fontsize=16)
+    for i, (name, x) in enumerate(params):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_title(name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b"), fontsize=8)
+        ax.tick_params(labelsize=6)
+        if x.ndim >= 2:
+            x = x.reshape(x.shape[0], -1)
+            limit = float(x.abs().max()) or 1.0
+            im = ax.imshow(x.numpy(), aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+        else:
+            ax.plot(x.numpy(), linewidth=0.8)
+            ax.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=1 - 0.9 / fig.get_figheight(), wspace=0.45, hspace=0.45)
+    save_figure(fig, path)
+
+
+def loss_plot(metrics: list[dict], path) -> None:
+    """Train and val loss (nats per character) against the step, with bits per character on the right axis."""
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    train = [(m["step"], m["train_loss"]) for m in metrics if "train_loss" in m]
+    val = [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]
+    if train:
+        ax.plot(*zip(*train), label="entrenamiento", color="tab:blue", alpha=0.8)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validación", color="tab:orange")
+    ax.set_xlabel("paso")
+    ax.set_ylabel("pérdida (nats por carácter)")
+    ax.set_title("Curvas de pérdida")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    right = ax.secondary_yaxis("right", functions=(lambda n: n / math.log(2), lambda b: b * math.log(2)))
+    right.set_ylabel("bits por carácter")
+    fig.tight_layout()
+    save_figure(fig, path)

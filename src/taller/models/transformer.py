@@ -1,0 +1,168 @@
+"""A decoder-only Transformer, written to be read.
+
+    characters ──► embedding + position ──► [ attention ─► feed-forward ] × n_layers ──► LayerNorm ──► logits
+
+Shapes: B = batch, T = time (characters), C = d_model, H = heads, D = C // H (width of a head), V = vocabulary.
+Each block is pre-norm: x = x + attention(norm(x)); x = x + feed_forward(norm(x)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import ModelConfig
+
+
+def sinusoidal_positions(block_size: int, d_model: int) -> torch.Tensor:
+    """The fixed position code of "Attention is all you need": sines and cosines of geometric frequencies."""
+    position = torch.arange(block_size).float()[:, None]  # (T, 1)
+    frequency = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))  # (C/2,)
+    pe = torch.zeros(block_size, d_model)
+    pe[:, 0::2] = torch.sin(position * frequency)
+    pe[:, 1::2] = torch.cos(position * frequency[: d_model // 2])
+    return pe  # (T, C)
+
+
+class CausalSelfAttention(nn.Module):
+    """Each character looks back at the earlier ones (never forward) and mixes in what it finds useful."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.query = nn.Linear(cfg.d_model, cfg.d_model)  # what am I looking for?
+        self.key = nn.Linear(cfg.d_model, cfg.d_model)  # what do I contain?
+        self.value = nn.Linear(cfg.d_model, cfg.d_model)  # what do I pass on if chosen?
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)  # heads back into the residual stream
+        self.dropout = cfg.dropout
+        self.explicit = cfg.attention == "explicit"
+        self.weights = None  # (B, H, T, T) attention of the last call, when recorded
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        past = 0
+        if cache is not None:  # generation: keys and values of earlier characters are kept, not recomputed
+            if "k" in cache:
+                past = cache["k"].shape[2]
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)  # (B, H, past+T, D)
+            cache["k"], cache["v"] = k, v
+        dropout = self.dropout if self.training else 0.0
+
+        if self.explicit or record:  # the readable path: the attention matrix, written out
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, past+T)
+            i = torch.arange(T, device=x.device)[:, None] + past  # absolute position of each query
+            j = torch.arange(past + T, device=x.device)[None, :]  # absolute position of each key
+            scores = scores.masked_fill(j > i, float("-inf"))  # causal: no looking ahead
+            weights = F.softmax(scores, dim=-1)  # each row sums to 1
+            if record:
+                self.weights = weights.detach()
+            y = F.dropout(weights, dropout, self.training) @ v  # (B, H, T, D)
+        else:  # the fast path: the same computation in one fused kernel
+            if past == 0:
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            elif T == 1:  # one new character sees everything before it
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            else:
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
+        return F.dropout(self.proj(y), dropout, self.training)
+
+
+class FeedForward(nn.Module):
+    """Per-character thinking: widen, bend (GELU), narrow."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.gelu(self.up(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.attention = CausalSelfAttention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.feed_forward = FeedForward(cfg)
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x), cache, record)  # residual: add, don't replace
+        x = x + self.feed_forward(self.norm2(x))
+        return x
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)  # a vector per character
+        if cfg.pos_encoding == "learned":
+            self.position = nn.Embedding(cfg.block_size, cfg.d_model)  # a learned vector per position
+        else:
+            self.register_buffer("pe", sinusoidal_positions(cfg.block_size, cfg.d_model), persistent=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.output = nn.Linear(cfg.d_model, cfg.vocab_size)  # a score (logit) per possible next character
+        if cfg.tie_weights:
+            self.output.weight = self.embedding.weight
+        self.apply(self._init)
+        for block in self.blocks:  # residual projections start small so that deep stacks begin near identity
+            for layer in (block.attention.proj, block.feed_forward.down):
+                nn.init.normal_(layer.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    @property
+    def block_size(self) -> int:
+        return self.cfg.block_size
+
+    def forward(self, idx: torch.Tensor, cache: list[dict] | None = None, record: bool = False) -> torch.Tensor:
+        """idx (B, T) character ids -> logits (B, T, V). With a cache, idx holds only the new characters."""
+        B, T = idx.shape
+        start = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
+        assert start + T <= self.cfg.block_size, f"context {start + T} is longer than block_size {self.cfg.block_size}"
+        positions = torch.arange(start, start + T, device=idx.device)  # (T,) the position of each character
+        pos = self.position(positions) if self.cfg.pos_encoding == "learned" else self.pe[positions]  # (T, C)
+        x = self.dropout(self.embedding(idx) + pos)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache[i] if cache is not None else None, record)
+        return self.output(self.norm(x))  # (B, T, V)
+
+    # --- generation: one interface for every model --------------------------------------------------------------
+    def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+        """Read a prompt (B, T); return the next-character logits (B, V) and the state (a KV cache per layer)."""
+        cache = [{} for _ in self.blocks]
+        return self(idx, cache)[:, -1], cache
+
+    def step(self, idx: torch.Tensor, state: list[dict]) -> tuple[torch.Tensor, list[dict]]:
+        """Feed one new character per row (B, 1); return its next-character logits (B, V) and the updated state."""
+        return self(idx, state)[:, -1], state
+
+    @staticmethod
+    def state_length(state: list[dict]) -> int:
+        return state[0]["k"].shape[2] if state and "k" in state[0] else 0
+
+    def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """Attention weights of every layer, each (B, H, T, T), from the readable path."""
+        self(idx, record=True)
+        return [block.attention.weights for block in self.blocks]

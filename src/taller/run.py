@@ -1,0 +1,109 @@
+"""A run folder, loaded: its configuration, tokenizer, model and state — what every command after `train` reads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import atomic_write, load_tensors, read_state, sha256, unflatten_optimizer
+from .config import Config
+from .errors import TallerError
+from .tokenizers import CharTokenizer
+
+
+@dataclass
+class Run:
+    dir: Path
+    config: Config
+    tokenizer: CharTokenizer
+    model: torch.nn.Module
+    state: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def line_corpus(self) -> bool:
+        return bool(self.state.get("line_corpus", False))
+
+    def generate(self, prompt: str = "", n: int = 1, **kwargs):
+        """Samples that continue `prompt` (see taller.generate.generate for the options)."""
+        from .generate import generate
+
+        kwargs.setdefault("stop", "\n" if self.line_corpus else None)
+        return generate(self.model, self.tokenizer, prompt, n, **kwargs)
+
+    def write_samples(self, prompt: str = "", n: int = 5, seed: int | None = None, **kwargs) -> list:
+        """samples.txt and table.txt for `n` new samples."""
+        from .explain import probability_table
+
+        samples = self.generate(prompt, n, seed=seed, **kwargs)
+        atomic_write(self.dir / "samples.txt", "".join(s.text + "\n" for s in samples).encode("utf-8"))
+        atomic_write(self.dir / "table.txt", probability_table(samples).encode("utf-8"))
+        return samples
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    metrics = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
+            metrics.append(entry)
+    return metrics
+
+
+def _checked_file(run_dir: Path, name: str, state: dict) -> Path:
+    path = run_dir / name
+    expected = state["files"].get(name)
+    if not path.exists():
+        raise TallerError(f"falta {path}; la ejecución está incompleta.")
+    if expected is not None and sha256(path.read_bytes()) != expected:
+        raise TallerError(f"{path} no coincide con state.json (suma SHA-256 distinta): está dañado o truncado. "
+                          "Si tienes best.safetensors, cópialo encima; si no, vuelve a entrenar.")
+    return path
+
+
+def load_weights_into(run_dir: Path, model, optimizer=None, batches=None) -> dict:
+    """Restore weights (and, to resume, optimizer and random generators) from a run folder; return its state."""
+    from .checkpoint import read_state
+
+    run_dir = Path(run_dir)
+    state = read_state(run_dir)
+    tensors, _ = load_tensors(_checked_file(run_dir, "model.safetensors", state), expected=model.state_dict())
+    model.load_state_dict(tensors)
+    if optimizer is not None:
+        opt_tensors, meta = load_tensors(_checked_file(run_dir, "optim.safetensors", state))
+        try:
+            optimizer.load_state_dict(unflatten_optimizer(opt_tensors, meta))
+            torch.set_rng_state(opt_tensors["rng.torch"])
+            if batches is not None:
+                batches.generator.set_state(opt_tensors["rng.data"])
+        except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+            raise TallerError(f"{run_dir}/optim.safetensors no corresponde a este modelo ({e}); no se puede continuar.") from None
+    return state
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Open a run folder for generation and inspection (never unpickles anything)."""
+    from .models import build_model
+
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
+    state = read_state(run_dir)
+    config = Config.load(run_dir / "config.toml").validate()
+    tokenizer = CharTokenizer.load(run_dir / "tokenizer.json")
+    if tokenizer.vocab_size != config.model.vocab_size:
+        raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} caracteres pero config.toml dice "
+                          f"vocab_size={config.model.vocab_size}; la carpeta mezcla ficheros de ejecuciones distintas.")
+    model = build_model(config.model)
+    load_weights_into(run_dir, model)
+    model.to(device).eval()
+    return Run(run_dir, config, tokenizer, model, state)
