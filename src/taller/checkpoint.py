@@ -35,18 +35,20 @@ DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the new one, never half of it."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         if isinstance(e, OSError):
             raise TallerError(f"no pude escribir {path}: {e.strerror or e}; comprueba el espacio libre y los permisos. "
                               "Lo que ya estaba guardado sigue intacto.") from None
@@ -143,12 +145,12 @@ def save_checkpoint(run_dir: Path, model_tensors: dict[str, torch.Tensor], optim
     files = {}
     for name, tensors, meta in (("model", model_tensors, {"format": str(FORMAT_VERSION)}), ("optim", optim_tensors, optim_meta)):
         data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=meta)
-        atomic_write(run_dir / f"{name}.next.safetensors", data)  # phase 1
+        atomic_write(pending_name(run_dir / f"{name}.safetensors"), data)  # phase 1
         files[f"{name}.safetensors"] = sha256(data)
     state = {**state, "format": FORMAT_VERSION, "files": files}
     atomic_write(run_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode("utf-8"))  # phase 2: commit
     for name in files:  # phase 3
-        os.replace(run_dir / name.replace(".safetensors", ".next.safetensors"), run_dir / name)
+        os.replace(pending_name(run_dir / name), run_dir / name)
 
 
 def read_state(run_dir: Path) -> dict:
@@ -173,10 +175,37 @@ def read_state(run_dir: Path) -> dict:
         if not isinstance(state.get(key), typ) or isinstance(state.get(key), bool):
             raise TallerError(f"{path}: el campo '{key}' falta o tiene un tipo incorrecto; el fichero está dañado.")
     for name, digest in state["files"].items():
-        final, pending = run_dir / name, run_dir / name.replace(".safetensors", ".next.safetensors")
-        if pending.exists():
-            if sha256(pending.read_bytes()) == digest:
-                os.replace(pending, final)  # the crash came between commit and rename: finish it
-            elif final.exists() and sha256(final.read_bytes()) == digest:
-                pending.unlink()  # an unfinished phase 1 from after this checkpoint
+        if not isinstance(digest, str):
+            raise TallerError(f"{path}: la suma de '{name}' no es un texto; el fichero está dañado.")
+        final, pending = run_dir / name, pending_name(run_dir / name)
+        try:
+            if pending.exists():
+                if sha256(pending.read_bytes()) == digest:
+                    os.replace(pending, final)  # the crash came between commit and rename: finish it
+                elif final.exists() and sha256(final.read_bytes()) == digest:
+                    pending.unlink()  # an unfinished phase 1 from after this checkpoint
+        except OSError:
+            pass  # a read-only folder: checkpoint_file() reads the pending file instead
     return state
+
+
+def pending_name(path: Path) -> Path:
+    return path.with_name(path.name.replace(".safetensors", ".next.safetensors"))
+
+
+def checkpoint_file(run_dir: Path, name: str, state: dict) -> Path:
+    """The file of the committed checkpoint called `name`, its digest checked against state.json."""
+    expected = state["files"].get(name)
+    for path in (Path(run_dir) / name, pending_name(Path(run_dir) / name)):
+        if path.exists() and (expected is None or sha256(path.read_bytes()) == expected):
+            return path
+    if not (Path(run_dir) / name).exists():
+        raise TallerError(f"falta {Path(run_dir) / name}; la ejecución está incompleta.")
+    raise TallerError(f"{Path(run_dir) / name} no coincide con state.json (suma SHA-256 distinta): está dañado o truncado. "
+                      "Si tienes best.safetensors, cópialo encima; si no, vuelve a entrenar.")
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Temporary files of writes that a crash cut short."""
+    for leftover in Path(run_dir).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)

@@ -42,13 +42,24 @@ def positive_int(text: str) -> int:
 positive_int.__name__ = "entero positivo"
 
 
+def bounded_int(high: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if not 1 <= value <= high:
+            raise ValueError
+        return value
+
+    parse.__name__ = f"entero entre 1 y {high}"
+    return parse
+
+
 def build_parser() -> Parser:
     p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
     p.add_argument("--version", action="version", version=f"taller {__import__('taller').__version__}")
     sub = p.add_subparsers(dest="command", metavar="ORDEN", parser_class=Parser)
 
     d = sub.add_parser("demo", help="toda la historia de los refranes en unos minutos")
-    d.add_argument("--max-time", type=float, default=150, help="segundos de entrenamiento (150)")
+    d.add_argument("--max-time", type=float, help="entrena estos segundos en vez de las épocas del preset base")
     d.add_argument("--out", help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
 
     c = sub.add_parser("corpus", help="los corpus disponibles y cómo son")
@@ -75,13 +86,14 @@ def build_parser() -> Parser:
     gen = sub.add_parser("generate", aliases=["generar"], help="escribe texto nuevo con un modelo entrenado")
     gen.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     gen.add_argument("--prompt", default="", help="el comienzo del texto (por ejemplo \"No hay \")")
-    gen.add_argument("-n", type=positive_int, default=1, help="cuántas muestras (1)")
+    gen.add_argument("-n", type=bounded_int(1000), default=1, help="cuántas muestras (1; hasta 1000)")
     gen.add_argument("--temperature", type=float, default=1.0, help="<1 más prudente, >1 más loco (1.0)")
     gen.add_argument("--top-k", type=int, default=0, help="elige sólo entre los k más probables (0 = todos)")
     gen.add_argument("--top-p", type=float, default=1.0, help="elige entre los más probables que suman p (1.0)")
     gen.add_argument("--greedy", action="store_true", help="elige siempre el más probable")
     gen.add_argument("--seed", type=int, help="semilla del muestreo")
-    gen.add_argument("--max-chars", type=positive_int, default=200, help="caracteres como máximo por muestra (200)")
+    gen.add_argument("--max-chars", type=bounded_int(100_000), default=200,
+                     help="caracteres como máximo por muestra (200)")
     gen.add_argument("--table", metavar="FICHERO", help="escribe la tabla de probabilidades en este fichero")
     gen.add_argument("--show-probs", action="store_true", help="muestra los 5 candidatos de cada paso")
     gen.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
@@ -203,10 +215,12 @@ def cmd_demo(args) -> None:
 
     cfg = Config.preset("base")
     cfg.data.corpus = "refranes"
-    cfg.train.max_time = args.max_time
     cfg.train.prompt = "No hay "
+    if args.max_time:
+        cfg.train.max_time = args.max_time
     out = Path(args.out) if args.out else default_out("demo")
-    print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {args.max_time:.0f} s.")
+    budget = f"{args.max_time:.0f} s" if args.max_time else f"{cfg.train.epochs} épocas (unos 3 minutos en 2 núcleos)"
+    print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {budget}.")
     started = time.perf_counter()
     run = train(cfg, out)
     known = set(load_corpus("refranes").text.split("\n"))

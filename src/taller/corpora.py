@@ -5,7 +5,8 @@ A corpus name resolves, in this order, to:
   2. `$TALLER_DATA/<name>.txt`;
   3. the system's copy (Debian's fortunes-es puts the refranes in /usr/share/games/fortunes/es/);
   4. the user cache (`$TALLER_CACHE`, else ~/.cache/taller/<name>.txt);
-  5. a real download, cleaned, checked against a known SHA-256 and written to the cache atomically.
+  5. a real download, cleaned, checked against a known SHA-256 and written to the cache atomically
+     (never when TALLER_OFFLINE is set).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
             return Corpus(name=path.stem, text=text, source=str(path), lines=looks_like_lines(text))
         raise TallerError(f"corpus desconocido '{name_or_path}': usa {', '.join(CORPORA)} o la ruta de un fichero de texto UTF-8.")
 
+    download = download and not os.environ.get("TALLER_OFFLINE")
     tried = []
     data_dir = os.environ.get("TALLER_DATA")
     if data_dir:

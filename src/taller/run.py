@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_write, load_tensors, read_state, sha256, unflatten_optimizer
+from .checkpoint import atomic_write, checkpoint_file, load_tensors, read_state, unflatten_optimizer
 from .config import Config
 from .errors import TallerError
 from .tokenizers import CharTokenizer
@@ -59,27 +59,14 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return metrics
 
 
-def _checked_file(run_dir: Path, name: str, state: dict) -> Path:
-    path = run_dir / name
-    expected = state["files"].get(name)
-    if not path.exists():
-        raise TallerError(f"falta {path}; la ejecución está incompleta.")
-    if expected is not None and sha256(path.read_bytes()) != expected:
-        raise TallerError(f"{path} no coincide con state.json (suma SHA-256 distinta): está dañado o truncado. "
-                          "Si tienes best.safetensors, cópialo encima; si no, vuelve a entrenar.")
-    return path
-
-
 def load_weights_into(run_dir: Path, model, optimizer=None, batches=None) -> dict:
     """Restore weights (and, to resume, optimizer and random generators) from a run folder; return its state."""
-    from .checkpoint import read_state
-
     run_dir = Path(run_dir)
     state = read_state(run_dir)
-    tensors, _ = load_tensors(_checked_file(run_dir, "model.safetensors", state), expected=model.state_dict())
+    tensors, _ = load_tensors(checkpoint_file(run_dir, "model.safetensors", state), expected=model.state_dict())
     model.load_state_dict(tensors)
     if optimizer is not None:
-        opt_tensors, meta = load_tensors(_checked_file(run_dir, "optim.safetensors", state))
+        opt_tensors, meta = load_tensors(checkpoint_file(run_dir, "optim.safetensors", state))
         try:
             optimizer.load_state_dict(unflatten_optimizer(opt_tensors, meta))
             torch.set_rng_state(opt_tensors["rng.torch"])

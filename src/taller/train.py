@@ -23,7 +23,7 @@ from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
 from . import __version__
-from .checkpoint import atomic_write, flatten_optimizer, save_checkpoint
+from .checkpoint import atomic_write, flatten_optimizer, remove_leftovers, save_checkpoint
 from .config import Config
 from .corpora import load_corpus
 from .data import Batches, eval_windows, split_text
@@ -118,14 +118,16 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-def prepare_run_dir(out: Path, resume: bool) -> None:
-    if resume:
-        if not (out / "state.json").exists():
-            raise TallerError(f"--resume: {out} no tiene ninguna ejecución que continuar (falta state.json).")
-        return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+def check_run_dir(out: Path, resume: bool) -> None:
+    """Refuse, before anything is written, to start over an existing run or to resume a missing one."""
+    if resume and not (out / "state.json").exists():
+        raise TallerError(f"--resume: {out} no tiene ninguna ejecución que continuar (falta state.json).")
+    if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TallerError(f"{out} ya existe y no está vacía; usa --resume para continuar esa ejecución "
                           "o elige otra carpeta con --out. No se ha tocado nada.")
+
+
+def create_run_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -136,8 +138,8 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     """Train a model as `cfg` says, writing the run folder `out`; return the trained run."""
     out = Path(out)
     cfg.validate()
-    corpus = load_corpus(cfg.data.corpus)  # fails early, before any folder is created
-    prepare_run_dir(out, resume)
+    check_run_dir(out, resume)
+    corpus = load_corpus(cfg.data.corpus)
     tokenizer = CharTokenizer.load(out / "tokenizer.json") if resume else CharTokenizer.from_text(corpus.text)
     split = split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction,
                        seed=cfg.data.split_seed, kind=cfg.data.split)
@@ -158,15 +160,19 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     schedule_steps = t.epochs * steps_per_epoch  # the learning-rate schedule's horizon, unless the clock is
     total_steps = min(schedule_steps, t.max_steps or schedule_steps) if t.max_time <= 0 else t.max_steps
 
+    # Everything is checked: only now is the run folder written.
     step, epoch, train_time, best_val = 0, 0, 0.0, float("inf")
     if resume:
         state = load_weights_into(out, model, optimizer, batches)
+        remove_leftovers(out)
+        cfg.save(out / "config.toml")  # a longer schedule given on resuming is remembered
         step, epoch, train_time = state["step"], state["epoch"], float(state["train_time"])
         best_val = float(state.get("best_val_loss", float("inf")))
         metrics = [m for m in read_metrics(out) if m["step"] <= step]
         atomic_write(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics).encode())
         log(f"Continúo {out} desde el paso {step} (época {epoch}).")
     else:
+        create_run_dir(out)
         cfg.save(out / "config.toml")
         tokenizer.save(out / "tokenizer.json")
     compiled = torch.compile(model) if t.compile else model
@@ -189,8 +195,12 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
                                                         metadata={"step": str(step)}))
 
     def log_metrics(entry: dict) -> None:
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        try:
+            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+        except OSError as e:
+            raise TallerError(f"no pude escribir {out / 'metrics.jsonl'}: {e.strerror}; comprueba el espacio libre y "
+                              "los permisos. El último punto de control sigue intacto.") from None
 
     atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))
     if not resume and t.plot_every:
@@ -200,9 +210,11 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
         f"caracteres de entrenamiento, {thousands(len(val_ids))} de validación · {device.type}")
 
     chars_per_step = t.batch_size * cfg.model.block_size
-    bar = tqdm(total=round(t.max_time) if t.max_time > 0 else total_steps, disable=not progress, dynamic_ncols=True,
-               unit="s" if t.max_time > 0 else "paso", initial=round(train_time) if t.max_time > 0 else step,
-               desc="Entrenando", leave=True, mininterval=1.0)
+    timed = t.max_time > 0
+    bar = tqdm(total=int(t.max_time) if timed else total_steps, initial=min(int(train_time), int(t.max_time)) if timed else step,
+               disable=not progress, dynamic_ncols=True, desc="Entrenando", mininterval=1.0,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} " + ("s" if timed else "pasos")
+                          + " [{elapsed}<{remaining}{postfix}]")
     window_loss, window_count, window_time = 0.0, 0, 0.0
     val_loss = float("nan")
     interrupted = False
@@ -240,16 +252,11 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
             if step % t.log_every == 0:
                 log_metrics({"step": step, "epoch": epoch, "train_loss": window_loss / window_count, "lr": lr,
                              "tokens_per_s": chars_per_step * window_count / window_time, "time": train_time})
-                bar.set_postfix_str(f"pérdida {window_loss / window_count:.3f} · val {val_loss:.3f} · "
-                                    f"{val_loss / LN2:.2f} bits/car · "
-                                    f"{thousands(chars_per_step * window_count / window_time)} car/s")
+                val_text = f"val {val_loss:.3f} · {val_loss / LN2:.2f} bits/car" if math.isfinite(val_loss) else "val —"
+                bar.set_postfix_str(f"pérdida {window_loss / window_count:.3f} · {val_text} · "
+                                    f"{thousands(chars_per_step * window_count / window_time)} car/s", refresh=False)
                 window_loss, window_count, window_time = 0.0, 0, 0.0
-            if t.max_time > 0:
-                bar.n = min(round(train_time), bar.total)
-                if step % 10 == 0:
-                    bar.refresh()
-            else:
-                bar.update(1)
+            bar.update(min(int(train_time), bar.total) - bar.n if t.max_time > 0 else 1)
             if step % steps_per_epoch == 0:  # the end of an epoch: score, save, draw
                 epoch += 1
                 val_loss = evaluate(model, windows[:n_eval], mask[:n_eval], device, autocast)

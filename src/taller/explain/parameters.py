@@ -38,5 +38,9 @@ def parameter_table(model: torch.nn.Module) -> str:
     lines += ["-" * len(header), "", "Por componente:"]
     for component, count in by_component.items():
         lines.append(f"  {component:<16} {thousands(count):>10}  {100 * count / total:5.1f}%")
+    buffers = [(name, b) for name, b in model.named_buffers()]
+    if buffers:  # e.g. the sinusoidal position code: part of the model, but fixed, so not a parameter
+        lines += ["", "Tensores fijos (no se entrenan, no cuentan como parámetros):"]
+        lines += [f"  {name:<38} {str(tuple(b.shape)):<14}" for name, b in buffers]
     lines += ["", f"Total: {thousands(total)} parámetros"]
     return "\n".join(lines) + "\n"

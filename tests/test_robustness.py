@@ -1,0 +1,246 @@
+"""Nothing lost, nothing executed: crashes at any instant, signals, hostile files, full disks, fuzzed input."""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import crash_child
+from taller.cli import main
+from taller.config import Config
+from taller.errors import TallerError
+from taller.run import load_run, read_metrics
+
+from conftest import tiny_config
+
+SETTINGS = dict(dropout=0.1, log_every=1, epochs=1000, eval_chars=64, samples=0, d_model=32)
+
+
+@pytest.fixture(scope="module")
+def forks():
+    """Processes forked from a server that imported taller but never ran a tensor operation (fork-safe)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["crash_child", "taller.train", "taller.explain"])
+    return ctx
+
+
+def start(forks, *args, **kwargs):
+    p = forks.Process(target=crash_child.train, args=args, kwargs=kwargs)
+    p.start()
+    return p
+
+
+def wait_for(path: Path, process, limit: float = 60.0) -> None:
+    """Until `path` exists (the first checkpoint is committed) or the process ends."""
+    waited = 0.0
+    while not path.exists() and process.is_alive() and waited < limit:
+        process.join(0.02)
+        waited += 0.02
+    assert path.exists(), f"{path} never appeared"
+
+
+def train_losses(run_dir) -> dict[int, float]:
+    return {m["step"]: m["train_loss"] for m in read_metrics(run_dir) if "train_loss" in m}
+
+
+def test_sigkill_at_20_instants_never_loses_the_last_checkpoint_and_resume_is_exact(forks, tmp_path, corpus_file):
+    out = tmp_path / "run"
+    reference = tmp_path / "reference"
+    p = start(forks, str(corpus_file), str(reference), SETTINGS, False, 200)
+    p.join(120)
+    assert p.exitcode == 0
+    expected = train_losses(reference)
+
+    # 7 kills at exact points of the two-phase commit, then 13 at random instants.
+    protocol = [("model.next.safetensors", "before"), ("model.next.safetensors", "after"),
+                ("optim.next.safetensors", "before"), ("state.json", "before"), ("state.json", "after"),
+                ("model.safetensors", "after"), ("optim.safetensors", "after")]
+    rng = random.Random(20261122)
+    kills, committed = 0, 0
+    for i in range(20):
+        resume = (out / "state.json").exists()
+        if protocol and i < len(protocol):
+            name, when = protocol[i]
+            p = start(forks, str(corpus_file), str(out), SETTINGS, resume, 5000, kill=(name, when, 2))
+            p.join(120)
+            assert p.exitcode == -signal.SIGKILL, (name, when, p.exitcode)
+        else:
+            p = start(forks, str(corpus_file), str(out), SETTINGS, resume, 5000)
+            wait_for(out / "state.json", p)
+            p.join(rng.uniform(0.0, 0.4))
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(10)
+            assert p.exitcode == -signal.SIGKILL
+        kills += 1
+        run = load_run(out)  # the last complete checkpoint loads...
+        assert run.state["step"] >= committed  # ...and is never older than one we saw before
+        committed = run.state["step"]
+    assert kills == 20 and committed > 0
+
+    # The last kill is resumed too; every step's loss equals the uninterrupted run's.
+    p = start(forks, str(corpus_file), str(out), SETTINGS, True, committed + 10)
+    p.join(120)
+    assert p.exitcode == 0
+    got = train_losses(out)
+    common = sorted(set(got) & set(expected))
+    assert len(common) >= min(len(expected), committed)
+    assert all(got[s] == expected[s] for s in common)
+    assert not list(out.glob(".*.tmp")) and not list(out.glob("*.next.safetensors"))
+
+
+def test_sigterm_saves_and_exits_0(forks, tmp_path, corpus_file):
+    out = tmp_path / "run"
+    p = start(forks, str(corpus_file), str(out), {**SETTINGS, "eval_chars": 64}, False, 100000)
+    wait_for(out / "state.json", p)
+    os.kill(p.pid, signal.SIGTERM)
+    p.join(60)
+    assert p.exitcode == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["step"] == max(train_losses(out)) and not state["finished"]
+
+
+# --- hostile files -------------------------------------------------------------------------------------------------
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+        sys.exit(0)
+    return e.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, content", [
+    ("tokenizer.json", '{"type": "char"}'),
+    ("tokenizer.json", '{"type": "char", "chars": "abc"}'),
+    ("state.json", '{"format": 1, "step": 3, "epoch": 0, "train_time": 1.0}'),
+    ("state.json", '{"format": 1, "step": 3, "epoch": 0, "train_time": 1.0, "files": {"model.safetensors": 7}}'),
+    ("state.json", '[]'),
+    ("config.toml", '[model]\ncolor = "rojo"\n'),
+    ("config.toml", '[model]\nd_model = 8192\nn_layers = 256\nd_ff = 65536\n'),
+    ("config.toml", '[model]\nd_model = "ancho"\n'),
+])
+def test_hostile_metadata_is_refused_with_one_line(trained_run, tmp_path, capsys, name, content):
+    run = tmp_path / "copia"
+    shutil.copytree(trained_run.dir, run)
+    (run / name).write_text(content)
+    code, err = run_cli(["generate", str(run)], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_tensors_of_the_wrong_dtype_are_refused(trained_run, tmp_path, capsys):
+    from safetensors.torch import save_file
+    run = tmp_path / "copia"
+    shutil.copytree(trained_run.dir, run)
+    save_file({k: v.double() for k, v in trained_run.model.state_dict().items()}, str(run / "model.safetensors"))
+    state = json.loads((run / "state.json").read_text())  # a consistent folder, so that the dtype check is what fails
+    state["files"]["model.safetensors"] = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    (run / "state.json").write_text(json.dumps(state))
+    code, err = run_cli(["generate", str(run)], capsys)
+    assert code == 2 and "forma" in err
+
+
+# --- full and read-only disks --------------------------------------------------------------------------------------
+
+
+def mount_tmpfs(path: Path, size_kb: int) -> bool:
+    path.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def digests(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkpoint(trained_run, tmp_path, capsys):
+    disk = tmp_path / "disk"
+    used_kb = sum(p.stat().st_size for p in trained_run.dir.iterdir()) // 1024
+    if not mount_tmpfs(disk, used_kb + 64):
+        pytest.skip("no se puede montar un tmpfs pequeño aquí (hace falta ser root)")
+    try:
+        run = disk / "run"
+        shutil.copytree(trained_run.dir, run)
+        before = digests(run)
+        # fill what is left, so that the next checkpoint cannot be written
+        fd = os.open(disk / "relleno", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        code, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
+        assert code == 2 and err.count("\n") == 1 and "espacio" in err
+        after = digests(run)
+        for name in ("model.safetensors", "optim.safetensors", "state.json", "config.toml", "tokenizer.json"):
+            assert after[name] == before[name], name
+        load_run(run)  # still loads
+
+        (disk / "relleno").unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        code, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
+        assert code == 2 and err.count("\n") == 1
+        code, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1"], capsys)
+        assert code == 0  # a read-only run folder (a USB stick) is still usable
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+# --- fuzzing --------------------------------------------------------------------------------------------------------
+
+KEYS = ["d_model", "model.n_heads", "lr", "train.batch_size", "dropout", "corpus", "split", "epochs", "max_time",
+        "tie_weights", "pos_encoding", "modelo.x", "", "a.b.c", "train", "=", "seed", "block_size", "val_fraction"]
+VALUES = st.one_of(st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True).map(str),
+                   st.sampled_from(["true", "sí", "no", "nan", "inf", "-0", "1e400", "", "fused", "learned"]),
+                   st.text(max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(KEYS) | st.text(max_size=10), VALUES), max_size=6))
+def test_fuzz_set_and_validation_only_ever_raise_taller_error(pairs):
+    cfg = Config()
+    try:
+        cfg.apply_overrides([f"{k}={v}" for k, v in pairs])
+        cfg.validate()
+    except TallerError as e:
+        assert str(e) and "\n" not in str(e)
+
+
+WORDS = ["train", "entrenar", "generate", "generar", "corpus", "show", "list", "demo", "--corpus", "--preset", "--set",
+         "--epochs", "--max-time", "--steps", "--seed", "--device", "--out", "--resume", "--prompt", "-n",
+         "--temperature", "--top-k", "--top-p", "--greedy", "--max-chars", "--table", "--show-probs", "--config",
+         "0", "-1", "3", "1e9", "nan", "cuda", "mps", "seed", "base", "refranes", "quijote", "d_model=7", "lr=-1",
+         "../../etc/passwd", "no-existe.txt", "¿Ñandú?", "", "--help", "--version"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(WORDS + ["RUN", "RUN", "TABLE"]), max_size=7))
+def test_fuzz_the_command_line_ends_in_0_or_2_never_a_traceback(trained_run, tmp_path_factory, monkeypatch, argv):
+    work = tmp_path_factory.mktemp("fuzz")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TALLER_OFFLINE", "1")
+    monkeypatch.setenv("TALLER_DATA", str(work))
+    run = work / "run"
+    shutil.copytree(trained_run.dir, run)
+    argv = [str(run) if a == "RUN" else str(work / "t.txt") if a == "TABLE" else a for a in argv]
+    if argv[:1] == ["demo"]:
+        argv += ["--max-time", "0.5"]
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    assert code in (0, 2, None), (argv, code)
