@@ -224,9 +224,9 @@ def cmd_demo(args) -> None:
     started = time.perf_counter()
     run = train(cfg, out)
     known = set(load_corpus("refranes").text.split("\n"))
-    samples = [s for s in run.generate("No hay ", 20, seed=cfg.train.seed) if s.text not in known]
-    samples = (samples + run.generate("No hay ", 5, seed=cfg.train.seed + 1))[:5]
-    print("\nCinco refranes nuevos que empiezan por «No hay »:")
+    samples = [s for s in run.generate("No hay ", 20, seed=cfg.train.seed, temperature=0.8) if s.text not in known]
+    samples = (samples + run.generate("No hay ", 5, seed=cfg.train.seed + 1, temperature=0.8))[:5]
+    print("\nCinco refranes nuevos que empiezan por «No hay » (temperatura 0,8):")
     for s in samples:
         print(f"  • {s.text}")
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))

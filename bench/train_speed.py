@@ -1,0 +1,58 @@
+"""Training speed: characters/s, model GFLOP/s (6 × parameters × characters/s) and the fraction of the matrix peak
+measured in the same run, for a preset and for nanoGPT's CPU "baby" shape.
+
+    python bench/train_speed.py --preset base [--steps 60]      → one JSON line per shape
+"""
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from matmul import peak
+from taller.config import Config
+from taller.models import build_model
+from taller.train import make_optimizer
+
+NANOGPT_BABY = {"n_layers": 4, "n_heads": 4, "d_model": 128, "d_ff": 512, "block_size": 64, "batch_size": 12,
+                "dropout": 0.0, "lr": 1e-3}
+
+
+def speed(cfg: Config, steps: int) -> dict:
+    torch.manual_seed(0)
+    cfg.model.vocab_size = 92  # the Quijote's
+    model = build_model(cfg.model)
+    opt = make_optimizer(model, cfg)
+    B, T = cfg.train.batch_size, cfg.model.block_size
+    x = torch.randint(0, 92, (B, T))
+    times = []
+    for i in range(steps + 5):
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(x).view(-1, 92), x.view(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 5:  # warm-up excluded
+            times.append(time.perf_counter() - start)
+    step = sorted(times)[len(times) // 2]
+    params = sum(p.numel() for p in model.parameters())
+    chars = B * T / step
+    return {"parameters": params, "median_step_ms": 1000 * step, "chars_per_s": chars, "model_gflops": 6 * params * chars / 1e9}
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--preset", default="base")
+    p.add_argument("--steps", type=int, default=60)
+    a = p.parse_args()
+    machine = peak()
+    best = max(machine.values())
+    shapes = {a.preset: Config.preset(a.preset), "nanogpt-baby": Config()}
+    for key, value in NANOGPT_BABY.items():
+        shapes["nanogpt-baby"].set(key, value)
+    for name, cfg in shapes.items():
+        r = speed(cfg, a.steps)
+        print(json.dumps({"bench": "train_speed", "shape": name, **r, **machine,
+                          "fraction_of_peak": r["model_gflops"] / best}))
