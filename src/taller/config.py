@@ -31,7 +31,7 @@ class ModelConfig:
     tie_weights: bool = False  # share the embedding and output matrices
     attention: str = "fused"  # fused (scaled_dot_product_attention) | explicit (readable, same numbers)
     d_embed: int = 0  # lstm: width of the character vectors (0 = d_model)
-    order: int = 6  # ngram: n, the characters it counts together (context of n-1)
+    order: int = 8  # ngram: n, the characters it counts together (context of n-1); 8 was best on a slice of train
 
 
 @dataclass
