@@ -61,7 +61,7 @@ def build_parser() -> Parser:
     t.add_argument("--corpus", help="refranes, quijote o la ruta de un fichero de texto UTF-8")
     t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
     t.add_argument("--model", choices=["transformer", "lstm", "ngram"], help="qué modelo (el del preset)")
-    t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (6)")
+    t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
     t.add_argument("--config", help="fichero TOML con [model], [data] y [train]")
     t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
     g = t.add_mutually_exclusive_group()
