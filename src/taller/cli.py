@@ -70,7 +70,9 @@ def build_parser() -> Parser:
 
     t = sub.add_parser("train", aliases=["entrenar"], help="entrena un modelo y escribe su carpeta de ejecución")
     t.add_argument("--corpus", help="refranes, quijote o la ruta de un fichero de texto UTF-8")
-    t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), seed…")
+    t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
+    t.add_argument("--model", choices=["transformer", "lstm", "ngram"], help="qué modelo (el del preset)")
+    t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
     t.add_argument("--config", help="fichero TOML con [model], [data] y [train]")
     t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
     g = t.add_mutually_exclusive_group()
@@ -87,7 +89,8 @@ def build_parser() -> Parser:
     gen.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     gen.add_argument("--prompt", default="", help="el comienzo del texto (por ejemplo \"No hay \")")
     gen.add_argument("-n", type=bounded_int(1000), default=1, help="cuántas muestras (1; hasta 1000)")
-    gen.add_argument("--temperature", type=float, default=1.0, help="<1 más prudente, >1 más loco (1.0)")
+    gen.add_argument("--temperature", type=float, nargs="+", default=[1.0], metavar="T",
+                     help="<1 más prudente, >1 más loco (1.0); con varias, una muestra por temperatura, lado a lado")
     gen.add_argument("--top-k", type=int, default=0, help="elige sólo entre los k más probables (0 = todos)")
     gen.add_argument("--top-p", type=float, default=1.0, help="elige entre los más probables que suman p (1.0)")
     gen.add_argument("--greedy", action="store_true", help="elige siempre el más probable")
@@ -98,6 +101,22 @@ def build_parser() -> Parser:
     gen.add_argument("--show-probs", action="store_true", help="muestra los 5 candidatos de cada paso")
     gen.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
                      help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
+
+    pr = sub.add_parser("probe", aliases=["sondear"], help="¿qué palabra espera el modelo tras un contexto?")
+    pr.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    pr.add_argument("--context", help="el texto que lee el modelo antes de los candidatos")
+    pr.add_argument("--candidates", nargs="+", metavar="PALABRA", help="las palabras que compiten")
+    pr.add_argument("--example", metavar="NOMBRE", help="un ejemplo de la lección: coche")
+    pr.add_argument("--also-short", action="store_true", help="repite sólo con la última frase del contexto")
+
+    cmp_ = sub.add_parser("compare", aliases=["comparar"], help="entrena varios modelos con el mismo tiempo y los compara")
+    cmp_.add_argument("--corpus", default="quijote", help="refranes, quijote o la ruta de un fichero de texto (quijote)")
+    cmp_.add_argument("--models", default="ngram,lstm,transformer", help="lista separada por comas (ngram,lstm,transformer)")
+    cmp_.add_argument("--max-time", type=float, default=120, metavar="SEGUNDOS", help="segundos por modelo (120)")
+    cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave en todos (repetible)")
+    cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
+    cmp_.add_argument("--out", help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
+    cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
     return p
 
 
@@ -157,6 +176,10 @@ def cmd_train(args) -> None:
             raise TallerError(f"--resume continúa con el corpus de la ejecución ({cfg.data.corpus}); quita --corpus.")
         cfg.data.corpus = args.corpus
     cfg.apply_overrides(args.set)
+    if args.model:
+        cfg.model.kind = args.model
+    if args.order:
+        cfg.model.order = args.order
     if args.epochs:
         cfg.train.epochs, cfg.train.max_time = args.epochs, 0.0
     if args.max_time is not None:
@@ -177,19 +200,29 @@ def cmd_generate(args) -> None:
     from .run import load_run
 
     run = load_run(args.run)
-    if args.temperature <= 0:
-        raise TallerError(f"--temperature={args.temperature} debe ser positiva; para elegir siempre lo más probable usa --greedy.")
+    for temperature in args.temperature:
+        if temperature <= 0:
+            raise TallerError(f"--temperature={temperature:g} debe ser positiva; para elegir siempre lo más probable usa --greedy.")
     if not 0 < args.top_p <= 1:
         raise TallerError(f"--top-p={args.top_p} debe estar en (0, 1].")
     if args.top_k < 0:
         raise TallerError(f"--top-k={args.top_k} no puede ser negativo.")
-    samples = run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=args.temperature,
-                           top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
-                           unknown="replace" if args.replace_unknown else "error")
-    for k, sample in enumerate(samples, start=1):
-        if args.show_probs:
-            print_probs(sample, k if len(samples) > 1 else None)
-        print(sample.text)
+    by_temperature = [run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=temperature,
+                                   top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
+                                   unknown="replace" if args.replace_unknown else "error")
+                      for temperature in args.temperature]
+    samples = [s for group in by_temperature for s in group]
+    if len(args.temperature) > 1:  # one column per temperature
+        from .text import side_by_side
+
+        for k in range(args.n):
+            print(side_by_side([f"temperatura {t:g}" for t in args.temperature], [g[k].text for g in by_temperature]))
+            print()
+    else:
+        for k, sample in enumerate(samples, start=1):
+            if args.show_probs:
+                print_probs(sample, k if len(samples) > 1 else None)
+            print(sample.text)
     if args.table:
         from .checkpoint import atomic_write
 
@@ -235,8 +268,46 @@ def cmd_demo(args) -> None:
     print(f"Prueba: taller generate {out} --prompt \"Más vale \" -n 3 --show-probs")
 
 
+def cmd_probe(args) -> None:
+    from .explain.probe import EXAMPLES, last_sentence, probe, probe_table
+    from .run import load_run
+
+    if args.example:
+        if args.example not in EXAMPLES:
+            raise TallerError(f"--example {args.example}: no existe; los ejemplos son {', '.join(EXAMPLES)}.")
+        context, candidates = EXAMPLES[args.example]
+        context, candidates = args.context or context, args.candidates or candidates
+    elif not (args.context and args.candidates):
+        raise TallerError("indica --context TEXTO y --candidates A B C, o un ejemplo de la lección: --example coche.")
+    else:
+        context, candidates = args.context, args.candidates
+    run = load_run(args.run)
+    long = probe(run, context, candidates)
+    print(probe_table(long, "Contexto"))
+    if args.also_short:
+        short = probe(run, last_sentence(context), candidates)
+        print()
+        print(probe_table(short, "Sólo la última frase"))
+        print()
+        for a, b in zip(long.candidates, short.candidates):
+            print(f"  {a.word:<16} {b.probability:.4f} con la última frase → {a.probability:.4f} con todo el contexto")
+
+
+def cmd_compare(args) -> None:
+    from .compare import compare, format_table
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
+    rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
+                   progress=not args.quiet)
+    print()
+    print(format_table(rows))
+    print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png y una carpeta por modelo)")
+
+
 COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
-            "generate": cmd_generate, "generar": cmd_generate}
+            "generate": cmd_generate, "generar": cmd_generate, "probe": cmd_probe, "sondear": cmd_probe,
+            "compare": cmd_compare, "comparar": cmd_compare}
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from .errors import TallerError
 
 @dataclass
 class ModelConfig:
-    kind: str = "transformer"  # transformer (lstm and ngram come later)
+    kind: str = "transformer"  # transformer | lstm | ngram
     vocab_size: int = 0  # filled in from the tokenizer
-    block_size: int = 64  # context: how many characters the model sees
-    d_model: int = 128  # width of the residual stream
+    block_size: int = 64  # context: how many characters the model sees (lstm: the training window)
+    d_model: int = 128  # width of the residual stream (lstm: the hidden state)
     n_heads: int = 4
     n_layers: int = 3
     d_ff: int = 512  # hidden width of the feed-forward block
@@ -30,14 +30,22 @@ class ModelConfig:
     pos_encoding: str = "sinusoidal"  # sinusoidal | learned
     tie_weights: bool = False  # share the embedding and output matrices
     attention: str = "fused"  # fused (scaled_dot_product_attention) | explicit (readable, same numbers)
+    d_embed: int = 0  # lstm: width of the character vectors (0 = d_model)
+    order: int = 8  # ngram: n, the characters it counts together (context of n-1); 8 was best on a slice of train
 
 
 @dataclass
 class DataConfig:
     corpus: str = "refranes"  # a corpus name or a path to a UTF-8 text file
     split: str = "auto"  # auto | lines (random whole lines for val) | tail (the last part for val)
+    #                      | after (val: the val_fraction × max_chars characters that follow the first max_chars)
     val_fraction: float = 0.1
     split_seed: int = 1234  # fixed rule for choosing validation lines
+    start_marker: str = ""  # the text starts where this first appears ("" = at the beginning)
+    end_marker: str = ""  # ...and ends where this first appears (as the lesson's find(): absent = all but the last character)
+    lowercase: bool = False
+    join_lines: bool = False  # newlines become spaces (one long line)
+    max_chars: int = 0  # keep only the first max_chars characters (0 = all)
 
 
 @dataclass
@@ -61,8 +69,15 @@ class TrainConfig:
     plot_every: int = 1  # epochs between epoch_NNN.png images (0 = none)
     samples: int = 5  # refranes written to samples.txt at the end
     prompt: str = ""  # prompt for the final samples ("" = start of a line)
+    sample_chars: int = 200  # at most this many characters per final sample
+    temperature: float = 1.0  # of the final samples
+    sampler: str = "random"  # random (windows anywhere) | shuffled (every window once per epoch, in random order)
+    stride: int = 1  # shuffled: characters between the starts of consecutive windows
     compile: bool = False  # torch.compile the model
 
+
+MODEL_KINDS = ("transformer", "lstm", "ngram")
+MAX_ORDER = 12
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 
@@ -135,11 +150,11 @@ class Config:
             if not ok:
                 raise TallerError(f"configuración imposible: {msg}")
 
-        need(m.kind in ("transformer",), f"model.kind='{m.kind}' no existe; usa transformer.")
+        need(m.kind in MODEL_KINDS, f"model.kind='{m.kind}' no existe; usa {', '.join(MODEL_KINDS)}.")
         need(1 <= m.block_size <= 8192, f"model.block_size={m.block_size} debe estar entre 1 y 8192.")
         need(1 <= m.d_model <= 8192, f"model.d_model={m.d_model} debe estar entre 1 y 8192.")
         need(1 <= m.n_heads <= 256, f"model.n_heads={m.n_heads} debe estar entre 1 y 256.")
-        need(m.d_model % m.n_heads == 0,
+        need(m.kind != "transformer" or m.d_model % m.n_heads == 0,
              f"model.d_model={m.d_model} no es divisible entre model.n_heads={m.n_heads}; "
              f"elige, por ejemplo, n_heads={_divisor_near(m.d_model, m.n_heads)}.")
         need(1 <= m.n_layers <= 256, f"model.n_layers={m.n_layers} debe estar entre 1 y 256.")
@@ -147,7 +162,12 @@ class Config:
         need(0.0 <= m.dropout < 1.0, f"model.dropout={m.dropout} debe estar en [0, 1).")
         need(m.pos_encoding in ("sinusoidal", "learned"), f"model.pos_encoding='{m.pos_encoding}': usa sinusoidal o learned.")
         need(m.attention in ("fused", "explicit"), f"model.attention='{m.attention}': usa fused o explicit.")
-        need(d.split in ("auto", "lines", "tail"), f"data.split='{d.split}': usa auto, lines o tail.")
+        need(0 <= m.d_embed <= 8192, f"model.d_embed={m.d_embed} debe estar entre 0 (= d_model) y 8192.")
+        need(1 <= m.order <= MAX_ORDER, f"model.order={m.order} debe estar entre 1 y {MAX_ORDER}.")
+        need(d.split in ("auto", "lines", "tail", "after"), f"data.split='{d.split}': usa auto, lines, tail o after.")
+        need(d.max_chars >= 0, f"data.max_chars={d.max_chars} no puede ser negativo (0 = todo el texto).")
+        need(d.split != "after" or d.max_chars > 0, "data.split='after' necesita data.max_chars > 0 "
+             "(la validación son los caracteres que siguen a los primeros max_chars).")
         need(0.0 < d.val_fraction < 0.5, f"data.val_fraction={d.val_fraction} debe estar entre 0 y 0.5.")
         need(t.device in ("auto", "cpu", "cuda", "mps"), f"train.device='{t.device}': usa auto, cpu, cuda o mps.")
         need(t.dtype in ("auto", "float32", "bfloat16"), f"train.dtype='{t.dtype}': usa auto, float32 o bfloat16.")
@@ -165,6 +185,10 @@ class Config:
         need(t.log_every >= 1, f"train.log_every={t.log_every} debe ser al menos 1.")
         need(t.plot_every >= 0, f"train.plot_every={t.plot_every} no puede ser negativo.")
         need(0 <= t.samples <= 1000, f"train.samples={t.samples} debe estar entre 0 y 1000.")
+        need(1 <= t.sample_chars <= 100_000, f"train.sample_chars={t.sample_chars} debe estar entre 1 y 100000.")
+        need(t.temperature > 0, f"train.temperature={t.temperature} debe ser positiva (por ejemplo 0.7).")
+        need(t.sampler in ("random", "shuffled"), f"train.sampler='{t.sampler}': usa random o shuffled.")
+        need(t.stride >= 1, f"train.stride={t.stride} debe ser al menos 1.")
         # A model that would not fit in memory is refused before anything is allocated.
         params = estimate_parameters(m)
         need(params <= 2_000_000_000, f"el modelo tendría unos {params / 1e9:.1f} mil millones de parámetros; "
@@ -174,6 +198,11 @@ class Config:
 
 def estimate_parameters(m: ModelConfig) -> int:
     v = max(m.vocab_size, 256)
+    if m.kind == "ngram":
+        return 0  # counts, not parameters: their number depends on the text
+    if m.kind == "lstm":
+        e, h = m.d_embed or m.d_model, m.d_model
+        return v * e + 4 * h * (e + h + 2) + (m.n_layers - 1) * 4 * h * (2 * h + 2) + h * v + v
     per_layer = 4 * m.d_model * m.d_model + 2 * m.d_model * m.d_ff + 9 * m.d_model + m.d_ff
     return v * m.d_model * 2 + m.block_size * m.d_model + m.n_layers * per_layer
 

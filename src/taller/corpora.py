@@ -161,6 +161,45 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
                       f"pasa la ruta del fichero, o conéctate a internet para descargarlo.")
 
 
+# --- options: the part of the text a configuration asks for ------------------------------------------------------
+
+
+def prepare_corpus(data) -> Corpus:
+    """The corpus named by a DataConfig, cut between its markers, lowercased and with lines joined as it asks.
+
+    (`data.max_chars` is applied by the split, which may take validation from just after it.)
+    """
+    corpus = load_corpus(data.corpus)
+    text = corpus.text
+    if not (data.start_marker or data.end_marker or data.lowercase or data.join_lines):
+        return corpus
+    start = 0
+    if data.start_marker:
+        start = text.find(data.start_marker)
+        if start == -1:
+            raise TallerError(f"el corpus '{corpus.name}' no contiene start_marker={data.start_marker!r}; "
+                              "corrígelo o déjalo vacío (--set start_marker=) para empezar al principio.")
+    if data.end_marker:
+        # The lesson's text[start:text.find("Fin de la obra")]. When the marker is absent find() gives -1 and the
+        # slice drops only the last character (this edition ends with a bare "Fin"): reproduced, not "fixed".
+        text = text[start:text.find(data.end_marker)]
+    else:
+        text = text[start:]
+    text = clean_like(text, data)
+    if not text.strip():
+        raise TallerError(f"entre start_marker y end_marker no queda texto en '{corpus.name}'; revisa los marcadores.")
+    return Corpus(corpus.name, text, corpus.source, corpus.lines and not data.join_lines)
+
+
+def clean_like(text: str, data) -> str:
+    """Lowercase and join lines as the DataConfig says: for the training text, and for a prompt or a probe's context."""
+    if data.lowercase:
+        text = text.lower()
+    if data.join_lines:
+        text = text.replace("\n", " ")
+    return text
+
+
 def looks_like_lines(text: str) -> bool:
     """A text of many short, non-empty lines (proverbs, names, tweets) is split by whole lines."""
     lines = text.rstrip("\n").split("\n")

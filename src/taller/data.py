@@ -21,14 +21,26 @@ class Split:
     kind: str  # "lines" or "tail"
 
 
-def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto") -> Split:
+def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto",
+               max_chars: int = 0) -> Split:
     """Hold out validation text that training never sees.
 
     - tail: the last `val_fraction` of the characters (a book: val is its ending).
     - lines: `val_fraction` of the whole lines, chosen at random with a fixed seed, so that no proverb is in both
       halves and, in an alphabetical file, val is not all 'Z'. The newline stays as the end-of-proverb character.
+    - after: train on exactly the first `max_chars` characters (a lesson's text) and validate on the
+      `val_fraction × max_chars` characters that follow them.
+    With `max_chars`, tail and lines first cut the text to its first `max_chars` characters.
     """
     kind = ("lines" if lines else "tail") if kind == "auto" else kind
+    if kind == "after":
+        n_val = max(2, round(max_chars * val_fraction))
+        if len(text) < max_chars + n_val:
+            raise TallerError(f"el texto tiene {len(text)} caracteres, menos que max_chars={max_chars} más {n_val} de "
+                              "validación; baja data.max_chars o usa --set split=tail.")
+        return Split(text[:max_chars], text[max_chars:max_chars + n_val], kind)
+    if max_chars:
+        text = text[:max_chars]
     if kind == "lines":
         items = [line for line in text.split("\n") if line.strip()]
         if len(items) < 2:
@@ -54,11 +66,56 @@ class Batches:
         self.generator = torch.Generator().manual_seed(seed)  # data order: its own generator, saved for --resume
         self.offsets = torch.arange(block_size + 1)  # (T+1,)
 
+    @property
+    def steps_per_epoch(self) -> int:  # an epoch: as many window characters as the text has
+        return max(1, len(self.ids) // (self.batch_size * self.block_size))
+
+    def seek(self, step: int) -> None:
+        """Resuming: nothing to do, the generator's state comes back from the checkpoint."""
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         starts = torch.randint(len(self.ids) - self.block_size, (self.batch_size,), generator=self.generator)  # (B,)
+        return self.windows(starts)
+
+    def windows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         windows = self.ids[starts[:, None] + self.offsets]  # (B, T+1)
         x, y = windows[:, :-1], windows[:, 1:]  # (B, T) inputs and their next characters
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+class ShuffledWindows(Batches):
+    """The lesson's DataLoader: every window (one every `stride` characters) once per epoch, in a new random order.
+
+    With stride 1 a text of N characters gives N - T windows, so an epoch shows each character T times. The order of
+    epoch e comes from (seed, e) alone, so a resumed run picks up at the same window; the last batch may be smaller.
+    """
+
+    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, device: torch.device, seed: int, stride: int = 1):
+        super().__init__(ids, block_size, batch_size, device, seed)
+        self.seed, self.step, self.order = seed, 0, None
+        self.starts = torch.arange(0, len(self.ids) - block_size, stride)  # (W,) where each window begins
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.starts) // self.batch_size)  # ceil: the last, smaller batch counts
+
+    def seek(self, step: int) -> None:
+        self.step, self.order = step, None
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, i = divmod(self.step, self.steps_per_epoch)
+        if i == 0 or self.order is None:
+            self.generator.manual_seed(self.seed + epoch)
+            self.order = torch.randperm(len(self.starts), generator=self.generator)  # (W,)
+        self.step += 1
+        return self.windows(self.starts[self.order[i * self.batch_size:(i + 1) * self.batch_size]])
+
+
+def make_batches(ids: np.ndarray, cfg, device: torch.device) -> Batches:
+    t = cfg.train
+    if t.sampler == "shuffled":
+        return ShuffledWindows(ids, cfg.model.block_size, t.batch_size, device, seed=t.seed + 1, stride=t.stride)
+    return Batches(ids, cfg.model.block_size, t.batch_size, device, seed=t.seed + 1)
 
 
 def eval_windows(ids: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

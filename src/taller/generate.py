@@ -51,15 +51,16 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
              stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = 5) -> list[Sample]:
     """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping at `stop`."""
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.zeros(0)).device  # a count model (n-gram) has no parameters: CPU
     ids = tokenizer.encode(prompt, unknown=unknown)
     if not ids:  # an empty prompt starts a new line (for proverbs, "the start of a refrán")
         ids = [tokenizer.index.get("\n", 0)]
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     samples = [Sample(prompt) for _ in range(n)]
-    block = model.block_size
+    block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
     context = torch.tensor([ids] * n, device=device)  # (n, T)
-    logits, state = model.start(context[:, -block:]) if use_cache else (model(context[:, -block:])[:, -1], None)
+    crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
+    logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
     done = torch.zeros(n, dtype=torch.bool)
     for i in range(max_chars):
         probs = F.softmax(logits.float(), dim=-1).cpu()  # (n, V) the model's own distribution
@@ -83,8 +84,8 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
             break
         context = torch.cat([context, choice[:, None].to(device)], dim=1)
         if not use_cache:
-            logits = model(context[:, -block:])[:, -1]
-        elif model.state_length(state) >= block:  # the window is full: start again from its last half
+            logits = model(crop(context))[:, -1]
+        elif block is not None and model.state_length(state) >= block:  # the window is full: start again from its last half
             logits, state = model.start(context[:, -max(1, block // 2):])
         else:
             logits, state = model.step(choice[:, None].to(device), state)

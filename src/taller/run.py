@@ -63,7 +63,10 @@ def load_weights_into(run_dir: Path, model, optimizer=None, batches=None) -> dic
     """Restore weights (and, to resume, optimizer and random generators) from a run folder; return its state."""
     run_dir = Path(run_dir)
     state = read_state(run_dir)
-    tensors, _ = load_tensors(checkpoint_file(run_dir, "model.safetensors", state), expected=model.state_dict())
+    from .models import is_count_model
+
+    expected = None if is_count_model(model) else model.state_dict()  # counts vary in size: the model checks them
+    tensors, _ = load_tensors(checkpoint_file(run_dir, "model.safetensors", state), expected=expected)
     model.load_state_dict(tensors)
     if optimizer is not None:
         opt_tensors, meta = load_tensors(checkpoint_file(run_dir, "optim.safetensors", state))

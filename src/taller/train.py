@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from . import __version__
 from .checkpoint import atomic_write, flatten_optimizer, remove_leftovers, save_checkpoint
 from .config import Config
-from .corpora import load_corpus
-from .data import Batches, eval_windows, split_text
+from .corpora import prepare_corpus
+from .data import eval_windows, make_batches, split_text
 from .errors import TallerError
 from .models import build_model
 from .run import Run, load_weights_into, read_metrics
@@ -139,13 +139,21 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     out = Path(out)
     cfg.validate()
     check_run_dir(out, resume)
-    corpus = load_corpus(cfg.data.corpus)
-    tokenizer = CharTokenizer.load(out / "tokenizer.json") if resume else CharTokenizer.from_text(corpus.text)
+    if resume and cfg.model.kind == "ngram":
+        raise TallerError("un n-grama no se entrena por pasos, se ajusta contando en segundos: "
+                          "vuelve a ajustarlo en otra carpeta, sin --resume.")
+    corpus = prepare_corpus(cfg.data)
     split = split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction,
-                       seed=cfg.data.split_seed, kind=cfg.data.split)
+                       seed=cfg.data.split_seed, kind=cfg.data.split, max_chars=cfg.data.max_chars)
+    tokenizer = CharTokenizer.load(out / "tokenizer.json") if resume else CharTokenizer.from_text(split.train + split.val)
     train_ids, val_ids = tokenizer.encode_array(split.train), tokenizer.encode_array(split.val)
     cfg.model.vocab_size = tokenizer.vocab_size
     cfg.validate()
+    if cfg.model.kind == "ngram":  # a count model: fitted by counting, no gradient loop
+        from .fit import fit_counts
+
+        create_run_dir(out)
+        return fit_counts(cfg, out, corpus, split, tokenizer, train_ids, val_ids, log=log)
     t = cfg.train
 
     torch.manual_seed(t.seed)
@@ -153,10 +161,10 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     autocast = autocast_for(device, t.dtype)
     model = build_model(cfg.model).to(device)
     optimizer = make_optimizer(model, cfg)
-    batches = Batches(train_ids, cfg.model.block_size, t.batch_size, device, seed=t.seed + 1)
+    batches = make_batches(train_ids, cfg, device)  # random windows, or every window once per epoch
     windows, mask = eval_windows(val_ids, cfg.model.block_size)
     n_eval = max(1, math.ceil(t.eval_chars / max(1, cfg.model.block_size // 2)))  # windows scored at each epoch
-    steps_per_epoch = max(1, len(train_ids) // (t.batch_size * cfg.model.block_size))
+    steps_per_epoch = batches.steps_per_epoch
     schedule_steps = t.epochs * steps_per_epoch  # the learning-rate schedule's horizon, unless the clock is
     total_steps = min(schedule_steps, t.max_steps or schedule_steps) if t.max_time <= 0 else t.max_steps
 
@@ -167,6 +175,7 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
         remove_leftovers(out)
         cfg.save(out / "config.toml")  # a longer schedule given on resuming is remembered
         step, epoch, train_time = state["step"], state["epoch"], float(state["train_time"])
+        batches.seek(step)
         best_val = float(state.get("best_val_loss", float("inf")))
         metrics = [m for m in read_metrics(out) if m["step"] <= step]
         atomic_write(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics).encode())
@@ -295,7 +304,7 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))
     loss_plot(read_metrics(out), out / "loss.png")
     if t.samples:
-        run.write_samples(prompt=t.prompt, n=t.samples, seed=t.seed)
+        run.write_samples(prompt=t.prompt, n=t.samples, seed=t.seed, max_chars=t.sample_chars, temperature=t.temperature)
     log(f"Validación: {val_loss:.4f} nats/carácter = {val_loss / LN2:.3f} bits/carácter "
         f"({step} pasos, {train_time:.0f} s de entrenamiento, {thousands(step * chars_per_step / max(train_time, 1e-9))} car/s).")
     return run

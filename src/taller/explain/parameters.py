@@ -11,6 +11,7 @@ COMPONENTS = [  # (name fragment, component) — first match wins
     ("position", "posicional"),
     ("attention", "atención"),
     ("feed_forward", "feed-forward"),
+    ("lstm", "LSTM"),
     ("norm", "normalización"),
     ("output", "salida"),
 ]

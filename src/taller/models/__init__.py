@@ -1,15 +1,26 @@
 """The models: every one maps character ids (B, T) to next-character logits (B, T, V), and has
-`start(prompt)` / `step(char, state)` for generation."""
+`start(prompt)` / `step(char, state)` for generation, and `block_size`: the longest context it reads (None: no limit)."""
 
 from ..config import ModelConfig
 from ..errors import TallerError
+from .lstm import LSTM
+from .ngram import NGram
 from .transformer import Transformer
 
 
 def build_model(cfg: ModelConfig):
     if cfg.kind == "transformer":
         return Transformer(cfg)
+    if cfg.kind == "lstm":
+        return LSTM(cfg)
+    if cfg.kind == "ngram":
+        return NGram(cfg)
     raise TallerError(f"modelo desconocido '{cfg.kind}'.")
 
 
-__all__ = ["Transformer", "build_model"]
+def is_count_model(model) -> bool:
+    """A model fitted by counting (no trained parameters, no gradient loop)."""
+    return isinstance(model, NGram)
+
+
+__all__ = ["LSTM", "NGram", "Transformer", "build_model", "is_count_model"]

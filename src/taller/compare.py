@@ -1,0 +1,146 @@
+"""taller compare: the same text, the same split, the same time budget — who predicts the val text best?
+
+Each model is trained (or, the n-gram, fitted) on the same training text, for at most the same number of seconds,
+and scored on the same val text in bits per character. As reference rows, general-purpose compressors from the
+standard library: a compressor that has read the training text needs this many extra bits per character to store
+the val text (size(train + val) − size(train)), which is also a prediction score.
+
+Writes compare.csv, compare.md and compare.png, and one run folder per model, into the output folder.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import lzma
+import math
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .checkpoint import atomic_write
+from .config import Config
+from .corpora import clean_like, prepare_corpus
+from .data import split_text
+from .errors import TallerError
+from .text import thousands
+
+PRESETS = {"ngram": "ngram", "lstm": "lstm", "transformer": "base"}  # the configuration each model starts from
+COMPRESSORS = {
+    "zlib": lambda b: zlib.compress(b, 9),  # a 32 KB window: it barely remembers the training text
+    "bz2": lambda b: bz2.compress(b, 9),
+    "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),  # xz -9e
+}
+
+
+@dataclass
+class Row:
+    model: str
+    parameters: str  # "618.716", or "1.234.567 cuentas" for an n-gram, "—" for a compressor
+    train_time: float  # seconds spent training / fitting / compressing
+    chars_per_s: float
+    val_loss: float  # nats per character
+    val_bpc: float
+    sample: str
+
+
+def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
+            prompt: str = "", progress: bool = False, log=print) -> list[Row]:
+    """Train each model for `max_time` seconds on `corpus`, score it on val, add the compressors; write the results."""
+    from .train import prepare_run_dir, train
+
+    unknown = [m for m in models if m not in PRESETS]
+    if unknown or not models:
+        raise TallerError(f"--models: '{','.join(unknown) or '(vacío)'}' no es un modelo; usa una lista con "
+                          f"{', '.join(PRESETS)} separados por comas.")
+    if not max_time > 0:
+        raise TallerError(f"--max-time={max_time} debe ser positivo (segundos de entrenamiento por modelo).")
+    configs = []
+    for kind in models:  # every configuration is checked before anything is trained
+        cfg = Config.preset(PRESETS[kind])
+        cfg.data.corpus, cfg.train.max_time, cfg.train.samples = corpus, max_time, 1
+        cfg.apply_overrides(list(overrides))
+        cfg.model.kind = kind
+        configs.append(cfg.validate())
+    out = Path(out)
+    prepare_run_dir(out, resume=False)
+
+    rows = []
+    for kind, cfg in zip(models, configs):
+        log(f"\n== {kind}: {max_time:g} s como máximo ==")
+        run = train(cfg, out / kind, progress=progress, log=log)
+        s = run.state
+        size = f"{thousands(s['counts'])} cuentas" if kind == "ngram" else thousands(s["parameters"])
+        sample = run.generate(clean_like(prompt, cfg.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
+                              unknown="replace")[0].text
+        rows.append(Row(kind, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"],
+                        " ".join(sample.split())))
+
+    split = the_split(configs[0])  # the data options are the same for every model
+    train_bytes, val_bytes = split.train.encode("utf-8"), (split.train + split.val).encode("utf-8")
+    for name, compress in COMPRESSORS.items():
+        started = time.perf_counter()
+        extra_bits = 8 * (len(compress(val_bytes)) - len(compress(train_bytes)))
+        elapsed = time.perf_counter() - started
+        bpc = extra_bits / len(split.val)
+        rows.append(Row(name, "—", elapsed, (2 * len(split.train) + len(split.val)) / elapsed, bpc * math.log(2), bpc, "—"))
+
+    write_results(rows, out, corpus, max_time)
+    return rows
+
+
+def the_split(cfg: Config):
+    corpus = prepare_corpus(cfg.data)
+    return split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed,
+                      kind=cfg.data.split, max_chars=cfg.data.max_chars)
+
+
+HEADER = ["modelo", "parámetros", "tiempo (s)", "car/s", "val (nats/car)", "val bits/car", "muestra"]
+
+
+def cells(row: Row) -> list[str]:
+    return [row.model, row.parameters, f"{row.train_time:.1f}", thousands(row.chars_per_s), f"{row.val_loss:.4f}",
+            f"{row.val_bpc:.3f}", row.sample]
+
+
+def format_table(rows: list[Row], sample_width: int = 50) -> str:
+    table = [HEADER] + [cells(r)[:-1] + [r.sample[:sample_width]] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) if i in (0, 1, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+             for line in table]
+    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
+
+
+def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(asdict(rows[0])))
+    writer.writerows([list(asdict(r).values()) for r in rows])
+    atomic_write(out / "compare.csv", buffer.getvalue().encode("utf-8"))
+
+    md = [f"# Comparación en {corpus} ({max_time:g} s por modelo)", "",
+          "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
+    md += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
+    md += ["", "Compresores: bits extra para guardar la validación después del texto de entrenamiento."]
+    atomic_write(out / "compare.md", ("\n".join(md) + "\n").encode("utf-8"))
+    compare_plot(rows, out / "compare.png", f"{corpus}: {max_time:g} s por modelo")
+
+
+def compare_plot(rows: list[Row], path: Path, title: str) -> None:
+    from .explain.plots import Figure, save_figure
+
+    fig = Figure(figsize=(7, 0.5 * len(rows) + 1.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    names = [r.model for r in rows][::-1]
+    values = [r.val_bpc for r in rows][::-1]
+    colours = ["tab:gray" if r.sample == "—" else "tab:blue" for r in rows][::-1]
+    bars = ax.barh(names, values, color=colours)
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3, fontsize=9)
+    ax.set_xlabel("bits por carácter en validación (menos es mejor)")
+    ax.set_title(title)
+    ax.set_xlim(0, max(values) * 1.15)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,55 @@
+"""A character LSTM: the lesson "¿Escribir como Cervantes?".
+
+    characters ──► embedding (V → E) ──► LSTM × n_layers (hidden H, a memory carried from left to right) ──► logits
+
+Shapes: B = batch, T = time (characters), E = d_embed, H = d_model (hidden width), L = n_layers, V = vocabulary.
+Unlike attention, the LSTM has no context limit: everything it read is squeezed into its state (h, c), each (L, B, H).
+In training the state starts at zero for every batch (the lesson's recipe); in generation it is carried step by step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..config import ModelConfig
+
+
+class LSTM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d_embed = cfg.d_embed or cfg.d_model
+        self.embedding = nn.Embedding(cfg.vocab_size, d_embed)  # a vector per character
+        self.lstm = nn.LSTM(d_embed, cfg.d_model, num_layers=cfg.n_layers, batch_first=True,
+                            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)  # dropout between layers
+        self.output = nn.Linear(cfg.d_model, cfg.vocab_size)  # a score (logit) per possible next character
+        # PyTorch's default initialisation, as in the lesson.
+
+    @property
+    def block_size(self) -> None:
+        return None  # no context limit: generation never crops the prompt
+
+    def forward(self, idx: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """idx (B, T) character ids -> logits (B, T, V); the state starts at zero unless given."""
+        return self.run(idx, state)[0]
+
+    def run(self, idx: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        x = self.embedding(idx)  # (B, T, E)
+        h, state = self.lstm(x, state)  # (B, T, H); state = (h, c), each (L, B, H)
+        return self.output(h), state  # (B, T, V)
+
+    # --- generation: one interface for every model --------------------------------------------------------------
+    def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Read a prompt (B, T); return the next-character logits (B, V) and the state (h, c)."""
+        logits, state = self.run(idx)
+        return logits[:, -1], state
+
+    def step(self, idx: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """Feed one new character per row (B, 1) to the carried state; return its logits (B, V) and the new state."""
+        logits, state = self.run(idx, state)
+        return logits[:, -1], state
+
+    @staticmethod
+    def state_length(state: tuple) -> int:
+        return 0  # the state does not grow with the text

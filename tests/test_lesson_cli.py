@@ -1,0 +1,88 @@
+"""The lesson's commands end to end on a tiny text: compare, probe, generate at several temperatures, train --model."""
+
+import csv
+import math
+
+import pytest
+
+from taller.cli import main
+from taller.run import load_run
+
+from test_cli import TINY, one_line_error, run_cli
+
+
+def test_compare_end_to_end(tmp_path, corpus_file, capsys):
+    out = tmp_path / "cmp"
+    code, stdout, _ = run_cli(["compare", "--corpus", str(corpus_file), "--models", "ngram,lstm,transformer",
+                               "--max-time", "0.5", "--out", str(out), "--quiet", "--set", "d_model=16",
+                               "--set", "n_layers=1", "--set", "block_size=16", "--set", "batch_size=8",
+                               "--set", "eval_chars=200", "--set", "plot_every=0", "--set", "order=3"], capsys)
+    assert code == 0
+    for name in ("compare.csv", "compare.md", "compare.png", "ngram/state.json", "lstm/model.safetensors",
+                 "transformer/table.txt"):
+        assert (out / name).exists(), name
+    rows = list(csv.DictReader((out / "compare.csv").open(encoding="utf-8")))
+    assert [r["model"] for r in rows] == ["ngram", "lstm", "transformer", "zlib", "bz2", "lzma"]
+    for r in rows:  # (on so tiny a text a compressor may even save bits: only the models must be positive)
+        assert float(r["val_bpc"]) < 12 and abs(float(r["val_loss"]) / math.log(2) - float(r["val_bpc"])) < 1e-9
+        assert r["sample"] == "—" or float(r["val_bpc"]) > 0
+    for kind in ("lstm", "transformer"):  # every neural model trained for the budget, and not much longer
+        assert 0.5 <= load_run(out / kind).state["train_time"] < 5
+    header = stdout.split("modelo")[1].split("\n")[0]
+    assert "val bits/car" in header and "lzma" in stdout and "cuentas" in stdout
+    assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 8  # header, rule, six rows
+
+
+def test_compare_refuses_an_unknown_model(tmp_path, corpus_file, capsys):
+    code, _, err = run_cli(["compare", "--corpus", str(corpus_file), "--models", "ngram,gpt5", "--out",
+                            str(tmp_path / "c")], capsys)
+    one_line_error(code, err)
+    assert "gpt5" in err and not (tmp_path / "c").exists()
+
+
+def probabilities(stdout: str, block: int = 0) -> list[float]:
+    table = stdout.split("candidato")[block + 1].split("\n\n")[0]
+    return [float(line.split()[1]) for line in table.strip().split("\n")[1:] if not line.strip().startswith("(")]
+
+
+@pytest.mark.parametrize("kind", ["transformer", "ngram"])
+def test_probe_scores_whole_words_and_the_short_context(trained_run, tmp_path, corpus_file, capsys, kind):
+    run = str(trained_run.dir)
+    if kind == "ngram":
+        run = str(tmp_path / "ng")
+        assert run_cli(["train", "--corpus", str(corpus_file), "--model", "ngram", "--order", "4", "--out", run,
+                        "--quiet"], capsys)[0] == 0
+    code, stdout, _ = run_cli(["probe", run, "--context", "Más vale pájaro en mano que ciento. No hay mal que por",
+                               "--candidates", "bien", "mal", "nunca", "--also-short"], capsys)
+    assert code == 0
+    for block in (0, 1):
+        probs = probabilities(stdout, block)
+        assert len(probs) == 3 and abs(sum(probs) - 1) < 2e-3
+    assert "bits/carácter" in stdout and "Sólo la última frase: «No hay mal que por»" in stdout
+    code, stdout, _ = run_cli(["probe", run, "--example", "coche"], capsys)  # its characters are replaced
+    assert code == 0 and "concesionario" in stdout and "sustituido" in stdout
+    assert abs(sum(probabilities(stdout)) - 1) < 2e-3
+
+
+def test_probe_bad_input(trained_run, capsys):
+    for args in (["--context", "No hay"], ["--context", "No hay", "--candidates", "mal"], ["--example", "moto"]):
+        code, _, err = run_cli(["probe", str(trained_run.dir), *args], capsys)
+        one_line_error(code, err)
+
+
+def test_generate_several_temperatures_side_by_side(trained_run, capsys):
+    code, stdout, _ = run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", "--temperature", "0.2", "0.7",
+                               "1.2", "--seed", "4", "--max-chars", "40"], capsys)
+    assert code == 0
+    head = stdout.split("\n")[0]
+    assert head.count("|") == 2 and "temperatura 0.2" in head and "temperatura 1.2" in head
+    code, _, err = run_cli(["generate", str(trained_run.dir), "--temperature", "0.7", "0"], capsys)
+    one_line_error(code, err)
+
+
+def test_train_model_lstm_from_the_command_line(tmp_path, corpus_file, capsys):
+    out = tmp_path / "l"
+    code, stdout, _ = run_cli(["train", "--corpus", str(corpus_file), "--model", "lstm", "--steps", "5", "--out",
+                               str(out), "--quiet", *TINY], capsys)
+    assert code == 0
+    assert load_run(out).config.model.kind == "lstm"

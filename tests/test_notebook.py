@@ -1,0 +1,38 @@
+"""The lesson's notebook runs from top to bottom (small budgets), so that it never rots."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_corpus
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "escribir-como-cervantes.ipynb"
+
+
+def test_the_lesson_notebook_runs(tmp_path, monkeypatch):
+    if shared_corpus("quijote") is None:
+        pytest.skip("quijote.txt no está en TALLER_DATA: la libreta lo necesita")
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    # A kernel spec for this very interpreter (the venv), whatever `python` on PATH is.
+    spec = tmp_path / "jupyter" / "kernels" / "taller-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+                                                           "{connection_file}"], "display_name": "taller",
+                                                  "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("TALLER_PRESUPUESTO", "3")  # seconds per model
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbclient.NotebookClient(nb, timeout=180, kernel_name="taller-test",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    text = "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    assert "100.000 caracteres, 48 símbolos distintos" in text
+    assert "372.784 parámetros" in text and "bits/car en validación" in text
+    for name in ("ngram", "lstm", "transformer", "lzma", "temperatura 1.2", "concesionario", "Sólo la última frase"):
+        assert name in text, name
+    assert any(out.get("output_type") == "execute_result" and "image/png" in out.get("data", {})
+               for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    assert len(list((tmp_path / "runs").glob("cervantes-*/comparacion/compare.csv"))) == 1
