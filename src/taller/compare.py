@@ -49,7 +49,7 @@ class Row:
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
             prompt: str = "", progress: bool = False, log=print) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val, add the compressors; write the results."""
-    from .train import prepare_run_dir, train
+    from .train import check_run_dir, create_run_dir, train
 
     unknown = [m for m in models if m not in PRESETS]
     if unknown or not models:
@@ -65,7 +65,8 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         cfg.model.kind = kind
         configs.append(cfg.validate())
     out = Path(out)
-    prepare_run_dir(out, resume=False)
+    check_run_dir(out, resume=False)
+    create_run_dir(out)
 
     rows = []
     for kind, cfg in zip(models, configs):
