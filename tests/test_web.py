@@ -6,48 +6,20 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from taller.generate import next_char_probs
 from taller.run import load_run
 from taller.web.server import MAX_TEXT, create_app
 
-
-class NoAttention(torch.nn.Module):
-    """An attention-free model (as an LSTM will be): the same interface, no `attention_maps`, no `embedding`."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    block_size = property(lambda self: self.inner.block_size)
-
-    def forward(self, idx):
-        return self.inner(idx)
-
-    def start(self, idx):
-        return self.inner.start(idx)
-
-    def step(self, idx, state):
-        return self.inner.step(idx, state)
-
-    def state_length(self, state):
-        return self.inner.state_length(state)
-
-
-def without_attention(path):
-    run = load_run(path)
-    run.model = NoAttention(run.model)
-    return run
+from conftest import without_attention
 
 
 @pytest.fixture(scope="module")
 def runs_dir(trained_run, tmp_path_factory):
-    """runs/ with the shared tiny run (a link inside), and a link that leads outside."""
+    """runs/ with a copy of the shared tiny run, an empty folder, and a link to a run outside runs/."""
     root = tmp_path_factory.mktemp("runs")
     (root / "mini").symlink_to(trained_run.dir, target_is_directory=True)  # resolves outside root: never served
     shutil.copytree(trained_run.dir, root / "refranes")
