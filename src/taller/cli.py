@@ -245,6 +245,7 @@ def cmd_explain(args) -> None:
     if args.text and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
     results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error")
+    print(f"Dibujos de {run.dir}:")
     for result in results.values():
         print(f"  {result}" if isinstance(result, Path) else f"  Nota: {result}")
 

@@ -79,7 +79,8 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
             ax.set_xticks(range(T), labels, fontsize=fontsize)
             ax.set_yticks(range(T), labels, fontsize=fontsize)
             ax.tick_params(length=0, pad=1)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
+    fig.subplots_adjust(left=0.3 / fig.get_figwidth(), right=1 - 0.1 / fig.get_figwidth(), bottom=0.3 / fig.get_figheight(),
+                        top=1 - 0.9 / fig.get_figheight(), wspace=0.15, hspace=0.25)
     save_figure(fig, path)
 
 

@@ -74,7 +74,8 @@ def create_app(root: Path, loader=load_run) -> FastAPI:
     root = Path(root)
     app = FastAPI(title="taller", docs_url=None, redoc_url=None, openapi_url=None)
     cache: dict[str, tuple[float, Run]] = {}  # name -> (state.json mtime, loaded run)
-    lock = threading.Lock()
+    lock = threading.Lock()  # guards the cache
+    recording = threading.Lock()  # attention_maps records into the model: one request at a time
 
     def get_run(name: str) -> Run:
         if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
@@ -165,7 +166,7 @@ def create_app(root: Path, loader=load_run) -> FastAPI:
         ids = run.tokenizer.encode(text)[-run.model.block_size:]  # what the model sees: the last block_size
         if not ids:
             return {"text": text, "note": "Escribe algo para ver a dónde mira cada cabeza."}
-        with torch.no_grad():
+        with torch.no_grad(), recording:
             run.model.eval()
             maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
         return {"text": text, "chars": [show_char(run.tokenizer.chars[i]) for i in ids],

@@ -80,8 +80,8 @@ function heatColour(w) {  // 0 → white, 1 → indigo
   return `rgb(${Math.round(255 - 200 * t)},${Math.round(255 - 190 * t)},${Math.round(255 - 30 * t)})`;
 }
 
-function drawHead(matrix, chars) {
-  const n = chars.length, cell = Math.max(4, Math.min(28, Math.floor(340 / n)));
+function drawHead(matrix, chars, room) {  // room: the most pixels the square may take
+  const n = chars.length, cell = Math.max(3, Math.min(28, Math.floor(room / (n + 1))));
   const labels = cell >= 9, margin = labels ? cell + 4 : 0;
   const canvas = document.createElement("canvas");
   const ratio = window.devicePixelRatio || 1, size = margin + n * cell;
@@ -126,6 +126,7 @@ function drawAttention(data) {
   box.innerHTML = "";
   if (data.chars) drawContext(data.chars); else $("context").innerHTML = "";
   if (data.note) { box.innerHTML = `<p class="message note"></p>`; box.firstChild.textContent = data.note; return; }
+  const perRow = data.layers[0].length, room = Math.min(360, (box.clientWidth - 16 * (perRow - 1)) / perRow);
   data.layers.forEach((heads, l) => {
     const layer = document.createElement("div");
     layer.className = "layer";
@@ -133,7 +134,7 @@ function drawAttention(data) {
     heads.forEach((matrix, h) => {
       const head = document.createElement("div");
       head.className = "head";
-      head.append(drawHead(matrix, data.chars), `cabeza ${h + 1}`);
+      head.append(drawHead(matrix, data.chars, room), `cabeza ${h + 1}`);
       layer.querySelector(".heads").append(head);
     });
     box.append(layer);
