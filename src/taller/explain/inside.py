@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ..errors import TallerError
@@ -25,6 +26,7 @@ from .plots import save_figure
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
 KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
          "espacio": "tab:gray"}
+plt_colours = colormaps["turbo"]  # distinct colours however many tensors a panel has
 NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay mapas de atención que mostrar."
 NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
 
@@ -125,12 +127,13 @@ def evolution_plot(entries: list[dict], path) -> None:
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(component_of(name), []).append(name)
-    cols = min(3, len(groups))
+    cols = min(2, len(groups))
     rows = math.ceil(len(groups) / cols)
-    fig = Figure(figsize=(cols * 5.2, rows * 3.6 + 0.6), dpi=90)
+    fig = Figure(figsize=(cols * 7.5, rows * 3.4 + 0.7), dpi=90)
     fig.suptitle("Cuánto se han movido los pesos desde el inicio: ‖W(época) − W(0)‖ por tensor", fontsize=12)
     for i, (component, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_prop_cycle(color=[plt_colours(k / max(1, len(members) - 1)) for k in range(len(members))])
         for name in members:
             ys = [e["change"].get(name, float("nan")) for e in entries]
             short = name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b")
@@ -139,8 +142,10 @@ def evolution_plot(entries: list[dict], path) -> None:
         ax.set_xlabel("época", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2 if len(members) > 6 else 1, framealpha=0.6)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.02), ncol=2 if len(members) > 14 else 1,
+                  frameon=False)  # beside the panel, never over the lines
+    fig.subplots_adjust(left=0.05, right=0.86, bottom=0.6 / fig.get_figheight(), top=1 - 0.7 / fig.get_figheight(),
+                        wspace=0.75, hspace=0.45)
     save_figure(fig, path)
 
 
