@@ -88,6 +88,23 @@ def test_a_model_without_attention_gets_a_note_not_an_error(runs_dir):
     assert "no tiene atención" in data["note"] and "layers" not in data
 
 
+def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
+    from taller.cli import main
+
+    (tmp_path / "vacía").mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args, fragment in [([str(tmp_path / "no-existe")], "no existe la carpeta"),
+                               ([str(tmp_path / "vacía")], "no tiene ninguna ejecución"),
+                               ([str(runs_dir), "--port", str(port)], "--port")]:
+            with pytest.raises(SystemExit) as e:
+                main(["serve", *args])
+            err = capsys.readouterr().err
+            assert e.value.code == 2 and err.count("\n") == 1 and fragment in err, err
+
+
 # --- the page in a real browser --------------------------------------------------------------------------------------
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
