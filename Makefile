@@ -8,7 +8,7 @@ TORCH := torch==2.13.0
 SHARED_CORPORA := $(abspath ../shared/corpora)
 export TALLER_DATA ?= $(if $(wildcard $(SHARED_CORPORA)/refranes.txt),$(SHARED_CORPORA),)
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/taller demo
 
-test: install
+# The browser test drives Debian's chromium; install it when missing and we are root (else the test is skipped).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	  echo "make: no pude instalar chromium; la prueba del navegador se saltará."
+
+test: install browser
 	$(BIN)/python -m pytest
 
 clean:

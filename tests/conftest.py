@@ -63,3 +63,33 @@ def shared_corpus(name: str) -> Path | None:
     data = os.environ.get("TALLER_DATA")
     path = Path(data) / f"{name}.txt" if data else None
     return path if path and path.exists() else None
+
+
+class NoAttention(torch.nn.Module):
+    """An attention-free model (as an LSTM will be): the same interface, no `attention_maps`, no `embedding`."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    block_size = property(lambda self: self.inner.block_size)
+
+    def forward(self, idx):
+        return self.inner(idx)
+
+    def start(self, idx):
+        return self.inner.start(idx)
+
+    def step(self, idx, state):
+        return self.inner.step(idx, state)
+
+    def state_length(self, state):
+        return self.inner.state_length(state)
+
+
+def without_attention(path):
+    from taller.run import load_run
+
+    run = load_run(path)
+    run.model = NoAttention(run.model)
+    return run

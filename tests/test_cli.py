@@ -55,9 +55,13 @@ def test_train_writes_every_artefact(cli_run):
     out, _ = cli_run
     names = {p.name for p in out.iterdir()}
     for name in ["config.toml", "tokenizer.json", "model.safetensors", "best.safetensors", "optim.safetensors",
-                 "state.json", "metrics.jsonl", "parameters.txt", "loss.png", "samples.txt", "table.txt"]:
+                 "state.json", "metrics.jsonl", "parameters.txt", "loss.png", "samples.txt", "table.txt",
+                 "epoch_000.safetensors", "evolution.jsonl", "attention.png", "embeddings.png", "evolution.png",
+                 "report.html"]:
         assert name in names, name
     assert {"epoch_000.png", "epoch_001.png", "epoch_002.png", "epoch_003.png"} <= names
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "type='range'" in report and "Época 3" in report and report.count("data:image/png;base64,") >= 4 + 5
     assert not [n for n in names if ".next." in n or n.endswith(".tmp")]
     run = load_run(out)
     total = sum(p.numel() for p in run.model.parameters())

@@ -19,6 +19,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     stdout = capsys.readouterr().out
     refranes = [line.strip()[2:] for line in stdout.split("\n") if line.strip().startswith("• ")]
     assert len(refranes) == 5 and all(r.startswith("No hay ") for r in refranes)
-    for name in ["parameters.txt", "table.txt", "loss.png", "samples.txt", "epoch_000.png", "model.safetensors"]:
+    for name in ["parameters.txt", "table.txt", "loss.png", "samples.txt", "epoch_000.png", "model.safetensors",
+                 "report.html", "attention.png", "embeddings.png", "evolution.png"]:
         assert (out / name).exists(), name
     assert str(out) in stdout

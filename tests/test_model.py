@@ -45,7 +45,13 @@ def test_fused_and_explicit_attention_agree():
     explicit.load_state_dict(fused.state_dict())
     x = torch.randint(0, 20, (4, 12))
     assert torch.allclose(fused(x), explicit(x), atol=1e-5)
+    assert torch.allclose(fused(x), fused(x, record=True), atol=1e-5)  # the path attention maps are read from
     maps = fused.attention_maps(x)
+    a = fused.blocks[0].attention  # layer 0 by hand: softmax(q kᵀ / √D) with the future masked
+    h = fused.blocks[0].norm1(fused.embedding(x) + fused.pe[:12])  # (B, T, C) what layer 0's attention reads
+    scores = a.split_heads(a.query(h)) @ a.split_heads(a.key(h)).transpose(-2, -1) / a.head_dim**0.5  # (B, H, T, T)
+    future = torch.ones(12, 12, dtype=torch.bool).triu(1)
+    assert torch.allclose(maps[0], scores.masked_fill(future, float("-inf")).softmax(-1), atol=1e-5)
     assert len(maps) == 2 and maps[0].shape == (4, 4, 12, 12)
     assert torch.allclose(maps[0].sum(-1), torch.ones(4, 4, 12), atol=1e-5)
     assert maps[0][0, 0].triu(diagonal=1).abs().max() == 0  # nothing looks ahead

@@ -4,6 +4,7 @@ import torch
 
 import taller
 from taller.config import Config
+from taller.explain.evolution import read_evolution
 from taller.run import load_run, read_metrics
 
 from conftest import tiny_config
@@ -48,6 +49,9 @@ def test_resume_reproduces_the_uninterrupted_run_step_for_step(tmp_path, corpus_
     cfg.train.max_steps = 24
     resumed = train_losses(taller.train(cfg, tmp_path / "half", resume=True, progress=False).dir)
     assert len(full) == 24 and resumed == full
+    # the weights' travel is measured from the same start after resuming (epoch_000.safetensors)
+    full_evolution = read_evolution(tmp_path / "full")
+    assert len(full_evolution) >= 3 and read_evolution(tmp_path / "half") == full_evolution
 
 
 def test_max_time_bounds_training(tmp_path, corpus_file):

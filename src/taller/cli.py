@@ -117,6 +117,22 @@ def build_parser() -> Parser:
     cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
     cmp_.add_argument("--out", help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
     cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
+
+    e = sub.add_parser("explain", aliases=["explicar"], help="dibuja atención, embeddings y evolución de los pesos")
+    e.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    e.add_argument("--text", help="texto cuya atención dibujar (por defecto, lo que el modelo escribe solo)")
+    e.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
+                   help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
+
+    r = sub.add_parser("report", aliases=["informe"], help="escribe report.html: toda la ejecución en una página")
+    r.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    r.add_argument("--text", help="texto cuya atención dibujar (por defecto, una muestra del modelo)")
+
+    s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
+    s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
+                   help="una carpeta de ejecución o una carpeta con varias, como runs/ (por defecto)")
+    s.add_argument("--host", default="127.0.0.1", help="dirección en la que escuchar (127.0.0.1: sólo este equipo)")
+    s.add_argument("--port", type=int, default=8000, help="puerto (8000)")
     return p
 
 
@@ -305,9 +321,36 @@ def cmd_compare(args) -> None:
     print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png y una carpeta por modelo)")
 
 
+def cmd_explain(args) -> None:
+    from .explain.inside import explain_run
+    from .run import load_run
+
+    run = load_run(args.run)
+    if args.text and run.model.block_size and len(args.text) > run.model.block_size:
+        print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
+    results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error")
+    print(f"Dibujos de {run.dir}:")
+    for result in results.values():
+        print(f"  {result}" if isinstance(result, Path) else f"  Nota: {result}")
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+    from .run import load_run
+
+    print(f"Informe en {write_report(load_run(args.run), args.text)}")
+
+
+def cmd_serve(args) -> None:
+    from .web.server import serve
+
+    serve(Path(args.path), host=args.host, port=args.port)
+
+
 COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
             "generate": cmd_generate, "generar": cmd_generate, "probe": cmd_probe, "sondear": cmd_probe,
-            "compare": cmd_compare, "comparar": cmd_compare}
+            "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
+            "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve}
 
 
 if __name__ == "__main__":

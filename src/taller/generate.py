@@ -45,6 +45,23 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
+def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
+    """The prompt's ids; an empty prompt starts a new line (for proverbs, "the start of a refrán")."""
+    return tokenizer.encode(prompt, unknown=unknown) or [tokenizer.index.get("\n", 0)]
+
+
+@torch.no_grad()
+def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
+    """(V,) the model's own distribution of the character after `prompt`: the first step of `generate`."""
+    model.eval()
+    context = torch.tensor([prompt_ids(tokenizer, prompt, unknown)],
+                           device=next(model.parameters(), torch.zeros(0)).device)  # (1, T)
+    if model.block_size is not None:
+        context = context[:, -model.block_size:]
+    logits, _ = model.start(context)  # (1, V)
+    return F.softmax(logits.float(), dim=-1)[0].cpu()
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
@@ -52,9 +69,7 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping at `stop`."""
     model.eval()
     device = next(model.parameters(), torch.zeros(0)).device  # a count model (n-gram) has no parameters: CPU
-    ids = tokenizer.encode(prompt, unknown=unknown)
-    if not ids:  # an empty prompt starts a new line (for proverbs, "the start of a refrán")
-        ids = [tokenizer.index.get("\n", 0)]
+    ids = prompt_ids(tokenizer, prompt, unknown)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     samples = [Sample(prompt) for _ in range(n)]
     block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)

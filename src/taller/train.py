@@ -188,6 +188,7 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     run = Run(out, cfg, tokenizer, model, {})
 
     from .explain import epoch_plot, loss_plot, parameter_table  # matplotlib is imported only when training
+    from .explain.evolution import load_initial, read_evolution, save_initial, snapshot, weight_change, write_evolution
 
     def commit(finished: bool, extra: dict | None = None) -> None:
         opt_tensors, opt_meta = flatten_optimizer(optimizer)
@@ -210,6 +211,17 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
         except OSError as e:
             raise TallerError(f"no pude escribir {out / 'metrics.jsonl'}: {e.strerror}; comprueba el espacio libre y "
                               "los permisos. El último punto de control sigue intacto.") from None
+
+    # How far the weights travel from the start: the start is kept on disk, so a resumed run measures from it too.
+    if resume:
+        initial = load_initial(out, model)  # None for runs saved before it was kept: no evolution then
+        evolution = [e for e in read_evolution(out) if e["epoch"] <= epoch]
+    else:
+        initial = snapshot(model)
+        save_initial(out, initial)
+        evolution = [{"epoch": 0, "step": 0, "change": weight_change(model, initial)}]
+    if initial is not None:
+        write_evolution(out, evolution)
 
     atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))
     if not resume and t.plot_every:
@@ -276,6 +288,9 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
                 commit(finished=False)
                 if improved:
                     save_best()
+                if initial is not None:
+                    evolution.append({"epoch": epoch, "step": step, "change": weight_change(model, initial)})
+                    write_evolution(out, evolution)
                 if t.plot_every and epoch % t.plot_every == 0:
                     epoch_plot(model, epoch, out / f"epoch_{epoch:03d}.png")
     bar.close()
@@ -305,6 +320,9 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     loss_plot(read_metrics(out), out / "loss.png")
     if t.samples:
         run.write_samples(prompt=t.prompt, n=t.samples, seed=t.seed, max_chars=t.sample_chars, temperature=t.temperature)
+    from .report import write_report
+
+    write_report(run)
     log(f"Validación: {val_loss:.4f} nats/carácter = {val_loss / LN2:.3f} bits/carácter "
         f"({step} pasos, {train_time:.0f} s de entrenamiento, {thousands(step * chars_per_step / max(train_time, 1e-9))} car/s).")
     return run

@@ -1,0 +1,174 @@
+"""Looking inside a trained model: where each head looks, where each character sits, how far the weights moved.
+
+    attention.png    per layer and head, the (T, T) causal attention matrix over a text's characters
+    embeddings.png   the character embeddings, projected to 2-D with PCA, coloured by kind of character
+    evolution.png    per tensor, ‖W_epoch − W_0‖ across the saved epochs (from evolution.jsonl)
+
+Models without attention (an LSTM, an n-gram) or without a character embedding get a note instead of a picture.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from ..errors import TallerError
+from ..text import show_char
+from .evolution import read_evolution
+from .parameters import component_of
+from .plots import save_figure
+
+VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
+KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
+         "espacio": "tab:gray"}
+plt_colours = colormaps["turbo"]  # distinct colours however many tensors a panel has
+NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay mapas de atención que mostrar."
+NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
+
+
+def char_kind(c: str) -> str:
+    if c in VOWELS:
+        return "vocal"
+    if c.isalpha():
+        return "consonante"
+    if c.isdigit():
+        return "dígito"
+    return "espacio" if c.isspace() else "puntuación"
+
+
+def has_attention(model) -> bool:
+    return hasattr(model, "attention_maps")
+
+
+def default_text(run, max_chars: int = 32) -> str:
+    """A text the model itself finds likely: its greedy continuation of the run's prompt."""
+    prompt = run.config.train.prompt
+    limit = max(1, min(max_chars, run.model.block_size or max_chars) - len(prompt))
+    return run.generate(prompt, 1, max_chars=limit, greedy=True, stop=None)[0].text[:max_chars]
+
+
+@torch.no_grad()
+def attention_for(run, text: str, unknown: str = "error") -> tuple[list[str], list[np.ndarray]] | None:
+    """The characters of `text` (the first block_size) and, per layer, its (H, T, T) attention; None without attention."""
+    if not has_attention(run.model):
+        return None
+    run.model.eval()
+    ids = run.tokenizer.encode(text, unknown=unknown)[: run.model.block_size]
+    if not ids:
+        raise TallerError("el texto está vacío; escribe unos caracteres con --text \"No hay \".")
+    maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
+    return [run.tokenizer.chars[i] for i in ids], [m[0].float().cpu().numpy() for m in maps]
+
+
+def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
+    """A grid: one row per layer, one column per head; row i of a matrix is where character i looks."""
+    layers, heads, T = len(maps), maps[0].shape[0], len(chars)
+    side = min(4.2, max(2.4, 0.12 * T))
+    fig = Figure(figsize=(heads * side + 0.6, layers * side + 0.8), dpi=90)
+    fig.suptitle("Atención\nfila: el carácter que mira · columna: a cuál mira", fontsize=10)
+    labels = [show_char(c) for c in chars]
+    fontsize = max(4, min(8, 260 / max(T, 1)))
+    for layer, m in enumerate(maps):
+        for head in range(heads):
+            ax = fig.add_subplot(layers, heads, layer * heads + head + 1)
+            ax.imshow(m[head], cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"capa {layer + 1} · cabeza {head + 1}", fontsize=9)
+            ax.set_xticks(range(T), labels, fontsize=fontsize)
+            ax.set_yticks(range(T), labels, fontsize=fontsize)
+            ax.tick_params(length=0, pad=1)
+    fig.subplots_adjust(left=0.3 / fig.get_figwidth(), right=1 - 0.1 / fig.get_figwidth(), bottom=0.3 / fig.get_figheight(),
+                        top=1 - 0.9 / fig.get_figheight(), wspace=0.15, hspace=0.25)
+    save_figure(fig, path)
+
+
+@torch.no_grad()
+def embedding_points(run) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """Characters, their (V, 2) PCA coordinates and the share of variance each axis explains; None without embedding."""
+    table = getattr(run.model, "embedding", None)
+    if not isinstance(table, torch.nn.Embedding):
+        return None
+    x = table.weight.detach().float().cpu()  # (V, C)
+    x = x - x.mean(dim=0)
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    points = x @ vh[:2].T  # (V, 2) the two directions along which the characters differ most
+    explained = (s[:2] ** 2 / (s**2).sum().clamp_min(1e-12)).numpy()
+    return list(run.tokenizer.chars), points.numpy(), explained
+
+
+def embedding_plot(chars: list[str], points: np.ndarray, explained: np.ndarray, path) -> None:
+    fig = Figure(figsize=(8, 7), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    kinds = [char_kind(c) for c in chars]
+    for kind, colour in KINDS.items():
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        if idx:
+            ax.scatter(points[idx, 0], points[idx, 1], s=18, color=colour, alpha=0.35, label=kind)
+    for (x, y), c, kind in zip(points, chars, kinds):
+        ax.annotate(show_char(c), (x, y), fontsize=10, color=KINDS[kind], ha="center", va="bottom",
+                    xytext=(0, 3), textcoords="offset points")
+    ax.set_xlabel(f"componente principal 1 ({100 * explained[0]:.0f} % de la varianza)")
+    ax.set_ylabel(f"componente principal 2 ({100 * explained[1]:.0f} % de la varianza)")
+    ax.set_title("Embeddings de los caracteres (PCA a 2 dimensiones)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def evolution_plot(entries: list[dict], path) -> None:
+    """One panel per component (embedding, attention, …); one line per tensor; epochs along the bottom."""
+    epochs = [e["epoch"] for e in entries]
+    names = list(entries[0]["change"])
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(component_of(name), []).append(name)
+    cols = min(2, len(groups))
+    rows = math.ceil(len(groups) / cols)
+    fig = Figure(figsize=(cols * 7.5, rows * 3.4 + 0.7), dpi=90)
+    fig.suptitle("Cuánto se han movido los pesos desde el inicio: ‖W(época) − W(0)‖ por tensor", fontsize=12)
+    for i, (component, members) in enumerate(groups.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_prop_cycle(color=[plt_colours(k / max(1, len(members) - 1)) for k in range(len(members))])
+        for name in members:
+            ys = [e["change"].get(name, float("nan")) for e in entries]
+            short = name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b")
+            ax.plot(epochs, ys, marker="o" if len(epochs) < 15 else None, markersize=3, linewidth=1, label=short)
+        ax.set_title(component, fontsize=10)
+        ax.set_xlabel("época", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.02), ncol=2 if len(members) > 14 else 1,
+                  frameon=False)  # beside the panel, never over the lines
+    fig.subplots_adjust(left=0.05, right=0.86, bottom=0.6 / fig.get_figheight(), top=1 - 0.7 / fig.get_figheight(),
+                        wspace=0.75, hspace=0.45)
+    save_figure(fig, path)
+
+
+def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[str, Path | str]:
+    """Draw attention.png, embeddings.png and evolution.png into the run folder; a note (str) where one can't be drawn."""
+    text = text if text else default_text(run)
+    out: dict[str, Path | str] = {}
+    attention = attention_for(run, text, unknown)
+    if attention is None:
+        out["attention"] = NO_ATTENTION
+    else:
+        attention_plot(*attention, run.dir / "attention.png")
+        out["attention"] = run.dir / "attention.png"
+    points = embedding_points(run)
+    if points is None:
+        out["embeddings"] = NO_EMBEDDING
+    else:
+        embedding_plot(*points, run.dir / "embeddings.png")
+        out["embeddings"] = run.dir / "embeddings.png"
+    entries = read_evolution(run.dir)
+    if len(entries) < 2:
+        out["evolution"] = "Aún no hay épocas guardadas con las que ver cómo cambian los pesos (evolution.jsonl)."
+    else:
+        evolution_plot(entries, run.dir / "evolution.png")
+        out["evolution"] = run.dir / "evolution.png"
+    return out

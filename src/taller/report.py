@@ -1,0 +1,139 @@
+"""report.html: everything about a run on one page that opens anywhere (pictures embedded, no network).
+
+    configuration · parameters · loss curves · the weights epoch by epoch (slider) · how far they moved
+    · samples · the probabilities of one generation · attention · character embeddings
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import time
+from pathlib import Path
+
+from . import __version__
+from .checkpoint import atomic_write
+from .explain import by_component, loss_plot, parameter_rows
+from .explain.inside import explain_run
+from .run import read_metrics
+from .text import show_char, thousands
+
+CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; background: #f5f6fa; margin: 0; }
+main { max-width: 1100px; margin: 0 auto; padding: 1.5rem; }
+h1 { margin: 0 0 .2rem; } h2 { margin: 0 0 .8rem; font-size: 1.25rem; }
+.sub { color: #6b7280; margin-bottom: 1.2rem; }
+section { background: #fff; border-radius: 10px; padding: 1.1rem 1.3rem; margin: 0 0 1.1rem; box-shadow: 0 1px 3px #0001; }
+table { border-collapse: collapse; font-size: 13px; }
+td, th { padding: .2rem .6rem; border-bottom: 1px solid #eef0f4; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.cols { display: flex; gap: 2rem; flex-wrap: wrap; align-items: flex-start; }
+img { max-width: 100%; border-radius: 6px; }
+.note { background: #fff7e6; border-left: 4px solid #f59e0b; padding: .6rem .9rem; border-radius: 4px; }
+code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+.sample { font-family: ui-monospace, "DejaVu Sans Mono", monospace; background: #f3f4f6; padding: .25rem .6rem; margin: .25rem 0; border-radius: 4px; }
+.bar { display: inline-block; height: 9px; background: #6366f1; border-radius: 2px; vertical-align: middle; margin-right: 4px; }
+.chosen { font-weight: bold; color: #4338ca; }
+input[type=range] { width: 60%; vertical-align: middle; }
+"""
+
+SLIDER_JS = """
+const frames = JSON.parse(document.getElementById('epoch-frames').textContent);
+const slider = document.getElementById('epoch-slider'), img = document.getElementById('epoch-img');
+const label = document.getElementById('epoch-label');
+slider.addEventListener('input', () => { img.src = frames[slider.value][1]; label.textContent = 'Época ' + frames[slider.value][0]; });
+"""
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def picture(item, alt: str) -> str:
+    """An embedded image, or the note that says why there is none."""
+    if isinstance(item, Path) and item.exists():
+        return f'<img src="{data_uri(item)}" alt="{html.escape(alt)}">'
+    return f'<p class="note">{html.escape(str(item))}</p>'
+
+
+def config_tables(run) -> str:
+    parts = []
+    for section, values in run.config.to_dict().items():
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td class='mono'>{html.escape(str(v))}</td></tr>" for k, v in values.items())
+        parts.append(f"<div><h3>[{section}]</h3><table>{rows}</table></div>")
+    return f"<div class='cols'>{''.join(parts)}</div>"
+
+
+def parameters_html(model) -> str:
+    rows = parameter_rows(model)
+    total = sum(r["count"] for r in rows)
+    body = "".join(
+        f"<tr><td class='mono'>{html.escape(r['name'])}</td><td>{r['shape']}</td><td class='n'>{thousands(r['count'])}</td>"
+        f"<td class='n'>{r['percent']:.1f} %</td><td>{r['component']}</td><td class='n'>{r['mean']:.4f}</td>"
+        f"<td class='n'>{r['std']:.4f}</td><td class='n'>{r['min']:.4f}</td><td class='n'>{r['max']:.4f}</td></tr>"
+        for r in rows)
+    summary = "".join(f"<tr><td>{c}</td><td class='n'>{thousands(n)}</td><td class='n'>{100 * n / total:.1f} %</td></tr>"
+                      for c, n in by_component(rows).items())
+    return (f"<p>Total: <b>{thousands(total)}</b> parámetros.</p><div class='cols'><table><tr><th>Componente</th>"
+            f"<th>Cantidad</th><th>%</th></tr>{summary}</table><table><tr><th>Nombre</th><th>Forma</th><th>Cantidad</th>"
+            f"<th>%</th><th>Componente</th><th>Media</th><th>Desv.</th><th>Mín.</th><th>Máx.</th></tr>{body}</table></div>")
+
+
+def epochs_html(run_dir: Path) -> str:
+    frames = sorted((int(m.group(1)), p) for p in run_dir.glob("epoch_*.png") if (m := re.fullmatch(r"epoch_(\d+)\.png", p.name)))
+    if not frames:
+        return "<p class='note'>Esta ejecución no guardó imágenes de los pesos (train.plot_every = 0).</p>"
+    data = [[epoch, data_uri(path)] for epoch, path in frames]
+    last = len(data) - 1
+    return (f"<p><input type='range' id='epoch-slider' min='0' max='{last}' value='{last}'> "
+            f"<b id='epoch-label'>Época {data[last][0]}</b></p><img id='epoch-img' src='{data[last][1]}' alt='pesos'>"
+            f"<script type='application/json' id='epoch-frames'>{json.dumps(data)}</script><script>{SLIDER_JS}</script>")
+
+
+def generation_html(sample) -> str:
+    rows = []
+    for step in sample.steps:
+        cands = " ".join(f"<span class='{'chosen' if c == step.char else ''}'><span class='bar' style='width:{60 * p:.0f}px'>"
+                         f"</span>{html.escape(show_char(c))} {p:.3f}</span>&nbsp;&nbsp;" for c, p in step.top)
+        rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_char(step.char))}</td>"
+                    f"<td class='mono'>{cands}</td></tr>")
+    return (f"<p>Texto generado: <span class='sample'>{html.escape(sample.text)}</span></p>"
+            f"<table><tr><th>Posición</th><th>Carácter</th><th>Los 5 más probables (probabilidad)</th></tr>{''.join(rows)}</table>")
+
+
+def write_report(run, text: str | None = None) -> Path:
+    """Draw the explain pictures and write report.html into the run folder; return its path."""
+    cfg, state = run.config, run.state
+    sample = run.generate(cfg.train.prompt, 1, seed=cfg.train.seed, max_chars=60)[0]
+    pictures = explain_run(run, text or sample.text[:40] or None)
+    if not (run.dir / "loss.png").exists():
+        loss_plot(read_metrics(run.dir), run.dir / "loss.png")
+    samples = run.dir / "samples.txt"
+    samples_html = ("".join(f"<div class='sample'>{html.escape(line)}</div>"
+                            for line in samples.read_text(encoding="utf-8").splitlines())
+                    if samples.exists() else "<p class='note'>No hay samples.txt en esta ejecución.</p>")
+    n_params = sum(p.numel() for p in run.model.parameters())
+    bpc = f"{state['val_bpc']:.3f} bits por carácter en validación · " if "val_bpc" in state else ""
+    sections = [
+        ("Configuración", config_tables(run)),
+        ("Parámetros", parameters_html(run.model)),
+        ("Curvas de pérdida", picture(run.dir / "loss.png", "curvas de pérdida")),
+        ("Los pesos, época a época", epochs_html(run.dir)),
+        ("Cuánto se han movido los pesos", picture(pictures["evolution"], "evolución de los pesos")),
+        ("Muestras", samples_html),
+        (f"Probabilidades de una generación (tras «{html.escape(sample.prompt)}»)", generation_html(sample)),
+        ("Atención", picture(pictures["attention"], "mapas de atención")),
+        ("Embeddings de los caracteres", picture(pictures["embeddings"], "embeddings")),
+    ]
+    body = "".join(f"<section><h2>{title}</h2>{content}</section>" for title, content in sections)
+    page = (f"<!doctype html><html lang='es'><head><meta charset='utf-8'><title>taller · {html.escape(run.dir.name)}</title>"
+            f"<style>{CSS}</style></head><body><main><h1>Informe de {html.escape(run.dir.name)}</h1>"
+            f"<p class='sub'>{html.escape(cfg.model.kind)} de {thousands(n_params)} parámetros · corpus "
+            f"{html.escape(str(state.get('corpus', cfg.data.corpus)))} · {state.get('step', 0)} pasos, "
+            f"{state.get('epoch', 0)} épocas · {bpc}taller {__version__}, {time.strftime('%Y-%m-%d %H:%M')}</p>"
+            f"{body}</main></body></html>")
+    path = run.dir / "report.html"
+    atomic_write(path, page.encode("utf-8"))
+    return path

@@ -1,0 +1,1 @@
+"""The explorer served by `taller serve` (see server.py)."""

@@ -1,0 +1,180 @@
+// The explorer: type a prompt, see the model's next-character probabilities and the attention of every head.
+// Plain JavaScript; talks to /api/* (see server.py).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const prompt = $("prompt"), bars = $("bars"), runSelect = $("run"), message = $("message");
+let runs = [], latest = 0, timer = null;
+
+const show = (c) => ({ " ": "␣", "\n": "⏎", "\t": "⇥" }[c] ?? c);
+const pct = (p) => (100 * p).toFixed(p >= 0.1 ? 1 : 2) + " %";
+
+async function api(path, body) {
+  const response = await fetch(path, body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || `error ${response.status}`);
+  return data;
+}
+
+function say(text, kind = "error") {
+  message.hidden = !text;
+  message.textContent = text || "";
+  message.className = "message" + (kind === "note" ? " note" : "");
+}
+
+// --- runs ------------------------------------------------------------------------------------------------------
+async function loadRuns() {
+  const data = await api("/api/runs");
+  runs = data.runs;
+  prompt.maxLength = data.max_text;
+  runSelect.innerHTML = "";
+  for (const r of runs) runSelect.add(new Option(r.error ? `${r.name} (no se puede abrir)` : r.name, r.name));
+  const wanted = new URLSearchParams(location.search).get("run");
+  if (wanted && runs.some((r) => r.name === wanted)) runSelect.value = wanted;
+  chooseRun(true);
+}
+
+function chooseRun(first) {
+  const r = runs.find((x) => x.name === runSelect.value);
+  if (!r) return say("No hay ejecuciones en esta carpeta.");
+  if (r.error) { $("run-info").textContent = ""; return say(r.error); }
+  const bpc = r.val_bpc == null ? "" : ` · ${r.val_bpc.toFixed(2)} bits/carácter`;
+  $("run-info").textContent = `${r.kind} · ${(r.parameters || 0).toLocaleString("es-ES")} parámetros · ` +
+                              `corpus ${r.corpus} · ve ${r.block_size} caracteres${bpc}`;
+  if (first && !prompt.value) prompt.value = r.prompt || "";
+  refresh();
+}
+
+// --- next character ----------------------------------------------------------------------------------------------
+function drawBars(data) {
+  bars.innerHTML = "";
+  for (const b of data.bars) {
+    const row = document.createElement("button");
+    row.className = "bar";
+    row.dataset.char = b.char;
+    row.dataset.prob = b.prob;
+    row.title = `añadir «${b.shown}»`;
+    row.innerHTML = `<span class="ch"></span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    row.querySelector(".ch").textContent = b.shown;
+    row.querySelector(".fill").style.width = (100 * b.prob).toFixed(1) + "%";
+    row.querySelector(".pct").textContent = pct(b.prob);
+    row.addEventListener("click", () => { prompt.value += b.char; refresh(); prompt.focus(); });
+    bars.append(row);
+  }
+  const rest = document.createElement("div");
+  rest.className = "rest";
+  rest.dataset.prob = data.rest;
+  rest.innerHTML = `<span>resto</span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+  rest.querySelector(".fill").style.width = (100 * data.rest).toFixed(1) + "%";
+  rest.querySelector(".pct").textContent = pct(data.rest);
+  rest.title = `los otros ${data.rest_count} caracteres juntos`;
+  bars.append(rest);
+  bars.classList.remove("stale");
+  bars.dataset.text = data.text;  // which text these bars belong to (the browser test waits on it)
+}
+
+// --- attention ---------------------------------------------------------------------------------------------------
+function heatColour(w) {  // 0 → white, 1 → indigo
+  const t = Math.min(1, Math.max(0, w)) ** 0.7;
+  return `rgb(${Math.round(255 - 200 * t)},${Math.round(255 - 190 * t)},${Math.round(255 - 30 * t)})`;
+}
+
+function drawHead(matrix, chars, room) {  // room: the most pixels the square may take
+  const n = chars.length, cell = Math.max(3, Math.min(28, Math.floor(room / (n + 1))));
+  const labels = cell >= 9, margin = labels ? cell + 4 : 0;
+  const canvas = document.createElement("canvas");
+  const ratio = window.devicePixelRatio || 1, size = margin + n * cell;
+  canvas.width = canvas.height = size * ratio;
+  canvas.style.width = canvas.style.height = size + "px";
+  const g = canvas.getContext("2d");
+  g.scale(ratio, ratio);
+  g.fillStyle = "#fff";
+  g.fillRect(0, 0, size, size);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j <= i; j++) { g.fillStyle = heatColour(matrix[i][j]); g.fillRect(margin + j * cell, margin + i * cell, cell, cell); }
+  if (labels) {
+    g.fillStyle = "#374151";
+    g.font = `${cell - 3}px ui-monospace, monospace`;
+    g.textAlign = "center";
+    g.textBaseline = "middle";
+    chars.forEach((c, k) => {
+      g.fillText(c, margin + k * cell + cell / 2, margin / 2);
+      g.fillText(c, margin / 2, margin + k * cell + cell / 2);
+    });
+  }
+  canvas.addEventListener("mousemove", (e) => {
+    const rect = canvas.getBoundingClientRect();
+    const i = Math.floor((e.clientY - rect.top - margin) / cell), j = Math.floor((e.clientX - rect.left - margin) / cell);
+    $("att-info").textContent = i >= 0 && j >= 0 && i < n && j < n
+      ? (j <= i ? `«${chars[i]}» (posición ${i + 1}) mira a «${chars[j]}» (posición ${j + 1}): ${pct(matrix[i][j])}`
+                : "nadie mira hacia delante: el futuro está tapado")
+      : "\u00a0";
+  });
+  return canvas;
+}
+
+function drawContext(chars) {  // the characters the model reads to make its guess
+  const r = runs.find((x) => x.name === runSelect.value), box = $("context");
+  box.innerHTML = `<div></div><div class="chips"></div>`;
+  box.firstChild.textContent = `Lo que lee el modelo (como mucho ${r ? r.block_size : "?"} caracteres, los últimos):`;
+  for (const c of chars) { const chip = document.createElement("span"); chip.textContent = c; box.lastChild.append(chip); }
+}
+
+function drawAttention(data) {
+  const box = $("attention-maps");
+  box.innerHTML = "";
+  if (data.chars) drawContext(data.chars); else $("context").innerHTML = "";
+  if (data.note) { box.innerHTML = `<p class="message note"></p>`; box.firstChild.textContent = data.note; return; }
+  const perRow = data.layers[0].length, room = Math.min(360, (box.clientWidth - 16 * (perRow - 1)) / perRow);
+  data.layers.forEach((heads, l) => {
+    const layer = document.createElement("div");
+    layer.className = "layer";
+    layer.innerHTML = `<h3>Capa ${l + 1}</h3><div class="heads"></div>`;
+    heads.forEach((matrix, h) => {
+      const head = document.createElement("div");
+      head.className = "head";
+      head.append(drawHead(matrix, data.chars, room), `cabeza ${h + 1}`);
+      layer.querySelector(".heads").append(head);
+    });
+    box.append(layer);
+  });
+}
+
+// --- refresh: ask for both, keep only the answers to the latest text -------------------------------------------------
+async function refresh() {
+  const id = ++latest, body = { run: runSelect.value, text: prompt.value };
+  bars.classList.add("stale");
+  try {
+    const [next, attention] = await Promise.all([api("/api/predict", body), api("/api/attention", body)]);
+    if (id !== latest) return;
+    say("");
+    drawBars(next);
+    drawAttention(attention);
+  } catch (e) {
+    if (id === latest) say(e.message);
+  }
+}
+
+async function sample(mode) {
+  const buttons = [$("sample"), $("generate")];
+  buttons.forEach((b) => (b.disabled = true));
+  try {
+    const data = await api("/api/sample", { run: runSelect.value, text: prompt.value, mode,
+                                            temperature: parseFloat($("temperature").value) });
+    prompt.value = data.text;
+    await refresh();
+  } catch (e) {
+    say(e.message);
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+  }
+}
+
+prompt.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 120); });
+runSelect.addEventListener("change", () => chooseRun(false));
+$("temperature").addEventListener("input", (e) => ($("temp-value").textContent = parseFloat(e.target.value).toFixed(1)));
+$("sample").addEventListener("click", () => sample("char"));
+$("generate").addEventListener("click", () => sample("line"));
+$("clear").addEventListener("click", () => { prompt.value = ""; refresh(); prompt.focus(); });
+loadRuns().catch((e) => say(e.message));

@@ -1,0 +1,83 @@
+"""`taller explain` and `taller report`: the pictures, the self-contained page, and models without attention."""
+
+import re
+import shutil
+import sys
+
+import pytest
+
+from taller.cli import main
+from taller.explain.evolution import read_evolution
+from taller.explain.inside import NO_ATTENTION, NO_EMBEDDING, explain_run
+from taller.report import write_report
+from taller.run import load_run
+
+from conftest import without_attention
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+        sys.exit(0)
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+@pytest.fixture
+def run_dir(trained_run, tmp_path):
+    path = tmp_path / "run"
+    shutil.copytree(trained_run.dir, path)
+    for name in ("attention.png", "embeddings.png", "evolution.png", "report.html"):
+        (path / name).unlink()  # train wrote them; the commands below must write them again
+    return path
+
+
+def is_png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explain_draws_attention_embeddings_and_evolution(run_dir, capsys):
+    code, out, _ = run_cli(["explain", str(run_dir), "--text", "No hay mal que"], capsys)
+    assert code == 0
+    for name in ("attention.png", "embeddings.png", "evolution.png"):
+        assert is_png(run_dir / name) and name in out
+
+
+def test_explain_refuses_characters_the_model_never_saw(run_dir, capsys):
+    code, _, err = run_cli(["explain", str(run_dir), "--text", "No hay €"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "'€'" in err
+    assert not (run_dir / "attention.png").exists()
+
+
+def test_the_weights_move_away_from_the_start_and_every_tensor_is_followed(trained_run):
+    entries = read_evolution(trained_run.dir)
+    names = {n for n, _ in trained_run.model.named_parameters()}
+    assert [e["epoch"] for e in entries] == list(range(len(entries))) and len(entries) >= 3
+    assert set(entries[0]["change"]) == names and all(v == 0 for v in entries[0]["change"].values())
+    assert entries[-1]["change"]["embedding.weight"] > entries[1]["change"]["embedding.weight"] > 0
+
+
+def test_report_is_one_self_contained_page(run_dir, capsys):
+    code, out, _ = run_cli(["report", str(run_dir)], capsys)
+    assert code == 0 and "report.html" in out
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    for title in ("Configuración", "Parámetros", "Curvas de pérdida", "Los pesos, época a época", "Muestras",
+                  "Probabilidades de una generación", "Atención", "Embeddings de los caracteres"):
+        assert f"<h2>{title}" in page, title
+    sources = re.findall(r"""(?:src|href)=['"]([^'"]*)""", page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing fetched from anywhere
+    assert "http://" not in page and "https://" not in page
+    run = load_run(run_dir)
+    assert all(f">{name}<" in page for name, _ in run.model.named_parameters())
+    for line in (run_dir / "samples.txt").read_text(encoding="utf-8").splitlines():
+        assert line.replace("'", "&#x27;") in page
+
+
+def test_a_model_without_attention_gets_notes_not_errors(run_dir):
+    run = without_attention(run_dir)
+    results = explain_run(run, "No hay")
+    assert results["attention"] == NO_ATTENTION and results["embeddings"] == NO_EMBEDDING
+    assert not (run_dir / "attention.png").exists() and is_png(run_dir / "evolution.png")
+    page = write_report(run).read_text(encoding="utf-8")
+    assert NO_ATTENTION.split(":")[0] in page and "Probabilidades de una generación" in page
+

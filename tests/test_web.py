@@ -1,0 +1,179 @@
+"""`taller serve`: the API's answers (good and bad requests) and the page itself, driven in a real headless Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from taller.generate import next_char_probs
+from taller.run import load_run
+from taller.web.server import MAX_TEXT, create_app
+
+from conftest import without_attention
+
+
+@pytest.fixture(scope="module")
+def runs_dir(trained_run, tmp_path_factory):
+    """runs/ with a copy of the shared tiny run, an empty folder, and a link to a run outside runs/."""
+    root = tmp_path_factory.mktemp("runs")
+    (root / "mini").symlink_to(trained_run.dir, target_is_directory=True)  # resolves outside root: never served
+    shutil.copytree(trained_run.dir, root / "refranes")
+    (root / "vacía").mkdir()  # not a run
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(runs_dir):
+    return TestClient(create_app(runs_dir))
+
+
+def test_lists_only_the_runs_inside_the_folder(client):
+    names = [r["name"] for r in client.get("/api/runs").json()["runs"]]
+    assert names == ["refranes"]  # not the empty folder, not the link that leads out
+
+
+def test_bars_are_the_models_own_probabilities(client, runs_dir):
+    run = load_run(runs_dir / "refranes")
+    data = client.post("/api/predict", json={"run": "refranes", "text": "No hay "}).json()
+    assert len(data["bars"]) == 10 and abs(sum(b["prob"] for b in data["bars"]) + data["rest"] - 1) < 1e-5
+    expected = next_char_probs(run.model, run.tokenizer, "No hay ")
+    for b in data["bars"]:
+        assert abs(b["prob"] - float(expected[run.tokenizer.index[b["char"]]])) < 1e-6
+
+
+def test_attention_of_every_head(client, trained_run):
+    data = client.post("/api/attention", json={"run": "refranes", "text": "No hay"}).json()
+    cfg = trained_run.config.model
+    assert data["chars"] == ["N", "o", "␣", "h", "a", "y"]
+    assert len(data["layers"]) == cfg.n_layers and len(data["layers"][0]) == cfg.n_heads
+    for row, weights in enumerate(data["layers"][0][0]):
+        assert abs(sum(weights) - 1) < 1e-3 and all(w == 0 for w in weights[row + 1:])
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    ({"run": "refranes", "text": "N" * 100_000}, 413, "100.000 caracteres"),
+    ({"run": "no-existe", "text": "No"}, 404, "no hay ninguna ejecución «no-existe»"),
+    ({"run": "../refranes", "text": "No"}, 400, "nombre de ejecución no válido"),
+    ({"run": "..", "text": "No"}, 400, "nombre de ejecución no válido"),
+    ({"run": "/etc", "text": "No"}, 400, "nombre de ejecución no válido"),
+    ({"run": "mini", "text": "No"}, 404, "no hay ninguna ejecución"),
+    ({"run": "refranes", "text": "€"}, 400, "nunca vio"),
+    ({"text": "No"}, 422, "petición no válida"),
+])
+def test_bad_requests_get_a_4xx_and_a_spanish_message(client, body, status, fragment):
+    response = client.post("/api/predict", json=body)
+    assert response.status_code == status and fragment in response.json()["error"]
+
+
+def test_sampling_and_its_limits(client):
+    one = client.post("/api/sample", json={"run": "refranes", "text": "No hay ", "mode": "char"}).json()
+    assert one["text"].startswith("No hay ") and len(one["text"]) == len("No hay ") + 1
+    line = client.post("/api/sample", json={"run": "refranes", "text": "No", "mode": "line", "temperature": 0.5}).json()
+    assert line["text"].startswith("No") and "\n" not in line["text"] and len(line["text"]) <= MAX_TEXT
+    hot = client.post("/api/sample", json={"run": "refranes", "text": "No", "temperature": 50})
+    assert hot.status_code == 400 and "temperatura" in hot.json()["error"]
+    full = client.post("/api/sample", json={"run": "refranes", "text": "a" * MAX_TEXT, "mode": "line"})
+    assert full.status_code == 413
+
+
+def test_a_model_without_attention_gets_a_note_not_an_error(runs_dir):
+    client = TestClient(create_app(runs_dir, loader=without_attention))
+    assert client.post("/api/predict", json={"run": "refranes", "text": "No"}).status_code == 200
+    data = client.post("/api/attention", json={"run": "refranes", "text": "No"}).json()
+    assert "no tiene atención" in data["note"] and "layers" not in data
+
+
+def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
+    from taller.cli import main
+
+    (tmp_path / "vacía").mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args, fragment in [([str(tmp_path / "no-existe")], "no existe la carpeta"),
+                               ([str(tmp_path / "vacía")], "no tiene ninguna ejecución"),
+                               ([str(runs_dir), "--port", str(port)], "--port")]:
+            with pytest.raises(SystemExit) as e:
+                main(["serve", *args])
+            err = capsys.readouterr().err
+            assert e.value.code == 2 and err.count("\n") == 1 and fragment in err, err
+
+
+# --- the page in a real browser --------------------------------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or next((p for p in ("/usr/bin/chromium",) if os.path.exists(p)), None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(runs_dir, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "taller", "serve", str(runs_dir), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60  # it imports torch first
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=0.1)  # paces the loop; returns only if the server has died
+                pytest.fail(f"taller serve terminó: {(tmp_path / 'serve.log').read_text()}")
+            except subprocess.TimeoutExpired:
+                assert time.monotonic() < deadline, "taller serve no aceptó conexiones en un minuto"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_the_page_in_a_real_browser(server, runs_dir, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="falta el paquete playwright")
+    executable = chromium()
+    if executable is None:
+        pytest.skip("no hay Chromium en este equipo (make test instala el paquete chromium de Debian si es root)")
+    run = load_run(runs_dir / "refranes")
+    expected = run.generate("No hay ", 1, max_chars=1)[0].steps[0].top  # what `taller generate --show-probs` prints
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server)
+        page.fill("#prompt", "No hay ")
+        page.wait_for_function("document.querySelector('#bars').dataset.text === 'No hay '", timeout=15_000)
+        bars = page.eval_on_selector_all(".bar", "els => els.map(e => [e.dataset.char, parseFloat(e.dataset.prob)])")
+        rest = float(page.get_attribute(".rest", "data-prob"))
+        assert len(bars) == 10 and abs(sum(p for _, p in bars) + rest - 1) < 1e-4
+        assert [c for c, _ in bars[:5]] == [c for c, _ in expected]
+        assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(bars, expected))
+        assert page.locator(".head canvas").count() == run.config.model.n_layers * run.config.model.n_heads
+
+        page.click(".bar >> nth=1")  # the second most likely character
+        grown = "No hay " + bars[1][0]
+        assert page.input_value("#prompt") == grown
+        page.wait_for_function(f"document.querySelector('#bars').dataset.text === {grown!r}", timeout=15_000)
+        page.hover(".head canvas >> nth=0", position={"x": 60, "y": 80})
+        page.screenshot(path=str(tmp_path / "explorador.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "explorador.png").stat().st_size > 10_000
+    print(f"\ncaptura: {tmp_path / 'explorador.png'}")
