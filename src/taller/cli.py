@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         COMMANDS[args.command](args)
     except TallerError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)  # always one line
         sys.exit(2)
     except KeyboardInterrupt:
         print("\nInterrumpido.", file=sys.stderr)

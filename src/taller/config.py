@@ -222,7 +222,7 @@ def _find_key(key: str, where: str) -> tuple[str, str]:
         if len(owners) == 1:
             return owners[0], key
     known = ", ".join(f"{s}.{n}" for s, c in SECTIONS.items() for n in _fields(c))
-    raise TallerError(f"{where}: clave desconocida '{key}'. Claves válidas: {known}.")
+    raise TallerError(f"{where}: clave desconocida {key!r}. Claves válidas: {known}.")
 
 
 def _fields(cls) -> list[str]:

@@ -13,9 +13,16 @@ from matplotlib.figure import Figure  # noqa: E402  (the object API: no global p
 from ..checkpoint import atomic_write  # noqa: E402
 
 
-def save_figure(fig: Figure, path) -> None:
+def save_figure(fig: Figure, path, palette: bool = False) -> None:
+    """Write a PNG atomically; `palette` keeps 256 colours (weight heatmaps: 2.5× smaller, the same to the eye)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
+    if palette:
+        from PIL import Image  # matplotlib's own dependency
+
+        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").quantize(colors=256)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
 
 
@@ -39,7 +46,7 @@ def epoch_plot(model, epoch: int, path) -> None:
             ax.plot(x.numpy(), linewidth=0.8)
             ax.grid(alpha=0.3)
     fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=1 - 0.9 / fig.get_figheight(), wspace=0.45, hspace=0.45)
-    save_figure(fig, path)
+    save_figure(fig, path, palette=True)
 
 
 def loss_plot(metrics: list[dict], path) -> None:
