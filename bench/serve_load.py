@@ -9,7 +9,6 @@ Without --runs it first trains a small run on the refranes (TALLER_DATA) for a f
 import argparse
 import http.client
 import json
-import os
 import random
 import socket
 import subprocess

@@ -5,7 +5,6 @@ import math
 
 import pytest
 
-from taller.cli import main
 from taller.run import load_run
 
 from test_cli import TINY, one_line_error, run_cli

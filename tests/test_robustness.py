@@ -21,7 +21,6 @@ from taller.config import Config
 from taller.errors import TallerError
 from taller.run import load_run, read_metrics
 
-from conftest import tiny_config
 
 SETTINGS = dict(dropout=0.1, log_every=1, epochs=1000, eval_chars=64, samples=0, d_model=32)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -208,7 +207,8 @@ def cmd_train(args) -> None:
             cfg.set({"steps": "max_steps"}.get(key, key), value)
     out = out or default_out(Path(cfg.data.corpus).stem, args.preset or "base")
     run = train(cfg, out, resume=args.resume, progress=not args.quiet)
-    print(f"Resultados en {out}/")
+    if not run.interrupted:
+        print(f"Resultados en {out}/")
 
 
 def cmd_generate(args) -> None:
@@ -272,6 +272,8 @@ def cmd_demo(args) -> None:
     print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {budget}.")
     started = time.perf_counter()
     run = train(cfg, out)
+    if run.interrupted:
+        return
     known = set(load_corpus("refranes").text.split("\n"))
     samples = [s for s in run.generate("No hay ", 20, seed=cfg.train.seed, temperature=0.8) if s.text not in known]
     samples = (samples + run.generate("No hay ", 5, seed=cfg.train.seed + 1, temperature=0.8))[:5]
