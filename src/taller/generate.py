@@ -70,7 +70,7 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     stop_id = tokenizer.index.get(stop) if stop is not None else None  # a stop the vocabulary lacks never happens
     block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
-    context = torch.tensor([ids] * n, device=device)  # (n, T)
+    context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
     crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
     plain = greedy or (temperature == 1.0 and not top_k and top_p >= 1.0)  # sample from the model's own distribution
     logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
@@ -91,12 +91,13 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
             if done.all():
                 break
         new = choice[:, None].to(device)  # (n, 1)
-        context = torch.cat([context, new], dim=1)
-        if not use_cache:
+        if not use_cache:  # read the whole text again (as far back as the model sees)
+            context = torch.cat([context, new], dim=1)
             logits = model(crop(context))[:, -1]
         elif block is not None and model.state_length(state) >= block:  # the window is full: start again from its last half
-            logits, state = model.start(context[:, -max(1, block // 2):])
-        else:
+            text = torch.cat([context, torch.stack(chosen, dim=1).to(device)], dim=1)  # (n, T + steps) so far
+            logits, state = model.start(text[:, -max(1, block // 2):])
+        else:  # only the new character is read; the cache holds the rest
             logits, state = model.step(new, state)
     return to_samples(tokenizer, prompt, n, chosen, records, stop_id)
 
