@@ -30,6 +30,8 @@ if __name__ == "__main__":
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         run = train(cfg, f"{out}/run", progress=False, log=lambda *_: None)
+    if getattr(run, "interrupted", False):
+        raise SystemExit("time_to_loss: interrupted before the budget was spent; no figure.")
     s = run.state
     print(json.dumps({"bench": "time_to_loss", "corpus": a.corpus, "preset": preset, "overrides": a.set,
                       "budget_s": a.budget, "train_s": s["train_time"], "steps": s["step"],
