@@ -18,7 +18,7 @@ import torch.nn.functional as F
 class Step:
     position: int  # 1-based position of the generated character in the whole text (prompt included)
     char: str  # the character chosen
-    top: list[tuple[str, float]]  # the model's 5 most likely characters with their probabilities
+    top: list[tuple[str, float]]  # the model's `top` (5) most likely characters with their probabilities; [] if top=0
 
 
 @dataclass
@@ -72,7 +72,7 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
     context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
     crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
-    plain = greedy or (temperature == 1.0 and not top_k and top_p >= 1.0)  # sample from the model's own distribution
+    plain = temperature == 1.0 and not top_k and top_p >= 1.0  # sample from the model's own distribution as it is
     logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
     chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities and ids
     done = torch.zeros(n, dtype=torch.bool)
