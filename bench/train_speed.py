@@ -1,7 +1,10 @@
 """Training speed: characters/s, model GFLOP/s (6 × parameters × characters/s) and the fraction of the matrix peak
 measured in the same run, for a preset and for nanoGPT's CPU "baby" shape.
 
-    python bench/train_speed.py --preset base [--steps 60]      → one JSON line per shape
+    python bench/train_speed.py --preset base [--steps 60] [--set dtype=bfloat16 --set d_model=256 ...]
+                                                                → one JSON line per shape
+
+--set changes the preset (not the nanoGPT shape, which stays nanoGPT's); dtype=bfloat16 trains under bf16 autocast.
 """
 
 import argparse
@@ -14,7 +17,7 @@ import torch.nn.functional as F
 from matmul import peak
 from taller.config import Config
 from taller.models import build_model
-from taller.train import make_optimizer
+from taller.train import autocast_for, make_optimizer
 
 NANOGPT_BABY = {"n_layers": 4, "n_heads": 4, "d_model": 128, "d_ff": 512, "block_size": 64, "batch_size": 12,
                 "dropout": 0.0, "lr": 1e-3}
@@ -27,10 +30,13 @@ def speed(cfg: Config, steps: int) -> dict:
     opt = make_optimizer(model, cfg)
     B, T = cfg.train.batch_size, cfg.model.block_size
     x = torch.randint(0, 92, (B, T))
+    autocast = autocast_for(torch.device("cpu"), cfg.train.dtype)
     times = []
     for i in range(steps + 5):
         start = time.perf_counter()
-        loss = F.cross_entropy(model(x).view(-1, 92), x.view(-1))
+        with autocast:
+            logits = model(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().view(-1, 92), x.view(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -46,13 +52,20 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="base")
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
+    p.add_argument("--no-baby", action="store_true", help="skip nanoGPT's shape")
     a = p.parse_args()
     machine = peak()
     best = max(machine.values())
     shapes = {a.preset: Config.preset(a.preset), "nanogpt-baby": Config()}
+    shapes[a.preset].apply_overrides(a.set)
     for key, value in NANOGPT_BABY.items():
         shapes["nanogpt-baby"].set(key, value)
+    if a.no_baby:
+        del shapes["nanogpt-baby"]
     for name, cfg in shapes.items():
         r = speed(cfg, a.steps)
-        print(json.dumps({"bench": "train_speed", "shape": name, **r, **machine,
+        overrides = a.set if name == a.preset else []
+        print(json.dumps({"bench": "train_speed", "shape": name, "overrides": overrides, "dtype": cfg.train.dtype,
+                          **r, **machine,
                           "fraction_of_peak": r["model_gflops"] / best}))

@@ -97,3 +97,23 @@ def test_a_tiny_text_is_learned_to_near_zero_loss():
     w = ids[torch.arange(0, 400, 25)[:, None] + torch.arange(17)]
     losses = F.cross_entropy(m(w[:, :-1]).transpose(1, 2), w[:, 1:], reduction="none")
     assert losses[:, 8:].mean() < 0.05
+
+
+def test_draw_follows_the_same_random_stream_as_multinomial():
+    from taller.generate import draw
+
+    probs = torch.softmax(torch.randn(3, 20) * 3, dim=-1)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(200):
+        assert torch.equal(draw(probs, g1), torch.multinomial(probs, 1, generator=g2)[:, 0])
+
+
+def test_records_are_optional_and_change_nothing_else():
+    m = model()
+    tok = CharTokenizer(list("abcdefghijklmnopqr \n"))
+    with_top = generate(m, tok, "abc", 2, max_chars=15, seed=3, stop="a")
+    without = generate(m, tok, "abc", 2, max_chars=15, seed=3, stop="a", top=0)
+    assert [s.text for s in with_top] == [s.text for s in without]
+    assert all(len(step.top) == 5 for s in with_top for step in s.steps)
+    assert all(step.top == [] for s in without for step in s.steps)
+    assert [len(s.steps) for s in with_top] == [len(s.steps) for s in without]

@@ -225,7 +225,8 @@ def cmd_generate(args) -> None:
         raise TallerError(f"--top-k={args.top_k} no puede ser negativo.")
     by_temperature = [run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=temperature,
                                    top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
-                                   unknown="replace" if args.replace_unknown else "error")
+                                   unknown="replace" if args.replace_unknown else "error",
+                                   top=5 if args.show_probs or args.table else 0)  # records only when shown
                       for temperature in args.temperature]
     samples = [s for group in by_temperature for s in group]
     if len(args.temperature) > 1:  # one column per temperature

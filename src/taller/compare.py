@@ -75,7 +75,7 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         s = run.state
         size = f"{thousands(s['counts'])} cuentas" if kind == "ngram" else thousands(s["parameters"])
         sample = run.generate(clean_like(prompt, cfg.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
-                              unknown="replace")[0].text
+                              unknown="replace", top=0)[0].text
         rows.append(Row(kind, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"],
                         " ".join(sample.split())))
 

@@ -2,7 +2,8 @@
 
 Choosing: greedy (always the most likely), or at random after reshaping the distribution with
 temperature (< 1 bolder, > 1 wilder), top-k (only the k best) and top-p (the fewest whose probabilities add to p).
-Every step is recorded with the model's own top-5 probabilities (temperature 1), for `table.txt`.
+Every step is recorded with the model's own top-5 probabilities (temperature 1), for `table.txt`;
+the loop itself only handles tensors, and the records are turned into text once, at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 class Step:
     position: int  # 1-based position of the generated character in the whole text (prompt included)
     char: str  # the character chosen
-    top: list[tuple[str, float]]  # the model's 5 most likely characters with their probabilities
+    top: list[tuple[str, float]]  # the model's `top` (5) most likely characters with their probabilities; [] if top=0
 
 
 @dataclass
@@ -49,8 +50,6 @@ def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
     """The prompt's ids; an empty prompt starts a new line (for proverbs, "the start of a refrán")."""
     return tokenizer.encode(prompt, unknown=unknown) or [tokenizer.index.get("\n", 0)]
 
-
-@torch.no_grad()
 def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
     """(V,) the model's own distribution of the character after `prompt`: the first step of `generate`."""
     model.eval()
@@ -62,46 +61,73 @@ def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> to
     return F.softmax(logits.float(), dim=-1)[0].cpu()
 
 
-@torch.no_grad()
+def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One character per row of (B, V) probabilities, as torch.multinomial draws it but with less work: every
+    character waits an exponential time divided by its probability, and the first to arrive wins."""
+    wait = torch.empty_like(probs).exponential_(generator=generator)  # (B, V)
+    return (probs / wait).argmax(dim=-1)  # (B,)
+
+
+@torch.inference_mode()
 def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
              stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = 5) -> list[Sample]:
-    """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping at `stop`."""
+    """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping at `stop`.
+
+    `top` is how many of the model's best candidates each Step records (0: no records, the fastest).
+    The loop only works with tensors; characters and records are made once, at the end.
+    """
     model.eval()
     device = next(model.parameters(), torch.zeros(0)).device  # a count model (n-gram) has no parameters: CPU
     ids = prompt_ids(tokenizer, prompt, unknown)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    samples = [Sample(prompt) for _ in range(n)]
+    stop_id = tokenizer.index.get(stop) if stop is not None else None  # a stop the vocabulary lacks never happens
     block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
-    context = torch.tensor([ids] * n, device=device)  # (n, T)
+    context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
     crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
+    plain = temperature == 1.0 and not top_k and top_p >= 1.0  # sample from the model's own distribution as it is
     logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
+    chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities and ids
     done = torch.zeros(n, dtype=torch.bool)
-    for i in range(max_chars):
-        probs = F.softmax(logits.float(), dim=-1).cpu()  # (n, V) the model's own distribution
+    for _ in range(max_chars):
+        logits = logits.float().cpu()  # (n, V)
         if greedy:
-            choice = probs.argmax(dim=-1)
+            choice = logits.argmax(dim=-1)  # (n,)
         else:
-            filtered = F.softmax(filter_logits(logits.float().cpu(), temperature, top_k, top_p), dim=-1)
-            choice = torch.multinomial(filtered, 1, generator=generator)[:, 0]  # (n,)
-        best = torch.topk(probs, min(top, probs.shape[-1]), dim=-1)
-        for b, sample in enumerate(samples):
-            if done[b]:
-                continue
-            char = tokenizer.chars[choice[b]]
-            sample.steps.append(Step(len(prompt) + i + 1, char,
-                                     [(tokenizer.chars[j], float(p)) for p, j in zip(best.values[b], best.indices[b])]))
-            if stop is not None and char == stop:
-                done[b] = True
-            else:
-                sample.generated += char
-        if done.all():
-            break
-        context = torch.cat([context, choice[:, None].to(device)], dim=1)
-        if not use_cache:
+            shaped = logits if plain else filter_logits(logits, temperature, top_k, top_p)
+            choice = draw(F.softmax(shaped, dim=-1), generator)  # (n,)
+        if top:
+            records.append(torch.topk(F.softmax(logits, dim=-1), min(top, logits.shape[-1]), dim=-1))
+        chosen.append(choice)
+        if stop_id is not None:
+            done |= choice == stop_id
+            if done.all():
+                break
+        new = choice[:, None].to(device)  # (n, 1)
+        if not use_cache:  # read the whole text again (as far back as the model sees)
+            context = torch.cat([context, new], dim=1)
             logits = model(crop(context))[:, -1]
         elif block is not None and model.state_length(state) >= block:  # the window is full: start again from its last half
-            logits, state = model.start(context[:, -max(1, block // 2):])
-        else:
-            logits, state = model.step(choice[:, None].to(device), state)
+            text = torch.cat([context, torch.stack(chosen, dim=1).to(device)], dim=1)  # (n, T + steps) so far
+            logits, state = model.start(text[:, -max(1, block // 2):])
+        else:  # only the new character is read; the cache holds the rest
+            logits, state = model.step(new, state)
+    return to_samples(tokenizer, prompt, n, chosen, records, stop_id)
+
+
+def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop_id: int | None) -> list[Sample]:
+    """The loop's tensors as text: each row up to its stop (the stop itself is recorded but not written)."""
+    samples = [Sample(prompt) for _ in range(n)]
+    if not chosen:
+        return samples
+    ids = torch.stack(chosen, dim=1).tolist()  # (n, steps)
+    if records:
+        probs = torch.stack([r.values for r in records], dim=1).tolist()  # (n, steps, top)
+        best = torch.stack([r.indices for r in records], dim=1).tolist()
+    for b, sample in enumerate(samples):
+        row = ids[b][:ids[b].index(stop_id) + 1] if stop_id in ids[b] else ids[b]
+        sample.generated = "".join(tokenizer.chars[j] for j in row if j != stop_id)
+        for i, j in enumerate(row):
+            top = [(tokenizer.chars[c], p) for p, c in zip(probs[b][i], best[b][i])] if records else []
+            sample.steps.append(Step(len(prompt) + i + 1, tokenizer.chars[j], top))
     return samples

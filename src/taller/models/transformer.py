@@ -33,6 +33,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.block_size = cfg.block_size
         self.query = nn.Linear(cfg.d_model, cfg.d_model)  # what am I looking for?
         self.key = nn.Linear(cfg.d_model, cfg.d_model)  # what do I contain?
         self.value = nn.Linear(cfg.d_model, cfg.d_model)  # what do I pass on if chosen?
@@ -47,13 +48,24 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        if cache is None:
+            q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, C) each
+        else:  # generation: the weights stay fixed, so the three projections can be one product (faster)
+            if "qkv" not in cache:
+                cache["qkv"] = (torch.cat([self.query.weight, self.key.weight, self.value.weight]),  # (3C, C)
+                                torch.cat([self.query.bias, self.key.bias, self.value.bias]))  # (3C,)
+            q, k, v = F.linear(x, *cache["qkv"]).split(C, dim=-1)  # (B, T, C) each
+        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H, T, D) each
         past = 0
         if cache is not None:  # generation: keys and values of earlier characters are kept, not recomputed
-            if "k" in cache:
-                past = cache["k"].shape[2]
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)  # (B, H, past+T, D)
-            cache["k"], cache["v"] = k, v
+            if "k" not in cache:  # room for a whole window, filled in as the text grows (no copying per step)
+                cache["k"] = k.new_empty(B, self.n_heads, self.block_size, self.head_dim)  # (B, H, block, D)
+                cache["v"] = v.new_empty(B, self.n_heads, self.block_size, self.head_dim)
+                cache["length"] = 0
+            past = cache["length"]
+            cache["k"][:, :, past:past + T], cache["v"][:, :, past:past + T] = k, v
+            cache["length"] = past + T
+            k, v = cache["k"][:, :, :past + T], cache["v"][:, :, :past + T]  # (B, H, past+T, D)
         dropout = self.dropout if self.training else 0.0
 
         if self.explicit or record:  # the readable path: the attention matrix, written out
@@ -139,10 +151,10 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor, cache: list[dict] | None = None, record: bool = False) -> torch.Tensor:
         """idx (B, T) character ids -> logits (B, T, V). With a cache, idx holds only the new characters."""
         B, T = idx.shape
-        start = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
+        start = self.state_length(cache)  # characters already read (with a cache), else 0
         assert start + T <= self.cfg.block_size, f"context {start + T} is longer than block_size {self.cfg.block_size}"
-        positions = torch.arange(start, start + T, device=idx.device)  # (T,) the position of each character
-        pos = self.position(positions) if self.cfg.pos_encoding == "learned" else self.pe[positions]  # (T, C)
+        table = self.position.weight if self.cfg.pos_encoding == "learned" else self.pe  # (block_size, C)
+        pos = table[start:start + T]  # (T, C) the code of each character's position
         x = self.dropout(self.embedding(idx) + pos)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, cache[i] if cache is not None else None, record)
@@ -160,7 +172,7 @@ class Transformer(nn.Module):
 
     @staticmethod
     def state_length(state: list[dict]) -> int:
-        return state[0]["k"].shape[2] if state and "k" in state[0] else 0
+        return state[0].get("length", 0) if state else 0
 
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """Attention weights of every layer, each (B, H, T, T), from the readable path."""
