@@ -50,6 +50,8 @@ def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
     """The prompt's ids; an empty prompt starts a new line (for proverbs, "the start of a refrán")."""
     return tokenizer.encode(prompt, unknown=unknown) or [tokenizer.index.get("\n", 0)]
 
+
+@torch.no_grad()
 def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
     """(V,) the model's own distribution of the character after `prompt`: the first step of `generate`."""
     model.eval()
