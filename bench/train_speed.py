@@ -28,6 +28,7 @@ def speed(cfg: Config, steps: int) -> dict:
     cfg.model.vocab_size = 92  # the Quijote's
     model = build_model(cfg.model)
     opt = make_optimizer(model, cfg)
+    forward = torch.compile(model) if cfg.train.compile else model  # compiled on the first (warm-up) step
     B, T = cfg.train.batch_size, cfg.model.block_size
     x = torch.randint(0, 92, (B, T))
     autocast = autocast_for(torch.device("cpu"), cfg.train.dtype)
@@ -35,7 +36,7 @@ def speed(cfg: Config, steps: int) -> dict:
     for i in range(steps + 5):
         start = time.perf_counter()
         with autocast:
-            logits = model(x)  # (B, T, V)
+            logits = forward(x)  # (B, T, V)
         loss = F.cross_entropy(logits.float().view(-1, 92), x.view(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
