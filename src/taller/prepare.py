@@ -145,6 +145,6 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
     tokenizer.save(out / "tokenizer.json")
     atomic_write(out / META, json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8"))  # last: the folder is complete
     log(f"Preparado {out}: {thousands(count)} tokens ({dtype.name}, vocabulario de {tokenizer.vocab_size}), "
-        f"{thousands(n_val)} de validación al final · {thousands(size / 1e6)} MB en {seconds:.1f} s "
+        f"{thousands(n_val)} de validación al final · {size / 1e6:.1f} MB en {seconds:.1f} s "
         f"({size / 1e6 / max(seconds, 1e-9):.1f} MB/s).")
     return meta
