@@ -102,14 +102,17 @@ def main_first(ctx: Context):
         barrier(ctx)
 
 
-def mean_and_any(ctx: Context, value: torch.Tensor, flag: bool) -> tuple[float, bool]:
-    """The mean of a scalar over the ranks, and whether any rank raised `flag` (a Ctrl-C seen by one rank
-    must stop all of them at the same step, or the others would wait for it forever). One all-reduce."""
+def agree(ctx: Context, loss: float, seconds: float, stop: bool) -> tuple[float, float, bool]:
+    """After each step, in one all-reduce: the mean loss over the ranks (the global batch's loss), the mean step time,
+    and whether any rank was asked to stop. Every rank then keeps the same clock, so --max-time and the learning
+    rate that follows it stop all ranks at the same step, and a Ctrl-C seen by one rank stops all of them together
+    (a rank that stopped alone would leave the others waiting for it forever)."""
     if not ctx.active:
-        return value.item(), flag
-    both = torch.stack([value.detach().float().reshape(()), torch.tensor(float(flag), device=value.device)])  # (2,)
-    dist.all_reduce(both)  # sum over ranks
-    return both[0].item() / ctx.world, both[1].item() > 0
+        return loss, seconds, stop
+    values = torch.tensor([loss, seconds, float(stop)], dtype=torch.float64, device=ctx.device)  # (3,)
+    dist.all_reduce(values)  # sum over ranks
+    total_loss, total_seconds, stops = values.tolist()
+    return total_loss / ctx.world, total_seconds / ctx.world, stops > 0
 
 
 def broadcast_text(ctx: Context, text: str) -> str:

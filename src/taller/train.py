@@ -162,6 +162,9 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     if ctx.active and cfg.model.kind == "ngram":
         raise TallerError("un n-grama se ajusta contando, no por pasos: no se reparte entre procesos; "
                           "entrénalo sin torchrun (`taller train --model ngram …`).")
+    if cfg.model.kind == "ngram" and is_prepared(cfg.data.corpus):
+        raise TallerError("un n-grama cuenta el texto entero en memoria: entrénalo con el fichero de texto, "
+                          "no con una carpeta preparada.")
     if is_prepared(cfg.data.corpus):  # a folder from `taller prepare`: tokens read from disk, never loaded whole
         corpus, split, tokenizer, train_ids, val_ids = open_prepared(cfg.data, out / "tokenizer.json" if resume else None)
     else:
@@ -172,9 +175,6 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
         train_ids, val_ids = tokenizer.encode_array(split.train), tokenizer.encode_array(split.val)
     cfg.model.vocab_size = tokenizer.vocab_size
     cfg.validate()
-    if cfg.model.kind == "ngram" and is_prepared(cfg.data.corpus):
-        raise TallerError("un n-grama cuenta el texto entero en memoria: entrénalo con el fichero de texto, "
-                          "no con una carpeta preparada.")
     if cfg.model.kind == "ngram":  # a count model: fitted by counting, no gradient loop
         from .fit import fit_counts
 
@@ -296,7 +296,7 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
             done_by_time = t.max_time > 0 and train_time >= t.max_time
             if done_by_time or (total_steps and step >= total_steps):
                 break
-            if stop_all:
+            if stop_all or (stop.requested and not ctx.active):  # together, ranks stop at the step they agreed on
                 interrupted = True
                 break
             started = time.perf_counter()
@@ -313,11 +313,13 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
             if t.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             optimizer.step()
-            loss_value, stop_all = distributed.mean_and_any(ctx, loss, stop.requested)  # the global batch's loss
+            loss_value = loss.item()  # waits for the step's work
+            elapsed = time.perf_counter() - started
+            # torchrun: the global batch's loss, one clock and one decision to stop, the same on every rank
+            loss_value, elapsed, stop_all = distributed.agree(ctx, loss_value, elapsed, stop.requested)
             if not math.isfinite(loss_value):
                 raise TallerError(f"la pérdida se ha vuelto {loss_value} en el paso {step}: el entrenamiento diverge; "
                                   f"baja el learning rate (--set lr={t.lr / 3:.2g}).")
-            elapsed = time.perf_counter() - started
             step += 1
             train_time += elapsed
             window_loss, window_count, window_time = window_loss + loss_value, window_count + 1, window_time + elapsed
