@@ -120,3 +120,13 @@ def test_damaged_prepared_folders_are_refused_before_training(tmp_path, capsys):
     code, err = train_error()
     assert code == 2 and "no un corpus preparado" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_given_vocabulary_must_cover_the_text(tmp_path, capsys):
+    source = tmp_path / "t.txt"
+    source.write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
+    CharTokenizer.from_text("No hay mal que por bien\n").save(tmp_path / "tokenizer.json")
+    code, err = run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet",
+                        "--tokenizer-file", str(tmp_path / "tokenizer.json"))
+    assert code == 2 and "no están en el vocabulario dado" in err and "'v'" in err and err.count("\n") == 1
+    assert not (tmp_path / "p" / "tokens.bin").exists() and not (tmp_path / "p" / "meta.json").exists()

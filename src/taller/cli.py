@@ -87,7 +87,7 @@ def build_parser() -> Parser:
     pp = sub.add_parser("prepare", aliases=["preparar"],
                         help="convierte un texto enorme en tokens en disco, para entrenar sin cargarlo en memoria")
     pp.add_argument("--corpus", required=True, metavar="FICHERO", help="fichero de texto UTF-8 (de cualquier tamaño)")
-    pp.add_argument("--out", help="carpeta de salida (por defecto preparados/NOMBRE)")
+    pp.add_argument("--out", metavar="CARPETA", help="carpeta de salida (por defecto preparados/NOMBRE)")
     pp.add_argument("--tokenizer-file", metavar="JSON", help="usa este tokenizer.json (p. ej. el de una ejecución) "
                     "en vez de sacar el vocabulario del texto")
     pp.add_argument("--quiet", action="store_true", help="sin barra de progreso")

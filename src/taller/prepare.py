@@ -118,7 +118,12 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
     try:
         with open(tmp, "wb") as f, bar("Tokens") as b:
             for text in text_chunks(source, hasher=hasher, bar=b):
-                ids = encode_chunk(tokenizer, text).astype(dtype)  # (n,) little-endian
+                try:
+                    ids = encode_chunk(tokenizer, text).astype(dtype)  # (n,) little-endian
+                except TallerError:  # a given vocabulary that lacks characters of this text
+                    missing = " ".join(repr(c) for c in tokenizer.unknown(text)[:20]) if hasattr(tokenizer, "unknown") else ""
+                    raise TallerError(f"{source} tiene caracteres que no están en el vocabulario dado: {missing}; "
+                                      "prepara sin --tokenizer-file para sacar el vocabulario del texto.") from None
                 data = ids.tobytes()
                 f.write(data)
                 tokens_hasher.update(data)
