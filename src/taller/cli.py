@@ -68,7 +68,7 @@ def build_parser() -> Parser:
     show.add_argument("name", metavar="NOMBRE", help="refranes, quijote o la ruta de un fichero de texto")
 
     t = sub.add_parser("train", aliases=["entrenar"], help="entrena un modelo y escribe su carpeta de ejecución")
-    t.add_argument("--corpus", help="refranes, quijote o la ruta de un fichero de texto UTF-8")
+    t.add_argument("--corpus", help="refranes, quijote, la ruta de un fichero de texto UTF-8 o una carpeta de `taller prepare`")
     t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
     t.add_argument("--model", choices=["transformer", "lstm", "ngram"], help="qué modelo (el del preset)")
     t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
@@ -83,6 +83,14 @@ def build_parser() -> Parser:
     t.add_argument("--out", help="carpeta de la ejecución (por defecto runs/CORPUS-PRESET-FECHA)")
     t.add_argument("--resume", action="store_true", help="continúa la ejecución de --out desde su último punto de control")
     t.add_argument("--quiet", action="store_true", help="sin barra de progreso")
+
+    pp = sub.add_parser("prepare", aliases=["preparar"],
+                        help="convierte un texto enorme en tokens en disco, para entrenar sin cargarlo en memoria")
+    pp.add_argument("--corpus", required=True, metavar="FICHERO", help="fichero de texto UTF-8 (de cualquier tamaño)")
+    pp.add_argument("--out", metavar="CARPETA", help="carpeta de salida (por defecto preparados/NOMBRE)")
+    pp.add_argument("--tokenizer-file", metavar="JSON", help="usa este tokenizer.json (p. ej. el de una ejecución) "
+                    "en vez de sacar el vocabulario del texto")
+    pp.add_argument("--quiet", action="store_true", help="sin barra de progreso")
 
     gen = sub.add_parser("generate", aliases=["generar"], help="escribe texto nuevo con un modelo entrenado")
     gen.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
@@ -175,6 +183,7 @@ def default_out(*parts: str) -> Path:
 
 def cmd_train(args) -> None:
     from .config import Config
+    from .distributed import is_main
     from .train import train
 
     out = Path(args.out) if args.out else None
@@ -207,8 +216,18 @@ def cmd_train(args) -> None:
             cfg.set({"steps": "max_steps"}.get(key, key), value)
     out = out or default_out(Path(cfg.data.corpus).stem, args.preset or "base")
     run = train(cfg, out, resume=args.resume, progress=not args.quiet)
-    if not run.interrupted:
-        print(f"Resultados en {out}/")
+    if not run.interrupted and is_main():  # under torchrun, rank 0 speaks for all
+        print(f"Resultados en {run.dir}/")
+
+
+def cmd_prepare(args) -> None:
+    from .prepare import prepare
+    from .tokenfiles import load_tokenizer
+
+    out = Path(args.out) if args.out else Path("preparados") / Path(args.corpus).stem
+    tokenizer = load_tokenizer(Path(args.tokenizer_file)) if args.tokenizer_file else None
+    prepare(args.corpus, out, tokenizer=tokenizer, progress=not args.quiet)
+    print(f"Entrena con: taller train --corpus {out}")
 
 
 def cmd_generate(args) -> None:
@@ -353,7 +372,8 @@ def cmd_serve(args) -> None:
 COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
             "generate": cmd_generate, "generar": cmd_generate, "probe": cmd_probe, "sondear": cmd_probe,
             "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
-            "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve}
+            "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
+            "prepare": cmd_prepare, "preparar": cmd_prepare}
 
 
 if __name__ == "__main__":

@@ -111,11 +111,15 @@ class ShuffledWindows(Batches):
         return self.windows(self.starts[self.order[i * self.batch_size:(i + 1) * self.batch_size]])
 
 
-def make_batches(ids: np.ndarray, cfg, device: torch.device) -> Batches:
+def make_batches(ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0) -> Batches:
+    """`batch_size`: the global batch (torchrun: processes × train.batch_size; 0 = train.batch_size)."""
     t = cfg.train
+    batch_size = batch_size or t.batch_size
+    if hasattr(ids, "batches"):  # a prepared corpus on disk (tokenfiles.TokenFile) reads its own windows
+        return ids.batches(cfg, device, batch_size)
     if t.sampler == "shuffled":
-        return ShuffledWindows(ids, cfg.model.block_size, t.batch_size, device, seed=t.seed + 1, stride=t.stride)
-    return Batches(ids, cfg.model.block_size, t.batch_size, device, seed=t.seed + 1)
+        return ShuffledWindows(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, stride=t.stride)
+    return Batches(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1)
 
 
 def eval_windows(ids: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

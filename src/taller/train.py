@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import atomic_write, flatten_optimizer, remove_leftovers, save_checkpoint
 from .config import Config
 from .corpora import prepare_corpus
@@ -30,6 +30,7 @@ from .errors import TallerError
 from .models import build_model
 from .run import Run, load_weights_into, read_metrics
 from .text import thousands
+from .tokenfiles import is_prepared, open_prepared
 from .tokenizers import CharTokenizer
 
 LN2 = math.log(2)
@@ -134,18 +135,44 @@ def create_run_dir(out: Path) -> None:
 
 
 def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
-    """Train a model as `cfg` says, writing the run folder `out`; return the trained run."""
-    out = Path(out)
+    """Train a model as `cfg` says, writing the run folder `out`; return the trained run.
+
+    Under torchrun every process calls this: it joins the process group, trains its share (see distributed.py)
+    and leaves the group at the end, also on an error. Only rank 0 prints and writes.
+    """
     cfg.validate()
+    ctx = distributed.start(pick_device(cfg.train.device))
+    try:
+        out = Path(distributed.broadcast_text(ctx, str(out)))  # a name made from the clock: rank 0's, everywhere
+        run = _train(cfg, out, ctx, resume=resume, progress=progress and ctx.main,
+                     log=log if ctx.main else (lambda *args, **kwargs: None))
+        distributed.barrier(ctx)  # everyone waits until rank 0 has written the last file
+        return run
+    finally:
+        distributed.stop(ctx)
+
+
+def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progress: bool, log) -> Run:
+    main = ctx.main  # only rank 0 writes the run folder
     check_run_dir(out, resume)
+    distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
     if resume and cfg.model.kind == "ngram":
         raise TallerError("un n-grama no se entrena por pasos, se ajusta contando en segundos: "
                           "vuelve a ajustarlo en otra carpeta, sin --resume.")
-    corpus = prepare_corpus(cfg.data)
-    split = split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction,
-                       seed=cfg.data.split_seed, kind=cfg.data.split, max_chars=cfg.data.max_chars)
-    tokenizer = CharTokenizer.load(out / "tokenizer.json") if resume else CharTokenizer.from_text(split.train + split.val)
-    train_ids, val_ids = tokenizer.encode_array(split.train), tokenizer.encode_array(split.val)
+    if ctx.active and cfg.model.kind == "ngram":
+        raise TallerError("un n-grama se ajusta contando, no por pasos: no se reparte entre procesos; "
+                          "entrénalo sin torchrun (`taller train --model ngram …`).")
+    if cfg.model.kind == "ngram" and is_prepared(cfg.data.corpus):
+        raise TallerError("un n-grama cuenta el texto entero en memoria: entrénalo con el fichero de texto, "
+                          "no con una carpeta preparada.")
+    if is_prepared(cfg.data.corpus):  # a folder from `taller prepare`: tokens read from disk, never loaded whole
+        corpus, split, tokenizer, train_ids, val_ids = open_prepared(cfg.data, out / "tokenizer.json" if resume else None)
+    else:
+        corpus = prepare_corpus(cfg.data)
+        split = split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction,
+                           seed=cfg.data.split_seed, kind=cfg.data.split, max_chars=cfg.data.max_chars)
+        tokenizer = CharTokenizer.load(out / "tokenizer.json") if resume else CharTokenizer.from_text(split.train + split.val)
+        train_ids, val_ids = tokenizer.encode_array(split.train), tokenizer.encode_array(split.val)
     cfg.model.vocab_size = tokenizer.vocab_size
     cfg.validate()
     if cfg.model.kind == "ngram":  # a count model: fitted by counting, no gradient loop
@@ -155,12 +182,16 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
         return fit_counts(cfg, out, corpus, split, tokenizer, train_ids, val_ids, log=log)
     t = cfg.train
 
-    torch.manual_seed(t.seed)
-    device = pick_device(t.device)
+    torch.manual_seed(t.seed)  # the same initial weights on every rank
+    device = ctx.device
     autocast = autocast_for(device, t.dtype)
     model = build_model(cfg.model).to(device)
+    if ctx.active:
+        torch.manual_seed(t.seed + ctx.rank)  # dropout: different masks on each rank (rank 0 as a single process)
     optimizer = make_optimizer(model, cfg)
-    batches = make_batches(train_ids, cfg, device)  # random windows, or every window once per epoch
+    # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
+    batches = make_batches(train_ids, cfg, device, batch_size=ctx.world * t.batch_size)
+    distributed.share_batches(ctx, batches)
     windows, mask = eval_windows(val_ids, cfg.model.block_size)
     n_eval = max(1, math.ceil(t.eval_chars / max(1, cfg.model.block_size // 2)))  # windows scored at each epoch
     steps_per_epoch = batches.steps_per_epoch
@@ -170,29 +201,41 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     # Everything is checked: only now is the run folder written.
     step, epoch, train_time, best_val = 0, 0, 0.0, float("inf")
     if resume:
-        state = load_weights_into(out, model, optimizer, batches)
-        remove_leftovers(out)
-        cfg.save(out / "config.toml")  # a longer schedule given on resuming is remembered
+        with distributed.main_first(ctx):  # rank 0 may finish an interrupted checkpoint on disk; then all read it
+            state = load_weights_into(out, model, optimizer, batches)
+            if ctx.active:
+                distributed.restore_rng_state(ctx, out, state)
+        if main:
+            remove_leftovers(out)
+            cfg.save(out / "config.toml")  # a longer schedule given on resuming is remembered
         step, epoch, train_time = state["step"], state["epoch"], float(state["train_time"])
         batches.seek(step)
         best_val = float(state.get("best_val_loss", float("inf")))
-        metrics = [m for m in read_metrics(out) if m["step"] <= step]
-        atomic_write(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics).encode())
+        if main:
+            metrics = [m for m in read_metrics(out) if m["step"] <= step]
+            atomic_write(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics).encode())
         log(f"Continúo {out} desde el paso {step} (época {epoch}).")
-    else:
+    elif main:
         create_run_dir(out)
         cfg.save(out / "config.toml")
         tokenizer.save(out / "tokenizer.json")
-    compiled = torch.compile(model) if t.compile else model
+    # DDP averages the gradients during backward(); it starts by copying rank 0's weights to every rank.
+    trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if ctx.active else model
+    compiled = torch.compile(trained) if t.compile else trained
     run = Run(out, cfg, tokenizer, model, {})
 
     from .explain import epoch_plot, loss_plot, parameter_table  # matplotlib is imported only when training
     from .explain.evolution import load_initial, read_evolution, save_initial, snapshot, weight_change, write_evolution
 
     def commit(finished: bool, extra: dict | None = None) -> None:
-        opt_tensors, opt_meta = flatten_optimizer(optimizer)
+        rank_states = distributed.gather_rng_states(ctx)  # every rank takes part; only rank 0 writes
+        if not main:
+            return
+        opt_tensors, opt_meta = flatten_optimizer(optimizer)  # the same on every rank: same gradients, same steps
         opt_tensors["rng.torch"] = torch.get_rng_state()
-        opt_tensors["rng.data"] = batches.generator.get_state()
+        opt_tensors["rng.data"] = batches.generator.get_state()  # the data order: shared by all ranks
+        opt_tensors.update(rank_states)
         run.state = {"step": step, "epoch": epoch, "train_time": train_time, "best_val_loss": best_val,
                      "finished": finished, "taller": __version__, "corpus": corpus.name, "split": split.kind,
                      "line_corpus": corpus.lines, "parameters": sum(p.numel() for p in model.parameters()),
@@ -200,10 +243,14 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
         save_checkpoint(out, model.state_dict(), opt_tensors, opt_meta, run.state)
 
     def save_best() -> None:
+        if not main:
+            return
         atomic_write(out / "best.safetensors", st_save({k: v.contiguous().cpu() for k, v in model.state_dict().items()},
                                                         metadata={"step": str(step)}))
 
     def log_metrics(entry: dict) -> None:
+        if not main:
+            return
         try:
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry) + "\n")
@@ -212,7 +259,9 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
                               "los permisos. El último punto de control sigue intacto.") from None
 
     # How far the weights travel from the start: the start is kept on disk, so a resumed run measures from it too.
-    if resume:
+    if not main:
+        initial = None  # only rank 0 keeps the evolution of the weights
+    elif resume:
         initial = load_initial(out, model)  # None for runs saved before it was kept: no evolution then
         evolution = [e for e in read_evolution(out) if e["epoch"] <= epoch]
     else:
@@ -222,14 +271,16 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     if initial is not None:
         write_evolution(out, evolution)
 
-    atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))
-    if not resume and t.plot_every:
+    if main:
+        atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))
+    if main and not resume and t.plot_every:
         epoch_plot(model, 0, out / "epoch_000.png")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"Modelo: {cfg.model.kind}, {thousands(n_params)} parámetros · corpus {corpus.name}: {thousands(len(train_ids))} "
-        f"caracteres de entrenamiento, {thousands(len(val_ids))} de validación · {device.type}")
+        f"caracteres de entrenamiento, {thousands(len(val_ids))} de validación · {device.type}"
+        + (f" · {ctx.world} procesos × lotes de {t.batch_size}" if ctx.active else ""))
 
-    chars_per_step = t.batch_size * cfg.model.block_size
+    chars_per_step = ctx.world * t.batch_size * cfg.model.block_size  # all ranks together
     timed = t.max_time > 0
     bar = tqdm(total=int(t.max_time) if timed else total_steps, initial=min(int(train_time), int(t.max_time)) if timed else step,
                disable=not progress, dynamic_ncols=True, desc="Entrenando", mininterval=1.0,
@@ -239,12 +290,13 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     val_loss = float("nan")
     interrupted = False
     model.train()
+    stop_all = False  # a stop asked on any rank, agreed by all ranks at each step
     with StopFlag() as stop:
         while True:
             done_by_time = t.max_time > 0 and train_time >= t.max_time
             if done_by_time or (total_steps and step >= total_steps):
                 break
-            if stop.requested:
+            if stop_all or (stop.requested and not ctx.active):  # together, ranks stop at the step they agreed on
                 interrupted = True
                 break
             started = time.perf_counter()
@@ -261,11 +313,13 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
             if t.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             optimizer.step()
-            loss_value = loss.item()
+            loss_value = loss.item()  # waits for the step's work
+            elapsed = time.perf_counter() - started
+            # torchrun: the global batch's loss, one clock and one decision to stop, the same on every rank
+            loss_value, elapsed, stop_all = distributed.agree(ctx, loss_value, elapsed, stop.requested)
             if not math.isfinite(loss_value):
                 raise TallerError(f"la pérdida se ha vuelto {loss_value} en el paso {step}: el entrenamiento diverge; "
                                   f"baja el learning rate (--set lr={t.lr / 3:.2g}).")
-            elapsed = time.perf_counter() - started
             step += 1
             train_time += elapsed
             window_loss, window_count, window_time = window_loss + loss_value, window_count + 1, window_time + elapsed
@@ -290,14 +344,15 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
                 if initial is not None:
                     evolution.append({"epoch": epoch, "step": step, "change": weight_change(model, initial)})
                     write_evolution(out, evolution)
-                if t.plot_every and epoch % t.plot_every == 0:
+                if main and t.plot_every and epoch % t.plot_every == 0:
                     epoch_plot(model, epoch, out / f"epoch_{epoch:03d}.png")
     bar.close()
 
-    metrics = read_metrics(out)
+    metrics = read_metrics(out) if main else []
     if interrupted:
         commit(finished=False)
-        loss_plot(metrics, out / "loss.png")
+        if main:
+            loss_plot(metrics, out / "loss.png")
         log(f"Interrumpido: guardado en el paso {step} (época {epoch}). Continúa con "
             f"`taller train --out {out} --resume`.")
         run.interrupted = True
@@ -313,6 +368,8 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     log_metrics(final)
     commit(finished=True, extra={"val_loss": val_loss, "val_bpc": val_loss / LN2,
                                  "chars_per_s": step * chars_per_step / max(train_time, 1e-9)})
+    if not main:
+        return run
     if t.plot_every and not (out / f"epoch_{epoch:03d}.png").exists():
         epoch_plot(model, epoch, out / f"epoch_{epoch:03d}.png")
     atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))

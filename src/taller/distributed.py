@@ -1,0 +1,167 @@
+"""Training on several processes (CPU cores, GPUs or machines) with PyTorch's own DistributedDataParallel.
+
+    torchrun --nproc_per_node 2 -m taller train …      (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR…)
+
+Every process (a "rank") holds a full copy of the model. At each step:
+
+    all ranks draw the SAME global batch of world × batch_size windows from one seeded generator
+    rank r trains on its own block of batch_size rows of it            (B, T) per rank
+    loss.backward()  →  DDP averages the gradients of all ranks        (identical gradients everywhere)
+    optimizer.step() →  identical weights everywhere, no broadcast needed
+
+Each rank therefore sees a different part of the data, and the whole run still follows one reproducible data order:
+a 2-process run with batch_size B takes the same steps as a 1-process run with batch_size 2B (up to the rounding of
+the gradient average), and a resumed run continues the same order whatever the rank. Giving each rank its own seed,
+as many scripts do, also gives each rank different data, but then no 1-process run can be compared with it.
+
+Only rank 0 writes (the run folder, metrics, plots, checkpoints, report); every rank reads.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .errors import TallerError
+
+
+@dataclass
+class Context:
+    rank: int = 0  # this process among all of them (0 … world-1)
+    world: int = 1  # how many processes train together
+    local_rank: int = 0  # this process among those of its machine: which GPU it drives
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:  # rank 0: the one that writes
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+SINGLE = Context()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def start(device: torch.device) -> Context:
+    """Join the process group torchrun set up (gloo on CPU, NCCL on CUDA); one process alone needs none."""
+    if not launched_by_torchrun():
+        return Context(device=device)
+    try:
+        rank, world, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    except (KeyError, ValueError):
+        raise TallerError("WORLD_SIZE está definida pero faltan RANK o LOCAL_RANK; lanza el entrenamiento con "
+                          "`torchrun --nproc_per_node N -m taller train …`.") from None
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise TallerError(f"el proceso local {local_rank} no tiene GPU: este equipo tiene {torch.cuda.device_count()}; "
+                              "usa --nproc_per_node como mucho igual al número de GPU.")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    elif device.type == "cpu":
+        dist.init_process_group("gloo")
+    else:
+        raise TallerError(f"torchrun con --device {device.type} no está soportado; usa --device cpu o cuda.")
+    return Context(rank, world, local_rank, device)
+
+
+def stop(ctx: Context) -> None:
+    if ctx.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main() -> bool:
+    """True in a single process and in rank 0 of a distributed run (also before joining or after leaving it)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.active:
+        dist.barrier()
+
+
+@contextmanager
+def main_first(ctx: Context):
+    """Rank 0 does the block first (e.g. finishes an interrupted checkpoint on disk), then the others read."""
+    if not ctx.main:
+        barrier(ctx)
+    yield
+    if ctx.main:
+        barrier(ctx)
+
+
+def agree(ctx: Context, loss: float, seconds: float, stop: bool) -> tuple[float, float, bool]:
+    """After each step, in one all-reduce: the mean loss over the ranks (the global batch's loss), the mean step time,
+    and whether any rank was asked to stop. Every rank then keeps the same clock, so --max-time and the learning
+    rate that follows it stop all ranks at the same step, and a Ctrl-C seen by one rank stops all of them together
+    (a rank that stopped alone would leave the others waiting for it forever)."""
+    if not ctx.active:
+        return loss, seconds, stop
+    values = torch.tensor([loss, seconds, float(stop)], dtype=torch.float64, device=ctx.device)  # (3,)
+    dist.all_reduce(values)  # sum over ranks
+    total_loss, total_seconds, stops = values.tolist()
+    return total_loss / ctx.world, total_seconds / ctx.world, stops > 0
+
+
+def broadcast_text(ctx: Context, text: str) -> str:
+    """Rank 0's `text` on every rank (e.g. a run folder name made from the clock)."""
+    if not ctx.active:
+        return text
+    data = torch.zeros(4096, dtype=torch.uint8, device=ctx.device)
+    encoded = text.encode("utf-8")[:4096]
+    if ctx.main:
+        data[:len(encoded)] = torch.tensor(list(encoded), dtype=torch.uint8)
+    dist.broadcast(data, src=0)
+    return bytes(data.cpu().tolist()).rstrip(b"\0").decode("utf-8")
+
+
+def gather_rng_states(ctx: Context) -> dict[str, torch.Tensor]:
+    """Every rank's CPU random state (dropout differs per rank), for rank 0's checkpoint: rng.torch.rank{r}."""
+    if not ctx.active:
+        return {}
+    mine = torch.get_rng_state().to(ctx.device)  # (S,) uint8, the same size on every rank
+    states = [torch.empty_like(mine) for _ in range(ctx.world)]
+    dist.all_gather(states, mine)
+    return {f"rng.torch.rank{r}": s.cpu() for r, s in enumerate(states)}
+
+
+def share_batches(ctx: Context, batches) -> None:
+    """Make `batches` (built for the global batch of world × batch_size rows) return only this rank's block.
+
+    The starts of the windows are cut before any window is read, so a rank reads only its own windows (this matters
+    for a memory-mapped corpus). The last, smaller batch of an epoch (sampler=shuffled) is cut in near-equal blocks.
+    """
+    if not ctx.active:
+        return
+    read = batches.windows
+
+    def own_windows(starts: torch.Tensor):  # starts: (world × B,) → this rank's (B,)
+        if len(starts) < ctx.world:  # fewer rows than ranks: repeat some, so that no rank gets an empty batch
+            starts = starts[torch.arange(ctx.world) % len(starts)]
+        return read(starts.tensor_split(ctx.world)[ctx.rank])
+
+    batches.windows = own_windows
+
+
+def restore_rng_state(ctx: Context, run_dir, state: dict) -> None:
+    """Resuming: this rank's own random state from rank 0's checkpoint (when it was saved with as many ranks)."""
+    from .checkpoint import checkpoint_file, load_tensors
+
+    tensors, _ = load_tensors(checkpoint_file(run_dir, "optim.safetensors", state))
+    mine = tensors.get(f"rng.torch.rank{ctx.rank}")
+    if mine is not None and f"rng.torch.rank{ctx.world}" not in tensors:
+        torch.set_rng_state(mine)
+    else:  # saved by another number of processes: a fresh, still reproducible, stream per rank
+        torch.manual_seed(int(state["step"]) * 1000 + ctx.rank)

@@ -1,0 +1,155 @@
+"""`taller prepare`: a text file of any size → a folder of tokens that training reads from disk (see tokenfiles.py).
+
+The text is never read whole: it streams through in chunks of CHUNK bytes, twice.
+
+    pass 1  chunk → code points → count them            → the character vocabulary (skipped when a tokenizer is given)
+    pass 2  chunk → tokenizer.encode → append to tokens.bin, and hash the source bytes on the way
+
+Memory stays at a few chunks whatever the size of the file. The tokenizer is anything with `vocab_size`,
+`encode(str) -> list[int]` (or the faster `encode_array(str) -> np.ndarray`) and `save(path)`: the char tokenizer
+today, BPE tomorrow.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_write
+from .errors import TallerError
+from .text import thousands
+from .tokenfiles import FORMAT, META, TOKENS, VAL_MAX, smallest_dtype
+
+CHUNK = 8 * 1024 * 1024  # bytes read at a time
+
+
+def text_chunks(path: Path, hasher=None, bar=None):
+    """The UTF-8 text of `path`, chunk by chunk, cleaned as read_text_file cleans a whole file (no BOM, \\n newlines)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, carry = 0, ""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(CHUNK)
+            if offset == 0 and b"\x00" in data[:65536]:
+                raise TallerError(f"{path} parece un fichero binario, no texto; indica un fichero de texto UTF-8 (.txt).")
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as e:
+                raise TallerError(f"{path} no es texto UTF-8 (cerca del byte {offset + e.start}); conviértelo, p. ej. con "
+                                  f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.txt`.") from None
+            if hasher is not None:
+                hasher.update(data)
+            if bar is not None:
+                bar.update(len(data))
+            if offset == 0:
+                text = text.lstrip("\ufeff")
+            offset += len(data)
+            text = carry + text
+            carry = text[-1:] if data and text.endswith("\r") else ""  # a \r\n may straddle two chunks
+            text = (text[:-1] if carry else text).replace("\r\n", "\n")
+            if text:
+                yield text
+            if not data:
+                return
+
+
+def char_vocabulary(path: Path, bar=None) -> list[str]:
+    """Pass 1: every distinct character of the file, sorted (as CharTokenizer.from_text sorts them)."""
+    seen = np.zeros(0x110000, dtype=bool)  # one flag per Unicode code point
+    for text in text_chunks(path, bar=bar):
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (n,)
+        counts = np.bincount(codes)  # (max code + 1,)
+        seen[:len(counts)] |= counts > 0
+    return [chr(c) for c in np.flatnonzero(seen)]
+
+
+def encode_chunk(tokenizer, text: str) -> np.ndarray:
+    if hasattr(tokenizer, "encode_array"):
+        return tokenizer.encode_array(text)
+    return np.asarray(tokenizer.encode(text), dtype=np.int64)
+
+
+def check_source(path: Path) -> None:
+    if not path.exists():
+        raise TallerError(f"no existe el fichero {path}; comprueba la ruta.")
+    if path.is_dir():
+        raise TallerError(f"{path} es una carpeta; indica un fichero de texto UTF-8.")
+    if path.stat().st_size == 0:
+        raise TallerError(f"{path} está vacío; el corpus necesita texto con el que aprender.")
+
+
+def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction: float = 0.1, val_max: int = VAL_MAX,
+            progress: bool = True, log=print) -> dict:
+    """Write the prepared folder `out` for the text file `corpus`; return its metadata."""
+    from .tokenizers import CharTokenizer
+
+    source, out = Path(corpus).expanduser(), Path(out).expanduser()
+    check_source(source)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TallerError(f"{out} ya existe y no está vacía; bórrala o elige otra carpeta con --out. No se ha tocado nada.")
+    size = source.stat().st_size
+    started = time.perf_counter()
+
+    def bar(desc):
+        return tqdm(total=size, unit="B", unit_scale=True, desc=desc, disable=not progress, mininterval=1.0)
+
+    if tokenizer is None:
+        with bar("Vocabulario") as b:
+            chars = char_vocabulary(source, bar=b)
+        if not "".join(chars).strip():
+            raise TallerError(f"{source} sólo tiene espacios en blanco; el corpus necesita texto con el que aprender.")
+        tokenizer = CharTokenizer(chars)
+    dtype = smallest_dtype(tokenizer.vocab_size)
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TallerError(f"no puedo crear {out}: {e.strerror}; elige otra carpeta con --out.") from None
+    tmp = out / f".{TOKENS}.tmp"
+    hasher, tokens_hasher = hashlib.sha256(), hashlib.sha256()
+    count = characters = 0
+    try:
+        with open(tmp, "wb") as f, bar("Tokens") as b:
+            for text in text_chunks(source, hasher=hasher, bar=b):
+                try:
+                    ids = encode_chunk(tokenizer, text).astype(dtype)  # (n,) little-endian
+                except TallerError:  # a given vocabulary that lacks characters of this text
+                    missing = " ".join(repr(c) for c in tokenizer.unknown(text)[:20]) if hasattr(tokenizer, "unknown") else ""
+                    raise TallerError(f"{source} tiene caracteres que no están en el vocabulario dado: {missing}; "
+                                      "prepara sin --tokenizer-file para sacar el vocabulario del texto.") from None
+                data = ids.tobytes()
+                f.write(data)
+                tokens_hasher.update(data)
+                count, characters = count + len(ids), characters + len(text)
+            f.flush()
+            os.fsync(f.fileno())
+        n_val = min(val_max, max(2, round(count * val_fraction)))
+        if count - n_val < 2:
+            raise TallerError(f"{source} tiene sólo {count} tokens: no alcanza para entrenar y validar; usa un texto más largo.")
+        os.replace(tmp, out / TOKENS)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise TallerError(f"no pude escribir {out / TOKENS}: {e.strerror or e}; comprueba el espacio libre.") from None
+        raise
+    seconds = time.perf_counter() - started
+    meta = {"format": FORMAT, "tokens": TOKENS, "dtype": dtype.name, "count": count, "split": count - n_val,
+            "val_tokens": n_val, "val_rule": f"los últimos min({val_fraction:g} × count, {val_max}) tokens",
+            "vocab_size": tokenizer.vocab_size, "tokenizer": getattr(tokenizer, "kind", "char"), "characters": characters,
+            "tokens_sha256": tokens_hasher.hexdigest(),
+            "source": {"path": str(source.resolve()), "bytes": size, "mtime": source.stat().st_mtime,
+                       "sha256": hasher.hexdigest()},
+            "seconds": round(seconds, 2)}
+    tokenizer.save(out / "tokenizer.json")
+    atomic_write(out / META, json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8"))  # last: the folder is complete
+    log(f"Preparado {out}: {thousands(count)} tokens ({dtype.name}, vocabulario de {tokenizer.vocab_size}), "
+        f"{thousands(n_val)} de validación al final · {size / 1e6:.1f} MB en {seconds:.1f} s "
+        f"({size / 1e6 / max(seconds, 1e-9):.1f} MB/s).")
+    return meta

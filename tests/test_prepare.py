@@ -1,0 +1,132 @@
+"""`taller prepare`: a text streamed into a token file, and training that reads its windows from disk."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import taller
+from taller import prepare as prepare_module
+from taller.cli import main
+from taller.corpora import read_text_file
+from taller.data import Batches
+from taller.prepare import prepare
+from taller.run import read_metrics
+from taller.tokenfiles import TokenFile, open_prepared, read_meta, smallest_dtype
+from taller.tokenizers import CharTokenizer
+
+from conftest import PROVERBS, tiny_config
+
+
+def test_the_smallest_dtype_that_holds_the_vocabulary():
+    assert [smallest_dtype(v).name for v in (1, 256, 257, 65536, 65537, 1_114_112)] == \
+           ["uint8", "uint8", "uint16", "uint16", "uint32", "uint32"]
+
+
+def test_streamed_chunks_give_back_the_text_exactly(tmp_path, monkeypatch):
+    # A BOM, Windows newlines, accents, ñ and a character beyond 16 bits, read 5 bytes at a time: multi-byte
+    # characters and \r\n pairs are cut between chunks.
+    text = "\ufeffEl señor\r\nÁngel🙂 dijo: «¡ñu!»\r\n" * 40 + "fin\r"
+    source = tmp_path / "t.txt"
+    source.write_bytes(text.encode("utf-8"))
+    monkeypatch.setattr(prepare_module, "CHUNK", 5)
+    meta = prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)
+    expected = read_text_file(source)  # what training on the text file would see
+    tokenizer = CharTokenizer.load(tmp_path / "p" / "tokenizer.json")
+    assert tokenizer.chars == CharTokenizer.from_text(expected).chars
+    ids = np.fromfile(tmp_path / "p" / "tokens.bin", dtype=meta["dtype"])
+    assert meta["dtype"] == "uint8" and meta["count"] == len(ids) == meta["characters"] == len(expected)
+    assert tokenizer.decode(ids) == expected
+    assert meta["count"] - meta["split"] == round(len(expected) * 0.1)  # val: the last tenth (capped at 250,000)
+    assert meta["source"]["bytes"] == source.stat().st_size and len(meta["source"]["sha256"]) == 64
+
+
+def test_windows_read_from_disk_are_the_windows_of_the_text(tmp_path):
+    source = tmp_path / "t.txt"
+    source.write_text("\n".join(PROVERBS * 5) + "\n", encoding="utf-8")
+    prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)
+    cfg = tiny_config(tmp_path / "p")
+    _, _, tokenizer, train, val = open_prepared(cfg.data)
+    in_memory = tokenizer.encode_array(read_text_file(source))[:len(train)]
+    disk = train.batches(cfg, torch.device("cpu"), 8)
+    memory = Batches(in_memory, cfg.model.block_size, 8, torch.device("cpu"), seed=cfg.train.seed + 1)
+    for _ in range(5):  # the same generator draws the same starts: the same windows, read from disk
+        (xd, yd), (xm, ym) = disk.next(), memory.next()
+        assert xd.shape == (8, 16) and torch.equal(xd, xm) and torch.equal(yd, ym)
+    assert np.array_equal(val, tokenizer.encode_array(read_text_file(source))[len(train):])
+
+
+def test_training_from_a_prepared_folder_equals_training_from_the_text(tmp_path):
+    source = tmp_path / "libro.txt"
+    source.write_text(("En un lugar de la Mancha, de cuyo nombre no quiero acordarme. " * 20)[:1200], encoding="utf-8")
+    prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)
+    settings = dict(split="tail", max_steps=12, log_every=1, samples=1, prompt="En ")
+    text = taller.train(tiny_config(source, **settings), tmp_path / "a", progress=False)
+    disk = taller.train(tiny_config(tmp_path / "p", **settings), tmp_path / "b", progress=False)
+    assert read_metrics(text.dir)[-1]["val_loss"] == read_metrics(disk.dir)[-1]["val_loss"]
+    assert [m.get("train_loss") for m in read_metrics(text.dir)] == [m.get("train_loss") for m in read_metrics(disk.dir)]
+    assert disk.state["split"] == "prepared" and (tmp_path / "b" / "samples.txt").exists()
+
+
+def run_cli(capsys, *argv):
+    """(exit code, stderr) of `taller ARGV`."""
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no existe el fichero"),
+    (b"", "está vacío"),
+    (b"  \n\t\n", "sólo tiene espacios"),
+    (b"PK\x03\x04\x00\x00binario", "parece un fichero binario"),
+    ("año".encode("latin-1"), "no es texto UTF-8"),
+])
+def test_bad_input_is_one_spanish_line_and_exit_2(tmp_path, capsys, content, message):
+    source = tmp_path / "x.txt"
+    if content is not None:
+        source.write_bytes(content)
+    code, err = run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet")
+    assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "p" / "tokens.bin").exists()
+
+
+def test_damaged_prepared_folders_are_refused_before_training(tmp_path, capsys):
+    source = tmp_path / "t.txt"
+    source.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    assert run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet")[0] == 0
+    code, err = run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet")
+    assert code == 2 and "ya existe" in err
+    meta = read_meta(tmp_path / "p")
+    assert isinstance(TokenFile(tmp_path / "p" / "tokens.bin", smallest_dtype(meta["vocab_size"]), 0, 10).read(0, 10), np.ndarray)
+
+    def train_error():
+        return run_cli(capsys, "train", "--corpus", str(tmp_path / "p"), "--out", str(tmp_path / "run"), "--steps", "1")
+
+    tokens = tmp_path / "p" / "tokens.bin"
+    tokens.write_bytes(tokens.read_bytes()[:-3])  # truncated
+    code, err = train_error()
+    assert code == 2 and "incompleto" in err and "taller prepare" in err
+    (tmp_path / "p" / "meta.json").write_text("{no es json", encoding="utf-8")
+    code, err = train_error()
+    assert code == 2 and "no es JSON válido" in err
+    (tmp_path / "p" / "meta.json").write_text(json.dumps({**meta, "split": meta["count"]}), encoding="utf-8")
+    assert "split=" in train_error()[1]
+    (tmp_path / "p" / "meta.json").unlink()
+    code, err = train_error()
+    assert code == 2 and "no un corpus preparado" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_given_vocabulary_must_cover_the_text(tmp_path, capsys):
+    source = tmp_path / "t.txt"
+    source.write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
+    CharTokenizer.from_text("No hay mal que por bien\n").save(tmp_path / "tokenizer.json")
+    code, err = run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet",
+                        "--tokenizer-file", str(tmp_path / "tokenizer.json"))
+    assert code == 2 and "no están en el vocabulario dado" in err and "'v'" in err and err.count("\n") == 1
+    assert not (tmp_path / "p" / "tokens.bin").exists() and not (tmp_path / "p" / "meta.json").exists()
