@@ -257,14 +257,14 @@ def cmd_generate(args) -> None:
 
 
 def print_probs(sample, index) -> None:
-    from .text import show_char
+    from .text import show_token
 
     title = f"Muestra {index}: " if index else ""
-    print(f"{title}probabilidades del siguiente carácter tras «{sample.prompt}»")
+    print(f"{title}probabilidades del siguiente {sample.unit.lower()} tras «{sample.prompt}»")
     print(f"{'Posición':>8}  {'Elegido':<7}  candidatos (probabilidad)")
     for step in sample.steps:
-        cands = "  ".join(f"{show_char(c)} {p:.3f}" for c, p in step.top)
-        print(f"{step.position:>8}  {show_char(step.char):<7}  {cands}")
+        cands = "  ".join(f"{show_token(c)} {p:.3f}" for c, p in step.top)
+        print(f"{step.position:>8}  {show_token(step.char):<7}  {cands}")
 
 
 def cmd_demo(args) -> None:

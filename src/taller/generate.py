@@ -135,7 +135,9 @@ def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop
         ends = [i for i, j in enumerate(ids[b]) if stop and stop in pieces[j]]
         row = ids[b][:ends[0] + 1] if ends else ids[b]
         sample.generated = tokenizer.decode(row).split(stop)[0] if stop else tokenizer.decode(row)
-        sample.generated = sample.generated[:max_chars]
+        if len(sample.generated) > max_chars:  # words or BPE wrote past max_chars: cut, and keep the steps shown
+            sample.generated = sample.generated[:max_chars]
+            row = [j for i, j in enumerate(row) if len(tokenizer.decode(row[:i])) < max_chars]
         sample.unit = "Carácter" if tokenizer.kind == "char" else "Token"
         start = len(prompt) if tokenizer.kind == "char" else len(tokenizer.encode(prompt, unknown="replace"))
         for i, j in enumerate(row):
