@@ -229,3 +229,12 @@ def test_impossible_tokenizer_settings_are_explained(pairs, fragment):
     cfg.apply_overrides(pairs)
     with pytest.raises(TallerError, match=fragment):
         cfg.validate()
+
+
+def test_a_token_sample_respects_max_chars(bpe_run):
+    from taller.run import load_run
+
+    run = load_run(bpe_run[0])
+    for sample in run.generate("No hay ", 3, max_chars=9, seed=2, stop=None):
+        assert len(sample.generated) <= 9 and 1 <= len(sample.steps) <= 9  # no step for text that was cut off
+        assert sample.unit == "Token"
