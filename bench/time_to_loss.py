@@ -7,7 +7,6 @@ rate scheduled over that budget, then score the whole validation split.
 
 import argparse
 import json
-import math
 import tempfile
 import time
 
@@ -36,5 +35,5 @@ if __name__ == "__main__":
     print(json.dumps({"bench": "time_to_loss", "corpus": a.corpus, "preset": preset, "overrides": a.set,
                       "budget_s": a.budget, "train_s": s["train_time"], "steps": s["step"],
                       "chars_per_s": s["chars_per_s"], "parameters": s["parameters"],
-                      "val_loss_nats": s["val_loss"], "val_bpc": s["val_loss"] / math.log(2),
+                      "val_loss_nats": s["val_loss"], "val_bpc": s["val_bpc"], "tokenizer": cfg.data.tokenizer,
                       "wall_s": time.perf_counter() - started}))

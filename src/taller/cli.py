@@ -72,6 +72,8 @@ def build_parser() -> Parser:
     t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
     t.add_argument("--model", choices=["transformer", "lstm", "ngram"], help="qué modelo (el del preset)")
     t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
+    t.add_argument("--tokenizer", choices=["char", "bpe", "word"], help="caracteres (char, por defecto), BPE de bytes o palabras")
+    t.add_argument("--tokenizer-vocab", type=positive_int, metavar="N", help="bpe y word: tokens del vocabulario (512)")
     t.add_argument("--config", help="fichero TOML con [model], [data] y [train]")
     t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
     g = t.add_mutually_exclusive_group()
@@ -134,6 +136,10 @@ def build_parser() -> Parser:
     r = sub.add_parser("report", aliases=["informe"], help="escribe report.html: toda la ejecución en una página")
     r.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     r.add_argument("--text", help="texto cuya atención dibujar (por defecto, una muestra del modelo)")
+
+    tk = sub.add_parser("tokenize", aliases=["tokenizar"], help="muestra cómo parte un texto el tokenizador de una ejecución")
+    tk.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    tk.add_argument("--text", required=True, help="el texto que partir en tokens")
 
     s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
     s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
@@ -204,6 +210,9 @@ def cmd_train(args) -> None:
         cfg.model.kind = args.model
     if args.order:
         cfg.model.order = args.order
+    for key in ("tokenizer", "tokenizer_vocab"):
+        if getattr(args, key) is not None:
+            cfg.set(key, getattr(args, key))
     if args.epochs:
         cfg.train.epochs, cfg.train.max_time = args.epochs, 0.0
     if args.max_time is not None:
@@ -222,7 +231,7 @@ def cmd_train(args) -> None:
 
 def cmd_prepare(args) -> None:
     from .prepare import prepare
-    from .tokenfiles import load_tokenizer
+    from .tokenizers import load_tokenizer
 
     out = Path(args.out) if args.out else Path("preparados") / Path(args.corpus).stem
     tokenizer = load_tokenizer(Path(args.tokenizer_file)) if args.tokenizer_file else None
@@ -267,14 +276,14 @@ def cmd_generate(args) -> None:
 
 
 def print_probs(sample, index) -> None:
-    from .text import show_char
+    from .text import show_token
 
     title = f"Muestra {index}: " if index else ""
-    print(f"{title}probabilidades del siguiente carácter tras «{sample.prompt}»")
+    print(f"{title}probabilidades del siguiente {sample.unit.lower()} tras «{sample.prompt}»")
     print(f"{'Posición':>8}  {'Elegido':<7}  candidatos (probabilidad)")
     for step in sample.steps:
-        cands = "  ".join(f"{show_char(c)} {p:.3f}" for c, p in step.top)
-        print(f"{step.position:>8}  {show_char(step.char):<7}  {cands}")
+        cands = "  ".join(f"{show_token(c)} {p:.3f}" for c, p in step.top)
+        print(f"{step.position:>8}  {show_token(step.char):<7}  {cands}")
 
 
 def cmd_demo(args) -> None:
@@ -363,6 +372,12 @@ def cmd_report(args) -> None:
     print(f"Informe en {write_report(load_run(args.run), args.text)}")
 
 
+def cmd_tokenize(args) -> None:
+    from .tokenview import tokenize_run
+
+    print(tokenize_run(args.run, args.text))
+
+
 def cmd_serve(args) -> None:
     from .web.server import serve
 
@@ -373,7 +388,8 @@ COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrena
             "generate": cmd_generate, "generar": cmd_generate, "probe": cmd_probe, "sondear": cmd_probe,
             "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
             "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
-            "prepare": cmd_prepare, "preparar": cmd_prepare}
+            "prepare": cmd_prepare, "preparar": cmd_prepare,
+            "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """taller compare: the same text, the same split, the same time budget — who predicts the val text best?
 
 Each model is trained (or, the n-gram, fitted) on the same training text, for at most the same number of seconds,
-and scored on the same val text in bits per character. As reference rows, general-purpose compressors from the
+and scored on the same val text in bits per character. A model is named `kind` or `kind:tokenizer`
+(`transformer:bpe`, `lstm:word`): whatever its tokens, its loss is turned into bits per character of the same text. As reference rows, general-purpose compressors from the
 standard library: a compressor that has read the training text needs this many extra bits per character to store
 the val text (size(train + val) − size(train)), which is also a prediction score.
 
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .checkpoint import atomic_write
-from .config import Config
+from .config import TOKENIZER_KINDS, Config
 from .corpora import clean_like, prepare_corpus
 from .data import split_text
 from .errors import TallerError
@@ -44,6 +45,7 @@ class Row:
     val_loss: float  # nats per character
     val_bpc: float
     sample: str
+    chars_per_token: float = 1.0  # characters of val per token: 1 for characters, about 2 for a BPE of 512
 
 
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
@@ -51,33 +53,38 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
     """Train each model for `max_time` seconds on `corpus`, score it on val, add the compressors; write the results."""
     from .train import check_run_dir, create_run_dir, train
 
-    unknown = [m for m in models if m not in PRESETS]
-    if unknown or not models:
-        raise TallerError(f"--models: '{','.join(unknown) or '(vacío)'}' no es un modelo; usa una lista con "
-                          f"{', '.join(PRESETS)} separados por comas.")
+    specs = [parse_spec(m) for m in models]
+    if not models:
+        raise TallerError(f"--models está vacío; usa una lista con {', '.join(PRESETS)} separados por comas.")
+    if len(set(models)) != len(models):
+        raise TallerError(f"--models repite un modelo ({','.join(models)}); nombra cada uno una vez.")
     if not max_time > 0:
         raise TallerError(f"--max-time={max_time} debe ser positivo (segundos de entrenamiento por modelo).")
     configs = []
-    for kind in models:  # every configuration is checked before anything is trained
+    for kind, tokenizer in specs:  # every configuration is checked before anything is trained
         cfg = Config.preset(PRESETS[kind])
         cfg.data.corpus, cfg.train.max_time, cfg.train.samples = corpus, max_time, 1
         cfg.apply_overrides(list(overrides))
         cfg.model.kind = kind
+        if tokenizer:
+            cfg.data.tokenizer = tokenizer
         configs.append(cfg.validate())
     out = Path(out)
     check_run_dir(out, resume=False)
     create_run_dir(out)
 
     rows = []
-    for kind, cfg in zip(models, configs):
-        log(f"\n== {kind}: {max_time:g} s como máximo ==")
-        run = train(cfg, out / kind, progress=progress, log=log)
+    for name, cfg in zip(models, configs):
+        kind = cfg.model.kind
+        log(f"\n== {name}: {max_time:g} s como máximo ==")
+        run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log)
         s = run.state
         size = f"{thousands(s['counts'])} cuentas" if kind == "ngram" else thousands(s["parameters"])
+        label = name if run.tokenizer.kind == "char" else f"{kind}:{run.tokenizer.kind}-{run.tokenizer.vocab_size}"
         sample = run.generate(clean_like(prompt, cfg.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
                               unknown="replace", top=0)[0].text
-        rows.append(Row(kind, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"],
-                        " ".join(sample.split())))
+        rows.append(Row(label, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"],
+                        " ".join(sample.split()), s.get("val_chars_per_token", 1.0)))
 
     split = the_split(configs[0])  # the data options are the same for every model
     train_bytes, val_bytes = split.train.encode("utf-8"), (split.train + split.val).encode("utf-8")
@@ -92,24 +99,35 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
     return rows
 
 
+def parse_spec(spec: str) -> tuple[str, str]:
+    """'transformer' -> ('transformer', ''); 'transformer:bpe' -> ('transformer', 'bpe')."""
+    kind, _, tokenizer = spec.partition(":")
+    if kind not in PRESETS:
+        raise TallerError(f"--models: '{spec}' no es un modelo; usa {', '.join(PRESETS)}, con :bpe o :word si "
+                          "quieres otros tokens (por ejemplo transformer:bpe), separados por comas.")
+    if tokenizer and tokenizer not in TOKENIZER_KINDS:
+        raise TallerError(f"--models: '{spec}': el tokenizador '{tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}.")
+    return kind, tokenizer
+
+
 def the_split(cfg: Config):
     corpus = prepare_corpus(cfg.data)
     return split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed,
                       kind=cfg.data.split, max_chars=cfg.data.max_chars)
 
 
-HEADER = ["modelo", "parámetros", "tiempo (s)", "car/s", "val (nats/car)", "val bits/car", "muestra"]
+HEADER = ["modelo", "parámetros", "tiempo (s)", "car/s", "car/token", "val (nats/token)", "val bits/car", "muestra"]
 
 
 def cells(row: Row) -> list[str]:
-    return [row.model, row.parameters, f"{row.train_time:.1f}", thousands(row.chars_per_s), f"{row.val_loss:.4f}",
-            f"{row.val_bpc:.3f}", row.sample]
+    return [row.model, row.parameters, f"{row.train_time:.1f}", thousands(row.chars_per_s), f"{row.chars_per_token:.2f}" if row.sample != "—" else "—",
+            f"{row.val_loss:.4f}", f"{row.val_bpc:.3f}", row.sample]
 
 
 def format_table(rows: list[Row], sample_width: int = 50) -> str:
     table = [HEADER] + [cells(r)[:-1] + [r.sample[:sample_width]] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
-    lines = ["  ".join(c.ljust(w) if i in (0, 1, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+    lines = ["  ".join(c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
              for line in table]
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
@@ -124,7 +142,9 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
     md = [f"# Comparación en {corpus} ({max_time:g} s por modelo)", "",
           "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
     md += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
-    md += ["", "Compresores: bits extra para guardar la validación después del texto de entrenamiento."]
+    md += ["", "Compresores: bits extra para guardar la validación después del texto de entrenamiento.",
+           "Modelos de tokens (bpe, word): su pérdida es por token; bits/car la reparte entre los caracteres del mismo "
+           "texto de validación, así todas las filas se comparan en la misma escala."]
     atomic_write(out / "compare.md", ("\n".join(md) + "\n").encode("utf-8"))
     compare_plot(rows, out / "compare.png", f"{corpus}: {max_time:g} s por modelo")
 

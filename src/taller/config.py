@@ -46,6 +46,8 @@ class DataConfig:
     lowercase: bool = False
     join_lines: bool = False  # newlines become spaces (one long line)
     max_chars: int = 0  # keep only the first max_chars characters (0 = all)
+    tokenizer: str = "char"  # char | bpe (byte-level, learnt from train) | word (frequent words, the rest spelled)
+    tokenizer_vocab: int = 512  # bpe and word: tokens in the vocabulary (char: every character of the text)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class TrainConfig:
 
 
 MODEL_KINDS = ("transformer", "lstm", "ngram")
+TOKENIZER_KINDS = ("char", "bpe", "word")
 MAX_ORDER = 12
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -164,6 +167,13 @@ class Config:
         need(m.attention in ("fused", "explicit"), f"model.attention='{m.attention}': usa fused o explicit.")
         need(0 <= m.d_embed <= 8192, f"model.d_embed={m.d_embed} debe estar entre 0 (= d_model) y 8192.")
         need(1 <= m.order <= MAX_ORDER, f"model.order={m.order} debe estar entre 1 y {MAX_ORDER}.")
+        need(d.tokenizer in TOKENIZER_KINDS, f"data.tokenizer='{d.tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}.")
+        need(d.tokenizer != "bpe" or 256 <= d.tokenizer_vocab <= 200_000, f"data.tokenizer_vocab={d.tokenizer_vocab}: "
+             "un BPE de bytes empieza con 256 tokens (uno por byte); usa entre 256 y 200000, por ejemplo 512.")
+        need(d.tokenizer != "word" or 2 <= d.tokenizer_vocab <= 200_000,
+             f"data.tokenizer_vocab={d.tokenizer_vocab}: usa entre 2 y 200000 palabras, por ejemplo 2000.")
+        need(m.kind != "ngram" or d.tokenizer == "char", f"el n-grama cuenta caracteres y no admite "
+             f"data.tokenizer='{d.tokenizer}'; usa --tokenizer char (o un transformer o lstm con {d.tokenizer}).")
         need(d.split in ("auto", "lines", "tail", "after"), f"data.split='{d.split}': usa auto, lines, tail o after.")
         need(d.max_chars >= 0, f"data.max_chars={d.max_chars} no puede ser negativo (0 = todo el texto).")
         need(d.split != "after" or d.max_chars > 0, "data.split='after' necesita data.max_chars > 0 "

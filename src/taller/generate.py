@@ -16,9 +16,9 @@ import torch.nn.functional as F
 
 @dataclass
 class Step:
-    position: int  # 1-based position of the generated character in the whole text (prompt included)
-    char: str  # the character chosen
-    top: list[tuple[str, float]]  # the model's `top` (5) most likely characters with their probabilities; [] if top=0
+    position: int  # 1-based position of the generated character (or token) in the whole text, prompt included
+    char: str  # the character (or token's text) chosen
+    top: list[tuple[str, float]]  # the model's `top` (5) most likely characters (tokens) with their probabilities; [] if top=0
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Sample:
     prompt: str
     generated: str = ""
     steps: list[Step] = field(default_factory=list)
+    unit: str = "Carácter"  # what each step chooses: a character, or a token (word or BPE)
 
     @property
     def text(self) -> str:
@@ -48,7 +49,7 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
 
 def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
     """The prompt's ids; an empty prompt starts a new line (for proverbs, "the start of a refrán")."""
-    return tokenizer.encode(prompt, unknown=unknown) or [tokenizer.index.get("\n", 0)]
+    return tokenizer.encode(prompt, unknown=unknown) or tokenizer.start_ids()
 
 
 @torch.no_grad()
@@ -83,7 +84,7 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     device = next(model.parameters(), torch.zeros(0)).device  # a count model (n-gram) has no parameters: CPU
     ids = prompt_ids(tokenizer, prompt, unknown)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    stop_id = tokenizer.index.get(stop) if stop is not None else None  # a stop the vocabulary lacks never happens
+    stop_ids = torch.tensor([i for i, p in enumerate(tokenizer.pieces) if stop and stop in p], dtype=torch.long)  # tokens with it
     block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
     context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
     crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
@@ -101,8 +102,8 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
         if top:
             records.append(torch.topk(F.softmax(logits, dim=-1), min(top, logits.shape[-1]), dim=-1))
         chosen.append(choice)
-        if stop_id is not None:
-            done |= choice == stop_id
+        if len(stop_ids):
+            done |= torch.isin(choice, stop_ids)
             if done.all():
                 break
         new = choice[:, None].to(device)  # (n, 1)
@@ -114,12 +115,16 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
             logits, state = model.start(text[:, -max(1, block // 2):])
         else:  # only the new character is read; the cache holds the rest
             logits, state = model.step(new, state)
-    return to_samples(tokenizer, prompt, n, chosen, records, stop_id)
+    return to_samples(tokenizer, prompt, n, chosen, records, stop, max_chars)
 
 
-def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop_id: int | None) -> list[Sample]:
-    """The loop's tensors as text: each row up to its stop (the stop itself is recorded but not written)."""
+def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop: str | None,
+               max_chars: int) -> list[Sample]:
+    """The loop's tensors as text: each row up to its stop (the stop itself is recorded but not written).
+
+    Characters are tokens here; with words or BPE the text is decoded and cut at the stop and at max_chars."""
     samples = [Sample(prompt) for _ in range(n)]
+    pieces = tokenizer.pieces
     if not chosen:
         return samples
     ids = torch.stack(chosen, dim=1).tolist()  # (n, steps)
@@ -127,9 +132,15 @@ def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop
         probs = torch.stack([r.values for r in records], dim=1).tolist()  # (n, steps, top)
         best = torch.stack([r.indices for r in records], dim=1).tolist()
     for b, sample in enumerate(samples):
-        row = ids[b][:ids[b].index(stop_id) + 1] if stop_id in ids[b] else ids[b]
-        sample.generated = "".join(tokenizer.chars[j] for j in row if j != stop_id)
+        ends = [i for i, j in enumerate(ids[b]) if stop and stop in pieces[j]]
+        row = ids[b][:ends[0] + 1] if ends else ids[b]
+        sample.generated = tokenizer.decode(row).split(stop)[0] if stop else tokenizer.decode(row)
+        if len(sample.generated) > max_chars:  # words or BPE wrote past max_chars: cut, and keep the steps shown
+            sample.generated = sample.generated[:max_chars]
+            row = [j for i, j in enumerate(row) if len(tokenizer.decode(row[:i])) < max_chars]
+        sample.unit = "Carácter" if tokenizer.kind == "char" else "Token"
+        start = len(prompt) if tokenizer.kind == "char" else len(tokenizer.encode(prompt, unknown="replace"))
         for i, j in enumerate(row):
-            top = [(tokenizer.chars[c], p) for p, c in zip(probs[b][i], best[b][i])] if records else []
-            sample.steps.append(Step(len(prompt) + i + 1, tokenizer.chars[j], top))
+            top = [(pieces[c], p) for p, c in zip(probs[b][i], best[b][i])] if records else []
+            sample.steps.append(Step(start + i + 1, pieces[j], top))
     return samples

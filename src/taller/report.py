@@ -18,7 +18,7 @@ from .checkpoint import atomic_write
 from .explain import by_component, loss_plot, parameter_rows
 from .explain.inside import explain_run
 from .run import read_metrics
-from .text import show_char, thousands
+from .text import show_token, thousands
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; background: #f5f6fa; margin: 0; }
@@ -96,11 +96,11 @@ def generation_html(sample) -> str:
     rows = []
     for step in sample.steps:
         cands = " ".join(f"<span class='{'chosen' if c == step.char else ''}'><span class='bar' style='width:{60 * p:.0f}px'>"
-                         f"</span>{html.escape(show_char(c))} {p:.3f}</span>&nbsp;&nbsp;" for c, p in step.top)
-        rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_char(step.char))}</td>"
+                         f"</span>{html.escape(show_token(c))} {p:.3f}</span>&nbsp;&nbsp;" for c, p in step.top)
+        rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_token(step.char))}</td>"
                     f"<td class='mono'>{cands}</td></tr>")
     return (f"<p>Texto generado: <span class='sample'>{html.escape(sample.text)}</span></p>"
-            f"<table><tr><th>Posición</th><th>Carácter</th><th>Los 5 más probables (probabilidad)</th></tr>{''.join(rows)}</table>")
+            f"<table><tr><th>Posición</th><th>{sample.unit}</th><th>Los 5 más probables (probabilidad)</th></tr>{''.join(rows)}</table>")
 
 
 def write_report(run, text: str | None = None) -> Path:

@@ -11,14 +11,14 @@ import torch
 from .checkpoint import atomic_write, checkpoint_file, load_tensors, read_state, unflatten_optimizer
 from .config import Config
 from .errors import TallerError
-from .tokenizers import CharTokenizer
+from .tokenizers import CharTokenizer, load_tokenizer
 
 
 @dataclass
 class Run:
     dir: Path
     config: Config
-    tokenizer: CharTokenizer
+    tokenizer: CharTokenizer  # or WordTokenizer, BpeTokenizer: the same interface
     model: torch.nn.Module
     state: dict = field(default_factory=dict)
     interrupted: bool = False
@@ -89,9 +89,9 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
     state = read_state(run_dir)
     config = Config.load(run_dir / "config.toml").validate()
-    tokenizer = CharTokenizer.load(run_dir / "tokenizer.json")
+    tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     if tokenizer.vocab_size != config.model.vocab_size:
-        raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} caracteres pero config.toml dice "
+        raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} tokens pero config.toml dice "
                           f"vocab_size={config.model.vocab_size}; la carpeta mezcla ficheros de ejecuciones distintas.")
     model = build_model(config.model)
     load_weights_into(run_dir, model)

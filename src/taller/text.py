@@ -11,6 +11,11 @@ def show_char(ch: str) -> str:
     return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
 
 
+def show_token(piece: str) -> str:
+    """A token's text with its spaces, newlines and tabs visible: " de" -> "␣de"."""
+    return "".join(show_char(c) for c in piece)
+
+
 def side_by_side(titles: list[str], texts: list[str], width: int = 110) -> str:
     """Texts in columns under their titles, each wrapped to its share of `width`."""
     import textwrap

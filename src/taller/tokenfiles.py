@@ -24,6 +24,7 @@ import torch
 
 from .data import Batches
 from .errors import TallerError
+from .tokenizers import load_tokenizer
 
 FORMAT = "taller-tokens-v1"
 META = "meta.json"
@@ -43,13 +44,6 @@ def smallest_dtype(vocab_size: int) -> np.dtype:
 def is_prepared(corpus: str) -> bool:
     """A folder given as corpus is a prepared one (open_prepared says what is missing if it is not)."""
     return Path(corpus).expanduser().is_dir()
-
-
-def load_tokenizer(path: Path):
-    """The vocabulary of a prepared folder or a run. (Char only for now; the BPE and word tokenizers plug in here.)"""
-    from .tokenizers import CharTokenizer
-
-    return CharTokenizer.load(path)
 
 
 # --- reading ------------------------------------------------------------------------------------------------------

@@ -25,15 +25,14 @@ from . import __version__, distributed
 from .checkpoint import atomic_write, flatten_optimizer, remove_leftovers, save_checkpoint
 from .config import Config
 from .corpora import prepare_corpus
-from .data import eval_windows, make_batches, split_text
+from .bpc import evaluate, val_text
+from .data import make_batches, split_text
 from .errors import TallerError
 from .models import build_model
 from .run import Run, load_weights_into, read_metrics
 from .text import thousands
 from .tokenfiles import is_prepared, open_prepared
-from .tokenizers import CharTokenizer
-
-LN2 = math.log(2)
+from .tokenizers import build_tokenizer, load_tokenizer
 
 
 def pick_device(name: str) -> torch.device:
@@ -75,22 +74,6 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
-
-
-@torch.no_grad()
-def evaluate(model, windows: torch.Tensor, mask: torch.Tensor, device, autocast, batch_size: int = 64) -> float:
-    """Mean loss in nats per scored character over the given windows."""
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(windows), batch_size):
-        w, m = windows[i:i + batch_size].to(device), mask[i:i + batch_size].to(device)
-        with autocast:
-            logits = model(w[:, :-1])
-        losses = F.cross_entropy(logits.float().transpose(1, 2), w[:, 1:], reduction="none")  # (B, T)
-        total += losses[m].sum().item()
-        count += int(m.sum())
-    model.train()
-    return total / count
 
 
 class StopFlag:
@@ -167,12 +150,15 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
                           "no con una carpeta preparada.")
     if is_prepared(cfg.data.corpus):  # a folder from `taller prepare`: tokens read from disk, never loaded whole
         corpus, split, tokenizer, train_ids, val_ids = open_prepared(cfg.data, out / "tokenizer.json" if resume else None)
+        val_ids, val_chars = tokenizer.token_chars(tokenizer.decode(val_ids))  # val is small: its characters, exactly
+        chars_per_token = int(val_chars.sum()) / max(1, len(val_ids))
     else:
         corpus = prepare_corpus(cfg.data)
         split = split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction,
                            seed=cfg.data.split_seed, kind=cfg.data.split, max_chars=cfg.data.max_chars)
-        tokenizer = CharTokenizer.load(out / "tokenizer.json") if resume else CharTokenizer.from_text(split.train + split.val)
-        train_ids, val_ids = tokenizer.encode_array(split.train), tokenizer.encode_array(split.val)
+        tokenizer = load_tokenizer(out / "tokenizer.json") if resume else build_tokenizer(cfg.data, split)
+        train_ids, (val_ids, val_chars) = tokenizer.encode_array(split.train), tokenizer.token_chars(split.val)
+        chars_per_token = len(split.train) / max(1, len(train_ids))  # 1 for characters; about 2 for a BPE of 512
     cfg.model.vocab_size = tokenizer.vocab_size
     cfg.validate()
     if cfg.model.kind == "ngram":  # a count model: fitted by counting, no gradient loop
@@ -192,8 +178,8 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
     batches = make_batches(train_ids, cfg, device, batch_size=ctx.world * t.batch_size)
     distributed.share_batches(ctx, batches)
-    windows, mask = eval_windows(val_ids, cfg.model.block_size)
-    n_eval = max(1, math.ceil(t.eval_chars / max(1, cfg.model.block_size // 2)))  # windows scored at each epoch
+    val = val_text(val_ids, val_chars, cfg.model.block_size)  # windows over val; each target knows its characters
+    n_eval = max(1, math.ceil(t.eval_chars / chars_per_token / max(1, cfg.model.block_size // 2)))  # windows per epoch
     steps_per_epoch = batches.steps_per_epoch
     schedule_steps = t.epochs * steps_per_epoch  # the learning-rate schedule's horizon, unless the clock is
     total_steps = min(schedule_steps, t.max_steps or schedule_steps) if t.max_time <= 0 else t.max_steps
@@ -276,8 +262,9 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     if main and not resume and t.plot_every:
         epoch_plot(model, 0, out / "epoch_000.png")
     n_params = sum(p.numel() for p in model.parameters())
+    unit = "caracteres" if tokenizer.kind == "char" else f"tokens {tokenizer.kind} ({chars_per_token:.2f} car/token)"
     log(f"Modelo: {cfg.model.kind}, {thousands(n_params)} parámetros · corpus {corpus.name}: {thousands(len(train_ids))} "
-        f"caracteres de entrenamiento, {thousands(len(val_ids))} de validación · {device.type}"
+        f"{unit} de entrenamiento, {thousands(len(val_ids))} de validación · {device.type}"
         + (f" · {ctx.world} procesos × lotes de {t.batch_size}" if ctx.active else ""))
 
     chars_per_step = ctx.world * t.batch_size * cfg.model.block_size  # all ranks together
@@ -287,7 +274,7 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} " + ("s" if timed else "pasos")
                           + " [{elapsed}<{remaining}{postfix}]")
     window_loss, window_count, window_time = 0.0, 0, 0.0
-    val_loss = float("nan")
+    val_loss, val_bpc = float("nan"), float("nan")
     interrupted = False
     model.train()
     stop_all = False  # a stop asked on any rank, agreed by all ranks at each step
@@ -326,16 +313,16 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
             if step % t.log_every == 0:
                 log_metrics({"step": step, "epoch": epoch, "train_loss": window_loss / window_count, "lr": lr,
                              "tokens_per_s": chars_per_step * window_count / window_time, "time": train_time})
-                val_text = f"val {val_loss:.3f} · {val_loss / LN2:.2f} bits/car" if math.isfinite(val_loss) else "val —"
-                bar.set_postfix_str(f"pérdida {window_loss / window_count:.3f} · {val_text} · "
+                shown = f"val {val_loss:.3f} · {val_bpc:.2f} bits/car" if math.isfinite(val_loss) else "val —"
+                bar.set_postfix_str(f"pérdida {window_loss / window_count:.3f} · {shown} · "
                                     f"{thousands(chars_per_step * window_count / window_time)} car/s", refresh=False)
                 window_loss, window_count, window_time = 0.0, 0, 0.0
             bar.update(min(int(train_time), bar.total) - bar.n if t.max_time > 0 else 1)
             if step % steps_per_epoch == 0:  # the end of an epoch: score, save, draw
                 epoch += 1
-                val_loss = evaluate(model, windows[:n_eval], mask[:n_eval], device, autocast)
-                log_metrics({"step": step, "epoch": epoch, "val_loss": val_loss, "val_bpc": val_loss / LN2,
-                             "time": train_time})
+                score = evaluate(model, val.head(n_eval), device, autocast)
+                val_loss, val_bpc = score.loss, score.bpc
+                log_metrics({"step": step, "epoch": epoch, "val_loss": val_loss, "val_bpc": val_bpc, "time": train_time})
                 improved = val_loss < best_val
                 best_val = min(best_val, val_loss)
                 commit(finished=False)
@@ -359,15 +346,17 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
         return run
 
     # The end: the whole validation text, the last picture, the artefacts.
-    last = evaluate(model, windows[:n_eval], mask[:n_eval], device, autocast)  # the yardstick of every epoch
+    last = evaluate(model, val.head(n_eval), device, autocast).loss  # the yardstick of every epoch
     if last < best_val:
         best_val = last
         save_best()
-    val_loss = evaluate(model, windows, mask, device, autocast)
-    final = {"step": step, "epoch": epoch, "val_loss": val_loss, "val_bpc": val_loss / LN2, "time": train_time, "final": True}
+    score = evaluate(model, val, device, autocast)  # all of val: nats per token and exact bits per character
+    val_loss, val_bpc = score.loss, score.bpc
+    final = {"step": step, "epoch": epoch, "val_loss": val_loss, "val_bpc": val_bpc, "time": train_time, "final": True}
     log_metrics(final)
-    commit(finished=True, extra={"val_loss": val_loss, "val_bpc": val_loss / LN2,
-                                 "chars_per_s": step * chars_per_step / max(train_time, 1e-9)})
+    commit(finished=True, extra={"val_loss": val_loss, "val_bpc": val_bpc, "tokenizer": tokenizer.kind,
+                                 "val_chars_per_token": score.chars / max(1, score.tokens),
+                                 "chars_per_s": step * chars_per_step * chars_per_token / max(train_time, 1e-9)})
     if not main:
         return run
     if t.plot_every and not (out / f"epoch_{epoch:03d}.png").exists():
@@ -379,6 +368,7 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     from .report import write_report
 
     write_report(run)
-    log(f"Validación: {val_loss:.4f} nats/carácter = {val_loss / LN2:.3f} bits/carácter "
-        f"({step} pasos, {train_time:.0f} s de entrenamiento, {thousands(step * chars_per_step / max(train_time, 1e-9))} car/s).")
+    per = "carácter" if tokenizer.kind == "char" else "token"
+    log(f"Validación: {val_loss:.4f} nats/{per} = {val_bpc:.3f} bits/carácter ({step} pasos, {train_time:.0f} s de "
+        f"entrenamiento, {thousands(step * chars_per_step * chars_per_token / max(train_time, 1e-9))} car/s).")
     return run

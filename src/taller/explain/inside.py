@@ -18,7 +18,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from ..errors import TallerError
-from ..text import show_char
+from ..text import show_token
 from .evolution import read_evolution
 from .parameters import component_of
 from .plots import save_figure
@@ -32,6 +32,8 @@ NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que d
 
 
 def char_kind(c: str) -> str:
+    """The kind of a character; of a token (word or BPE), the kind of its first character that is not a space."""
+    c = c.strip()[:1] or c[:1]
     if c in VOWELS:
         return "vocal"
     if c.isalpha():
@@ -62,7 +64,7 @@ def attention_for(run, text: str, unknown: str = "error") -> tuple[list[str], li
     if not ids:
         raise TallerError("el texto está vacío; escribe unos caracteres con --text \"No hay \".")
     maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
-    return [run.tokenizer.chars[i] for i in ids], [m[0].float().cpu().numpy() for m in maps]
+    return [run.tokenizer.pieces[i] for i in ids], [m[0].float().cpu().numpy() for m in maps]
 
 
 def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
@@ -71,7 +73,7 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
     side = min(4.2, max(2.4, 0.12 * T))
     fig = Figure(figsize=(heads * side + 0.6, layers * side + 0.8), dpi=90)
     fig.suptitle("Atención\nfila: el carácter que mira · columna: a cuál mira", fontsize=10)
-    labels = [show_char(c) for c in chars]
+    labels = [show_token(c) for c in chars]
     fontsize = max(4, min(8, 260 / max(T, 1)))
     for layer, m in enumerate(maps):
         for head in range(heads):
@@ -97,7 +99,7 @@ def embedding_points(run) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     _, s, vh = torch.linalg.svd(x, full_matrices=False)
     points = x @ vh[:2].T  # (V, 2) the two directions along which the characters differ most
     explained = (s[:2] ** 2 / (s**2).sum().clamp_min(1e-12)).numpy()
-    return list(run.tokenizer.chars), points.numpy(), explained
+    return list(run.tokenizer.pieces), points.numpy(), explained
 
 
 def embedding_plot(chars: list[str], points: np.ndarray, explained: np.ndarray, path) -> None:
@@ -109,7 +111,7 @@ def embedding_plot(chars: list[str], points: np.ndarray, explained: np.ndarray, 
         if idx:
             ax.scatter(points[idx, 0], points[idx, 1], s=18, color=colour, alpha=0.35, label=kind)
     for (x, y), c, kind in zip(points, chars, kinds):
-        ax.annotate(show_char(c), (x, y), fontsize=10, color=KINDS[kind], ha="center", va="bottom",
+        ax.annotate(show_token(c), (x, y), fontsize=10, color=KINDS[kind], ha="center", va="bottom",
                     xytext=(0, 3), textcoords="offset points")
     ax.set_xlabel(f"componente principal 1 ({100 * explained[0]:.0f} % de la varianza)")
     ax.set_ylabel(f"componente principal 2 ({100 * explained[1]:.0f} % de la varianza)")

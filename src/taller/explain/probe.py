@@ -69,6 +69,9 @@ def probe(run, context: str, candidates: list[str]) -> ProbeResult:
     if len(candidates) < 2 or not all(candidates):
         raise TallerError("--candidates necesita al menos dos palabras no vacías, p. ej. --candidates taller desguace.")
     data, tok = run.config.data, run.tokenizer
+    if tok.kind != "char":
+        raise TallerError(f"sondear puntúa los candidatos carácter a carácter y esta ejecución usa tokens {tok.kind}; "
+                          "usa una ejecución de caracteres (taller train --tokenizer char).")
     text = clean_like(context, data)  # the context as the training text was prepared (lowercase, …)
     if not text.strip():
         raise TallerError("--context está vacío: escribe el comienzo de una frase para que el modelo la continúe.")

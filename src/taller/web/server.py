@@ -31,7 +31,7 @@ from ..generate import next_char_probs
 from ..checkpoint import read_state
 from ..config import Config
 from ..run import Run, load_run
-from ..text import show_char, thousands
+from ..text import show_token, thousands
 
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 2000  # characters of prompt a request may send
@@ -152,7 +152,8 @@ def create_app(root: Path, loader=load_run) -> FastAPI:
         run = get_run(req.run)
         probs = next_char_probs(run.model, run.tokenizer, checked_text(run, req.text))  # (V,)
         top = torch.topk(probs, min(TOP, len(probs)))
-        bars = [{"char": run.tokenizer.chars[i], "shown": show_char(run.tokenizer.chars[i]), "prob": float(p)}
+        pieces = run.tokenizer.pieces  # id -> text: a character, a word or a BPE token
+        bars = [{"char": pieces[i], "shown": show_token(pieces[i]), "prob": float(p)}
                 for p, i in zip(top.values, top.indices)]
         rest = max(0.0, float(probs.sum()) - sum(b["prob"] for b in bars))
         return {"text": req.text, "bars": bars, "rest": rest, "rest_count": len(probs) - len(bars)}
@@ -169,7 +170,7 @@ def create_app(root: Path, loader=load_run) -> FastAPI:
         with torch.no_grad(), recording:
             run.model.eval()
             maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
-        return {"text": text, "chars": [show_char(run.tokenizer.chars[i]) for i in ids],
+        return {"text": text, "chars": [show_token(run.tokenizer.pieces[i]) for i in ids],
                 "layers": [[[[round(float(w), 4) for w in row] for row in head] for head in m[0].cpu()] for m in maps]}
 
     @app.post("/api/sample")

@@ -1,0 +1,71 @@
+"""Bits per character: one scale for every model, whatever its tokens.
+
+A model's loss is in nats per *token*. A BPE token holds about two characters, a word token more, a character
+token one: their losses can't be compared. What can be compared is the cost of the text itself:
+
+    bpc = (total nats over the scored tokens) / ln 2 / (characters of the original text those tokens cover)
+
+For a char model this is the familiar loss / ln 2. `token_chars` (in every tokenizer) says how many characters each
+token completes; the val text is scored with the same windows as its ids (data.eval_windows), so each scored target
+carries its own character count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import eval_windows
+
+LN2 = math.log(2)
+
+
+def bits_per_char(total_nats: float, chars: int) -> float:
+    return total_nats / LN2 / max(chars, 1)
+
+
+@dataclass
+class ValText:
+    """The val text ready to score: windows of ids, which targets to score, and the characters of each target."""
+
+    windows: torch.Tensor  # (N, T+1) token ids
+    mask: torch.Tensor  # (N, T) targets to score
+    chars: torch.Tensor  # (N, T) characters of the original text each target completes
+
+    def head(self, n: int) -> ValText:
+        return ValText(self.windows[:n], self.mask[:n], self.chars[:n])
+
+
+def val_text(ids: np.ndarray, chars: np.ndarray, block_size: int) -> ValText:
+    windows, mask = eval_windows(ids, block_size)
+    char_windows, _ = eval_windows(chars, block_size)  # the same windows over the character counts
+    return ValText(windows, mask, char_windows[:, 1:])
+
+
+@dataclass
+class Score:
+    loss: float  # nats per token
+    bpc: float  # bits per character of the original text
+    tokens: int
+    chars: int
+
+
+@torch.no_grad()
+def evaluate(model, val: ValText, device, autocast, batch_size: int = 64) -> Score:
+    """Mean nats per scored token, and bits per character over the characters those tokens cover."""
+    model.eval()
+    total, tokens, chars = 0.0, 0, 0
+    for i in range(0, len(val.windows), batch_size):
+        w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
+        with autocast:
+            logits = model(w[:, :-1])  # (B, T, V)
+        losses = F.cross_entropy(logits.float().transpose(1, 2), w[:, 1:], reduction="none")  # (B, T)
+        total += losses[m].sum().item()
+        tokens += int(m.sum())
+        chars += int(val.chars[i:i + batch_size][m.cpu()].sum())
+    model.train()
+    return Score(total / tokens, bits_per_char(total, chars), tokens, chars)
