@@ -138,6 +138,10 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     out = Path(out)
     cfg.validate()
     check_run_dir(out, resume)
+    if cfg.model.kind == "skipgram":  # word vectors: their own pairs and loop (taller/embeddings.py)
+        from .embeddings import train_skipgram
+
+        return train_skipgram(cfg, out, resume=resume, progress=progress, log=log)
     if resume and cfg.model.kind == "ngram":
         raise TallerError("un n-grama no se entrena por pasos, se ajusta contando en segundos: "
                           "vuelve a ajustarlo en otra carpeta, sin --resume.")
