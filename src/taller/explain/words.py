@@ -38,10 +38,11 @@ def expectation(vectors, scores: torch.Tensor, expected: str, exclude: list[str]
         raise TallerError(f"--expect {expected}: esa palabra es una de las de la pregunta y no compite; elige otra.")
     rank, competing, similarity = vectors.rank_of(scores, expected, exclude)
     where = f"«{expected}» es la {rank}.ª de {thousands(competing)} (similitud {similarity:.3f})"
+    verb, top = ("está", f"entre las {k} primeras") if k > 1 else ("es", "la primera")
     if rank <= k:
-        return f"{where}: está entre las {k} primeras."
-    size = f"unas {thousands(round(corpus_words, -3))} palabras" if corpus_words else "pocas palabras"
-    return (f"{where}: NO está entre las {k} primeras. Un corpus de {size} es pequeño para analogías: word2vec "
+        return f"{where}: {verb} {top}."
+    size = f"unas {thousands(round(corpus_words, -3) if corpus_words >= 10_000 else corpus_words)} palabras"
+    return (f"{where}: NO {verb} {top}. Un corpus de {size} es pequeño para analogías: word2vec "
             "las aprendió con miles de millones de palabras; aquí los vecinos salen bien más a menudo que las analogías.")
 
 
