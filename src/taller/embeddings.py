@@ -216,9 +216,6 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
     train_ids, val_ids = vocab.encode(train_words), vocab.encode(val_words)  # (N,), (M,) words out of vocab dropped
     m.vocab_size = len(vocab)
     cfg.validate()
-    if len(val_ids) < 2:
-        raise TallerError("el texto de validación no tiene palabras del vocabulario; usa un texto más largo "
-                          "o sube la validación (--set val_fraction=0.2).")
 
     torch.manual_seed(t.seed)
     counts = torch.tensor(vocab.counts)
@@ -229,6 +226,9 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
     g_val = torch.Generator().manual_seed(t.seed + 2)  # the fixed validation pairs and their negatives
     val_pairs = skipgram_pairs(val_ids, keep, m.window, g_val)  # (P, 2)
     val_negatives = negative((len(val_pairs), m.negatives), g_val)  # (P, K)
+    if len(val_pairs) == 0:
+        raise TallerError("el texto de validación no da ningún par de palabras del vocabulario; usa un texto más "
+                          "largo o más validación (--set val_fraction=0.2).")
 
     def epoch_pairs(epoch: int) -> torch.Tensor:
         pairs = skipgram_pairs(train_ids, keep, m.window, torch.Generator().manual_seed(t.seed + 7919 * (epoch + 1)))
@@ -239,8 +239,9 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
     step, epoch, position, train_time, seen = 0, 0, 0, 0.0, 0
     if resume:
         state = read_state(out)
-        if state.get("kind") != "skipgram":
-            raise TallerError(f"{out} no es una ejecución de un skip-gram; no se puede continuar como tal.")
+        if state.get("kind") != "skipgram" or not all(isinstance(state.get(k), int) for k in ("position", "pairs_seen")):
+            raise TallerError(f"{out}/state.json no es el de un skip-gram (faltan 'position' o 'pairs_seen'); "
+                              "no se puede continuar: entrena de nuevo en otra carpeta.")
         model.load_state_dict(load_tensors(checkpoint_file(out, "model.safetensors", state), model.state_dict())[0])
         opt_tensors, meta = load_tensors(checkpoint_file(out, "optim.safetensors", state))
         from .checkpoint import unflatten_optimizer
@@ -262,8 +263,12 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
         vocab.save(out / VOCAB_FILE)
 
     def log_metrics(entry: dict) -> None:
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        try:
+            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+        except OSError as e:
+            raise TallerError(f"no pude escribir {out / 'metrics.jsonl'}: {e.strerror}; comprueba el espacio libre y "
+                              "los permisos. El último punto de control sigue intacto.") from None
 
     def commit(finished: bool, extra: dict | None = None) -> None:
         opt_tensors, opt_meta = flatten_optimizer(optimizer)
