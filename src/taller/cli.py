@@ -70,7 +70,8 @@ def build_parser() -> Parser:
     t = sub.add_parser("train", aliases=["entrenar"], help="entrena un modelo y escribe su carpeta de ejecución")
     t.add_argument("--corpus", help="refranes, quijote, la ruta de un fichero de texto UTF-8 o una carpeta de `taller prepare`")
     t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
-    t.add_argument("--model", choices=["transformer", "lstm", "ngram"], help="qué modelo (el del preset)")
+    t.add_argument("--model", choices=["transformer", "lstm", "ngram", "skipgram"],
+                   help="qué modelo (el del preset); skipgram: vectores de palabras (usa su preset)")
     t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
     t.add_argument("--tokenizer", choices=["char", "bpe", "word"], help="caracteres (char, por defecto), BPE de bytes o palabras")
     t.add_argument("--tokenizer-vocab", type=positive_int, metavar="N", help="bpe y word: tokens del vocabulario (512)")
@@ -140,6 +141,14 @@ def build_parser() -> Parser:
     tk = sub.add_parser("tokenize", aliases=["tokenizar"], help="muestra cómo parte un texto el tokenizador de una ejecución")
     tk.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     tk.add_argument("--text", required=True, help="el texto que partir en tokens")
+    em = sub.add_parser("embeddings", aliases=["vectores"], help="vectores de palabras de un skip-gram: vecinos, "
+                        "analogías y un mapa en 2-D")
+    em.add_argument("run", metavar="EJECUCION", help="carpeta de un skip-gram (taller train --model skipgram)")
+    em.add_argument("--near", metavar="PALABRA", help="las palabras más cercanas a esta (similitud coseno)")
+    em.add_argument("--analogy", nargs=3, metavar=("A", "B", "C"), help="A − B + C, p. ej. rey hombre mujer")
+    em.add_argument("--expect", metavar="PALABRA", help="en qué puesto queda esta palabra (p. ej. reina)")
+    em.add_argument("--plot", nargs="+", metavar="PALABRA", help="dibuja estas palabras en 2-D (PCA) en words.png")
+    em.add_argument("--k", type=bounded_int(1000), default=10, help="cuántas palabras mostrar (10)")
 
     s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
     s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
@@ -200,7 +209,7 @@ def cmd_train(args) -> None:
     elif args.config:
         cfg = Config.load(args.config)
     else:
-        cfg = Config.preset(args.preset or "base")
+        cfg = Config.preset(args.preset or ("skipgram" if args.model == "skipgram" else "base"))
     if args.corpus:
         if args.resume and args.corpus != cfg.data.corpus:
             raise TallerError(f"--resume continúa con el corpus de la ejecución ({cfg.data.corpus}); quita --corpus.")
@@ -223,7 +232,7 @@ def cmd_train(args) -> None:
         value = getattr(args, key)
         if value is not None:
             cfg.set({"steps": "max_steps"}.get(key, key), value)
-    out = out or default_out(Path(cfg.data.corpus).stem, args.preset or "base")
+    out = out or default_out(Path(cfg.data.corpus).stem, args.preset or ("skipgram" if args.model == "skipgram" else "base"))
     run = train(cfg, out, resume=args.resume, progress=not args.quiet)
     if not run.interrupted and is_main():  # under torchrun, rank 0 speaks for all
         print(f"Resultados en {run.dir}/")
@@ -378,6 +387,34 @@ def cmd_tokenize(args) -> None:
     print(tokenize_run(args.run, args.text))
 
 
+def cmd_embeddings(args) -> None:
+    from .embeddings import WordVectors
+    from .explain import words
+
+    if not (args.near or args.analogy or args.plot):
+        raise TallerError("dime qué mirar: --near PALABRA, --analogy rey hombre mujer o --plot PALABRA PALABRA …")
+    if args.expect and not (args.near or args.analogy):
+        raise TallerError("--expect dice en qué puesto queda una palabra: úsalo con --near o con --analogy.")
+    vectors = WordVectors.load(args.run)
+    corpus_words = vectors.state.get("train_words", 0)
+    if args.near:
+        print(words.near(vectors, args.near, args.k))
+        if args.expect:
+            (word,) = vectors.check_known([args.near])
+            print(words.expectation(vectors, vectors.near_scores(word), args.expect, [word], args.k, corpus_words))
+    if args.analogy:
+        if args.near:
+            print()
+        print(words.analogy(vectors, *args.analogy, k=args.k))
+        a, b, c = vectors.check_known(args.analogy)
+        if args.expect:
+            print(words.expectation(vectors, vectors.analogy_scores(a, b, c), args.expect, [a, b, c], args.k, corpus_words))
+        else:
+            print("¿Esperabas una palabra concreta? Añade --expect PALABRA para ver en qué puesto queda de verdad.")
+    if args.plot:
+        print(f"Mapa de {len(args.plot)} palabras en {words.word_map(vectors, args.plot, vectors.dir / 'words.png')}")
+
+
 def cmd_serve(args) -> None:
     from .web.server import serve
 
@@ -389,7 +426,8 @@ COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrena
             "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
             "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
             "prepare": cmd_prepare, "preparar": cmd_prepare,
-            "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize}
+            "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize,
+            "embeddings": cmd_embeddings, "vectores": cmd_embeddings}
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ class ModelConfig:
     attention: str = "fused"  # fused (scaled_dot_product_attention) | explicit (readable, same numbers)
     d_embed: int = 0  # lstm: width of the character vectors (0 = d_model)
     order: int = 8  # ngram: n, the characters it counts together (context of n-1); 8 was best on a slice of train
+    # skipgram (word vectors; d_model is the vectors' width): see taller/embeddings.py
+    window: int = 5  # skipgram: a centre sees up to this many words on each side
+    negatives: int = 5  # skipgram: random "wrong" context words per true pair
+    min_count: int = 5  # skipgram: words seen fewer times in the training text are left out
+    subsample: float = 1e-3  # skipgram: frequent words are thinned out above this share of the text (0 = never)
 
 
 @dataclass
@@ -78,7 +83,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
 
 
-MODEL_KINDS = ("transformer", "lstm", "ngram")
+MODEL_KINDS = ("transformer", "lstm", "ngram", "skipgram")
 TOKENIZER_KINDS = ("char", "bpe", "word")
 MAX_ORDER = 12
 
@@ -174,6 +179,12 @@ class Config:
              f"data.tokenizer_vocab={d.tokenizer_vocab}: usa entre 2 y 200000 palabras, por ejemplo 2000.")
         need(m.kind != "ngram" or d.tokenizer == "char", f"el n-grama cuenta caracteres y no admite "
              f"data.tokenizer='{d.tokenizer}'; usa --tokenizer char (o un transformer o lstm con {d.tokenizer}).")
+        need(1 <= m.window <= 50, f"model.window={m.window} debe estar entre 1 y 50 palabras.")
+        need(1 <= m.negatives <= 100, f"model.negatives={m.negatives} debe estar entre 1 y 100.")
+        need(m.min_count >= 1, f"model.min_count={m.min_count} debe ser al menos 1.")
+        need(0.0 <= m.subsample < 1.0, f"model.subsample={m.subsample} debe estar en [0, 1) (0 = sin submuestreo).")
+        need(m.kind != "skipgram" or d.tokenizer == "char", f"el skip-gram hace su propio vocabulario de palabras y no "
+             f"usa data.tokenizer='{d.tokenizer}'; quita --tokenizer (o entrena un transformer o lstm con {d.tokenizer}).")
         need(d.split in ("auto", "lines", "tail", "after"), f"data.split='{d.split}': usa auto, lines, tail o after.")
         need(d.max_chars >= 0, f"data.max_chars={d.max_chars} no puede ser negativo (0 = todo el texto).")
         need(d.split != "after" or d.max_chars > 0, "data.split='after' necesita data.max_chars > 0 "
@@ -210,6 +221,8 @@ def estimate_parameters(m: ModelConfig) -> int:
     v = max(m.vocab_size, 256)
     if m.kind == "ngram":
         return 0  # counts, not parameters: their number depends on the text
+    if m.kind == "skipgram":
+        return 2 * m.vocab_size * m.d_model  # two tables of word vectors
     if m.kind == "lstm":
         e, h = m.d_embed or m.d_model, m.d_model
         return v * e + 4 * h * (e + h + 2) + (m.n_layers - 1) * 4 * h * (2 * h + 2) + h * v + v

@@ -89,6 +89,9 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
     state = read_state(run_dir)
     config = Config.load(run_dir / "config.toml").validate()
+    if config.model.kind == "skipgram":
+        raise TallerError(f"{run_dir} es un skip-gram (vectores de palabras), no un modelo de lenguaje: no escribe ni "
+                          f"predice texto; pregúntale con `taller embeddings {run_dir} --near palabra`.")
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     if tokenizer.vocab_size != config.model.vocab_size:
         raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} tokens pero config.toml dice "

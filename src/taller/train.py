@@ -139,6 +139,12 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     main = ctx.main  # only rank 0 writes the run folder
     check_run_dir(out, resume)
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
+    if cfg.model.kind == "skipgram":  # word vectors: their own pairs and loop (taller/embeddings.py)
+        if ctx.active:
+            raise TallerError("el skip-gram entrena en un solo proceso (segundos en una CPU): lánzalo sin torchrun.")
+        from .embeddings import train_skipgram
+
+        return train_skipgram(cfg, out, resume=resume, progress=progress, log=log)
     if resume and cfg.model.kind == "ngram":
         raise TallerError("un n-grama no se entrena por pasos, se ajusta contando en segundos: "
                           "vuelve a ajustarlo en otra carpeta, sin --resume.")
