@@ -58,7 +58,9 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", metavar="ORDEN", parser_class=Parser)
 
     d = sub.add_parser("demo", help="toda la historia de los refranes en unos minutos")
-    d.add_argument("--max-time", type=float, help="entrena estos segundos en vez de las épocas del preset base")
+    budget = d.add_mutually_exclusive_group()
+    budget.add_argument("--max-time", type=float, help="entrena estos segundos en vez de las épocas del preset base")
+    budget.add_argument("--epochs", type=bounded_int(10_000), help="entrena estas épocas (el preset base hace 24)")
     d.add_argument("--out", help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
 
     c = sub.add_parser("corpus", help="los corpus disponibles y cómo son")
@@ -303,10 +305,16 @@ def cmd_demo(args) -> None:
     cfg = Config.preset("base")
     cfg.data.corpus = "refranes"
     cfg.train.prompt = "No hay "
-    if args.max_time:
+    if args.max_time is not None:
+        if args.max_time <= 0:
+            raise TallerError(f"--max-time={args.max_time} debe ser positivo (segundos de entrenamiento).")
         cfg.train.max_time = args.max_time
+    if args.epochs:
+        cfg.train.epochs, cfg.train.max_time = args.epochs, 0.0
     out = Path(args.out) if args.out else default_out("demo")
-    budget = f"{args.max_time:.0f} s" if args.max_time else f"{cfg.train.epochs} épocas (unos 3 minutos en 2 núcleos)"
+    epochs = f"{cfg.train.epochs} época" + ("s" if cfg.train.epochs != 1 else "")
+    budget = (f"{args.max_time:.0f} s" if args.max_time else epochs
+              + ("" if args.epochs else " (unos 3 minutos en 2 núcleos)"))
     print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {budget}.")
     started = time.perf_counter()
     run = train(cfg, out)
