@@ -1,6 +1,7 @@
 """`taller prepare`: a text streamed into a token file, and training that reads its windows from disk."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from taller.data import Batches
 from taller.prepare import prepare
 from taller.run import read_metrics
 from taller.tokenfiles import TokenFile, open_prepared, read_meta, smallest_dtype
-from taller.tokenizers import CharTokenizer
+from taller.tokenizers import BpeTokenizer, CharTokenizer, load_tokenizer
 
 from conftest import PROVERBS, tiny_config
 
@@ -130,3 +131,17 @@ def test_a_given_vocabulary_must_cover_the_text(tmp_path, capsys):
                         "--tokenizer-file", str(tmp_path / "tokenizer.json"))
     assert code == 2 and "no están en el vocabulario dado" in err and "'v'" in err and err.count("\n") == 1
     assert not (tmp_path / "p" / "tokens.bin").exists() and not (tmp_path / "p" / "meta.json").exists()
+
+
+def test_a_prepared_folder_with_a_bpe_vocabulary_scores_bits_per_character(tmp_path):
+    source = tmp_path / "t.txt"
+    source.write_text("\n".join(PROVERBS * 6) + "\n", encoding="utf-8")
+    BpeTokenizer.train(source.read_text(encoding="utf-8"), 300).save(tmp_path / "bpe.json")
+    meta = prepare(source, tmp_path / "p", tokenizer=load_tokenizer(tmp_path / "bpe.json"), progress=False,
+                   log=lambda *a: None)
+    assert meta["tokenizer"] == "bpe" and meta["vocab_size"] == 300 and meta["dtype"] == "uint16"
+    run = taller.train(tiny_config(tmp_path / "p", max_steps=6), tmp_path / "run", progress=False)
+    final = read_metrics(run.dir)[-1]
+    chars_per_token = run.state["val_chars_per_token"]
+    assert run.state["tokenizer"] == "bpe" and chars_per_token > 1.5  # merges: several characters per token
+    assert final["val_bpc"] == pytest.approx(final["val_loss"] / math.log(2) / chars_per_token, rel=1e-9)
