@@ -27,3 +27,20 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "durante 1 época." in stdout and "3 minutos" not in stdout
     final = [m for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if m.get("final")]
     assert final[0]["epoch"] == 1 and final[0]["val_bpc"] < 5.0  # one epoch: below a uniform guess over ~100 chars
+
+def test_the_demo_trains_by_the_clock_unless_told_epochs(monkeypatch, tmp_path):
+    from taller.cli import DEMO_SECONDS
+
+    train_module = sys.modules["taller.train"]  # `taller.train` is also the function the package exports
+
+    seen = []
+
+    def fake_train(cfg, out, **kwargs):
+        seen.append((cfg.train.max_time, cfg.train.epochs))
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    for argv in (["demo"], ["demo", "--max-time", "30"], ["demo", "--epochs", "2"]):
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            main(argv + ["--out", str(tmp_path / "d")])
+    assert seen == [(DEMO_SECONDS, 24), (30.0, 24), (0.0, 2)] and DEMO_SECONDS <= 180
