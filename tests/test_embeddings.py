@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from test_cli import run_cli
 
 from taller.cli import main
 from taller.embeddings import WordVectors, WordVocab, keep_probability, skipgram_pairs, words_of
@@ -20,12 +21,6 @@ PLANTED = {0: ("gato", "minino"), 1: ("gato", "minino"), 2: ("gato", "minino"),
            3: ("perro", "chucho"), 4: ("perro", "chucho"), 5: ("perro", "chucho")}
 
 
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(args)
-        sys.exit(0)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 def one_line_error(code, err) -> str:

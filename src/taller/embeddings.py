@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from .checkpoint import atomic_write, checkpoint_file, flatten_optimizer, load_tensors, read_state, save_checkpoint
 from .errors import TallerError
+from .run import append_metrics
 from .text import thousands
 
 VOCAB_FORMAT = "taller-words-v1"
@@ -261,14 +262,6 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
         cfg.save(out / "config.toml")
         vocab.save(out / VOCAB_FILE)
 
-    def log_metrics(entry: dict) -> None:
-        try:
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry) + "\n")
-        except OSError as e:
-            raise TallerError(f"no pude escribir {out / 'metrics.jsonl'}: {e.strerror}; comprueba el espacio libre y "
-                              "los permisos. El último punto de control sigue intacto.") from None
-
     def commit(finished: bool, extra: dict | None = None) -> None:
         opt_tensors, opt_meta = flatten_optimizer(optimizer)
         opt_tensors["rng.negatives"] = g_neg.get_state()
@@ -282,7 +275,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
         return state
 
     if not resume:
-        log_metrics({"step": 0, "epoch": 0, "val_loss": evaluate(model, val_pairs, val_negatives), "time": 0.0})
+        append_metrics(out, {"step": 0, "epoch": 0, "val_loss": evaluate(model, val_pairs, val_negatives), "time": 0.0})
     log(f"Skip-gram: {thousands(len(vocab))} palabras (≥ {m.min_count} apariciones) × {m.d_model} dimensiones, "
         f"{thousands(2 * len(vocab) * m.d_model)} parámetros · corpus {corpus.name}: {thousands(len(train_words))} "
         f"palabras de entrenamiento, {thousands(len(val_words))} de validación · ventana {m.window}, "
@@ -322,7 +315,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
             window_loss, window_count = window_loss + loss_value, window_count + 1
             window_pairs, window_time = window_pairs + len(batch), window_time + elapsed
             if step % t.log_every == 0:
-                log_metrics({"step": step, "epoch": epoch, "train_loss": window_loss / window_count, "lr": lr,
+                append_metrics(out, {"step": step, "epoch": epoch, "train_loss": window_loss / window_count, "lr": lr,
                              "pairs_per_s": window_pairs / window_time, "time": train_time})
                 bar.set_postfix_str(f"pérdida {window_loss / window_count:.3f} · "
                                     f"{thousands(window_pairs / window_time)} pares/s", refresh=False)
@@ -331,7 +324,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
                 bar.update(min(int(train_time), bar.total) - bar.n)
             if position >= len(pairs):  # the end of an epoch: score val, commit, draw the next pairs
                 epoch, position = epoch + 1, 0
-                log_metrics({"step": step, "epoch": epoch, "val_loss": evaluate(model, val_pairs, val_negatives),
+                append_metrics(out, {"step": step, "epoch": epoch, "val_loss": evaluate(model, val_pairs, val_negatives),
                              "time": train_time})
                 commit(finished=False)
                 if not timed:
@@ -347,7 +340,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
         run.interrupted = True
         return run
     val_loss = evaluate(model, val_pairs, val_negatives)
-    log_metrics({"step": step, "epoch": epoch, "val_loss": val_loss, "time": train_time, "final": True})
+    append_metrics(out, {"step": step, "epoch": epoch, "val_loss": val_loss, "time": train_time, "final": True})
     pairs_per_s = seen / max(train_time, 1e-9)
     run.state = commit(finished=True, extra={"val_loss": val_loss, "pairs_per_s": pairs_per_s})
     skipgram_loss_plot(read_metrics(out), out / "loss.png")

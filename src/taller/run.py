@@ -44,6 +44,17 @@ class Run:
         return samples
 
 
+def append_metrics(run_dir: Path, entry: dict) -> None:
+    """One line more in metrics.jsonl. A full disk is a message; the last checkpoint stays intact."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+    except OSError as e:
+        raise TallerError(f"no pude escribir {path}: {e.strerror}; comprueba el espacio libre y los permisos. "
+                          "El último punto de control sigue intacto.") from None
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():

@@ -29,7 +29,7 @@ from .bpc import evaluate, val_text
 from .data import make_batches, split_text
 from .errors import TallerError
 from .models import build_model
-from .run import Run, load_weights_into, read_metrics
+from .run import Run, append_metrics, load_weights_into, read_metrics
 from .text import thousands
 from .tokenfiles import is_prepared, open_prepared
 from .tokenizers import build_tokenizer, load_tokenizer
@@ -241,14 +241,8 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
                                                         metadata={"step": str(step)}))
 
     def log_metrics(entry: dict) -> None:
-        if not main:
-            return
-        try:
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry) + "\n")
-        except OSError as e:
-            raise TallerError(f"no pude escribir {out / 'metrics.jsonl'}: {e.strerror}; comprueba el espacio libre y "
-                              "los permisos. El último punto de control sigue intacto.") from None
+        if main:
+            append_metrics(out, entry)
 
     # How far the weights travel from the start: the start is kept on disk, so a resumed run measures from it too.
     if not main:

@@ -49,13 +49,8 @@ def epoch_plot(model, epoch: int, path) -> None:
     save_figure(fig, path, palette=True)
 
 
-def loss_plot(metrics: list[dict], path) -> None:
-    """Train and val loss (nats per token) against the step, with bits per character on the right axis.
-
-    For word and BPE runs the right axis divides by the val text's characters per token (from its exact val_bpc)."""
-    scored = [m for m in metrics if m.get("val_bpc")]
-    per_token = scored[-1]["val_loss"] / math.log(2) / scored[-1]["val_bpc"] if scored else 1.0  # 1: characters
-    unit = "carácter" if abs(per_token - 1) < 1e-6 else "token"
+def loss_curves(metrics: list[dict], xlabel: str, ylabel: str, title: str):
+    """A new figure with the train loss (a line) and the val loss (dots) against the step: (fig, ax)."""
     fig = Figure(figsize=(8, 4.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     train = [(m["step"], m["train_loss"]) for m in metrics if "train_loss" in m]
@@ -64,11 +59,22 @@ def loss_plot(metrics: list[dict], path) -> None:
         ax.plot(*zip(*train), label="entrenamiento", color="tab:blue", alpha=0.8)
     if val:
         ax.plot(*zip(*val), "o-", label="validación", color="tab:orange")
-    ax.set_xlabel("paso")
-    ax.set_ylabel(f"pérdida (nats por {unit})")
-    ax.set_title("Curvas de pérdida")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    return fig, ax
+
+
+def loss_plot(metrics: list[dict], path) -> None:
+    """Train and val loss (nats per token) against the step, with bits per character on the right axis.
+
+    For word and BPE runs the right axis divides by the val text's characters per token (from its exact val_bpc)."""
+    scored = [m for m in metrics if m.get("val_bpc")]
+    per_token = scored[-1]["val_loss"] / math.log(2) / scored[-1]["val_bpc"] if scored else 1.0  # 1: characters
+    unit = "carácter" if abs(per_token - 1) < 1e-6 else "token"
+    fig, ax = loss_curves(metrics, "paso", f"pérdida (nats por {unit})", "Curvas de pérdida")
     right = ax.secondary_yaxis("right", functions=(lambda n: n / math.log(2) / per_token,
                                                    lambda b: b * math.log(2) * per_token))
     right.set_ylabel("bits por carácter" + ("" if unit == "carácter" else f" ({per_token:.2f} caracteres por token)"))

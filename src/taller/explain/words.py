@@ -9,7 +9,7 @@ import torch
 
 from ..errors import TallerError
 from ..text import thousands
-from .plots import Figure, save_figure
+from .plots import Figure, loss_curves, save_figure
 
 
 def ranked_table(title: str, ranked) -> str:
@@ -76,20 +76,10 @@ def word_map(vectors, words: list[str], path: Path) -> Path:
 
 def skipgram_loss_plot(metrics: list[dict], path) -> None:
     """Train and val loss of a skip-gram (nats per pair: one true context and K negatives) against the step."""
-    fig = Figure(figsize=(8, 4.5), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    train = [(m["step"], m["train_loss"]) for m in metrics if "train_loss" in m]
-    val = [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]
-    if train:
-        ax.plot(*zip(*train), label="entrenamiento", color="tab:blue", alpha=0.8)
-    if val:
-        ax.plot(*zip(*val), "o-", label="validación", color="tab:orange")
-    ax.set_xlabel("paso (un lote de pares centro–contexto)")
-    ax.set_ylabel("pérdida (nats por par)")
-    ax.set_title("Skip-gram: curvas de pérdida")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    if val and math.isfinite(val[0][1]):
+    fig, ax = loss_curves(metrics, "paso (un lote de pares centro–contexto)", "pérdida (nats por par)",
+                          "Skip-gram: curvas de pérdida")
+    val = [m["val_loss"] for m in metrics if "val_loss" in m]
+    if val and math.isfinite(val[0]):
         ax.set_ylim(bottom=0)
     fig.tight_layout()
     save_figure(fig, path)
