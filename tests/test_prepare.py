@@ -145,3 +145,23 @@ def test_a_prepared_folder_with_a_bpe_vocabulary_scores_bits_per_character(tmp_p
     chars_per_token = run.state["val_chars_per_token"]
     assert run.state["tokenizer"] == "bpe" and chars_per_token > 1.5  # merges: several characters per token
     assert final["val_bpc"] == pytest.approx(final["val_loss"] / math.log(2) / chars_per_token, rel=1e-9)
+
+
+def test_a_prepared_folder_keeps_its_tokenizer_and_is_not_for_compare(tmp_path, capsys):
+    source = tmp_path / "t.txt"
+    source.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)
+    code, err = run_cli(capsys, "train", "--corpus", str(tmp_path / "p"), "--tokenizer", "bpe", "--out", str(tmp_path / "r"))
+    assert code == 2 and "ya está tokenizado (char)" in err and err.count("\n") == 1 and not (tmp_path / "r").exists()
+    code, err = run_cli(capsys, "compare", "--corpus", str(tmp_path / "p"), "--models", "transformer", "--max-time", "1",
+                        "--out", str(tmp_path / "c"))
+    assert code == 2 and "carpeta preparada" in err and not (tmp_path / "c").exists()
+
+
+def test_a_folder_named_like_a_built_in_corpus_does_not_hide_it(tmp_path, monkeypatch):
+    from taller.tokenfiles import is_prepared
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "refranes").mkdir()
+    (tmp_path / "mios").mkdir()
+    assert not is_prepared("refranes") and is_prepared("./refranes") and is_prepared("mios")

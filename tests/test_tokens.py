@@ -35,6 +35,10 @@ def test_word_tokenizer_keeps_frequent_words_and_spells_the_rest():
     spelled = WORDS.encode("zorro")  # not among the words: one token per character
     assert len(spelled) == 5 and WORDS.decode(spelled) == "zorro"
     assert WORDS.token_chars("que zorro")[1].tolist() == [3, 1, 1, 1, 1, 1, 1]
+    # «�» is what <unk> decodes to: a sample that contains it reads back as <unk>, it is not an unknown character.
+    assert WORDS.unknown("que \ufffd") == [] and WORDS.encode("\ufffd", unknown="error") == [WORDS.unk_id]
+    with pytest.raises(TallerError, match="nunca vio"):
+        WORDS.encode("que 日", unknown="error")
 
 
 @settings(max_examples=60, deadline=None)
@@ -84,6 +88,7 @@ def hostile_bpe(change) -> str:
     hostile_bpe(lambda t: t["model"]["vocab"].pop("Ġ")),
     hostile_bpe(lambda t: t["model"].update(merges=[["no", "such"]] * 3)),
     hostile_bpe(lambda t: t.update(pre_tokenizer={"type": "Whitespace"})),
+    hostile_bpe(lambda t: t.update(pre_tokenizer="ByteLevel")),
 ], ids=lambda c: c[:20])
 def test_malformed_tokenizer_json_is_refused(tmp_path, content):
     (tmp_path / "tokenizer.json").write_text(content, encoding="utf-8")
@@ -202,6 +207,16 @@ def test_explain_and_serve_show_tokens(bpe_run):
     assert answer.status_code == 200 and len(answer.json()["bars"]) == 10
 
 
+def test_resume_keeps_the_run_tokenizer(bpe_run, capsys):
+    out, _ = bpe_run
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for change in (["--tokenizer", "word"], ["--set", "tokenizer_vocab=400"], ["--set", "d_model=64"]):
+        code, _, err = run_cli(["train", "--out", str(out), "--resume", "--steps", "99", *change], capsys)
+        one_line_error(code, err)
+        assert "--resume" in err and ("data.tokenizer" in err or "model.d_model" in err)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing touched
+
+
 def test_malformed_tokenizer_json_in_a_run_exits_2(bpe_run, tmp_path, capsys):
     out, _ = bpe_run
     bad = tmp_path / "bad"
@@ -223,7 +238,8 @@ def test_compare_with_a_bpe_model(bpe_run):
 
 @pytest.mark.parametrize("pairs, fragment", [(["tokenizer=sílabas"], "data.tokenizer"),
                                              (["tokenizer=bpe", "tokenizer_vocab=100"], "256"),
-                                             (["tokenizer=word", "tokenizer_vocab=1"], "2000")])
+                                             (["tokenizer=word", "tokenizer_vocab=1"], "2000"),
+                                             (["epochs=0", "max_time=5"], "al menos 1")])
 def test_impossible_tokenizer_settings_are_explained(pairs, fragment):
     cfg = Config()
     cfg.apply_overrides(pairs)

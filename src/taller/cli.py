@@ -238,6 +238,13 @@ def cmd_train(args) -> None:
         value = getattr(args, key)
         if value is not None:
             cfg.set({"steps": "max_steps"}.get(key, key), value)
+    if args.resume:  # the text and the network are the run's: only the training schedule may change
+        saved = Config.load(out / "config.toml").to_dict()
+        now = cfg.to_dict()
+        changed = [f"{part}.{key}" for part in ("data", "model") for key in now[part] if now[part][key] != saved[part][key]]
+        if changed:
+            raise TallerError(f"--resume continúa la ejecución tal como es y no puede cambiar {', '.join(changed)}; "
+                              "quita esas opciones, o entrena de cero en otra carpeta.")
     out = out or default_out(Path(cfg.data.corpus).stem, args.preset or ("skipgram" if args.model == "skipgram" else "base"))
     run = train(cfg, out, resume=args.resume, progress=not args.quiet)
     if not run.interrupted and is_main():  # under torchrun, rank 0 speaks for all

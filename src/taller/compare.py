@@ -51,6 +51,7 @@ class Row:
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
             prompt: str = "", progress: bool = False, log=print) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val, add the compressors; write the results."""
+    from .tokenfiles import is_prepared
     from .train import check_run_dir, create_run_dir, train
 
     specs = [parse_spec(m) for m in models]
@@ -60,6 +61,9 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         raise TallerError(f"--models repite un modelo ({','.join(models)}); nombra cada uno una vez.")
     if not max_time > 0:
         raise TallerError(f"--max-time={max_time} debe ser positivo (segundos de entrenamiento por modelo).")
+    if is_prepared(corpus):
+        raise TallerError(f"{corpus} es una carpeta: compare mide también los compresores sobre el texto, así que "
+                          "necesita el fichero de texto (o refranes, quijote), no una carpeta preparada.")
     configs = []
     for kind, tokenizer in specs:  # every configuration is checked before anything is trained
         cfg = Config.preset(PRESETS[kind])

@@ -199,7 +199,8 @@ class Config:
         need(t.weight_decay >= 0.0, f"train.weight_decay={t.weight_decay} no puede ser negativo.")
         need(0.0 <= t.beta1 < 1.0 and 0.0 <= t.beta2 < 1.0, "train.beta1 y train.beta2 deben estar en [0, 1).")
         need(t.grad_clip >= 0.0, f"train.grad_clip={t.grad_clip} no puede ser negativo (0 = sin recorte).")
-        need(t.epochs >= 1 or t.max_time > 0 or t.max_steps > 0, "indica train.epochs ≥ 1, train.max_time > 0 o train.max_steps > 0.")
+        need(t.epochs >= 1, f"train.epochs={t.epochs} debe ser al menos 1 (con train.max_time > 0 manda el reloj y "
+             "train.max_steps corta antes).")
         need(t.max_time >= 0 and math.isfinite(t.max_time), f"train.max_time={t.max_time} no puede ser negativo.")
         need(t.max_steps >= 0, f"train.max_steps={t.max_steps} no puede ser negativo.")
         need(t.eval_chars >= 1, f"train.eval_chars={t.eval_chars} debe ser al menos 1.")

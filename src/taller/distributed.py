@@ -116,15 +116,17 @@ def agree(ctx: Context, loss: float, seconds: float, stop: bool) -> tuple[float,
 
 
 def broadcast_text(ctx: Context, text: str) -> str:
-    """Rank 0's `text` on every rank (e.g. a run folder name made from the clock)."""
+    """Rank 0's `text` on every rank (a run folder name made from the clock, a tokenizer learnt from the text)."""
     if not ctx.active:
         return text
-    data = torch.zeros(4096, dtype=torch.uint8, device=ctx.device)
-    encoded = text.encode("utf-8")[:4096]
+    encoded = text.encode("utf-8")
+    size = torch.tensor([len(encoded)], dtype=torch.int64, device=ctx.device)
+    dist.broadcast(size, src=0)  # first how many bytes, then the bytes
+    data = torch.zeros(int(size), dtype=torch.uint8, device=ctx.device)
     if ctx.main:
-        data[:len(encoded)] = torch.tensor(list(encoded), dtype=torch.uint8)
+        data.copy_(torch.frombuffer(bytearray(encoded), dtype=torch.uint8))
     dist.broadcast(data, src=0)
-    return bytes(data.cpu().tolist()).rstrip(b"\0").decode("utf-8")
+    return bytes(data.cpu().numpy()).decode("utf-8")
 
 
 def gather_rng_states(ctx: Context) -> dict[str, torch.Tensor]:

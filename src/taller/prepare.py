@@ -32,6 +32,13 @@ CHUNK = 8 * 1024 * 1024  # bytes read at a time
 
 def text_chunks(path: Path, hasher=None, bar=None):
     """The UTF-8 text of `path`, chunk by chunk, cleaned as read_text_file cleans a whole file (no BOM, \\n newlines)."""
+    try:
+        yield from _text_chunks(path, hasher, bar)
+    except OSError as e:  # unreadable, or gone while reading: the source's fault, not the output's
+        raise TallerError(f"no pude leer {path}: {e.strerror or e}; comprueba que existe y que puedes leerlo.") from None
+
+
+def _text_chunks(path: Path, hasher, bar):
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, carry = 0, ""
     with open(path, "rb") as f:

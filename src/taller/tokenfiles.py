@@ -42,8 +42,11 @@ def smallest_dtype(vocab_size: int) -> np.dtype:
 
 
 def is_prepared(corpus: str) -> bool:
-    """A folder given as corpus is a prepared one (open_prepared says what is missing if it is not)."""
-    return Path(corpus).expanduser().is_dir()
+    """A folder given as corpus is a prepared one (open_prepared says what is missing if it is not); a built-in
+    corpus name (refranes, quijote) stays a name even beside a folder of that name."""
+    from .corpora import CORPORA
+
+    return corpus not in CORPORA and Path(corpus).expanduser().is_dir()
 
 
 # --- reading ------------------------------------------------------------------------------------------------------
@@ -145,6 +148,12 @@ def open_prepared(data, tokenizer_path: Path | None = None):
         raise TallerError("start_marker, end_marker, lowercase, join_lines y max_chars no se aplican a un corpus ya "
                           "preparado: quítalos, o recorta el texto antes de `taller prepare`.")
     tokenizer = load_tokenizer(tokenizer_path or folder / "tokenizer.json")
+    if data.tokenizer not in ("char", tokenizer.kind):  # "char" is also the default: the folder's own is taken
+        raise TallerError(f"{folder} ya está tokenizado ({tokenizer.kind}): quita --tokenizer, o prepara el texto con "
+                          f"`taller prepare --tokenizer-file runs/…/tokenizer.json` de una ejecución {data.tokenizer}.")
+    data.tokenizer = tokenizer.kind  # config.toml says what was really used
+    if tokenizer.kind != "char":
+        data.tokenizer_vocab = tokenizer.vocab_size
     if tokenizer.vocab_size != meta["vocab_size"]:
         raise TallerError(f"el vocabulario ({tokenizer.vocab_size} tokens) no es el de {folder} "
                           f"({meta['vocab_size']}): la ejecución se entrenó con otra preparación.")

@@ -192,6 +192,10 @@ class WordTokenizer(CharTokenizer):
     def pieces(self) -> list[str]:
         return self.chars + self.words + [UNKNOWN]
 
+    def unknown(self, text: str) -> list[str]:
+        """Characters training never saw; not «�», which is <unk> itself (a model's sample may contain it)."""
+        return [c for c in super().unknown(text) if c != UNKNOWN]
+
     def encode(self, text: str, unknown: str = "error") -> list[int]:
         """Text -> ids. Unknown characters: 'error' explains, 'replace' substitutes them, 'unk' makes them <unk>."""
         return self.token_chars(text, unknown)[0].tolist()
@@ -346,7 +350,7 @@ class BpeTokenizer:
              "los números de los tokens deben ser 0, 1, 2… sin huecos")
         need(BYTES.keys() <= vocab.keys(), "faltan bytes en el vocabulario")
         need(isinstance(model.get("merges"), list) and len(model["merges"]) < len(vocab), "'merges' no es válido")
-        need((t.get("pre_tokenizer") or {}).get("type") == "ByteLevel" and (t.get("decoder") or {}).get("type") == "ByteLevel",
+        need(all(isinstance(t.get(k), dict) and t[k].get("type") == "ByteLevel" for k in ("pre_tokenizer", "decoder")),
              "se esperaba un BPE de bytes (ByteLevel)")
         need(not t.get("normalizer") and not t.get("post_processor") and not t.get("added_tokens"),
              "no se admiten normalizador, postprocesado ni tokens añadidos")
@@ -374,7 +378,10 @@ def build_tokenizer(data, split):
 
 def load_tokenizer(path: Path):
     """Any tokenizer.json written by taller (char, word or bpe), checked field by field."""
-    d = read_json(path)
+    return tokenizer_from_dict(read_json(path), path)
+
+
+def tokenizer_from_dict(d: dict, path):
     kind = d.get("type")
     if kind not in TOKENIZERS:
         raise TallerError(f"{path}: tipo de tokenizador desconocido {str(kind)[:40]!r}; se esperaba char, word o bpe.")

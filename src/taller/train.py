@@ -32,7 +32,7 @@ from .models import build_model
 from .run import Run, append_metrics, load_weights_into, read_metrics
 from .text import thousands
 from .tokenfiles import is_prepared, open_prepared
-from .tokenizers import build_tokenizer, load_tokenizer
+from .tokenizers import build_tokenizer, load_tokenizer, tokenizer_from_dict
 
 
 def pick_device(name: str) -> torch.device:
@@ -163,6 +163,8 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
         split = split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction,
                            seed=cfg.data.split_seed, kind=cfg.data.split, max_chars=cfg.data.max_chars)
         tokenizer = load_tokenizer(out / "tokenizer.json") if resume else build_tokenizer(cfg.data, split)
+        if ctx.active and not resume and tokenizer.kind != "char":  # learnt from the text: rank 0's on every rank
+            tokenizer = tokenizer_from_dict(json.loads(distributed.broadcast_text(ctx, tokenizer.to_json())), "rank 0")
         train_ids, (val_ids, val_chars) = tokenizer.encode_array(split.train), tokenizer.token_chars(split.val)
         chars_per_token = len(split.train) / max(1, len(train_ids))  # 1 for characters; about 2 for a BPE of 512
     cfg.model.vocab_size = tokenizer.vocab_size
