@@ -100,21 +100,23 @@ def test_the_plot_is_written(sg_run, capsys):
 
 
 @pytest.mark.parametrize("args", [["generate", "{run}", "--prompt", "el "], ["probe", "{run}", "--context", "el",
-                                  "--candidates", "gato", "perro"], ["explain", "{run}"], ["report", "{run}"]])
+                                  "--candidates", "gato", "perro"], ["explain", "{run}"], ["report", "{run}"],
+                                  ["tokenize", "{run}", "--text", "el gato"]])
 def test_other_commands_refuse_a_skipgram_run(sg_run, capsys, args):
     out, _ = sg_run
     code, _, err = run_cli([a.format(run=out) for a in args], capsys)
     assert "skip-gram" in one_line_error(code, err)
 
 
-def test_the_server_lists_it_but_answers_4xx(sg_run):
+def test_the_server_lists_it_as_not_for_this_page_and_answers_4xx(sg_run):
     from fastapi.testclient import TestClient
 
     from taller.web.server import create_app
 
     out, _ = sg_run
     client = TestClient(create_app(out.parent))
-    assert [r["kind"] for r in client.get("/api/runs").json()["runs"]] == ["skipgram"]
+    (listed,) = client.get("/api/runs").json()["runs"]
+    assert listed["kind"] == "skipgram" and "taller embeddings" in listed["error"]  # the page shows why it can't open
     r = client.post("/api/predict", json={"run": out.name, "text": "el "})
     assert r.status_code == 400 and "skip-gram" in r.json()["error"]
 

@@ -381,7 +381,7 @@ class WordVectors:
         state = read_state(run_dir)
         cfg = Config.load(run_dir / "config.toml")
         if cfg.model.kind != "skipgram":
-            raise TallerError(f"{run_dir} es un modelo «{cfg.model.kind}» de caracteres, no un skip-gram: no tiene vectores "
+            raise TallerError(f"{run_dir} es un modelo de lenguaje «{cfg.model.kind}», no un skip-gram: no tiene vectores "
                               "de palabras. Entrena uno con `taller train --corpus quijote --model skipgram`.")
         vocab = WordVocab.load(run_dir / VOCAB_FILE)
         expected = SkipGram(len(vocab), cfg.model.d_model).state_dict()

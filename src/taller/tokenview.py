@@ -66,5 +66,8 @@ def tokenize_run(run_dir: str | Path, text: str, colour: bool | None = None) -> 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
+    if (run_dir / "vocab.json").exists() and not (run_dir / "tokenizer.json").exists():
+        raise TallerError(f"{run_dir} es un skip-gram: sus palabras no se tokenizan, se consultan con "
+                          f"`taller embeddings {run_dir} --near palabra`.")
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     return tokenize_text(tokenizer, text, use_colour() if colour is None else colour)

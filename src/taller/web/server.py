@@ -142,6 +142,10 @@ def create_app(root: Path, loader=load_run) -> FastAPI:
             except TallerError as e:  # a damaged folder is listed with the reason it can't be opened
                 found.append({"name": name, "error": str(e)})
                 continue
+            if cfg.model.kind == "skipgram":  # word vectors, not a language model: listed, with where to look instead
+                found.append({"name": name, "kind": "skipgram", "error": f"«{name}» es un skip-gram (vectores de "
+                              f"palabras), no escribe texto: pregúntale con `taller embeddings {path} --near palabra`."})
+                continue
             found.append({"name": name, "kind": cfg.model.kind, "corpus": state.get("corpus"),
                           "parameters": state.get("parameters"), "val_bpc": state.get("val_bpc"),
                           "block_size": cfg.model.block_size, "prompt": cfg.train.prompt})
