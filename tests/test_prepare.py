@@ -165,3 +165,31 @@ def test_a_folder_named_like_a_built_in_corpus_does_not_hide_it(tmp_path, monkey
     (tmp_path / "refranes").mkdir()
     (tmp_path / "mios").mkdir()
     assert not is_prepared("refranes") and is_prepared("./refranes") and is_prepared("mios")
+
+
+def test_the_streamed_line_check_agrees_with_looks_like_lines():
+    import random
+
+    from taller.corpora import looks_like_lines
+    from taller.prepare import LineShape
+
+    rng = random.Random(0)
+    proverbs = "\n".join(PROVERBS * 3)
+    for _ in range(2000):
+        text = "".join(rng.choice(["a", "b", " ", "\n", "\n\n", "x" * 400]) for _ in range(rng.randint(0, 60)))
+        if rng.random() < 0.4:  # a corpus of lines, with an ending that may or may not spoil it
+            text = proverbs + rng.choice(["", "\n", "\n\n\n", " \n", "\n\nfin", "\n" + "y" * 1001])
+        shape, i = LineShape(), 0
+        while i < len(text):  # fed in random pieces, as chunks cut lines anywhere
+            step = rng.randint(1, 9)
+            shape.feed(text[i:i + step])
+            i += step
+        assert shape.result() == looks_like_lines(text), repr(text[-60:])
+
+
+def test_a_prepared_corpus_of_lines_samples_whole_lines(tmp_path):
+    source = tmp_path / "dichos.txt"
+    source.write_text("\n".join(PROVERBS * 4) + "\n", encoding="utf-8")
+    assert prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)["lines"] is True
+    run = taller.train(tiny_config(tmp_path / "p", max_steps=4, samples=2), tmp_path / "run", progress=False)
+    assert run.state["line_corpus"] is True

@@ -8,6 +8,7 @@ the loop itself only handles tensors, and the records are turned into text once,
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import torch
@@ -137,7 +138,8 @@ def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop
         sample.generated = tokenizer.decode(row).split(stop)[0] if stop else tokenizer.decode(row)
         if len(sample.generated) > max_chars:  # words or BPE wrote past max_chars: cut, and keep the steps shown
             sample.generated = sample.generated[:max_chars]
-            row = [j for i, j in enumerate(row) if len(tokenizer.decode(row[:i])) < max_chars]
+            # the tokens that start before max_chars: a prefix (decoded text grows with it), found by binary search
+            row = row[:bisect.bisect_left(range(len(row)), max_chars, key=lambda i: len(tokenizer.decode(row[:i])))]
         sample.unit = "Carácter" if tokenizer.kind == "char" else "Token"
         start = len(prompt) if tokenizer.kind == "char" else len(tokenizer.encode(prompt, unknown="replace"))
         for i, j in enumerate(row):

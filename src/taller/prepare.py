@@ -67,6 +67,38 @@ def _text_chunks(path: Path, hasher, bar):
                 return
 
 
+class LineShape:
+    """corpora.looks_like_lines, fed chunk by chunk: at least 20 lines, none empty (but at the end), none blank, none
+    longer than 1000 characters. A corpus of lines (proverbs, names) is sampled a line at a time."""
+
+    def __init__(self):
+        self.lines, self.length, self.visible, self.empty_run, self.ok = 0, 0, False, 0, True
+
+    def feed(self, text: str) -> None:
+        *finished, last = text.split("\n")
+        for part in finished:
+            self._extend(part)
+            self._end_line()
+        self._extend(last)
+
+    def _extend(self, part: str) -> None:
+        self.length += len(part)
+        self.visible = self.visible or bool(part.strip())
+
+    def _end_line(self) -> None:
+        if self.length == 0:
+            self.empty_run += 1  # an empty line is fine only if nothing but empty lines follows
+        else:
+            self.ok = self.ok and self.visible and self.length <= 1000 and self.empty_run == 0
+            self.lines += 1
+        self.length, self.visible = 0, False
+
+    def result(self) -> bool:
+        if self.length:
+            self._end_line()
+        return self.ok and self.lines >= 20
+
+
 def char_vocabulary(path: Path, bar=None) -> list[str]:
     """Pass 1: every distinct character of the file, sorted (as CharTokenizer.from_text sorts them)."""
     seen = np.zeros(0x110000, dtype=bool)  # one flag per Unicode code point
@@ -122,6 +154,7 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
     tmp = out / f".{TOKENS}.tmp"
     hasher, tokens_hasher = hashlib.sha256(), hashlib.sha256()
     count = characters = 0
+    shape = LineShape()
     try:
         with open(tmp, "wb") as f, bar("Tokens") as b:
             for text in text_chunks(source, hasher=hasher, bar=b):
@@ -135,6 +168,7 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
                 f.write(data)
                 tokens_hasher.update(data)
                 count, characters = count + len(ids), characters + len(text)
+                shape.feed(text)
             f.flush()
             os.fsync(f.fileno())
         n_val = min(val_max, max(2, round(count * val_fraction)))
@@ -150,6 +184,7 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
     meta = {"format": FORMAT, "tokens": TOKENS, "dtype": dtype.name, "count": count, "split": count - n_val,
             "val_tokens": n_val, "val_rule": f"los últimos min({val_fraction:g} × count, {val_max}) tokens",
             "vocab_size": tokenizer.vocab_size, "tokenizer": getattr(tokenizer, "kind", "char"), "characters": characters,
+            "lines": shape.result(),  # a corpus of short lines: samples stop at the end of a line
             "tokens_sha256": tokens_hasher.hexdigest(),
             "source": {"path": str(source.resolve()), "bytes": size, "mtime": source.stat().st_mtime,
                        "sha256": hasher.hexdigest()},

@@ -160,5 +160,5 @@ def open_prepared(data, tokenizer_path: Path | None = None):
     dtype = np.dtype(DTYPES[meta["dtype"]]).newbyteorder("<")
     train = TokenFile(folder / TOKENS, dtype, 0, meta["split"])
     val = TokenFile(folder / TOKENS, dtype, meta["split"], meta["count"]).array()
-    corpus = Corpus(name=folder.name, text="", source=str(folder), lines=False)
+    corpus = Corpus(name=folder.name, text="", source=str(folder), lines=meta.get("lines") is True)
     return corpus, Split(train="", val="", kind="prepared"), tokenizer, train, val
