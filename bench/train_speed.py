@@ -55,6 +55,7 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
     p.add_argument("--no-baby", action="store_true", help="skip nanoGPT's shape")
+    p.add_argument("--compile", action="store_true", help="torch.compile both shapes (compile=true; needs a C++ compiler)")
     a = p.parse_args()
     machine = peak()
     best = max(machine.values())
@@ -64,9 +65,12 @@ if __name__ == "__main__":
         shapes["nanogpt-baby"].set(key, value)
     if a.no_baby:
         del shapes["nanogpt-baby"]
+    for cfg in shapes.values():
+        cfg.train.compile = cfg.train.compile or a.compile
     for name, cfg in shapes.items():
         r = speed(cfg, a.steps)
         overrides = a.set if name == a.preset else []
         print(json.dumps({"bench": "train_speed", "shape": name, "overrides": overrides, "dtype": cfg.train.dtype,
+                          "compile": cfg.train.compile,
                           **r, **machine,
                           "fraction_of_peak": r["model_gflops"] / best}))
