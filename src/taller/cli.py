@@ -324,7 +324,7 @@ def cmd_demo(args) -> None:
         cfg.train.epochs, cfg.train.max_time = args.epochs, 0.0
     out = Path(args.out) if args.out else default_out("demo")
     budget = (f"{args.epochs} época" + ("s" if args.epochs != 1 else "") if args.epochs
-              else f"{cfg.train.max_time:.0f} s (unos 4 minutos con las evaluaciones y los dibujos)")
+              else f"{cfg.train.max_time:g} s" + ("" if args.max_time else " (unos 4 minutos con las evaluaciones y los dibujos)"))
     print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {budget}.")
     started = time.perf_counter()
     run = train(cfg, out)

@@ -316,7 +316,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
             window_pairs, window_time = window_pairs + len(batch), window_time + elapsed
             if step % t.log_every == 0:
                 append_metrics(out, {"step": step, "epoch": epoch, "train_loss": window_loss / window_count, "lr": lr,
-                             "pairs_per_s": window_pairs / window_time, "time": train_time})
+                                     "pairs_per_s": window_pairs / window_time, "time": train_time})
                 bar.set_postfix_str(f"pérdida {window_loss / window_count:.3f} · "
                                     f"{thousands(window_pairs / window_time)} pares/s", refresh=False)
                 window_loss, window_count, window_pairs, window_time = 0.0, 0, 0, 0.0
@@ -325,7 +325,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
             if position >= len(pairs):  # the end of an epoch: score val, commit, draw the next pairs
                 epoch, position = epoch + 1, 0
                 append_metrics(out, {"step": step, "epoch": epoch, "val_loss": evaluate(model, val_pairs, val_negatives),
-                             "time": train_time})
+                                     "time": train_time})
                 commit(finished=False)
                 if not timed:
                     bar.update(1)
