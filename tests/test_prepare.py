@@ -187,9 +187,11 @@ def test_the_streamed_line_check_agrees_with_looks_like_lines():
         assert shape.result() == looks_like_lines(text), repr(text[-60:])
 
 
-def test_a_prepared_corpus_of_lines_samples_whole_lines(tmp_path):
-    source = tmp_path / "dichos.txt"
+def test_a_prepared_corpus_of_lines_is_trained_as_lines(tmp_path):
+    source, prose = tmp_path / "dichos.txt", tmp_path / "prosa.txt"
     source.write_text("\n".join(PROVERBS * 4) + "\n", encoding="utf-8")
+    prose.write_text(" ".join(PROVERBS * 4) + "\n", encoding="utf-8")  # one line of 1,500+ characters
+    assert prepare(prose, tmp_path / "q", progress=False, log=lambda *a: None)["lines"] is False
     assert prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)["lines"] is True
     run = taller.train(tiny_config(tmp_path / "p", max_steps=4, samples=2), tmp_path / "run", progress=False)
     assert run.state["line_corpus"] is True

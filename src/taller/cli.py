@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,16 @@ def positive_int(text: str) -> int:
 positive_int.__name__ = "entero positivo"
 
 
+def seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise ValueError
+    return value
+
+
+seconds.__name__ = "número de segundos positivo"
+
+
 DEMO_SECONDS = 165  # training seconds; evaluations, pictures and samples add about a minute
 
 
@@ -62,7 +73,7 @@ def build_parser() -> Parser:
 
     d = sub.add_parser("demo", help="toda la historia de los refranes en unos minutos")
     budget = d.add_mutually_exclusive_group()
-    budget.add_argument("--max-time", type=float, help=f"segundos de entrenamiento (por defecto {DEMO_SECONDS}: la demo "
+    budget.add_argument("--max-time", type=seconds, help=f"segundos de entrenamiento (por defecto {DEMO_SECONDS}: la demo "
                         "cabe en 4 minutos en cualquier máquina)")
     budget.add_argument("--epochs", type=bounded_int(10_000), help="entrena estas épocas en vez de por tiempo")
     d.add_argument("--out", help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
@@ -85,7 +96,7 @@ def build_parser() -> Parser:
     t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=positive_int, help="número de épocas")
-    g.add_argument("--max-time", type=float, metavar="SEGUNDOS", help="entrena este tiempo (el learning rate sigue al reloj)")
+    g.add_argument("--max-time", type=seconds, metavar="SEGUNDOS", help="entrena este tiempo (el learning rate sigue al reloj)")
     t.add_argument("--steps", type=positive_int, help="para tras este número de pasos")
     t.add_argument("--seed", type=int, help="semilla: la misma semilla repite exactamente en CPU")
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="dónde entrenar (auto)")
@@ -128,7 +139,7 @@ def build_parser() -> Parser:
     cmp_ = sub.add_parser("compare", aliases=["comparar"], help="entrena varios modelos con el mismo tiempo y los compara")
     cmp_.add_argument("--corpus", default="quijote", help="refranes, quijote o la ruta de un fichero de texto (quijote)")
     cmp_.add_argument("--models", default="ngram,lstm,transformer", help="lista separada por comas (ngram,lstm,transformer)")
-    cmp_.add_argument("--max-time", type=float, default=120, metavar="SEGUNDOS", help="segundos por modelo (120)")
+    cmp_.add_argument("--max-time", type=seconds, default=120, metavar="SEGUNDOS", help="segundos por modelo (120)")
     cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave en todos (repetible)")
     cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
     cmp_.add_argument("--out", help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
@@ -208,6 +219,7 @@ def cmd_train(args) -> None:
     from .train import train
 
     out = Path(args.out) if args.out else None
+    preset = args.preset or ("skipgram" if args.model == "skipgram" else "base")
     if args.resume:
         if out is None:
             raise TallerError("--resume necesita --out con la carpeta de la ejecución que quieres continuar.")
@@ -215,7 +227,8 @@ def cmd_train(args) -> None:
     elif args.config:
         cfg = Config.load(args.config)
     else:
-        cfg = Config.preset(args.preset or ("skipgram" if args.model == "skipgram" else "base"))
+        cfg = Config.preset(preset)
+    saved = cfg.to_dict()
     if args.corpus:
         if args.resume and args.corpus != cfg.data.corpus:
             raise TallerError(f"--resume continúa con el corpus de la ejecución ({cfg.data.corpus}); quita --corpus.")
@@ -232,20 +245,17 @@ def cmd_train(args) -> None:
         cfg.train.epochs, cfg.train.max_time = args.epochs, 0.0
     if args.max_time is not None:
         cfg.train.max_time = args.max_time
-        if args.max_time <= 0:
-            raise TallerError(f"--max-time={args.max_time} debe ser positivo (segundos de entrenamiento).")
     for key in ("steps", "seed", "device"):
         value = getattr(args, key)
         if value is not None:
             cfg.set({"steps": "max_steps"}.get(key, key), value)
     if args.resume:  # the text and the network are the run's: only the training schedule may change
-        saved = Config.load(out / "config.toml").to_dict()
         now = cfg.to_dict()
         changed = [f"{part}.{key}" for part in ("data", "model") for key in now[part] if now[part][key] != saved[part][key]]
         if changed:
             raise TallerError(f"--resume continúa la ejecución tal como es y no puede cambiar {', '.join(changed)}; "
                               "quita esas opciones, o entrena de cero en otra carpeta.")
-    out = out or default_out(Path(cfg.data.corpus).stem, args.preset or ("skipgram" if args.model == "skipgram" else "base"))
+    out = out or default_out(Path(cfg.data.corpus).stem, preset)
     run = train(cfg, out, resume=args.resume, progress=not args.quiet)
     if not run.interrupted and is_main():  # under torchrun, rank 0 speaks for all
         print(f"Resultados en {run.dir}/")
@@ -316,8 +326,6 @@ def cmd_demo(args) -> None:
     cfg = Config.preset("base")
     cfg.data.corpus = "refranes"
     cfg.train.prompt = "No hay "
-    if args.max_time is not None and args.max_time <= 0:
-        raise TallerError(f"--max-time={args.max_time} debe ser positivo (segundos de entrenamiento).")
     # By the clock, so that the demo fits its 4 minutes on a slow laptop too (the learning rate follows the clock).
     cfg.train.max_time = args.max_time or DEMO_SECONDS
     if args.epochs:

@@ -151,10 +151,11 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     if ctx.active and cfg.model.kind == "ngram":
         raise TallerError("un n-grama se ajusta contando, no por pasos: no se reparte entre procesos; "
                           "entrénalo sin torchrun (`taller train --model ngram …`).")
-    if cfg.model.kind == "ngram" and is_prepared(cfg.data.corpus):
+    prepared = is_prepared(cfg.data.corpus)  # a folder from `taller prepare`: tokens read from disk, never loaded whole
+    if cfg.model.kind == "ngram" and prepared:
         raise TallerError("un n-grama cuenta el texto entero en memoria: entrénalo con el fichero de texto, "
                           "no con una carpeta preparada.")
-    if is_prepared(cfg.data.corpus):  # a folder from `taller prepare`: tokens read from disk, never loaded whole
+    if prepared:
         corpus, split, tokenizer, train_ids, val_ids = open_prepared(cfg.data, out / "tokenizer.json" if resume else None)
         val_ids, val_chars = tokenizer.token_chars(tokenizer.decode(val_ids))  # val is small: its characters, exactly
         chars_per_token = int(val_chars.sum()) / max(1, len(val_ids))
@@ -337,11 +338,10 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
                     epoch_plot(model, epoch, out / f"epoch_{epoch:03d}.png")
     bar.close()
 
-    metrics = read_metrics(out) if main else []
     if interrupted:
         commit(finished=False)
         if main:
-            loss_plot(metrics, out / "loss.png")
+            loss_plot(read_metrics(out), out / "loss.png")
         log(f"Interrumpido: guardado en el paso {step} (época {epoch}). Continúa con "
             f"`taller train --out {out} --resume`.")
         run.interrupted = True
