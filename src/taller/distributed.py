@@ -45,9 +45,6 @@ class Context:
         return self.world > 1
 
 
-SINGLE = Context()
-
-
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
