@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from .checkpoint import atomic_write, checkpoint_file, flatten_optimizer, load_tensors, read_state, save_checkpoint
 from .errors import TallerError
-from .run import append_metrics
+from .run import append_metrics, truncate_metrics
 from .text import thousands
 
 VOCAB_FORMAT = "taller-words-v1"
@@ -253,8 +253,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
             raise TallerError(f"{out}/optim.safetensors no corresponde a este modelo ({e}); no se puede continuar.") from None
         step, epoch, position, train_time = state["step"], state["epoch"], state["position"], float(state["train_time"])
         seen = state["pairs_seen"]
-        metrics = [x for x in read_metrics(out) if x["step"] <= step and not x.get("final")]
-        atomic_write(out / "metrics.jsonl", "".join(json.dumps(x) + "\n" for x in metrics).encode())
+        truncate_metrics(out, step, keep_final=False)
         cfg.save(out / "config.toml")
         log(f"Continúo {out} desde el paso {step} (época {epoch}).")
     else:

@@ -29,7 +29,7 @@ from .bpc import evaluate, val_text
 from .data import make_batches, split_text
 from .errors import TallerError
 from .models import build_model
-from .run import Run, append_metrics, load_weights_into, read_metrics
+from .run import Run, append_metrics, load_weights_into, read_metrics, truncate_metrics
 from .text import thousands
 from .tokenfiles import is_prepared, open_prepared
 from .tokenizers import build_tokenizer, load_tokenizer, tokenizer_from_dict
@@ -207,8 +207,7 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
         batches.seek(step)
         best_val = float(state.get("best_val_loss", float("inf")))
         if main:
-            metrics = [m for m in read_metrics(out) if m["step"] <= step]
-            atomic_write(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics).encode())
+            truncate_metrics(out, step)
         log(f"Continúo {out} desde el paso {step} (época {epoch}).")
     elif main:
         create_run_dir(out)
