@@ -11,9 +11,9 @@ import json
 import time
 
 from taller.config import DataConfig
-from taller.corpora import prepare_corpus
-from taller.data import split_text
-from taller.tokenizers import BpeTokenizer, WordTokenizer
+from taller.data.corpora import prepare_corpus
+from taller.data.batches import split_text
+from taller.data.tokenizers import BpeTokenizer, WordTokenizer
 
 SIZES = {"bpe": (256, 512, 1024, 2048), "word": (512, 2000, 8000)}
 KINDS = {"bpe": BpeTokenizer, "word": WordTokenizer}

@@ -12,10 +12,10 @@ import time
 import torch
 
 from taller.config import Config
-from taller.generate import generate
+from taller.sampling import generate
 from taller.models import build_model
-from taller.run import load_run
-from taller.tokenizers import CharTokenizer
+from taller.runs.folder import load_run
+from taller.data.tokenizers import CharTokenizer
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()

@@ -10,9 +10,9 @@ import tempfile
 import time
 
 from taller.config import Config
-from taller.embeddings import WordVectors
-from taller.run import read_metrics
-from taller.train import train
+from taller.training.skipgram import WordVectors
+from taller.runs.metrics import read_metrics
+from taller.training.loop import train
 
 NEAR = ["sancho", "caballero", "dulcinea", "rocinante"]
 ANALOGIES = [("rey", "hombre", "mujer", "reina"), ("caballero", "don", "doña", "reina")]

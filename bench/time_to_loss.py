@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from taller.config import Config
-from taller.train import train
+from taller.training.loop import train
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()

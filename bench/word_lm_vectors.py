@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from taller.config import Config, ModelConfig
-from taller.corpora import prepare_corpus
-from taller.data import split_text
-from taller.embeddings import WordVectors, WordVocab, words_of
+from taller.data.corpora import prepare_corpus
+from taller.data.batches import split_text
+from taller.training.skipgram import WordVectors, WordVocab, words_of
 from taller.models import build_model
 
 NEAR = ["sancho", "caballero", "dulcinea", "rocinante"]

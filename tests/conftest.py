@@ -88,7 +88,7 @@ class NoAttention(torch.nn.Module):
 
 
 def without_attention(path):
-    from taller.run import load_run
+    from taller.runs.folder import load_run
 
     run = load_run(path)
     run.model = NoAttention(run.model)

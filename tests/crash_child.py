@@ -29,7 +29,7 @@ def train(corpus: str, out: str, settings: dict, resume: bool, max_steps: int | 
 
     torch.set_num_threads(1)
     from taller.config import Config
-    from taller.train import train as run_training
+    from taller.training.loop import train as run_training
 
     from conftest import tiny_config
 

@@ -1,7 +1,7 @@
 """The notebook path of the README: a few lines of Python do what the command line does."""
 
 import taller
-from taller.explain import parameter_table
+from taller.inspect import parameter_table
 
 
 def test_the_readme_notebook_example(tmp_path, corpus_file):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from taller.cli import main
-from taller.run import load_run
+from taller.apps.cli import main
+from taller.runs.folder import load_run
 
 TINY = ["--set", "block_size=16", "--set", "d_model=32", "--set", "n_heads=2", "--set", "n_layers=2",
         "--set", "d_ff=64", "--set", "batch_size=8", "--set", "eval_chars=200", "--set", "log_every=5",

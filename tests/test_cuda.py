@@ -9,8 +9,8 @@ import torch
 import taller
 from taller.config import ModelConfig
 from taller.models import Transformer
-from taller.run import read_metrics
-from taller.train import autocast_for, pick_device
+from taller.runs.metrics import read_metrics
+from taller.training.loop import autocast_for, pick_device
 
 from conftest import tiny_config
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from taller.cli import main
+from taller.apps.cli import main
 
 from conftest import shared_corpus
 
@@ -29,9 +29,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert final[0]["epoch"] == 1 and final[0]["val_bpc"] < 5.0  # one epoch: below a uniform guess over ~100 chars
 
 def test_the_demo_trains_by_the_clock_unless_told_epochs(monkeypatch, tmp_path):
-    from taller.cli import DEMO_SECONDS
+    from taller.apps.cli import DEMO_SECONDS
 
-    train_module = sys.modules["taller.train"]  # `taller.train` is also the function the package exports
+    train_module = sys.modules["taller.training.loop"]  # `taller.train` is also the function the package exports
 
     seen = []
 

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import taller
-from taller.checkpoint import load_tensors, read_state
-from taller.run import read_metrics
+from taller.runs.checkpoint import load_tensors, read_state
+from taller.runs.metrics import read_metrics
 
 from conftest import PROVERBS, tiny_config
 

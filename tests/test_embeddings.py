@@ -9,8 +9,8 @@ import pytest
 import torch
 from test_cli import run_cli
 
-from taller.cli import main
-from taller.embeddings import WordVectors, WordVocab, keep_probability, skipgram_pairs, words_of
+from taller.apps.cli import main
+from taller.training.skipgram import WordVectors, WordVocab, keep_probability, skipgram_pairs, words_of
 
 FILLER = ("la casa del monte tiene un patio grande donde juegan los niños con una pelota roja mientras "
           "su abuela lee cartas viejas junto al fuego y el viento sopla fuerte sobre las tejas").split()
@@ -111,7 +111,7 @@ def test_other_commands_refuse_a_skipgram_run(sg_run, capsys, args):
 def test_the_server_lists_it_as_not_for_this_page_and_answers_4xx(sg_run):
     from fastapi.testclient import TestClient
 
-    from taller.web.server import create_app
+    from taller.apps.web.server import create_app
 
     out, _ = sg_run
     client = TestClient(create_app(out.parent))
@@ -180,7 +180,7 @@ def test_analogy_arithmetic_on_hand_set_vectors():
     assert best[0].similarity == pytest.approx(float(v @ torch.tensor([0, 1, 1.0]) / (v.norm() * 2**0.5)), abs=1e-6)
     assert wv.rank_of(scores, "perro", ["rey", "hombre", "mujer"]) [:2] == (2, 2)
 
-    from taller.explain.words import expectation
+    from taller.inspect.words import expectation
 
     assert "1.ª de 2" in expectation(wv, scores, "reina", ["rey", "hombre", "mujer"], k=1, corpus_words=0)
     honest = expectation(wv, scores, "perro", ["rey", "hombre", "mujer"], k=1, corpus_words=380_000)

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from taller.cli import main
-from taller.explain.evolution import read_evolution
-from taller.explain.inside import NO_ATTENTION, NO_EMBEDDING, explain_run
-from taller.report import write_report
-from taller.run import load_run
+from taller.apps.cli import main
+from taller.inspect.evolution import read_evolution
+from taller.inspect.inside import NO_ATTENTION, NO_EMBEDDING, explain_run
+from taller.inspect.report import write_report
+from taller.runs.folder import load_run
 
 from conftest import without_attention
 

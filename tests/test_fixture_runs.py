@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from taller.cli import main
+from taller.apps.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-0.1.0"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text(encoding="utf-8"))

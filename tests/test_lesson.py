@@ -8,13 +8,13 @@ import torch
 
 import taller
 from taller.config import Config, ModelConfig
-from taller.corpora import prepare_corpus
-from taller.data import ShuffledWindows, split_text
+from taller.data.corpora import prepare_corpus
+from taller.data.batches import ShuffledWindows, split_text
 from taller.errors import TallerError
-from taller.generate import generate
+from taller.sampling import generate
 from taller.models import LSTM, NGram, build_model
-from taller.run import load_run
-from taller.tokenizers import CharTokenizer
+from taller.runs.folder import load_run
+from taller.data.tokenizers import CharTokenizer
 
 from conftest import PROVERBS, shared_corpus, tiny_config
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from taller.run import load_run
+from taller.runs.folder import load_run
 
 from test_cli import TINY, one_line_error, run_cli
 

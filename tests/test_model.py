@@ -2,9 +2,9 @@ import torch
 import torch.nn.functional as F
 
 from taller.config import ModelConfig
-from taller.generate import generate
+from taller.sampling import generate
 from taller.models import Transformer
-from taller.tokenizers import CharTokenizer
+from taller.data.tokenizers import CharTokenizer
 
 
 def model(**kw) -> Transformer:
@@ -100,7 +100,7 @@ def test_a_tiny_text_is_learned_to_near_zero_loss():
 
 
 def test_draw_follows_the_same_random_stream_as_multinomial():
-    from taller.generate import draw
+    from taller.sampling import draw
 
     probs = torch.softmax(torch.randn(3, 20) * 3, dim=-1)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 import taller
-from taller import prepare as prepare_module
-from taller.cli import main
-from taller.corpora import read_text_file
-from taller.data import Batches
-from taller.prepare import prepare
-from taller.run import read_metrics
-from taller.tokenfiles import TokenFile, open_prepared, read_meta, smallest_dtype
-from taller.tokenizers import BpeTokenizer, CharTokenizer, load_tokenizer
+from taller.data import prepare as prepare_module
+from taller.apps.cli import main
+from taller.data.corpora import read_text_file
+from taller.data.batches import Batches
+from taller.data.prepare import prepare
+from taller.runs.metrics import read_metrics
+from taller.data.prepared import TokenFile, open_prepared, read_meta, smallest_dtype
+from taller.data.tokenizers import BpeTokenizer, CharTokenizer, load_tokenizer
 
 from conftest import PROVERBS, tiny_config
 
@@ -159,7 +159,7 @@ def test_a_prepared_folder_keeps_its_tokenizer_and_is_not_for_compare(tmp_path, 
 
 
 def test_a_folder_named_like_a_built_in_corpus_does_not_hide_it(tmp_path, monkeypatch):
-    from taller.tokenfiles import is_prepared
+    from taller.data.prepared import is_prepared
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "refranes").mkdir()
@@ -170,8 +170,8 @@ def test_a_folder_named_like_a_built_in_corpus_does_not_hide_it(tmp_path, monkey
 def test_the_streamed_line_check_agrees_with_looks_like_lines():
     import random
 
-    from taller.corpora import looks_like_lines
-    from taller.prepare import LineShape
+    from taller.data.corpora import looks_like_lines
+    from taller.data.prepare import LineShape
 
     rng = random.Random(0)
     proverbs = "\n".join(PROVERBS * 3)

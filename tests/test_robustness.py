@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crash_child
-from taller.cli import main
+from taller.apps.cli import main
 from taller.config import Config
 from taller.errors import TallerError
-from taller.run import load_run, read_metrics
+from taller.runs.folder import load_run
+from taller.runs.metrics import read_metrics
 
 
 SETTINGS = dict(dropout=0.1, log_every=1, epochs=1000, eval_chars=64, samples=0, d_model=32)
@@ -29,7 +30,7 @@ SETTINGS = dict(dropout=0.1, log_every=1, epochs=1000, eval_chars=64, samples=0,
 def forks():
     """Processes forked from a server that imported taller but never ran a tensor operation (fork-safe)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["crash_child", "taller.train", "taller.explain"])
+    ctx.set_forkserver_preload(["crash_child", "taller.training.loop", "taller.inspect"])
     return ctx
 
 

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taller.errors import TallerError
-from taller.tokenizers import CharTokenizer
+from taller.data.tokenizers import CharTokenizer
 
 
 def test_round_trip_and_vocabulary():

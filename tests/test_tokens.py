@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cli import one_line_error, run_cli
 
-from taller.bpc import LN2, bits_per_char, evaluate, val_text
+from taller.evaluate import LN2, bits_per_char, evaluate, val_text
 from taller.config import Config
 from taller.errors import TallerError
-from taller.tokenizers import BpeTokenizer, CharTokenizer, WordTokenizer, load_tokenizer
-from taller.tokenview import tokenize_text
+from taller.data.tokenizers import BpeTokenizer, CharTokenizer, WordTokenizer, load_tokenizer
+from taller.inspect.tokens import tokenize_text
 
 TEXT = "\n".join(PROVERBS * 3) + "\n"
 BPE = BpeTokenizer.train(TEXT, 300)
@@ -129,7 +129,7 @@ def test_a_char_run_reports_loss_over_ln2(trained_run):
 @pytest.fixture(scope="module")
 def bpe_run(tmp_path_factory):
     """One BPE model, trained through `taller compare` with a `:bpe` spec; its run folder serves the other tests."""
-    from taller.cli import main
+    from taller.apps.cli import main
 
     root = tmp_path_factory.mktemp("bpe")
     corpus = root / "dichos.txt"
@@ -194,9 +194,9 @@ def test_char_only_features_refuse_token_runs(bpe_run, tmp_path, capsys):
 def test_explain_and_serve_show_tokens(bpe_run):
     from fastapi.testclient import TestClient
 
-    from taller.explain.inside import attention_for
-    from taller.run import load_run
-    from taller.web.server import create_app
+    from taller.inspect.inside import attention_for
+    from taller.runs.folder import load_run
+    from taller.apps.web.server import create_app
 
     out, _ = bpe_run
     run = load_run(out)
@@ -248,7 +248,7 @@ def test_impossible_tokenizer_settings_are_explained(pairs, fragment):
 
 
 def test_a_token_sample_respects_max_chars(bpe_run):
-    from taller.run import load_run
+    from taller.runs.folder import load_run
 
     run = load_run(bpe_run[0])
     for sample in run.generate("No hay ", 3, max_chars=9, seed=2, stop=None):

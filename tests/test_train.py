@@ -4,8 +4,9 @@ import torch
 
 import taller
 from taller.config import Config
-from taller.explain.evolution import read_evolution
-from taller.run import load_run, read_metrics
+from taller.inspect.evolution import read_evolution
+from taller.runs.folder import load_run
+from taller.runs.metrics import read_metrics
 
 from conftest import tiny_config
 

@@ -10,9 +10,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from taller.generate import next_char_probs
-from taller.run import load_run
-from taller.web.server import MAX_TEXT, create_app
+from taller.sampling import next_char_probs
+from taller.runs.folder import load_run
+from taller.apps.web.server import MAX_TEXT, create_app
 
 from conftest import without_attention
 
@@ -89,7 +89,7 @@ def test_a_model_without_attention_gets_a_note_not_an_error(runs_dir):
 
 
 def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
-    from taller.cli import main
+    from taller.apps.cli import main
 
     (tmp_path / "vacía").mkdir()
     with socket.socket() as busy:

@@ -8,15 +8,14 @@
         print(s.text)
 """
 
-__version__ = "0.1.0"
-
-from .config import Config  # noqa: E402
-from .corpora import load_corpus  # noqa: E402
-from .errors import TallerError  # noqa: E402
-from .models import build_model  # noqa: E402
-from .run import Run, load_run  # noqa: E402
-from .tokenizers import CharTokenizer  # noqa: E402
-from .train import train  # noqa: E402
+from taller._version import __version__
+from taller.config import Config
+from taller.data.corpora import load_corpus
+from taller.errors import TallerError
+from taller.models import build_model
+from taller.runs.folder import Run, load_run
+from taller.data.tokenizers import CharTokenizer
+from taller.training.loop import train
 
 
 def preset(name: str = "base", **overrides) -> Config:
@@ -27,4 +26,4 @@ def preset(name: str = "base", **overrides) -> Config:
     return cfg
 
 
-__all__ = ["Config", "Run", "TallerError", "CharTokenizer", "build_model", "load_corpus", "load_run", "preset", "train"]
+__all__ = ["__version__", "Config", "Run", "TallerError", "CharTokenizer", "build_model", "load_corpus", "load_run", "preset", "train"]

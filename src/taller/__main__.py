@@ -1,3 +1,3 @@
-from .cli import main
+from taller.apps.cli import main
 
 main()

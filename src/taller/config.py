@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tomli_w
 
-from .errors import TallerError
+from taller.errors import TallerError
 
 
 @dataclass
@@ -131,7 +131,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        from .checkpoint import atomic_write
+        from taller.files import atomic_write
 
         atomic_write(path, tomli_w.dumps(self.to_dict()).encode("utf-8"))
 

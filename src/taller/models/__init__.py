@@ -1,11 +1,11 @@
 """The models: every one maps character ids (B, T) to next-character logits (B, T, V), and has
 `start(prompt)` / `step(char, state)` for generation, and `block_size`: the longest context it reads (None: no limit)."""
 
-from ..config import ModelConfig
-from ..errors import TallerError
-from .lstm import LSTM
-from .ngram import NGram
-from .transformer import Transformer
+from taller.config import ModelConfig
+from taller.errors import TallerError
+from taller.models.lstm import LSTM
+from taller.models.ngram import NGram
+from taller.models.transformer import Transformer
 
 
 def build_model(cfg: ModelConfig):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..config import ModelConfig
+from taller.config import ModelConfig
 
 
 class LSTM(nn.Module):

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import ModelConfig
-from ..errors import TallerError
+from taller.config import ModelConfig
+from taller.errors import TallerError
 
 
 class NGram(nn.Module):

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import ModelConfig
+from taller.config import ModelConfig
 
 
 def sinusoidal_positions(block_size: int, d_model: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import TallerError
+from taller.errors import TallerError
 
 
 @dataclass

@@ -17,11 +17,11 @@ import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from ..errors import TallerError
-from ..text import show_token
-from .evolution import read_evolution
-from .parameters import component_of
-from .plots import save_figure
+from taller.errors import TallerError
+from taller.text import show_token
+from taller.inspect.evolution import read_evolution
+from taller.inspect.parameters import component_of
+from taller.inspect.plots import save_figure
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
 KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",

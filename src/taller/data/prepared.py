@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import Batches
-from .errors import TallerError
-from .tokenizers import load_tokenizer
+from taller.data.batches import Batches
+from taller.errors import TallerError
+from taller.data.tokenizers import load_tokenizer
 
 FORMAT = "taller-tokens-v1"
 META = "meta.json"
@@ -44,7 +44,7 @@ def smallest_dtype(vocab_size: int) -> np.dtype:
 def is_prepared(corpus: str) -> bool:
     """A folder given as corpus is a prepared one (open_prepared says what is missing if it is not); a built-in
     corpus name (refranes, quijote) stays a name even beside a folder of that name."""
-    from .corpora import CORPORA
+    from taller.data.corpora import CORPORA
 
     return corpus not in CORPORA and Path(corpus).expanduser().is_dir()
 
@@ -139,8 +139,8 @@ class DiskBatches(Batches):
 
 def open_prepared(data, tokenizer_path: Path | None = None):
     """A prepared folder as training sees it: (corpus, split, tokenizer, train TokenFile, val array)."""
-    from .corpora import Corpus
-    from .data import Split
+    from taller.data.corpora import Corpus
+    from taller.data.batches import Split
 
     folder = Path(data.corpus).expanduser()
     meta = read_meta(folder)

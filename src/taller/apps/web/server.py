@@ -25,13 +25,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import TallerError
-from ..explain.inside import NO_ATTENTION, has_attention
-from ..generate import next_char_probs
-from ..checkpoint import read_state
-from ..config import Config
-from ..run import Run, load_run
-from ..text import show_token, thousands
+from taller.errors import TallerError
+from taller.inspect.inside import NO_ATTENTION, has_attention
+from taller.sampling import next_char_probs
+from taller.runs.checkpoint import read_state
+from taller.config import Config
+from taller.runs.folder import Run, load_run
+from taller.text import show_token, thousands
 
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 2000  # characters of prompt a request may send

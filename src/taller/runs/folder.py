@@ -8,10 +8,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_write, checkpoint_file, load_tensors, read_state, unflatten_optimizer
-from .config import Config
-from .errors import TallerError
-from .tokenizers import CharTokenizer, load_tokenizer
+from taller.files import atomic_write
+
+from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state, unflatten_optimizer
+from taller.config import Config
+from taller.errors import TallerError
+from taller.data.tokenizers import CharTokenizer, load_tokenizer
 
 
 @dataclass
@@ -29,14 +31,14 @@ class Run:
 
     def generate(self, prompt: str = "", n: int = 1, **kwargs):
         """Samples that continue `prompt` (see taller.generate.generate for the options)."""
-        from .generate import generate
+        from taller.sampling import generate
 
         kwargs.setdefault("stop", "\n" if self.line_corpus else None)
         return generate(self.model, self.tokenizer, prompt, n, **kwargs)
 
     def write_samples(self, prompt: str = "", n: int = 5, seed: int | None = None, **kwargs) -> list:
         """samples.txt and table.txt for `n` new samples."""
-        from .explain import probability_table
+        from taller.inspect import probability_table
 
         samples = self.generate(prompt, n, seed=seed, **kwargs)
         atomic_write(self.dir / "samples.txt", "".join(s.text + "\n" for s in samples).encode("utf-8"))
@@ -44,45 +46,11 @@ class Run:
         return samples
 
 
-def append_metrics(run_dir: Path, entry: dict) -> None:
-    """One line more in metrics.jsonl. A full disk is a message; the last checkpoint stays intact."""
-    path = Path(run_dir) / "metrics.jsonl"
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
-    except OSError as e:
-        raise TallerError(f"no pude escribir {path}: {e.strerror}; comprueba el espacio libre y los permisos. "
-                          "El último punto de control sigue intacto.") from None
-
-
-def truncate_metrics(run_dir: Path, step: int, keep_final: bool = True) -> None:
-    """Resuming at `step`: metrics.jsonl as it was then (lines written after that checkpoint are dropped)."""
-    from .checkpoint import atomic_write
-
-    kept = [m for m in read_metrics(run_dir) if m["step"] <= step and (keep_final or not m.get("final"))]
-    atomic_write(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept).encode())
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    metrics = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
-            metrics.append(entry)
-    return metrics
-
-
 def load_weights_into(run_dir: Path, model, optimizer=None, batches=None) -> dict:
     """Restore weights (and, to resume, optimizer and random generators) from a run folder; return its state."""
     run_dir = Path(run_dir)
     state = read_state(run_dir)
-    from .models import is_count_model
+    from taller.models import is_count_model
 
     expected = None if is_count_model(model) else model.state_dict()  # counts vary in size: the model checks them
     tensors, _ = load_tensors(checkpoint_file(run_dir, "model.safetensors", state), expected=expected)
@@ -101,7 +69,7 @@ def load_weights_into(run_dir: Path, model, optimizer=None, batches=None) -> dic
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Open a run folder for generation and inspection (never unpickles anything)."""
-    from .models import build_model
+    from taller.models import build_model
 
     run_dir = Path(path)
     if not run_dir.is_dir():

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import TallerError
+from taller.errors import TallerError
 
 
 @dataclass
@@ -156,7 +156,7 @@ def share_batches(ctx: Context, batches) -> None:
 
 def restore_rng_state(ctx: Context, run_dir, state: dict) -> None:
     """Resuming: this rank's own random state from rank 0's checkpoint (when it was saved with as many ranks)."""
-    from .checkpoint import checkpoint_file, load_tensors
+    from taller.runs.checkpoint import checkpoint_file, load_tensors
 
     tensors, _ = load_tensors(checkpoint_file(run_dir, "optim.safetensors", state))
     mine = tensors.get(f"rng.torch.rank{ctx.rank}")

@@ -13,11 +13,12 @@ import math
 import time
 from pathlib import Path
 
-from . import __version__
-from .checkpoint import atomic_write, save_checkpoint
-from .models import build_model
-from .run import Run
-from .text import thousands
+from taller._version import __version__
+from taller.files import atomic_write
+from taller.runs.checkpoint import save_checkpoint
+from taller.models import build_model
+from taller.runs.folder import Run
+from taller.text import thousands
 
 LN2 = math.log(2)
 

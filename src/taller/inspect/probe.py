@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..corpora import clean_like
-from ..errors import TallerError
+from taller.data.corpora import clean_like
+from taller.errors import TallerError
 
 EXAMPLES = {
     "coche": ("Estoy harto de que mi coche no pare de tener averías. Ya he visto el modelo de coche que me quiero "

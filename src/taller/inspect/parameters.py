@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..text import thousands
+from taller.text import thousands
 
 COMPONENTS = [  # (name fragment, component) — first match wins
     ("embedding", "embedding"),

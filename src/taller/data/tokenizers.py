@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TallerError
+from taller.errors import TallerError
 
 FORMAT = "taller-char-v1"
 KINDS = ("char", "word", "bpe")
@@ -102,7 +102,7 @@ class CharTokenizer:
         return json.dumps({"format": FORMAT, "type": "char", "chars": self.chars}, ensure_ascii=False, indent=1)
 
     def save(self, path: Path) -> None:
-        from .checkpoint import atomic_write
+        from taller.files import atomic_write
 
         atomic_write(path, self.to_json().encode("utf-8"))
 
@@ -326,7 +326,7 @@ class BpeTokenizer:
                           ensure_ascii=False, indent=1)
 
     def save(self, path: Path) -> None:
-        from .checkpoint import atomic_write
+        from taller.files import atomic_write
 
         atomic_write(path, self.to_json().encode("utf-8"))
 

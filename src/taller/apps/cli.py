@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import TallerError
+from taller._version import __version__
+from taller.errors import TallerError
 
 SPANISH = {  # argparse's own messages, in Spanish
     "usage: ": "uso: ",
@@ -68,7 +69,7 @@ def bounded_int(high: int):
 
 def build_parser() -> Parser:
     p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
-    p.add_argument("--version", action="version", version=f"taller {__import__('taller').__version__}")
+    p.add_argument("--version", action="version", version=f"taller {__version__}")
     sub = p.add_subparsers(dest="command", metavar="ORDEN", parser_class=Parser)
 
     d = sub.add_parser("demo", help="toda la historia de los refranes en unos minutos")
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def cmd_corpus(args) -> None:
-    from .corpora import CORPORA, describe, load_corpus
+    from taller.data.corpora import CORPORA, describe, load_corpus
 
     if args.corpus_command in ("list", "lista"):
         for name, info in CORPORA.items():
@@ -214,9 +215,9 @@ def default_out(*parts: str) -> Path:
 
 
 def cmd_train(args) -> None:
-    from .config import Config
-    from .distributed import is_main
-    from .train import train
+    from taller.config import Config
+    from taller.training.distributed import is_main
+    from taller.training.loop import train
 
     out = Path(args.out) if args.out else None
     preset = args.preset or ("skipgram" if args.model == "skipgram" else "base")
@@ -262,8 +263,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from .prepare import prepare
-    from .tokenizers import load_tokenizer
+    from taller.data.prepare import prepare
+    from taller.data.tokenizers import load_tokenizer
 
     out = Path(args.out) if args.out else Path("preparados") / Path(args.corpus).stem
     tokenizer = load_tokenizer(Path(args.tokenizer_file)) if args.tokenizer_file else None
@@ -272,8 +273,8 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from .explain import probability_table
-    from .run import load_run
+    from taller.inspect import probability_table
+    from taller.runs.folder import load_run
 
     run = load_run(args.run)
     for temperature in args.temperature:
@@ -290,7 +291,7 @@ def cmd_generate(args) -> None:
                       for temperature in args.temperature]
     samples = [s for group in by_temperature for s in group]
     if len(args.temperature) > 1:  # one column per temperature
-        from .text import side_by_side
+        from taller.text import side_by_side
 
         for k in range(args.n):
             print(side_by_side([f"temperatura {t:g}" for t in args.temperature], [g[k].text for g in by_temperature]))
@@ -301,14 +302,14 @@ def cmd_generate(args) -> None:
                 print_probs(sample, k if len(samples) > 1 else None)
             print(sample.text)
     if args.table:
-        from .checkpoint import atomic_write
+        from taller.files import atomic_write
 
         atomic_write(Path(args.table), probability_table(samples).encode("utf-8"))
         print(f"Tabla de probabilidades en {args.table}")
 
 
 def print_probs(sample, index) -> None:
-    from .text import show_token
+    from taller.text import show_token
 
     title = f"Muestra {index}: " if index else ""
     print(f"{title}probabilidades del siguiente {sample.unit.lower()} tras «{sample.prompt}»")
@@ -319,9 +320,9 @@ def print_probs(sample, index) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .config import Config
-    from .corpora import load_corpus
-    from .train import train
+    from taller.config import Config
+    from taller.data.corpora import load_corpus
+    from taller.training.loop import train
 
     cfg = Config.preset("base")
     cfg.data.corpus = "refranes"
@@ -351,8 +352,8 @@ def cmd_demo(args) -> None:
 
 
 def cmd_probe(args) -> None:
-    from .explain.probe import EXAMPLES, last_sentence, probe, probe_table
-    from .run import load_run
+    from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
+    from taller.runs.folder import load_run
 
     if args.example:
         if args.example not in EXAMPLES:
@@ -376,7 +377,7 @@ def cmd_probe(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from .compare import compare, format_table
+    from taller.apps.compare import compare, format_table
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
@@ -388,8 +389,8 @@ def cmd_compare(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    from .explain.inside import explain_run
-    from .run import load_run
+    from taller.inspect.inside import explain_run
+    from taller.runs.folder import load_run
 
     run = load_run(args.run)
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
@@ -401,21 +402,21 @@ def cmd_explain(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import write_report
-    from .run import load_run
+    from taller.inspect.report import write_report
+    from taller.runs.folder import load_run
 
     print(f"Informe en {write_report(load_run(args.run), args.text)}")
 
 
 def cmd_tokenize(args) -> None:
-    from .tokenview import tokenize_run
+    from taller.inspect.tokens import tokenize_run
 
     print(tokenize_run(args.run, args.text))
 
 
 def cmd_embeddings(args) -> None:
-    from .embeddings import WordVectors
-    from .explain import words
+    from taller.training.skipgram import WordVectors
+    from taller.inspect import words
 
     if not (args.near or args.analogy or args.plot):
         raise TallerError("dime qué mirar: --near PALABRA, --analogy rey hombre mujer o --plot PALABRA PALABRA …")
@@ -442,7 +443,7 @@ def cmd_embeddings(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    from .web.server import serve
+    from taller.apps.web.server import serve
 
     serve(Path(args.path), host=args.host, port=args.port)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write
-from .errors import TallerError
-from .text import thousands
-from .tokenfiles import FORMAT, META, TOKENS, VAL_MAX, smallest_dtype
+from taller.files import atomic_write
+from taller.errors import TallerError
+from taller.text import thousands
+from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX, smallest_dtype
 
 CHUNK = 8 * 1024 * 1024  # bytes read at a time
 LINE_CHECK = 64 * 1024 * 1024  # characters inspected to tell a corpus of lines from prose
@@ -128,7 +128,7 @@ def check_source(path: Path) -> None:
 def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction: float = 0.1, val_max: int = VAL_MAX,
             progress: bool = True, log=print) -> dict:
     """Write the prepared folder `out` for the text file `corpus`; return its metadata."""
-    from .tokenizers import CharTokenizer
+    from taller.data.tokenizers import CharTokenizer
 
     source, out = Path(corpus).expanduser(), Path(out).expanduser()
     check_source(source)

@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import TallerError
-from .text import show_token
-from .tokenizers import load_tokenizer
+from taller.errors import TallerError
+from taller.text import show_token
+from taller.data.tokenizers import load_tokenizer
 
 BACKGROUNDS = (153, 222, 157, 218)  # light blue, yellow, green, pink (256-colour palette), with black text
 SEPARATOR = "│"

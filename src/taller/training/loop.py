@@ -21,18 +21,22 @@ import torch.nn.functional as F
 from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
-from . import __version__, distributed
-from .checkpoint import atomic_write, flatten_optimizer, remove_leftovers, save_checkpoint
-from .config import Config
-from .corpora import prepare_corpus
-from .bpc import evaluate, val_text
-from .data import make_batches, split_text
-from .errors import TallerError
-from .models import build_model
-from .run import Run, append_metrics, load_weights_into, read_metrics, truncate_metrics
-from .text import thousands
-from .tokenfiles import is_prepared, open_prepared
-from .tokenizers import build_tokenizer, load_tokenizer, tokenizer_from_dict
+from taller._version import __version__
+
+from taller.training import distributed
+from taller.files import atomic_write
+from taller.runs.checkpoint import flatten_optimizer, remove_leftovers, save_checkpoint
+from taller.config import Config
+from taller.data.corpora import prepare_corpus
+from taller.evaluate import evaluate, val_text
+from taller.data.batches import make_batches, split_text
+from taller.errors import TallerError
+from taller.models import build_model
+from taller.runs.folder import Run, load_weights_into
+from taller.runs.metrics import append_metrics, read_metrics, truncate_metrics
+from taller.text import thousands
+from taller.data.prepared import is_prepared, open_prepared
+from taller.data.tokenizers import build_tokenizer, load_tokenizer, tokenizer_from_dict
 
 
 def pick_device(name: str) -> torch.device:
@@ -142,7 +146,7 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     if cfg.model.kind == "skipgram":  # word vectors: their own pairs and loop (taller/embeddings.py)
         if ctx.active:
             raise TallerError("el skip-gram entrena en un solo proceso (segundos en una CPU): lánzalo sin torchrun.")
-        from .embeddings import train_skipgram
+        from taller.training.skipgram import train_skipgram
 
         return train_skipgram(cfg, out, resume=resume, progress=progress, log=log)
     if resume and cfg.model.kind == "ngram":
@@ -171,7 +175,7 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     cfg.model.vocab_size = tokenizer.vocab_size
     cfg.validate()
     if cfg.model.kind == "ngram":  # a count model: fitted by counting, no gradient loop
-        from .fit import fit_counts
+        from taller.training.counting import fit_counts
 
         create_run_dir(out)
         return fit_counts(cfg, out, corpus, split, tokenizer, train_ids, val_ids, log=log)
@@ -219,8 +223,8 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     compiled = torch.compile(trained) if t.compile else trained
     run = Run(out, cfg, tokenizer, model, {})
 
-    from .explain import epoch_plot, loss_plot, parameter_table  # matplotlib is imported only when training
-    from .explain.evolution import load_initial, read_evolution, save_initial, snapshot, weight_change, write_evolution
+    from taller.inspect import epoch_plot, loss_plot, parameter_table  # matplotlib is imported only when training
+    from taller.inspect.evolution import load_initial, read_evolution, save_initial, snapshot, weight_change, write_evolution
 
     def commit(finished: bool, extra: dict | None = None) -> None:
         rank_states = distributed.gather_rng_states(ctx)  # every rank takes part; only rank 0 writes
@@ -366,7 +370,7 @@ def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, pr
     loss_plot(read_metrics(out), out / "loss.png")
     if t.samples:
         run.write_samples(prompt=t.prompt, n=t.samples, seed=t.seed, max_chars=t.sample_chars, temperature=t.temperature)
-    from .report import write_report
+    from taller.inspect.report import write_report
 
     write_report(run)
     per = "carácter" if tokenizer.kind == "char" else "token"

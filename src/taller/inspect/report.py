@@ -13,12 +13,12 @@ import re
 import time
 from pathlib import Path
 
-from . import __version__
-from .checkpoint import atomic_write
-from .explain import by_component, loss_plot, parameter_rows
-from .explain.inside import explain_run
-from .run import read_metrics
-from .text import show_token, thousands
+from taller._version import __version__
+from taller.files import atomic_write
+from taller.inspect import by_component, loss_plot, parameter_rows
+from taller.inspect.inside import explain_run
+from taller.runs.metrics import read_metrics
+from taller.text import show_token, thousands
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; background: #f5f6fa; margin: 0; }

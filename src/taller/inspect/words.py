@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import TallerError
-from ..text import thousands
-from .plots import Figure, loss_curves, save_figure
+from taller.errors import TallerError
+from taller.text import thousands
+from taller.inspect.plots import Figure, loss_curves, save_figure
 
 
 def ranked_table(title: str, ranked) -> str:

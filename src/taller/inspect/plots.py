@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402  (the object API: no global pyplot state)
 
-from ..checkpoint import atomic_write  # noqa: E402
+from taller.files import atomic_write  # noqa: E402
 
 
 def save_figure(fig: Figure, path, palette: bool = False) -> None:

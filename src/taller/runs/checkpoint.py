@@ -13,50 +13,22 @@ not is a leftover of an unfinished step 1 and is ignored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import TallerError
+from taller.errors import TallerError
+from taller.files import atomic_write, sha256
 
 FORMAT_VERSION = 1
 MAX_HEADER = 16 * 1024 * 1024  # a safetensors header larger than this is refused before it is read
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
           "I32": torch.int32, "U8": torch.uint8, "F64": torch.float64, "BOOL": torch.bool}
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the new one, never half of it."""
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if isinstance(e, OSError):
-            raise TallerError(f"no pude escribir {path}: {e.strerror or e}; comprueba el espacio libre y los permisos. "
-                              "Lo que ya estaba guardado sigue intacto.") from None
-        raise
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # --- safetensors, read with suspicion -----------------------------------------------------------------------------

@@ -21,12 +21,12 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .checkpoint import atomic_write
-from .config import TOKENIZER_KINDS, Config
-from .corpora import clean_like, prepare_corpus
-from .data import split_text
-from .errors import TallerError
-from .text import thousands
+from taller.files import atomic_write
+from taller.config import TOKENIZER_KINDS, Config
+from taller.data.corpora import clean_like, prepare_corpus
+from taller.data.batches import split_text
+from taller.errors import TallerError
+from taller.text import thousands
 
 PRESETS = {"ngram": "ngram", "lstm": "lstm", "transformer": "base"}  # the configuration each model starts from
 COMPRESSORS = {
@@ -51,8 +51,8 @@ class Row:
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
             prompt: str = "", progress: bool = False, log=print) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val, add the compressors; write the results."""
-    from .tokenfiles import is_prepared
-    from .train import check_run_dir, create_run_dir, train
+    from taller.data.prepared import is_prepared
+    from taller.training.loop import check_run_dir, create_run_dir, train
 
     specs = [parse_spec(m) for m in models]
     if not models:
@@ -154,7 +154,7 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
 
 
 def compare_plot(rows: list[Row], path: Path, title: str) -> None:
-    from .explain.plots import Figure, save_figure
+    from taller.inspect.plots import Figure, save_figure
 
     fig = Figure(figsize=(7, 0.5 * len(rows) + 1.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)

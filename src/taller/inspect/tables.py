@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..text import show_token
+from taller.text import show_token
 
 
 def probability_table(samples) -> str:

@@ -46,10 +46,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import atomic_write, checkpoint_file, flatten_optimizer, load_tensors, read_state, save_checkpoint
-from .errors import TallerError
-from .run import append_metrics, truncate_metrics
-from .text import thousands
+from taller.files import atomic_write
+
+from taller.runs.checkpoint import checkpoint_file, flatten_optimizer, load_tensors, read_state, save_checkpoint
+from taller.errors import TallerError
+from taller.runs.metrics import append_metrics, truncate_metrics
+from taller.text import thousands
 
 VOCAB_FORMAT = "taller-words-v1"
 VOCAB_FILE = "vocab.json"
@@ -198,12 +200,13 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
     """
     from tqdm.auto import tqdm
 
-    from . import __version__
-    from .corpora import prepare_corpus
-    from .data import split_text
-    from .explain.words import skipgram_loss_plot
-    from .run import Run, read_metrics
-    from .train import StopFlag, create_run_dir, learning_rate
+    from taller._version import __version__
+    from taller.data.corpora import prepare_corpus
+    from taller.data.batches import split_text
+    from taller.inspect.words import skipgram_loss_plot
+    from taller.runs.folder import Run
+    from taller.runs.metrics import read_metrics
+    from taller.training.loop import StopFlag, create_run_dir, learning_rate
 
     m, t = cfg.model, cfg.train
     if t.device not in ("auto", "cpu"):
@@ -244,7 +247,7 @@ def train_skipgram(cfg, out: Path, *, resume: bool = False, progress: bool = Tru
                               "no se puede continuar: entrena de nuevo en otra carpeta.")
         model.load_state_dict(load_tensors(checkpoint_file(out, "model.safetensors", state), model.state_dict())[0])
         opt_tensors, meta = load_tensors(checkpoint_file(out, "optim.safetensors", state))
-        from .checkpoint import unflatten_optimizer
+        from taller.runs.checkpoint import unflatten_optimizer
 
         try:
             optimizer.load_state_dict(unflatten_optimizer(opt_tensors, meta))
@@ -371,7 +374,7 @@ class WordVectors:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> WordVectors:
-        from .config import Config
+        from taller.config import Config
 
         run_dir = Path(run_dir)
         if not run_dir.is_dir():

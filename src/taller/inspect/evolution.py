@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as st_save
 
-from ..checkpoint import atomic_write, load_tensors
+from taller.files import atomic_write
+
+from taller.runs.checkpoint import load_tensors
 
 INITIAL = "epoch_000.safetensors"
 EVOLUTION = "evolution.jsonl"

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import eval_windows
+from taller.data.batches import eval_windows
 
 LN2 = math.log(2)
 
