@@ -1,0 +1,41 @@
+"""metrics.jsonl: one JSON object per logged step (train loss, val loss, bits per character, speed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from taller.errors import TallerError
+from taller.files import atomic_write
+
+
+def append_metrics(run_dir: Path, entry: dict) -> None:
+    """One line more in metrics.jsonl. A full disk is a message; the last checkpoint stays intact."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+    except OSError as e:
+        raise TallerError(f"no pude escribir {path}: {e.strerror}; comprueba el espacio libre y los permisos. "
+                          "El último punto de control sigue intacto.") from None
+
+
+def truncate_metrics(run_dir: Path, step: int, keep_final: bool = True) -> None:
+    """Resuming at `step`: metrics.jsonl as it was then (lines written after that checkpoint are dropped)."""
+    kept = [m for m in read_metrics(run_dir) if m["step"] <= step and (keep_final or not m.get("final"))]
+    atomic_write(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept).encode())
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    metrics = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
+            metrics.append(entry)
+    return metrics
