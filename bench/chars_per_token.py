@@ -12,7 +12,7 @@ import time
 
 from taller.config import DataConfig
 from taller.data.corpora import prepare_corpus
-from taller.data.batches import split_text
+from taller.data.split import split_text
 from taller.data.tokenizers import BpeTokenizer, WordTokenizer
 
 SIZES = {"bpe": (256, 512, 1024, 2048), "word": (512, 2000, 8000)}

@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from taller.config import Config
-from taller.training.skipgram import WordVectors
+from taller.inspect.words import WordVectors
 from taller.runs.metrics import read_metrics
 from taller.training.loop import train
 

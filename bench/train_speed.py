@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from matmul import peak
 from taller.config import Config
 from taller.models import build_model
-from taller.training.loop import autocast_for, make_optimizer
+from taller.training.device import autocast_for
+from taller.training.optim import make_optimizer
 
 NANOGPT_BABY = {"n_layers": 4, "n_heads": 4, "d_model": 128, "d_ff": 512, "block_size": 64, "batch_size": 12,
                 "dropout": 0.0, "lr": 1e-3}

@@ -15,10 +15,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from taller.config import Config, ModelConfig
+from taller.config import Config
+from taller.models.transformer import TransformerConfig
 from taller.data.corpora import prepare_corpus
-from taller.data.batches import split_text
-from taller.training.skipgram import WordVectors, WordVocab, words_of
+from taller.data.split import split_text
+from taller.inspect.words import WordVectors
+from taller.models.skipgram import WordVocab, words_of
 from taller.models import build_model
 
 NEAR = ["sancho", "caballero", "dulcinea", "rocinante"]
@@ -42,7 +44,7 @@ if __name__ == "__main__":
         return torch.tensor([vocab.index.get(w, unk) for w in words])
 
     train_ids, val_ids = encode(train_words), encode(val_words)
-    m = ModelConfig(kind="transformer", vocab_size=len(vocab) + 1, block_size=32, d_model=128, n_heads=4, n_layers=2,
+    m = TransformerConfig(vocab_size=len(vocab) + 1, block_size=32, d_model=128, n_heads=4, n_layers=2,
                     d_ff=512, dropout=0.1)
     lm_cfg = Config(model=m)
     lm_cfg.apply_overrides(a.set)

@@ -4,7 +4,8 @@ import tarfile
 import pytest
 
 from taller.data.corpora import extract_from_deb, load_corpus, looks_like_lines, parse_fortunes, strip_gutenberg
-from taller.data.batches import eval_windows, split_text
+from taller.data.batches import eval_windows
+from taller.data.split import split_text
 from taller.errors import TallerError
 
 from conftest import shared_corpus

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import taller
-from taller.config import ModelConfig
+from taller.models.transformer import TransformerConfig
 from taller.models import Transformer
 from taller.runs.metrics import read_metrics
-from taller.training.loop import autocast_for, pick_device
+from taller.training.device import autocast_for, pick_device
 
 from conftest import tiny_config
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no hay GP
 
 def gpu_model(**kw) -> Transformer:
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=20, block_size=32, d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.0, **kw)
+    cfg = TransformerConfig(vocab_size=20, block_size=32, d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.0, **kw)
     return Transformer(cfg).cuda().eval()
 
 

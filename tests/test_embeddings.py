@@ -10,7 +10,9 @@ import torch
 from test_cli import run_cli
 
 from taller.apps.cli import main
-from taller.training.skipgram import WordVectors, WordVocab, keep_probability, skipgram_pairs, words_of
+from taller.inspect.words import WordVectors
+from taller.models.skipgram import WordVocab, words_of
+from taller.training.skipgram import keep_probability, skipgram_pairs
 
 FILLER = ("la casa del monte tiene un patio grande donde juegan los niños con una pelota roja mientras "
           "su abuela lee cartas viejas junto al fuego y el viento sopla fuerte sobre las tejas").split()

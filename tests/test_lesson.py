@@ -7,9 +7,12 @@ import pytest
 import torch
 
 import taller
-from taller.config import Config, ModelConfig
+from taller.config import Config
+from taller.models.lstm import LSTMConfig
+from taller.models.ngram import NGramConfig
 from taller.data.corpora import prepare_corpus
-from taller.data.batches import ShuffledWindows, split_text
+from taller.data.batches import ShuffledWindows
+from taller.data.split import split_text
 from taller.errors import TallerError
 from taller.sampling import generate
 from taller.models import LSTM, NGram, build_model
@@ -89,7 +92,7 @@ def test_shuffled_windows_show_every_window_once_per_epoch_and_resume_in_place()
 
 def lstm(**kw) -> LSTM:
     torch.manual_seed(0)
-    return LSTM(ModelConfig(kind="lstm", vocab_size=20, block_size=8, d_model=24, d_embed=12, n_layers=2,
+    return LSTM(LSTMConfig(vocab_size=20, block_size=8, d_model=24, d_embed=12, n_layers=2,
                             dropout=0.0, **kw)).eval()
 
 
@@ -118,7 +121,7 @@ def test_lstm_generation_reads_the_whole_prompt_without_cropping():
 
 def fitted_ngram(order: int, text: str, extra: int = 3) -> tuple[NGram, list[str]]:
     chars = sorted(set(text))
-    model = NGram(ModelConfig(kind="ngram", order=order, vocab_size=len(chars) + extra))  # + characters never seen
+    model = NGram(NGramConfig(order=order, vocab_size=len(chars) + extra))  # + characters never seen
     return model.fit(np.array([chars.index(c) for c in text])), chars
 
 

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from taller.config import ModelConfig
+from taller.models.transformer import TransformerConfig as ModelConfig
 from taller.sampling import generate
 from taller.models import Transformer
 from taller.data.tokenizers import CharTokenizer

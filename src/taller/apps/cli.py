@@ -9,7 +9,25 @@ import time
 from pathlib import Path
 
 from taller._version import __version__
+from taller.apps.compare import compare, format_table
+from taller.apps.web.server import serve
+from taller.config import DEVICES, TOKENIZER_KINDS, Config
+from taller.data.corpora import CORPORA, describe, load_corpus
+from taller.data.prepare import prepare
+from taller.data.tokenizers import load_tokenizer
 from taller.errors import TallerError
+from taller.files import atomic_write
+from taller.inspect import probability_table, words
+from taller.inspect.inside import explain_run
+from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
+from taller.inspect.report import write_report
+from taller.inspect.tokens import tokenize_run
+from taller.inspect.words import WordVectors
+from taller.models import KINDS, kind_named
+from taller.runs.folder import load_run
+from taller.text import show_token, side_by_side
+from taller.training.distributed import is_main
+from taller.training.loop import train
 
 SPANISH = {  # argparse's own messages, in Spanish
     "usage: ": "uso: ",
@@ -88,10 +106,10 @@ def build_parser() -> Parser:
     t = sub.add_parser("train", aliases=["entrenar"], help="entrena un modelo y escribe su carpeta de ejecución")
     t.add_argument("--corpus", help="refranes, quijote, la ruta de un fichero de texto UTF-8 o una carpeta de `taller prepare`")
     t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
-    t.add_argument("--model", choices=["transformer", "lstm", "ngram", "skipgram"],
+    t.add_argument("--model", choices=list(KINDS),
                    help="qué modelo (el del preset); skipgram: vectores de palabras (usa su preset)")
     t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
-    t.add_argument("--tokenizer", choices=["char", "bpe", "word"], help="caracteres (char, por defecto), BPE de bytes o palabras")
+    t.add_argument("--tokenizer", choices=list(TOKENIZER_KINDS), help="caracteres (char, por defecto), BPE de bytes o palabras")
     t.add_argument("--tokenizer-vocab", type=positive_int, metavar="N", help="bpe y word: tokens del vocabulario (512)")
     t.add_argument("--config", help="fichero TOML con [model], [data] y [train]")
     t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
@@ -100,7 +118,7 @@ def build_parser() -> Parser:
     g.add_argument("--max-time", type=seconds, metavar="SEGUNDOS", help="entrena este tiempo (el learning rate sigue al reloj)")
     t.add_argument("--steps", type=positive_int, help="para tras este número de pasos")
     t.add_argument("--seed", type=int, help="semilla: la misma semilla repite exactamente en CPU")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="dónde entrenar (auto)")
+    t.add_argument("--device", choices=list(DEVICES), help="dónde entrenar (auto)")
     t.add_argument("--out", help="carpeta de la ejecución (por defecto runs/CORPUS-PRESET-FECHA)")
     t.add_argument("--resume", action="store_true", help="continúa la ejecución de --out desde su último punto de control")
     t.add_argument("--quiet", action="store_true", help="sin barra de progreso")
@@ -196,8 +214,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def cmd_corpus(args) -> None:
-    from taller.data.corpora import CORPORA, describe, load_corpus
-
     if args.corpus_command in ("list", "lista"):
         for name, info in CORPORA.items():
             try:
@@ -215,16 +231,12 @@ def default_out(*parts: str) -> Path:
 
 
 def cmd_train(args) -> None:
-    from taller.config import Config
-    from taller.training.distributed import is_main
-    from taller.training.loop import train
-
     out = Path(args.out) if args.out else None
-    preset = args.preset or ("skipgram" if args.model == "skipgram" else "base")
+    preset = args.preset or (kind_named(args.model).preset if args.model else "base")
     if args.resume:
         if out is None:
             raise TallerError("--resume necesita --out con la carpeta de la ejecución que quieres continuar.")
-        cfg = Config.load(out / "config.toml")
+        cfg = Config.load(out / "config.toml", saved=True)
     elif args.config:
         cfg = Config.load(args.config)
     else:
@@ -236,9 +248,9 @@ def cmd_train(args) -> None:
         cfg.data.corpus = args.corpus
     cfg.apply_overrides(args.set)
     if args.model:
-        cfg.model.kind = args.model
+        cfg.set_kind(args.model)
     if args.order:
-        cfg.model.order = args.order
+        cfg.set("order", args.order, where="--order")
     for key in ("tokenizer", "tokenizer_vocab"):
         if getattr(args, key) is not None:
             cfg.set(key, getattr(args, key))
@@ -252,7 +264,7 @@ def cmd_train(args) -> None:
             cfg.set({"steps": "max_steps"}.get(key, key), value)
     if args.resume:  # the text and the network are the run's: only the training schedule may change
         now = cfg.to_dict()
-        changed = [f"{part}.{key}" for part in ("data", "model") for key in now[part] if now[part][key] != saved[part][key]]
+        changed = [f"{part}.{key}" for part in ("data", "model") for key in now[part] if now[part][key] != saved[part].get(key)]
         if changed:
             raise TallerError(f"--resume continúa la ejecución tal como es y no puede cambiar {', '.join(changed)}; "
                               "quita esas opciones, o entrena de cero en otra carpeta.")
@@ -263,9 +275,6 @@ def cmd_train(args) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from taller.data.prepare import prepare
-    from taller.data.tokenizers import load_tokenizer
-
     out = Path(args.out) if args.out else Path("preparados") / Path(args.corpus).stem
     tokenizer = load_tokenizer(Path(args.tokenizer_file)) if args.tokenizer_file else None
     prepare(args.corpus, out, tokenizer=tokenizer, progress=not args.quiet)
@@ -273,9 +282,6 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from taller.inspect import probability_table
-    from taller.runs.folder import load_run
-
     run = load_run(args.run)
     for temperature in args.temperature:
         if temperature <= 0:
@@ -291,8 +297,6 @@ def cmd_generate(args) -> None:
                       for temperature in args.temperature]
     samples = [s for group in by_temperature for s in group]
     if len(args.temperature) > 1:  # one column per temperature
-        from taller.text import side_by_side
-
         for k in range(args.n):
             print(side_by_side([f"temperatura {t:g}" for t in args.temperature], [g[k].text for g in by_temperature]))
             print()
@@ -302,15 +306,11 @@ def cmd_generate(args) -> None:
                 print_probs(sample, k if len(samples) > 1 else None)
             print(sample.text)
     if args.table:
-        from taller.files import atomic_write
-
         atomic_write(Path(args.table), probability_table(samples).encode("utf-8"))
         print(f"Tabla de probabilidades en {args.table}")
 
 
 def print_probs(sample, index) -> None:
-    from taller.text import show_token
-
     title = f"Muestra {index}: " if index else ""
     print(f"{title}probabilidades del siguiente {sample.unit.lower()} tras «{sample.prompt}»")
     print(f"{'Posición':>8}  {'Elegido':<7}  candidatos (probabilidad)")
@@ -320,10 +320,6 @@ def print_probs(sample, index) -> None:
 
 
 def cmd_demo(args) -> None:
-    from taller.config import Config
-    from taller.data.corpora import load_corpus
-    from taller.training.loop import train
-
     cfg = Config.preset("base")
     cfg.data.corpus = "refranes"
     cfg.train.prompt = "No hay "
@@ -352,9 +348,6 @@ def cmd_demo(args) -> None:
 
 
 def cmd_probe(args) -> None:
-    from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
-    from taller.runs.folder import load_run
-
     if args.example:
         if args.example not in EXAMPLES:
             raise TallerError(f"--example {args.example}: no existe; los ejemplos son {', '.join(EXAMPLES)}.")
@@ -377,8 +370,6 @@ def cmd_probe(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from taller.apps.compare import compare, format_table
-
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
     rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
@@ -389,9 +380,6 @@ def cmd_compare(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    from taller.inspect.inside import explain_run
-    from taller.runs.folder import load_run
-
     run = load_run(args.run)
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
@@ -402,22 +390,14 @@ def cmd_explain(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from taller.inspect.report import write_report
-    from taller.runs.folder import load_run
-
     print(f"Informe en {write_report(load_run(args.run), args.text)}")
 
 
 def cmd_tokenize(args) -> None:
-    from taller.inspect.tokens import tokenize_run
-
     print(tokenize_run(args.run, args.text))
 
 
 def cmd_embeddings(args) -> None:
-    from taller.training.skipgram import WordVectors
-    from taller.inspect import words
-
     if not (args.near or args.analogy or args.plot):
         raise TallerError("dime qué mirar: --near PALABRA, --analogy rey hombre mujer o --plot PALABRA PALABRA …")
     if args.expect and not (args.near or args.analogy):
@@ -443,8 +423,6 @@ def cmd_embeddings(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    from taller.apps.web.server import serve
-
     serve(Path(args.path), host=args.host, port=args.port)
 
 

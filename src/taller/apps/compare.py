@@ -15,20 +15,23 @@ import bz2
 import csv
 import io
 import lzma
-import math
 import time
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from taller.files import atomic_write
 from taller.config import TOKENIZER_KINDS, Config
 from taller.data.corpora import clean_like, prepare_corpus
-from taller.data.batches import split_text
+from taller.data.prepared import is_prepared
+from taller.data.split import split_corpus
 from taller.errors import TallerError
+from taller.evaluate import LN2
+from taller.files import atomic_write
+from taller.inspect.plots import Figure, save_figure
+from taller.models import kind_named, language_models
+from taller.runs.folder import check_run_dir, create_run_dir
 from taller.text import thousands
-
-PRESETS = {"ngram": "ngram", "lstm": "lstm", "transformer": "base"}  # the configuration each model starts from
+from taller.training.loop import train
 COMPRESSORS = {
     "zlib": lambda b: zlib.compress(b, 9),  # a 32 KB window: it barely remembers the training text
     "bz2": lambda b: bz2.compress(b, 9),
@@ -51,12 +54,9 @@ class Row:
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
             prompt: str = "", progress: bool = False, log=print) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val, add the compressors; write the results."""
-    from taller.data.prepared import is_prepared
-    from taller.training.loop import check_run_dir, create_run_dir, train
-
     specs = [parse_spec(m) for m in models]
     if not models:
-        raise TallerError(f"--models está vacío; usa una lista con {', '.join(PRESETS)} separados por comas.")
+        raise TallerError(f"--models está vacío; usa una lista con {', '.join(language_models())} separados por comas.")
     if len(set(models)) != len(models):
         raise TallerError(f"--models repite un modelo ({','.join(models)}); nombra cada uno una vez.")
     if not max_time > 0:
@@ -66,10 +66,10 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
                           "necesita el fichero de texto (o refranes, quijote), no una carpeta preparada.")
     configs = []
     for kind, tokenizer in specs:  # every configuration is checked before anything is trained
-        cfg = Config.preset(PRESETS[kind])
+        cfg = Config.preset(kind_named(kind).timed_preset)
         cfg.data.corpus, cfg.train.max_time, cfg.train.samples = corpus, max_time, 1
-        cfg.apply_overrides(list(overrides))
-        cfg.model.kind = kind
+        cfg.set_kind(kind)
+        cfg.apply_overrides(list(overrides), skip_other_kinds=True)  # --set d_model=… speaks to the models that have it
         if tokenizer:
             cfg.data.tokenizer = tokenizer
         configs.append(cfg.validate())
@@ -83,7 +83,7 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         log(f"\n== {name}: {max_time:g} s como máximo ==")
         run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log)
         s = run.state
-        size = f"{thousands(s['counts'])} cuentas" if kind == "ngram" else thousands(s["parameters"])
+        size = f"{thousands(s['counts'])} cuentas" if "counts" in s else thousands(s["parameters"])  # a count model
         label = name if run.tokenizer.kind == "char" else f"{kind}:{run.tokenizer.kind}-{run.tokenizer.vocab_size}"
         sample = run.generate(clean_like(prompt, cfg.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
                               unknown="replace", top=0)[0].text
@@ -97,7 +97,7 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         extra_bits = 8 * (len(compress(val_bytes)) - len(compress(train_bytes)))
         elapsed = time.perf_counter() - started
         bpc = extra_bits / len(split.val)
-        rows.append(Row(name, "—", elapsed, (2 * len(split.train) + len(split.val)) / elapsed, bpc * math.log(2), bpc, "—"))
+        rows.append(Row(name, "—", elapsed, (2 * len(split.train) + len(split.val)) / elapsed, bpc * LN2, bpc, "—"))
 
     write_results(rows, out, corpus, max_time)
     return rows
@@ -106,8 +106,8 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
 def parse_spec(spec: str) -> tuple[str, str]:
     """'transformer' -> ('transformer', ''); 'transformer:bpe' -> ('transformer', 'bpe')."""
     kind, _, tokenizer = spec.partition(":")
-    if kind not in PRESETS:
-        raise TallerError(f"--models: '{spec}' no es un modelo; usa {', '.join(PRESETS)}, con :bpe o :word si "
+    if kind not in language_models():
+        raise TallerError(f"--models: '{spec}' no es un modelo; usa {', '.join(language_models())}, con :bpe o :word si "
                           "quieres otros tokens (por ejemplo transformer:bpe), separados por comas.")
     if tokenizer and tokenizer not in TOKENIZER_KINDS:
         raise TallerError(f"--models: '{spec}': el tokenizador '{tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}.")
@@ -116,8 +116,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 def the_split(cfg: Config):
     corpus = prepare_corpus(cfg.data)
-    return split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed,
-                      kind=cfg.data.split, max_chars=cfg.data.max_chars)
+    return split_corpus(corpus, cfg.data)
 
 
 HEADER = ["modelo", "parámetros", "tiempo (s)", "car/s", "car/token", "val (nats/token)", "val bits/car", "muestra"]
@@ -154,8 +153,6 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
 
 
 def compare_plot(rows: list[Row], path: Path, title: str) -> None:
-    from taller.inspect.plots import Figure, save_figure
-
     fig = Figure(figsize=(7, 0.5 * len(rows) + 1.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     names = [r.model for r in rows][::-1]

@@ -1,4 +1,4 @@
-"""From text to training examples: the train/val split and random windows of characters.
+"""From text to training examples: random windows of tokens, and the windows that score the validation text.
 
 The model learns to predict each next character: for a window x = text[i : i+T], the targets are
 y = text[i+1 : i+T+1] (teacher forcing: every position is a training example at once).
@@ -6,52 +6,10 @@ y = text[i+1 : i+T+1] (teacher forcing: every position is a training example at 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from taller.errors import TallerError
-
-
-@dataclass
-class Split:
-    train: str
-    val: str
-    kind: str  # "lines" or "tail"
-
-
-def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto",
-               max_chars: int = 0) -> Split:
-    """Hold out validation text that training never sees.
-
-    - tail: the last `val_fraction` of the characters (a book: val is its ending).
-    - lines: `val_fraction` of the whole lines, chosen at random with a fixed seed, so that no proverb is in both
-      halves and, in an alphabetical file, val is not all 'Z'. The newline stays as the end-of-proverb character.
-    - after: train on exactly the first `max_chars` characters (a lesson's text) and validate on the
-      `val_fraction × max_chars` characters that follow them.
-    With `max_chars`, tail and lines first cut the text to its first `max_chars` characters.
-    """
-    kind = ("lines" if lines else "tail") if kind == "auto" else kind
-    if kind == "after":
-        n_val = max(2, round(max_chars * val_fraction))
-        if len(text) < max_chars + n_val:
-            raise TallerError(f"el texto tiene {len(text)} caracteres, menos que max_chars={max_chars} más {n_val} de "
-                              "validación; baja data.max_chars o usa --set split=tail.")
-        return Split(text[:max_chars], text[max_chars:max_chars + n_val], kind)
-    if max_chars:
-        text = text[:max_chars]
-    if kind == "lines":
-        items = [line for line in text.split("\n") if line.strip()]
-        if len(items) < 2:
-            raise TallerError("el corpus tiene menos de 2 líneas: no se puede separar validación por líneas; usa --set split=tail.")
-        n_val = max(1, round(len(items) * val_fraction))
-        val_idx = set(np.random.default_rng(seed).choice(len(items), size=n_val, replace=False).tolist())
-        train = [s for i, s in enumerate(items) if i not in val_idx]
-        val = [s for i, s in enumerate(items) if i in val_idx]
-        return Split("\n".join(train) + "\n", "\n".join(val) + "\n", kind)
-    cut = int(len(text) * (1 - val_fraction))
-    return Split(text[:cut], text[cut:], kind)
 
 
 class Batches:

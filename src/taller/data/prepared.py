@@ -140,7 +140,7 @@ class DiskBatches(Batches):
 def open_prepared(data, tokenizer_path: Path | None = None):
     """A prepared folder as training sees it: (corpus, split, tokenizer, train TokenFile, val array)."""
     from taller.data.corpora import Corpus
-    from taller.data.batches import Split
+    from taller.data.split import Split
 
     folder = Path(data.corpus).expanduser()
     meta = read_meta(folder)

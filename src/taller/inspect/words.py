@@ -1,15 +1,97 @@
-"""What `taller embeddings` prints and draws: nearest words, analogies (with an honest rank), a 2-D map of words."""
+"""A skip-gram's word vectors, and what `taller embeddings` prints and draws: nearest words, analogies (with an
+honest rank), a 2-D map of words."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
+from taller.config import Config
 from taller.errors import TallerError
-from taller.text import thousands
 from taller.inspect.plots import Figure, loss_curves, save_figure
+from taller.models import build_model, kind_of
+from taller.models.skipgram import VOCAB_FILE, WordVocab
+from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state
+from taller.text import thousands
+
+
+@dataclass
+class Ranked:
+    word: str
+    similarity: float
+
+
+class WordVectors:
+    """A run's word vectors, unit length, with the vocabulary: what `taller embeddings` asks questions of."""
+
+    def __init__(self, vocab: WordVocab, vectors: torch.Tensor, run_dir: Path | None = None, state: dict | None = None):
+        if vectors.shape[0] != len(vocab):
+            raise TallerError(f"el vocabulario tiene {len(vocab)} palabras pero los vectores son {vectors.shape[0]}; "
+                              "la carpeta mezcla ficheros de ejecuciones distintas.")
+        self.vocab, self.dir, self.state = vocab, run_dir, state or {}
+        self.unit = F.normalize(vectors.float(), dim=1)  # (V, D): cosine similarity is a dot product now
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> WordVectors:
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con "
+                              f"`taller train --corpus quijote --model skipgram --out {run_dir}`.")
+        state = read_state(run_dir)
+        cfg = Config.load(run_dir / "config.toml", saved=True)
+        if not kind_of(cfg).word_vectors:
+            raise TallerError(f"{run_dir} es un modelo de lenguaje «{cfg.model.kind}», no un skip-gram: no tiene vectores "
+                              "de palabras. Entrena uno con `taller train --corpus quijote --model skipgram`.")
+        vocab = WordVocab.load(run_dir / VOCAB_FILE)
+        cfg.model.vocab_size = len(vocab)
+        expected = build_model(cfg.model).state_dict()
+        tensors, _ = load_tensors(checkpoint_file(run_dir, "model.safetensors", state), expected=expected)
+        return cls(vocab, tensors["vectors.weight"], run_dir, state)
+
+    def check_known(self, words: list[str]) -> list[str]:
+        """The words, lowercased; one clear error listing those that are not in the vocabulary."""
+        words = [w.strip().lower() for w in words]
+        unknown = list(dict.fromkeys(w for w in words if w not in self.vocab.index))
+        if unknown:
+            shown = ", ".join(f"«{w}»" for w in unknown)
+            where = f" de {self.dir}" if self.dir else ""
+            raise TallerError(f"no están en el vocabulario{where}: {shown} (sólo tiene las {thousands(len(self.vocab))} "
+                              f"palabras que aparecen al menos {self.vocab.counts[-1]} veces en el texto de "
+                              "entrenamiento); prueba con otras.")
+        return words
+
+    def scores(self, query: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of every word to a query vector: (D,) -> (V,)."""
+        return self.unit @ F.normalize(query, dim=0)
+
+    def ranked(self, scores: torch.Tensor, exclude: list[str], k: int) -> list[Ranked]:
+        scores = scores.clone()
+        scores[[self.vocab.index[w] for w in exclude]] = -math.inf
+        top = torch.topk(scores, min(k, len(scores) - len(set(exclude))))
+        return [Ranked(self.vocab.words[i], float(s)) for s, i in zip(top.values, top.indices)]
+
+    def rank_of(self, scores: torch.Tensor, word: str, exclude: list[str]) -> tuple[int, int, float]:
+        """(rank of `word` counting from 1, how many words compete, its similarity); the excluded words do not compete."""
+        excluded = {self.vocab.index[w] for w in exclude}
+        target = float(scores[self.vocab.index[word]])
+        mask = torch.ones(len(scores), dtype=torch.bool)
+        mask[list(excluded)] = False
+        return int((scores[mask] > target).sum()) + 1, int(mask.sum()), target
+
+    def near_scores(self, word: str) -> torch.Tensor:
+        return self.scores(self.unit[self.vocab.index[word]])  # (V,)
+
+    def analogy_scores(self, a: str, b: str, c: str) -> torch.Tensor:
+        """a − b + c (rey − hombre + mujer): the unit vectors are added, then every word is compared to the sum."""
+        v = self.unit[self.vocab.index[a]] - self.unit[self.vocab.index[b]] + self.unit[self.vocab.index[c]]  # (D,)
+        return self.scores(v)
+
+
+# --- what `taller embeddings` prints ------------------------------------------------------------------------------
 
 
 def ranked_table(title: str, ranked) -> str:

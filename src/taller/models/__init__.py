@@ -1,26 +1,42 @@
-"""The models: every one maps character ids (B, T) to next-character logits (B, T, V), and has
-`start(prompt)` / `step(char, state)` for generation, and `block_size`: the longest context it reads (None: no limit)."""
+"""The registry of model kinds: one table, filled from the files that hold the models.
 
-from taller.config import ModelConfig
+Every left-to-right language model maps token ids (B, T) to next-token logits (B, T, V), has `start(prompt)` /
+`step(token, state)` for generation, and `block_size`: the longest context it reads (None: no limit). What each kind
+is — its [model] section, its builder, how it learns, what it can do — is its `KIND` record (see kind.py).
+"""
+
+from __future__ import annotations
+
 from taller.errors import TallerError
+from taller.models import lstm, ngram, skipgram, transformer
+from taller.models.kind import Kind, ModelConfig, need
 from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
 from taller.models.transformer import Transformer
 
+KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, ngram.KIND, skipgram.KIND)}
+
+
+def kind_named(name: str) -> Kind:
+    if name not in KINDS:
+        raise TallerError(f"configuración imposible: model.kind='{name}' no existe; usa {', '.join(KINDS)}.")
+    return KINDS[name]
+
+
+def kind_of(config) -> Kind:
+    """The kind of a whole configuration (or of its [model] section)."""
+    return kind_named(getattr(config, "model", config).kind)
+
 
 def build_model(cfg: ModelConfig):
-    if cfg.kind == "transformer":
-        return Transformer(cfg)
-    if cfg.kind == "lstm":
-        return LSTM(cfg)
-    if cfg.kind == "ngram":
-        return NGram(cfg)
-    raise TallerError(f"modelo desconocido '{cfg.kind}'.")
+    """A fresh model of the kind `cfg` names (its vocab_size already filled in)."""
+    return kind_of(cfg).build(cfg)
 
 
-def is_count_model(model) -> bool:
-    """A model fitted by counting (no trained parameters, no gradient loop)."""
-    return isinstance(model, NGram)
+def language_models() -> list[str]:
+    """The kinds that read and write text (what `taller compare` can race)."""
+    return [name for name, kind in KINDS.items() if kind.language_model]
 
 
-__all__ = ["LSTM", "NGram", "Transformer", "build_model", "is_count_model"]
+__all__ = ["KINDS", "LSTM", "Kind", "ModelConfig", "NGram", "Transformer", "build_model", "kind_named", "kind_of",
+           "language_models", "need"]

@@ -9,14 +9,40 @@ In training the state starts at zero for every batch (the lesson's recipe); in g
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
-from taller.config import ModelConfig
+from taller.models.kind import Kind, ModelConfig, need
+
+
+@dataclass
+class LSTMConfig(ModelConfig):
+    """The [model] section of an LSTM."""
+
+    kind: str = "lstm"
+    block_size: int = 64  # the training window: characters (tokens) read before the state starts again at zero
+    d_model: int = 128  # the hidden state's width
+    n_layers: int = 3
+    dropout: float = 0.1  # between layers
+    d_embed: int = 0  # width of the character vectors (0 = d_model)
+
+    def check(self, data) -> None:
+        need(1 <= self.block_size <= 8192, f"model.block_size={self.block_size} debe estar entre 1 y 8192.")
+        need(1 <= self.d_model <= 8192, f"model.d_model={self.d_model} debe estar entre 1 y 8192.")
+        need(1 <= self.n_layers <= 256, f"model.n_layers={self.n_layers} debe estar entre 1 y 256.")
+        need(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} debe estar en [0, 1).")
+        need(0 <= self.d_embed <= 8192, f"model.d_embed={self.d_embed} debe estar entre 0 (= d_model) y 8192.")
+
+    def estimate_parameters(self) -> int:
+        E, H, V = self.d_embed or self.d_model, self.d_model, max(self.vocab_size, 256)
+        gates = 4 * H * (E + H + 2)  # the first layer: 4 gates, each reads x and h, two biases
+        return V * E + gates + (self.n_layers - 1) * 4 * H * (2 * H + 2) + H * V + V
 
 
 class LSTM(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: LSTMConfig):
         super().__init__()
         self.cfg = cfg
         d_embed = cfg.d_embed or cfg.d_model
@@ -53,3 +79,7 @@ class LSTM(nn.Module):
     @staticmethod
     def state_length(state: tuple) -> int:
         return 0  # the state does not grow with the text
+
+
+KIND = Kind(name="lstm", title="LSTM", config=LSTMConfig, build=LSTM, objective="next_token",
+            preset="base", timed_preset="lstm")

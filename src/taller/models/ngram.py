@@ -19,16 +19,33 @@ A history never seen at order k simply passes P_{k-1} through. The model has the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn as nn
 
-from taller.config import ModelConfig
 from taller.errors import TallerError
+from taller.models.kind import Kind, ModelConfig, need
+
+MAX_ORDER = 12  # a cap on n; whether V**n keys fit in 64 bits is checked when fitting (see fit)
+
+
+@dataclass
+class NGramConfig(ModelConfig):
+    """The [model] section of an n-gram."""
+
+    kind: str = "ngram"
+    order: int = 8  # n, the characters it counts together (a context of n-1); 8 was best on a slice of train
+
+    def check(self, data) -> None:
+        need(1 <= self.order <= MAX_ORDER, f"model.order={self.order} debe estar entre 1 y {MAX_ORDER}.")
+        need(data.tokenizer == "char", f"el n-grama cuenta caracteres y no admite data.tokenizer='{data.tokenizer}'; "
+             f"usa --tokenizer char (o un transformer o lstm con {data.tokenizer}).")
 
 
 class NGram(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: NGramConfig):
         super().__init__()
         self.cfg, self.n, self.V = cfg, cfg.order, cfg.vocab_size
         self.keys = [np.zeros(0, np.int64) for _ in range(self.n)]  # order k at [k-1]: sorted distinct k-gram keys
@@ -189,3 +206,7 @@ def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np
         return i, np.zeros(len(queries), bool)
     found = sorted_keys[np.minimum(i, len(sorted_keys) - 1)] == queries
     return i, found
+
+
+KIND = Kind(name="ngram", title="n-grama", config=NGramConfig, build=NGram, objective="counts",
+            preset="base", timed_preset="ngram", resumable=False, distributed=False, prepared_data=False)

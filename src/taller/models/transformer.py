@@ -9,12 +9,56 @@ Each block is pre-norm: x = x + attention(norm(x)); x = x + feed_forward(norm(x)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from taller.config import ModelConfig
+from taller.models.kind import Kind, ModelConfig, need
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    """The [model] section of a Transformer."""
+
+    kind: str = "transformer"
+    block_size: int = 64  # context: how many characters (tokens) the model sees at once
+    d_model: int = 128  # width of the residual stream
+    n_heads: int = 4
+    n_layers: int = 3
+    d_ff: int = 512  # hidden width of the feed-forward block
+    dropout: float = 0.1
+    pos_encoding: str = "sinusoidal"  # sinusoidal | learned
+    tie_weights: bool = False  # share the embedding and output matrices
+    attention: str = "fused"  # fused (scaled_dot_product_attention) | explicit (readable, same numbers)
+
+    def check(self, data) -> None:
+        need(1 <= self.block_size <= 8192, f"model.block_size={self.block_size} debe estar entre 1 y 8192.")
+        need(1 <= self.d_model <= 8192, f"model.d_model={self.d_model} debe estar entre 1 y 8192.")
+        need(1 <= self.n_heads <= 256, f"model.n_heads={self.n_heads} debe estar entre 1 y 256.")
+        need(self.d_model % self.n_heads == 0, f"model.d_model={self.d_model} no es divisible entre "
+             f"model.n_heads={self.n_heads}; elige, por ejemplo, n_heads={divisor_near(self.d_model, self.n_heads)}.")
+        need(1 <= self.n_layers <= 256, f"model.n_layers={self.n_layers} debe estar entre 1 y 256.")
+        need(1 <= self.d_ff <= 65536, f"model.d_ff={self.d_ff} debe estar entre 1 y 65536.")
+        need(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} debe estar en [0, 1).")
+        need(self.pos_encoding in ("sinusoidal", "learned"),
+             f"model.pos_encoding='{self.pos_encoding}': usa sinusoidal o learned.")
+        need(self.attention in ("fused", "explicit"), f"model.attention='{self.attention}': usa fused o explicit.")
+
+    def estimate_parameters(self) -> int:
+        C, F_, V = self.d_model, self.d_ff, max(self.vocab_size, 256)
+        per_layer = 4 * C * C + 2 * C * F_ + 9 * C + F_  # attention (4 C×C and biases), feed-forward, 2 norms
+        return 2 * V * C + self.block_size * C + self.n_layers * per_layer  # embedding and head, positions, blocks
+
+    @property
+    def context(self) -> int:
+        return self.block_size
+
+
+def divisor_near(n: int, k: int) -> int:
+    """The divisor of n closest to k: a number of heads that splits d_model evenly."""
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - k), d))
 
 
 def sinusoidal_positions(block_size: int, d_model: int) -> torch.Tensor:
@@ -30,7 +74,7 @@ def sinusoidal_positions(block_size: int, d_model: int) -> torch.Tensor:
 class CausalSelfAttention(nn.Module):
     """Each character looks back at the earlier ones (never forward) and mixes in what it finds useful."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.d_model // cfg.n_heads
         self.block_size = cfg.block_size
@@ -92,7 +136,7 @@ class CausalSelfAttention(nn.Module):
 class FeedForward(nn.Module):
     """Per-character thinking: widen, bend (GELU), narrow."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.up = nn.Linear(cfg.d_model, cfg.d_ff)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model)
@@ -103,7 +147,7 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.attention = CausalSelfAttention(cfg)
@@ -117,7 +161,7 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.cfg = cfg
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)  # a vector per character
@@ -178,3 +222,7 @@ class Transformer(nn.Module):
         """Attention weights of every layer, each (B, H, T, T), from the readable path."""
         self(idx, record=True)
         return [block.attention.weights for block in self.blocks]
+
+
+KIND = Kind(name="transformer", title="Transformer", config=TransformerConfig, build=Transformer,
+            objective="next_token", preset="base", timed_preset="base")

@@ -1,83 +1,87 @@
-"""The training loop: show the model windows of text, measure how surprised it is, nudge every weight.
+"""The training loop: one loop for every model that learns by gradient descent.
 
-    for each step:  x, y = random windows  →  logits = model(x)  →  loss = cross_entropy(logits, y)
-                    →  loss.backward()  →  clip the gradient  →  AdamW step with the scheduled learning rate
+    for each step:  batch = objective.next_batch()  →  loss = objective.loss(model, batch)  →  loss.backward()
+                    →  clip the gradient  →  optimizer step with the scheduled learning rate
 
-An epoch is as many windows as the training text has characters. At every epoch end the model is scored on the
-validation text (never trained on), a checkpoint is committed, and the weights are drawn (epoch_NNN.png).
+What a batch is and how its loss is computed belongs to the objective: windows of text and the next token
+(next_token.py) or pairs of words (skipgram.py). The loop owns everything else, the same for every model: the clock
+and the learning-rate schedule, the progress bar, Ctrl-C and SIGTERM, divergence, the score at each epoch's end,
+checkpoints and metrics. A model fitted by counting (the n-gram) skips the loop: counting.py.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
-from taller._version import __version__
-
-from taller.training import distributed
-from taller.files import atomic_write
-from taller.runs.checkpoint import flatten_optimizer, remove_leftovers, save_checkpoint
 from taller.config import Config
-from taller.data.corpora import prepare_corpus
-from taller.evaluate import evaluate, val_text
-from taller.data.batches import make_batches, split_text
+from taller.data.prepared import is_prepared
 from taller.errors import TallerError
-from taller.models import build_model
-from taller.runs.folder import Run, load_weights_into
-from taller.runs.metrics import append_metrics, read_metrics, truncate_metrics
+from taller.files import atomic_write
+from taller.models import Kind, kind_of
+from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint
+from taller.runs.folder import Run, check_run_dir, create_run_dir, load_optimizer, load_weights, run_state
+from taller.runs.metrics import append_metrics, truncate_metrics
 from taller.text import thousands
-from taller.data.prepared import is_prepared, open_prepared
-from taller.data.tokenizers import build_tokenizer, load_tokenizer, tokenizer_from_dict
+from taller.training import distributed
+from taller.training.counting import fit_counts
+from taller.training.device import pick_device
+from taller.training.next_token import NextToken
+from taller.training.optim import learning_rate
+from taller.training.skipgram import SkipGramPairs
+
+OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs}  # a kind's `objective` -> what the loop asks of it
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TallerError("--device cuda: no hay ninguna GPU CUDA disponible; usa --device cpu o auto.")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TallerError("--device mps: este equipo no tiene MPS (Apple); usa --device cpu o auto.")
-    return torch.device(name)
+def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
+    """Train a model as `cfg` says, writing the run folder `out`; return the trained run.
 
-
-def autocast_for(device: torch.device, dtype: str):
-    """bf16 autocast on CUDA by default; on CPU only when asked (at small widths the casts cost more than they save)."""
-    use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
-
-
-def learning_rate(cfg, step: int, progress: float) -> float:
-    """Linear warm-up, then a cosine from lr down to min_lr as progress goes from 0 to 1 (steps or seconds)."""
-    t = cfg.train
-    if step < t.warmup_steps:
-        return t.lr * (step + 1) / t.warmup_steps
-    progress = min(max(progress, 0.0), 1.0)
-    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only (not on biases and norms)."""
-    t = cfg.train
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    Under torchrun every process calls this: it joins the process group, trains its share (see distributed.py)
+    and leaves the group at the end, also on an error. Only rank 0 prints and writes.
+    """
+    cfg.validate()
+    ctx = distributed.start(pick_device(cfg.train.device))
     try:
-        return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
+        out = Path(distributed.broadcast_text(ctx, str(out)))  # a name made from the clock: rank 0's, everywhere
+        run = fit(cfg, out, ctx, resume=resume, progress=progress and ctx.main, log=log if ctx.main else quiet)
+        distributed.barrier(ctx)  # everyone waits until rank 0 has written the last file
+        return run
+    finally:
+        distributed.stop(ctx)
+
+
+def quiet(*args, **kwargs) -> None:
+    """The log of ranks other than 0: they train in silence."""
+
+
+def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progress: bool, log) -> Run:
+    """Check the folder and what the kind can do, then fit the model the way its kind learns."""
+    kind = kind_of(cfg)
+    check_run_dir(out, resume)
+    distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
+    refuse_what_the_kind_cannot_do(kind, cfg, ctx, resume)
+    if kind.counted:
+        return fit_counts(cfg, out, ctx, log=log)
+    objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)
+    return Trainer(cfg, out, ctx, objective, resume=resume, progress=progress, log=log).run()
+
+
+def refuse_what_the_kind_cannot_do(kind: Kind, cfg: Config, ctx: distributed.Context, resume: bool) -> None:
+    if ctx.active and not kind.distributed:
+        raise TallerError(f"un {kind.title} se entrena en un solo proceso (segundos en una CPU): no se reparte entre "
+                          f"procesos; lánzalo sin torchrun (`taller train --model {kind.name} …`).")
+    if resume and not kind.resumable:
+        raise TallerError(f"un {kind.title} no se entrena por pasos, se ajusta contando en segundos: "
+                          "vuelve a ajustarlo en otra carpeta, sin --resume.")
+    if not kind.prepared_data and is_prepared(cfg.data.corpus):
+        raise TallerError(f"un {kind.title} lee el texto entero en memoria: entrénalo con el fichero de texto, "
+                          "no con una carpeta preparada.")
 
 
 class StopFlag:
@@ -105,275 +109,214 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-def check_run_dir(out: Path, resume: bool) -> None:
-    """Refuse, before anything is written, to start over an existing run or to resume a missing one."""
-    if resume and not (out / "state.json").exists():
-        raise TallerError(f"--resume: {out} no tiene ninguna ejecución que continuar (falta state.json).")
-    if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TallerError(f"{out} ya existe y no está vacía; usa --resume para continuar esa ejecución "
-                          "o elige otra carpeta con --out. No se ha tocado nada.")
+class Window:
+    """The steps since the last metrics line: their mean loss and speed."""
+
+    def __init__(self):
+        self.loss, self.steps, self.items, self.seconds = 0.0, 0, 0, 0.0
+
+    def add(self, loss: float, items: int, seconds: float) -> None:
+        self.loss, self.steps, self.items, self.seconds = (self.loss + loss, self.steps + 1, self.items + items,
+                                                           self.seconds + seconds)
 
 
-def create_run_dir(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TallerError(f"no puedo crear {out}: {e.strerror}; elige otra carpeta con --out.") from None
+class Trainer:
+    """Runs one objective to the end of its budget (epochs, seconds or steps), writing the run folder as it goes."""
 
+    def __init__(self, cfg: Config, out: Path, ctx: distributed.Context, objective, *, resume: bool, progress: bool,
+                 log):
+        self.cfg, self.out, self.ctx, self.objective = cfg, out, ctx, objective
+        self.resume, self.progress, self.log, self.main = resume, progress, log, ctx.main  # only rank 0 writes
+        self.model = objective.model
+        self.optimizer = objective.make_optimizer()
+        self.step, self.epoch, self.train_time, self.best_val = 0, 0, 0.0, float("inf")
+        self.scores: dict = {}  # the last validation scores
+        self.lr = cfg.train.lr  # the learning rate of the last step
+        self.saved_state: dict = {}  # what state.json says since the last commit
 
-def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
-    """Train a model as `cfg` says, writing the run folder `out`; return the trained run.
+    def run(self) -> Run:
+        """The whole story: open the run folder, learn until the budget is spent (or a stop), then finish."""
+        self.open_folder()
+        self.objective.begin(self)
+        stopped = self.learn(self.wrap(self.model))
+        return self.stop() if stopped else self.finish()
 
-    Under torchrun every process calls this: it joins the process group, trains its share (see distributed.py)
-    and leaves the group at the end, also on an error. Only rank 0 prints and writes.
-    """
-    cfg.validate()
-    ctx = distributed.start(pick_device(cfg.train.device))
-    try:
-        out = Path(distributed.broadcast_text(ctx, str(out)))  # a name made from the clock: rank 0's, everywhere
-        run = _train(cfg, out, ctx, resume=resume, progress=progress and ctx.main,
-                     log=log if ctx.main else (lambda *args, **kwargs: None))
-        distributed.barrier(ctx)  # everyone waits until rank 0 has written the last file
-        return run
-    finally:
-        distributed.stop(ctx)
+    # --- the phases -----------------------------------------------------------------------------------------------
+    def open_folder(self) -> None:
+        """Everything is checked: only now is the run folder written (or, resuming, read back)."""
+        if self.resume:
+            self.restore()
+        elif self.main:
+            create_run_dir(self.out)
+            self.cfg.save(self.out / "config.toml")
+            self.objective.save_vocabulary(self.out)
 
+    def restore(self) -> None:
+        """Weights, optimizer and random generators as the last checkpoint left them: the run goes on exactly."""
+        with distributed.main_first(self.ctx):  # rank 0 may finish an interrupted checkpoint on disk; then all read it
+            state = read_state(self.out)
+            load_weights(self.out, self.model, state)
+            tensors = load_optimizer(self.out, state, self.optimizer)
+            try:
+                self.objective.restore(tensors, state)
+            except (KeyError, ValueError, RuntimeError) as e:
+                raise TallerError(f"{self.out}/optim.safetensors no corresponde a este modelo ({e}); "
+                                  "no se puede continuar.") from None
+            if self.ctx.active:
+                distributed.restore_rng_state(self.ctx, self.out, state)
+        self.step, self.epoch, self.train_time = state["step"], state["epoch"], float(state["train_time"])
+        self.best_val = float(state.get("best_val_loss", float("inf")))
+        if self.main:
+            remove_leftovers(self.out)
+            self.cfg.save(self.out / "config.toml")  # a longer schedule given on resuming is remembered
+            truncate_metrics(self.out, self.step)
+        self.log(f"Continúo {self.out} desde el paso {self.step} (época {self.epoch}).")
 
-def _train(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progress: bool, log) -> Run:
-    main = ctx.main  # only rank 0 writes the run folder
-    check_run_dir(out, resume)
-    distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
-    if cfg.model.kind == "skipgram":  # word vectors: their own pairs and loop (taller/embeddings.py)
-        if ctx.active:
-            raise TallerError("el skip-gram entrena en un solo proceso (segundos en una CPU): lánzalo sin torchrun.")
-        from taller.training.skipgram import train_skipgram
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """What the steps call: under torchrun, DDP (it averages the gradients during backward(), starting from rank
+        0's weights); compiled if asked."""
+        if self.ctx.active:
+            device = self.ctx.device
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        return torch.compile(model) if self.cfg.train.compile else model
 
-        return train_skipgram(cfg, out, resume=resume, progress=progress, log=log)
-    if resume and cfg.model.kind == "ngram":
-        raise TallerError("un n-grama no se entrena por pasos, se ajusta contando en segundos: "
-                          "vuelve a ajustarlo en otra carpeta, sin --resume.")
-    if ctx.active and cfg.model.kind == "ngram":
-        raise TallerError("un n-grama se ajusta contando, no por pasos: no se reparte entre procesos; "
-                          "entrénalo sin torchrun (`taller train --model ngram …`).")
-    prepared = is_prepared(cfg.data.corpus)  # a folder from `taller prepare`: tokens read from disk, never loaded whole
-    if cfg.model.kind == "ngram" and prepared:
-        raise TallerError("un n-grama cuenta el texto entero en memoria: entrénalo con el fichero de texto, "
-                          "no con una carpeta preparada.")
-    if prepared:
-        corpus, split, tokenizer, train_ids, val_ids = open_prepared(cfg.data, out / "tokenizer.json" if resume else None)
-        val_ids, val_chars = tokenizer.token_chars(tokenizer.decode(val_ids))  # val is small: its characters, exactly
-        chars_per_token = int(val_chars.sum()) / max(1, len(val_ids))
-    else:
-        corpus = prepare_corpus(cfg.data)
-        split = split_text(corpus.text, lines=corpus.lines, val_fraction=cfg.data.val_fraction,
-                           seed=cfg.data.split_seed, kind=cfg.data.split, max_chars=cfg.data.max_chars)
-        tokenizer = load_tokenizer(out / "tokenizer.json") if resume else build_tokenizer(cfg.data, split)
-        if ctx.active and not resume and tokenizer.kind != "char":  # learnt from the text: rank 0's on every rank
-            tokenizer = tokenizer_from_dict(json.loads(distributed.broadcast_text(ctx, tokenizer.to_json())), "rank 0")
-        train_ids, (val_ids, val_chars) = tokenizer.encode_array(split.train), tokenizer.token_chars(split.val)
-        chars_per_token = len(split.train) / max(1, len(train_ids))  # 1 for characters; about 2 for a BPE of 512
-    cfg.model.vocab_size = tokenizer.vocab_size
-    cfg.validate()
-    if cfg.model.kind == "ngram":  # a count model: fitted by counting, no gradient loop
-        from taller.training.counting import fit_counts
+    def learn(self, model: torch.nn.Module) -> bool:
+        """Steps until the budget is spent; True if Ctrl-C or SIGTERM stopped them first."""
+        bar, window, stop_all = self.progress_bar(), Window(), False
+        self.model.train()
+        with StopFlag() as stop:
+            while not self.budget_spent():
+                if stop_all or (stop.requested and not self.ctx.active):  # ranks stop together, at the step they agreed
+                    bar.close()
+                    return True
+                stop_all = self.take_step(model, window, stop.requested)
+                bar.update(min(int(self.train_time), bar.total) - bar.n if self.timed else 1)
+                if self.step % self.cfg.train.log_every == 0:
+                    self.log_window(window, bar)
+                    window = Window()
+                if self.objective.epoch_ended(self.step):
+                    self.end_epoch()
+        bar.close()
+        return False
 
-        create_run_dir(out)
-        return fit_counts(cfg, out, corpus, split, tokenizer, train_ids, val_ids, log=log)
-    t = cfg.train
+    def take_step(self, model: torch.nn.Module, window: Window, stop_requested: bool) -> bool:
+        """One step of gradient descent; returns whether the ranks agreed to stop after it."""
+        t = self.cfg.train
+        started = time.perf_counter()
+        lr = learning_rate(self.cfg, self.step, self.progress_fraction())
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.objective.next_batch()
+        loss = self.objective.loss(model, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip > 0 and self.objective.clip_gradients:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        loss_value = loss.item()  # waits for the step's work
+        elapsed = time.perf_counter() - started
+        # torchrun: the global batch's loss, one clock and one decision to stop, the same on every rank
+        loss_value, elapsed, stop_all = distributed.agree(self.ctx, loss_value, elapsed, stop_requested)
+        if not math.isfinite(loss_value):
+            raise TallerError(f"la pérdida se ha vuelto {loss_value} en el paso {self.step}: el entrenamiento diverge; "
+                              f"baja el learning rate (--set lr={t.lr / 3:.2g}).")
+        self.step, self.train_time, self.lr = self.step + 1, self.train_time + elapsed, lr
+        window.add(loss_value, self.objective.items(batch), elapsed)
+        return stop_all
 
-    torch.manual_seed(t.seed)  # the same initial weights on every rank
-    device = ctx.device
-    autocast = autocast_for(device, t.dtype)
-    model = build_model(cfg.model).to(device)
-    if ctx.active:
-        torch.manual_seed(t.seed + ctx.rank)  # dropout: different masks on each rank (rank 0 as a single process)
-    optimizer = make_optimizer(model, cfg)
-    # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
-    batches = make_batches(train_ids, cfg, device, batch_size=ctx.world * t.batch_size)
-    distributed.share_batches(ctx, batches)
-    val = val_text(val_ids, val_chars, cfg.model.block_size)  # windows over val; each target knows its characters
-    n_eval = max(1, math.ceil(t.eval_chars / chars_per_token / max(1, cfg.model.block_size // 2)))  # windows per epoch
-    steps_per_epoch = batches.steps_per_epoch
-    schedule_steps = t.epochs * steps_per_epoch  # the learning-rate schedule's horizon, unless the clock is
-    total_steps = min(schedule_steps, t.max_steps or schedule_steps) if t.max_time <= 0 else t.max_steps
+    def end_epoch(self) -> None:
+        """The end of an epoch: the objective's turn (pictures, new pairs), a score on val, a checkpoint."""
+        self.epoch += 1
+        self.objective.end_epoch(self)
+        self.scores = self.objective.evaluate()
+        self.log_metrics({"step": self.step, "epoch": self.epoch, **self.scores, "time": self.train_time})
+        improved = self.scores["val_loss"] < self.best_val
+        self.best_val = min(self.best_val, self.scores["val_loss"])
+        self.commit(finished=False)
+        if improved:
+            self.save_best()
 
-    # Everything is checked: only now is the run folder written.
-    step, epoch, train_time, best_val = 0, 0, 0.0, float("inf")
-    if resume:
-        with distributed.main_first(ctx):  # rank 0 may finish an interrupted checkpoint on disk; then all read it
-            state = load_weights_into(out, model, optimizer, batches)
-            if ctx.active:
-                distributed.restore_rng_state(ctx, out, state)
-        if main:
-            remove_leftovers(out)
-            cfg.save(out / "config.toml")  # a longer schedule given on resuming is remembered
-        step, epoch, train_time = state["step"], state["epoch"], float(state["train_time"])
-        batches.seek(step)
-        best_val = float(state.get("best_val_loss", float("inf")))
-        if main:
-            truncate_metrics(out, step)
-        log(f"Continúo {out} desde el paso {step} (época {epoch}).")
-    elif main:
-        create_run_dir(out)
-        cfg.save(out / "config.toml")
-        tokenizer.save(out / "tokenizer.json")
-    # DDP averages the gradients during backward(); it starts by copying rank 0's weights to every rank.
-    trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if ctx.active else model
-    compiled = torch.compile(trained) if t.compile else trained
-    run = Run(out, cfg, tokenizer, model, {})
+    def stop(self) -> Run:
+        """Ctrl-C or SIGTERM: a checkpoint of this very step, and how to go on."""
+        self.commit(finished=False)
+        self.objective.stopped(self)
+        self.log(f"Interrumpido: guardado en el paso {self.step} (época {self.epoch}). Continúa con "
+                 f"`taller train --out {self.out} --resume`.")
+        return self.objective.interrupted_run(self)
 
-    from taller.inspect import epoch_plot, loss_plot, parameter_table  # matplotlib is imported only when training
-    from taller.inspect.evolution import load_initial, read_evolution, save_initial, snapshot, weight_change, write_evolution
+    def finish(self) -> Run:
+        """The end: the epoch's yardstick once more (for the best weights), then the whole validation text."""
+        last = self.objective.evaluate()
+        if last["val_loss"] < self.best_val:
+            self.best_val = last["val_loss"]
+            self.save_best()
+        final = self.objective.evaluate(whole=True)
+        self.log_metrics({"step": self.step, "epoch": self.epoch, **final, "time": self.train_time, "final": True})
+        return self.objective.finish(self, final)
 
-    def commit(finished: bool, extra: dict | None = None) -> None:
-        rank_states = distributed.gather_rng_states(ctx)  # every rank takes part; only rank 0 writes
-        if not main:
+    # --- the budget and the schedule --------------------------------------------------------------------------------
+    @property
+    def timed(self) -> bool:
+        return self.cfg.train.max_time > 0
+
+    def budget_spent(self) -> bool:
+        t = self.cfg.train
+        if t.max_steps and self.step >= t.max_steps:
+            return True
+        if self.timed:
+            return self.train_time >= t.max_time
+        return self.objective.epochs_done(self.step) >= t.epochs
+
+    def progress_fraction(self) -> float:
+        """How far along the schedule is, 0 … 1: by the clock, or by the epochs."""
+        t = self.cfg.train
+        return self.train_time / t.max_time if self.timed else self.objective.epochs_done(self.step) / t.epochs
+
+    # --- what is written and shown ----------------------------------------------------------------------------------
+    def commit(self, finished: bool, extra: dict | None = None) -> None:
+        """A checkpoint: weights, optimizer, random generators and state.json, committed in two phases (checkpoint.py)."""
+        rank_states = distributed.gather_rng_states(self.ctx)  # every rank takes part; only rank 0 writes
+        if not self.main:
             return
-        opt_tensors, opt_meta = flatten_optimizer(optimizer)  # the same on every rank: same gradients, same steps
-        opt_tensors["rng.torch"] = torch.get_rng_state()
-        opt_tensors["rng.data"] = batches.generator.get_state()  # the data order: shared by all ranks
-        opt_tensors.update(rank_states)
-        run.state = {"step": step, "epoch": epoch, "train_time": train_time, "best_val_loss": best_val,
-                     "finished": finished, "taller": __version__, "corpus": corpus.name, "split": split.kind,
-                     "line_corpus": corpus.lines, "parameters": sum(p.numel() for p in model.parameters()),
-                     "steps_per_epoch": steps_per_epoch, **(extra or {})}
-        save_checkpoint(out, model.state_dict(), opt_tensors, opt_meta, run.state)
+        tensors, meta = flatten_optimizer(self.optimizer)  # the same on every rank: same gradients, same steps
+        tensors.update(self.objective.random_state())
+        tensors.update(rank_states)
+        state = run_state(step=self.step, epoch=self.epoch, train_time=self.train_time, finished=finished,
+                          parameters=sum(p.numel() for p in self.model.parameters()), best_val_loss=self.best_val,
+                          **self.objective.state(), **(extra or {}))
+        save_checkpoint(self.out, self.model.state_dict(), tensors, meta, state)
+        self.saved_state = state
 
-    def save_best() -> None:
-        if not main:
-            return
-        atomic_write(out / "best.safetensors", st_save({k: v.contiguous().cpu() for k, v in model.state_dict().items()},
-                                                        metadata={"step": str(step)}))
+    def save_best(self) -> None:
+        if self.main:
+            weights = {k: v.contiguous().cpu() for k, v in self.model.state_dict().items()}
+            atomic_write(self.out / "best.safetensors", st_save(weights, metadata={"step": str(self.step)}))
 
-    def log_metrics(entry: dict) -> None:
-        if main:
-            append_metrics(out, entry)
+    def log_metrics(self, entry: dict) -> None:
+        if self.main:
+            append_metrics(self.out, entry)
 
-    # How far the weights travel from the start: the start is kept on disk, so a resumed run measures from it too.
-    if not main:
-        initial = None  # only rank 0 keeps the evolution of the weights
-    elif resume:
-        initial = load_initial(out, model)  # None for runs saved before it was kept: no evolution then
-        evolution = [e for e in read_evolution(out) if e["epoch"] <= epoch]
-    else:
-        initial = snapshot(model)
-        save_initial(out, initial)
-        evolution = [{"epoch": 0, "step": 0, "change": weight_change(model, initial)}]
-    if initial is not None:
-        write_evolution(out, evolution)
+    def log_window(self, window: Window, bar) -> None:
+        speed = window.items / window.seconds
+        self.log_metrics({"step": self.step, "epoch": self.epoch, "train_loss": window.loss / window.steps,
+                          "lr": self.lr, self.objective.speed_key: speed, "time": self.train_time})
+        s = self.scores
+        shown = f"val {s['val_loss']:.3f}" if s else "val —"
+        shown += f" · {s['val_bpc']:.2f} bits/car" if "val_bpc" in s else ""
+        bar.set_postfix_str(f"pérdida {window.loss / window.steps:.3f} · {shown} · {thousands(speed)} "
+                            f"{self.objective.speed_unit}", refresh=False)
 
-    if main:
-        atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))
-    if main and not resume and t.plot_every:
-        epoch_plot(model, 0, out / "epoch_000.png")
-    n_params = sum(p.numel() for p in model.parameters())
-    unit = "caracteres" if tokenizer.kind == "char" else f"tokens {tokenizer.kind} ({chars_per_token:.2f} car/token)"
-    log(f"Modelo: {cfg.model.kind}, {thousands(n_params)} parámetros · corpus {corpus.name}: {thousands(len(train_ids))} "
-        f"{unit} de entrenamiento, {thousands(len(val_ids))} de validación · {device.type}"
-        + (f" · {ctx.world} procesos × lotes de {t.batch_size}" if ctx.active else ""))
+    def progress_bar(self):
+        t = self.cfg.train
+        if self.timed:
+            total, initial, unit = int(t.max_time), min(int(self.train_time), int(t.max_time)), "s"
+        else:
+            total, initial, unit = self.total_steps(), self.step, "pasos"
+        return tqdm(total=total, initial=initial, disable=not self.progress, dynamic_ncols=True, desc="Entrenando",
+                    mininterval=1.0, bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} " + unit
+                                                + " [{elapsed}<{remaining}{postfix}]")
 
-    chars_per_step = ctx.world * t.batch_size * cfg.model.block_size  # all ranks together
-    timed = t.max_time > 0
-    bar = tqdm(total=int(t.max_time) if timed else total_steps, initial=min(int(train_time), int(t.max_time)) if timed else step,
-               disable=not progress, dynamic_ncols=True, desc="Entrenando", mininterval=1.0,
-               bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} " + ("s" if timed else "pasos")
-                          + " [{elapsed}<{remaining}{postfix}]")
-    window_loss, window_count, window_time = 0.0, 0, 0.0
-    val_loss, val_bpc = float("nan"), float("nan")
-    interrupted = False
-    model.train()
-    stop_all = False  # a stop asked on any rank, agreed by all ranks at each step
-    with StopFlag() as stop:
-        while True:
-            done_by_time = t.max_time > 0 and train_time >= t.max_time
-            if done_by_time or (total_steps and step >= total_steps):
-                break
-            if stop_all or (stop.requested and not ctx.active):  # together, ranks stop at the step they agreed on
-                interrupted = True
-                break
-            started = time.perf_counter()
-            progress_fraction = train_time / t.max_time if t.max_time > 0 else step / schedule_steps
-            lr = learning_rate(cfg, step, progress_fraction)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = batches.next()  # (B, T), (B, T)
-            with autocast:
-                logits = compiled(x)  # (B, T, V)
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
-            loss_value = loss.item()  # waits for the step's work
-            elapsed = time.perf_counter() - started
-            # torchrun: the global batch's loss, one clock and one decision to stop, the same on every rank
-            loss_value, elapsed, stop_all = distributed.agree(ctx, loss_value, elapsed, stop.requested)
-            if not math.isfinite(loss_value):
-                raise TallerError(f"la pérdida se ha vuelto {loss_value} en el paso {step}: el entrenamiento diverge; "
-                                  f"baja el learning rate (--set lr={t.lr / 3:.2g}).")
-            step += 1
-            train_time += elapsed
-            window_loss, window_count, window_time = window_loss + loss_value, window_count + 1, window_time + elapsed
-            if step % t.log_every == 0:
-                log_metrics({"step": step, "epoch": epoch, "train_loss": window_loss / window_count, "lr": lr,
-                             "tokens_per_s": chars_per_step * window_count / window_time, "time": train_time})
-                shown = f"val {val_loss:.3f} · {val_bpc:.2f} bits/car" if math.isfinite(val_loss) else "val —"
-                bar.set_postfix_str(f"pérdida {window_loss / window_count:.3f} · {shown} · "
-                                    f"{thousands(chars_per_step * window_count / window_time)} car/s", refresh=False)
-                window_loss, window_count, window_time = 0.0, 0, 0.0
-            bar.update(min(int(train_time), bar.total) - bar.n if t.max_time > 0 else 1)
-            if step % steps_per_epoch == 0:  # the end of an epoch: score, save, draw
-                epoch += 1
-                score = evaluate(model, val.head(n_eval), device, autocast)
-                val_loss, val_bpc = score.loss, score.bpc
-                log_metrics({"step": step, "epoch": epoch, "val_loss": val_loss, "val_bpc": val_bpc, "time": train_time})
-                improved = val_loss < best_val
-                best_val = min(best_val, val_loss)
-                commit(finished=False)
-                if improved:
-                    save_best()
-                if initial is not None:
-                    evolution.append({"epoch": epoch, "step": step, "change": weight_change(model, initial)})
-                    write_evolution(out, evolution)
-                if main and t.plot_every and epoch % t.plot_every == 0:
-                    epoch_plot(model, epoch, out / f"epoch_{epoch:03d}.png")
-    bar.close()
-
-    if interrupted:
-        commit(finished=False)
-        if main:
-            loss_plot(read_metrics(out), out / "loss.png")
-        log(f"Interrumpido: guardado en el paso {step} (época {epoch}). Continúa con "
-            f"`taller train --out {out} --resume`.")
-        run.interrupted = True
-        return run
-
-    # The end: the whole validation text, the last picture, the artefacts.
-    last = evaluate(model, val.head(n_eval), device, autocast).loss  # the yardstick of every epoch
-    if last < best_val:
-        best_val = last
-        save_best()
-    score = evaluate(model, val, device, autocast)  # all of val: nats per token and exact bits per character
-    val_loss, val_bpc = score.loss, score.bpc
-    final = {"step": step, "epoch": epoch, "val_loss": val_loss, "val_bpc": val_bpc, "time": train_time, "final": True}
-    log_metrics(final)
-    commit(finished=True, extra={"val_loss": val_loss, "val_bpc": val_bpc, "tokenizer": tokenizer.kind,
-                                 "val_chars_per_token": score.chars / max(1, score.tokens),
-                                 "chars_per_s": step * chars_per_step * chars_per_token / max(train_time, 1e-9)})
-    if not main:
-        return run
-    if t.plot_every and not (out / f"epoch_{epoch:03d}.png").exists():
-        epoch_plot(model, epoch, out / f"epoch_{epoch:03d}.png")
-    atomic_write(out / "parameters.txt", parameter_table(model).encode("utf-8"))
-    loss_plot(read_metrics(out), out / "loss.png")
-    if t.samples:
-        run.write_samples(prompt=t.prompt, n=t.samples, seed=t.seed, max_chars=t.sample_chars, temperature=t.temperature)
-    from taller.inspect.report import write_report
-
-    write_report(run)
-    per = "carácter" if tokenizer.kind == "char" else "token"
-    log(f"Validación: {val_loss:.4f} nats/{per} = {val_bpc:.3f} bits/carácter ({step} pasos, {train_time:.0f} s de "
-        f"entrenamiento, {thousands(step * chars_per_step * chars_per_token / max(train_time, 1e-9))} car/s).")
-    return run
+    def total_steps(self) -> int:
+        t = self.cfg.train
+        scheduled = t.epochs * self.objective.steps_per_epoch
+        return min(scheduled, t.max_steps) if t.max_steps else scheduled

@@ -1,0 +1,77 @@
+"""What a model kind is: its [model] section and one record that says how it is built, fitted and used.
+
+Every kind (transformer, lstm, ngram, skipgram …) declares, in the file that holds the model:
+
+    @dataclass
+    class LSTMConfig(ModelConfig):          its [model] section: fields, defaults, checks
+        kind: str = "lstm"
+        d_model: int = 128
+        def check(self, need): ...
+
+    KIND = Kind(name="lstm", title="LSTM", config=LSTMConfig, build=LSTM, objective="next_token", …)
+
+and taller/models/__init__.py collects them in one table. The rest of taller asks that table what a kind can do
+(`kind.language_model`, `kind.resumable` …) and never compares a kind's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+
+from taller.errors import TallerError
+
+
+def need(ok: bool, msg: str) -> None:
+    """One rule of a configuration: if it does not hold, say why in one line."""
+    if not ok:
+        raise TallerError(f"configuración imposible: {msg}")
+
+
+@dataclass
+class ModelConfig:
+    """The fields every [model] section has; each kind adds its own (see the model's file)."""
+
+    kind: str = ""  # which model: the name of its Kind
+    vocab_size: int = 0  # filled in from the tokenizer
+
+    def check(self, data) -> None:
+        """The kind's own rules, given the [data] section (e.g. the tokenizers it accepts)."""
+
+    def estimate_parameters(self) -> int:
+        """About how many parameters the model will have, before it is built (memory guard)."""
+        return 0
+
+    @property
+    def context(self) -> int | None:
+        """The longest context the model reads, in tokens (None: no limit)."""
+        return None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Everything taller needs to know about one kind of model, declared once beside the model."""
+
+    name: str  # what --model and config.toml call it
+    title: str  # how Spanish messages call it: "Transformer", "LSTM", "n-grama", "skip-gram"
+    config: type[ModelConfig]  # its [model] section
+    build: Callable[[ModelConfig], nn.Module]  # config (vocab_size filled in) -> a fresh model
+    objective: str  # how it learns: "next_token" or "skipgram" (the gradient loop), "counts" (counting)
+    preset: str = "base"  # the preset `taller train --model NAME` starts from
+    timed_preset: str = "base"  # the recipe for a fixed time budget: what `taller compare` trains
+    language_model: bool = True  # reads and writes text: generate, probe, explain, report, serve, tokenize, compare
+    word_vectors: bool = False  # its weights are word vectors: `taller embeddings`
+    resumable: bool = True  # `--resume` continues it (a count model is refitted in seconds instead)
+    distributed: bool = True  # torchrun can share its training between processes
+    prepared_data: bool = True  # trains from a `taller prepare` folder without loading the text
+    refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
+
+    @property
+    def counted(self) -> bool:
+        """Fitted by counting: no trained parameters, no gradient loop, tables that grow with the text."""
+        return self.objective == "counts"
+
+    def refuse(self, run_dir) -> TallerError:
+        return TallerError(self.refusal.format(run=run_dir))
