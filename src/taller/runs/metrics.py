@@ -20,9 +20,10 @@ def append_metrics(run_dir: Path, entry: dict) -> None:
                           "El último punto de control sigue intacto.") from None
 
 
-def truncate_metrics(run_dir: Path, step: int, keep_final: bool = True) -> None:
-    """Resuming at `step`: metrics.jsonl as it was then (lines written after that checkpoint are dropped)."""
-    kept = [m for m in read_metrics(run_dir) if m["step"] <= step and (keep_final or not m.get("final"))]
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Resuming at `step`: metrics.jsonl as it was then. Lines written after that checkpoint are dropped, and so is
+    an earlier final score: the run goes on, its final line comes at its new end."""
+    kept = [m for m in read_metrics(run_dir) if m["step"] <= step and not m.get("final")]
     atomic_write(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept).encode())
 
 

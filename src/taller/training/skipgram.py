@@ -170,7 +170,7 @@ class SkipGramPairs:
         return {"rng.negatives": self.g_neg.get_state()}
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
-        if state.get("kind") != "skipgram" or not all(isinstance(state.get(k), int) for k in ("position", "pairs_seen")):
+        if state.get("kind") != self.cfg.model.kind or not all(isinstance(state.get(k), int) for k in ("position", "pairs_seen")):
             raise TallerError(f"state.json no es el de un skip-gram (faltan 'position' o 'pairs_seen'); "
                               "no se puede continuar: entrena de nuevo en otra carpeta.")
         self.g_neg.set_state(tensors["rng.negatives"])
