@@ -154,11 +154,9 @@ def share_batches(ctx: Context, batches) -> None:
     batches.windows = own_windows
 
 
-def restore_rng_state(ctx: Context, run_dir, state: dict) -> None:
-    """Resuming: this rank's own random state from rank 0's checkpoint (when it was saved with as many ranks)."""
-    from taller.runs.checkpoint import checkpoint_file, load_tensors
-
-    tensors, _ = load_tensors(checkpoint_file(run_dir, "optim.safetensors", state))
+def restore_rng_state(ctx: Context, tensors: dict[str, torch.Tensor], state: dict) -> None:
+    """Resuming: this rank's own random state from rank 0's checkpoint (`tensors`: its optim.safetensors), when it
+    was saved with as many ranks."""
     mine = tensors.get(f"rng.torch.rank{ctx.rank}")
     if mine is not None and f"rng.torch.rank{ctx.world}" not in tensors:
         torch.set_rng_state(mine)

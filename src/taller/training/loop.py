@@ -126,7 +126,8 @@ class Trainer:
     def __init__(self, cfg: Config, out: Path, ctx: distributed.Context, objective, *, resume: bool, progress: bool,
                  log):
         self.cfg, self.out, self.ctx, self.objective = cfg, out, ctx, objective
-        self.resume, self.progress, self.log, self.main = resume, progress, log, ctx.main  # only rank 0 writes
+        self.resume, self.progress, self.log = resume, progress, log
+        self.writer = ctx.main  # only rank 0 writes the run folder
         self.model = objective.model
         self.optimizer = objective.make_optimizer()
         self.step, self.epoch, self.train_time, self.best_val = 0, 0, 0.0, float("inf")
@@ -146,7 +147,7 @@ class Trainer:
         """Everything is checked: only now is the run folder written (or, resuming, read back)."""
         if self.resume:
             self.restore()
-        elif self.main:
+        elif self.writer:
             create_run_dir(self.out)
             self.cfg.save(self.out / "config.toml")
             self.objective.save_vocabulary(self.out)
@@ -163,10 +164,10 @@ class Trainer:
                 raise TallerError(f"{self.out}/optim.safetensors no corresponde a este modelo ({e}); "
                                   "no se puede continuar.") from None
             if self.ctx.active:
-                distributed.restore_rng_state(self.ctx, self.out, state)
+                distributed.restore_rng_state(self.ctx, tensors, state)
         self.step, self.epoch, self.train_time = state["step"], state["epoch"], float(state["train_time"])
         self.best_val = float(state.get("best_val_loss", float("inf")))
-        if self.main:
+        if self.writer:
             remove_leftovers(self.out)
             self.cfg.save(self.out / "config.toml")  # a longer schedule given on resuming is remembered
             truncate_metrics(self.out, self.step)
@@ -276,7 +277,7 @@ class Trainer:
     def commit(self, finished: bool, extra: dict | None = None) -> None:
         """A checkpoint: weights, optimizer, random generators and state.json, committed in two phases (checkpoint.py)."""
         rank_states = distributed.gather_rng_states(self.ctx)  # every rank takes part; only rank 0 writes
-        if not self.main:
+        if not self.writer:
             return
         tensors, meta = flatten_optimizer(self.optimizer)  # the same on every rank: same gradients, same steps
         tensors.update(self.objective.random_state())
@@ -288,12 +289,12 @@ class Trainer:
         self.saved_state = state
 
     def save_best(self) -> None:
-        if self.main:
+        if self.writer:
             weights = {k: v.contiguous().cpu() for k, v in self.model.state_dict().items()}
             atomic_write(self.out / "best.safetensors", st_save(weights, metadata={"step": str(self.step)}))
 
     def log_metrics(self, entry: dict) -> None:
-        if self.main:
+        if self.writer:
             append_metrics(self.out, entry)
 
     def log_window(self, window: Window, bar) -> None:
