@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from taller.files import atomic_write
 from taller.errors import TallerError
 from taller.text import thousands
-from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX, smallest_dtype
+from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX
+from taller.data.tokenizers import CharTokenizer, smallest_dtype
 
 CHUNK = 8 * 1024 * 1024  # bytes read at a time
 LINE_CHECK = 64 * 1024 * 1024  # characters inspected to tell a corpus of lines from prose
@@ -128,8 +129,6 @@ def check_source(path: Path) -> None:
 def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction: float = 0.1, val_max: int = VAL_MAX,
             progress: bool = True, log=print) -> dict:
     """Write the prepared folder `out` for the text file `corpus`; return its metadata."""
-    from taller.data.tokenizers import CharTokenizer
-
     source, out = Path(corpus).expanduser(), Path(out).expanduser()
     check_source(source)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

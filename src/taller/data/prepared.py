@@ -33,14 +33,6 @@ VAL_MAX = 250_000  # tokens of validation at most: enough for a steady score, an
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
 
 
-def smallest_dtype(vocab_size: int) -> np.dtype:
-    """The smallest unsigned integer type whose values 0 … vocab_size-1 all fit."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if vocab_size - 1 <= np.iinfo(dtype).max:
-            return np.dtype(dtype).newbyteorder("<")
-    raise TallerError(f"un vocabulario de {vocab_size} tokens no cabe en 32 bits; usa uno más pequeño.")
-
-
 def is_prepared(corpus: str) -> bool:
     """A folder given as corpus is a prepared one (open_prepared says what is missing if it is not); a built-in
     corpus name (refranes, quijote) stays a name even beside a folder of that name."""

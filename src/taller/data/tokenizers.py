@@ -29,9 +29,16 @@ KINDS = ("char", "word", "bpe")
 MAX_VOCAB = 200_000
 
 
-def smallest_dtype(vocab_size: int):
-    """The smallest integer type that holds every id of a vocabulary."""
-    return np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int32
+def smallest_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned integer type whose values 0 … vocab_size-1 all fit, little-endian.
+
+    Ids are never negative. The same type is written raw to a prepared tokens.bin (uint8 | uint16 | uint32, see
+    prepared.py) and held in memory; whoever makes a torch tensor of them first turns them into int64.
+    """
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if vocab_size - 1 <= np.iinfo(dtype).max:
+            return np.dtype(dtype).newbyteorder("<")
+    raise TallerError(f"un vocabulario de {vocab_size} tokens no cabe en 32 bits; usa uno más pequeño.")
 
 
 class CharTokenizer:
