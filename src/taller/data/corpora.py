@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taller.errors import TallerError
+from taller.files import atomic_write
 from taller.text import show_char, thousands
 
 
@@ -254,8 +255,6 @@ def _save_verified(path: Path, text: str, info: CorpusInfo) -> None:
     if digest != info.sha256:
         raise TallerError(f"el texto descargado de '{info.name}' no coincide con la suma SHA-256 esperada "
                           f"({digest[:12]}… ≠ {info.sha256[:12]}…); la fuente ha cambiado: descárgalo a mano y usa TALLER_DATA.")
-    from taller.files import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text.encode("utf-8"))
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from taller.data.batches import Batches
+from taller.data.batches import Batches, Split
+from taller.data.corpora import CORPORA, Corpus
 from taller.errors import TallerError
 from taller.data.tokenizers import load_tokenizer
 
@@ -36,8 +37,6 @@ DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
 def is_prepared(corpus: str) -> bool:
     """A folder given as corpus is a prepared one (open_prepared says what is missing if it is not); a built-in
     corpus name (refranes, quijote) stays a name even beside a folder of that name."""
-    from taller.data.corpora import CORPORA
-
     return corpus not in CORPORA and Path(corpus).expanduser().is_dir()
 
 
@@ -131,9 +130,6 @@ class DiskBatches(Batches):
 
 def open_prepared(data, tokenizer_path: Path | None = None):
     """A prepared folder as training sees it: (corpus, split, tokenizer, train TokenFile, val array)."""
-    from taller.data.corpora import Corpus
-    from taller.data.batches import Split
-
     folder = Path(data.corpus).expanduser()
     meta = read_meta(folder)
     if data.start_marker or data.end_marker or data.lowercase or data.join_lines or data.max_chars:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from taller.errors import TallerError
+from taller.files import atomic_write
 
 FORMAT = "taller-char-v1"
 KINDS = ("char", "word", "bpe")
@@ -109,8 +110,6 @@ class CharTokenizer:
         return json.dumps({"format": FORMAT, "type": "char", "chars": self.chars}, ensure_ascii=False, indent=1)
 
     def save(self, path: Path) -> None:
-        from taller.files import atomic_write
-
         atomic_write(path, self.to_json().encode("utf-8"))
 
     @classmethod
@@ -333,8 +332,6 @@ class BpeTokenizer:
                           ensure_ascii=False, indent=1)
 
     def save(self, path: Path) -> None:
-        from taller.files import atomic_write
-
         atomic_write(path, self.to_json().encode("utf-8"))
 
     @classmethod
