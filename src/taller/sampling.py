@@ -1,4 +1,5 @@
-"""Sampling: the model gives a probability to every next character; we choose one and repeat.
+"""Sampling: the model gives a probability to every next token (a character, a word or a BPE piece); we choose one
+and repeat.
 
 Choosing: greedy (always the most likely), or at random after reshaping the distribution with
 temperature (< 1 bolder, > 1 wilder), top-k (only the k best) and top-p (the fewest whose probabilities add to p).
@@ -17,9 +18,13 @@ import torch.nn.functional as F
 
 @dataclass
 class Step:
-    position: int  # 1-based position of the generated character (or token) in the whole text, prompt included
-    char: str  # the character (or token's text) chosen
-    top: list[tuple[str, float]]  # the model's `top` (5) most likely characters (tokens) with their probabilities; [] if top=0
+    position: int  # 1-based position of the generated token in the whole text, prompt included
+    token: str  # the chosen token's text: a character, a word or a BPE piece
+    top: list[tuple[str, float]]  # the model's `top` (5) most likely tokens' texts with their probabilities; [] if top=0
+
+    @property
+    def char(self) -> str:  # the old name of `token`, until every caller says `token`
+        return self.token
 
 
 @dataclass
@@ -35,7 +40,7 @@ class Sample:
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """(B, V) logits -> (B, V) logits with the excluded characters at -inf."""
+    """(B, V) logits -> (B, V) logits with the excluded tokens at -inf."""
     logits = logits / max(temperature, 1e-6)
     if top_k and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1) the k-th best score
@@ -54,8 +59,8 @@ def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
 
 
 @torch.no_grad()
-def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
-    """(V,) the model's own distribution of the character after `prompt`: the first step of `generate`."""
+def next_token_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
+    """(V,) the model's own distribution of the token after `prompt`: the first step of `generate`."""
     model.eval()
     context = torch.tensor([prompt_ids(tokenizer, prompt, unknown)],
                            device=next(model.parameters(), torch.zeros(0)).device)  # (1, T)
@@ -66,8 +71,8 @@ def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> to
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One character per row of (B, V) probabilities, as torch.multinomial draws it but with less work: every
-    character waits an exponential time divided by its probability, and the first to arrive wins."""
+    """One token per row of (B, V) probabilities, as torch.multinomial draws it but with less work: every
+    token waits an exponential time divided by its probability, and the first to arrive wins."""
     wait = torch.empty_like(probs).exponential_(generator=generator)  # (B, V)
     return (probs / wait).argmax(dim=-1)  # (B,)
 

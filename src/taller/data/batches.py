@@ -16,14 +16,17 @@ from taller.errors import TallerError
 
 @dataclass
 class Split:
+    """The training text and the validation text held out from it (see split_text for the kinds)."""
+
     train: str
     val: str
-    kind: str  # "lines" or "tail"
+    kind: str  # "tail", "lines" or "after" (split_text); "prepared" for a folder from `taller prepare` (texts empty)
 
 
 def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto",
                max_chars: int = 0) -> Split:
-    """Hold out validation text that training never sees.
+    """Hold out validation text that training never sees. `kind` is "tail", "lines", "after" or "auto" (lines for a
+    corpus of lines, else tail).
 
     - tail: the last `val_fraction` of the characters (a book: val is its ending).
     - lines: `val_fraction` of the whole lines, chosen at random with a fixed seed, so that no proverb is in both
@@ -115,7 +118,7 @@ def make_batches(ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0
     """`batch_size`: the global batch (torchrun: processes × train.batch_size; 0 = train.batch_size)."""
     t = cfg.train
     batch_size = batch_size or t.batch_size
-    if hasattr(ids, "batches"):  # a prepared corpus on disk (tokenfiles.TokenFile) reads its own windows
+    if hasattr(ids, "batches"):  # a prepared corpus on disk (prepared.TokenFile) reads its own windows
         return ids.batches(cfg, device, batch_size)
     if t.sampler == "shuffled":
         return ShuffledWindows(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, stride=t.stride)

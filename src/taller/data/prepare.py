@@ -1,4 +1,4 @@
-"""`taller prepare`: a text file of any size → a folder of tokens that training reads from disk (see tokenfiles.py).
+"""`taller prepare`: a text file of any size → a folder of tokens that training reads from disk (see prepared.py).
 
 The text is never read whole: it streams through in chunks of CHUNK bytes, twice.
 

@@ -48,11 +48,11 @@ def last_sentence(text: str) -> str:
 
 
 @torch.no_grad()
-def next_char_log_probs(model, ids: list[int], start: int) -> torch.Tensor:
-    """ln P(next character) after ids[:p] for p = start … len(ids): (len(ids) - start + 1, V).
+def next_token_log_probs(model, ids: list[int], start: int) -> torch.Tensor:
+    """ln P(next token) after ids[:p] for p = start … len(ids): (len(ids) - start + 1, V).
 
     One pass over the whole text when the model can read it all; otherwise each row reads its last block_size
-    characters, as the model did in training.
+    tokens, as the model did in training. (The probe itself reads characters: its tokens are characters.)
     """
     x = torch.tensor(ids, device=next(model.parameters(), torch.zeros(0)).device)
     block = model.block_size
@@ -87,7 +87,7 @@ def probe(run, context: str, candidates: list[str]) -> ProbeResult:
         ids = tok.encode(word, unknown="replace")
         if not ids:
             raise TallerError(f"el candidato '{shown}' no tiene ningún carácter que el modelo conozca.")
-        lp = next_char_log_probs(run.model, ctx_ids + ids, len(ctx_ids))  # (len(word) + 1, V)
+        lp = next_token_log_probs(run.model, ctx_ids + ids, len(ctx_ids))  # (len(word) + 1, V)
         total = float(lp[torch.arange(len(ids)), torch.tensor(ids)].sum())
         if boundary:  # then the word ends
             total += float(torch.logsumexp(lp[-1, boundary], dim=0))

@@ -95,9 +95,9 @@ def epochs_html(run_dir: Path) -> str:
 def generation_html(sample) -> str:
     rows = []
     for step in sample.steps:
-        cands = " ".join(f"<span class='{'chosen' if c == step.char else ''}'><span class='bar' style='width:{60 * p:.0f}px'>"
+        cands = " ".join(f"<span class='{'chosen' if c == step.token else ''}'><span class='bar' style='width:{60 * p:.0f}px'>"
                          f"</span>{html.escape(show_token(c))} {p:.3f}</span>&nbsp;&nbsp;" for c, p in step.top)
-        rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_token(step.char))}</td>"
+        rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_token(step.token))}</td>"
                     f"<td class='mono'>{cands}</td></tr>")
     return (f"<p>Texto generado: <span class='sample'>{html.escape(sample.text)}</span></p>"
             f"<table><tr><th>Posición</th><th>{sample.unit}</th><th>Los 5 más probables (probabilidad)</th></tr>{''.join(rows)}</table>")

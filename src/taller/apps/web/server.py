@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taller.errors import TallerError
 from taller.inspect.inside import NO_ATTENTION, has_attention
-from taller.sampling import next_char_probs
+from taller.sampling import next_token_probs
 from taller.runs.checkpoint import read_state
 from taller.config import Config
 from taller.runs.folder import Run, load_run
@@ -154,7 +154,7 @@ def create_app(root: Path, loader=load_run) -> FastAPI:
     @app.post("/api/predict")
     def predict(req: TextRequest):
         run = get_run(req.run)
-        probs = next_char_probs(run.model, run.tokenizer, checked_text(run, req.text))  # (V,)
+        probs = next_token_probs(run.model, run.tokenizer, checked_text(run, req.text))  # (V,)
         top = torch.topk(probs, min(TOP, len(probs)))
         pieces = run.tokenizer.pieces  # id -> text: a character, a word or a BPE token
         bars = [{"char": pieces[i], "shown": show_token(pieces[i]), "prob": float(p)}
