@@ -201,10 +201,14 @@ def clean_like(text: str, data) -> str:
     return text
 
 
+MIN_LINES = 20  # a corpus of lines has at least this many…
+MAX_LINE = 1000  # …and none longer than this (characters): longer ones are paragraphs of prose
+
+
 def looks_like_lines(text: str) -> bool:
     """A text of many short, non-empty lines (proverbs, names, tweets) is split by whole lines."""
     lines = text.rstrip("\n").split("\n")
-    return len(lines) >= 20 and all(line.strip() for line in lines) and max(map(len, lines)) <= 1000
+    return len(lines) >= MIN_LINES and all(line.strip() for line in lines) and max(map(len, lines)) <= MAX_LINE
 
 
 def _fetch(info: CorpusInfo) -> str:
