@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+TOP = 5  # candidates each Step records by default: the rows of table.txt per position
+MIN_TEMPERATURE = 1e-6  # logits are divided by the temperature: never by 0 (greedy=True is the real "temperature 0")
+
 
 @dataclass
 class Step:
@@ -41,7 +44,7 @@ class Sample:
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """(B, V) logits -> (B, V) logits with the excluded tokens at -inf."""
-    logits = logits / max(temperature, 1e-6)
+    logits = logits / max(temperature, MIN_TEMPERATURE)
     if top_k and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1) the k-th best score
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -80,7 +83,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
 @torch.inference_mode()
 def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
-             stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = 5) -> list[Sample]:
+             stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = TOP) -> list[Sample]:
     """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping at `stop`.
 
     `top` is how many of the model's best candidates each Step records (0: no records, the fastest).

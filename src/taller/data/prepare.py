@@ -24,16 +24,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from taller.files import atomic_write
-from taller.data.corpora import MAX_LINE, MIN_LINES
+from taller.data.corpora import BINARY_CHECK, MAX_LINE, MIN_LINES
 from taller.errors import TallerError
 from taller.text import thousands
 from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX
-from taller.data.tokenizers import CharTokenizer, smallest_dtype
+from taller.data.tokenizers import LISTED, CharTokenizer, smallest_dtype
 
 CHUNK = 8 * 1024 * 1024  # bytes read at a time
 LINE_CHECK = 64 * 1024 * 1024  # characters inspected to tell a corpus of lines from prose
-BINARY_CHECK = 64 * 1024  # bytes at the start searched for a NUL byte, which no text file has
-LISTED = 20  # unknown characters listed in an error
 
 
 def text_chunks(path: Path, hasher=None, bar=None):

@@ -27,7 +27,8 @@ from taller.files import atomic_write
 
 FORMAT = "taller-char-v1"
 KINDS = ("char", "word", "bpe")
-MAX_VOCAB = 200_000
+MAX_VOCAB = 200_000  # the most tokens a tokenizer.json may hold: a guard against damaged files
+LISTED = 20  # unknown characters listed in an error
 
 
 def smallest_dtype(vocab_size: int) -> np.dtype:
@@ -147,7 +148,7 @@ def replace_unknown(text: str, tokenizer) -> str:
 
 
 def refuse_unknown(missing: list[str]) -> None:
-    shown = " ".join(repr(c) for c in missing[:20])
+    shown = " ".join(repr(c) for c in missing[:LISTED])
     raise TallerError(f"el texto tiene caracteres que el modelo nunca vio: {shown}. "
                       "Quítalos o usa --reemplazar-desconocidos para sustituirlos.")
 

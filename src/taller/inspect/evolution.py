@@ -15,7 +15,6 @@ import torch
 from safetensors.torch import save as st_save
 
 from taller.files import atomic_write
-
 from taller.runs.checkpoint import load_tensors
 
 INITIAL = "epoch_000.safetensors"
