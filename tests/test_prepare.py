@@ -14,8 +14,8 @@ from taller.data.corpora import read_text_file
 from taller.data.batches import Batches
 from taller.data.prepare import prepare
 from taller.runs.metrics import read_metrics
-from taller.data.prepared import TokenFile, open_prepared, read_meta, smallest_dtype
-from taller.data.tokenizers import BpeTokenizer, CharTokenizer, load_tokenizer
+from taller.data.prepared import TokenFile, open_prepared, read_meta
+from taller.data.tokenizers import BpeTokenizer, CharTokenizer, load_tokenizer, smallest_dtype
 
 from conftest import PROVERBS, tiny_config
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from taller.sampling import next_char_probs
+from taller.sampling import next_token_probs
 from taller.runs.folder import load_run
 from taller.apps.web.server import MAX_TEXT, create_app
 
@@ -41,7 +41,7 @@ def test_bars_are_the_models_own_probabilities(client, runs_dir):
     run = load_run(runs_dir / "refranes")
     data = client.post("/api/predict", json={"run": "refranes", "text": "No hay "}).json()
     assert len(data["bars"]) == 10 and abs(sum(b["prob"] for b in data["bars"]) + data["rest"] - 1) < 1e-5
-    expected = next_char_probs(run.model, run.tokenizer, "No hay ")
+    expected = next_token_probs(run.model, run.tokenizer, "No hay ")
     for b in data["bars"]:
         assert abs(b["prob"] - float(expected[run.tokenizer.index[b["char"]]])) < 1e-6
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -35,3 +36,20 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def read_jsonl(path: Path, keep) -> list[dict]:
+    """The JSON objects of a one-object-per-line file for which `keep(obj)` holds; a line cut short by a crash, or
+    one that is not an object, is skipped. A missing file has none."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and keep(entry):
+            entries.append(entry)
+    return entries

@@ -1,4 +1,5 @@
-"""Sampling: the model gives a probability to every next character; we choose one and repeat.
+"""Sampling: the model gives a probability to every next token (a character, a word or a BPE piece); we choose one
+and repeat.
 
 Choosing: greedy (always the most likely), or at random after reshaping the distribution with
 temperature (< 1 bolder, > 1 wilder), top-k (only the k best) and top-p (the fewest whose probabilities add to p).
@@ -14,12 +15,15 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+TOP = 5  # candidates each Step records by default: the rows of table.txt per position
+MIN_TEMPERATURE = 1e-6  # logits are divided by the temperature: never by 0 (greedy=True is the real "temperature 0")
+
 
 @dataclass
 class Step:
-    position: int  # 1-based position of the generated character (or token) in the whole text, prompt included
-    char: str  # the character (or token's text) chosen
-    top: list[tuple[str, float]]  # the model's `top` (5) most likely characters (tokens) with their probabilities; [] if top=0
+    position: int  # 1-based position of the generated token in the whole text, prompt included
+    token: str  # the chosen token's text: a character, a word or a BPE piece
+    top: list[tuple[str, float]]  # the model's `top` (5) most likely tokens' texts with their probabilities; [] if top=0
 
 
 @dataclass
@@ -35,8 +39,8 @@ class Sample:
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """(B, V) logits -> (B, V) logits with the excluded characters at -inf."""
-    logits = logits / max(temperature, 1e-6)
+    """(B, V) logits -> (B, V) logits with the excluded tokens at -inf."""
+    logits = logits / max(temperature, MIN_TEMPERATURE)
     if top_k and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1) the k-th best score
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -54,8 +58,8 @@ def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
 
 
 @torch.no_grad()
-def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
-    """(V,) the model's own distribution of the character after `prompt`: the first step of `generate`."""
+def next_token_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
+    """(V,) the model's own distribution of the token after `prompt`: the first step of `generate`."""
     model.eval()
     context = torch.tensor([prompt_ids(tokenizer, prompt, unknown)],
                            device=next(model.parameters(), torch.zeros(0)).device)  # (1, T)
@@ -66,8 +70,8 @@ def next_char_probs(model, tokenizer, prompt: str, unknown: str = "error") -> to
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One character per row of (B, V) probabilities, as torch.multinomial draws it but with less work: every
-    character waits an exponential time divided by its probability, and the first to arrive wins."""
+    """One token per row of (B, V) probabilities, as torch.multinomial draws it but with less work: every
+    token waits an exponential time divided by its probability, and the first to arrive wins."""
     wait = torch.empty_like(probs).exponential_(generator=generator)  # (B, V)
     return (probs / wait).argmax(dim=-1)  # (B,)
 
@@ -75,7 +79,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
 @torch.inference_mode()
 def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
-             stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = 5) -> list[Sample]:
+             stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = TOP) -> list[Sample]:
     """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping at `stop`.
 
     `top` is how many of the model's best candidates each Step records (0: no records, the fastest).

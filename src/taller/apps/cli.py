@@ -316,7 +316,7 @@ def print_probs(sample, index) -> None:
     print(f"{'Posición':>8}  {'Elegido':<7}  candidatos (probabilidad)")
     for step in sample.steps:
         cands = "  ".join(f"{show_token(c)} {p:.3f}" for c, p in step.top)
-        print(f"{step.position:>8}  {show_token(step.char):<7}  {cands}")
+        print(f"{step.position:>8}  {show_token(step.token):<7}  {cands}")
 
 
 def cmd_demo(args) -> None:

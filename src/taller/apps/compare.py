@@ -27,7 +27,7 @@ from taller.data.split import split_corpus
 from taller.errors import TallerError
 from taller.evaluate import LN2
 from taller.files import atomic_write
-from taller.inspect.plots import Figure, save_figure
+from taller.inspect.plots import new_figure, save_figure
 from taller.models import kind_named, language_models
 from taller.runs.folder import check_run_dir, create_run_dir
 from taller.text import thousands
@@ -153,7 +153,7 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
 
 
 def compare_plot(rows: list[Row], path: Path, title: str) -> None:
-    fig = Figure(figsize=(7, 0.5 * len(rows) + 1.5), dpi=100)
+    fig = new_figure(figsize=(7, 0.5 * len(rows) + 1.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     names = [r.model for r in rows][::-1]
     values = [r.val_bpc for r in rows][::-1]

@@ -73,7 +73,7 @@ def make_batches(ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0
     """`batch_size`: the global batch (torchrun: processes × train.batch_size; 0 = train.batch_size)."""
     t = cfg.train
     batch_size = batch_size or t.batch_size
-    if hasattr(ids, "batches"):  # a prepared corpus on disk (tokenfiles.TokenFile) reads its own windows
+    if hasattr(ids, "batches"):  # a prepared corpus on disk (prepared.TokenFile) reads its own windows
         return ids.batches(cfg, device, batch_size)
     if t.sampler == "shuffled":
         return ShuffledWindows(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, stride=t.stride)

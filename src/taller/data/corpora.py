@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taller.errors import TallerError
+from taller.files import atomic_write
 from taller.text import show_char, thousands
+
+BINARY_CHECK = 64 * 1024  # bytes at the start searched for a NUL byte, which no text file has
+DOWNLOAD_TIMEOUT = 60  # seconds to wait for a corpus's server
+APT_TIMEOUT = 300  # seconds for `apt-get download fortunes-es`
+AR_HEADER = 60  # bytes of the header before each member of an `ar` archive (a .deb)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ def read_text_file(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise TallerError(f"{path} está vacío; el corpus necesita texto con el que aprender.")
-    if b"\x00" in data[:65536]:
+    if b"\x00" in data[:BINARY_CHECK]:
         raise TallerError(f"{path} parece un fichero binario, no texto; indica un fichero de texto UTF-8 (.txt).")
     try:
         text = data.decode("utf-8")
@@ -200,17 +206,21 @@ def clean_like(text: str, data) -> str:
     return text
 
 
+MIN_LINES = 20  # a corpus of lines has at least this many…
+MAX_LINE = 1000  # …and none longer than this (characters): longer ones are paragraphs of prose
+
+
 def looks_like_lines(text: str) -> bool:
     """A text of many short, non-empty lines (proverbs, names, tweets) is split by whole lines."""
     lines = text.rstrip("\n").split("\n")
-    return len(lines) >= 20 and all(line.strip() for line in lines) and max(map(len, lines)) <= 1000
+    return len(lines) >= MIN_LINES and all(line.strip() for line in lines) and max(map(len, lines)) <= MAX_LINE
 
 
 def _fetch(info: CorpusInfo) -> str:
     if info.name == "refranes":
         return _fetch_refranes()
     try:
-        with urllib.request.urlopen(info.url, timeout=60) as r:
+        with urllib.request.urlopen(info.url, timeout=DOWNLOAD_TIMEOUT) as r:
             raw = r.read().decode("utf-8")
     except Exception as e:  # noqa: BLE001 - any network failure becomes one message
         raise TallerError(f"no pude descargar {info.url}: {e}") from None
@@ -222,7 +232,7 @@ def _fetch_refranes() -> str:
     if not shutil.which("apt-get"):
         raise TallerError("apt-get no está disponible")
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(["apt-get", "download", "fortunes-es"], cwd=tmp, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(["apt-get", "download", "fortunes-es"], cwd=tmp, capture_output=True, text=True, timeout=APT_TIMEOUT)
         debs = list(Path(tmp).glob("fortunes-es_*.deb"))
         if result.returncode != 0 or not debs:
             raise TallerError(f"apt-get download fortunes-es falló: {result.stderr.strip()[:200]}")
@@ -235,17 +245,17 @@ def extract_from_deb(deb: bytes, filename: str) -> bytes:
     if not deb.startswith(b"!<arch>\n"):
         raise TallerError("el fichero .deb no es un archivo ar")
     pos = 8
-    while pos + 60 <= len(deb):
-        header = deb[pos:pos + 60]
-        name = header[:16].decode().strip().rstrip("/")
+    while pos + AR_HEADER <= len(deb):
+        header = deb[pos:pos + AR_HEADER]
+        name = header[:16].decode().strip().rstrip("/")  # bytes 0-15: the member's name; 48-57: its size
         size = int(header[48:58].decode().strip())
-        body = deb[pos + 60:pos + 60 + size]
+        body = deb[pos + AR_HEADER:pos + AR_HEADER + size]
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(body)) as tar:
                 for member in tar.getmembers():
                     if member.isfile() and member.name.endswith("/" + filename):
                         return tar.extractfile(member).read()
-        pos += 60 + size + (size % 2)
+        pos += AR_HEADER + size + (size % 2)  # members start at even offsets
     raise TallerError(f"{filename} no está en el paquete")
 
 
@@ -254,8 +264,6 @@ def _save_verified(path: Path, text: str, info: CorpusInfo) -> None:
     if digest != info.sha256:
         raise TallerError(f"el texto descargado de '{info.name}' no coincide con la suma SHA-256 esperada "
                           f"({digest[:12]}… ≠ {info.sha256[:12]}…); la fuente ha cambiado: descárgalo a mano y usa TALLER_DATA.")
-    from taller.files import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text.encode("utf-8"))
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from taller.data.batches import Batches
+from taller.data.split import Split
+from taller.data.corpora import CORPORA, Corpus
 from taller.errors import TallerError
 from taller.data.tokenizers import load_tokenizer
 
@@ -33,19 +35,9 @@ VAL_MAX = 250_000  # tokens of validation at most: enough for a steady score, an
 DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32}
 
 
-def smallest_dtype(vocab_size: int) -> np.dtype:
-    """The smallest unsigned integer type whose values 0 … vocab_size-1 all fit."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if vocab_size - 1 <= np.iinfo(dtype).max:
-            return np.dtype(dtype).newbyteorder("<")
-    raise TallerError(f"un vocabulario de {vocab_size} tokens no cabe en 32 bits; usa uno más pequeño.")
-
-
 def is_prepared(corpus: str) -> bool:
     """A folder given as corpus is a prepared one (open_prepared says what is missing if it is not); a built-in
     corpus name (refranes, quijote) stays a name even beside a folder of that name."""
-    from taller.data.corpora import CORPORA
-
     return corpus not in CORPORA and Path(corpus).expanduser().is_dir()
 
 
@@ -139,9 +131,6 @@ class DiskBatches(Batches):
 
 def open_prepared(data, tokenizer_path: Path | None = None):
     """A prepared folder as training sees it: (corpus, split, tokenizer, train TokenFile, val array)."""
-    from taller.data.corpora import Corpus
-    from taller.data.split import Split
-
     folder = Path(data.corpus).expanduser()
     meta = read_meta(folder)
     if data.start_marker or data.end_marker or data.lowercase or data.join_lines or data.max_chars:

@@ -13,12 +13,13 @@ from taller.errors import TallerError
 class Split:
     train: str
     val: str
-    kind: str  # "lines" or "tail"
+    kind: str  # "tail", "lines" or "after" (split_text); "prepared" for a folder from `taller prepare` (texts empty)
 
 
 def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto",
                max_chars: int = 0) -> Split:
-    """Hold out validation text that training never sees.
+    """Hold out validation text that training never sees. `kind` is "tail", "lines", "after" or "auto" (lines for a
+    corpus of lines, else tail).
 
     - tail: the last `val_fraction` of the characters (a book: val is its ending).
     - lines: `val_fraction` of the whole lines, chosen at random with a fixed seed, so that no proverb is in both

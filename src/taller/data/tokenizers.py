@@ -23,15 +23,24 @@ from pathlib import Path
 import numpy as np
 
 from taller.errors import TallerError
+from taller.files import atomic_write
 
 FORMAT = "taller-char-v1"
 KINDS = ("char", "word", "bpe")
-MAX_VOCAB = 200_000
+MAX_VOCAB = 200_000  # the most tokens a tokenizer.json may hold: a guard against damaged files
+LISTED = 20  # unknown characters listed in an error
 
 
-def smallest_dtype(vocab_size: int):
-    """The smallest integer type that holds every id of a vocabulary."""
-    return np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int32
+def smallest_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned integer type whose values 0 … vocab_size-1 all fit, little-endian.
+
+    Ids are never negative. The same type is written raw to a prepared tokens.bin (uint8 | uint16 | uint32, see
+    prepared.py) and held in memory; whoever makes a torch tensor of them first turns them into int64.
+    """
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if vocab_size - 1 <= np.iinfo(dtype).max:
+            return np.dtype(dtype).newbyteorder("<")
+    raise TallerError(f"un vocabulario de {vocab_size} tokens no cabe en 32 bits; usa uno más pequeño.")
 
 
 class CharTokenizer:
@@ -102,8 +111,6 @@ class CharTokenizer:
         return json.dumps({"format": FORMAT, "type": "char", "chars": self.chars}, ensure_ascii=False, indent=1)
 
     def save(self, path: Path) -> None:
-        from taller.files import atomic_write
-
         atomic_write(path, self.to_json().encode("utf-8"))
 
     @classmethod
@@ -141,7 +148,7 @@ def replace_unknown(text: str, tokenizer) -> str:
 
 
 def refuse_unknown(missing: list[str]) -> None:
-    shown = " ".join(repr(c) for c in missing[:20])
+    shown = " ".join(repr(c) for c in missing[:LISTED])
     raise TallerError(f"el texto tiene caracteres que el modelo nunca vio: {shown}. "
                       "Quítalos o usa --reemplazar-desconocidos para sustituirlos.")
 
@@ -326,8 +333,6 @@ class BpeTokenizer:
                           ensure_ascii=False, indent=1)
 
     def save(self, path: Path) -> None:
-        from taller.files import atomic_write
-
         atomic_write(path, self.to_json().encode("utf-8"))
 
     @classmethod

@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as st_save
 
-from taller.files import atomic_write
-
+from taller.files import atomic_write, read_jsonl
 from taller.runs.checkpoint import load_tensors
 
 INITIAL = "epoch_000.safetensors"
@@ -47,18 +46,8 @@ def weight_change(model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> d
 
 
 def read_evolution(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / EVOLUTION
-    if not path.exists():
-        return []
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if isinstance(entry, dict) and isinstance(entry.get("epoch"), int) and isinstance(entry.get("change"), dict):
-            entries.append(entry)
-    return entries
+    return read_jsonl(Path(run_dir) / EVOLUTION,
+                      lambda entry: isinstance(entry.get("epoch"), int) and isinstance(entry.get("change"), dict))
 
 
 def write_evolution(run_dir: Path, entries: list[dict]) -> None:

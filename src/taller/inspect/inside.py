@@ -14,19 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from taller.errors import TallerError
 from taller.text import show_token
 from taller.inspect.evolution import read_evolution
 from taller.inspect.parameters import component_of
-from taller.inspect.plots import save_figure
+from taller.inspect.plots import colormap, new_figure, save_figure
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
 KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
          "espacio": "tab:gray"}
-plt_colours = colormaps["turbo"]  # distinct colours however many tensors a panel has
 NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay mapas de atención que mostrar."
 NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
 
@@ -71,7 +68,7 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
     """A grid: one row per layer, one column per head; row i of a matrix is where character i looks."""
     layers, heads, T = len(maps), maps[0].shape[0], len(chars)
     side = min(4.2, max(2.4, 0.12 * T))
-    fig = Figure(figsize=(heads * side + 0.6, layers * side + 0.8), dpi=90)
+    fig = new_figure(figsize=(heads * side + 0.6, layers * side + 0.8), dpi=90)
     fig.suptitle("Atención\nfila: el carácter que mira · columna: a cuál mira", fontsize=10)
     labels = [show_token(c) for c in chars]
     fontsize = max(4, min(8, 260 / max(T, 1)))
@@ -103,7 +100,7 @@ def embedding_points(run) -> tuple[list[str], np.ndarray, np.ndarray] | None:
 
 
 def embedding_plot(chars: list[str], points: np.ndarray, explained: np.ndarray, path) -> None:
-    fig = Figure(figsize=(8, 7), dpi=100)
+    fig = new_figure(figsize=(8, 7), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     kinds = [char_kind(c) for c in chars]
     for kind, colour in KINDS.items():
@@ -131,11 +128,12 @@ def evolution_plot(entries: list[dict], path) -> None:
         groups.setdefault(component_of(name), []).append(name)
     cols = min(2, len(groups))
     rows = math.ceil(len(groups) / cols)
-    fig = Figure(figsize=(cols * 7.5, rows * 3.4 + 0.7), dpi=90)
+    fig = new_figure(figsize=(cols * 7.5, rows * 3.4 + 0.7), dpi=90)
+    colours = colormap("turbo")  # distinct colours however many tensors a panel has
     fig.suptitle("Cuánto se han movido los pesos desde el inicio: ‖W(época) − W(0)‖ por tensor", fontsize=12)
     for i, (component, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.set_prop_cycle(color=[plt_colours(k / max(1, len(members) - 1)) for k in range(len(members))])
+        ax.set_prop_cycle(color=[colours(k / max(1, len(members) - 1)) for k in range(len(members))])
         for name in members:
             ys = [e["change"].get(name, float("nan")) for e in entries]
             short = name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b")

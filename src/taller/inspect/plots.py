@@ -1,16 +1,46 @@
-"""Pictures of training: the weights at an epoch (one panel per tensor) and the loss curves."""
+"""Pictures of training: the weights at an epoch (one panel per tensor) and the loss curves.
+
+Every picture of taller is drawn through this module, and matplotlib is imported in one place only, `matplotlib_api`,
+on the first picture: importing taller (or taller.inspect) does not load it, and a command that draws nothing never
+pays for it.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+from typing import TYPE_CHECKING
 
-import matplotlib
+from taller.evaluate import LN2
+from taller.files import atomic_write
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402  (the object API: no global pyplot state)
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-from taller.files import atomic_write  # noqa: E402
+PALETTE_COLOURS = 256  # colours a palette PNG keeps: the eye sees no difference on a heatmap
+PANELS_PER_ROW = 6  # epoch_plot: tensors side by side in one row
+
+
+@functools.cache
+def matplotlib_api():
+    """matplotlib, imported on first use with the Agg backend (pictures to files, never a window)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.figure  # the object API (Figure): no global pyplot state
+
+    return matplotlib
+
+
+def new_figure(figsize: tuple[float, float], dpi: int) -> Figure:
+    """An empty figure `figsize` inches wide and high, at `dpi` dots per inch."""
+    return matplotlib_api().figure.Figure(figsize=figsize, dpi=dpi)
+
+
+def colormap(name: str):
+    """A matplotlib colour map by name ("turbo", "Blues"…): a function from [0, 1] to a colour."""
+    return matplotlib_api().colormaps[name]
 
 
 def save_figure(fig: Figure, path, palette: bool = False) -> None:
@@ -20,7 +50,7 @@ def save_figure(fig: Figure, path, palette: bool = False) -> None:
     if palette:
         from PIL import Image  # matplotlib's own dependency
 
-        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").quantize(colors=256)
+        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").quantize(colors=PALETTE_COLOURS)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
@@ -29,9 +59,9 @@ def save_figure(fig: Figure, path, palette: bool = False) -> None:
 def epoch_plot(model, epoch: int, path) -> None:
     """The seed's picture, readable: 2-D weights as heatmaps with a colour bar, 1-D biases and norms as lines."""
     params = [(name, p.detach().float().cpu()) for name, p in model.named_parameters()]
-    cols = 6
+    cols = PANELS_PER_ROW
     rows = math.ceil(len(params) / cols)
-    fig = Figure(figsize=(cols * 3.2, rows * 2.6 + 0.8), dpi=80)
+    fig = new_figure(figsize=(cols * 3.2, rows * 2.6 + 0.8), dpi=80)
     fig.suptitle(f"Estado de la red neuronal - Época {epoch}", fontsize=16)
     for i, (name, x) in enumerate(params):
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -51,7 +81,7 @@ def epoch_plot(model, epoch: int, path) -> None:
 
 def loss_curves(metrics: list[dict], xlabel: str, ylabel: str, title: str):
     """A new figure with the train loss (a line) and the val loss (dots) against the step: (fig, ax)."""
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig = new_figure(figsize=(8, 4.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     train = [(m["step"], m["train_loss"]) for m in metrics if "train_loss" in m]
     val = [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]
@@ -72,11 +102,11 @@ def loss_plot(metrics: list[dict], path) -> None:
 
     For word and BPE runs the right axis divides by the val text's characters per token (from its exact val_bpc)."""
     scored = [m for m in metrics if m.get("val_bpc")]
-    per_token = scored[-1]["val_loss"] / math.log(2) / scored[-1]["val_bpc"] if scored else 1.0  # 1: characters
+    per_token = scored[-1]["val_loss"] / LN2 / scored[-1]["val_bpc"] if scored else 1.0  # 1: characters
     unit = "carácter" if abs(per_token - 1) < 1e-6 else "token"
     fig, ax = loss_curves(metrics, "paso", f"pérdida (nats por {unit})", "Curvas de pérdida")
-    right = ax.secondary_yaxis("right", functions=(lambda n: n / math.log(2) / per_token,
-                                                   lambda b: b * math.log(2) * per_token))
+    right = ax.secondary_yaxis("right", functions=(lambda n: n / LN2 / per_token,
+                                                   lambda b: b * LN2 * per_token))
     right.set_ylabel("bits por carácter" + ("" if unit == "carácter" else f" ({per_token:.2f} caracteres por token)"))
     fig.tight_layout()
     save_figure(fig, path)

@@ -7,7 +7,6 @@ normalised over the candidates (they sum to 1) and as bits per character, so tha
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 
 from taller.data.corpora import clean_like
 from taller.errors import TallerError
+from taller.evaluate import LN2
 
 EXAMPLES = {
     "coche": ("Estoy harto de que mi coche no pare de tener averías. Ya he visto el modelo de coche que me quiero "
@@ -32,7 +32,7 @@ class Candidate:
 
     @property
     def bits_per_char(self) -> float:
-        return -self.log_prob / math.log(2) / self.chars
+        return -self.log_prob / LN2 / self.chars
 
 
 @dataclass
@@ -48,11 +48,11 @@ def last_sentence(text: str) -> str:
 
 
 @torch.no_grad()
-def next_char_log_probs(model, ids: list[int], start: int) -> torch.Tensor:
-    """ln P(next character) after ids[:p] for p = start … len(ids): (len(ids) - start + 1, V).
+def next_token_log_probs(model, ids: list[int], start: int) -> torch.Tensor:
+    """ln P(next token) after ids[:p] for p = start … len(ids): (len(ids) - start + 1, V).
 
     One pass over the whole text when the model can read it all; otherwise each row reads its last block_size
-    characters, as the model did in training.
+    tokens, as the model did in training. (The probe itself reads characters: its tokens are characters.)
     """
     x = torch.tensor(ids, device=next(model.parameters(), torch.zeros(0)).device)
     block = model.block_size
@@ -87,7 +87,7 @@ def probe(run, context: str, candidates: list[str]) -> ProbeResult:
         ids = tok.encode(word, unknown="replace")
         if not ids:
             raise TallerError(f"el candidato '{shown}' no tiene ningún carácter que el modelo conozca.")
-        lp = next_char_log_probs(run.model, ctx_ids + ids, len(ctx_ids))  # (len(word) + 1, V)
+        lp = next_token_log_probs(run.model, ctx_ids + ids, len(ctx_ids))  # (len(word) + 1, V)
         total = float(lp[torch.arange(len(ids)), torch.tensor(ids)].sum())
         if boundary:  # then the word ends
             total += float(torch.logsumexp(lp[-1, boundary], dim=0))
@@ -103,7 +103,7 @@ def probe_table(result: ProbeResult, title: str) -> str:
              f"  {'candidato':<16} {'probabilidad':>12} {'bits/carácter':>14} {'bits en total':>14}"]
     for c in result.candidates:
         shown = f"{c.probability:.4f}" if c.probability >= 1e-4 else f"{c.probability:.1e}"
-        lines.append(f"  {c.word:<16} {shown:>12} {c.bits_per_char:>14.3f} {-c.log_prob / math.log(2):>14.2f}")
+        lines.append(f"  {c.word:<16} {shown:>12} {c.bits_per_char:>14.3f} {-c.log_prob / LN2:>14.2f}")
     if result.replaced:
         lines.append(f"  (el modelo no conoce {' '.join(repr(ch) for ch in result.replaced)}: los he sustituido)")
     return "\n".join(lines)

@@ -20,6 +20,10 @@ from taller.inspect.inside import explain_run
 from taller.runs.metrics import read_metrics
 from taller.text import show_token, thousands
 
+SAMPLE_CHARS = 60  # characters of the generation whose probabilities the report shows
+EXPLAIN_CHARS = 40  # of them, the first ones drawn in the attention picture (unless a text is given)
+BAR_PX = 60  # width in pixels of a bar of probability 1
+
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; background: #f5f6fa; margin: 0; }
 main { max-width: 1100px; margin: 0 auto; padding: 1.5rem; }
@@ -95,9 +99,9 @@ def epochs_html(run_dir: Path) -> str:
 def generation_html(sample) -> str:
     rows = []
     for step in sample.steps:
-        cands = " ".join(f"<span class='{'chosen' if c == step.char else ''}'><span class='bar' style='width:{60 * p:.0f}px'>"
+        cands = " ".join(f"<span class='{'chosen' if c == step.token else ''}'><span class='bar' style='width:{BAR_PX * p:.0f}px'>"
                          f"</span>{html.escape(show_token(c))} {p:.3f}</span>&nbsp;&nbsp;" for c, p in step.top)
-        rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_token(step.char))}</td>"
+        rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_token(step.token))}</td>"
                     f"<td class='mono'>{cands}</td></tr>")
     return (f"<p>Texto generado: <span class='sample'>{html.escape(sample.text)}</span></p>"
             f"<table><tr><th>Posición</th><th>{sample.unit}</th><th>Los 5 más probables (probabilidad)</th></tr>{''.join(rows)}</table>")
@@ -106,8 +110,8 @@ def generation_html(sample) -> str:
 def write_report(run, text: str | None = None) -> Path:
     """Draw the explain pictures and write report.html into the run folder; return its path."""
     cfg, state = run.config, run.state
-    sample = run.generate(cfg.train.prompt, 1, seed=cfg.train.seed, max_chars=60)[0]
-    pictures = explain_run(run, text or sample.text[:40] or None)
+    sample = run.generate(cfg.train.prompt, 1, seed=cfg.train.seed, max_chars=SAMPLE_CHARS)[0]
+    pictures = explain_run(run, text or sample.text[:EXPLAIN_CHARS] or None)
     if not (run.dir / "loss.png").exists():
         loss_plot(read_metrics(run.dir), run.dir / "loss.png")
     samples = run.dir / "samples.txt"

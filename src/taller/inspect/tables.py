@@ -13,6 +13,6 @@ def probability_table(samples) -> str:
     rows = [("Muestra\t" if several else "") + f"Posición\t{unit}\tProbabilidad"]
     for k, sample in enumerate(samples, start=1):
         for step in sample.steps:
-            for char, prob in step.top:
-                rows.append((f"{k}\t" if several else "") + f"{step.position}\t{show_token(char)}\t{prob:.4f}")
+            for token, prob in step.top:
+                rows.append((f"{k}\t" if several else "") + f"{step.position}\t{show_token(token)}\t{prob:.4f}")
     return "\n".join(rows) + "\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from taller.errors import TallerError
 from taller.text import show_token
-from taller.data.tokenizers import load_tokenizer
+from taller.data.tokenizers import LISTED, load_tokenizer
 
 BACKGROUNDS = (153, 222, 157, 218)  # light blue, yellow, green, pink (256-colour palette), with black text
 SEPARATOR = "│"
@@ -46,7 +46,7 @@ def tokenize_text(tokenizer, text: str, colour: bool = False) -> str:
         raise TallerError("--text está vacío; escribe el texto que quieres partir, por ejemplo --text \"No hay mal\".")
     missing = tokenizer.unknown(text)
     if missing:
-        shown = " ".join(repr(c) for c in missing[:20])
+        shown = " ".join(repr(c) for c in missing[:LISTED])
         raise TallerError(f"el texto tiene caracteres que este tokenizador nunca vio: {shown}; quítalos o cámbialos.")
     ids, _ = tokenizer.token_chars(text)
     pieces = [tokenizer.pieces[int(i)] for i in ids]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from taller.config import Config
 from taller.errors import TallerError
-from taller.inspect.plots import Figure, loss_curves, save_figure
+from taller.inspect.plots import loss_curves, new_figure, save_figure
 from taller.models import build_model, kind_of
 from taller.models.skipgram import VOCAB_FILE, WordVocab
 from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state
@@ -141,7 +141,7 @@ def word_map(vectors, words: list[str], path: Path) -> Path:
     if xy.shape[1] == 1:
         xy = torch.cat([xy, torch.zeros_like(xy)], dim=1)
     share = (s**2 / max(float((s**2).sum()), 1e-12)).tolist() + [0.0, 0.0]
-    fig = Figure(figsize=(7.5, 6), dpi=100)
+    fig = new_figure(figsize=(7.5, 6), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(xy[:, 0], xy[:, 1], color="tab:blue", s=25)
     for (px, py), word in zip(xy.tolist(), words):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from taller.errors import TallerError
-from taller.files import atomic_write
+from taller.files import atomic_write, read_jsonl
 
 
 def append_metrics(run_dir: Path, entry: dict) -> None:
@@ -28,15 +28,4 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    metrics = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
-            metrics.append(entry)
-    return metrics
+    return read_jsonl(Path(run_dir) / "metrics.jsonl", lambda entry: isinstance(entry.get("step"), int))

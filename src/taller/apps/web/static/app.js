@@ -41,7 +41,7 @@ function chooseRun(first) {
   if (r.error) { $("run-info").textContent = ""; return say(r.error); }
   const bpc = r.val_bpc == null ? "" : ` · ${r.val_bpc.toFixed(2)} bits/carácter`;
   $("run-info").textContent = `${r.kind} · ${(r.parameters || 0).toLocaleString("es-ES")} parámetros · ` +
-                              `corpus ${r.corpus} · ve ${r.block_size} caracteres${bpc}`;
+                              `corpus ${r.corpus} · ${r.block_size ? `ve ${r.block_size} caracteres` : "ve todo el texto"}${bpc}`;
   if (first && !prompt.value) prompt.value = r.prompt || "";
   refresh();
 }
@@ -117,7 +117,7 @@ function drawHead(matrix, chars, room) {  // room: the most pixels the square ma
 function drawContext(chars) {  // the characters the model reads to make its guess
   const r = runs.find((x) => x.name === runSelect.value), box = $("context");
   box.innerHTML = `<div></div><div class="chips"></div>`;
-  box.firstChild.textContent = `Lo que lee el modelo (como mucho ${r ? r.block_size : "?"} caracteres, los últimos):`;
+  box.firstChild.textContent = `Lo que lee el modelo (${r && r.block_size ? `como mucho ${r.block_size} caracteres, los últimos` : "todo el texto"}):`;
   for (const c of chars) { const chip = document.createElement("span"); chip.textContent = c; box.lastChild.append(chip); }
 }
 
