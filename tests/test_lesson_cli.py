@@ -7,7 +7,8 @@ import pytest
 
 from taller.runs.folder import load_run
 
-from test_cli import TINY, one_line_error, run_cli
+from conftest import one_line_error, run_cli
+from test_cli import TINY
 
 
 def test_compare_end_to_end(tmp_path, corpus_file, capsys):

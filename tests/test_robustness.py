@@ -8,7 +8,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crash_child
+from conftest import run_cli
 from taller.apps.cli import main
 from taller.config import Config
 from taller.errors import TallerError
@@ -119,13 +119,6 @@ def test_sigterm_and_ctrl_c_save_and_exit_0(forks, tmp_path, corpus_file, signum
 # --- hostile files -------------------------------------------------------------------------------------------------
 
 
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-        sys.exit(0)
-    return e.value.code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("name, content", [
     ("tokenizer.json", '{"type": "char"}'),
     ("tokenizer.json", '{"type": "char", "chars": "abc"}'),
@@ -140,7 +133,7 @@ def test_hostile_metadata_is_refused_with_one_line(trained_run, tmp_path, capsys
     run = tmp_path / "copia"
     shutil.copytree(trained_run.dir, run)
     (run / name).write_text(content)
-    code, err = run_cli(["generate", str(run)], capsys)
+    code, _, err = run_cli(["generate", str(run)], capsys)
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
 
 
@@ -152,7 +145,7 @@ def test_tensors_of_the_wrong_dtype_are_refused(trained_run, tmp_path, capsys):
     state = json.loads((run / "state.json").read_text())  # a consistent folder, so that the dtype check is what fails
     state["files"]["model.safetensors"] = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
     (run / "state.json").write_text(json.dumps(state))
-    code, err = run_cli(["generate", str(run)], capsys)
+    code, _, err = run_cli(["generate", str(run)], capsys)
     assert code == 2 and "forma" in err
 
 
@@ -189,7 +182,7 @@ def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkp
             pass
         finally:
             os.close(fd)
-        code, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
+        code, _, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
         assert code == 2 and err.count("\n") == 1 and "espacio" in err
         after = digests(run)
         for name in ("model.safetensors", "optim.safetensors", "state.json", "config.toml", "tokenizer.json"):
@@ -198,9 +191,9 @@ def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkp
 
         (disk / "relleno").unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        code, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
+        code, _, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
         assert code == 2 and err.count("\n") == 1
-        code, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1"], capsys)
+        code, _, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1"], capsys)
         assert code == 0  # a read-only run folder (a USB stick) is still usable
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
