@@ -70,18 +70,25 @@ class FakeClock:
 
 
 def use_fake_clock(monkeypatch, tick: float) -> FakeClock:
-    """Give the module that holds the training loop a fake perf_counter (and only that module)."""
+    """Give taller's modules (wherever the training loop lives) a fake perf_counter; the rest of the process keeps
+    the real clock."""
     import time
     import types
 
-    loop = sys.modules[taller.train.__module__]
     clock = FakeClock(tick)
-    if hasattr(loop, "perf_counter"):  # `from time import perf_counter`
-        monkeypatch.setattr(loop, "perf_counter", clock)
-    else:  # `import time`: a copy of the time module whose perf_counter is the fake one
-        fake = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("__")})
-        fake.perf_counter = clock
-        monkeypatch.setattr(loop, "time", fake)
+    fake = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("__")})
+    fake.perf_counter = clock  # a copy of the time module whose perf_counter is the fake one
+    patched = 0
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] != "taller" or module is None:
+            continue
+        if getattr(module, "perf_counter", None) is time.perf_counter:  # `from time import perf_counter`
+            monkeypatch.setattr(module, "perf_counter", clock)
+            patched += 1
+        if getattr(module, "time", None) is time:  # `import time`
+            monkeypatch.setattr(module, "time", fake)
+            patched += 1
+    assert patched, "no taller module reads time.perf_counter any more: update this test"
     return clock
 
 
