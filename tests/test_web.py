@@ -96,10 +96,11 @@ def test_an_lstm_is_served_with_its_probabilities_and_a_note_for_attention(clien
     assert [b["char"] for b in data["bars"]] == [run.tokenizer.pieces[i] for i in torch.topk(expected, 10).indices]
     for b in data["bars"]:
         assert abs(b["prob"] - float(expected[run.tokenizer.index[b["char"]]])) < 1e-6
-    # a long text: an LSTM has no window, it reads all of it (the bars differ from those of the last 16 characters)
+    # a text longer than the config's block_size (16), which an LSTM does not crop; and what it read matters
     long = "Más vale tarde que nunca. No hay mal que por bien no venga. No hay "
     whole = client.post("/api/predict", json={"run": "lstm", "text": long}).json()["bars"]
     assert abs(whole[0]["prob"] - float(next_char_probs(run.model, run.tokenizer, long).max())) < 1e-6
+    assert (expected - next_char_probs(run.model, run.tokenizer, "y ")).abs().max() > 0.05
     data = client.post("/api/attention", json={"run": "lstm", "text": "No"}).json()
     assert data["note"] == NO_ATTENTION and "no tiene atención" in data["note"] and "layers" not in data
     line = client.post("/api/sample", json={"run": "lstm", "text": "No hay ", "mode": "line", "temperature": 0.5}).json()
