@@ -180,7 +180,8 @@ def test_corpus_list_says_where_each_corpus_is(tmp_path, monkeypatch, capsys):
     data = tmp_path / "datos"
     data.mkdir()
     (data / "refranes.txt").write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
-    monkeypatch.setenv("TALLER_DATA", str(data))  # (and TALLER_CACHE is an empty folder: see conftest)
+    monkeypatch.setenv("TALLER_DATA", str(data))
+    monkeypatch.setenv("TALLER_CACHE", str(tmp_path / "cache"))  # nothing downloaded before
     code, out, _ = run_cli(["corpus", "list"], capsys)
     assert code == 0
     lines = out.split("\n")
