@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,37 +60,48 @@ def trained_run(tmp_path_factory):
     return taller.train(tiny_config(corpus, max_steps=150), root / "run", progress=False)
 
 
+@pytest.fixture(scope="session")
+def trained_lstm_run(tmp_path_factory):
+    """A real tiny LSTM (no attention, a character embedding), trained through the command line for 20 short epochs
+    (160 steps, under a second): about 2.4 bits per character, so its predictions depend on what it reads."""
+    from taller.apps.cli import main
+    from taller.runs.folder import load_run
+
+    root = tmp_path_factory.mktemp("lstm")
+    corpus = root / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    out = root / "run"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--corpus", str(corpus), "--preset", "lstm", "--model", "lstm", "--epochs", "20", "--seed", "5",
+              "--out", str(out), "--quiet", "--set", "block_size=16", "--set", "d_embed=16", "--set", "d_model=32",
+              "--set", "n_layers=1", "--set", "batch_size=8", "--set", "warmup_steps=5", "--set", "eval_chars=200",
+              "--set", "samples=2", "--set", "prompt=No hay ", "--set", "lr=1e-2", "--set", "plot_every=0"])
+        sys.exit(0)
+    assert e.value.code == 0
+    return load_run(out)
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `taller ARGS`, run in this process."""
+    from taller.apps.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+        sys.exit(0)
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def one_line_error(code, err) -> str:
+    """A user's mistake: exit code 2 and one Spanish line starting "error: ", never a traceback. Returns the line."""
+    assert code == 2, err
+    lines = [line for line in err.strip().split("\n") if line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
 def shared_corpus(name: str) -> Path | None:
     data = os.environ.get("TALLER_DATA")
     path = Path(data) / f"{name}.txt" if data else None
     return path if path and path.exists() else None
-
-
-class NoAttention(torch.nn.Module):
-    """An attention-free model (as an LSTM will be): the same interface, no `attention_maps`, no `embedding`."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    block_size = property(lambda self: self.inner.block_size)
-
-    def forward(self, idx):
-        return self.inner(idx)
-
-    def start(self, idx):
-        return self.inner.start(idx)
-
-    def step(self, idx, state):
-        return self.inner.step(idx, state)
-
-    def state_length(self, state):
-        return self.inner.state_length(state)
-
-
-def without_attention(path):
-    from taller.runs.folder import load_run
-
-    run = load_run(path)
-    run.model = NoAttention(run.model)
-    return run

@@ -13,24 +13,11 @@ import torch
 from taller.apps.cli import main
 from taller.runs.folder import load_run
 
+from conftest import PROVERBS, one_line_error, run_cli
+
 TINY = ["--set", "block_size=16", "--set", "d_model=32", "--set", "n_heads=2", "--set", "n_layers=2",
         "--set", "d_ff=64", "--set", "batch_size=8", "--set", "eval_chars=200", "--set", "log_every=5",
         "--set", "samples=3", "--set", "plot_every=1"]
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(args)
-        sys.exit(0)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
-def one_line_error(code, err):
-    assert code == 2
-    lines = [line for line in err.strip().split("\n") if line]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
 
 
 def digests(folder: Path) -> dict:
@@ -41,7 +28,6 @@ def digests(folder: Path) -> dict:
 def cli_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     corpus = root / "dichos.txt"
-    from conftest import PROVERBS
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     out = root / "run"
     with pytest.raises(SystemExit) as e:

@@ -2,12 +2,13 @@
 
 import json
 import sys
+import types
 
 import pytest
 
 from taller.apps.cli import main
 
-from conftest import shared_corpus
+from conftest import one_line_error, run_cli, shared_corpus
 
 
 @pytest.mark.skipif(shared_corpus("refranes") is None, reason="TALLER_DATA no tiene refranes.txt")
@@ -24,23 +25,44 @@ def test_demo_end_to_end(tmp_path, capsys):
                  "report.html", "attention.png", "embeddings.png", "evolution.png"]:
         assert (out / name).exists(), name
     assert str(out) in stdout
-    assert "durante 1 época." in stdout and "3 minutos" not in stdout
+    assert stdout.split("\n")[0] == "taller demo: entreno un Transformer de caracteres con los refranes durante 1 época."
     final = [m for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if m.get("final")]
     assert final[0]["epoch"] == 1 and final[0]["val_bpc"] < 5.0  # one epoch: below a uniform guess over ~100 chars
 
-def test_the_demo_trains_by_the_clock_unless_told_epochs(monkeypatch, tmp_path):
-    from taller.apps.cli import DEMO_SECONDS
 
-    train_module = sys.modules["taller.training.loop"]  # `taller.train` is also the function the package exports
+def test_the_demo_trains_by_the_clock_unless_told_epochs(monkeypatch, tmp_path, capsys):
+    import taller.apps.cli as cli
+    from taller.config import Config
 
+    # patch `train` where the demo looks it up: the CLI module if it imports it at the top, else the loop's module
+    where = cli if hasattr(cli, "train") else sys.modules["taller.training.loop"]
     seen = []
 
     def fake_train(cfg, out, **kwargs):
-        seen.append((cfg.train.max_time, cfg.train.epochs))
-        raise KeyboardInterrupt  # stop before any training
+        seen.append((cfg.train.max_time, cfg.train.epochs, cfg.data.corpus, str(out)))
+        return types.SimpleNamespace(interrupted=True)  # as after Ctrl+C: the demo stops there, quietly
 
-    monkeypatch.setattr(train_module, "train", fake_train)
-    for argv in (["demo"], ["demo", "--max-time", "30"], ["demo", "--epochs", "2"]):
-        with pytest.raises((KeyboardInterrupt, SystemExit)):
-            main(argv + ["--out", str(tmp_path / "d")])
-    assert seen == [(DEMO_SECONDS, 24), (30.0, 24), (0.0, 2)] and DEMO_SECONDS <= 180
+    monkeypatch.setattr(where, "train", fake_train)
+    epochs = Config.preset("base").train.epochs
+    headline = "taller demo: entreno un Transformer de caracteres con los refranes durante "
+    expected = [(["demo"], (cli.DEMO_SECONDS, epochs), f"{cli.DEMO_SECONDS:g} s (unos 4 minutos con las evaluaciones y los dibujos)."),
+                (["demo", "--max-time", "30"], (30.0, epochs), "30 s."),
+                (["demo", "--max-time", "2.5"], (2.5, epochs), "2.5 s."),
+                (["demo", "--epochs", "2"], (0.0, 2), "2 épocas."),
+                (["demo", "--epochs", "1"], (0.0, 1), "1 época.")]
+    for argv, budget, said in expected:
+        seen.clear()
+        main(argv + ["--out", str(tmp_path / "d")])
+        assert seen == [(*budget, "refranes", str(tmp_path / "d"))], argv
+        assert capsys.readouterr().out == headline + said + "\n", argv  # and nothing after an interrupted run
+
+
+def test_the_demo_budget_options_are_checked(capsys):
+    from taller.apps.cli import DEMO_SECONDS
+
+    help_text = run_cli(["demo", "--help"], capsys)[1]
+    assert f"por defecto {DEMO_SECONDS}" in " ".join(help_text.split())  # (argparse wraps the help)
+    for argv in (["--max-time", "0"], ["--max-time", "-3"], ["--max-time", "inf"], ["--epochs", "0"],
+                 ["--max-time", "30", "--epochs", "2"]):  # one budget or the other, and a positive one
+        code, _, err = run_cli(["demo", *argv], capsys)
+        one_line_error(code, err)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from test_cli import run_cli
+from conftest import one_line_error, run_cli
 
 from taller.apps.cli import main
 from taller.inspect.words import WordVectors
@@ -23,13 +23,6 @@ PLANTED = {0: ("gato", "minino"), 1: ("gato", "minino"), 2: ("gato", "minino"),
            3: ("perro", "chucho"), 4: ("perro", "chucho"), 5: ("perro", "chucho")}
 
 
-
-
-def one_line_error(code, err) -> str:
-    assert code == 2
-    lines = [line for line in err.strip().split("\n") if line]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def planted_text(sentences: int = 1500, seed: int = 0) -> str:

@@ -2,25 +2,14 @@
 
 import re
 import shutil
-import sys
 
 import pytest
 
-from taller.apps.cli import main
 from taller.inspect.evolution import read_evolution
 from taller.inspect.inside import NO_ATTENTION, NO_EMBEDDING, explain_run
-from taller.inspect.report import write_report
 from taller.runs.folder import load_run
 
-from conftest import without_attention
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-        sys.exit(0)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
+from conftest import run_cli
 
 
 @pytest.fixture
@@ -73,11 +62,34 @@ def test_report_is_one_self_contained_page(run_dir, capsys):
         assert line.replace("'", "&#x27;") in page
 
 
-def test_a_model_without_attention_gets_notes_not_errors(run_dir):
-    run = without_attention(run_dir)
-    results = explain_run(run, "No hay")
-    assert results["attention"] == NO_ATTENTION and results["embeddings"] == NO_EMBEDDING
-    assert not (run_dir / "attention.png").exists() and is_png(run_dir / "evolution.png")
-    page = write_report(run).read_text(encoding="utf-8")
-    assert NO_ATTENTION.split(":")[0] in page and "Probabilidades de una generación" in page
+@pytest.fixture
+def lstm_dir(trained_lstm_run, tmp_path):
+    path = tmp_path / "lstm"
+    shutil.copytree(trained_lstm_run.dir, path)
+    for name in ("embeddings.png", "evolution.png", "report.html"):
+        (path / name).unlink()  # train wrote them; explain and report must write them again
+    return path
 
+
+def test_an_lstm_gets_a_note_for_attention_and_pictures_of_the_rest(lstm_dir, capsys):
+    assert load_run(lstm_dir).config.model.kind == "lstm" and not (lstm_dir / "attention.png").exists()
+    code, out, _ = run_cli(["explain", str(lstm_dir), "--text", "No hay mal que"], capsys)
+    assert code == 0 and NO_ATTENTION in out  # the Spanish note, not a traceback
+    assert not (lstm_dir / "attention.png").exists()
+    for name in ("embeddings.png", "evolution.png"):  # an LSTM has a character embedding and saved epochs
+        assert is_png(lstm_dir / name) and name in out
+    results = explain_run(load_run(lstm_dir), "No hay")
+    assert results == {"attention": NO_ATTENTION, "embeddings": lstm_dir / "embeddings.png",
+                       "evolution": lstm_dir / "evolution.png"}
+    assert [e["epoch"] for e in read_evolution(lstm_dir)] == list(range(21))
+
+
+def test_the_report_of_an_lstm_has_the_note_and_no_attention_picture(lstm_dir, capsys):
+    code, _, _ = run_cli(["report", str(lstm_dir)], capsys)
+    assert code == 0
+    page = (lstm_dir / "report.html").read_text(encoding="utf-8")
+    assert NO_ATTENTION.split(":")[0] in page and NO_EMBEDDING.split(" de ")[0] not in page
+    for title in ("Probabilidades de una generación", "Embeddings de los caracteres", "Los pesos, época a época"):
+        assert f"<h2>{title}" in page, title
+    assert all(f">{name}<" in page for name, _ in load_run(lstm_dir).model.named_parameters())
+    assert "lstm.weight_hh_l0" in page

@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -57,24 +58,93 @@ def test_fused_and_explicit_attention_agree():
     assert maps[0][0, 0].triu(diagonal=1).abs().max() == 0  # nothing looks ahead
 
 
-def test_kv_cache_gives_the_same_logits_as_rerunning_the_prefix():
+def random_model() -> Transformer:
+    """Block size 12 with large random weights: unlike a fresh model (logits ≈ uniform, std 0.02), its predictions
+    depend strongly on every earlier character, so a cache that lost or misplaced one would show."""
     m = model()
-    x = torch.randint(0, 20, (2, 10))
-    logits, state = m.start(x[:, :4])
-    assert torch.allclose(logits, m(x[:, :4])[:, -1], atol=1e-5)
-    for t in range(4, 10):
-        logits, state = m.step(x[:, t:t + 1], state)
-        assert torch.allclose(logits, m(x[:, :t + 1])[:, -1], atol=1e-5)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.3)
+    return m
 
 
-def test_generation_with_and_without_cache_is_identical():
-    m = model()
-    tok = CharTokenizer(list("abcdefghijklmnopqr \n"))
-    a = generate(m, tok, "abc", 3, max_chars=30, seed=7, stop=None, use_cache=True)
-    b = generate(m, tok, "abc", 3, max_chars=30, seed=7, stop=None, use_cache=False)
-    assert [s.text for s in a[:1]] == [s.text for s in b[:1]]  # the first 9 steps are within the context
-    for sa, sb in zip(a, b):
-        assert sa.text[:12] == sb.text[:12]
+TOK = CharTokenizer(list("abcdefghijklmnopqr \n"))  # 20 characters, as the models' vocab_size
+
+
+def test_the_random_model_depends_on_its_whole_context():
+    m = random_model()
+    x = torch.randint(0, 20, (4, 12))
+    y = x.clone()
+    y[:, 0] = (y[:, 0] + 7) % 20  # only the first character changes
+    assert (m(x)[:, -1] - m(y)[:, -1]).abs().max() > 0.05  # the last prediction, 11 characters later, moves
+    assert m(x).softmax(-1).max(-1).values.mean() > 0.1  # far from uniform (1/20)
+
+
+@pytest.mark.parametrize("prompt_length", [1, 4, 11])
+def test_kv_cache_step_logits_equal_a_full_forward_over_the_same_prefix_within_the_window(prompt_length):
+    m = random_model()
+    x = torch.randint(0, 20, (3, 12))
+    with torch.inference_mode():
+        logits, state = m.start(x[:, :prompt_length])
+        assert torch.allclose(logits, m(x[:, :prompt_length])[:, -1], atol=1e-5)
+        for t in range(prompt_length, 12):  # up to a full window
+            logits, state = m.step(x[:, t:t + 1], state)
+            assert m.state_length(state) == t + 1
+            assert torch.allclose(logits, m(x[:, :t + 1])[:, -1], atol=1e-5), t
+
+
+def step_probs(sample) -> list[tuple[list[int], list[float]]]:
+    return [([TOK.index[c] for c, _ in step.top], [p for _, p in step.top]) for step in sample.steps]
+
+
+def expected_probs(m, ids: list[int]) -> tuple[list[int], list[float]]:
+    top = torch.topk(m(torch.tensor([ids]))[0, -1].softmax(-1), 5)
+    return top.indices.tolist(), top.values.tolist()
+
+
+def close(a, b) -> bool:
+    return a[0] == b[0] and all(abs(p - q) < 1e-5 for p, q in zip(a[1], b[1]))
+
+
+def test_generation_with_and_without_cache_agree_while_the_text_fits_the_window():
+    m = random_model()
+    for seed in range(3):  # prompt 3 + 9 characters = the 12-character window: every step reads the whole text
+        a = generate(m, TOK, "abc", 4, max_chars=9, seed=seed, stop=None, use_cache=True)
+        b = generate(m, TOK, "abc", 4, max_chars=9, seed=seed, stop=None, use_cache=False)
+        assert [s.text for s in a] == [s.text for s in b] and len(a[0].text) == 12
+        for sa, sb in zip(a, b):
+            assert all(close(p, q) for p, q in zip(step_probs(sa), step_probs(sb)))
+    with torch.inference_mode():  # and both are the model's own prediction over the text so far
+        for k, probs in enumerate(step_probs(a[0])):
+            assert close(probs, expected_probs(m, TOK.encode(a[0].text[:3 + k])))
+
+
+def test_past_the_window_the_cache_restarts_from_the_last_half_window():
+    """Documents an approximation: once the cache holds a full window (12), generation starts again from the last
+    6 characters and grows from there; without a cache every step reads the last 12. So past the window the two
+    paths see different contexts (and may write different texts)."""
+    m = random_model()
+    sample = generate(m, TOK, "abc", 1, max_chars=30, greedy=True, stop=None, use_cache=True)[0]
+    ids = TOK.encode(sample.text)
+    assert len(ids) == 33
+    start, restarts = 0, []
+    with torch.inference_mode():
+        for k, probs in enumerate(step_probs(sample)):
+            end = 3 + k  # the step that writes character `end` reads ids[start:end]
+            if end - start > 12:  # the window is full: the cache re-reads the last half window
+                start = end - 6
+                restarts.append(end)
+            assert close(probs, expected_probs(m, ids[start:end])), (k, start, end)
+            assert sample.steps[k].char == sample.steps[k].top[0][0]  # greedy: the most likely
+            if end > 12 and end - start < 12:  # a shorter context than the uncached path's last 12 characters...
+                assert not close(probs, expected_probs(m, ids[end - 12:end]))  # ...gives other probabilities
+    assert restarts == [13, 20, 27]
+    uncached = generate(m, TOK, "abc", 1, max_chars=30, greedy=True, stop=None, use_cache=False)[0]
+    ids = TOK.encode(uncached.text)
+    with torch.inference_mode():
+        for k, probs in enumerate(step_probs(uncached)):
+            assert close(probs, expected_probs(m, ids[max(0, 3 + k - 12):3 + k]))  # always the last 12
 
 
 def test_a_tiny_text_is_learned_to_near_zero_loss():

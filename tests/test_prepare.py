@@ -9,7 +9,6 @@ import torch
 
 import taller
 from taller.data import prepare as prepare_module
-from taller.apps.cli import main
 from taller.data.corpora import read_text_file
 from taller.data.batches import Batches
 from taller.data.prepare import prepare
@@ -17,7 +16,7 @@ from taller.runs.metrics import read_metrics
 from taller.data.prepared import TokenFile, open_prepared, read_meta
 from taller.data.tokenizers import BpeTokenizer, CharTokenizer, load_tokenizer, smallest_dtype
 
-from conftest import PROVERBS, tiny_config
+from conftest import PROVERBS, run_cli, tiny_config
 
 
 def test_the_smallest_dtype_that_holds_the_vocabulary():
@@ -70,16 +69,6 @@ def test_training_from_a_prepared_folder_equals_training_from_the_text(tmp_path)
     assert disk.state["split"] == "prepared" and (tmp_path / "b" / "samples.txt").exists()
 
 
-def run_cli(capsys, *argv):
-    """(exit code, stderr) of `taller ARGV`."""
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("content, message", [
     (None, "no existe el fichero"),
     (b"", "está vacío"),
@@ -91,7 +80,7 @@ def test_bad_input_is_one_spanish_line_and_exit_2(tmp_path, capsys, content, mes
     source = tmp_path / "x.txt"
     if content is not None:
         source.write_bytes(content)
-    code, err = run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet")
+    code, _, err = run_cli(["prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet"], capsys)
     assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "p" / "tokens.bin").exists()
 
@@ -99,14 +88,16 @@ def test_bad_input_is_one_spanish_line_and_exit_2(tmp_path, capsys, content, mes
 def test_damaged_prepared_folders_are_refused_before_training(tmp_path, capsys):
     source = tmp_path / "t.txt"
     source.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    assert run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet")[0] == 0
-    code, err = run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet")
+    assert run_cli(["prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet"], capsys)[0] == 0
+    code, _, err = run_cli(["prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet"], capsys)
     assert code == 2 and "ya existe" in err
     meta = read_meta(tmp_path / "p")
     assert isinstance(TokenFile(tmp_path / "p" / "tokens.bin", smallest_dtype(meta["vocab_size"]), 0, 10).read(0, 10), np.ndarray)
 
     def train_error():
-        return run_cli(capsys, "train", "--corpus", str(tmp_path / "p"), "--out", str(tmp_path / "run"), "--steps", "1")
+        code, _, err = run_cli(["train", "--corpus", str(tmp_path / "p"), "--out", str(tmp_path / "run"), "--steps", "1"],
+                               capsys)
+        return code, err
 
     tokens = tmp_path / "p" / "tokens.bin"
     tokens.write_bytes(tokens.read_bytes()[:-3])  # truncated
@@ -127,8 +118,8 @@ def test_a_given_vocabulary_must_cover_the_text(tmp_path, capsys):
     source = tmp_path / "t.txt"
     source.write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
     CharTokenizer.from_text("No hay mal que por bien\n").save(tmp_path / "tokenizer.json")
-    code, err = run_cli(capsys, "prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet",
-                        "--tokenizer-file", str(tmp_path / "tokenizer.json"))
+    code, _, err = run_cli(["prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet",
+                            "--tokenizer-file", str(tmp_path / "tokenizer.json")], capsys)
     assert code == 2 and "no están en el vocabulario dado" in err and "'v'" in err and err.count("\n") == 1
     assert not (tmp_path / "p" / "tokens.bin").exists() and not (tmp_path / "p" / "meta.json").exists()
 
@@ -151,10 +142,11 @@ def test_a_prepared_folder_keeps_its_tokenizer_and_is_not_for_compare(tmp_path, 
     source = tmp_path / "t.txt"
     source.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)
-    code, err = run_cli(capsys, "train", "--corpus", str(tmp_path / "p"), "--tokenizer", "bpe", "--out", str(tmp_path / "r"))
+    code, _, err = run_cli(["train", "--corpus", str(tmp_path / "p"), "--tokenizer", "bpe", "--out", str(tmp_path / "r")],
+                           capsys)
     assert code == 2 and "ya está tokenizado (char)" in err and err.count("\n") == 1 and not (tmp_path / "r").exists()
-    code, err = run_cli(capsys, "compare", "--corpus", str(tmp_path / "p"), "--models", "transformer", "--max-time", "1",
-                        "--out", str(tmp_path / "c"))
+    code, _, err = run_cli(["compare", "--corpus", str(tmp_path / "p"), "--models", "transformer", "--max-time", "1",
+                            "--out", str(tmp_path / "c")], capsys)
     assert code == 2 and "carpeta preparada" in err and not (tmp_path / "c").exists()
 
 

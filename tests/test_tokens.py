@@ -7,10 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import PROVERBS
+from conftest import PROVERBS, one_line_error, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_cli import one_line_error, run_cli
 
 from taller.evaluate import LN2, bits_per_char, evaluate, val_text
 from taller.config import Config

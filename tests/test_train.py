@@ -1,5 +1,8 @@
 import json
+import math
+import sys
 
+import pytest
 import torch
 
 import taller
@@ -55,6 +58,71 @@ def test_resume_reproduces_the_uninterrupted_run_step_for_step(tmp_path, corpus_
     assert len(full_evolution) >= 3 and read_evolution(tmp_path / "half") == full_evolution
 
 
-def test_max_time_bounds_training(tmp_path, corpus_file):
-    run = taller.train(tiny_config(corpus_file, max_steps=0, max_time=1.5), tmp_path / "t", progress=False)
-    assert 1.5 <= run.state["train_time"] < 3.0 and run.state["step"] > 0
+class FakeClock:
+    """perf_counter for the training loop: every reading is `tick` seconds after the last, whatever the machine."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def use_fake_clock(monkeypatch, tick: float) -> FakeClock:
+    """Give taller's modules (wherever the training loop lives) a fake perf_counter; the rest of the process keeps
+    the real clock."""
+    import time
+    import types
+
+    clock = FakeClock(tick)
+    fake = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("__")})
+    fake.perf_counter = clock  # a copy of the time module whose perf_counter is the fake one
+    patched = 0
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] != "taller" or module is None:
+            continue
+        if getattr(module, "perf_counter", None) is time.perf_counter:  # `from time import perf_counter`
+            monkeypatch.setattr(module, "perf_counter", clock)
+            patched += 1
+        if getattr(module, "time", None) is time:  # `import time`
+            monkeypatch.setattr(module, "time", fake)
+            patched += 1
+    assert patched, "no taller module reads time.perf_counter any more: update this test"
+    return clock
+
+
+def expected_lr(cfg, step: int, progress: float) -> float:
+    """The schedule, written out independently: linear warm-up, then a cosine from lr to min_lr."""
+    t = cfg.train
+    if step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    return t.min_lr + (t.lr - t.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0))) / 2
+
+
+@pytest.mark.parametrize("tick, max_time, steps", [(0.25, 2.0, 8), (1.0, 12.5, 13)])
+def test_max_time_stops_at_the_first_step_that_reaches_it_and_the_lr_follows_the_clock(tmp_path, corpus_file, monkeypatch,
+                                                                                      tick, max_time, steps):
+    # Each step reads the clock at its start and at its end: with readings `tick` apart every step takes `tick`
+    # seconds, whatever the speed of the machine. 8 × 0.25 s reach 2 s exactly; the 13th 1-s step crosses 12.5 s.
+    use_fake_clock(monkeypatch, tick)
+    cfg = tiny_config(corpus_file, max_steps=0, max_time=max_time, log_every=1, warmup_steps=2, samples=0, plot_every=0)
+    run = taller.train(cfg, tmp_path / "t", progress=False)
+    assert run.state["step"] == steps and run.state["train_time"] == steps * tick and run.state["finished"]
+    logged = [m for m in read_metrics(run.dir) if "train_loss" in m]
+    assert [m["step"] for m in logged] == list(range(1, steps + 1))
+    assert [m["time"] for m in logged] == [tick * k for k in range(1, steps + 1)]
+    # the learning rate of step k follows the clock: progress = seconds trained before it / max_time
+    lrs = [m["lr"] for m in logged]
+    assert lrs == pytest.approx([expected_lr(cfg, k, tick * k / max_time) for k in range(steps)], rel=1e-12, abs=0)
+    assert lrs[1] == cfg.train.lr and all(a > b for a, b in zip(lrs[1:], lrs[2:]))  # warm-up, then down
+    assert cfg.train.min_lr < lrs[-1] < cfg.train.min_lr + 0.05 * (cfg.train.lr - cfg.train.min_lr)  # near the end
+
+
+def test_max_time_on_the_real_clock_ends_on_the_step_that_crosses_it(tmp_path, corpus_file):
+    cfg = tiny_config(corpus_file, max_steps=0, max_time=0.3, log_every=1, samples=0, plot_every=0)
+    run = taller.train(cfg, tmp_path / "t", progress=False)
+    times = [m["time"] for m in read_metrics(run.dir) if "train_loss" in m]
+    assert run.state["step"] == len(times) >= 1 and run.state["train_time"] == times[-1]
+    assert times[-1] >= 0.3 and (len(times) == 1 or times[-2] < 0.3)  # one step past the budget, not one more
+    assert all(a < b for a, b in zip(times, times[1:]))

@@ -8,19 +8,21 @@ import sys
 import time
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from taller.sampling import next_token_probs
 from taller.runs.folder import load_run
 from taller.apps.web.server import MAX_TEXT, create_app
 
-from conftest import without_attention
+from taller.inspect.inside import NO_ATTENTION
 
 
 @pytest.fixture(scope="module")
-def runs_dir(trained_run, tmp_path_factory):
-    """runs/ with a copy of the shared tiny run, an empty folder, and a link to a run outside runs/."""
+def runs_dir(trained_run, trained_lstm_run, tmp_path_factory):
+    """runs/ with copies of the shared tiny Transformer and LSTM, an empty folder, and a link to a run outside runs/."""
     root = tmp_path_factory.mktemp("runs")
+    shutil.copytree(trained_lstm_run.dir, root / "lstm")
     (root / "mini").symlink_to(trained_run.dir, target_is_directory=True)  # resolves outside root: never served
     shutil.copytree(trained_run.dir, root / "refranes")
     (root / "vacía").mkdir()  # not a run
@@ -34,7 +36,7 @@ def client(runs_dir):
 
 def test_lists_only_the_runs_inside_the_folder(client):
     names = [r["name"] for r in client.get("/api/runs").json()["runs"]]
-    assert names == ["refranes"]  # not the empty folder, not the link that leads out
+    assert names == ["lstm", "refranes"]  # not the empty folder, not the link that leads out
 
 
 def test_bars_are_the_models_own_probabilities(client, runs_dir):
@@ -81,11 +83,28 @@ def test_sampling_and_its_limits(client):
     assert full.status_code == 413
 
 
-def test_a_model_without_attention_gets_a_note_not_an_error(runs_dir):
-    client = TestClient(create_app(runs_dir, loader=without_attention))
-    assert client.post("/api/predict", json={"run": "refranes", "text": "No"}).status_code == 200
-    data = client.post("/api/attention", json={"run": "refranes", "text": "No"}).json()
-    assert "no tiene atención" in data["note"] and "layers" not in data
+def test_an_lstm_is_served_with_its_probabilities_and_a_note_for_attention(client, runs_dir):
+    run = load_run(runs_dir / "lstm")
+    assert run.config.model.kind == "lstm" and not hasattr(run.model, "attention_maps")
+    listed = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert listed["lstm"]["kind"] == "lstm" and listed["lstm"]["parameters"] == sum(p.numel() for p in run.model.parameters())
+    response = client.post("/api/predict", json={"run": "lstm", "text": "No hay "})
+    assert response.status_code == 200
+    data = response.json()
+    expected = next_char_probs(run.model, run.tokenizer, "No hay ")
+    assert len(data["bars"]) == 10 and abs(sum(b["prob"] for b in data["bars"]) + data["rest"] - 1) < 1e-5
+    assert [b["char"] for b in data["bars"]] == [run.tokenizer.pieces[i] for i in torch.topk(expected, 10).indices]
+    for b in data["bars"]:
+        assert abs(b["prob"] - float(expected[run.tokenizer.index[b["char"]]])) < 1e-6
+    # a text longer than the config's block_size (16), which an LSTM does not crop; and what it read matters
+    long = "Más vale tarde que nunca. No hay mal que por bien no venga. No hay "
+    whole = client.post("/api/predict", json={"run": "lstm", "text": long}).json()["bars"]
+    assert abs(whole[0]["prob"] - float(next_char_probs(run.model, run.tokenizer, long).max())) < 1e-6
+    assert (expected - next_char_probs(run.model, run.tokenizer, "y ")).abs().max() > 0.05
+    data = client.post("/api/attention", json={"run": "lstm", "text": "No"}).json()
+    assert data["note"] == NO_ATTENTION and "no tiene atención" in data["note"] and "layers" not in data
+    line = client.post("/api/sample", json={"run": "lstm", "text": "No hay ", "mode": "line", "temperature": 0.5}).json()
+    assert line["text"].startswith("No hay ") and "\n" not in line["text"] and line["text"] == "No hay " + line["added"]
 
 
 def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
@@ -158,7 +177,7 @@ def test_the_page_in_a_real_browser(server, runs_dir, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(server)
+        page.goto(server + "/?run=refranes")  # (the first run listed, the default, is the LSTM)
         page.fill("#prompt", "No hay ")
         page.wait_for_function("document.querySelector('#bars').dataset.text === 'No hay '", timeout=15_000)
         bars = page.eval_on_selector_all(".bar", "els => els.map(e => [e.dataset.char, parseFloat(e.dataset.prob)])")
@@ -174,6 +193,18 @@ def test_the_page_in_a_real_browser(server, runs_dir, tmp_path):
         page.wait_for_function(f"document.querySelector('#bars').dataset.text === {grown!r}", timeout=15_000)
         page.hover(".head canvas >> nth=0", position={"x": 60, "y": 80})
         page.screenshot(path=str(tmp_path / "explorador.png"), full_page=True)
+
+        lstm = load_run(runs_dir / "lstm")  # the LSTM: its own bars, and the note instead of attention maps
+        expected = lstm.generate("No hay ", 1, max_chars=1)[0].steps[0].top
+        page.goto(server + "/?run=lstm")
+        assert page.input_value("#run") == "lstm"
+        page.fill("#prompt", "No hay ")
+        page.wait_for_function("document.querySelector('#bars').dataset.text === 'No hay '", timeout=15_000)
+        page.wait_for_selector("#attention-maps .note", timeout=15_000)
+        bars = page.eval_on_selector_all(".bar", "els => els.map(e => [e.dataset.char, parseFloat(e.dataset.prob)])")
+        assert [c for c, _ in bars[:5]] == [c for c, _ in expected]
+        assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(bars, expected))
+        assert page.text_content("#attention-maps .note") == NO_ATTENTION and page.locator(".head canvas").count() == 0
         browser.close()
     assert (tmp_path / "explorador.png").stat().st_size > 10_000
     print(f"\ncaptura: {tmp_path / 'explorador.png'}")
