@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from taller.models.transformer import TransformerConfig as ModelConfig
+from taller.models.transformer import TransformerConfig
 from taller.sampling import generate
 from taller.models import Transformer
 from taller.data.tokenizers import CharTokenizer
@@ -10,7 +10,7 @@ from taller.data.tokenizers import CharTokenizer
 
 def model(**kw) -> Transformer:
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=20, block_size=12, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0, **kw)
+    cfg = TransformerConfig(vocab_size=20, block_size=12, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0, **kw)
     return Transformer(cfg).eval()
 
 
@@ -136,7 +136,7 @@ def test_past_the_window_the_cache_restarts_from_the_last_half_window():
                 start = end - 6
                 restarts.append(end)
             assert close(probs, expected_probs(m, ids[start:end])), (k, start, end)
-            assert sample.steps[k].char == sample.steps[k].top[0][0]  # greedy: the most likely
+            assert sample.steps[k].token == sample.steps[k].top[0][0]  # greedy: the most likely
             if end > 12 and end - start < 12:  # a shorter context than the uncached path's last 12 characters...
                 assert not close(probs, expected_probs(m, ids[end - 12:end]))  # ...gives other probabilities
     assert restarts == [13, 20, 27]
@@ -152,7 +152,7 @@ def test_a_tiny_text_is_learned_to_near_zero_loss():
     text = "el sol sale por el este. " * 40
     tok = CharTokenizer.from_text(text)
     ids = torch.tensor(tok.encode(text))
-    cfg = ModelConfig(vocab_size=tok.vocab_size, block_size=16, d_model=48, n_heads=4, n_layers=2, d_ff=96, dropout=0.0)
+    cfg = TransformerConfig(vocab_size=tok.vocab_size, block_size=16, d_model=48, n_heads=4, n_layers=2, d_ff=96, dropout=0.0)
     m = Transformer(cfg)
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     for _ in range(250):

@@ -5,7 +5,7 @@ import tomllib
 
 import pytest
 import torch
-from test_cli import one_line_error, run_cli
+from conftest import one_line_error, run_cli
 
 from taller.apps.cli import build_parser
 from taller.config import Config

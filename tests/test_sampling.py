@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
-from taller.config import ModelConfig
+from taller.models.transformer import TransformerConfig
 from taller.data.tokenizers import CharTokenizer
 from taller.models import Transformer
 from taller.sampling import filter_logits, generate
@@ -111,7 +111,7 @@ TOK = CharTokenizer(list("abcdefghijklmnopqr \n"))
 
 def random_model() -> Transformer:
     torch.manual_seed(0)
-    m = Transformer(ModelConfig(vocab_size=20, block_size=32, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0))
+    m = Transformer(TransformerConfig(vocab_size=20, block_size=32, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0))
     with torch.no_grad():
         for p in m.parameters():  # large random weights: peaked, context-dependent predictions
             p.normal_(0, 0.3)
@@ -138,7 +138,7 @@ def test_sampling_with_top_k_only_ever_picks_one_of_the_k_best():
     picks = Counter()
     for s in samples:
         for step in s.steps:  # step.top: the model's own 5 best (temperature 1), in order
-            rank = [c for c, _ in step.top].index(step.char)
+            rank = [c for c, _ in step.top].index(step.token)
             assert rank < 3
             picks[rank] += 1
     assert len(picks) == 3  # and not always the best: all three ranks were drawn

@@ -91,7 +91,7 @@ def test_an_lstm_is_served_with_its_probabilities_and_a_note_for_attention(clien
     response = client.post("/api/predict", json={"run": "lstm", "text": "No hay "})
     assert response.status_code == 200
     data = response.json()
-    expected = next_char_probs(run.model, run.tokenizer, "No hay ")
+    expected = next_token_probs(run.model, run.tokenizer, "No hay ")
     assert len(data["bars"]) == 10 and abs(sum(b["prob"] for b in data["bars"]) + data["rest"] - 1) < 1e-5
     assert [b["char"] for b in data["bars"]] == [run.tokenizer.pieces[i] for i in torch.topk(expected, 10).indices]
     for b in data["bars"]:
@@ -99,8 +99,8 @@ def test_an_lstm_is_served_with_its_probabilities_and_a_note_for_attention(clien
     # a text longer than the config's block_size (16), which an LSTM does not crop; and what it read matters
     long = "Más vale tarde que nunca. No hay mal que por bien no venga. No hay "
     whole = client.post("/api/predict", json={"run": "lstm", "text": long}).json()["bars"]
-    assert abs(whole[0]["prob"] - float(next_char_probs(run.model, run.tokenizer, long).max())) < 1e-6
-    assert (expected - next_char_probs(run.model, run.tokenizer, "y ")).abs().max() > 0.05
+    assert abs(whole[0]["prob"] - float(next_token_probs(run.model, run.tokenizer, long).max())) < 1e-6
+    assert (expected - next_token_probs(run.model, run.tokenizer, "y ")).abs().max() > 0.05
     data = client.post("/api/attention", json={"run": "lstm", "text": "No"}).json()
     assert data["note"] == NO_ATTENTION and "no tiene atención" in data["note"] and "layers" not in data
     line = client.post("/api/sample", json={"run": "lstm", "text": "No hay ", "mode": "line", "temperature": 0.5}).json()
