@@ -282,14 +282,14 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    run = load_run(args.run)
-    for temperature in args.temperature:
+    for temperature in args.temperature:  # the flags first: a mistake is said before the run is loaded
         if temperature <= 0:
             raise TallerError(f"--temperature={temperature:g} debe ser positiva; para elegir siempre lo más probable usa --greedy.")
     if not 0 < args.top_p <= 1:
         raise TallerError(f"--top-p={args.top_p} debe estar en (0, 1].")
     if args.top_k < 0:
         raise TallerError(f"--top-k={args.top_k} no puede ser negativo.")
+    run = load_run(args.run)
     by_temperature = [run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=temperature,
                                    top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
                                    unknown="replace" if args.replace_unknown else "error",

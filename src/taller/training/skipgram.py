@@ -100,7 +100,7 @@ class SkipGramPairs:
     clip_gradients = False  # sparse gradients of a few rows: word2vec never clips them
 
     def __init__(self, cfg, out: Path, ctx, resume: bool):
-        m, t, self.cfg = cfg.model, cfg.train, cfg
+        m, t, self.cfg, self.out = cfg.model, cfg.train, cfg, out
         if t.device not in ("auto", "cpu"):
             raise TallerError(f"el skip-gram se entrena en la CPU (sus tablas dispersas son pequeñas); quita --device {t.device}.")
         self.corpus = prepare_corpus(cfg.data)
@@ -171,7 +171,7 @@ class SkipGramPairs:
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
         if state.get("kind") != self.cfg.model.kind or not all(isinstance(state.get(k), int) for k in ("position", "pairs_seen")):
-            raise TallerError(f"state.json no es el de un skip-gram (faltan 'position' o 'pairs_seen'); "
+            raise TallerError(f"{self.out}/state.json no es el de un skip-gram (faltan 'position' o 'pairs_seen'); "
                               "no se puede continuar: entrena de nuevo en otra carpeta.")
         self.g_neg.set_state(tensors["rng.negatives"])
         self.epoch, self.position, self.seen = state["epoch"], state["position"], state["pairs_seen"]
