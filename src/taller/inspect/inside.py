@@ -17,6 +17,7 @@ import torch
 
 from taller.errors import TallerError
 from taller.text import show_token
+from taller.inspect.bigram import bigram_plot, has_table
 from taller.inspect.evolution import read_evolution
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, save_figure
@@ -171,4 +172,6 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
     else:
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"
+    if has_table(run.model):  # a bigram: the whole model is a table of probabilities
+        out["bigram"] = bigram_plot(run, run.dir / "bigram.png")
     return out

@@ -1,10 +1,10 @@
-"""A character LSTM: the lesson "¿Escribir como Cervantes?".
+"""A character LSTM (Hochreiter & Schmidhuber, 1997): the lesson "¿Escribir como Cervantes?".
 
-    characters ──► embedding (V → E) ──► LSTM × n_layers (hidden H, a memory carried from left to right) ──► logits
-
-Shapes: B = batch, T = time (characters), E = d_embed, H = d_model (hidden width), L = n_layers, V = vocabulary.
-Unlike attention, the LSTM has no context limit: everything it read is squeezed into its state (h, c), each (L, B, H).
-In training the state starts at zero for every batch (the lesson's recipe); in generation it is carried step by step.
+A plain RNN squeezes everything through one tanh at every step, and what it read long ago fades. The LSTM keeps a
+second state, the memory c, that is changed only by adding and by gates (numbers between 0 and 1) that decide, at
+every character, how much of the old memory to forget, how much of the new candidate to write, and how much of the
+memory to show as output. Where the forget gate stays open, the memory carries far. Its state is (h, c), each
+(L, B, H). See recurrent.py for what it shares with the plain RNN and for the fused/explicit paths.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from taller.models.kind import Kind, ModelConfig, need
+from taller.models.kind import Kind, ModelConfig
+from taller.models.recurrent import Recurrent, check_recurrent
 
 
 @dataclass
@@ -27,13 +28,10 @@ class LSTMConfig(ModelConfig):
     n_layers: int = 3
     dropout: float = 0.1  # between layers
     d_embed: int = 0  # width of the character vectors (0 = d_model)
+    recurrence: str = "fused"  # fused (nn.LSTM) | explicit (the cell written out below: the same numbers)
 
     def check(self, data) -> None:
-        need(1 <= self.block_size <= 8192, f"model.block_size={self.block_size} debe estar entre 1 y 8192.")
-        need(1 <= self.d_model <= 8192, f"model.d_model={self.d_model} debe estar entre 1 y 8192.")
-        need(1 <= self.n_layers <= 256, f"model.n_layers={self.n_layers} debe estar entre 1 y 256.")
-        need(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} debe estar en [0, 1).")
-        need(0 <= self.d_embed <= 8192, f"model.d_embed={self.d_embed} debe estar entre 0 (= d_model) y 8192.")
+        check_recurrent(self)
 
     def estimate_parameters(self) -> int:
         E, H, V = self.d_embed or self.d_model, self.d_model, max(self.vocab_size, 256)
@@ -41,45 +39,35 @@ class LSTMConfig(ModelConfig):
         return V * E + gates + (self.n_layers - 1) * 4 * H * (2 * H + 2) + H * V + V
 
 
-class LSTM(nn.Module):
+def lstm_cell(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_ih, w_hh, b_ih, b_hh):
+    """One step: x (B, E), state (h, c) each (B, H) -> the new (h, c). The gates decide what the memory keeps."""
+    h, c = state
+    gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh  # (B, 4H): PyTorch's order, input, forget, candidate, output
+    i, f, g, o = gates.chunk(4, dim=1)  # (B, H) each
+    i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)  # gates: 0 = shut, 1 = open
+    g = torch.tanh(g)  # the candidate: what could be written into the memory
+    c = f * c + i * g  # forget some of the old memory, write some of the new
+    h = o * torch.tanh(c)  # show some of the memory as this step's output
+    return h, c
+
+
+class LSTM(Recurrent):
     def __init__(self, cfg: LSTMConfig):
-        super().__init__()
-        self.cfg = cfg
-        d_embed = cfg.d_embed or cfg.d_model
-        self.embedding = nn.Embedding(cfg.vocab_size, d_embed)  # a vector per character
-        self.lstm = nn.LSTM(d_embed, cfg.d_model, num_layers=cfg.n_layers, batch_first=True,
-                            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)  # dropout between layers
-        self.output = nn.Linear(cfg.d_model, cfg.vocab_size)  # a score (logit) per possible next character
-        # PyTorch's default initialisation, as in the lesson.
+        super().__init__(cfg, nn.LSTM)
 
-    @property
-    def block_size(self) -> None:
-        return None  # no context limit: generation never crops the prompt
+    cell = staticmethod(lstm_cell)
 
-    def forward(self, idx: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """idx (B, T) character ids -> logits (B, T, V); the state starts at zero unless given."""
-        return self.run(idx, state)[0]
-
-    def run(self, idx: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        x = self.embedding(idx)  # (B, T, E)
-        h, state = self.lstm(x, state)  # (B, T, H); state = (h, c), each (L, B, H)
-        return self.output(h), state  # (B, T, V)
-
-    # --- generation: one interface for every model --------------------------------------------------------------
-    def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-        """Read a prompt (B, T); return the next-character logits (B, V) and the state (h, c)."""
-        logits, state = self.run(idx)
-        return logits[:, -1], state
-
-    def step(self, idx: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """Feed one new character per row (B, 1) to the carried state; return its logits (B, V) and the new state."""
-        logits, state = self.run(idx, state)
-        return logits[:, -1], state
+    def zero_state(self, B: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = like.new_zeros(self.cfg.n_layers, B, self.cfg.d_model)  # (L, B, H)
+        return zeros, zeros.clone()
 
     @staticmethod
-    def state_length(state: tuple) -> int:
-        return 0  # the state does not grow with the text
+    def layer_state(state: tuple[torch.Tensor, torch.Tensor], layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return state[0][layer], state[1][layer]
 
+    @staticmethod
+    def stack_states(finals: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.stack([h for h, _ in finals]), torch.stack([c for _, c in finals])  # (L, B, H) each
 
 KIND = Kind(name="lstm", title="LSTM", config=LSTMConfig, build=LSTM, objective="next_token",
             preset="base", timed_preset="lstm")

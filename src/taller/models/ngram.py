@@ -173,7 +173,10 @@ class NGram(nn.Module):
             self.keys[k], self.counts[k] = keys, counts
         self._build_tables()
 
-    def count_table(self) -> str:
+    def describe(self) -> str:
+        return f"{self.n}-gramas de caracteres"
+
+    def count_table(self, tokenizer=None) -> str:
         """parameters.txt for a count model: what it stored, order by order."""
         header = f"{'Orden':>5} {'n-gramas distintos':>19} {'historias':>10} {'D1':>6} {'D2':>6} {'D3+':>6}"
         lines = [f"Cuentas del modelo de {self.n}-gramas (Kneser–Ney modificado, interpolado)",

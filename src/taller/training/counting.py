@@ -29,7 +29,7 @@ def fit_counts(cfg, out: Path, ctx, log=print) -> Run:
     cfg.save(out / "config.toml")
     data.tokenizer.save(out / "tokenizer.json")
     model = build_model(cfg.model)
-    log(f"Modelo: {cfg.model.order}-gramas de caracteres · corpus {data.corpus.name}: {thousands(len(data.train_ids))} "
+    log(f"Modelo: {model.describe()} · corpus {data.corpus.name}: {thousands(len(data.train_ids))} "
         f"caracteres de entrenamiento, {thousands(len(data.val_ids))} de validación")
     started = time.perf_counter()
     model.fit(data.train_ids)
@@ -42,7 +42,7 @@ def fit_counts(cfg, out: Path, ctx, log=print) -> Run:
                       parameters=0, best_val_loss=val_loss, counts=model.num_counts, val_loss=val_loss,
                       val_bpc=val_loss / LN2, chars_per_s=len(data.train_ids) / max(fit_time, 1e-9), score_time=score_time)
     save_checkpoint(out, model.state_dict(), {}, {}, state)
-    atomic_write(out / "parameters.txt", model.count_table().encode("utf-8"))
+    atomic_write(out / "parameters.txt", model.count_table(data.tokenizer).encode("utf-8"))
     run = Run(out, cfg, data.tokenizer, model.eval(), state)
     if cfg.train.samples:
         write_samples(run, cfg.train)
