@@ -16,7 +16,7 @@ from conftest import run_cli
 def run_dir(trained_run, tmp_path):
     path = tmp_path / "run"
     shutil.copytree(trained_run.dir, path)
-    for name in ("attention.png", "embeddings.png", "evolution.png", "report.html"):
+    for name in ("attention.png", "embeddings.png", "evolution.png", "memory.png", "report.html"):
         (path / name).unlink()  # train wrote them; the commands below must write them again
     return path
 
@@ -28,7 +28,7 @@ def is_png(path):
 def test_explain_draws_attention_embeddings_and_evolution(run_dir, capsys):
     code, out, _ = run_cli(["explain", str(run_dir), "--text", "No hay mal que"], capsys)
     assert code == 0
-    for name in ("attention.png", "embeddings.png", "evolution.png"):
+    for name in ("attention.png", "embeddings.png", "evolution.png", "memory.png"):
         assert is_png(run_dir / name) and name in out
 
 
@@ -66,7 +66,7 @@ def test_report_is_one_self_contained_page(run_dir, capsys):
 def lstm_dir(trained_lstm_run, tmp_path):
     path = tmp_path / "lstm"
     shutil.copytree(trained_lstm_run.dir, path)
-    for name in ("embeddings.png", "evolution.png", "report.html"):
+    for name in ("embeddings.png", "evolution.png", "memory.png", "report.html"):
         (path / name).unlink()  # train wrote them; explain and report must write them again
     return path
 
@@ -76,11 +76,11 @@ def test_an_lstm_gets_a_note_for_attention_and_pictures_of_the_rest(lstm_dir, ca
     code, out, _ = run_cli(["explain", str(lstm_dir), "--text", "No hay mal que"], capsys)
     assert code == 0 and NO_ATTENTION in out  # the Spanish note, not a traceback
     assert not (lstm_dir / "attention.png").exists()
-    for name in ("embeddings.png", "evolution.png"):  # an LSTM has a character embedding and saved epochs
+    for name in ("embeddings.png", "evolution.png", "memory.png"):  # a character embedding, saved epochs, a memory
         assert is_png(lstm_dir / name) and name in out
     results = explain_run(load_run(lstm_dir), "No hay")
     assert results == {"attention": NO_ATTENTION, "embeddings": lstm_dir / "embeddings.png",
-                       "evolution": lstm_dir / "evolution.png"}
+                       "evolution": lstm_dir / "evolution.png", "memory": lstm_dir / "memory.png"}
     assert [e["epoch"] for e in read_evolution(lstm_dir)] == list(range(21))
 
 

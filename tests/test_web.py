@@ -197,7 +197,7 @@ def test_the_page_in_a_real_browser(server, runs_dir, tmp_path):
         lstm = load_run(runs_dir / "lstm")  # the LSTM: its own bars, and the note instead of attention maps
         expected = lstm.generate("No hay ", 1, max_chars=1)[0].steps[0].top
         page.goto(server + "/?run=lstm")
-        assert page.input_value("#run") == "lstm"
+        page.wait_for_function("document.querySelector('#run').value === 'lstm'", timeout=15_000)  # runs listed
         page.fill("#prompt", "No hay ")
         page.wait_for_function("document.querySelector('#bars').dataset.text === 'No hay '", timeout=15_000)
         page.wait_for_selector("#attention-maps .note", timeout=15_000)

@@ -376,7 +376,7 @@ def cmd_compare(args) -> None:
                    progress=not args.quiet)
     print()
     print(format_table(rows))
-    print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png y una carpeta por modelo)")
+    print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
 
 
 def cmd_explain(args) -> None:

@@ -6,7 +6,8 @@ and scored on the same val text in bits per character. A model is named `kind` o
 standard library: a compressor that has read the training text needs this many extra bits per character to store
 the val text (size(train + val) − size(train)), which is also a prediction score.
 
-Writes compare.csv, compare.md and compare.png, and one run folder per model, into the output folder.
+Writes compare.csv, compare.md, compare.png, memory.png (how far back each model looks: inspect/memory.py) and
+one run folder per model, into the output folder.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from taller.data.split import split_corpus
 from taller.errors import TallerError
 from taller.evaluate import LN2
 from taller.files import atomic_write
+from taller.inspect.memory import memory_curve, memory_plot, validation_ids
 from taller.inspect.plots import new_figure, save_figure
 from taller.models import kind_named, language_models
 from taller.runs.folder import check_run_dir, create_run_dir
@@ -77,7 +79,7 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
     check_run_dir(out, resume=False)
     create_run_dir(out)
 
-    rows = []
+    rows, curves = [], {}
     for name, cfg in zip(models, configs):
         kind = cfg.model.kind
         log(f"\n== {name}: {max_time:g} s como máximo ==")
@@ -89,7 +91,9 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
                               unknown="replace", top=0)[0].text
         rows.append(Row(label, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"],
                         " ".join(sample.split()), s.get("val_chars_per_token", 1.0)))
+        curves[label] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
 
+    memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")
     split = the_split(configs[0])  # the data options are the same for every model
     train_bytes, val_bytes = split.train.encode("utf-8"), (split.train + split.val).encode("utf-8")
     for name, compress in COMPRESSORS.items():

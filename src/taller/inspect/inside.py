@@ -19,6 +19,7 @@ from taller.errors import TallerError
 from taller.text import show_token
 from taller.inspect.bigram import bigram_plot, has_table
 from taller.inspect.evolution import read_evolution
+from taller.inspect.memory import run_memory
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, save_figure
 
@@ -151,7 +152,8 @@ def evolution_plot(entries: list[dict], path) -> None:
 
 
 def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[str, Path | str]:
-    """Draw attention.png, embeddings.png and evolution.png into the run folder; a note (str) where one can't be drawn."""
+    """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table) into the run folder;
+    a note (str) where one can't be drawn."""
     text = text if text else default_text(run)
     out: dict[str, Path | str] = {}
     attention = attention_for(run, text, unknown)
@@ -172,6 +174,7 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
     else:
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"
+    out["memory"] = run_memory(run, run.dir / "memory.png")
     if has_table(run.model):  # a bigram: the whole model is a table of probabilities
         out["bigram"] = bigram_plot(run, run.dir / "bigram.png")
     return out

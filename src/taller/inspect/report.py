@@ -130,7 +130,10 @@ def write_report(run, text: str | None = None) -> Path:
         (f"Probabilidades de una generación (tras «{html.escape(sample.prompt)}»)", generation_html(sample)),
         ("Atención", picture(pictures["attention"], "mapas de atención")),
         ("Embeddings de los caracteres", picture(pictures["embeddings"], "embeddings")),
+        ("¿Hasta dónde mira atrás? (cambia un carácter k posiciones atrás)", picture(pictures["memory"], "memoria")),
     ]
+    if "bigram" in pictures:
+        sections.append(("La tabla del bigrama", picture(pictures["bigram"], "tabla del bigrama")))
     body = "".join(f"<section><h2>{title}</h2>{content}</section>" for title, content in sections)
     page = (f"<!doctype html><html lang='es'><head><meta charset='utf-8'><title>taller · {html.escape(run.dir.name)}</title>"
             f"<style>{CSS}</style></head><body><main><h1>Informe de {html.escape(run.dir.name)}</h1>"
