@@ -66,7 +66,7 @@ def test_report_is_one_self_contained_page(run_dir, capsys):
 def lstm_dir(trained_lstm_run, tmp_path):
     path = tmp_path / "lstm"
     shutil.copytree(trained_lstm_run.dir, path)
-    for name in ("embeddings.png", "evolution.png", "memory.png", "report.html"):
+    for name in ("embeddings.png", "evolution.png", "memory.png", "recurrent.png", "report.html"):
         (path / name).unlink()  # train wrote them; explain and report must write them again
     return path
 
@@ -76,11 +76,12 @@ def test_an_lstm_gets_a_note_for_attention_and_pictures_of_the_rest(lstm_dir, ca
     code, out, _ = run_cli(["explain", str(lstm_dir), "--text", "No hay mal que"], capsys)
     assert code == 0 and NO_ATTENTION in out  # the Spanish note, not a traceback
     assert not (lstm_dir / "attention.png").exists()
-    for name in ("embeddings.png", "evolution.png", "memory.png"):  # a character embedding, saved epochs, a memory
+    for name in ("embeddings.png", "evolution.png", "memory.png", "recurrent.png"):  # embeddings, epochs, memory, gates
         assert is_png(lstm_dir / name) and name in out
     results = explain_run(load_run(lstm_dir), "No hay")
     assert results == {"attention": NO_ATTENTION, "embeddings": lstm_dir / "embeddings.png",
-                       "evolution": lstm_dir / "evolution.png", "memory": lstm_dir / "memory.png"}
+                       "evolution": lstm_dir / "evolution.png", "memory": lstm_dir / "memory.png",
+                       "recurrent": lstm_dir / "recurrent.png"}
     assert [e["epoch"] for e in read_evolution(lstm_dir)] == list(range(21))
 
 

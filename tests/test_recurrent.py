@@ -46,6 +46,20 @@ def test_the_explicit_recurrence_learns_like_the_fused_one():
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
 
 
+@pytest.mark.parametrize("model_class, config_class", [(RNN, RNNConfig), (LSTM, LSTMConfig)])
+def test_the_trace_is_what_the_fused_layers_output(model_class, config_class):
+    """What explain draws (recurrent.png) is the network's real state: the last layer's h, step by step."""
+    torch.manual_seed(1)
+    model = model_class(config_class(vocab_size=9, d_model=12, n_layers=2, dropout=0.0)).eval()
+    x = torch.randint(0, 9, (1, 15))
+    trace = model.trace(x)
+    h, _ = model.core(model.embedding(x))  # (1, T, H): the fused path's last layer
+    assert torch.allclose(trace["estado"], h[0], atol=1e-5)
+    gates = [name for name in trace if name.startswith("puerta")]
+    assert len(gates) == (3 if model_class is LSTM else 0)
+    assert all(trace[g].shape == (15, 12) and 0 <= trace[g].min() and trace[g].max() <= 1 for g in gates)
+
+
 def synthetic_bigram(k: float = 0.0) -> tuple[Bigram, CharTokenizer]:
     """After 'a' comes 'b' 70 times and 'c' 30 times; after 'b' and 'c' always 'a'."""
     text = "ab" * 70 + "ac" * 30 + "a"

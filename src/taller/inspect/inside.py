@@ -20,6 +20,7 @@ from taller.text import show_token
 from taller.inspect.bigram import bigram_plot, has_table
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
+from taller.inspect.recurrent import has_trace, recurrent_plot
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, save_figure
 
@@ -175,6 +176,8 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"
     out["memory"] = run_memory(run, run.dir / "memory.png")
+    if has_trace(run.model):  # a recurrent network: its state (and gates) along the text
+        out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
     if has_table(run.model):  # a bigram: the whole model is a table of probabilities
         out["bigram"] = bigram_plot(run, run.dir / "bigram.png")
     return out

@@ -132,6 +132,8 @@ def write_report(run, text: str | None = None) -> Path:
         ("Embeddings de los caracteres", picture(pictures["embeddings"], "embeddings")),
         ("¿Hasta dónde mira atrás? (cambia un carácter k posiciones atrás)", picture(pictures["memory"], "memoria")),
     ]
+    if "recurrent" in pictures:
+        sections.append(("Dentro de la red recurrente mientras lee", picture(pictures["recurrent"], "estado y puertas")))
     if "bigram" in pictures:
         sections.append(("La tabla del bigrama", picture(pictures["bigram"], "tabla del bigrama")))
     body = "".join(f"<section><h2>{title}</h2>{content}</section>" for title, content in sections)

@@ -40,7 +40,8 @@ class LSTMConfig(ModelConfig):
 
 
 def lstm_cell(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_ih, w_hh, b_ih, b_hh):
-    """One step: x (B, E), state (h, c) each (B, H) -> the new (h, c). The gates decide what the memory keeps."""
+    """One step: x (B, E), state (h, c) each (B, H) -> the new (h, c), and the gates (each (B, H)) to show them.
+    The gates decide what the memory keeps."""
     h, c = state
     gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh  # (B, 4H): PyTorch's order, input, forget, candidate, output
     i, f, g, o = gates.chunk(4, dim=1)  # (B, H) each
@@ -48,7 +49,7 @@ def lstm_cell(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_ih, w
     g = torch.tanh(g)  # the candidate: what could be written into the memory
     c = f * c + i * g  # forget some of the old memory, write some of the new
     h = o * torch.tanh(c)  # show some of the memory as this step's output
-    return h, c
+    return (h, c), {"puerta de olvido": f, "puerta de entrada": i, "puerta de salida": o}
 
 
 class LSTM(Recurrent):

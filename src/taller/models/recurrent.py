@@ -64,8 +64,9 @@ class Recurrent(nn.Module):
             h, state = self.core(x, state)  # (B, T, H)
         return self.output(h), state  # (B, T, V)
 
-    def unroll(self, x: torch.Tensor, state=None):
-        """The readable path: layer by layer, character by character, with the fused path's own weights."""
+    def unroll(self, x: torch.Tensor, state=None, record: list | None = None):
+        """The readable path: layer by layer, character by character, with the fused path's own weights. With
+        `record`, each step of the last layer appends what the cell computed (its state, and the LSTM's gates)."""
         B, L = x.size(0), self.cfg.n_layers
         state = self.zero_state(B, x) if state is None else state
         finals = []
@@ -74,13 +75,24 @@ class Recurrent(nn.Module):
             s = self.layer_state(state, layer)
             outputs = []
             for t in range(x.size(1)):
-                s = self.cell(x[:, t], s, *weights)
+                s, parts = self.cell(x[:, t], s, *weights)
                 outputs.append(s[0] if isinstance(s, tuple) else s)  # h_t, the layer's output at t
+                if record is not None and layer == L - 1:
+                    record.append({"estado": outputs[-1], **parts})
             x = torch.stack(outputs, dim=1)  # (B, T, H): the next layer's input
             if layer < L - 1:
                 x = F.dropout(x, self.core.dropout, self.training)
             finals.append(s)
         return x, self.stack_states(finals)
+
+    @torch.no_grad()
+    def trace(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the last layer computed at each character of one text (1, T): name -> (T, H) ("estado", and for the
+        LSTM its gates), for `taller explain`."""
+        record: list[dict] = []
+        self.eval()
+        self.unroll(self.embedding(idx), record=record)
+        return {name: torch.stack([step[name][0] for step in record]) for name in record[0]}
 
     # --- generation: one interface for every model --------------------------------------------------------------
     def start(self, idx: torch.Tensor):

@@ -39,9 +39,9 @@ class RNNConfig(ModelConfig):
         return V * E + H * (E + H + 2) + (self.n_layers - 1) * H * (2 * H + 2) + H * V + V
 
 
-def elman_cell(x: torch.Tensor, h: torch.Tensor, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
-    """One step: x (B, E), h (B, H) -> the new h (B, H)."""
-    return torch.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+def elman_cell(x: torch.Tensor, h: torch.Tensor, w_ih, w_hh, b_ih, b_hh) -> tuple[torch.Tensor, dict]:
+    """One step: x (B, E), h (B, H) -> the new h (B, H) (and nothing else to show)."""
+    return torch.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh), {}
 
 
 class RNN(Recurrent):
