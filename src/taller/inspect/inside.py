@@ -179,5 +179,5 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
     if has_trace(run.model):  # a recurrent network: its state (and gates) along the text
         out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
     if has_table(run.model):  # a bigram: the whole model is a table of probabilities
-        out["bigram"] = bigram_plot(run, run.dir / "bigram.png")
+        out["count_table"] = bigram_plot(run, run.dir / "bigram.png")
     return out

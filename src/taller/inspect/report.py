@@ -134,8 +134,8 @@ def write_report(run, text: str | None = None) -> Path:
     ]
     if "recurrent" in pictures:
         sections.append(("Dentro de la red recurrente mientras lee", picture(pictures["recurrent"], "estado y puertas")))
-    if "bigram" in pictures:
-        sections.append(("La tabla del bigrama", picture(pictures["bigram"], "tabla del bigrama")))
+    if "count_table" in pictures:
+        sections.append(("La tabla del bigrama", picture(pictures["count_table"], "tabla del bigrama")))
     body = "".join(f"<section><h2>{title}</h2>{content}</section>" for title, content in sections)
     page = (f"<!doctype html><html lang='es'><head><meta charset='utf-8'><title>taller · {html.escape(run.dir.name)}</title>"
             f"<style>{CSS}</style></head><body><main><h1>Informe de {html.escape(run.dir.name)}</h1>"
