@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,8 +17,12 @@ from pathlib import Path
 import tomli_w
 
 from taller.errors import TallerError
-from taller.files import atomic_write
+from taller.files import MB, atomic_write, read_bounded
 from taller.models import KINDS, ModelConfig, kind_named, need
+from taller.text import thousands
+
+CONFIG_LIMIT = 1 * MB  # a configuration is a few hundred bytes
+MAX_VOCAB = 2_000_000  # tokens: every Unicode character (1.1 million) and the 200 000 words of a word tokenizer fit
 
 
 @dataclass
@@ -105,14 +110,22 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path, saved: bool = False) -> Config:
+        """A configuration file; `saved`: a run folder's config.toml (which also says the vocabulary's size)."""
         path = Path(path)
+        advice = (f"la carpeta {path.parent} está dañada: vuelve a entrenar" if saved
+                  else "indica un fichero TOML con [model], [data] y [train]")
         try:
-            d = tomllib.loads(path.read_text(encoding="utf-8"))
+            d = tomllib.loads(read_bounded(path, CONFIG_LIMIT, advice).decode("utf-8"))
         except FileNotFoundError:
             raise TallerError(f"no existe el fichero de configuración {path}.") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise TallerError(f"{path} no es TOML válido ({e}); revisa la sintaxis.") from None
-        return cls.from_dict(d, where=str(path), saved=saved)
+        except (ValueError, RecursionError) as e:  # TOMLDecodeError, bad UTF-8, an int over 4300 digits, deep nesting
+            raise toml_error(path, e) from None
+        cfg = cls.from_dict(d, where=str(path), saved=saved)
+        if saved and cfg.model.vocab_size > MAX_VOCAB:  # before validate() blames the model's size on d_model
+            raise TallerError(f"{path}: model.vocab_size={str(cfg.model.vocab_size)[:24]} es imposible (ningún tokenizador "
+                              f"de taller pasa de {thousands(MAX_VOCAB)} tokens; tokenizer.json o vocab.json dicen cuántos "
+                              "hay de verdad): el fichero está manipulado o mezcla ejecuciones distintas; vuelve a entrenar.")
+        return cfg
 
     @classmethod
     def preset(cls, name: str) -> Config:
@@ -228,6 +241,15 @@ def check_train(t: TrainConfig) -> None:
     need(t.temperature > 0, f"train.temperature={t.temperature} debe ser positiva (por ejemplo 0.7).")
     need(t.sampler in ("random", "shuffled"), f"train.sampler='{t.sampler}': usa random o shuffled.")
     need(t.stride >= 1, f"train.stride={t.stride} debe ser al menos 1.")
+
+
+def toml_error(path: Path, e: Exception) -> TallerError:
+    """What is wrong with a file that tomllib could not read, in Spanish (tomllib says where, in English)."""
+    if isinstance(e, UnicodeDecodeError):
+        return TallerError(f"{path} no es texto UTF-8 (byte {e.start}); guárdalo como UTF-8.")
+    where = re.search(r"line (\d+), column (\d+)", str(e))
+    at = f" (línea {where[1]}, columna {where[2]})" if where else ""
+    return TallerError(f"{path} no es TOML válido{at}; revisa la sintaxis.")
 
 
 def list_presets() -> list[str]:

@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taller.errors import TallerError
-from taller.files import atomic_write
+from taller.files import MB, atomic_write, read_bounded
 from taller.text import show_char, thousands
 
+CORPUS_LIMIT = 256 * MB  # a corpus read whole into memory (its text, its ids, the int64 windows); larger: `taller prepare`
+TEXT_FILE = "indica un fichero de texto UTF-8 (.txt)"
 BINARY_CHECK = 64 * 1024  # bytes at the start searched for a NUL byte, which no text file has
 DOWNLOAD_TIMEOUT = 60  # seconds to wait for a corpus's server
 APT_TIMEOUT = 300  # seconds for `apt-get download fortunes-es`
@@ -108,15 +110,16 @@ def cache_dir() -> Path:
 
 def read_text_file(path: Path) -> str:
     """Read a user's text file, refusing what is not text with a message that says how to fix it."""
-    if not path.exists():
-        raise TallerError(f"no existe el fichero {path}; comprueba la ruta o usa un corpus con nombre (taller corpus list).")
-    if path.is_dir():
-        raise TallerError(f"{path} es una carpeta; indica un fichero de texto UTF-8.")
-    data = path.read_bytes()
+    try:
+        data = read_bounded(path, CORPUS_LIMIT, TEXT_FILE,
+                            beyond=f"para un corpus así prepáralo en disco con `taller prepare --corpus {path} --out CARPETA` "
+                                   "y entrena con --corpus CARPETA")
+    except FileNotFoundError:
+        raise TallerError(f"no existe el fichero {path}; comprueba la ruta o usa un corpus con nombre (taller corpus list).") from None
     if not data.strip():
         raise TallerError(f"{path} está vacío; el corpus necesita texto con el que aprender.")
     if b"\x00" in data[:BINARY_CHECK]:
-        raise TallerError(f"{path} parece un fichero binario, no texto; indica un fichero de texto UTF-8 (.txt).")
+        raise TallerError(f"{path} parece un fichero binario, no texto; {TEXT_FILE}.")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from taller.files import atomic_write
-from taller.data.corpora import BINARY_CHECK, MAX_LINE, MIN_LINES
+from taller.files import atomic_write, open_regular, reason, regular_file
+from taller.data.corpora import BINARY_CHECK, MAX_LINE, MIN_LINES, TEXT_FILE
 from taller.errors import TallerError
 from taller.text import thousands
 from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX
@@ -39,17 +39,17 @@ def text_chunks(path: Path, hasher=None, bar=None):
     try:
         yield from _text_chunks(path, hasher, bar)
     except OSError as e:  # unreadable, or gone while reading: the source's fault, not the output's
-        raise TallerError(f"no pude leer {path}: {e.strerror or e}; comprueba que existe y que puedes leerlo.") from None
+        raise TallerError(f"no pude leer {path}: {reason(e)}; comprueba que existe y que puedes leerlo.") from None
 
 
 def _text_chunks(path: Path, hasher, bar):
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, carry = 0, ""
-    with open(path, "rb") as f:
+    with open_regular(path, TEXT_FILE) as f:
         while True:
             data = f.read(CHUNK)
             if offset == 0 and b"\x00" in data[:BINARY_CHECK]:
-                raise TallerError(f"{path} parece un fichero binario, no texto; indica un fichero de texto UTF-8 (.txt).")
+                raise TallerError(f"{path} parece un fichero binario, no texto; {TEXT_FILE}.")
             try:
                 text = decoder.decode(data, final=not data)
             except UnicodeDecodeError as e:
@@ -119,13 +119,15 @@ def encode_chunk(tokenizer, text: str) -> np.ndarray:
     return np.asarray(tokenizer.encode(text), dtype=np.int64)
 
 
-def check_source(path: Path) -> None:
-    if not path.exists():
-        raise TallerError(f"no existe el fichero {path}; comprueba la ruta.")
-    if path.is_dir():
-        raise TallerError(f"{path} es una carpeta; indica un fichero de texto UTF-8.")
-    if path.stat().st_size == 0:
+def check_source(path: Path) -> int:
+    """The size of the text file `path`, refusing a missing or empty one and anything but a regular file."""
+    try:
+        size = regular_file(path, TEXT_FILE).st_size
+    except FileNotFoundError:
+        raise TallerError(f"no existe el fichero {path}; comprueba la ruta.") from None
+    if size == 0:
         raise TallerError(f"{path} está vacío; el corpus necesita texto con el que aprender.")
+    return size
 
 
 @dataclass
@@ -149,7 +151,7 @@ def make_out_folder(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TallerError(f"no puedo crear {out}: {e.strerror}; elige otra carpeta con --out.") from None
+        raise TallerError(f"no puedo crear {out}: {reason(e)}; elige otra carpeta con --out.") from None
 
 
 def char_tokenizer(source: Path, bar) -> CharTokenizer:
@@ -202,7 +204,7 @@ def write_tokens(source: Path, out: Path, tokenizer, dtype: np.dtype, bar, val_f
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise TallerError(f"no pude escribir {out / TOKENS}: {e.strerror or e}; comprueba el espacio libre.") from None
+            raise TallerError(f"no pude escribir {out / TOKENS}: {reason(e)}; comprueba el espacio libre.") from None
         raise
     return encoded
 
@@ -226,9 +228,8 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
             progress: bool = True, log=print) -> dict:
     """Write the prepared folder `out` for the text file `corpus`; return its metadata."""
     source, out = Path(corpus).expanduser(), Path(out).expanduser()
-    check_source(source)
+    size = check_source(source)
     check_out_folder(out)
-    size = source.stat().st_size
     started = time.perf_counter()
 
     def bar(desc):

@@ -14,7 +14,6 @@ reclaimable, and the process holds only the batch.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from taller.data.batches import Batches
 from taller.data.split import Split
 from taller.data.corpora import CORPORA, Corpus
 from taller.errors import TallerError
+from taller.files import SMALL_JSON, load_json
 from taller.data.tokenizers import load_tokenizer
 
 FORMAT = "taller-tokens-v1"
@@ -48,27 +48,25 @@ def read_meta(folder: Path) -> dict:
     """meta.json of a prepared folder, checked against tokens.bin before anything is read."""
     folder = Path(folder).expanduser()
     path = folder / META
-    redo = f"vuelve a prepararlo con `taller prepare --corpus TEXTO.txt --out {folder}`."
-    if not path.exists():
-        raise TallerError(f"{folder} es una carpeta pero no un corpus preparado (falta {META}); indica un fichero de "
-                          f"texto o prepara uno con `taller prepare --corpus TEXTO.txt --out {folder}`.")
+    redo = f"vuelve a prepararlo con `taller prepare --corpus TEXTO.txt --out {folder}`"
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise TallerError(f"{path} no es JSON válido; está dañado: {redo}") from None
+        meta = load_json(path, SMALL_JSON, f"está dañado: {redo}")
+    except FileNotFoundError:
+        raise TallerError(f"{folder} es una carpeta pero no un corpus preparado (falta {META}); indica un fichero de "
+                          f"texto o prepara uno con `taller prepare --corpus TEXTO.txt --out {folder}`.") from None
     ok = (isinstance(meta, dict) and meta.get("format") == FORMAT and meta.get("dtype") in DTYPES
           and all(isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) for k in ("count", "split", "vocab_size")))
     if not ok:
-        raise TallerError(f"{path} no tiene el formato {FORMAT} (format, dtype, count, split, vocab_size); {redo}")
+        raise TallerError(f"{path} no tiene el formato {FORMAT} (format, dtype, count, split, vocab_size); {redo}.")
     if not 0 < meta["split"] < meta["count"] or meta["count"] - meta["split"] < 2:
-        raise TallerError(f"{path}: split={meta['split']} no deja entrenamiento y validación en {meta['count']} tokens; {redo}")
+        raise TallerError(f"{path}: split={meta['split']} no deja entrenamiento y validación en {meta['count']} tokens; {redo}.")
     tokens = folder / TOKENS
     expected = meta["count"] * np.dtype(DTYPES[meta["dtype"]]).itemsize
     size = tokens.stat().st_size if tokens.exists() else None
     if size != expected:
         found = "no existe" if size is None else f"tiene {size} bytes"
         raise TallerError(f"{tokens} {found} y {META} espera {expected} ({meta['count']} × {meta['dtype']}): "
-                          f"está incompleto o es de otra preparación; {redo}")
+                          f"está incompleto o es de otra preparación; {redo}.")
     return meta
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from taller.errors import TallerError
-from taller.files import atomic_write
+from taller.files import VOCABULARY_LIMIT, atomic_write, load_json
 
 FORMAT = "taller-char-v1"
 KINDS = ("char", "word", "bpe")
@@ -131,11 +131,9 @@ class CharTokenizer:
 def read_json(path: Path) -> dict:
     """tokenizer.json as a dict, or a clear error."""
     try:
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        d = load_json(path, VOCABULARY_LIMIT, "el fichero está dañado")
     except FileNotFoundError:
         raise TallerError(f"falta {path}; la carpeta no es una ejecución completa de taller.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise TallerError(f"{path} no es JSON válido; el fichero está dañado.") from None
     if not isinstance(d, dict):
         raise TallerError(f"{path}: se esperaba un objeto JSON con 'type'; el fichero está dañado.")
     return d

@@ -22,7 +22,7 @@ from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
 from taller.inspect.recurrent import has_trace, recurrent_plot
 from taller.inspect.parameters import component_of
-from taller.inspect.plots import colormap, new_figure, save_figure
+from taller.inspect.plots import colormap, new_figure, principal_plane, save_figure
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
 KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
@@ -89,20 +89,17 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
 
 
 @torch.no_grad()
-def embedding_points(run) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """Characters, their (V, 2) PCA coordinates and the share of variance each axis explains; None without embedding."""
+def embedding_points(run) -> tuple[list[str], np.ndarray, list[float]] | None:
+    """Characters, their (V, 2) PCA coordinates and the share of variance each axis explains; None without embedding.
+    A text of one character has one point, at the centre."""
     table = getattr(run.model, "embedding", None)
     if not isinstance(table, torch.nn.Embedding):
         return None
-    x = table.weight.detach().float().cpu()  # (V, C)
-    x = x - x.mean(dim=0)
-    _, s, vh = torch.linalg.svd(x, full_matrices=False)
-    points = x @ vh[:2].T  # (V, 2) the two directions along which the characters differ most
-    explained = (s[:2] ** 2 / (s**2).sum().clamp_min(1e-12)).numpy()
+    points, explained = principal_plane(table.weight.detach().cpu())  # (V, 2): where the characters differ most
     return list(run.tokenizer.pieces), points.numpy(), explained
 
 
-def embedding_plot(chars: list[str], points: np.ndarray, explained: np.ndarray, path) -> None:
+def embedding_plot(chars: list[str], points: np.ndarray, explained: list[float], path) -> None:
     fig = new_figure(figsize=(8, 7), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     kinds = [char_kind(c) for c in chars]

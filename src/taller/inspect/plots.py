@@ -12,6 +12,8 @@ import io
 import math
 from typing import TYPE_CHECKING
 
+import torch
+
 from taller.evaluate import LN2
 from taller.files import atomic_write
 
@@ -54,6 +56,18 @@ def save_figure(fig: Figure, path, palette: bool = False) -> None:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
+
+
+def principal_plane(x: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """PCA: the (n, 2) coordinates of the rows of `x` (n, D) along their two directions of largest spread, and the
+    share of the variance each direction explains. A direction that does not exist (one row, or rows all alike)
+    is an axis of zeros that explains 0 %."""
+    x = x.float() - x.float().mean(dim=0)
+    u, s, _ = torch.linalg.svd(x, full_matrices=False)  # u (n, r), s (r,), r = min(n, D)
+    xy = u[:, :2] * s[:2]  # (n, 2), or (n, 1) when there is one direction only
+    xy = torch.cat([xy, torch.zeros(len(x), 2 - xy.shape[1])], dim=1)
+    share = (s**2 / max(float((s**2).sum()), 1e-12)).tolist() + [0.0, 0.0]
+    return xy, share[:2]
 
 
 def epoch_plot(model, epoch: int, path) -> None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from taller._version import __version__
-from taller.files import atomic_write
+from taller.files import MB, atomic_write, read_bounded
 from taller.inspect import by_component, loss_plot, parameter_rows
 from taller.inspect.inside import explain_run
 from taller.runs.metrics import read_metrics
@@ -23,6 +23,9 @@ from taller.text import show_token, thousands
 SAMPLE_CHARS = 60  # characters of the generation whose probabilities the report shows
 EXPLAIN_CHARS = 40  # of them, the first ones drawn in the attention picture (unless a text is given)
 BAR_PX = 60  # width in pixels of a bar of probability 1
+PICTURE_LIMIT = 64 * MB  # a PNG of the run folder embedded in the page
+SAMPLES_LIMIT = 16 * MB  # samples.txt
+REDRAW = "es un fichero de la carpeta de la ejecución: bórralo y vuelve a pedir el informe"
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; background: #f5f6fa; margin: 0; }
@@ -52,7 +55,7 @@ slider.addEventListener('input', () => { img.src = frames[slider.value][1]; labe
 
 
 def data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(read_bounded(path, PICTURE_LIMIT, REDRAW)).decode("ascii")
 
 
 def picture(item, alt: str) -> str:
@@ -115,8 +118,8 @@ def write_report(run, text: str | None = None) -> Path:
     if not (run.dir / "loss.png").exists():
         loss_plot(read_metrics(run.dir), run.dir / "loss.png")
     samples = run.dir / "samples.txt"
-    samples_html = ("".join(f"<div class='sample'>{html.escape(line)}</div>"
-                            for line in samples.read_text(encoding="utf-8").splitlines())
+    lines = read_bounded(samples, SAMPLES_LIMIT, REDRAW).decode("utf-8", "replace").splitlines() if samples.exists() else []
+    samples_html = ("".join(f"<div class='sample'>{html.escape(line)}</div>" for line in lines)
                     if samples.exists() else "<p class='note'>No hay samples.txt en esta ejecución.</p>")
     n_params = sum(p.numel() for p in run.model.parameters())
     bpc = f"{state['val_bpc']:.3f} bits por carácter en validación · " if "val_bpc" in state else ""

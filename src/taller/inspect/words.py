@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from taller.config import Config
 from taller.errors import TallerError
-from taller.inspect.plots import loss_curves, new_figure, save_figure
+from taller.inspect.plots import loss_curves, new_figure, principal_plane, save_figure
 from taller.models import build_model, kind_of
 from taller.models.skipgram import VOCAB_FILE, WordVocab
 from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state
@@ -134,13 +134,7 @@ def word_map(vectors, words: list[str], path: Path) -> Path:
     words = list(dict.fromkeys(words))
     if len(words) < 2:
         raise TallerError("--plot necesita al menos dos palabras distintas, p. ej. --plot sancho quijote rocinante rucio.")
-    x = vectors.unit[[vectors.vocab.index[w] for w in words]]  # (n, D)
-    x = x - x.mean(dim=0)  # PCA: centre, then the directions of largest spread
-    u, s, _ = torch.linalg.svd(x, full_matrices=False)  # u (n, r), s (r,)
-    xy = u[:, :2] * s[:2]  # (n, 2) or (n, 1)
-    if xy.shape[1] == 1:
-        xy = torch.cat([xy, torch.zeros_like(xy)], dim=1)
-    share = (s**2 / max(float((s**2).sum()), 1e-12)).tolist() + [0.0, 0.0]
+    xy, share = principal_plane(vectors.unit[[vectors.vocab.index[w] for w in words]])  # (n, D) -> (n, 2)
     fig = new_figure(figsize=(7.5, 6), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(xy[:, 0], xy[:, 1], color="tab:blue", s=25)

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from taller.errors import TallerError
-from taller.files import atomic_write
+from taller.files import VOCABULARY_LIMIT, atomic_write, load_json
 from taller.models.kind import Kind, ModelConfig, need
 
 VOCAB_FORMAT = "taller-words-v1"
@@ -104,11 +104,9 @@ class WordVocab:
     @classmethod
     def load(cls, path: Path) -> WordVocab:
         try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
+            d = load_json(path, VOCABULARY_LIMIT, "el fichero está dañado (vuelve a entrenar)")
         except FileNotFoundError:
             raise TallerError(f"falta {path}; la carpeta no es una ejecución completa de un skip-gram.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise TallerError(f"{path} no es JSON válido; el fichero está dañado (vuelve a entrenar).") from None
         words, counts = (d.get("words"), d.get("counts")) if isinstance(d, dict) else (None, None)
         if (not isinstance(d, dict) or d.get("type") != "words" or not isinstance(words, list)
                 or not isinstance(counts, list) or len(words) != len(counts) or len(words) < 2

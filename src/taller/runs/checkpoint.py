@@ -23,9 +23,13 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from taller.errors import TallerError
-from taller.files import atomic_write, sha256
+from taller.files import SMALL_JSON, atomic_write, load_json, open_regular, read_bounded, sha256, sha256_file
+from taller.text import thousands
 
 FORMAT_VERSION = 1
+DAMAGED = "la carpeta de la ejecución está dañada o no es de taller: vuelve a entrenar"
+MAX_COUNT = 10**12  # steps or epochs in state.json beyond this are a damaged file, not a long training
+MAX_SECONDS = 10**9  # train_time beyond this (about 30 years) too
 MAX_HEADER = 16 * 1024 * 1024  # a safetensors header larger than this is refused before it is read
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
           "I32": torch.int32, "U8": torch.uint8, "F64": torch.float64, "BOOL": torch.bool}
@@ -36,38 +40,57 @@ DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I
 
 def read_header(path: Path) -> dict:
     """The JSON header of a safetensors file, checked before any tensor is read or allocated."""
+    return _header(Path(path))[0]
+
+
+def _header(path: Path) -> tuple[dict, int]:
+    """The header and the file's size that it declares (8 + header + data), which must be the file's size."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        with open_regular(path, DAMAGED) as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise ValueError("demasiado corto")
             (n,) = struct.unpack("<Q", head)
             if n > MAX_HEADER or 8 + n > size:
                 raise ValueError(f"cabecera imposible ({n} bytes)")
-            header = json.loads(f.read(n))
+            header = header_json(f.read(n))
         if not isinstance(header, dict):
             raise ValueError("cabecera no es un objeto")
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            if not (isinstance(info, dict) and info.get("dtype") in DTYPES and isinstance(info.get("shape"), list)
-                    and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2):
-                raise ValueError(f"entrada '{name}' mal formada")
-            begin, end = info["data_offsets"]
-            if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= size - 8 - n):
-                raise ValueError(f"entrada '{name}' fuera del fichero")
-        return header
+        end = max([check_entry(name, info, size - 8 - n) for name, info in header.items()], default=0)
+        if 8 + n + end != size:
+            raise ValueError(f"ocupa {size} bytes y su cabecera declara {8 + n + end}")
+        return header, size
     except FileNotFoundError:
         raise TallerError(f"falta {path}; la carpeta no tiene un punto de control completo.") from None
-    except (ValueError, UnicodeDecodeError, struct.error) as e:
+    except (ValueError, struct.error) as e:
         raise TallerError(f"{path} no es un fichero safetensors válido ({e}); está dañado o no es de taller. "
                           "No se ha ejecutado nada de su contenido.") from None
 
 
+def header_json(data: bytes):
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # the parser's words are English; an int over 4300 digits; deep nesting
+        raise ValueError("la cabecera no es JSON") from None
+
+
+def check_entry(name: str, info, room: int) -> int:
+    """Where the data of the header's entry `name` ends (0 for the metadata); ValueError if it is malformed."""
+    if name == "__metadata__":
+        return 0
+    if not (isinstance(info, dict) and info.get("dtype") in DTYPES and isinstance(info.get("shape"), list)
+            and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2):
+        raise ValueError(f"entrada '{name[:40]}' mal formada")
+    begin, end = info["data_offsets"]
+    if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= room):
+        raise ValueError(f"entrada '{name[:40]}' fuera del fichero")
+    return end
+
+
 def load_tensors(path: Path, expected: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and metadata of a safetensors file; with `expected`, names, shapes and dtypes must match first."""
-    header = read_header(path)
+    header, size = _header(Path(path))
     if expected is not None:
         names = {k for k in header if k != "__metadata__"}
         missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
@@ -79,7 +102,7 @@ def load_tensors(path: Path, expected: dict[str, torch.Tensor] | None = None) ->
             if list(tensor.shape) != info["shape"] or DTYPES[info["dtype"]] != tensor.dtype:
                 raise TallerError(f"{path}: el tensor '{name}' tiene forma {info['shape']} ({info['dtype']}) pero "
                                   f"la configuración pide {list(tensor.shape)} ({tensor.dtype}); el fichero no es de esta ejecución.")
-    data = path.read_bytes()
+    data = read_bounded(path, size, DAMAGED)  # the size its header declares: a file that grew meanwhile is refused
     try:
         tensors = st_load(data)
     except Exception as e:  # noqa: BLE001 - the library's own checks, as one message
@@ -130,11 +153,9 @@ def read_state(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     path = run_dir / "state.json"
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = load_json(path, SMALL_JSON, "el fichero está dañado")
     except FileNotFoundError:
         raise TallerError(f"{run_dir} no es una ejecución de taller (falta state.json); entrena una con `taller train`.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise TallerError(f"{path} no es JSON válido; el fichero está dañado.") from None
     if not isinstance(state, dict):
         raise TallerError(f"{path} debe ser un objeto JSON; el fichero está dañado.")
     version = state.get("format")
@@ -143,22 +164,41 @@ def read_state(run_dir: Path) -> dict:
     if version > FORMAT_VERSION:
         raise TallerError(f"{run_dir} se escribió con el formato {version} y este taller lee hasta el {FORMAT_VERSION}; "
                           "actualiza taller (pip install -U taller).")
-    for key, typ in (("step", int), ("epoch", int), ("train_time", (int, float)), ("files", dict)):
-        if not isinstance(state.get(key), typ) or isinstance(state.get(key), bool):
-            raise TallerError(f"{path}: el campo '{key}' falta o tiene un tipo incorrecto; el fichero está dañado.")
+    check_progress(path, state)
     for name, digest in state["files"].items():
         if not isinstance(digest, str):
             raise TallerError(f"{path}: la suma de '{name}' no es un texto; el fichero está dañado.")
-        final, pending = run_dir / name, pending_name(run_dir / name)
-        try:
-            if pending.exists():
-                if sha256(pending.read_bytes()) == digest:
-                    os.replace(pending, final)  # the crash came between commit and rename: finish it
-                elif final.exists() and sha256(final.read_bytes()) == digest:
-                    pending.unlink()  # an unfinished phase 1 from after this checkpoint
-        except OSError:
-            pass  # a read-only folder: checkpoint_file() reads the pending file instead
+        if Path(name).name != name or not name.endswith(".safetensors") or name.startswith("."):
+            raise TallerError(f"{path} nombra un fichero fuera de la carpeta ({name[:40]!r}); el fichero está manipulado: "
+                              f"{DAMAGED}.")
+        roll_forward(run_dir / name, digest)
     return state
+
+
+def check_progress(path: Path, state: dict) -> None:
+    """step, epoch and train_time of a state.json: numbers of the right type, neither negative nor absurd."""
+    for key, typ, top in (("step", int, MAX_COUNT), ("epoch", int, MAX_COUNT), ("train_time", (int, float), MAX_SECONDS)):
+        value = state.get(key)
+        if not isinstance(value, typ) or isinstance(value, bool):
+            raise TallerError(f"{path}: el campo '{key}' falta o tiene un tipo incorrecto; el fichero está dañado.")
+        if not 0 <= value <= top:  # NaN fails this too
+            raise TallerError(f"{path}: '{key}' vale {str(value)[:24]}, fuera de lo posible (de 0 a {thousands(top)}); "
+                              f"el fichero está dañado o manipulado: {DAMAGED}.")
+    if not isinstance(state.get("files"), dict):
+        raise TallerError(f"{path}: el campo 'files' falta o tiene un tipo incorrecto; el fichero está dañado.")
+
+
+def roll_forward(final: Path, digest: str) -> None:
+    """Finish a checkpoint that a crash interrupted between its commit and its renames."""
+    pending = pending_name(final)
+    try:
+        if pending.exists():
+            if sha256_file(pending, DAMAGED) == digest:
+                os.replace(pending, final)  # the crash came between commit and rename: finish it
+            elif final.exists() and sha256_file(final, DAMAGED) == digest:
+                pending.unlink()  # an unfinished phase 1 from after this checkpoint
+    except OSError:
+        pass  # a read-only folder: checkpoint_file() reads the pending file instead
 
 
 def pending_name(path: Path) -> Path:
@@ -169,7 +209,7 @@ def checkpoint_file(run_dir: Path, name: str, state: dict) -> Path:
     """The file of the committed checkpoint called `name`, its digest checked against state.json."""
     expected = state["files"].get(name)
     for path in (Path(run_dir) / name, pending_name(Path(run_dir) / name)):
-        if path.exists() and (expected is None or sha256(path.read_bytes()) == expected):
+        if path.exists() and (expected is None or sha256_file(path, DAMAGED) == expected):
             return path
     if not (Path(run_dir) / name).exists():
         raise TallerError(f"falta {Path(run_dir) / name}; la ejecución está incompleta.")

@@ -1,0 +1,360 @@
+"""A catalogue of hostile files: what a careless teacher or a hostile sender hands to taller instead of a text, a
+configuration or a run folder. Each is refused in one Spanish line (exit 2) before anything is read into memory,
+nothing blocks, and a run folder given to a command is left exactly as it was."""
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from conftest import PROVERBS, one_line_error, run_cli
+from taller.apps.cli import main
+
+TINY = ["--set", "block_size=16", "--set", "d_model=16", "--set", "n_heads=2", "--set", "n_layers=1", "--set", "d_ff=32",
+        "--set", "batch_size=8", "--set", "eval_chars=64", "--set", "samples=1", "--set", "plot_every=0",
+        "--set", "warmup_steps=1"]
+CHAR_DEVICES = [p for p in ("/dev/zero", "/dev/urandom") if os.path.exists(p)]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """A run folder of a tiny transformer (a few steps): what the run-folder cases damage a copy of."""
+    root = tmp_path_factory.mktemp("hostile")
+    corpus = root / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    main(["train", "--corpus", str(corpus), "--steps", "4", "--out", str(root / "run"), "--quiet", "--seed", "1", *TINY])
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def small_skipgram(tmp_path_factory) -> Path:
+    """A skip-gram's run folder (its vocabulary in vocab.json), one short epoch."""
+    root = tmp_path_factory.mktemp("hostile-sg")
+    corpus = root / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    main(["train", "--corpus", str(corpus), "--model", "skipgram", "--epochs", "1", "--out", str(root / "run"), "--quiet",
+          "--set", "d_model=8", "--set", "min_count=1", "--set", "subsample=0", "--set", "batch_size=64"])
+    return root / "run"
+
+
+@pytest.fixture
+def place():
+    """A short folder (a socket's path must be under ~100 characters) that the case's files go in."""
+    path = Path(tempfile.mkdtemp(prefix="hf-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def snapshot(folder: Path) -> dict:
+    """Every entry of `folder` as something comparable, without ever reading a device or a FIFO: a link's target, a
+    regular file's digest, another thing's kind. Hidden files (a lock, say) are left out."""
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink():
+            out[p.name] = "->" + os.readlink(p)
+        elif p.is_file():
+            out[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[p.name] = stat.filemode(p.lstat().st_mode)
+    return out
+
+
+# --- what the cases put in place ------------------------------------------------------------------------------------
+
+
+def link_to(target: str) -> Callable[[Path], None]:
+    return lambda path: path.symlink_to(target)
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def a_socket(path: Path) -> None:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.close()  # the socket file stays
+
+
+def folder(path: Path) -> None:
+    path.mkdir()
+
+
+def sparse(size: int) -> Callable[[Path], None]:
+    """A file of `size` bytes that takes no room on disk (and no time to write)."""
+    def make(path: Path) -> None:
+        with open(path, "wb") as f:
+            f.truncate(size)
+    return make
+
+
+def text(content: str | bytes) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return make
+
+
+def loop(path: Path) -> None:
+    path.symlink_to(path.name)  # a link to itself
+
+
+def edit_state(**changes) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        state = json.loads(path.read_text())
+        state.update(changes)
+        path.unlink()
+        path.write_text(json.dumps(state))
+    return make
+
+
+def raw_state(key: str, fragment: str) -> Callable[[Path], None]:
+    """state.json with `key` written as `fragment`, as is (numbers json.dumps would never write)."""
+    def make(path: Path) -> None:
+        state = json.loads(path.read_text())
+        state[key] = "@@"
+        content = json.dumps(state).replace('"@@"', fragment)
+        path.unlink()
+        path.write_text(content)
+    return make
+
+
+def trailing_bytes(path: Path) -> None:
+    """Weights with bytes after the data their header declares, and a state.json that vouches for them: the size
+    check is what must refuse them."""
+    data = path.read_bytes() + b"\0" * 64
+    path.write_bytes(data)
+    edit_state(files={path.name: hashlib.sha256(data).hexdigest()})(path.parent / "state.json")
+
+
+def prepared(make_meta: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A folder given as a prepared corpus, with this meta.json."""
+    def make(path: Path) -> None:
+        path.mkdir()
+        make_meta(path / "meta.json")
+    return make
+
+
+def without_loss_picture(make: Callable[[Path], None]) -> Callable[[Path], None]:
+    """`report` reads metrics.jsonl to draw loss.png when it is missing."""
+    def both(path: Path) -> None:
+        (path.parent / "loss.png").unlink(missing_ok=True)
+        make(path)
+    return both
+
+
+def edit_config(old: str, new: str) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        content = path.read_text()
+        assert old in content
+        path.unlink()
+        path.write_text(content.replace(old, new))
+    return make
+
+
+def replace_with(make: Callable[[Path], None]) -> Callable[[Path], None]:
+    def swap(path: Path) -> None:
+        path.unlink()
+        make(path)
+    return swap
+
+
+HUGE_NUMBER = "1" * 5000  # beyond Python's 4,300-digit limit for int(str)
+MB = 1024 * 1024
+
+
+@dataclass
+class Case:
+    id: str
+    command: str  # train (--corpus), config (train --config), prepare (--corpus), tokenizer-file (prepare), or a
+    #               command run on a copy of the small run: generate, report, resume
+    name: str  # the file the case puts in place: in the run folder, or beside it
+    make: Callable[[Path], None]
+    fragment: str  # a piece of the one-line message
+
+    def __str__(self) -> str:
+        return self.id
+
+
+CASES = [
+    # corpora given to `taller train`
+    *[Case(f"corpus-{Path(d).name}", "train", d, None, "no es un fichero normal sino un dispositivo") for d in CHAR_DEVICES],
+    Case("corpus-link-to-dev-zero", "train", "texto.txt", link_to("/dev/zero"), "sino un dispositivo"),
+    Case("corpus-fifo", "train", "tubo.txt", fifo, "sino una tubería"),
+    Case("corpus-socket", "train", "enchufe.txt", a_socket, "sino un socket"),
+    Case("corpus-link-loop", "train", "bucle.txt", loop, "demasiados enlaces simbólicos"),
+    Case("corpus-through-a-file", "train", "dichos.txt/otro.txt", None, "una parte de la ruta no es una carpeta"),
+    Case("corpus-over-the-limit", "train", "enorme.txt", sparse(300 * MB), "taller prepare"),
+    Case("prepared-meta-dev-zero", "train", "preparado", prepared(link_to("/dev/zero")), "sino un dispositivo"),
+    Case("prepared-meta-huge-number", "train", "preparado",
+         prepared(text(f'{{"format": "taller-tokens-v1", "count": {HUGE_NUMBER}}}')), "no es JSON válido"),
+    # configuration files
+    Case("config-dev-zero", "config", "/dev/zero", None, "sino un dispositivo"),
+    Case("config-folder", "config", "configs", folder, "sino una carpeta"),
+    Case("config-fifo", "config", "c.toml", fifo, "sino una tubería"),
+    Case("config-over-the-limit", "config", "grande.toml", sparse(2 * MB), "el límite para este fichero es 1 MB"),
+    Case("config-huge-number", "config", "n.toml", text(f"[train]\nseed = {HUGE_NUMBER}\n"), "no es TOML válido"),
+    Case("config-latin1", "config", "l.toml", text('[train]\nprompt = "Ma\xf1ana"\n'.encode("latin-1")), "no es texto UTF-8"),
+    Case("config-syntax", "config", "s.toml", text("[train\n"), "línea 1"),
+    # `taller prepare`
+    Case("prepare-dev-zero", "prepare", "/dev/zero", None, "sino un dispositivo"),
+    Case("prepare-fifo", "prepare", "tubo.txt", fifo, "sino una tubería"),
+    Case("prepare-tokenizer-dev-zero", "tokenizer-file", "tok.json", link_to("/dev/zero"), "sino un dispositivo"),
+    # files of a run folder, read by `generate`
+    Case("weights-dev-zero", "generate", "model.safetensors", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
+    Case("weights-dev-urandom", "generate", "model.safetensors", replace_with(link_to("/dev/urandom")), "sino un dispositivo"),
+    Case("weights-fifo", "generate", "model.safetensors", replace_with(fifo), "sino una tubería"),
+    Case("weights-folder", "generate", "model.safetensors", replace_with(folder), "sino una carpeta"),
+    Case("weights-trailing-bytes", "generate", "model.safetensors", trailing_bytes, "su cabecera declara"),
+    Case("state-dev-zero", "generate", "state.json", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
+    Case("state-over-the-limit", "generate", "state.json", replace_with(sparse(2 * MB)), "el límite"),
+    Case("state-huge-number", "generate", "state.json", raw_state("step", HUGE_NUMBER), "no es JSON válido"),
+    Case("state-step-negative", "generate", "state.json", edit_state(step=-1), "'step' vale -1"),
+    Case("state-epoch-absurd", "generate", "state.json", edit_state(epoch=10**20), "'epoch' vale"),
+    Case("state-time-nan", "generate", "state.json", raw_state("train_time", "NaN"), "'train_time' vale nan"),
+    Case("state-file-outside", "generate", "state.json", edit_state(files={"../fuera.safetensors": "0" * 64}), "fuera de la carpeta"),
+    Case("tokenizer-dev-zero", "generate", "tokenizer.json", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
+    Case("tokenizer-over-the-limit", "generate", "tokenizer.json", replace_with(sparse(65 * MB)), "es 64 MB"),
+    Case("run-config-dev-urandom", "generate", "config.toml", replace_with(link_to("/dev/urandom")), "sino un dispositivo"),
+    Case("run-config-vocab-size", "generate", "config.toml", edit_config("vocab_size = ", "vocab_size = 1"),
+         "tokenizer.json tiene"),
+    Case("run-config-vocab-size-huge", "generate", "config.toml", edit_config("vocab_size = ", "vocab_size = 1000000"),
+         "model.vocab_size=100000"),
+    # a skip-gram's vocabulary, read by `embeddings`
+    Case("vocab-dev-zero", "embeddings", "vocab.json", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
+    Case("vocab-huge-number", "embeddings", "vocab.json", replace_with(text(f'{{"counts": [{HUGE_NUMBER}]}}')),
+         "no es JSON válido"),
+    # `train --resume` of a folder whose state was tampered with
+    Case("resume-step-negative", "resume", "state.json", edit_state(step=-1), "'step' vale -1"),
+    # `report` reads what training wrote
+    Case("report-metrics-dev-zero", "report", "metrics.jsonl", without_loss_picture(replace_with(link_to("/dev/zero"))),
+         "sino un dispositivo"),
+]
+
+
+def setup_case(case: Case, place: Path, run: Path | None) -> list[str]:
+    """Put the case's file in place and return the command line that meets it."""
+    if run is not None:
+        case.make(run / case.name)
+        if case.command == "resume":
+            return ["train", "--resume", "--out", str(run), "--steps", "8", "--quiet"]
+        extra = {"generate": ["--prompt", "No"], "embeddings": ["--near", "hay"]}.get(case.command, [])
+        return [case.command, str(run), *extra]
+    target = place / case.name if not case.name.startswith("/") else Path(case.name)
+    (place / "dichos.txt").write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
+    if case.make is not None:
+        case.make(target)
+    out = ["--out", str(place / "salida")]
+    if case.command == "train":
+        return ["train", "--corpus", str(target), "--steps", "2", "--quiet", *out, *TINY]
+    if case.command == "config":
+        return ["train", "--config", str(target), "--corpus", str(place / "dichos.txt"), "--quiet", *out]
+    if case.command == "prepare":
+        return ["prepare", "--corpus", str(target), "--quiet", *out]
+    return ["prepare", "--corpus", str(place / "dichos.txt"), "--tokenizer-file", str(target), "--quiet", *out]
+
+
+RUN_COMMANDS = {"generate", "report", "resume", "embeddings"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_hostile_file_is_refused_in_one_line(case, place, capsys, request):
+    run = None
+    if case.command in RUN_COMMANDS:
+        run = place / "run"
+        source = "small_skipgram" if case.command == "embeddings" else "small_run"
+        shutil.copytree(request.getfixturevalue(source), run, symlinks=True)
+    args = setup_case(case, place, run)
+    before = snapshot(run) if run else None
+    code, _, err = run_cli(args, capsys)
+    line = one_line_error(code, err)
+    assert case.fragment in line, line
+    if run is not None and case.command != "report":  # report draws its pictures before it reads metrics.jsonl
+        assert snapshot(run) == before
+    if run is None:
+        assert not (place / "salida").exists()  # refused before any output was made
+
+
+def test_an_unreadable_corpus_says_so_in_spanish(place, capsys, monkeypatch):
+    """A corpus the user may not read (chmod 000 as a user; as root, which reads anything, the system's refusal is
+    simulated): one line with «permiso denegado» and the chmod that fixes it, never «Permission denied»."""
+    corpus = place / "secreto.txt"
+    corpus.write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
+    corpus.chmod(0)
+    if os.geteuid() == 0:
+        real_open = os.open
+
+        def refuse(path, *args, **kwargs):
+            if Path(path) == corpus:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+        monkeypatch.setattr(os, "open", refuse)
+    code, _, err = run_cli(["train", "--corpus", str(corpus), "--steps", "2", "--quiet", "--out", str(place / "o"), *TINY],
+                           capsys)
+    line = one_line_error(code, err)
+    assert "permiso denegado" in line and "chmod" in line and "Permission" not in line
+
+
+def test_a_corpus_of_one_character_trains_and_reports(place, capsys):
+    """"a" × 5000: one point in the embedding picture (report draws it, as explain does), not an IndexError after the
+    run was saved."""
+    corpus = place / "aes.txt"
+    corpus.write_text("a" * 5000, encoding="utf-8")
+    run = place / "run"
+    code, _, err = run_cli(["train", "--corpus", str(corpus), "--steps", "3", "--quiet", "--out", str(run), *TINY], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["report", str(run)], capsys)
+    assert code == 0, err
+    assert (run / "embeddings.png").stat().st_size > 0 and (run / "report.html").exists()
+
+
+MEMORY_SCRIPT = """
+import resource, sys
+from taller.apps.cli import main
+for argv in {argvs!r}:
+    try:
+        main(argv)
+    except SystemExit as e:
+        assert e.code == 2, (argv, e.code)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.skipif(not CHAR_DEVICES or sys.platform != "linux", reason="needs /dev/zero and Linux's ru_maxrss in KB")
+def test_endless_files_leave_memory_flat(small_run, place):
+    """The commands that once read /dev/zero until the machine ran out of memory (14 GB for a corpus) now refuse it at
+    once: a fresh process running all of them peaks under 1 GB (importing torch is most of it)."""
+    run = place / "run"
+    shutil.copytree(small_run, run)
+    (run / "model.safetensors").unlink()
+    (run / "model.safetensors").symlink_to("/dev/zero")
+    corpus = place / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
+    out = str(place / "salida")
+    argvs = [["train", "--corpus", d, "--quiet", "--out", out] for d in CHAR_DEVICES]
+    argvs += [["train", "--config", "/dev/zero", "--corpus", str(corpus), "--quiet", "--out", out],
+              ["prepare", "--corpus", "/dev/zero", "--quiet", "--out", out],
+              ["generate", str(run), "--prompt", "No"]]
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 1024**3, 8 * 1024**3))  # a regression fails, not the machine
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(argvs=argvs)], capture_output=True, text=True,
+                          timeout=120, env=env, preexec_fn=cap)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("error: ") == len(argvs), done.stderr
+    peak_mb = int(done.stdout.split()[-1])
+    assert peak_mb < 1024, f"pico de memoria {peak_mb} MB"
