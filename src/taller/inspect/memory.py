@@ -32,6 +32,8 @@ def memory_curve(model, ids: np.ndarray, vocab_size: int, reach: int = REACH, wi
     """memory(k) for k = 1 … reach (a Transformer: at most its block_size), averaged over `windows` windows of `ids`."""
     model.eval()
     reach = min(reach, model.block_size or reach, len(ids) - 1)
+    if vocab_size < 2:  # one character: there is no other to put in its place, and nothing can move
+        return np.zeros(reach)
     g = np.random.default_rng(seed)
     ends = g.integers(reach, len(ids), size=windows)  # each window: ids[end - reach : end]
     total = np.zeros(reach)
