@@ -1,8 +1,11 @@
+import dataclasses
+import hashlib
 import io
 import tarfile
 
 import pytest
 
+from taller.data import corpora
 from taller.data.corpora import extract_from_deb, load_corpus, looks_like_lines, parse_fortunes, strip_gutenberg
 from taller.data.batches import eval_windows
 from taller.data.split import split_text
@@ -36,10 +39,11 @@ def test_gutenberg_header_and_footer_are_removed():
     assert strip_gutenberg(raw) == "En un lugar\nde la Mancha\n"
 
 
-def test_a_deb_package_is_read_without_dpkg():
+def fake_deb(fortunes: str) -> bytes:
+    """A .deb as Debian builds it: an ar archive whose data.tar.xz holds refranes.fortunes."""
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:xz") as tar:
-        body = FORTUNES.encode()
+        body = fortunes.encode()
         info = tarfile.TarInfo("./usr/share/games/fortunes/es/refranes.fortunes")
         info.size = len(body)
         tar.addfile(info, io.BytesIO(body))
@@ -48,8 +52,59 @@ def test_a_deb_package_is_read_without_dpkg():
         header = name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8) + str(len(body)).encode().ljust(10) + b"`\n"
         return header + body + (b"\n" if len(body) % 2 else b"")
 
-    deb = b"!<arch>\n" + member(b"debian-binary", b"2.0\n") + member(b"control.tar.xz", b"x") + member(b"data.tar.xz", data.getvalue())
-    assert extract_from_deb(deb, "refranes.fortunes").decode() == FORTUNES
+    return b"!<arch>\n" + member(b"debian-binary", b"2.0\n") + member(b"control.tar.xz", b"x") + member(b"data.tar.xz", data.getvalue())
+
+
+def test_a_deb_package_is_read_without_dpkg():
+    assert extract_from_deb(fake_deb(FORTUNES), "refranes.fortunes").decode() == FORTUNES
+
+
+@pytest.fixture
+def no_refranes_here(tmp_path, monkeypatch):
+    """A machine without the refranes: no TALLER_DATA, no system file, no apt-get, an empty cache."""
+    monkeypatch.delenv("TALLER_DATA", raising=False)
+    monkeypatch.delenv("TALLER_OFFLINE", raising=False)
+    monkeypatch.setenv("TALLER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(corpora.shutil, "which", lambda name: None)
+    info = dataclasses.replace(corpora.CORPORA["refranes"], system_paths=(str(tmp_path / "no-such-file"),))
+    monkeypatch.setitem(corpora.CORPORA, "refranes", info)
+    return tmp_path
+
+
+def serve_package(tmp_path, monkeypatch, deb: bytes, sha256: str) -> None:
+    """Debian's archive, played by a local file (tests never reach the network)."""
+    (tmp_path / "fortunes-es.deb").write_bytes(deb)
+    monkeypatch.setattr(corpora, "DEBIAN_PACKAGE", (tmp_path / "fortunes-es.deb").as_uri())
+    monkeypatch.setattr(corpora, "DEBIAN_PACKAGE_SHA256", sha256)
+
+
+def test_the_refranes_come_from_debians_archive_where_apt_is_missing(no_refranes_here, monkeypatch):
+    deb = fake_deb(FORTUNES)
+    serve_package(no_refranes_here, monkeypatch, deb, hashlib.sha256(deb).hexdigest())
+    text = "\n".join(parse_fortunes(FORTUNES)) + "\n"
+    info = dataclasses.replace(corpora.CORPORA["refranes"], sha256=hashlib.sha256(text.encode()).hexdigest())
+    monkeypatch.setitem(corpora.CORPORA, "refranes", info)
+    corpus = load_corpus("refranes")
+    assert corpus.text == text and corpus.text.startswith("A año tuerto, el huerto.\n")
+    assert (no_refranes_here / "cache" / "refranes.txt").read_text(encoding="utf-8") == text  # cached for next time
+
+
+def test_a_package_with_another_checksum_is_refused_in_one_line(no_refranes_here, monkeypatch):
+    serve_package(no_refranes_here, monkeypatch, fake_deb(FORTUNES), "0" * 64)
+    with pytest.raises(TallerError) as e:
+        load_corpus("refranes")
+    message = str(e.value)
+    assert "no es el esperado" in message and "\n" not in message
+    assert not (no_refranes_here / "cache" / "refranes.txt").exists()
+
+
+def test_offline_says_every_way_to_provide_the_refranes(no_refranes_here, monkeypatch):
+    monkeypatch.setenv("TALLER_OFFLINE", "1")
+    with pytest.raises(TallerError) as e:
+        load_corpus("refranes")
+    message = str(e.value)
+    for way in ("TALLER_OFFLINE", "TALLER_DATA", "ruta del fichero", "fortunes-es", "refranes.txt"):
+        assert way in message
 
 
 def test_explicit_path_and_taller_data(tmp_path, monkeypatch, corpus_file):

@@ -33,6 +33,11 @@ BINARY_CHECK = 64 * 1024  # bytes at the start searched for a NUL byte, which no
 DOWNLOAD_TIMEOUT = 60  # seconds to wait for a corpus's server
 APT_TIMEOUT = 300  # seconds for `apt-get download fortunes-es`
 AR_HEADER = 60  # bytes of the header before each member of an `ar` archive (a .deb)
+# Debian's package of the refranes, from its archive over HTTPS where apt-get is not at hand (macOS, Windows, other
+# Linux); the SHA-256 is Debian's own (`apt-cache show fortunes-es`), checked before anything is read from it.
+DEBIAN_PACKAGE = "https://deb.debian.org/debian/pool/main/f/fortunes-es/fortunes-es_1.36_all.deb"
+DEBIAN_PACKAGE_SHA256 = "54636edc1a4384093b68d1666c7e702ce42d1fcc8b5ab402d9646c328dcca899"
+DEBIAN_PACKAGE_LIMIT = 4 * MB  # the package is 318 KB
 
 
 @dataclass(frozen=True)
@@ -165,9 +170,11 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
         else:
             _save_verified(cached, text, info)
             return Corpus(info.name, text, f"descargado en {cached}", info.lines)
-    raise TallerError(f"no encuentro el corpus '{info.name}'. Probé: {'; '.join(tried)}. "
+    offline = " (TALLER_OFFLINE está definida: no descargo nada)" if os.environ.get("TALLER_OFFLINE") else ""
+    raise TallerError(f"no encuentro el corpus '{info.name}'{offline}. Probé: {'; '.join(tried)}. "
                       f"Soluciones: define TALLER_DATA con la carpeta que tiene {info.name}.txt, "
-                      f"pasa la ruta del fichero, o conéctate a internet para descargarlo.")
+                      f"pasa la ruta del fichero, {where_else(info)}o conéctate a internet (sin TALLER_OFFLINE) para "
+                      "descargarlo.")
 
 
 # --- options: the part of the text a configuration asks for ------------------------------------------------------
@@ -219,6 +226,13 @@ def looks_like_lines(text: str) -> bool:
     return len(lines) >= MIN_LINES and all(line.strip() for line in lines) and max(map(len, lines)) <= MAX_LINE
 
 
+def where_else(info: CorpusInfo) -> str:
+    """Other ways to get a named corpus, for the message that says it was not found."""
+    if info.system_paths:
+        return f"instala el paquete fortunes-es de Debian ({info.system_paths[0]}), "
+    return f"descarga {info.url} a mano, "
+
+
 def _fetch(info: CorpusInfo) -> str:
     if info.name == "refranes":
         return _fetch_refranes()
@@ -231,16 +245,47 @@ def _fetch(info: CorpusInfo) -> str:
 
 
 def _fetch_refranes() -> str:
-    """`apt-get download fortunes-es`, then read refranes.fortunes out of the .deb (an ar archive of tarballs)."""
+    """Debian's fortunes-es package (apt-get where it exists, else Debian's archive over HTTPS), then
+    refranes.fortunes read out of the .deb (an ar archive of tarballs)."""
+    problems = []
+    for fetch in (_apt_download, _archive_download):
+        try:
+            deb = fetch()
+            break
+        except TallerError as e:
+            problems.append(str(e))
+    else:
+        raise TallerError("; ".join(problems))
+    raw = extract_from_deb(deb, "refranes.fortunes")
+    return "\n".join(parse_fortunes(raw.decode("utf-8"))) + "\n"
+
+
+def _apt_download() -> bytes:
+    """`apt-get download fortunes-es` (apt checks the package's signature and digest itself)."""
     if not shutil.which("apt-get"):
         raise TallerError("apt-get no está disponible")
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(["apt-get", "download", "fortunes-es"], cwd=tmp, capture_output=True, text=True, timeout=APT_TIMEOUT)
+        result = subprocess.run(["apt-get", "download", "fortunes-es"], cwd=tmp, capture_output=True, text=True,
+                                timeout=APT_TIMEOUT)
         debs = list(Path(tmp).glob("fortunes-es_*.deb"))
         if result.returncode != 0 or not debs:
             raise TallerError(f"apt-get download fortunes-es falló: {result.stderr.strip()[:200]}")
-        raw = extract_from_deb(debs[0].read_bytes(), "refranes.fortunes")
-    return "\n".join(parse_fortunes(raw.decode("utf-8"))) + "\n"
+        return read_bounded(debs[0], DEBIAN_PACKAGE_LIMIT, "descarga refranes.txt a mano y usa TALLER_DATA")
+
+
+def _archive_download(url: str = "", sha256: str = "") -> bytes:
+    """The package from Debian's archive, refused unless its SHA-256 is Debian's."""
+    url, sha256 = url or DEBIAN_PACKAGE, sha256 or DEBIAN_PACKAGE_SHA256
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as r:
+            deb = r.read(DEBIAN_PACKAGE_LIMIT + 1)
+    except Exception as e:  # noqa: BLE001 - any network failure becomes one message
+        raise TallerError(f"no pude descargar {url}: {e}") from None
+    digest = hashlib.sha256(deb).hexdigest()
+    if len(deb) > DEBIAN_PACKAGE_LIMIT or digest != sha256:
+        raise TallerError(f"el paquete descargado de {url} no es el esperado (SHA-256 {digest[:12]}… ≠ {sha256[:12]}…); "
+                          "no lo uso: descarga refranes.txt a mano y usa TALLER_DATA")
+    return deb
 
 
 def extract_from_deb(deb: bytes, filename: str) -> bytes:
