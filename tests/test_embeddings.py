@@ -109,7 +109,7 @@ def test_the_server_lists_it_as_not_for_this_page_and_answers_4xx(sg_run):
     from taller.apps.web.server import create_app
 
     out, _ = sg_run
-    client = TestClient(create_app(out.parent))
+    client = TestClient(create_app(out.parent), base_url="http://localhost")  # the server answers loopback names only
     (listed,) = client.get("/api/runs").json()["runs"]
     assert listed["kind"] == "skipgram" and "taller embeddings" in listed["error"]  # the page shows why it can't open
     r = client.post("/api/predict", json={"run": out.name, "text": "el "})

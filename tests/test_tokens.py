@@ -201,7 +201,7 @@ def test_explain_and_serve_show_tokens(bpe_run):
     run = load_run(out)
     pieces, maps = attention_for(run, "No hay mal")
     assert "".join(pieces) == "No hay mal" and maps[0].shape[-1] == len(pieces)
-    client = TestClient(create_app(out.parent))
+    client = TestClient(create_app(out.parent), base_url="http://localhost")  # the server answers loopback names only
     answer = client.post("/api/predict", json={"run": out.name, "text": "No hay 日本"})
     assert answer.status_code == 200 and len(answer.json()["bars"]) == 10
 

@@ -31,7 +31,7 @@ def runs_dir(trained_run, trained_lstm_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(runs_dir):
-    return TestClient(create_app(runs_dir))
+    return TestClient(create_app(runs_dir), base_url="http://127.0.0.1")  # the server answers loopback names only
 
 
 def test_lists_only_the_runs_inside_the_folder(client):

@@ -191,6 +191,8 @@ def build_parser() -> Parser:
                    help="una carpeta de ejecución o una carpeta con varias, como runs/ (por defecto)")
     s.add_argument("--host", default="127.0.0.1", help="dirección en la que escuchar (127.0.0.1: sólo este equipo)")
     s.add_argument("--port", type=int, default=8000, help="puerto (8000)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NOMBRE",
+                   help="responde también a este nombre del equipo (además de localhost y 127.0.0.1); repetible")
     return p
 
 
@@ -423,7 +425,7 @@ def cmd_embeddings(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    serve(Path(args.path), host=args.host, port=args.port)
+    serve(Path(args.path), host=args.host, port=args.port, allow_hosts=args.allow_host)
 
 
 COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
