@@ -42,3 +42,15 @@ def train(corpus: str, out: str, settings: dict, resume: bool, max_steps: int | 
     if max_steps is not None:
         cfg.train.max_steps = max_steps
     run_training(cfg, out, resume=resume, progress=False, log=lambda *a: None)
+
+
+def cli(argv: list[str], kill: tuple | None = None):
+    """`taller ARGV` in this process: its exit code is the process's."""
+    import torch
+
+    torch.set_num_threads(1)
+    from taller.apps.cli import main
+
+    if kill:
+        kill_at(*kill)
+    main(argv)

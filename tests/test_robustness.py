@@ -51,7 +51,7 @@ def forks():
     """Processes forked from a server that imported taller but never ran a tensor operation (fork-safe)."""
     ctx = multiprocessing.get_context("forkserver")
     # (torch._dynamo too: the optimizer imports it lazily, over a second in every child otherwise)
-    ctx.set_forkserver_preload(["crash_child", "taller.training.loop", "taller.inspect", "torch._dynamo"])
+    ctx.set_forkserver_preload(["crash_child", "taller.apps.cli", "taller.inspect", "torch._dynamo"])
     return ctx
 
 
@@ -123,16 +123,39 @@ def test_sigkill_at_27_instants_never_loses_the_last_checkpoint_and_resume_is_ex
     assert not list(out.glob(".*.tmp")) and not list(out.glob("*.next.safetensors"))
 
 
+def cli_args(corpus, out, settings: dict, *extra) -> list[str]:
+    sets = [a for k, v in {"block_size": 16, **settings}.items() for a in ("--set", f"{k}={v}")]
+    return ["train", "--corpus", str(corpus), "--out", str(out), "--quiet", *sets, *extra]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_and_ctrl_c_save_and_exit_0(forks, ram_dir, corpus_file, signum):
+def test_sigterm_and_ctrl_c_save_and_exit_143_and_130(forks, ram_dir, corpus_file, signum):
     out = ram_dir / "run"
-    p = start(forks, str(corpus_file), str(out), {**SETTINGS, "eval_chars": 64}, False, 100000)
+    args = cli_args(corpus_file, out, {**SETTINGS, "eval_chars": 64}, "--steps", "100000")
+    p = forks.Process(target=crash_child.cli, args=(args,))
+    p.start()
     wait_for(out / "state.json", p)
     os.kill(p.pid, signum)
     p.join(60)
-    assert p.exitcode == 0
+    assert p.exitcode == 128 + signum  # as shells expect: a script can tell it from a finished training
     state = json.loads((out / "state.json").read_text())
     assert state["step"] == max(train_losses(out)) and not state["finished"]
+
+
+def test_a_kill_before_the_first_checkpoint_is_no_dead_end(forks, ram_dir, corpus_file, capsys):
+    out = ram_dir / "run"
+    args = cli_args(corpus_file, out, SETTINGS, "--steps", "4")
+    p = forks.Process(target=crash_child.cli, args=(args,), kwargs={"kill": ("state.json", "before", 1)})
+    p.start()
+    p.join(120)
+    assert p.exitcode == -signal.SIGKILL
+    assert not (out / "state.json").exists() and {"config.toml", "tokenizer.json", "parameters.txt"} <= {
+        q.name for q in out.iterdir()}
+    code, _, err = run_cli(["train", "--out", str(out), "--resume"], capsys)
+    assert code == 2 and "sin --resume" in err and err.count("\n") == 1  # says what to do...
+    code, stdout, err = run_cli(args, capsys)  # ...and doing it works: the same command takes the folder over
+    assert code == 0 and "empiezo de cero" in stdout, err
+    assert json.loads((out / "state.json").read_text())["finished"]
 
 
 # --- hostile files -------------------------------------------------------------------------------------------------

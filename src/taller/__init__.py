@@ -8,19 +8,33 @@
         print(s.text)
 """
 
+import importlib
+
 from taller._version import __version__
-from taller.config import Config
-from taller.data.corpora import load_corpus
 from taller.errors import TallerError
-from taller.models import build_model
-from taller.runs.folder import Run, load_run
-from taller.data.tokenizers import CharTokenizer
-from taller.training.loop import train
+
+# The public names, each loaded from its module on first use (PEP 562): `import taller` stays light, so that the
+# command line (taller/__main__.py) can catch a Ctrl-C that arrives while PyTorch is still loading.
+LAZY = {"Config": "taller.config", "load_corpus": "taller.data.corpora", "build_model": "taller.models",
+        "Run": "taller.runs.folder", "load_run": "taller.runs.folder", "CharTokenizer": "taller.data.tokenizers",
+        "train": "taller.training.loop"}
 
 
-def preset(name: str = "base", **overrides) -> Config:
+def __getattr__(name: str):
+    if name not in LAZY:
+        raise AttributeError(f"module 'taller' has no attribute {name!r}")
+    value = getattr(importlib.import_module(LAZY[name]), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(LAZY))
+
+
+def preset(name: str = "base", **overrides) -> "Config":
     """A preset configuration with `key=value` overrides (e.g. corpus="quijote", max_time=60, d_model=256)."""
-    cfg = Config.preset(name)
+    cfg = __getattr__("Config").preset(name)
     for key, value in overrides.items():
         cfg.set(key, value, where=f"{key}=")
     return cfg

@@ -73,6 +73,8 @@ TOKENIZER_KINDS = ("char", "bpe", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SECTIONS = {"data": DataConfig, "train": TrainConfig}  # and [model]: the kind's own section (taller/models/)
 MEMORY_LIMIT = 2_000_000_000  # parameters: about 32 GB with AdamW's two moments in float32 — more than a laptop has
+MEMORY_SHARE = 0.8  # of the memory the machine has free, what a training may take: the rest is the text's, PyTorch's…
+GB = 1e9
 
 
 def default_model() -> ModelConfig:
@@ -205,6 +207,44 @@ class Config:
              "reduce d_model, d_ff o n_layers.")
         return self
 
+    # --- memory ---------------------------------------------------------------------------------------------
+    def memory_needed(self) -> dict[str, float]:
+        """Bytes one training process needs, in float32: the weights, their gradients, AdamW's two moments and the
+        activations a step keeps for its backward pass (each kind estimates its own, beside its model)."""
+        model = self.model
+        if not model.vocab_size:  # not known before the tokenizer is built: the vocabulary asked for, or 256
+            guess = self.data.tokenizer_vocab if self.data.tokenizer != "char" else 256
+            model = dataclasses.replace(model, vocab_size=guess)
+        params = model.estimate_parameters()
+        return {"parámetros": 4.0 * params, "gradientes": 4.0 * params, "optimizador": 8.0 * params,
+                "activaciones": 4.0 * model.estimate_activations(self.train.batch_size)}
+
+    def check_memory(self, available: float | None, processes: int = 1) -> None:
+        """Refuse, in one line with the numbers and the flag to change, a training that would not fit in the memory
+        the machine has free (`available` bytes, None: unknown) when `processes` trainings share it."""
+        parts = self.memory_needed()
+        needed = processes * sum(parts.values())
+        if available is None or needed <= MEMORY_SHARE * available:
+            return
+        shown = ", ".join(f"{name} {value * processes / GB:.1f}" for name, value in parts.items())
+        raise TallerError(f"este entrenamiento necesita unos {needed / GB:.1f} GB de memoria ({shown}) y el equipo "
+                          f"tiene {available / GB:.1f} GB libres (taller usa como mucho el {MEMORY_SHARE:.0%}); "
+                          f"{self.memory_advice(parts, MEMORY_SHARE * available / processes)}.")
+
+    def memory_advice(self, parts: dict[str, float], budget: float) -> str:
+        """What to change so that one process fits in `budget` bytes: the batch if activations weigh most, else
+        the model's size."""
+        t, m = self.train, self.model
+        rest = sum(parts.values()) - parts["activaciones"]
+        if parts["activaciones"] >= rest:
+            fits = int(t.batch_size * (budget - rest) / parts["activaciones"])
+            if fits >= 1:
+                return f"usa --set batch_size={fits} (ahora {t.batch_size}) o menos"
+            context = f" y --set block_size=… (ahora {m.block_size})" if hasattr(m, "block_size") else ""
+            return f"usa --set batch_size=1{context}, o un modelo más pequeño"
+        keys = [f"{k} (ahora {getattr(m, k)})" for k in ("d_model", "d_ff", "n_layers", "d_embed") if hasattr(m, k)]
+        return f"usa un modelo más pequeño: baja con --set {', '.join(keys)}"
+
 
 def check_data(d: DataConfig) -> None:
     need(d.tokenizer in TOKENIZER_KINDS, f"data.tokenizer='{d.tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}.")
@@ -221,6 +261,7 @@ def check_data(d: DataConfig) -> None:
 
 def check_train(t: TrainConfig) -> None:
     need(t.device in DEVICES, f"train.device='{t.device}': usa {', '.join(DEVICES)}.")
+    need(0 <= t.seed < 2**63, f"train.seed={t.seed} debe estar entre 0 y 2**63-1.")
     need(t.dtype in ("auto", "float32", "bfloat16"), f"train.dtype='{t.dtype}': usa auto, float32 o bfloat16.")
     need(1 <= t.batch_size <= 65536, f"train.batch_size={t.batch_size} debe estar entre 1 y 65536.")
     need(0.0 < t.lr < 10.0 and math.isfinite(t.lr), f"train.lr={t.lr} debe ser positivo (por ejemplo 3e-3).")

@@ -24,7 +24,7 @@ from taller.inspect.report import write_report
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
 from taller.models import KINDS, kind_named
-from taller.runs.folder import load_run
+from taller.runs.folder import check_output, check_run_dir, load_run
 from taller.text import show_token, side_by_side
 from taller.training.distributed import is_main
 from taller.training.loop import train
@@ -61,14 +61,47 @@ def positive_int(text: str) -> int:
 positive_int.__name__ = "entero positivo"
 
 
-def seconds(text: str) -> float:
+def finite(text: str) -> float:
+    """A float flag: never nan or inf (the command says which finite values it takes)."""
     value = float(text)
-    if not 0 < value < math.inf:
+    if not math.isfinite(value):
         raise ValueError
     return value
 
 
-seconds.__name__ = "número de segundos positivo"
+finite.__name__ = "número finito"
+
+
+def finite_positive(text: str) -> float:
+    value = finite(text)
+    if value <= 0:
+        raise ValueError
+    return value
+
+
+finite_positive.__name__ = "número positivo finito"
+
+SEED_LIMIT = 2**63  # a seed is a signed 64-bit integer for torch
+
+
+def seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError
+    return value
+
+
+seed.__name__ = "semilla (entero entre 0 y 2**63-1)"
+
+
+def path_text(text: str) -> str:
+    """A file or folder named on the command line: an empty name is a mistake, not the default."""
+    if not text.strip():
+        raise ValueError
+    return text
+
+
+path_text.__name__ = "ruta (no vacía)"
 
 
 DEMO_SECONDS = 165  # training seconds; evaluations, pictures and samples add about a minute
@@ -85,17 +118,14 @@ def bounded_int(high: int):
     return parse
 
 
-def build_parser() -> Parser:
-    p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
-    p.add_argument("--version", action="version", version=f"taller {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="ORDEN", parser_class=Parser)
-
+def add_training_commands(sub) -> None:
+    """demo, corpus and train: the story's first half."""
     d = sub.add_parser("demo", help="toda la historia de los refranes en unos minutos")
     budget = d.add_mutually_exclusive_group()
-    budget.add_argument("--max-time", type=seconds, help=f"segundos de entrenamiento (por defecto {DEMO_SECONDS}: la demo "
-                        "cabe en 4 minutos en cualquier máquina)")
+    budget.add_argument("--max-time", type=finite_positive,
+                        help=f"segundos de entrenamiento (por defecto {DEMO_SECONDS}: la demo cabe en 4 minutos en cualquier máquina)")
     budget.add_argument("--epochs", type=bounded_int(10_000), help="entrena estas épocas en vez de por tiempo")
-    d.add_argument("--out", help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
+    d.add_argument("--out", type=path_text, help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
 
     c = sub.add_parser("corpus", help="los corpus disponibles y cómo son")
     csub = c.add_subparsers(dest="corpus_command", metavar="ORDEN", parser_class=Parser, required=True)
@@ -115,18 +145,23 @@ def build_parser() -> Parser:
     t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=positive_int, help="número de épocas")
-    g.add_argument("--max-time", type=seconds, metavar="SEGUNDOS", help="entrena este tiempo (el learning rate sigue al reloj)")
+    g.add_argument("--max-time", type=finite_positive, metavar="SEGUNDOS",
+                   help="entrena este tiempo (el learning rate sigue al reloj)")
     t.add_argument("--steps", type=positive_int, help="para tras este número de pasos")
-    t.add_argument("--seed", type=int, help="semilla: la misma semilla repite exactamente en CPU")
+    t.add_argument("--seed", type=seed, help="semilla: la misma semilla repite exactamente en CPU")
     t.add_argument("--device", choices=list(DEVICES), help="dónde entrenar (auto)")
-    t.add_argument("--out", help="carpeta de la ejecución (por defecto runs/CORPUS-PRESET-FECHA)")
+    t.add_argument("--out", type=path_text, help="carpeta de la ejecución (por defecto runs/CORPUS-PRESET-FECHA)")
     t.add_argument("--resume", action="store_true", help="continúa la ejecución de --out desde su último punto de control")
     t.add_argument("--quiet", action="store_true", help="sin barra de progreso")
 
+
+def add_text_commands(sub) -> None:
+    """prepare and generate: text in, text out."""
     pp = sub.add_parser("prepare", aliases=["preparar"],
                         help="convierte un texto enorme en tokens en disco, para entrenar sin cargarlo en memoria")
     pp.add_argument("--corpus", required=True, metavar="FICHERO", help="fichero de texto UTF-8 (de cualquier tamaño)")
-    pp.add_argument("--out", metavar="CARPETA", help="carpeta de salida (por defecto preparados/NOMBRE)")
+    pp.add_argument("--out", type=path_text, metavar="CARPETA",
+                    help="carpeta de salida (por defecto preparados/NOMBRE)")
     pp.add_argument("--tokenizer-file", metavar="JSON", help="usa este tokenizer.json (p. ej. el de una ejecución) "
                     "en vez de sacar el vocabulario del texto")
     pp.add_argument("--quiet", action="store_true", help="sin barra de progreso")
@@ -135,19 +170,24 @@ def build_parser() -> Parser:
     gen.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     gen.add_argument("--prompt", default="", help="el comienzo del texto (por ejemplo \"No hay \")")
     gen.add_argument("-n", type=bounded_int(1000), default=1, help="cuántas muestras (1; hasta 1000)")
-    gen.add_argument("--temperature", type=float, nargs="+", default=[1.0], metavar="T",
+    gen.add_argument("--temperature", type=finite, nargs="+", default=[1.0], metavar="T",
                      help="<1 más prudente, >1 más loco (1.0); con varias, una muestra por temperatura, lado a lado")
     gen.add_argument("--top-k", type=int, default=0, help="elige sólo entre los k más probables (0 = todos)")
-    gen.add_argument("--top-p", type=float, default=1.0, help="elige entre los más probables que suman p (1.0)")
+    gen.add_argument("--top-p", type=finite, default=1.0, help="elige entre los más probables que suman p (1.0)")
     gen.add_argument("--greedy", action="store_true", help="elige siempre el más probable")
-    gen.add_argument("--seed", type=int, help="semilla del muestreo")
+    gen.add_argument("--seed", type=seed, help="semilla del muestreo")
     gen.add_argument("--max-chars", type=bounded_int(100_000), default=200,
                      help="caracteres como máximo por muestra (200)")
-    gen.add_argument("--table", metavar="FICHERO", help="escribe la tabla de probabilidades en este fichero")
+    gen.add_argument("--table", type=path_text, metavar="FICHERO",
+                     help="escribe la tabla de probabilidades en este fichero (nuevo; si existe, con --force)")
+    gen.add_argument("--force", action="store_true", help="reemplaza el fichero de --table si ya existe")
     gen.add_argument("--show-probs", action="store_true", help="muestra los 5 candidatos de cada paso")
     gen.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
                      help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
 
+
+def add_looking_commands(sub) -> None:
+    """probe, compare, explain, report, tokenize and embeddings: looking at trained runs."""
     pr = sub.add_parser("probe", aliases=["sondear"], help="¿qué palabra espera el modelo tras un contexto?")
     pr.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     pr.add_argument("--context", help="el texto que lee el modelo antes de los candidatos")
@@ -158,10 +198,11 @@ def build_parser() -> Parser:
     cmp_ = sub.add_parser("compare", aliases=["comparar"], help="entrena varios modelos con el mismo tiempo y los compara")
     cmp_.add_argument("--corpus", default="quijote", help="refranes, quijote o la ruta de un fichero de texto (quijote)")
     cmp_.add_argument("--models", default="ngram,lstm,transformer", help="lista separada por comas (ngram,lstm,transformer)")
-    cmp_.add_argument("--max-time", type=seconds, default=120, metavar="SEGUNDOS", help="segundos por modelo (120)")
+    cmp_.add_argument("--max-time", type=finite_positive, default=120, metavar="SEGUNDOS",
+                      help="segundos por modelo (120)")
     cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave en todos (repetible)")
     cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
-    cmp_.add_argument("--out", help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
+    cmp_.add_argument("--out", type=path_text, help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
     cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
 
     e = sub.add_parser("explain", aliases=["explicar"], help="dibuja atención, embeddings y evolución de los pesos")
@@ -185,6 +226,16 @@ def build_parser() -> Parser:
     em.add_argument("--expect", metavar="PALABRA", help="en qué puesto queda esta palabra (p. ej. reina)")
     em.add_argument("--plot", nargs="+", metavar="PALABRA", help="dibuja estas palabras en 2-D (PCA) en words.png")
     em.add_argument("--k", type=bounded_int(1000), default=10, help="cuántas palabras mostrar (10)")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
+    p.add_argument("--version", action="version", version=f"taller {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="ORDEN", parser_class=Parser)
+
+    add_training_commands(sub)
+    add_text_commands(sub)
+    add_looking_commands(sub)
 
     s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
     s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
@@ -238,6 +289,7 @@ def cmd_train(args) -> None:
     if args.resume:
         if out is None:
             raise TallerError("--resume necesita --out con la carpeta de la ejecución que quieres continuar.")
+        check_run_dir(out, resume=True)  # a file, a missing run or one stopped before its first checkpoint: said first
         cfg = Config.load(out / "config.toml", saved=True)
     elif args.config:
         cfg = Config.load(args.config)
@@ -272,7 +324,9 @@ def cmd_train(args) -> None:
                               "quita esas opciones, o entrena de cero en otra carpeta.")
     out = out or default_out(Path(cfg.data.corpus).stem, preset)
     run = train(cfg, out, resume=args.resume, progress=not args.quiet)
-    if not run.interrupted and is_main():  # under torchrun, rank 0 speaks for all
+    if run.interrupted:  # saved, and the loop said how to continue: the shell's code for the signal (130, 143)
+        sys.exit(128 + run.interrupted)
+    if is_main():  # under torchrun, rank 0 speaks for all
         print(f"Resultados en {run.dir}/")
 
 
@@ -291,6 +345,8 @@ def cmd_generate(args) -> None:
         raise TallerError(f"--top-p={args.top_p} debe estar en (0, 1].")
     if args.top_k < 0:
         raise TallerError(f"--top-k={args.top_k} no puede ser negativo.")
+    if args.table:
+        check_output(Path(args.table), args.force, "--table")
     run = load_run(args.run)
     by_temperature = [run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=temperature,
                                    top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,

@@ -44,6 +44,10 @@ class ModelConfig:
         """About how many parameters the model will have, before it is built (memory guard)."""
         return 0
 
+    def estimate_activations(self, batch_size: int) -> int:
+        """About how many numbers one training step of `batch_size` keeps for its backward pass (memory guard)."""
+        return 0
+
     @property
     def context(self) -> int | None:
         """The longest context the model reads, in tokens (None: no limit)."""

@@ -38,6 +38,12 @@ class LSTMConfig(ModelConfig):
         gates = 4 * H * (E + H + 2)  # the first layer: 4 gates, each reads x and h, two biases
         return V * E + gates + (self.n_layers - 1) * 4 * H * (2 * H + 2) + H * V + V
 
+    def estimate_activations(self, batch_size: int) -> int:
+        B, T, H, V = batch_size, self.block_size, self.d_model, max(self.vocab_size, 256)
+        E = self.d_embed or self.d_model
+        # per layer and character: the 4 gates, the memory c and its tanh, the output h, dropout (~10 H)
+        return B * T * E + self.n_layers * 10 * B * T * H + 3 * B * T * V  # embeddings; layers; logits, softmax, grad
+
 
 def lstm_cell(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_ih, w_hh, b_ih, b_hh):
     """One step: x (B, E), state (h, c) each (B, H) -> the new (h, c), and the gates (each (B, H)) to show them.

@@ -66,6 +66,9 @@ class SkipGramConfig(ModelConfig):
     def estimate_parameters(self) -> int:
         return 2 * self.vocab_size * self.d_model  # two tables of word vectors
 
+    def estimate_activations(self, batch_size: int) -> int:
+        return 2 * batch_size * (2 + self.negatives) * self.d_model  # each pair's vectors and its negatives', and grads
+
 
 def words_of(text: str) -> list[str]:
     """'¿Qué dice, Sancho?' -> ['qué', 'dice', 'sancho']."""

@@ -51,6 +51,15 @@ class TransformerConfig(ModelConfig):
         per_layer = 4 * C * C + 2 * C * F_ + 9 * C + F_  # attention (4 C×C and biases), feed-forward, 2 norms
         return 2 * V * C + self.block_size * C + self.n_layers * per_layer  # embedding and head, positions, blocks
 
+    def estimate_activations(self, batch_size: int) -> int:
+        B, T, C, F_, H = batch_size, self.block_size, self.d_model, self.d_ff, self.n_heads
+        V = max(self.vocab_size, 256)
+        # per block: two norms (in and out), q, k, v, the heads' output, its projection, dropouts and residuals
+        # (~12 B×T×C); the feed-forward's hidden layer before and after GELU (2 B×T×F); attention's scores, weights
+        # and their dropout, T×T per head (3 B×H×T²: also on the fused path, which falls back to them with dropout)
+        per_block = 12 * B * T * C + 2 * B * T * F_ + 3 * B * H * T * T
+        return 2 * B * T * C + self.n_layers * per_block + 3 * B * T * V  # embeddings; blocks; logits, softmax, grad
+
     @property
     def context(self) -> int:
         return self.block_size

@@ -2,11 +2,15 @@
 
     runs/NAME/  config.toml  tokenizer.json (or vocab.json)  model.safetensors  optim.safetensors  state.json
                 metrics.jsonl  parameters.txt  samples.txt  table.txt  epoch_NNN.png  loss.png  report.html …
+                .lock: held by the one training that writes the folder (an OS lock: a killed process leaves none)
 """
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +24,20 @@ from taller.models import build_model, kind_of
 from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state, unflatten_optimizer
 from taller.sampling import generate
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; a second training on one folder is not refused there
+    fcntl = None
+
+LOCK_FILE = ".lock"
+# What a fresh start writes before its first checkpoint (state.json): a folder holding only these was stopped in
+# its first seconds, and a new fresh start may take it over.
+FIRST_FILES = ("config.toml", "tokenizer.json", "vocab.json", "parameters.txt", "epoch_000.safetensors",
+               "epoch_000.png", "evolution.jsonl", "metrics.jsonl", "*.next.safetensors", ".*.tmp", LOCK_FILE)
+# Every file taller writes in a run folder: no output flag writes onto one of them, not even with --force.
+RUN_FILES = FIRST_FILES + ("state.json", "model.safetensors", "optim.safetensors", "best.safetensors",
+                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html")
+
 
 @dataclass
 class Run:
@@ -28,7 +46,7 @@ class Run:
     tokenizer: object  # CharTokenizer, WordTokenizer or BpeTokenizer (the same interface); a skip-gram's WordVocab
     model: torch.nn.Module
     state: dict = field(default_factory=dict)
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped its training early (SIGINT: Ctrl-C, SIGTERM), 0 if none
 
     @property
     def line_corpus(self) -> bool:
@@ -45,11 +63,46 @@ class Run:
 
 def check_run_dir(out: Path, resume: bool) -> None:
     """Refuse, before anything is written, to start over an existing run or to resume a missing one."""
+    if out.exists() and not out.is_dir():
+        raise TallerError(f"{out} es un fichero, no una carpeta; elige una carpeta con --out. No se ha tocado nada.")
+    RunLock.check_free(out)
+    check_contents(out, resume)
+
+
+def check_contents(out: Path, resume: bool) -> None:
+    """What the folder holds allows a fresh start (nothing, or an unfinished start) or a resume (a checkpoint)."""
     if resume and not (out / "state.json").exists():
+        if out.is_dir() and any(out.iterdir()) and unfinished_start(out):
+            raise TallerError(f"--resume: {out} se detuvo antes de su primer punto de control (no tiene state.json): "
+                              "no hay nada que continuar; entrena de cero con la misma orden sin --resume "
+                              "(taller reemplaza los ficheros de ese comienzo).")
         raise TallerError(f"--resume: {out} no tiene ninguna ejecución que continuar (falta state.json).")
-    if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TallerError(f"{out} ya existe y no está vacía; usa --resume para continuar esa ejecución "
-                          "o elige otra carpeta con --out. No se ha tocado nada.")
+    if not resume and out.exists() and any(out.iterdir()) and not unfinished_start(out):
+        if (out / "state.json").exists():
+            raise TallerError(f"{out} ya tiene una ejecución; usa --resume para continuarla "
+                              "o elige otra carpeta con --out. No se ha tocado nada.")
+        raise TallerError(f"{out} ya existe y no está vacía; elige otra carpeta con --out. No se ha tocado nada.")
+
+
+def matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def unfinished_start(out: Path) -> bool:
+    """A folder that holds no checkpoint and only what a fresh start writes first: a training stopped in its first
+    seconds (Ctrl-C, kill -9), which a new fresh start may take over."""
+    first_files_only = all(p.is_file() and matches(p.name, FIRST_FILES) for p in out.iterdir())
+    return not (out / "state.json").exists() and first_files_only
+
+
+def clear_unfinished_start(out: Path) -> list[str]:
+    """The files of an unfinished start (the lock aside), removed; returns their names."""
+    if not unfinished_start(out):
+        return []
+    names = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE)
+    for name in names:
+        (out / name).unlink(missing_ok=True)
+    return names
 
 
 def create_run_dir(out: Path) -> None:
@@ -57,6 +110,105 @@ def create_run_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TallerError(f"no puedo crear {out}: {e.strerror}; elige otra carpeta con --out.") from None
+
+
+class RunLock:
+    """The OS lock (flock) on a run folder's .lock file, held by the one process that writes the folder. The OS
+    drops it when the process ends, however it ends: a killed training leaves no stale lock. Readers never take it."""
+
+    def __init__(self, out: Path):
+        self.out, self.fd = out, None
+
+    def acquire(self) -> RunLock:
+        if fcntl is None:
+            return self
+        path = self.out / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise TallerError(f"no puedo crear {path}: {e.strerror}; elige otra carpeta con --out.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise TallerError(f"no puedo bloquear {path}: {e.strerror}.") from None
+            raise in_use(self.out, holder) from None
+        try:  # who holds it: named in the refusal of a second writer (on a full disk, unnamed)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError:
+            pass
+        self.fd = fd
+        return self
+
+    @staticmethod
+    def check_free(out: Path) -> None:
+        """Refuse at once if a training holds the folder's lock now (nothing is created, nothing is locked)."""
+        if fcntl is None or not (out / LOCK_FILE).is_file():
+            return
+        try:
+            fd = os.open(out / LOCK_FILE, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise in_use(out, os.read(fd, 32).decode("ascii", "replace").strip()) from None
+        finally:
+            os.close(fd)  # (a shared lock taken for a moment is dropped with it)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the lock; the file stays (removing it would race with a new writer)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def in_use(out: Path, holder: str) -> TallerError:
+    who = f"el proceso {holder}" if holder.isdigit() else "otro proceso"
+    return TallerError(f"{out} está en uso: otro entrenamiento ({who}) la está escribiendo; espera a que termine o "
+                       "elige otra carpeta con --out. No se ha tocado nada.")
+
+
+def lock_run_dir(out: Path, resume: bool) -> RunLock:
+    """The folder, created if new and locked for this process; checked again under the lock (another training may
+    have written it meanwhile)."""
+    if not resume:
+        create_run_dir(out)
+    lock = RunLock(out).acquire()
+    try:
+        check_contents(out, resume)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def is_run_dir(folder: Path) -> bool:
+    """Whether `folder` looks like a run folder (finished, or stopped before its first checkpoint)."""
+    vocabulary = (folder / "tokenizer.json").exists() or (folder / "vocab.json").exists()
+    started = (folder / "config.toml").exists() and vocabulary
+    return (folder / "state.json").exists() or (folder / LOCK_FILE).exists() or started
+
+
+def check_output(path: Path, force: bool, flag: str) -> None:
+    """A file the user named as an output (`--table FILE`): never an existing file without --force, never a file of
+    a run folder (weights, state, config … not even with --force), never a folder."""
+    target = path.resolve()  # a link into a run folder is judged by where it leads
+    if is_run_dir(target.parent) and matches(target.name, RUN_FILES):
+        raise TallerError(f"{flag} {path}: es un fichero de la ejecución {target.parent} y no se sobrescribe nunca; "
+                          "elige otro nombre.")
+    if path.is_dir():
+        raise TallerError(f"{flag} {path}: es una carpeta; indica un fichero.")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise TallerError(f"{flag} {path}: el fichero ya existe; añade --force para reemplazarlo o elige otro nombre.")
 
 
 def run_state(*, step: int, epoch: int, train_time: float, finished: bool, corpus, split, parameters: int,

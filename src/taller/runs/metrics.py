@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from taller.errors import TallerError
@@ -13,7 +14,8 @@ def append_metrics(run_dir: Path, entry: dict) -> None:
     """One line more in metrics.jsonl. A full disk is a message; the last checkpoint stays intact."""
     path = Path(run_dir) / "metrics.jsonl"
     try:
-        with open(path, "a", encoding="utf-8") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # private, as every other file of the run
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
     except OSError as e:
         raise TallerError(f"no pude escribir {path}: {e.strerror}; comprueba el espacio libre y los permisos. "

@@ -16,7 +16,7 @@ from taller.evaluate import LN2
 from taller.files import atomic_write
 from taller.models import build_model
 from taller.runs.checkpoint import save_checkpoint
-from taller.runs.folder import Run, create_run_dir, run_state
+from taller.runs.folder import Run, clear_unfinished_start, lock_run_dir, run_state
 from taller.text import thousands
 from taller.training.artefacts import write_samples
 from taller.training.next_token import find_text_data
@@ -25,7 +25,13 @@ from taller.training.next_token import find_text_data
 def fit_counts(cfg, out: Path, ctx, log=print) -> Run:
     """Count the training text, score val, and write the run folder; return the fitted run."""
     data = find_text_data(cfg, out, ctx, resume=False)
-    create_run_dir(out)
+    with lock_run_dir(out, resume=False):  # a second fit or training of the same folder is refused meanwhile
+        clear_unfinished_start(out)
+        return count(cfg, out, data, log)
+
+
+def count(cfg, out: Path, data, log) -> Run:
+    """Fit the counts and write the run folder (locked by the caller)."""
     cfg.save(out / "config.toml")
     data.tokenizer.save(out / "tokenizer.json")
     model = build_model(cfg.model)

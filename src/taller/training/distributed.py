@@ -120,7 +120,7 @@ def broadcast_text(ctx: Context, text: str) -> str:
     size = torch.tensor([len(encoded)], dtype=torch.int64, device=ctx.device)
     dist.broadcast(size, src=0)  # first how many bytes, then the bytes
     data = torch.zeros(int(size), dtype=torch.uint8, device=ctx.device)
-    if ctx.main:
+    if ctx.main and encoded:  # (frombuffer refuses an empty buffer: "" is sent as its size alone)
         data.copy_(torch.frombuffer(bytearray(encoded), dtype=torch.uint8))
     dist.broadcast(data, src=0)
     return bytes(data.cpu().numpy()).decode("utf-8")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -26,12 +27,13 @@ from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.models import Kind, kind_of
 from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint
-from taller.runs.folder import Run, check_run_dir, create_run_dir, load_optimizer, load_weights, run_state
+from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
+                                run_state)
 from taller.runs.metrics import append_metrics, truncate_metrics
 from taller.text import thousands
 from taller.training import distributed
 from taller.training.counting import fit_counts
-from taller.training.device import pick_device
+from taller.training.device import available_memory, pick_device, processes_sharing_memory
 from taller.training.next_token import NextToken
 from taller.training.optim import learning_rate
 from taller.training.skipgram import SkipGramPairs
@@ -66,6 +68,7 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
     check_run_dir(out, resume)
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
     refuse_what_the_kind_cannot_do(kind, cfg, ctx, resume)
+    cfg.check_memory(available_memory(ctx.device), processes_sharing_memory(ctx.device, ctx.world))
     if kind.counted:
         return fit_counts(cfg, out, ctx, log=log)
     objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)
@@ -89,6 +92,7 @@ class StopFlag:
 
     def __init__(self):
         self.requested = False
+        self.signum = 0  # which signal asked first
         self.previous = {}
 
     def __enter__(self):
@@ -102,7 +106,7 @@ class StopFlag:
     def handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, self.signum or signum
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
@@ -134,21 +138,40 @@ class Trainer:
         self.scores: dict = {}  # the last validation scores
         self.lr = cfg.train.lr  # the learning rate of the last step
         self.saved_state: dict = {}  # what state.json says since the last commit
+        self.stopped_by = 0  # the signal that stopped the steps early (SIGINT: Ctrl-C, SIGTERM), 0 if none
 
     def run(self) -> Run:
-        """The whole story: open the run folder, learn until the budget is spent (or a stop), then finish."""
-        self.open_folder()
-        self.objective.begin(self)
-        stopped = self.learn(self.wrap(self.model))
-        return self.stop() if stopped else self.finish()
+        """The whole story: lock and open the run folder, learn until the budget is spent (or a stop), then finish."""
+        with self.claim_folder():
+            self.open_folder()
+            self.objective.begin(self)
+            stopped = self.learn(self.wrap(self.model))
+            return self.stop() if stopped else self.finish()
 
     # --- the phases -----------------------------------------------------------------------------------------------
+    def claim_folder(self):
+        """The run folder's lock, held until the training ends: a second training on the folder is refused. Rank 0
+        takes it; under torchrun every rank learns whether it got it, so that all stop together if not."""
+        lock, refusal = nullcontext(), ""
+        if self.writer:
+            try:
+                lock = lock_run_dir(self.out, self.resume)
+            except TallerError as e:
+                refusal = str(e)
+        refusal = distributed.broadcast_text(self.ctx, refusal)
+        if refusal:
+            raise TallerError(refusal)
+        return lock
+
     def open_folder(self) -> None:
-        """Everything is checked: only now is the run folder written (or, resuming, read back)."""
+        """Everything is checked and the folder is ours: only now is it written (or, resuming, read back)."""
         if self.resume:
             self.restore()
         elif self.writer:
-            create_run_dir(self.out)
+            taken_over = clear_unfinished_start(self.out)
+            if taken_over:
+                self.log(f"{self.out} se detuvo antes de su primer punto de control (sin state.json): empiezo de cero "
+                         f"y reemplazo sus ficheros ({', '.join(taken_over)}).")
             self.cfg.save(self.out / "config.toml")
             self.objective.save_vocabulary(self.out)
 
@@ -189,6 +212,7 @@ class Trainer:
             while not self.budget_spent():
                 if stop_all or (stop.requested and not self.ctx.active):  # ranks stop together, at the step they agreed
                     bar.close()
+                    self.stopped_by = stop.signum or signal.SIGTERM  # (another rank's: torchrun passes SIGTERM on)
                     return True
                 stop_all = self.take_step(model, window, stop.requested)
                 bar.update(min(int(self.train_time), bar.total) - bar.n if self.timed else 1)

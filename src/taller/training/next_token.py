@@ -23,6 +23,7 @@ from taller.data.corpora import Corpus, prepare_corpus
 from taller.data.prepared import is_prepared, open_prepared
 from taller.data.split import Split, split_corpus
 from taller.data.tokenizers import build_tokenizer, load_tokenizer, tokenizer_from_dict
+from taller.errors import TallerError
 from taller.evaluate import evaluate, val_text
 from taller.models import build_model
 from taller.runs.folder import Run
@@ -65,6 +66,14 @@ def find_text_data(cfg, out: Path, ctx, resume: bool) -> TextData:
     return TextData(corpus, split, tokenizer, train_ids, val_ids, val_chars, chars_per_token)
 
 
+def check_lengths(data: TextData) -> None:
+    """A text too short for any context: said once, with the one way out (the batches' advice of a smaller
+    block_size only helps when both parts have at least 2 tokens)."""
+    if len(data.train_ids) < 2 or len(data.val_ids) < 2:
+        raise TallerError(f"el texto es demasiado corto para entrenar: {len(data.train_ids)} tokens de entrenamiento y "
+                          f"{len(data.val_ids)} de validación (hacen falta al menos 2 en cada parte); usa un texto más largo.")
+
+
 class NextToken:
     """Windows of text in, the next token out: what the training loop needs to teach a language model."""
 
@@ -79,6 +88,7 @@ class NextToken:
         if ctx.active:
             torch.manual_seed(t.seed + ctx.rank)  # dropout: different masks on each rank (rank 0 as a single process)
         self.autocast = autocast_for(ctx.device, t.dtype)
+        check_lengths(data)
         # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
         self.batches = make_batches(data.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size)
         distributed.share_batches(ctx, self.batches)
@@ -166,5 +176,6 @@ class NextToken:
         return run
 
     def interrupted_run(self, trainer) -> Run:
-        return Run(trainer.out, self.cfg, self.data.tokenizer, self.model, trainer.saved_state, interrupted=True)
+        return Run(trainer.out, self.cfg, self.data.tokenizer, self.model, trainer.saved_state,
+                   interrupted=trainer.stopped_by)
 

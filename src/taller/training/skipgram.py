@@ -213,4 +213,5 @@ class SkipGramPairs:
         return Run(trainer.out, self.cfg, self.vocab, self.model, trainer.saved_state)
 
     def interrupted_run(self, trainer) -> Run:
-        return Run(trainer.out, self.cfg, self.vocab, self.model, trainer.saved_state, interrupted=True)
+        return Run(trainer.out, self.cfg, self.vocab, self.model, trainer.saved_state,
+                   interrupted=trainer.stopped_by)

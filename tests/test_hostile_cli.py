@@ -1,0 +1,215 @@
+"""A catalogue of hostile command lines: each ends with exit code 2 and one Spanish line saying what is wrong and what
+to do, and leaves every file it was not told to write exactly as it was (hashed before and after). It grows with every
+defect found (issue 18: overwritten weights, a second training on one folder, nan flags, seeds beyond 64 bits, memory
+the machine does not have, folders stuck after an early stop)."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import taller.training.loop as loop
+from conftest import one_line_error, run_cli
+from taller.config import Config
+from taller.runs.folder import RunLock
+
+TINY = ["--set", "block_size=16", "--set", "d_model=16", "--set", "n_heads=2", "--set", "n_layers=1",
+        "--set", "d_ff=32", "--set", "batch_size=8", "--set", "eval_chars=64", "--set", "samples=1",
+        "--set", "plot_every=0", "--set", "warmup_steps=2"]
+FOUR_GB = 4e9  # the free memory every case sees, whatever the machine has
+
+
+@pytest.fixture
+def small_run(trained_run):
+    """The session's tiny run (conftest) and its corpus; each case copies the run into its own folder."""
+    return trained_run.dir, trained_run.dir.parent / "dichos.txt"
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under `root`: a file's SHA-256 (a link: where it points), a folder's name."""
+    seen = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            seen[str(p)] = "→" + os.readlink(p)
+        elif p.is_file():
+            seen[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            seen[str(p)] = "carpeta"
+    return seen
+
+
+# --- how each case's folder is prepared (w: the case's folder; run: a copy of the small run in it) -----------------
+
+
+def unfinished(w: Path, run: Path) -> None:
+    """A training killed in its first seconds: config, tokenizer, parameters, initial weights; no state.json."""
+    early = w / "temprana"
+    early.mkdir()
+    for name in ("config.toml", "tokenizer.json", "parameters.txt", "epoch_000.safetensors"):
+        shutil.copy(run / name, early / name)
+
+
+def foreign(w: Path, run: Path) -> None:
+    """A folder of the user's own with a file taller never writes."""
+    (w / "mia").mkdir()
+    (w / "mia" / "notas.txt").write_text("mis notas\n")
+
+
+def files(w: Path, run: Path) -> None:
+    (w / "fichero").write_text("no es una carpeta\n")
+    (w / "notas.txt").write_text("mis notas\n")
+    (w / "carpeta").mkdir()
+    (w / "enlace.txt").symlink_to(run / "config.toml")
+    (w / "tiny.txt").write_text("abc")
+
+
+SETUPS = {"unfinished": unfinished, "foreign": foreign, "files": files}
+
+BIG_WIDTH = ["--set", "d_model=8192", "--set", "d_ff=32768", "--set", "n_layers=1"]
+BIG_BATCH = ["--set", "block_size=8192", "--set", "batch_size=65536"]
+TRAIN = ["train", "--corpus", "{corpus}", "--quiet", *TINY]
+
+CASES = [
+    # 1. never overwrite what the user did not name as output
+    ("table-onto-weights", ["generate", "{run}", "--prompt", "No", "--table", "{run}/model.safetensors"], "no se sobrescribe nunca"),
+    ("table-onto-weights-force", ["generate", "{run}", "--table", "{run}/model.safetensors", "--force"], "no se sobrescribe nunca"),
+    ("table-onto-state-force", ["generate", "{run}", "--table", "{run}/state.json", "--force"], "no se sobrescribe nunca"),
+    ("table-onto-own-table-force", ["generate", "{run}", "--table", "{run}/table.txt", "--force"], "no se sobrescribe nunca"),
+    ("table-onto-metrics", ["generate", "{run}", "--table", "{run}/metrics.jsonl"], "no se sobrescribe nunca"),
+    ("table-through-a-link", ["generate", "{run}", "--table", "{w}/enlace.txt", "--force"], "no se sobrescribe nunca"),
+    ("table-existing-file", ["generate", "{run}", "--table", "{w}/notas.txt"], "--force"),
+    ("table-a-folder", ["generate", "{run}", "--table", "{w}/carpeta", "--force"], "es una carpeta"),
+    ("table-empty-name", ["generate", "{run}", "--table", ""], "--table"),
+    # 2. a second writer of a run folder
+    ("second-training-while-locked", ["train", "--out", "{run}", "--resume", "--steps", "20", "--quiet"], "proceso {pid}"),
+    ("fresh-start-over-a-run", [*TRAIN, "--out", "{run}"], "--resume"),
+    # 3. memory the machine does not have (4 GB free in these cases)
+    ("memory-wide-model", [*TRAIN, "--out", "{w}/nueva", *BIG_WIDTH], "d_model (ahora 8192)"),
+    ("memory-huge-batch", [*TRAIN, "--out", "{w}/nueva", *BIG_BATCH], "--set batch_size=1"),
+    ("memory-large-batch", [*TRAIN, "--out", "{w}/nueva", "--set", "batch_size=65536", "--set", "block_size=256"],
+     "--set batch_size="),
+    # 4. an early stop is never a dead end
+    ("resume-an-unfinished-start", ["train", "--out", "{w}/temprana", "--resume"], "sin --resume"),
+    ("fresh-start-over-foreign-files", [*TRAIN, "--out", "{w}/mia"], "no está vacía"),
+    ("resume-nothing", ["train", "--out", "{w}/no-existe", "--resume"], "falta state.json"),
+    # 5. tracebacks that became one line
+    ("resume-a-file", ["train", "--out", "{w}/fichero", "--resume"], "es un fichero"),
+    ("train-into-a-file", [*TRAIN, "--out", "{w}/fichero"], "es un fichero"),
+    ("train-seed-beyond-64-bits", [*TRAIN, "--out", "{w}/nueva", "--seed", str(2**64)], "--seed"),
+    ("train-negative-seed", [*TRAIN, "--out", "{w}/nueva", "--seed", "-1"], "--seed"),
+    ("train-set-seed-beyond-64-bits", [*TRAIN, "--out", "{w}/nueva", "--set", f"seed={2**63}"], "train.seed"),
+    ("generate-seed-beyond-64-bits", ["generate", "{run}", "--seed", str(2**64)], "--seed"),
+    # 6. wrong words
+    ("temperature-nan", ["generate", "{run}", "--temperature", "nan"], "--temperature"),
+    ("temperature-inf", ["generate", "{run}", "--temperature", "1", "inf"], "--temperature"),
+    ("top-p-nan", ["generate", "{run}", "--top-p", "nan"], "--top-p"),
+    ("max-time-nan", [*TRAIN, "--out", "{w}/nueva", "--max-time", "nan"], "--max-time"),
+    ("demo-max-time-inf", ["demo", "--max-time", "inf", "--out", "{w}/demo"], "--max-time"),
+    ("train-out-empty", [*TRAIN, "--out", ""], "--out"),
+    ("demo-out-empty", ["demo", "--out", " "], "--out"),
+    ("compare-out-empty", ["compare", "--out", ""], "--out"),
+    ("three-characters", ["train", "--corpus", "{w}/tiny.txt", "--out", "{w}/nueva", "--quiet"], "texto más largo"),
+]
+NEEDS = {"second-training-while-locked": "lock", "resume-an-unfinished-start": "unfinished",
+         "fresh-start-over-foreign-files": "foreign"}
+
+
+@pytest.mark.parametrize("name, argv, fragment", CASES, ids=[c[0] for c in CASES])
+def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp_path, monkeypatch, capsys, name,
+                                                                  argv, fragment):
+    monkeypatch.setattr(loop, "available_memory", lambda device: FOUR_GB)
+    monkeypatch.chdir(tmp_path)  # a default output folder, if any were made, would be here and be seen
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    files(tmp_path, run)
+    setup = NEEDS.get(name)
+    if setup in SETUPS:
+        SETUPS[setup](tmp_path, run)
+    lock = RunLock(run).acquire() if setup == "lock" else None  # this test process is "the first training"
+    try:
+        before = snapshot(tmp_path)
+        words = {"run": str(run), "w": str(tmp_path), "corpus": str(small_run[1])}
+        code, out, err = run_cli([a.format(**words) for a in argv], capsys)
+    finally:
+        if lock:
+            lock.release()
+    line = one_line_error(code, err)
+    assert fragment.format(pid=os.getpid()) in line, line
+    assert snapshot(tmp_path) == before  # nothing outside the named output changed (here: nothing at all)
+
+
+def test_the_catalogue_is_large_enough():
+    assert len(CASES) >= 20
+
+
+# --- what the refusals point to works ---------------------------------------------------------------------------------
+
+
+def test_a_table_goes_to_a_new_file_or_with_force_and_touches_nothing_else(small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    before = snapshot(run)
+    table = tmp_path / "tabla.txt"
+    code, _, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1", "--table", str(table)], capsys)
+    assert code == 0 and table.read_text(encoding="utf-8").startswith("Posición"), err
+    table.write_text("vieja\n")
+    code, _, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1", "--table", str(table), "--force"], capsys)
+    assert code == 0 and table.read_text(encoding="utf-8").startswith("Posición"), err
+    code, _, err = run_cli(["generate", str(run), "--seed", "1", "--table", str(run / "mi_tabla.txt")], capsys)
+    after = snapshot(run)
+    assert code == 0 and set(after) - set(before) == {str(run / "mi_tabla.txt")}, err  # a new name in the run: fine
+    assert all(after[p] == digest for p, digest in before.items())
+
+
+def test_a_fresh_start_takes_over_an_unfinished_start_and_says_so(small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    unfinished(tmp_path, run)
+    (tmp_path / "temprana" / "metrics.jsonl").write_text('{"step": 999, "train_loss": 9.0}\n')  # of the stopped run
+    code, out, err = run_cli(["train", "--corpus", str(small_run[1]), "--out", str(tmp_path / "temprana"),
+                              "--steps", "3", "--set", "log_every=1", *TINY], capsys)
+    assert code == 0, err
+    assert "empiezo de cero" in out and "state.json" in out
+    metrics = (tmp_path / "temprana" / "metrics.jsonl").read_text()
+    assert '"step": 999' not in metrics  # the stopped run's lines are gone, not mixed with the new ones
+
+
+def test_run_files_are_private(small_run):
+    out = small_run[0]
+    for name in ("metrics.jsonl", "state.json", "model.safetensors", "config.toml", ".lock"):
+        assert (out / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_the_lock_is_free_again_when_a_training_ends(small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    code, _, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "12", "--quiet"], capsys)
+    assert code == 0, err
+    RunLock(run).acquire().release()  # nobody holds it any more
+
+
+def test_memory_estimate_of_the_base_preset_is_small_and_the_refusal_names_the_numbers():
+    cfg = Config.preset("base")
+    need = cfg.memory_needed()
+    assert 10e6 < sum(need.values()) < 1e9  # tens of MB: it trains on any laptop
+    cfg.apply_overrides(["d_model=8192", "d_ff=32768", "n_layers=1"])
+    assert 10e9 < sum(cfg.memory_needed().values())  # about 13 GB: parameters, gradients and AdamW's two moments
+
+
+def fake_module_path(tmp_path: Path) -> str:
+    """A folder with a `tqdm` that is "interrupted" while it loads: as a Ctrl-C during the command's imports."""
+    fake = tmp_path / "falso"
+    (fake / "tqdm").mkdir(parents=True)
+    (fake / "tqdm" / "__init__.py").write_text("raise KeyboardInterrupt\n")
+    return os.pathsep.join([str(fake), *sys.path])
+
+
+@pytest.mark.parametrize("how", [["-m", "taller", "--version"], ["-c", "from taller.__main__ import main; main()"]])
+def test_ctrl_c_while_importing_ends_in_one_line_and_130(tmp_path, how):
+    env = {**os.environ, "PYTHONPATH": fake_module_path(tmp_path)}
+    result = subprocess.run([sys.executable, *how], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 130 and result.stderr.strip() == "Interrumpido." and "Traceback" not in result.stderr
