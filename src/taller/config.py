@@ -73,7 +73,8 @@ TOKENIZER_KINDS = ("char", "bpe", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SECTIONS = {"data": DataConfig, "train": TrainConfig}  # and [model]: the kind's own section (taller/models/)
 MEMORY_LIMIT = 2_000_000_000  # parameters: about 32 GB with AdamW's two moments in float32 — more than a laptop has
-MEMORY_SHARE = 0.8  # of the memory the machine has free, what a training may take: the rest is the text's, PyTorch's…
+MEMORY_SHARE = 0.5  # of the memory the machine has free, what one training may take: the rest is for the text, PyTorch
+# itself, the allocator's slack and whatever else the student has open (a browser). A model that needs more is refused.
 GB = 1e9
 
 
