@@ -20,6 +20,7 @@ from taller._version import __version__
 from taller.config import Config
 from taller.data.tokenizers import load_tokenizer
 from taller.errors import TallerError
+from taller.files import reason
 from taller.models import build_model, kind_of
 from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state, unflatten_optimizer
 from taller.sampling import generate
@@ -109,7 +110,7 @@ def create_run_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TallerError(f"no puedo crear {out}: {e.strerror}; elige otra carpeta con --out.") from None
+        raise TallerError(f"no puedo crear {out}: {reason(e)}; elige otra carpeta con --out.") from None
 
 
 class RunLock:
@@ -126,14 +127,14 @@ class RunLock:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
-            raise TallerError(f"no puedo crear {path}: {e.strerror}; elige otra carpeta con --out.") from None
+            raise TallerError(f"no puedo crear {path}: {reason(e)}; elige otra carpeta con --out.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             holder = os.read(fd, 32).decode("ascii", "replace").strip()
             os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise TallerError(f"no puedo bloquear {path}: {e.strerror}.") from None
+                raise TallerError(f"no puedo bloquear {path}: {reason(e)}.") from None
             raise in_use(self.out, holder) from None
         try:  # who holds it: named in the refusal of a second writer (on a full disk, unnamed)
             os.ftruncate(fd, 0)

@@ -7,18 +7,19 @@ import os
 from pathlib import Path
 
 from taller.errors import TallerError
-from taller.files import atomic_write, read_jsonl
+from taller.files import atomic_write, read_jsonl, reason
 
 
 def append_metrics(run_dir: Path, entry: dict) -> None:
     """One line more in metrics.jsonl. A full disk is a message; the last checkpoint stays intact."""
     path = Path(run_dir) / "metrics.jsonl"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # private, as every other file of the run
+        # private, as every other file of the run; O_NONBLOCK: a FIFO planted there fails at once instead of waiting
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
     except OSError as e:
-        raise TallerError(f"no pude escribir {path}: {e.strerror}; comprueba el espacio libre y los permisos. "
+        raise TallerError(f"no pude escribir {path}: {reason(e)}; comprueba el espacio libre y los permisos. "
                           "El último punto de control sigue intacto.") from None
 
 
