@@ -12,13 +12,17 @@ from taller.runs.folder import load_run
 from conftest import run_cli
 
 
+def copy_without(run, path, pictures):
+    """A copy of a trained run without the pictures train drew: the commands under test must draw them again."""
+    shutil.copytree(run.dir, path)
+    for name in pictures + ("report.html",):
+        (path / name).unlink()
+    return path
+
+
 @pytest.fixture
 def run_dir(trained_run, tmp_path):
-    path = tmp_path / "run"
-    shutil.copytree(trained_run.dir, path)
-    for name in ("attention.png", "embeddings.png", "evolution.png", "memory.png", "report.html"):
-        (path / name).unlink()  # train wrote them; the commands below must write them again
-    return path
+    return copy_without(trained_run, tmp_path / "run", ("attention.png", "embeddings.png", "evolution.png", "memory.png"))
 
 
 def is_png(path):
@@ -64,11 +68,8 @@ def test_report_is_one_self_contained_page(run_dir, capsys):
 
 @pytest.fixture
 def lstm_dir(trained_lstm_run, tmp_path):
-    path = tmp_path / "lstm"
-    shutil.copytree(trained_lstm_run.dir, path)
-    for name in ("embeddings.png", "evolution.png", "memory.png", "recurrent.png", "report.html"):
-        (path / name).unlink()  # train wrote them; explain and report must write them again
-    return path
+    return copy_without(trained_lstm_run, tmp_path / "lstm", ("embeddings.png", "evolution.png", "memory.png",
+                                                              "recurrent.png"))
 
 
 def test_an_lstm_gets_a_note_for_attention_and_pictures_of_the_rest(lstm_dir, capsys):
