@@ -86,7 +86,13 @@ def test_generate_several_temperatures_side_by_side(trained_run, capsys):
 
 def test_train_model_lstm_from_the_command_line(tmp_path, corpus_file, capsys):
     out = tmp_path / "l"
+    code, _, err = run_cli(["train", "--corpus", str(corpus_file), "--model", "lstm", "--steps", "5", "--out",
+                            str(out), "--quiet", *TINY], capsys)
+    one_line_error(code, err)  # TINY sets n_heads and d_ff: keys an LSTM does not have, named as such
+    assert "'n_heads' es una clave de otro modelo" in err and not out.exists()
+    lstm_keys = [arg for pair in zip(TINY[::2], TINY[1::2]) if not pair[1].startswith(("n_heads", "d_ff"))
+                 for arg in pair]  # ("--set", "key=value") pairs an LSTM has
     code, stdout, _ = run_cli(["train", "--corpus", str(corpus_file), "--model", "lstm", "--steps", "5", "--out",
-                               str(out), "--quiet", *TINY], capsys)
+                               str(out), "--quiet", *lstm_keys], capsys)
     assert code == 0
     assert load_run(out).config.model.kind == "lstm"

@@ -54,13 +54,13 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
-    epochs: int = 10  # an epoch is as many windows as the training text has characters
+    epochs: int = 10  # an epoch is as many windows as the training text has tokens
     max_time: float = 0.0  # seconds of training; > 0 replaces `epochs` and the schedule follows the clock
     max_steps: int = 0  # > 0 stops after this many steps (quick checks); the schedule still follows epochs/time
     eval_chars: int = 60_000  # characters of the val split scored at each epoch (all of it at the end)
     log_every: int = 25  # steps between train-loss entries in metrics.jsonl
     plot_every: int = 1  # epochs between epoch_NNN.png images (0 = none)
-    samples: int = 5  # refranes written to samples.txt at the end
+    samples: int = 5  # samples written to samples.txt at the end
     prompt: str = ""  # prompt for the final samples ("" = start of a line)
     sample_chars: int = 200  # at most this many characters per final sample
     temperature: float = 1.0  # of the final samples

@@ -300,9 +300,9 @@ def cmd_train(args) -> None:
         if args.resume and args.corpus != cfg.data.corpus:
             raise TallerError(f"--resume continúa con el corpus de la ejecución ({cfg.data.corpus}); quita --corpus.")
         cfg.data.corpus = args.corpus
-    cfg.apply_overrides(args.set)
-    if args.model:
+    if args.model:  # the kind first: --set speaks to its keys
         cfg.set_kind(args.model)
+    cfg.apply_overrides(args.set)
     if args.order:
         cfg.set("order", args.order, where="--order")
     for key in ("tokenizer", "tokenizer_vocab"):

@@ -39,7 +39,7 @@ def bigram_plot(run, path: Path) -> Path:
     top = torch.topk(part.flatten(), min(LABELLED, part.numel()))
     for p, i in zip(top.values, top.indices):
         r, c = divmod(int(i), part.shape[1])
-        ax.text(c, r, f"{float(p):.2f}"[1:], ha="center", va="center", fontsize=6, color="white")
+        ax.text(c, r, f"{float(p):.2f}".removeprefix("0"), ha="center", va="center", fontsize=6, color="white")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="probabilidad")
     fig.tight_layout()
     save_figure(fig, path)

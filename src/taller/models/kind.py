@@ -72,6 +72,10 @@ class Kind:
     prepared_data: bool = True  # trains from a `taller prepare` folder without loading the text
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
 
+    def __post_init__(self):
+        if not self.language_model and not self.refusal:
+            raise ValueError(f"the kind {self.name} is not a language model: it must say so to the user (refusal=…)")
+
     @property
     def counted(self) -> bool:
         """Fitted by counting: no trained parameters, no gradient loop, tables that grow with the text."""

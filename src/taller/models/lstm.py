@@ -76,5 +76,6 @@ class LSTM(Recurrent):
     def stack_states(finals: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.stack([h for h, _ in finals]), torch.stack([c for _, c in finals])  # (L, B, H) each
 
+
 KIND = Kind(name="lstm", title="LSTM", config=LSTMConfig, build=LSTM, objective="next_token",
             preset="base", timed_preset="lstm")

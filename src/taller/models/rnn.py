@@ -38,6 +38,12 @@ class RNNConfig(ModelConfig):
         E, H, V = self.d_embed or self.d_model, self.d_model, max(self.vocab_size, 256)
         return V * E + H * (E + H + 2) + (self.n_layers - 1) * H * (2 * H + 2) + H * V + V
 
+    def estimate_activations(self, batch_size: int) -> int:
+        B, T, H, V = batch_size, self.block_size, self.d_model, max(self.vocab_size, 256)
+        E = self.d_embed or self.d_model
+        # per layer and character: the pre-activation, its tanh and dropout (~3 H)
+        return B * T * E + self.n_layers * 3 * B * T * H + 3 * B * T * V  # embeddings; layers; logits, softmax, grad
+
 
 def elman_cell(x: torch.Tensor, h: torch.Tensor, w_ih, w_hh, b_ih, b_hh) -> tuple[torch.Tensor, dict]:
     """One step: x (B, E), h (B, H) -> the new h (B, H) (and nothing else to show)."""

@@ -1,4 +1,4 @@
-"""Fitting a count model (the n-gram): one pass of counting instead of a gradient loop.
+"""Fitting a count model (the n-gram, the bigram): one pass of counting instead of a gradient loop.
 
 It writes the same run folder as training — config.toml, tokenizer.json, model.safetensors (the counts),
 state.json, metrics.jsonl, parameters.txt (what was counted), samples.txt and table.txt — so that generate,
@@ -19,12 +19,13 @@ from taller.runs.checkpoint import save_checkpoint
 from taller.runs.folder import Run, clear_unfinished_start, lock_run_dir, run_state
 from taller.text import thousands
 from taller.training.artefacts import write_samples
-from taller.training.next_token import find_text_data
+from taller.training.next_token import check_lengths, find_text_data
 
 
 def fit_counts(cfg, out: Path, ctx, log=print) -> Run:
     """Count the training text, score val, and write the run folder; return the fitted run."""
     data = find_text_data(cfg, out, ctx, resume=False)
+    check_lengths(data)
     with lock_run_dir(out, resume=False):  # a second fit or training of the same folder is refused meanwhile
         clear_unfinished_start(out)
         return count(cfg, out, data, log)

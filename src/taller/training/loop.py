@@ -6,7 +6,7 @@
 What a batch is and how its loss is computed belongs to the objective: windows of text and the next token
 (next_token.py) or pairs of words (skipgram.py). The loop owns everything else, the same for every model: the clock
 and the learning-rate schedule, the progress bar, Ctrl-C and SIGTERM, divergence, the score at each epoch's end,
-checkpoints and metrics. A model fitted by counting (the n-gram) skips the loop: counting.py.
+checkpoints and metrics. A model fitted by counting (the n-gram, the bigram) skips the loop: counting.py.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def quiet(*args, **kwargs) -> None:
 def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progress: bool, log) -> Run:
     """Check the folder and what the kind can do, then fit the model the way its kind learns."""
     kind = kind_of(cfg)
+    refuse_what_the_kind_cannot_do(kind, cfg, ctx, resume)
     check_run_dir(out, resume)
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
-    refuse_what_the_kind_cannot_do(kind, cfg, ctx, resume)
     cfg.check_memory(available_memory(ctx.device), processes_sharing_memory(ctx.device, ctx.world))
     if kind.counted:
         return fit_counts(cfg, out, ctx, log=log)

@@ -77,7 +77,7 @@ def check_lengths(data: TextData) -> None:
 class NextToken:
     """Windows of text in, the next token out: what the training loop needs to teach a language model."""
 
-    speed_key, speed_unit = "tokens_per_s", "car/s"  # the metrics' name for its speed, and the progress bar's
+    speed_key = "tokens_per_s"  # the metrics' name for its speed
     clip_gradients = True
 
     def __init__(self, cfg, out: Path, ctx, resume: bool):
@@ -97,6 +97,10 @@ class NextToken:
         self.n_eval = max(1, math.ceil(t.eval_chars / data.chars_per_token / max(1, block // 2)))  # windows per epoch
         self.tokens_per_step = ctx.world * t.batch_size * block  # all ranks together
         self.pictures = Pictures(out, self.model, t.plot_every, active=ctx.main)
+
+    @property
+    def speed_unit(self) -> str:  # the progress bar's
+        return "car/s" if self.data.tokenizer.kind == "char" else "tokens/s"
 
     # --- what the loop asks ---------------------------------------------------------------------------------------
     def make_optimizer(self):

@@ -31,7 +31,7 @@ from taller.inspect.words import skipgram_loss_plot
 from taller.models import build_model
 from taller.models.skipgram import VOCAB_FILE, WordVocab, words_of
 from taller.runs.folder import Run
-from taller.runs.metrics import append_metrics, read_metrics
+from taller.runs.metrics import read_metrics
 from taller.text import thousands
 
 EPOCH_SEED_STRIDE = 7919  # a prime: the seeds of successive epochs' pairs are far apart, never those of another stream
