@@ -1,6 +1,7 @@
 """`taller demo` on the real refranes (from TALLER_DATA), cut to one epoch: the same files whatever the machine's speed."""
 
 import json
+import signal
 import sys
 import types
 
@@ -40,7 +41,7 @@ def test_the_demo_trains_by_the_clock_unless_told_epochs(monkeypatch, tmp_path, 
 
     def fake_train(cfg, out, **kwargs):
         seen.append((cfg.train.max_time, cfg.train.epochs, cfg.data.corpus, str(out)))
-        return types.SimpleNamespace(interrupted=True)  # as after Ctrl+C: the demo stops there, quietly
+        return types.SimpleNamespace(interrupted=signal.SIGINT)  # as after Ctrl+C: the demo stops there, exit 130
 
     monkeypatch.setattr(where, "train", fake_train)
     epochs = Config.preset("base").train.epochs
@@ -52,7 +53,9 @@ def test_the_demo_trains_by_the_clock_unless_told_epochs(monkeypatch, tmp_path, 
                 (["demo", "--epochs", "1"], (0.0, 1), "1 época.")]
     for argv, budget, said in expected:
         seen.clear()
-        main(argv + ["--out", str(tmp_path / "d")])
+        with pytest.raises(SystemExit) as stopped:
+            main(argv + ["--out", str(tmp_path / "d")])
+        assert stopped.value.code == 130, argv
         assert seen == [(*budget, "refranes", str(tmp_path / "d"))], argv
         assert capsys.readouterr().out == headline + said + "\n", argv  # and nothing after an interrupted run
 

@@ -49,6 +49,7 @@ def unfinished(w: Path, run: Path) -> None:
     """A training killed in its first seconds: config, tokenizer, parameters, initial weights; no state.json."""
     early = w / "temprana"
     early.mkdir()
+    (early / ".lock").write_text("12345\n")  # the first file a training writes, before any other
     for name in ("config.toml", "tokenizer.json", "parameters.txt", "epoch_000.safetensors"):
         shutil.copy(run / name, early / name)
 
@@ -59,6 +60,12 @@ def foreign(w: Path, run: Path) -> None:
     (w / "mia" / "notas.txt").write_text("mis notas\n")
 
 
+def own_config(w: Path, run: Path) -> None:
+    """A folder holding only the user's own config.toml (not a stopped taller run: no .lock)."""
+    (w / "exp").mkdir()
+    shutil.copy(run / "config.toml", w / "exp" / "config.toml")
+
+
 def files(w: Path, run: Path) -> None:
     (w / "fichero").write_text("no es una carpeta\n")
     (w / "notas.txt").write_text("mis notas\n")
@@ -67,7 +74,7 @@ def files(w: Path, run: Path) -> None:
     (w / "tiny.txt").write_text("abc")
 
 
-SETUPS = {"unfinished": unfinished, "foreign": foreign, "files": files}
+SETUPS = {"unfinished": unfinished, "foreign": foreign, "own_config": own_config, "files": files}
 
 BIG_WIDTH = ["--set", "d_model=8192", "--set", "d_ff=32768", "--set", "n_layers=1"]
 BIG_BATCH = ["--set", "block_size=8192", "--set", "batch_size=65536"]
@@ -95,6 +102,8 @@ CASES = [
     # 4. an early stop is never a dead end
     ("resume-an-unfinished-start", ["train", "--out", "{w}/temprana", "--resume"], "sin --resume"),
     ("fresh-start-over-foreign-files", [*TRAIN, "--out", "{w}/mia"], "no está vacía"),
+    ("fresh-start-over-the-users-config", ["train", "--config", "{w}/exp/config.toml", "--corpus", "{corpus}",
+                                           "--out", "{w}/exp"], "no está vacía"),
     ("resume-nothing", ["train", "--out", "{w}/no-existe", "--resume"], "falta state.json"),
     # 5. tracebacks that became one line
     ("resume-a-file", ["train", "--out", "{w}/fichero", "--resume"], "es un fichero"),
@@ -115,7 +124,7 @@ CASES = [
     ("three-characters", ["train", "--corpus", "{w}/tiny.txt", "--out", "{w}/nueva", "--quiet"], "texto más largo"),
 ]
 NEEDS = {"second-training-while-locked": "lock", "resume-an-unfinished-start": "unfinished",
-         "fresh-start-over-foreign-files": "foreign"}
+         "fresh-start-over-foreign-files": "foreign", "fresh-start-over-the-users-config": "own_config"}
 
 
 @pytest.mark.parametrize("name, argv, fragment", CASES, ids=[c[0] for c in CASES])
@@ -213,3 +222,29 @@ def test_ctrl_c_while_importing_ends_in_one_line_and_130(tmp_path, how):
     env = {**os.environ, "PYTHONPATH": fake_module_path(tmp_path)}
     result = subprocess.run([sys.executable, *how], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 130 and result.stderr.strip() == "Interrumpido." and "Traceback" not in result.stderr
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_kept(small_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    thesis = tmp_path / "tesis.txt"
+    thesis.write_text("capítulo 1\n")
+    (run / ".lock").unlink(missing_ok=True)
+    (run / ".lock").symlink_to(thesis)
+    code, _, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "40", "--quiet"], capsys)
+    assert "no un enlace" in one_line_error(code, err)
+    assert thesis.read_text() == "capítulo 1\n"
+
+
+def test_readers_never_repair_a_checkpoint_only_the_training_does(small_run, tmp_path, capsys):
+    """A crash between the commit and the renames leaves model.next.safetensors: generate reads it where it is (a
+    training may be writing that very moment); only --resume, holding the lock, renames it."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    (run / "model.safetensors").rename(run / "model.next.safetensors")
+    before = snapshot(run)
+    code, out, _ = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1", "--max-chars", "5"], capsys)
+    assert code == 0 and out.startswith("No") and snapshot(run) == before
+    code, _, err = run_cli(["train", "--out", str(run), "--resume", "--quiet"], capsys)
+    assert code == 0, err
+    assert (run / "model.safetensors").exists() and not (run / "model.next.safetensors").exists()

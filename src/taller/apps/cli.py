@@ -391,8 +391,8 @@ def cmd_demo(args) -> None:
     print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {budget}.")
     started = time.perf_counter()
     run = train(cfg, out)
-    if run.interrupted:
-        return
+    if run.interrupted:  # saved; the shell's code for the signal, as `taller train`
+        sys.exit(128 + run.interrupted)
     known = set(load_corpus("refranes").text.split("\n"))
     samples = [s for s in run.generate("No hay ", 20, seed=cfg.train.seed, temperature=0.8) if s.text not in known]
     samples = (samples + run.generate("No hay ", 5, seed=cfg.train.seed + 1, temperature=0.8))[:5]

@@ -238,7 +238,10 @@ def _fetch(info: CorpusInfo) -> str:
         return _fetch_refranes()
     try:
         with urllib.request.urlopen(info.url, timeout=DOWNLOAD_TIMEOUT) as r:
-            raw = r.read().decode("utf-8")
+            data = r.read(CORPUS_LIMIT + 1)  # bounded, as every read
+        if len(data) > CORPUS_LIMIT:
+            raise TallerError(f"{info.url} es mayor que {CORPUS_LIMIT // MB} MB")
+        raw = data.decode("utf-8")
     except Exception as e:  # noqa: BLE001 - any network failure becomes one message
         raise TallerError(f"no pude descargar {info.url}: {e}") from None
     return strip_gutenberg(raw)

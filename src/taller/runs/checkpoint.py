@@ -23,7 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from taller.errors import TallerError
-from taller.files import SMALL_JSON, atomic_write, load_json, open_regular, read_bounded, sha256, sha256_file
+from taller.files import SMALL_JSON, atomic_write, load_json, open_regular, read_bounded, reason, sha256, sha256_file
 from taller.text import thousands
 
 FORMAT_VERSION = 1
@@ -145,11 +145,17 @@ def save_checkpoint(run_dir: Path, model_tensors: dict[str, torch.Tensor], optim
     state = {**state, "format": FORMAT_VERSION, "files": files}
     atomic_write(run_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode("utf-8"))  # phase 2: commit
     for name in files:  # phase 3
-        os.replace(pending_name(run_dir / name), run_dir / name)
+        try:
+            os.replace(pending_name(run_dir / name), run_dir / name)
+        except OSError as e:  # the commit stands: the next reader takes the pending file, a resume finishes it
+            raise TallerError(f"no pude renombrar {pending_name(run_dir / name)}: {reason(e)}; el punto de control "
+                              "está guardado (state.json) y `taller train --resume` lo completará.") from None
 
 
-def read_state(run_dir: Path) -> dict:
-    """state.json of a run, checked, with an interrupted checkpoint rolled forward."""
+def read_state(run_dir: Path, repair: bool = False) -> dict:
+    """state.json of a run, checked. With `repair` (only the training that holds the folder's lock), a checkpoint a
+    crash interrupted is rolled forward on disk; readers never touch the folder (checkpoint_file reads the pending
+    file instead), so a reader can't disturb a training that is writing."""
     run_dir = Path(run_dir)
     path = run_dir / "state.json"
     try:
@@ -171,7 +177,8 @@ def read_state(run_dir: Path) -> dict:
         if Path(name).name != name or not name.endswith(".safetensors") or name.startswith("."):
             raise TallerError(f"{path} nombra un fichero fuera de la carpeta ({name[:40]!r}); el fichero está manipulado: "
                               f"{DAMAGED}.")
-        roll_forward(run_dir / name, digest)
+        if repair:
+            roll_forward(run_dir / name, digest)
     return state
 
 

@@ -11,6 +11,7 @@ import errno
 import fnmatch
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def unfinished_start(out: Path) -> bool:
     """A folder that holds no checkpoint and only what a fresh start writes first: a training stopped in its first
     seconds (Ctrl-C, kill -9), which a new fresh start may take over."""
     first_files_only = all(p.is_file() and matches(p.name, FIRST_FILES) for p in out.iterdir())
-    return not (out / "state.json").exists() and first_files_only
+    locked_by_taller = (out / LOCK_FILE).is_file() and not (out / LOCK_FILE).is_symlink()  # written first, by taller
+    return not (out / "state.json").exists() and locked_by_taller and first_files_only
 
 
 def clear_unfinished_start(out: Path) -> list[str]:
@@ -124,10 +126,15 @@ class RunLock:
         if fcntl is None:
             return self
         path = self.out / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # never through a link: the pid written below must not land in a file the lock points to
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+                os.close(fd)
+                raise OSError(errno.EPERM, "not a plain file")
         except OSError as e:
-            raise TallerError(f"no puedo crear {path}: {reason(e)}; elige otra carpeta con --out.") from None
+            raise TallerError(f"no puedo usar {path} como cerrojo de la carpeta ({reason(e)}; debe ser un fichero "
+                              "normal de taller, no un enlace); bórralo o elige otra carpeta con --out.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -150,7 +157,7 @@ class RunLock:
         if fcntl is None or not (out / LOCK_FILE).is_file():
             return
         try:
-            fd = os.open(out / LOCK_FILE, os.O_RDONLY)
+            fd = os.open(out / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return
         try:
@@ -202,7 +209,11 @@ def is_run_dir(folder: Path) -> bool:
 def check_output(path: Path, force: bool, flag: str) -> None:
     """A file the user named as an output (`--table FILE`): never an existing file without --force, never a file of
     a run folder (weights, state, config … not even with --force), never a folder."""
-    target = path.resolve()  # a link into a run folder is judged by where it leads
+    try:
+        target = path.resolve()  # a link into a run folder is judged by where it leads
+    except (OSError, RuntimeError):
+        raise TallerError(f"{flag} {path}: demasiados enlaces simbólicos (¿un enlace que apunta a sí mismo?); "
+                          "indica un fichero.") from None
     if is_run_dir(target.parent) and matches(target.name, RUN_FILES):
         raise TallerError(f"{flag} {path}: es un fichero de la ejecución {target.parent} y no se sobrescribe nunca; "
                           "elige otro nombre.")

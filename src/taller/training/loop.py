@@ -178,7 +178,7 @@ class Trainer:
     def restore(self) -> None:
         """Weights, optimizer and random generators as the last checkpoint left them: the run goes on exactly."""
         with distributed.main_first(self.ctx):  # rank 0 may finish an interrupted checkpoint on disk; then all read it
-            state = read_state(self.out)
+            state = read_state(self.out, repair=self.writer)  # the lock's holder finishes a cut checkpoint
             load_weights(self.out, self.model, state)
             tensors = load_optimizer(self.out, state, self.optimizer)
             try:

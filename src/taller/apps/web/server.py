@@ -196,8 +196,15 @@ def find_runs(root: Path) -> dict[str, Path]:
     if (root / "state.json").is_file():
         return {root.name: root}
     runs = {}
-    for child in sorted(root.iterdir()) if root.is_dir() else []:
-        real = child.resolve()
+    try:
+        children = sorted(root.iterdir()) if root.is_dir() else []
+    except OSError:  # an unreadable folder serves no runs
+        return runs
+    for child in children:
+        try:
+            real = child.resolve()
+        except (OSError, RuntimeError):  # a link that leads to itself: not a run
+            continue
         if real.is_relative_to(root) and real.is_dir() and (real / "state.json").is_file():
             runs[child.name] = real
     return runs
