@@ -14,6 +14,8 @@ import pytest
 
 import taller.training.loop as loop
 from conftest import one_line_error, run_cli
+import test_hostile_files
+import test_hostile_server
 from taller.config import Config
 from taller.runs.folder import RunLock
 
@@ -151,8 +153,9 @@ def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp
     assert snapshot(tmp_path) == before  # nothing outside the named output changed (here: nothing at all)
 
 
-def test_the_catalogue_is_large_enough():
-    assert len(CASES) >= 20
+def test_the_hostile_catalogue_holds_at_least_60_cases():
+    """The issue's floor, across the command line, the files and the server (each catalogue grows with every defect)."""
+    assert len(CASES) + len(test_hostile_files.CASES) + len(test_hostile_server.CATALOGUE) >= 60
 
 
 # --- what the refusals point to works ---------------------------------------------------------------------------------
