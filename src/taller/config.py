@@ -76,6 +76,7 @@ MEMORY_LIMIT = 2_000_000_000  # parameters: about 32 GB with AdamW's two moments
 MEMORY_SHARE = 0.5  # of the memory the machine has free, what one training may take: the rest is for the text, PyTorch
 # itself, the allocator's slack and whatever else the student has open (a browser). A model that needs more is refused.
 GB = 1e9
+SEED_LIMIT = 2**63  # a seed is a signed 64-bit integer for torch
 
 
 def default_model() -> ModelConfig:
@@ -262,7 +263,7 @@ def check_data(d: DataConfig) -> None:
 
 def check_train(t: TrainConfig) -> None:
     need(t.device in DEVICES, f"train.device='{t.device}': usa {', '.join(DEVICES)}.")
-    need(0 <= t.seed < 2**63, f"train.seed={t.seed} debe estar entre 0 y 2**63-1.")
+    need(0 <= t.seed < SEED_LIMIT, f"train.seed={t.seed} debe estar entre 0 y 2**63-1.")
     need(t.dtype in ("auto", "float32", "bfloat16"), f"train.dtype='{t.dtype}': usa auto, float32 o bfloat16.")
     need(1 <= t.batch_size <= 65536, f"train.batch_size={t.batch_size} debe estar entre 1 y 65536.")
     need(0.0 < t.lr < 10.0 and math.isfinite(t.lr), f"train.lr={t.lr} debe ser positivo (por ejemplo 3e-3).")

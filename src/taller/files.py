@@ -133,6 +133,17 @@ def load_json(path: Path, limit: int, advice: str):
         raise TallerError(f"{path} no es JSON válido; {advice}.") from None
 
 
+def load_json_object(path: Path, limit: int, missing: str) -> dict:
+    """A JSON object (a dict) read with load_json; `missing` is the message when the file does not exist."""
+    try:
+        value = load_json(path, limit, "el fichero está dañado")
+    except FileNotFoundError:
+        raise TallerError(missing) from None
+    if not isinstance(value, dict):
+        raise TallerError(f"{path} debe ser un objeto JSON; el fichero está dañado.")
+    return value
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the new one, never half of it."""
     path = Path(path)

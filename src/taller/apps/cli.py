@@ -11,7 +11,7 @@ from pathlib import Path
 from taller._version import __version__
 from taller.apps.compare import compare, format_table
 from taller.apps.web.server import serve
-from taller.config import DEVICES, TOKENIZER_KINDS, Config
+from taller.config import DEVICES, SEED_LIMIT, TOKENIZER_KINDS, Config
 from taller.data.corpora import CORPORA, describe, load_corpus
 from taller.data.prepare import prepare
 from taller.data.tokenizers import load_tokenizer
@@ -81,7 +81,6 @@ def finite_positive(text: str) -> float:
 
 finite_positive.__name__ = "número positivo finito"
 
-SEED_LIMIT = 2**63  # a seed is a signed 64-bit integer for torch
 
 
 def seed(text: str) -> int:

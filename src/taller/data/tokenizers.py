@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from taller.errors import TallerError
-from taller.files import VOCABULARY_LIMIT, atomic_write, load_json
+from taller.files import VOCABULARY_LIMIT, atomic_write, load_json_object
 
 FORMAT = "taller-char-v1"
 KINDS = ("char", "word", "bpe")
@@ -130,13 +130,7 @@ class CharTokenizer:
 
 def read_json(path: Path) -> dict:
     """tokenizer.json as a dict, or a clear error."""
-    try:
-        d = load_json(path, VOCABULARY_LIMIT, "el fichero está dañado")
-    except FileNotFoundError:
-        raise TallerError(f"falta {path}; la carpeta no es una ejecución completa de taller.") from None
-    if not isinstance(d, dict):
-        raise TallerError(f"{path}: se esperaba un objeto JSON con 'type'; el fichero está dañado.")
-    return d
+    return load_json_object(path, VOCABULARY_LIMIT, f"falta {path}; la carpeta no es una ejecución completa de taller.")
 
 
 def replace_unknown(text: str, tokenizer) -> str:

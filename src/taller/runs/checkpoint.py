@@ -23,7 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from taller.errors import TallerError
-from taller.files import SMALL_JSON, atomic_write, load_json, open_regular, read_bounded, reason, sha256, sha256_file
+from taller.files import SMALL_JSON, atomic_write, load_json_object, open_regular, read_bounded, reason, sha256, sha256_file
 from taller.text import thousands
 
 FORMAT_VERSION = 1
@@ -36,11 +36,6 @@ DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I
 
 
 # --- safetensors, read with suspicion -----------------------------------------------------------------------------
-
-
-def read_header(path: Path) -> dict:
-    """The JSON header of a safetensors file, checked before any tensor is read or allocated."""
-    return _header(Path(path))[0]
 
 
 def _header(path: Path) -> tuple[dict, int]:
@@ -158,12 +153,8 @@ def read_state(run_dir: Path, repair: bool = False) -> dict:
     file instead), so a reader can't disturb a training that is writing."""
     run_dir = Path(run_dir)
     path = run_dir / "state.json"
-    try:
-        state = load_json(path, SMALL_JSON, "el fichero está dañado")
-    except FileNotFoundError:
-        raise TallerError(f"{run_dir} no es una ejecución de taller (falta state.json); entrena una con `taller train`.") from None
-    if not isinstance(state, dict):
-        raise TallerError(f"{path} debe ser un objeto JSON; el fichero está dañado.")
+    state = load_json_object(path, SMALL_JSON, f"{run_dir} no es una ejecución de taller (falta state.json); entrena "
+                                               "una con `taller train`.")
     version = state.get("format")
     if not isinstance(version, int):
         raise TallerError(f"{path}: falta 'format' (versión del formato) o no es un entero; el fichero está dañado.")

@@ -241,13 +241,17 @@ def load_weights(run_dir: Path, model, state: dict) -> None:
     model.load_state_dict(tensors)
 
 
+def optimizer_mismatch(run_dir: Path, e: Exception) -> TallerError:
+    return TallerError(f"{run_dir}/optim.safetensors no corresponde a este modelo ({e}); no se puede continuar.")
+
+
 def load_optimizer(run_dir: Path, state: dict, optimizer) -> dict[str, torch.Tensor]:
     """The optimizer's state into `optimizer`; returns every tensor of optim.safetensors (random generators too)."""
     tensors, meta = load_tensors(checkpoint_file(run_dir, "optim.safetensors", state))
     try:
         optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
     except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as e:
-        raise TallerError(f"{run_dir}/optim.safetensors no corresponde a este modelo ({e}); no se puede continuar.") from None
+        raise optimizer_mismatch(run_dir, e) from None
     return tensors
 
 

@@ -28,7 +28,7 @@ from taller.files import atomic_write
 from taller.models import Kind, kind_of
 from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint
 from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
-                                run_state)
+                                optimizer_mismatch, run_state)
 from taller.runs.metrics import append_metrics, truncate_metrics
 from taller.text import thousands
 from taller.training import distributed
@@ -184,8 +184,7 @@ class Trainer:
             try:
                 self.objective.restore(tensors, state)
             except (KeyError, ValueError, RuntimeError) as e:
-                raise TallerError(f"{self.out}/optim.safetensors no corresponde a este modelo ({e}); "
-                                  "no se puede continuar.") from None
+                raise optimizer_mismatch(self.out, e) from None
             if self.ctx.active:
                 distributed.restore_rng_state(self.ctx, tensors, state)
         self.step, self.epoch, self.train_time = state["step"], state["epoch"], float(state["train_time"])

@@ -178,7 +178,7 @@ class SkipGramPairs:
         self.pairs = self.epoch_pairs(self.epoch)
 
     def state(self) -> dict:
-        return {"corpus": self.corpus, "split": self.split, "kind": "skipgram", "position": self.position,
+        return {"corpus": self.corpus, "split": self.split, "kind": self.cfg.model.kind, "position": self.position,
                 "pairs_seen": self.seen, "vocab_size": len(self.vocab), "train_words": self.counts[0],
                 "val_words": self.counts[1], "val_pairs": len(self.val_pairs)}
 
@@ -199,14 +199,16 @@ class SkipGramPairs:
         self.epoch, self.position = self.epoch + 1, 0
         self.pairs = self.epoch_pairs(self.epoch)
 
-    def stopped(self, trainer) -> None:
-        skipgram_loss_plot(read_metrics(trainer.out), trainer.out / "loss.png")
+    def stopped(self, trainer) -> list[dict]:
+        """loss.png; returns the metrics it drew."""
+        metrics = read_metrics(trainer.out)
+        skipgram_loss_plot(metrics, trainer.out / "loss.png")
+        return metrics
 
     def finish(self, trainer, final: dict) -> Run:
         pairs_per_s = self.seen / max(trainer.train_time, 1e-9)
         trainer.commit(finished=True, extra={"val_loss": final["val_loss"], "pairs_per_s": pairs_per_s})
-        skipgram_loss_plot(read_metrics(trainer.out), trainer.out / "loss.png")
-        first = read_metrics(trainer.out)[0].get("val_loss", float("nan"))
+        first = self.stopped(trainer)[0].get("val_loss", float("nan"))
         trainer.log(f"Validación: {first:.3f} → {final['val_loss']:.3f} nats por par ({trainer.step} pasos, "
                     f"{trainer.epoch} épocas, {trainer.train_time:.0f} s, {thousands(pairs_per_s)} pares/s).")
         trainer.log(f"Prueba: taller embeddings {trainer.out} --near sancho")
