@@ -61,14 +61,15 @@ def test_train_writes_every_artefact(cli_run):
 def check_table(path: Path, samples: int):
     rows = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
     header = rows[0].split("\t")
-    assert header == (["Muestra"] if samples > 1 else []) + ["Posición", "Carácter", "Probabilidad"]
+    assert header == (["Muestra"] if samples > 1 else []) + ["Posición", "Carácter", "Modelo", "Muestreo"]
     body = [r.split("\t") for r in rows[1:]]
     assert body and len(body) % 5 == 0
     for i in range(0, len(body), 5):
         group = body[i:i + 5]
-        assert len({tuple(r[:-2]) for r in group}) == 1  # five rows for one position
-        probs = [float(r[-1]) for r in group]
-        assert all(0 <= p <= 1 for p in probs) and probs == sorted(probs, reverse=True)
+        assert len({tuple(r[:-3]) for r in group}) == 1  # five rows for one position
+        for column in (-2, -1):  # the model's probabilities, and the sampling's: the same order
+            probs = [float(r[column]) for r in group]
+            assert all(0 <= p <= 1 for p in probs) and probs == sorted(probs, reverse=True)
     return body
 
 

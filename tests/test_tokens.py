@@ -152,7 +152,7 @@ def test_bpe_training_writes_tokens_and_bits_per_character(bpe_run):
     assert state["val_bpc"] == pytest.approx(state["val_loss"] / LN2 / state["val_chars_per_token"])
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all("val_bpc" in m for m in metrics if "val_loss" in m)
-    assert (out / "table.txt").read_text(encoding="utf-8").startswith("Muestra\tPosición\tToken\tProbabilidad")
+    assert (out / "table.txt").read_text(encoding="utf-8").startswith("Muestra\tPosición\tToken\tModelo\tMuestreo")
     assert (out / "report.html").exists()
 
 

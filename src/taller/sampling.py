@@ -3,8 +3,10 @@ and repeat.
 
 Choosing: greedy (always the most likely), or at random after reshaping the distribution with
 temperature (< 1 bolder, > 1 wilder), top-k (only the k best) and top-p (the fewest whose probabilities add to p).
-Every step is recorded with the model's own top-5 probabilities (temperature 1), for `table.txt`;
-the loop itself only handles tensors, and the records are turned into text once, at the end.
+Every step is recorded with the model's own top-5 probabilities (temperature 1) and, beside them, the probabilities
+those same tokens had in the distribution actually sampled from (after temperature, top-k, top-p; greedy: 1 for the
+best), for `--show-probs` and `table.txt`; the loop itself only handles tensors, and the records are turned into text
+once, at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Step:
     position: int  # 1-based position of the generated token in the whole text, prompt included
     token: str  # the chosen token's text: a character, a word or a BPE piece
     top: list[tuple[str, float]]  # the model's `top` (5) most likely tokens' texts with their probabilities; [] if top=0
+    sampled: list[float] = field(default_factory=list)  # the same tokens' probabilities in the distribution drawn from
 
 
 @dataclass
@@ -52,21 +55,41 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
+def is_plain(temperature: float, top_k: int, top_p: float) -> bool:
+    """True when sampling draws from the model's own distribution, unchanged."""
+    return temperature == 1.0 and not top_k and top_p >= 1.0
+
+
+def sampling_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                   greedy: bool = False) -> torch.Tensor:
+    """(B, V) logits -> (B, V) the probabilities the next token is actually drawn with. Greedy is temperature 0: all
+    of it on the best token."""
+    if greedy:
+        return F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+    shaped = logits if is_plain(temperature, top_k, top_p) else filter_logits(logits, temperature, top_k, top_p)
+    return F.softmax(shaped, dim=-1)
+
+
 def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
     """The prompt's ids; an empty prompt starts a new line (for proverbs, "the start of a refrán")."""
     return tokenizer.encode(prompt, unknown=unknown) or tokenizer.start_ids()
 
 
 @torch.no_grad()
-def next_token_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
-    """(V,) the model's own distribution of the token after `prompt`: the first step of `generate`."""
+def next_token_logits(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
+    """(V,) the model's scores (logits) for the token after `prompt`: the first step of `generate`."""
     model.eval()
     context = torch.tensor([prompt_ids(tokenizer, prompt, unknown)],
                            device=next(model.parameters(), torch.zeros(0)).device)  # (1, T)
     if model.block_size is not None:
         context = context[:, -model.block_size:]
     logits, _ = model.start(context)  # (1, V)
-    return F.softmax(logits.float(), dim=-1)[0].cpu()
+    return logits[0].float().cpu()
+
+
+def next_token_probs(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
+    """(V,) the model's own distribution of the token after `prompt` (temperature 1)."""
+    return F.softmax(next_token_logits(model, tokenizer, prompt, unknown), dim=-1)
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -76,11 +99,36 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
     return (probs / wait).argmax(dim=-1)  # (B,)
 
 
+class StopWatch:
+    """Which rows have written `stop` so far: at once for the tokens that hold it (one tensor test a step), and, for a
+    stop of several characters, through each row's last characters too (it may be split between tokens)."""
+
+    def __init__(self, tokenizer, stop: str | None, n: int):
+        self.stop, self.pieces = stop or "", tokenizer.pieces
+        self.ids = torch.tensor([i for i, p in enumerate(self.pieces) if self.stop and self.stop in p], dtype=torch.long)
+        self.tails = [""] * n if len(self.stop) > 1 else None  # per row: its last len(stop) - 1 characters
+        self.done = torch.zeros(n, dtype=torch.bool)
+
+    def all_done(self, choice: torch.Tensor) -> bool:
+        """Note the tokens just chosen, (n,) ids; True once every row has written the stop."""
+        if not self.stop:
+            return False
+        self.done |= torch.isin(choice, self.ids)
+        if self.tails is not None:
+            for b, j in enumerate(choice.tolist()):
+                text = self.tails[b] + self.pieces[j]
+                if self.stop in text:
+                    self.done[b] = True
+                self.tails[b] = text[-(len(self.stop) - 1):]
+        return bool(self.done.all())
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
              stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = TOP) -> list[Sample]:
-    """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping at `stop`.
+    """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping after the first
+    `stop` (any text; None or "": only max_chars stops it).
 
     `top` is how many of the model's best candidates each Step records (0: no records, the fastest).
     The loop only works with tensors; characters and records are made once, at the end.
@@ -89,28 +137,21 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     device = next(model.parameters(), torch.zeros(0)).device  # a count model (n-gram) has no parameters: CPU
     ids = prompt_ids(tokenizer, prompt, unknown)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    stop_ids = torch.tensor([i for i, p in enumerate(tokenizer.pieces) if stop and stop in p], dtype=torch.long)  # tokens with it
+    watch = StopWatch(tokenizer, stop, n)
     block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
     context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
     crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
-    plain = temperature == 1.0 and not top_k and top_p >= 1.0  # sample from the model's own distribution as it is
     logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
-    chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities and ids
-    done = torch.zeros(n, dtype=torch.bool)
+    chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities (the model's, the sampled) and ids
     for _ in range(max_chars):
         logits = logits.float().cpu()  # (n, V)
-        if greedy:
-            choice = logits.argmax(dim=-1)  # (n,)
-        else:
-            shaped = logits if plain else filter_logits(logits, temperature, top_k, top_p)
-            choice = draw(F.softmax(shaped, dim=-1), generator)  # (n,)
+        probs = sampling_probs(logits, temperature, top_k, top_p, greedy)  # (n, V) what is drawn from
+        choice = logits.argmax(dim=-1) if greedy else draw(probs, generator)  # (n,)
         if top:
-            records.append(torch.topk(F.softmax(logits, dim=-1), min(top, logits.shape[-1]), dim=-1))
+            records.append(step_record(logits, probs, top, temperature, top_k, top_p, greedy))
         chosen.append(choice)
-        if len(stop_ids):
-            done |= torch.isin(choice, stop_ids)
-            if done.all():
-                break
+        if watch.all_done(choice):
+            break
         new = choice[:, None].to(device)  # (n, 1)
         if not use_cache:  # read the whole text again (as far back as the model sees)
             context = torch.cat([context, new], dim=1)
@@ -123,23 +164,38 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     return to_samples(tokenizer, prompt, n, chosen, records, stop, max_chars)
 
 
+def step_record(logits, probs, top: int, temperature: float, top_k: int, top_p: float, greedy: bool):
+    """(n, top) each: the model's best probabilities (temperature 1), their ids, and what the sampling gave them."""
+    best = torch.topk(F.softmax(logits, dim=-1), min(top, logits.shape[-1]), dim=-1)
+    plain = not greedy and is_plain(temperature, top_k, top_p)  # the same numbers: nothing more to compute
+    return best.values, best.indices, best.values if plain else probs.gather(-1, best.indices)
+
+
+def cut_at_stop(tokenizer, row: list[int], stop: str | None) -> tuple[list[int], str]:
+    """The tokens up to the one that completes `stop` (it is recorded, not written) and the text before the stop."""
+    text = tokenizer.decode(row)
+    at = text.find(stop) if stop else -1
+    if at < 0:
+        return row, text
+    # the fewest tokens whose text reaches the stop's end: a prefix (decoded text grows with it), by binary search
+    k = bisect.bisect_left(range(1, len(row) + 1), at + len(stop), key=lambda i: len(tokenizer.decode(row[:i])))
+    return row[:k + 1], text[:at]
+
+
 def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop: str | None,
                max_chars: int) -> list[Sample]:
     """The loop's tensors as text: each row up to its stop (the stop itself is recorded but not written).
 
-    Characters are tokens here; with words or BPE the text is decoded and cut at the stop and at max_chars."""
+    With words or BPE the text is decoded and cut at the stop and at max_chars."""
     samples = [Sample(prompt) for _ in range(n)]
     pieces = tokenizer.pieces
     if not chosen:
         return samples
     ids = torch.stack(chosen, dim=1).tolist()  # (n, steps)
     if records:
-        probs = torch.stack([r.values for r in records], dim=1).tolist()  # (n, steps, top)
-        best = torch.stack([r.indices for r in records], dim=1).tolist()
+        probs, best, sampled = (torch.stack([r[k] for r in records], dim=1).tolist() for k in range(3))  # (n, steps, top)
     for b, sample in enumerate(samples):
-        ends = [i for i, j in enumerate(ids[b]) if stop and stop in pieces[j]]
-        row = ids[b][:ends[0] + 1] if ends else ids[b]
-        sample.generated = tokenizer.decode(row).split(stop)[0] if stop else tokenizer.decode(row)
+        row, sample.generated = cut_at_stop(tokenizer, ids[b], stop)
         if len(sample.generated) > max_chars:  # words or BPE wrote past max_chars: cut, and keep the steps shown
             sample.generated = sample.generated[:max_chars]
             # the tokens that start before max_chars: a prefix (decoded text grows with it), found by binary search
@@ -148,5 +204,5 @@ def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop
         start = len(prompt) if tokenizer.kind == "char" else len(tokenizer.encode(prompt, unknown="replace"))
         for i, j in enumerate(row):
             top = [(pieces[c], p) for p, c in zip(probs[b][i], best[b][i])] if records else []
-            sample.steps.append(Step(start + i + 1, pieces[j], top))
+            sample.steps.append(Step(start + i + 1, pieces[j], top, sampled[b][i] if records else []))
     return samples

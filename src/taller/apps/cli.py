@@ -103,6 +103,11 @@ def path_text(text: str) -> str:
 path_text.__name__ = "ruta (no vacía)"
 
 
+def stop_text(text: str) -> str:
+    """--stop: any text; \\n and \\t written with a backslash are a newline and a tab (hard to type in a shell)."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 DEMO_SECONDS = 165  # training seconds; evaluations, pictures and samples add about a minute
 
 
@@ -177,6 +182,10 @@ def add_text_commands(sub) -> None:
     gen.add_argument("--seed", type=seed, help="semilla del muestreo")
     gen.add_argument("--max-chars", type=bounded_int(100_000), default=200,
                      help="caracteres como máximo por muestra (200)")
+    gen.add_argument("--stop", type=stop_text, metavar="TEXTO",
+                     help="termina cada muestra al escribir este texto, p. ej. \".\" (por defecto, al final de la "
+                          "línea en corpus de líneas como los refranes); \"\": sin parada, hasta --max-chars; \\n es "
+                          "un salto de línea")
     gen.add_argument("--table", type=path_text, metavar="FICHERO",
                      help="escribe la tabla de probabilidades en este fichero (nuevo; si existe, con --force)")
     gen.add_argument("--force", action="store_true", help="reemplaza el fichero de --table si ya existe")
@@ -207,6 +216,8 @@ def add_looking_commands(sub) -> None:
     e = sub.add_parser("explain", aliases=["explicar"], help="dibuja atención, embeddings y evolución de los pesos")
     e.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     e.add_argument("--text", help="texto cuya atención dibujar (por defecto, lo que el modelo escribe solo)")
+    e.add_argument("--temperature", type=finite, nargs="+", metavar="T",
+                   help="dibuja en temperature.png qué carácter sigue al texto a cada temperatura, p. ej. 0.5 1 1.5")
     e.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
                    help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
 
@@ -336,10 +347,14 @@ def cmd_prepare(args) -> None:
     print(f"Entrena con: taller train --corpus {out}")
 
 
-def cmd_generate(args) -> None:
-    for temperature in args.temperature:  # the flags first: a mistake is said before the run is loaded
+def check_temperatures(temperatures: list[float]) -> None:
+    for temperature in temperatures:
         if temperature <= 0:
             raise TallerError(f"--temperature={temperature:g} debe ser positiva; para elegir siempre lo más probable usa --greedy.")
+
+
+def cmd_generate(args) -> None:
+    check_temperatures(args.temperature)  # the flags first: a mistake is said before the run is loaded
     if not 0 < args.top_p <= 1:
         raise TallerError(f"--top-p={args.top_p} debe estar en (0, 1].")
     if args.top_k < 0:
@@ -347,32 +362,57 @@ def cmd_generate(args) -> None:
     if args.table:
         check_output(Path(args.table), args.force, "--table")
     run = load_run(args.run)
+    stop = {} if args.stop is None else {"stop": args.stop}  # without --stop, the run's own (the end of a line)
     by_temperature = [run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=temperature,
                                    top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
                                    unknown="replace" if args.replace_unknown else "error",
-                                   top=5 if args.show_probs or args.table else 0)  # records only when shown
+                                   top=5 if args.show_probs or args.table else 0, **stop)  # records only when shown
                       for temperature in args.temperature]
     samples = [s for group in by_temperature for s in group]
+    several = len(samples) > 1
+    if args.show_probs:
+        for temperature, group in zip(args.temperature, by_temperature):
+            how = sampling_words(temperature, args.top_k, args.top_p, args.greedy)
+            for k, sample in enumerate(group, start=1):
+                print_probs(sample, k if several else None, how)
+                if len(args.temperature) == 1:
+                    print(sample.text)
     if len(args.temperature) > 1:  # one column per temperature
         for k in range(args.n):
             print(side_by_side([f"temperatura {t:g}" for t in args.temperature], [g[k].text for g in by_temperature]))
             print()
-    else:
-        for k, sample in enumerate(samples, start=1):
-            if args.show_probs:
-                print_probs(sample, k if len(samples) > 1 else None)
+    elif not args.show_probs:
+        for sample in samples:
             print(sample.text)
     if args.table:
         atomic_write(Path(args.table), probability_table(samples).encode("utf-8"))
         print(f"Tabla de probabilidades en {args.table}")
 
 
-def print_probs(sample, index) -> None:
+def sampling_words(temperature: float, top_k: int, top_p: float, greedy: bool) -> str:
+    """How the next token is chosen, in words ("temperatura 0.5 · top-k 3"); "" when it is drawn from the model's
+    own probabilities."""
+    if greedy:
+        return "greedy: siempre el más probable"
+    parts = [f"temperatura {temperature:g}"] if temperature != 1.0 else []
+    parts += [f"top-k {top_k}"] if top_k else []
+    parts += [f"top-p {top_p:g}"] if top_p < 1.0 else []
+    return " · ".join(parts)
+
+
+def print_probs(sample, index, how: str) -> None:
+    """Each step's five best candidates with the model's probability and, when the sampling reshapes it (`how`
+    says how), the probability each was drawn with: «modelo → muestreo»."""
     title = f"Muestra {index}: " if index else ""
     print(f"{title}probabilidades del siguiente {sample.unit.lower()} tras «{sample.prompt}»")
-    print(f"{'Posición':>8}  {'Elegido':<7}  candidatos (probabilidad)")
+    if how:
+        print(f"  modelo: las del modelo (temperatura 1) → muestreo: con las que se elige ({how})")
+    print(f"{'Posición':>8}  {'Elegido':<7}  candidatos ({'modelo → muestreo' if how else 'probabilidad'})")
     for step in sample.steps:
-        cands = "  ".join(f"{show_token(c)} {p:.3f}" for c, p in step.top)
+        if how:
+            cands = "  ".join(f"{show_token(c)} {p:.3f}→{q:.3f}" for (c, p), q in zip(step.top, step.sampled))
+        else:
+            cands = "  ".join(f"{show_token(c)} {p:.3f}" for c, p in step.top)
         print(f"{step.position:>8}  {show_token(step.token):<7}  {cands}")
 
 
@@ -437,13 +477,15 @@ def cmd_compare(args) -> None:
 
 
 def cmd_explain(args) -> None:
+    check_temperatures(args.temperature or [])
     run = load_run(args.run)
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
-    results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error")
+    results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error",
+                          temperatures=args.temperature or [])
     print(f"Dibujos de {run.dir}:")
-    for result in results.values():
-        print(f"  {result}" if isinstance(result, Path) else f"  Nota: {result}")
+    for name, result in results.items():
+        print(f"  {result}" if isinstance(result, Path) or name == "entropy" else f"  Nota: {result}")
 
 
 def cmd_report(args) -> None:

@@ -3,6 +3,7 @@
     attention.png    per layer and head, the (T, T) causal attention matrix over a text's characters
     embeddings.png   the character embeddings, projected to 2-D with PCA, coloured by kind of character
     evolution.png    per tensor, ‖W_epoch − W_0‖ across the saved epochs (from evolution.jsonl)
+    temperature.png  with temperatures: the next-token distribution after the text at each one (temperature.py)
 
 Models without attention (an LSTM, an n-gram) or without a character embedding get a note instead of a picture.
 """
@@ -21,6 +22,7 @@ from taller.inspect.bigram import bigram_plot, has_table
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
 from taller.inspect.recurrent import has_trace, recurrent_plot
+from taller.inspect.temperature import temperature_plot
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, principal_plane, save_figure
 
@@ -149,9 +151,10 @@ def evolution_plot(entries: list[dict], path) -> None:
     save_figure(fig, path)
 
 
-def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[str, Path | str]:
-    """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table) into the run folder;
-    a note (str) where one can't be drawn."""
+def explain_run(run, text: str | None = None, unknown: str = "error",
+                temperatures: list[float] = ()) -> dict[str, Path | str]:
+    """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table, and with `temperatures`
+    temperature.png) into the run folder; a note (str) where one can't be drawn."""
     text = text if text else default_text(run)
     out: dict[str, Path | str] = {}
     attention = attention_for(run, text, unknown)
@@ -177,4 +180,9 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
         out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
     if has_table(run.model):  # a bigram: the whole model is a table of probabilities
         out["count_table"] = bigram_plot(run, run.dir / "bigram.png")
+    if temperatures:
+        entropies = temperature_plot(run, text, list(temperatures), run.dir / "temperature.png", unknown)
+        out["temperature"] = run.dir / "temperature.png"
+        out["entropy"] = "Entropía del siguiente carácter: " + " · ".join(
+            f"temperatura {t:g}: {h:.2f} bits" for t, h in entropies.items())
     return out
