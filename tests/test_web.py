@@ -187,6 +187,15 @@ def test_the_page_in_a_real_browser(server, runs_dir, tmp_path):
         assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(bars, expected))
         assert page.locator(".head canvas").count() == run.config.model.n_layers * run.config.model.n_heads
 
+        page.fill("#temperature", "0.5")  # the bars of the distribution drawn from appear beside the model's
+        page.wait_for_selector("#bars.shaped .bar[data-sampled]", timeout=15_000)
+        cold = run.generate("No hay ", 1, max_chars=1, temperature=0.5)[0].steps[0].sampled
+        drawn = page.eval_on_selector_all(".bar", "els => els.map(e => parseFloat(e.dataset.sampled))")
+        assert all(abs(a - b) < 1e-5 for a, b in zip(drawn, cold)) and page.is_visible("#legend")
+        page.screenshot(path=str(tmp_path / "temperatura.png"))
+        page.fill("#temperature", "1")
+        page.wait_for_function("!document.querySelector('#bars').classList.contains('shaped')", timeout=15_000)
+
         page.click(".bar >> nth=1")  # the second most likely character
         grown = "No hay " + bars[1][0]
         assert page.input_value("#prompt") == grown

@@ -2,9 +2,13 @@
 
     GET  /                 the page (static/index.html, app.js, style.css)
     GET  /api/runs         the run folders found under PATH
-    POST /api/predict      {run, text}                          → the 10 likeliest next tokens and the rest
+    POST /api/predict      {run, text, temperature, top_k, top_p} → the 10 likeliest next tokens and the rest: the
+                                                                  model's probabilities and, when the three reshape
+                                                                  them, the probabilities the sampling draws with
     POST /api/attention    {run, text}                          → per layer and head, the (T, T) attention
-    POST /api/sample       {run, text, temperature, mode}       → one sampled token, or up to the end of the line
+    POST /api/sample       {run, text, temperature, top_k, top_p, mode, stop}
+                                                                → one sampled token, or up to `stop` (mode line;
+                                                                  the end of the line by default)
 
 Only run folders found under PATH are served: a request names a run by its folder name, which is looked up among
 the folders found there (never joined onto a path), so `../`, absolute paths and symlinks that lead out go nowhere.
@@ -39,7 +43,7 @@ from taller.inspect.inside import NO_ATTENTION, has_attention
 from taller.models import kind_of
 from taller.runs.checkpoint import read_state
 from taller.runs.folder import Run, load_run
-from taller.sampling import next_token_probs
+from taller.sampling import is_plain, next_token_logits, sampling_probs
 from taller.text import show_token, thousands
 
 STATIC = Path(__file__).parent / "static"
@@ -48,7 +52,8 @@ MAX_STEPS = 300  # characters "generar" may write in one request
 MAX_BODY = 1024 * 1024  # bytes of request body
 KEEP = 4  # runs kept loaded at once
 TOP = 10  # bars shown; the rest are summed
-MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 5  # the temperatures "generar" accepts (the page's slider: 0.1 to 2)
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 5  # the temperatures the API accepts (the page's slider: 0.1 to 2)
+MAX_STOP = 100  # characters of a stop text
 QUOTED = 80  # characters of a bad run name quoted back in an error
 LISTED = 10  # runs or unknown characters listed in an error
 WEIGHT_DIGITS = 4  # decimals of each attention weight sent: plenty for a colour, and a shorter reply
@@ -69,9 +74,15 @@ class TextRequest(BaseModel):
     text: str = ""
 
 
-class SampleRequest(TextRequest):
-    temperature: float = 1.0
-    mode: str = "char"  # char: one character · line: up to the end of the line
+class ShapedRequest(TextRequest):
+    temperature: float = 1.0  # how the sampling reshapes the model's probabilities (sampling.filter_logits)
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+class SampleRequest(ShapedRequest):
+    mode: str = "char"  # char: one character · line: up to `stop`
+    stop: str = "\n"  # mode line: where to end; "": only the length limit
 
 
 class SafeJSON(JSONResponse):
@@ -240,10 +251,22 @@ def checked_text(run: Run, text: str) -> str:
     return text
 
 
-def sample_steps(req: SampleRequest, text: str) -> int:
-    """How many tokens "generar" may write after `text`: 1 in mode char, up to MAX_STEPS in mode line."""
+def checked_sampling(req: ShapedRequest) -> ShapedRequest:
+    """`req`, if its temperature, top-k and top-p are ones the sampling accepts."""
     if not MIN_TEMPERATURE <= req.temperature <= MAX_TEMPERATURE:
         raise ApiError(400, f"la temperatura {req.temperature} está fuera de [0,05, 5]; usa el deslizador.")
+    if req.top_k < 0:
+        raise ApiError(400, f"top_k={req.top_k} no puede ser negativo; 0 deja todos los tokens.")
+    if not 0 < req.top_p <= 1:
+        raise ApiError(400, f"top_p={req.top_p} debe estar en (0, 1]; 1 deja todos los tokens.")
+    return req
+
+
+def sample_steps(req: SampleRequest, text: str) -> int:
+    """How many tokens "generar" may write after `text`: 1 in mode char, up to MAX_STEPS in mode line."""
+    checked_sampling(req)
+    if len(req.stop) > MAX_STOP:
+        raise ApiError(413, f"el texto de parada tiene {len(req.stop)} caracteres y el máximo es {MAX_STOP}; acórtalo.")
     if req.mode not in ("char", "line"):
         raise ApiError(400, f"modo «{req.mode[:20]}» desconocido; usa «char» (un carácter) o «line» (hasta el final de la línea).")
     steps = min(MAX_STEPS, MAX_TEXT - len(text)) if req.mode == "line" else 1
@@ -326,15 +349,23 @@ def plain(value, typ: type):
 # --- what each endpoint answers -------------------------------------------------------------------------------------
 
 
-def predict_reply(run: Run, text: str) -> dict:
-    """/api/predict: the TOP most likely next tokens as bars, and what the rest of the vocabulary adds up to."""
-    probs = next_token_probs(run.model, run.tokenizer, checked_text(run, text))  # (V,)
+def predict_reply(run: Run, req: ShapedRequest) -> dict:
+    """/api/predict: the TOP most likely next tokens as bars, and what the rest of the vocabulary adds up to; when
+    temperature, top-k or top-p reshape the distribution, each bar's `sampled` probability (and `rest_sampled`)."""
+    logits = next_token_logits(run.model, run.tokenizer, checked_text(run, req.text))  # (V,)
+    probs = logits.softmax(dim=-1)
     top = torch.topk(probs, min(TOP, len(probs)))
     pieces = run.tokenizer.pieces  # id -> text: a character, a word or a BPE token
     bars = [{"char": pieces[i], "shown": show_token(pieces[i]), "prob": float(p)}
             for p, i in zip(top.values, top.indices)]
-    rest = max(0.0, float(probs.sum()) - sum(b["prob"] for b in bars))
-    return {"text": text, "bars": bars, "rest": rest, "rest_count": len(probs) - len(bars)}
+    reply = {"text": req.text, "bars": bars, "rest": max(0.0, float(probs.sum()) - sum(b["prob"] for b in bars)),
+             "rest_count": len(probs) - len(bars)}
+    if not is_plain(req.temperature, req.top_k, req.top_p):  # the same tokens, in the distribution drawn from
+        drawn = sampling_probs(logits[None], req.temperature, req.top_k, req.top_p)[0]  # (V,)
+        for bar, i in zip(bars, top.indices):
+            bar["sampled"] = float(drawn[i])
+        reply["rest_sampled"] = max(0.0, float(drawn.sum()) - sum(b["sampled"] for b in bars))
+    return reply
 
 
 def attention_reply(run: Run, text: str, recording: threading.Lock) -> dict:
@@ -357,8 +388,9 @@ def sample_reply(run: Run, req: SampleRequest) -> dict:
     """/api/sample: `text` and what the model writes after it (one token, or up to the end of the line)."""
     text = checked_text(run, req.text)
     steps = sample_steps(req, text)
-    stop = "\n" if req.mode == "line" else None
-    out = run.generate(text, 1, max_chars=steps, temperature=req.temperature, stop=stop)[0]
+    stop = req.stop if req.mode == "line" else None
+    out = run.generate(text, 1, max_chars=steps, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p,
+                       stop=stop, top=0)[0]
     return {"text": out.text, "added": out.generated}
 
 
@@ -407,8 +439,8 @@ def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
         return {"root": root.resolve().name, "runs": found, "max_text": MAX_TEXT}  # the folder's name, not its path
 
     @app.post("/api/predict")
-    def predict(req: TextRequest):
-        return predict_reply(runs.get(checked_request(req).run), req.text)
+    def predict(req: ShapedRequest):
+        return predict_reply(runs.get(checked_request(checked_sampling(req)).run), req)
 
     @app.post("/api/attention")
     def attention(req: TextRequest):

@@ -47,8 +47,30 @@ function chooseRun(first) {
 }
 
 // --- next character ----------------------------------------------------------------------------------------------
-function drawBars(data) {
+function knobs() {  // how the sampling reshapes the model's probabilities (the same three as `taller generate`)
+  return { temperature: parseFloat($("temperature").value), top_k: parseInt($("top-k").value, 10) || 0,
+           top_p: Math.min(1, parseFloat($("top-p").value) || 1) };
+}
+
+function howShaped(k) {  // "temperatura 0.5 · top-k 3", in words
+  return [k.temperature !== 1 ? `temperatura ${k.temperature}` : "", k.top_k ? `top-k ${k.top_k}` : "",
+          k.top_p < 1 ? `top-p ${k.top_p}` : ""].filter(Boolean).join(" · ");
+}
+
+function addFills(row, model, drawn) {  // the model's bar and, when the sampling reshapes it, the drawn one below
+  const track = row.querySelector(".track");
+  track.innerHTML = `<span class="fill"></span>` + (drawn === undefined ? "" : `<span class="fill drawn"></span>`);
+  track.firstChild.style.width = (100 * model).toFixed(1) + "%";
+  if (drawn !== undefined) track.lastChild.style.width = (100 * drawn).toFixed(1) + "%";
+  row.querySelector(".pct").textContent = drawn === undefined ? pct(model) : `${pct(model)} → ${pct(drawn)}`;
+}
+
+function drawBars(data, how) {
+  const shaped = data.rest_sampled !== undefined;
   bars.innerHTML = "";
+  bars.classList.toggle("shaped", shaped);
+  $("legend").hidden = !shaped;
+  $("how").textContent = how;
   for (const b of data.bars) {
     const row = document.createElement("button");
     row.className = "bar";
@@ -57,17 +79,16 @@ function drawBars(data) {
     row.title = `añadir «${b.shown}»`;
     row.innerHTML = `<span class="ch"></span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
     row.querySelector(".ch").textContent = b.shown;
-    row.querySelector(".fill").style.width = (100 * b.prob).toFixed(1) + "%";
-    row.querySelector(".pct").textContent = pct(b.prob);
+    if (shaped) row.dataset.sampled = b.sampled;
+    addFills(row, b.prob, b.sampled);
     row.addEventListener("click", () => { prompt.value += b.char; refresh(); prompt.focus(); });
     bars.append(row);
   }
   const rest = document.createElement("div");
   rest.className = "rest";
   rest.dataset.prob = data.rest;
-  rest.innerHTML = `<span>resto</span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
-  rest.querySelector(".fill").style.width = (100 * data.rest).toFixed(1) + "%";
-  rest.querySelector(".pct").textContent = pct(data.rest);
+  rest.innerHTML = `<span>resto</span><span class="track"></span><span class="pct"></span>`;
+  addFills(rest, data.rest, data.rest_sampled);
   rest.title = `los otros ${data.rest_count} caracteres juntos`;
   bars.append(rest);
   bars.classList.remove("stale");
@@ -143,13 +164,13 @@ function drawAttention(data) {
 
 // --- refresh: ask for both, keep only the answers to the latest text -------------------------------------------------
 async function refresh() {
-  const id = ++latest, body = { run: runSelect.value, text: prompt.value };
+  const id = ++latest, body = { run: runSelect.value, text: prompt.value }, shape = knobs();
   bars.classList.add("stale");
   try {
-    const [next, attention] = await Promise.all([api("/api/predict", body), api("/api/attention", body)]);
+    const [next, attention] = await Promise.all([api("/api/predict", { ...body, ...shape }), api("/api/attention", body)]);
     if (id !== latest) return;
     say("");
-    drawBars(next);
+    drawBars(next, howShaped(shape));
     drawAttention(attention);
   } catch (e) {
     if (id === latest) say(e.message);
@@ -160,8 +181,7 @@ async function sample(mode) {
   const buttons = [$("sample"), $("generate")];
   buttons.forEach((b) => (b.disabled = true));
   try {
-    const data = await api("/api/sample", { run: runSelect.value, text: prompt.value, mode,
-                                            temperature: parseFloat($("temperature").value) });
+    const data = await api("/api/sample", { run: runSelect.value, text: prompt.value, mode, ...knobs() });
     prompt.value = data.text;
     await refresh();
   } catch (e) {
@@ -171,9 +191,12 @@ async function sample(mode) {
   }
 }
 
-prompt.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refresh, 120); });
+const later = () => { clearTimeout(timer); timer = setTimeout(refresh, 120); };
+prompt.addEventListener("input", later);
 runSelect.addEventListener("change", () => chooseRun(false));
-$("temperature").addEventListener("input", (e) => ($("temp-value").textContent = parseFloat(e.target.value).toFixed(1)));
+$("temperature").addEventListener("input", (e) => { $("temp-value").textContent = parseFloat(e.target.value).toFixed(1); later(); });
+$("top-k").addEventListener("input", later);
+$("top-p").addEventListener("input", later);
 $("sample").addEventListener("click", () => sample("char"));
 $("generate").addEventListener("click", () => sample("line"));
 $("clear").addEventListener("click", () => { prompt.value = ""; refresh(); prompt.focus(); });
