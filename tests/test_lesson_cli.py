@@ -14,7 +14,7 @@ from test_cli import TINY
 
 def test_compare_end_to_end(tmp_path, corpus_file, capsys):
     out = tmp_path / "cmp"
-    code, stdout, _ = run_cli(["compare", "--corpus", str(corpus_file), "--models", "ngram,lstm,transformer",
+    code, stdout, _ = run_cli(["compare", "--corpus", str(corpus_file), "--models", "bigram,ngram,rnn,lstm,transformer",
                                "--max-time", "0.5", "--out", str(out), "--quiet", "--set", "d_model=16",
                                "--set", "n_layers=1", "--set", "block_size=16", "--set", "batch_size=8",
                                "--set", "eval_chars=200", "--set", "plot_every=0", "--set", "order=3", "--set", "log_every=1"], capsys)
@@ -23,18 +23,18 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys):
                  "transformer/table.txt"):
         assert (out / name).exists(), name
     rows = list(csv.DictReader((out / "compare.csv").open(encoding="utf-8")))
-    assert [r["model"] for r in rows] == ["ngram", "lstm", "transformer", "zlib", "bz2", "lzma"]
+    assert [r["model"] for r in rows] == ["bigram", "ngram", "rnn", "lstm", "transformer", "zlib", "bz2", "lzma"]
     for r in rows:  # (on so tiny a text a compressor may even save bits: only the models must be positive)
         assert float(r["val_bpc"]) < 12 and abs(float(r["val_loss"]) / math.log(2) - float(r["val_bpc"])) < 1e-9
         assert r["sample"] == "—" or float(r["val_bpc"]) > 0
-    for kind in ("lstm", "transformer"):  # every neural model trained for the budget: it stopped at the first step past it
+    for kind in ("rnn", "lstm", "transformer"):  # every neural model trained for the budget: it stopped at the first step past it
         state = load_run(out / kind).state
         times = [m["time"] for m in read_metrics(out / kind) if "train_loss" in m]  # (log_every=1)
         assert state["step"] == len(times) and state["train_time"] == times[-1] >= 0.5
         assert len(times) == 1 or times[-2] < 0.5
     header = stdout.split("modelo")[1].split("\n")[0]
     assert "val bits/car" in header and "lzma" in stdout and "cuentas" in stdout
-    assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 8  # header, rule, six rows
+    assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 10  # header, rule, eight rows
 
 
 def test_compare_refuses_an_unknown_model(tmp_path, corpus_file, capsys):

@@ -54,6 +54,8 @@ def test_the_entropy_of_the_shown_distribution_follows_the_temperature(trained_r
     assert shown == pytest.approx([entropy[0.5], entropy[1.0], entropy[2.0]], abs=0.006)
     assert "--temperature=0 debe ser positiva" in one_line_error(
         *run_cli(["explain", str(trained_run.dir), "--temperature", "1", "0"], capsys)[::2])
+    assert "como mucho 8" in one_line_error(
+        *run_cli(["explain", str(trained_run.dir), "--temperature", *"123456789"], capsys)[::2])
 
 
 def test_show_probs_and_the_table_carry_both_columns(trained_run, capsys, tmp_path):

@@ -108,6 +108,7 @@ def stop_text(text: str) -> str:
     return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
+PANELS = 8  # explain --temperature: panels side by side in temperature.png
 DEMO_SECONDS = 165  # training seconds; evaluations, pictures and samples add about a minute
 
 
@@ -478,6 +479,9 @@ def cmd_compare(args) -> None:
 
 def cmd_explain(args) -> None:
     check_temperatures(args.temperature or [])
+    if len(args.temperature or []) > PANELS:
+        raise TallerError(f"--temperature: {len(args.temperature)} temperaturas no caben en un dibujo; elige como mucho "
+                          f"{PANELS}, por ejemplo 0.5 1 1.5.")
     run = load_run(args.run)
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")

@@ -37,8 +37,8 @@ def at_temperatures(run, text: str, temperatures: list[float], unknown: str = "e
 def temperature_plot(run, text: str, temperatures: list[float], path: Path, unknown: str = "error") -> dict[float, float]:
     """Draw temperature.png; return each temperature's entropy in bits."""
     dists = at_temperatures(run, text, temperatures, unknown)
-    own = next(iter(dists.values()))
-    order = torch.argsort(own, descending=True)[:SHOWN].tolist()  # the same characters in every panel
+    any_one = next(iter(dists.values()))  # temperature keeps the order: the model's likeliest first in each
+    order = torch.argsort(any_one, descending=True)[:SHOWN].tolist()  # the same characters in every panel
     labels = [show_token(run.tokenizer.pieces[i]) for i in order]
     entropies = {t: entropy_bits(p) for t, p in dists.items()}
     top = max(float(p[order].max()) for p in dists.values())
@@ -53,7 +53,8 @@ def temperature_plot(run, text: str, temperatures: list[float], path: Path, unkn
         ax.bar(range(len(order)), values, color="tab:orange" if t < 1 else "tab:blue" if t == 1 else "tab:purple")
         ax.set_xticks(range(len(order)), labels, fontsize=8)
         ax.set_ylim(0, min(1.0, top * 1.1))
-        ax.set_title(f"temperatura {t:g}\nentropía {entropies[t]:.2f} bits", fontsize=10)
+        own_label = " (la del modelo)" if t == 1 else ""
+        ax.set_title(f"temperatura {t:g}{own_label}\nentropía {entropies[t]:.2f} bits", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         if k == 0:
             ax.set_ylabel("probabilidad de elegirlo")
