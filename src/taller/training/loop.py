@@ -34,11 +34,12 @@ from taller.text import thousands
 from taller.training import distributed
 from taller.training.counting import fit_counts
 from taller.training.device import available_memory, pick_device, processes_sharing_memory
+from taller.training.masked import MaskedTokens
 from taller.training.next_token import NextToken
 from taller.training.optim import learning_rate
 from taller.training.skipgram import SkipGramPairs
 
-OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs}  # a kind's `objective` -> what the loop asks of it
+OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": MaskedTokens}  # a kind's `objective` -> what the loop asks of it
 
 
 def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
