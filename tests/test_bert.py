@@ -269,7 +269,7 @@ def test_t5_learns_a_task_written_as_text_from_its_pretrained_weights(labelled_f
     cfg = tiny_config(corpus, max_steps=2, samples=0)
     cfg.set_kind("t5")
     pretrained = taller.train(cfg, tmp_path / "t5", progress=False)
-    task = classifier_config(labelled_file, max_steps=80)
+    task = classifier_config(labelled_file, max_steps=150)
     task.set_kind("t5-tareas")
     task.set("init", str(pretrained.dir))
     objective = TextToText(task, tmp_path / "unused", Context(), resume=False)
@@ -280,3 +280,8 @@ def test_t5_learns_a_task_written_as_text_from_its_pretrained_weights(labelled_f
     capsys.readouterr()  # (the training's own lines)
     code, out, _ = run_cli(["classify", str(run.dir), "--text", "nieve y frío"], capsys)
     assert code == 0 and out.split("\n")[1].split()[0] == "invierno"
+
+
+def test_compare_refuses_models_that_fill_blanks(tmp_path, capsys):
+    line = one_line_error(*run_cli(["compare", "--models", "transformer,bert", "--out", str(tmp_path / "c")], capsys)[::2])
+    assert "BERT no lee de izquierda a derecha" in line and "fill_words.py" in line and not (tmp_path / "c").exists()
