@@ -18,12 +18,14 @@ from taller.data.tokenizers import load_tokenizer
 from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.inspect import probability_table, words
+from taller.inspect.classify import answer_table, classify
+from taller.inspect.fill import RIGHT_CONTEXTS, candidates_table, fill, fill_table, rank_candidates, two_sided_probe
 from taller.inspect.inside import explain_run
 from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.inspect.report import write_report
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
-from taller.models import KINDS, kind_named
+from taller.models import KINDS, kind_named, task_kind
 from taller.runs.folder import check_output, check_run_dir, load_run
 from taller.text import show_token, side_by_side
 from taller.training.distributed import is_main
@@ -137,6 +139,10 @@ def add_training_commands(sub) -> None:
     t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
     t.add_argument("--model", choices=list(KINDS),
                    help="qué modelo (el del preset); skipgram: vectores de palabras (usa su preset)")
+    t.add_argument("--task", metavar="TAREA", help="bert: aprende una tarea sobre sus textos (clasificar: el corpus es un "
+                   "fichero «etiqueta<TAB>texto» o refranero-o-cervantes)")
+    t.add_argument("--init", type=path_text, metavar="EJECUCION",
+                   help="con --task: empieza desde el encoder de esta ejecución de BERT (preentrenado)")
     t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
     t.add_argument("--tokenizer", choices=list(TOKENIZER_KINDS), help="caracteres (char, por defecto), BPE de bytes o palabras")
     t.add_argument("--tokenizer-vocab", type=positive_int, metavar="N", help="bpe y word: tokens del vocabulario (512)")
@@ -188,11 +194,22 @@ def add_text_commands(sub) -> None:
 def add_looking_commands(sub) -> None:
     """probe, compare, explain, report, tokenize and embeddings: looking at trained runs."""
     pr = sub.add_parser("probe", aliases=["sondear"], help="¿qué palabra espera el modelo tras un contexto?")
-    pr.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    pr.add_argument("run", metavar="EJECUCION", nargs="+",
+                    help="carpeta de una ejecución (runs/…); con --example coche, varias: un GPT y un BERT lado a lado")
     pr.add_argument("--context", help="el texto que lee el modelo antes de los candidatos")
     pr.add_argument("--candidates", nargs="+", metavar="PALABRA", help="las palabras que compiten")
     pr.add_argument("--example", metavar="NOMBRE", help="un ejemplo de la lección: coche")
     pr.add_argument("--also-short", action="store_true", help="repite sólo con la última frase del contexto")
+
+    cl = sub.add_parser("classify", aliases=["clasificar"], help="la etiqueta de un texto, con un clasificador")
+    cl.add_argument("run", metavar="EJECUCION", help="carpeta de un clasificador (taller train --task clasificar)")
+    cl.add_argument("--text", required=True, help="el texto que clasificar")
+
+    fl = sub.add_parser("fill", aliases=["rellenar"], help="rellena los huecos (_) de un texto con un BERT")
+    fl.add_argument("run", metavar="EJECUCION", help="carpeta de un BERT (taller train --model bert)")
+    fl.add_argument("--text", required=True, help="el texto con huecos: cada _ es un carácter que falta")
+    fl.add_argument("--candidates", metavar="A,B,C", help="palabras para el único hueco, separadas por comas: las "
+                    "ordena por pseudo-verosimilitud, con su probabilidad")
 
     cmp_ = sub.add_parser("compare", aliases=["comparar"], help="entrena varios modelos con el mismo tiempo y los compara")
     cmp_.add_argument("--corpus", default="quijote", help="refranes, quijote o la ruta de un fichero de texto (quijote)")
@@ -284,7 +301,8 @@ def default_out(*parts: str) -> Path:
 
 def cmd_train(args) -> None:
     out = Path(args.out) if args.out else None
-    preset = args.preset or (kind_named(args.model).preset if args.model else "base")
+    model = task_kind(args.task, args.model) if args.task else args.model  # --task: the kind that learns it
+    preset = args.preset or (kind_named(model).preset if model else "base")
     if args.resume:
         if out is None:
             raise TallerError("--resume necesita --out con la carpeta de la ejecución que quieres continuar.")
@@ -299,8 +317,13 @@ def cmd_train(args) -> None:
         if args.resume and args.corpus != cfg.data.corpus:
             raise TallerError(f"--resume continúa con el corpus de la ejecución ({cfg.data.corpus}); quita --corpus.")
         cfg.data.corpus = args.corpus
-    if args.model:  # the kind first: --set speaks to its keys
-        cfg.set_kind(args.model)
+    if model:  # the kind first: --set speaks to its keys
+        cfg.set_kind(model)
+    if args.init:
+        if not hasattr(cfg.model, "init"):
+            raise TallerError("--init afina una ejecución preentrenada para una tarea: úsalo con --task, p. ej. "
+                              "`taller train --model bert --task clasificar --init RUN --corpus etiquetado.tsv`.")
+        cfg.set("model.init", args.init, where="--init")
     cfg.apply_overrides(args.set)
     if args.order:
         cfg.set("order", args.order, where="--order")
@@ -414,7 +437,13 @@ def cmd_probe(args) -> None:
         raise TallerError("indica --context TEXTO y --candidates A B C, o un ejemplo de la lección: --example coche.")
     else:
         context, candidates = args.context, args.candidates
-    run = load_run(args.run)
+    if args.example in RIGHT_CONTEXTS and not args.context and not args.candidates and not args.also_short:
+        print(two_sided_probe([load_run(r, can=("language_model", "fills")) for r in args.run], args.example))
+        return
+    if len(args.run) > 1:
+        raise TallerError("varias ejecuciones a la vez sólo con --example coche (sin --context ni --candidates); "
+                          "sondea una ejecución cada vez.")
+    run = load_run(args.run[0])
     long = probe(run, context, candidates)
     print(probe_table(long, "Contexto"))
     if args.also_short:
@@ -424,6 +453,23 @@ def cmd_probe(args) -> None:
         print()
         for a, b in zip(long.candidates, short.candidates):
             print(f"  {a.word:<16} {b.probability:.4f} con la última frase → {a.probability:.4f} con todo el contexto")
+
+
+def cmd_fill(args) -> None:
+    run = load_run(args.run, can="fills")
+    if args.candidates:
+        print(f"Candidatos para el hueco de «{args.text}»:")
+        print(candidates_table(rank_candidates(run, args.text, args.candidates.split(","))))
+        return
+    filled = fill(run, args.text)
+    print(fill_table(filled))
+    print(filled.text)
+
+
+def cmd_classify(args) -> None:
+    run = load_run(args.run, can="classifies")
+    print(f"«{args.text.strip()}»")
+    print(answer_table(classify(run, args.text)))
 
 
 def cmd_compare(args) -> None:
@@ -437,7 +483,7 @@ def cmd_compare(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    run = load_run(args.run)
+    run = load_run(args.run, can=("language_model", "fills"))
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
     results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error")
@@ -485,7 +531,7 @@ def cmd_serve(args) -> None:
 
 COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
             "generate": cmd_generate, "generar": cmd_generate, "probe": cmd_probe, "sondear": cmd_probe,
-            "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
+            "classify": cmd_classify, "clasificar": cmd_classify, "fill": cmd_fill, "rellenar": cmd_fill, "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
             "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
             "prepare": cmd_prepare, "preparar": cmd_prepare,
             "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize,

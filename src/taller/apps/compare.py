@@ -30,7 +30,7 @@ from taller.evaluate import LN2
 from taller.files import atomic_write
 from taller.inspect.memory import memory_curve, memory_plot, validation_ids
 from taller.inspect.plots import new_figure, save_figure
-from taller.models import kind_named, language_models
+from taller.models import KINDS, kind_named, language_models
 from taller.runs.folder import check_run_dir, create_run_dir
 from taller.text import thousands
 from taller.training.loop import train
@@ -110,6 +110,10 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
 def parse_spec(spec: str) -> tuple[str, str]:
     """'transformer' -> ('transformer', ''); 'transformer:bpe' -> ('transformer', 'bpe')."""
     kind, _, tokenizer = spec.partition(":")
+    if kind in KINDS and KINDS[kind].fills:  # BERT, T5: no bits per character of the text to race with
+        raise TallerError(f"--models: un {KINDS[kind].title} no lee de izquierda a derecha y no tiene bits por carácter "
+                          "que poner junto a los demás; compara los que rellenan huecos con `python bench/fill_words.py "
+                          "RUN_BERT RUN_T5` (palabras exactas en refranes).")
     if kind not in language_models():
         raise TallerError(f"--models: '{spec}' no es un modelo; usa {', '.join(language_models())}, con :bpe o :word si "
                           "quieres otros tokens (por ejemplo transformer:bpe), separados por comas.")

@@ -70,6 +70,10 @@ class Kind:
     resumable: bool = True  # `--resume` continues it (a count model is refitted in seconds instead)
     distributed: bool = True  # torchrun can share its training between processes
     prepared_data: bool = True  # trains from a `taller prepare` folder without loading the text
+    fills: bool = False  # reads both sides of a blank: `taller fill` (BERT)
+    classifies: bool = False  # answers a label for a text: `taller classify`
+    encoder_decoder: bool = False  # an encoder reads, a decoder writes the answer (T5): blanks of any length
+    tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
 
     def __post_init__(self):
@@ -83,3 +87,12 @@ class Kind:
 
     def refuse(self, run_dir) -> TallerError:
         return TallerError(self.refusal.format(run=run_dir))
+
+    def task(self, name: str) -> str:
+        """The kind that learns task `name` (e.g. "clasificar") on top of this kind's runs."""
+        tasks = dict(self.tasks)
+        if name not in tasks:
+            offered = f"las suyas son {', '.join(tasks)}" if tasks else "no tiene ninguna"
+            raise TallerError(f"--task {name}: un {self.title} no aprende esa tarea ({offered}); "
+                              "usa --model bert --task clasificar.")
+        return tasks[name]

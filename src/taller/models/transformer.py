@@ -2,6 +2,9 @@
 
     characters ──► embedding + position ──► [ attention ─► feed-forward ] × n_layers ──► LayerNorm ──► logits
 
+The same blocks with the causal mask off make an encoder that reads both sides of every position (BERT,
+taller/models/bert.py): its config says `causal = False`, nothing else changes.
+
 Shapes: B = batch, T = time (characters), C = d_model, H = heads, D = C // H (width of a head), V = vocabulary.
 Each block is pre-norm: x = x + attention(norm(x)); x = x + feed_forward(norm(x)).
 """
@@ -64,6 +67,16 @@ class TransformerConfig(ModelConfig):
     def context(self) -> int:
         return self.block_size
 
+    @property
+    def causal(self) -> bool:
+        """Each position sees only the ones before it (GPT); an encoder (BERT) turns this off."""
+        return True
+
+    @property
+    def n_ids(self) -> int:
+        """Token ids the model reads and scores: the tokenizer's (an encoder adds its mask token)."""
+        return self.vocab_size
+
 
 def divisor_near(n: int, k: int) -> int:
     """The divisor of n closest to k: a number of heads that splits d_model evenly."""
@@ -81,7 +94,8 @@ def sinusoidal_positions(block_size: int, d_model: int) -> torch.Tensor:
 
 
 class CausalSelfAttention(nn.Module):
-    """Each character looks back at the earlier ones (never forward) and mixes in what it finds useful."""
+    """Each character looks back at the earlier ones (never forward) and mixes in what it finds useful.
+    With `cfg.causal` off (an encoder) it looks at every position, before and after."""
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -93,13 +107,16 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)  # heads back into the residual stream
         self.dropout = cfg.dropout
         self.explicit = cfg.attention == "explicit"
+        self.causal = cfg.causal
         self.weights = None  # (B, H, T, T) attention of the last call, when recorded
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False,
+                keys: torch.Tensor | None = None) -> torch.Tensor:
+        """keys (B, T) bool, encoders only: which positions are text (True) and which are padding, never looked at."""
         B, T, C = x.shape
         if cache is None:
             q, k, v = self.query(x), self.key(x), self.value(x)  # (B, T, C) each
@@ -125,14 +142,19 @@ class CausalSelfAttention(nn.Module):
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, past+T)
             i = torch.arange(T, device=x.device)[:, None] + past  # absolute position of each query
             j = torch.arange(past + T, device=x.device)[None, :]  # absolute position of each key
-            scores = scores.masked_fill(j > i, float("-inf"))  # causal: no looking ahead
+            if self.causal:
+                scores = scores.masked_fill(j > i, float("-inf"))  # causal: no looking ahead
+            if keys is not None:
+                scores = scores.masked_fill(~keys[:, None, None, :], float("-inf"))  # padding: never looked at
             weights = F.softmax(scores, dim=-1)  # each row sums to 1
             if record:
                 self.weights = weights.detach()
             y = F.dropout(weights, dropout, self.training) @ v  # (B, H, T, D)
         else:  # the fast path: the same computation in one fused kernel
-            if past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            if keys is not None:  # an encoder's batch of texts of different lengths
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :], dropout_p=dropout)
+            elif past == 0:
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=self.causal)
             elif T == 1:  # one new character sees everything before it
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
             else:
@@ -163,8 +185,9 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.d_model)
         self.feed_forward = FeedForward(cfg)
 
-    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x), cache, record)  # residual: add, don't replace
+    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False,
+                keys: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x), cache, record, keys)  # residual: add, don't replace
         x = x + self.feed_forward(self.norm2(x))
         return x
 
@@ -173,7 +196,7 @@ class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.cfg = cfg
-        self.embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)  # a vector per character
+        self.embedding = nn.Embedding(cfg.n_ids, cfg.d_model)  # a vector per character
         if cfg.pos_encoding == "learned":
             self.position = nn.Embedding(cfg.block_size, cfg.d_model)  # a learned vector per position
         else:
@@ -181,7 +204,7 @@ class Transformer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
-        self.output = nn.Linear(cfg.d_model, cfg.vocab_size)  # a score (logit) per possible next character
+        self.output = nn.Linear(cfg.d_model, cfg.n_ids)  # a score (logit) per possible next character
         if cfg.tie_weights:
             self.output.weight = self.embedding.weight
         self.apply(self._init)
@@ -203,6 +226,11 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor, cache: list[dict] | None = None, record: bool = False) -> torch.Tensor:
         """idx (B, T) character ids -> logits (B, T, V). With a cache, idx holds only the new characters."""
+        return self.output(self.features(idx, cache, record))
+
+    def features(self, idx: torch.Tensor, cache: list[dict] | None = None, record: bool = False,
+                 keys: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) -> the last layer's normalised states (B, T, C): what the output layer (or a classifier) reads."""
         B, T = idx.shape
         start = self.state_length(cache)  # characters already read (with a cache), else 0
         assert start + T <= self.cfg.block_size, f"context {start + T} is longer than block_size {self.cfg.block_size}"
@@ -210,8 +238,8 @@ class Transformer(nn.Module):
         pos = table[start:start + T]  # (T, C) the code of each character's position
         x = self.dropout(self.embedding(idx) + pos)  # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache[i] if cache is not None else None, record)
-        return self.output(self.norm(x))  # (B, T, V)
+            x = block(x, cache[i] if cache is not None else None, record, keys)
+        return self.norm(x)  # (B, T, C)
 
     # --- generation: one interface for every model --------------------------------------------------------------
     def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:

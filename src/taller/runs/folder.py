@@ -255,16 +255,29 @@ def load_optimizer(run_dir: Path, state: dict, optimizer) -> dict[str, torch.Ten
     return tensors
 
 
-def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Open a run folder of a language model for generation and inspection (never unpickles anything)."""
+CANNOT = {  # what a run says when a command asks it for what its kind cannot do, and what to use instead
+    "fills": "{run} es un {title} que lee de izquierda a derecha: no ve lo que hay después de un hueco, así que no "
+             "lo rellena; entrena un BERT (`taller train --model bert --corpus …`) o usa `taller probe {run}`.",
+    "classifies": "{run} es un {title}, no un clasificador; afina un BERT para clasificar con `taller train --model "
+                  "bert --task clasificar --init RUN_BERT --corpus etiquetado.tsv`.",
+}
+
+
+def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] = "language_model") -> Run:
+    """Open a run folder for generation and inspection (never unpickles anything). `can`: what the command needs of
+    its kind (a capability of models.Kind: language_model, fills, classifies; a tuple: any of them); a run whose kind
+    cannot is refused in one line."""
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
     state = read_state(run_dir)
     config = Config.load(run_dir / "config.toml", saved=True).validate()
     kind = kind_of(config)
-    if not kind.language_model:
-        raise kind.refuse(run_dir)
+    needs = (can,) if isinstance(can, str) else can
+    if not any(getattr(kind, need) for need in needs):
+        if kind.refusal:
+            raise kind.refuse(run_dir)
+        raise TallerError(CANNOT[needs[0]].format(run=run_dir, title=kind.title))
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     if tokenizer.vocab_size != config.model.vocab_size:
         raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} tokens pero config.toml dice "

@@ -32,13 +32,19 @@ from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load
 from taller.runs.metrics import append_metrics, truncate_metrics
 from taller.text import thousands
 from taller.training import distributed
+from taller.training.classify import Classify
 from taller.training.counting import fit_counts
 from taller.training.device import available_memory, pick_device, processes_sharing_memory
+from taller.training.masked import MaskedTokens
 from taller.training.next_token import NextToken
 from taller.training.optim import learning_rate
 from taller.training.skipgram import SkipGramPairs
+from taller.training.spans import SpanCorruption
+from taller.training.text_to_text import TextToText
 
-OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs}  # a kind's `objective` -> what the loop asks of it
+OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": MaskedTokens,
+              "classify": Classify, "spans": SpanCorruption,
+              "text_to_text": TextToText}  # a kind's `objective` -> what the loop asks of it
 
 
 def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
