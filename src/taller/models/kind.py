@@ -71,6 +71,7 @@ class Kind:
     distributed: bool = True  # torchrun can share its training between processes
     prepared_data: bool = True  # trains from a `taller prepare` folder without loading the text
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
+    exports: tuple[str, ...] = ()  # what `taller export` writes of it: "html" (a page that runs it), "onnx"
 
     def __post_init__(self):
         if not self.language_model and not self.refusal:
