@@ -10,6 +10,7 @@ from pathlib import Path
 
 from taller._version import __version__
 from taller.apps.compare import compare, format_table
+from taller.apps.export import FORMATS, export_run
 from taller.apps.web.server import serve
 from taller.config import DEVICES, SEED_LIMIT, TOKENIZER_KINDS, Config
 from taller.data.corpora import CORPORA, describe, load_corpus
@@ -244,6 +245,18 @@ def add_looking_commands(sub) -> None:
     em.add_argument("--k", type=bounded_int(1000), default=10, help="cuántas palabras mostrar (10)")
 
 
+def add_export_command(sub) -> None:
+    """export: the model taken out of taller."""
+    x = sub.add_parser("export", aliases=["exportar"], help="saca el modelo de taller: una página HTML que lo ejecuta "
+                       "en el navegador, o un fichero ONNX")
+    x.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    x.add_argument("--format", choices=list(FORMATS), help="html: una página que funciona sin red ni servidor; "
+                   "onnx: para onnxruntime y otras herramientas (por defecto, la extensión de -o; si no, html)")
+    x.add_argument("-o", "--out", type=path_text, metavar="FICHERO",
+                   help="fichero de salida (nuevo; si existe, con --force); por defecto EJECUCION.html o .onnx aquí")
+    x.add_argument("--force", action="store_true", help="reemplaza el fichero de salida si ya existe")
+
+
 def build_parser() -> Parser:
     p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
     p.add_argument("--version", action="version", version=f"taller {__version__}")
@@ -252,6 +265,7 @@ def build_parser() -> Parser:
     add_training_commands(sub)
     add_text_commands(sub)
     add_looking_commands(sub)
+    add_export_command(sub)
 
     s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
     s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
@@ -525,6 +539,13 @@ def cmd_embeddings(args) -> None:
         print(f"Mapa de {len(args.plot)} palabras en {words.word_map(vectors, args.plot, vectors.dir / 'words.png')}")
 
 
+def cmd_export(args) -> None:
+    suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+    fmt = args.format or (suffix if suffix in FORMATS else "html")
+    out = Path(args.out) if args.out else Path(Path(args.run).resolve().name + "." + fmt)
+    print(export_run(args.run, fmt, out, force=args.force))
+
+
 def cmd_serve(args) -> None:
     serve(Path(args.path), host=args.host, port=args.port, allow_hosts=args.allow_host)
 
@@ -535,7 +556,7 @@ COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrena
             "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
             "prepare": cmd_prepare, "preparar": cmd_prepare,
             "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize,
-            "embeddings": cmd_embeddings, "vectores": cmd_embeddings}
+            "embeddings": cmd_embeddings, "vectores": cmd_embeddings, "export": cmd_export, "exportar": cmd_export}
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ class Kind:
     encoder_decoder: bool = False  # an encoder reads, a decoder writes the answer (T5): blanks of any length
     tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
+    exports: tuple[str, ...] = ()  # what `taller export` writes of it: "html" (a page that runs it), "onnx"
 
     def __post_init__(self):
         if not self.language_model and not self.refusal:

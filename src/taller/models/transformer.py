@@ -262,4 +262,5 @@ class Transformer(nn.Module):
 
 
 KIND = Kind(name="transformer", title="Transformer", config=TransformerConfig, build=Transformer,
-            objective="next_token", preset="base", timed_preset="base")
+            objective="next_token", preset="base", timed_preset="base",
+            exports=("html", "onnx"))
