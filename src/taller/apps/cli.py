@@ -26,7 +26,7 @@ from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.inspect.report import write_report
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
-from taller.models import KINDS, kind_named, task_kind
+from taller.models import KINDS, kind_named, kind_of, task_kind
 from taller.runs.folder import check_output, check_run_dir, load_run
 from taller.text import show_token, side_by_side
 from taller.training.distributed import is_main
@@ -451,13 +451,16 @@ def cmd_probe(args) -> None:
         raise TallerError("indica --context TEXTO y --candidates A B C, o un ejemplo de la lección: --example coche.")
     else:
         context, candidates = args.context, args.candidates
-    if args.example in RIGHT_CONTEXTS and not args.context and not args.candidates and not args.also_short:
-        print(two_sided_probe([load_run(r, can=("language_model", "fills")) for r in args.run], args.example))
+    runs = [load_run(r, can=("language_model", "fills")) for r in args.run]
+    both_sides = len(runs) > 1 or any(kind_of(r.config).fills for r in runs)  # a BERT, or a GPT beside one
+    if both_sides and args.example in RIGHT_CONTEXTS and not (args.context or args.candidates or args.also_short):
+        print(two_sided_probe(runs, args.example))
         return
-    if len(args.run) > 1:
-        raise TallerError("varias ejecuciones a la vez sólo con --example coche (sin --context ni --candidates); "
-                          "sondea una ejecución cada vez.")
-    run = load_run(args.run[0])
+    if both_sides:
+        raise TallerError("un BERT, o varias ejecuciones a la vez, se sondean con --example coche (sin --context, "
+                          "--candidates ni --also-short); para tus propias palabras usa `taller fill RUN --text … "
+                          "--candidates …`.")
+    run = runs[0]
     long = probe(run, context, candidates)
     print(probe_table(long, "Contexto"))
     if args.also_short:
