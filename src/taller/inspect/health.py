@@ -40,6 +40,7 @@ DEAD_LIMIT = 0.10  # a note when more than this share of a layer's units are dea
 SATURATED_LIMIT = 0.10  # ...or of its values are saturated
 UPDATE_RANGE = (1e-4, 1e-1)  # ‖ΔW‖/‖W‖ per step outside this range gets a note (the textbook's rule: ~1e-3)
 NAMED = 3  # tensors named in one note; the rest are counted
+LEGEND_ROWS = 26  # lines in one column of a panel's legend
 
 
 def watched_layers(model: nn.Module) -> list[tuple[str, nn.Module, tuple[float, float] | None]]:
@@ -283,14 +284,15 @@ def draw_lines(ax, lines: dict[str, list[tuple[int, float]]], title: str, ylabel
     ax.grid(alpha=0.3)
     if lines:
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.02), frameon=False,
-                  ncol=2 if len(lines) > 14 else 1)
+                  ncol=1 + len(lines) // (LEGEND_ROWS + 1))
     else:
         ax.text(0.5, 0.5, "nada que medir en este modelo", ha="center", va="center", transform=ax.transAxes)
 
 
 def health_plot(entries: list[dict], path) -> None:
     """Four panels against the step: activations' spread, saturated or dead share, gradient norms, update ratios."""
-    fig = new_figure(figsize=(15, 8.5), dpi=90)
+    columns = 1 + max(len(series(entries, "gradients")), 1) // (LEGEND_ROWS + 1)  # of the widest legend
+    fig = new_figure(figsize=(15 + 2.5 * (columns - 1), 8.5), dpi=90)
     fig.suptitle("Salud de la red mientras aprende (una revisión cada train.health_every pasos)", fontsize=12)
     axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
     draw_lines(axes[0], series(entries, "activations", "std"), "Activaciones: desviación típica por capa",
@@ -305,5 +307,6 @@ def health_plot(entries: list[dict], path) -> None:
                log=True)
     axes[3].axhspan(*UPDATE_RANGE, color="tab:green", alpha=0.08)
     axes[3].axhline(1e-3, color="tab:green", linestyle="--", linewidth=1)
-    fig.subplots_adjust(left=0.05, right=0.86, bottom=0.07, top=0.91, wspace=0.75, hspace=0.35)
+    legend = 2.0 * columns / fig.get_figwidth()  # the share of the width a legend takes, beside its panel
+    fig.subplots_adjust(left=0.05, right=1 - legend, bottom=0.07, top=0.91, wspace=0.2 + 4 * legend, hspace=0.35)
     save_figure(fig, path)

@@ -18,7 +18,7 @@ from taller._version import __version__
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
 from taller.inspect import by_component, loss_plot, parameter_rows
-from taller.inspect.health import health_plot, read_health, summary
+from taller.inspect.health import health_plot, number, read_health, summary
 from taller.inspect.inside import explain_run
 from taller.inspect.surprise import (SURPRISE_CSS, difference_fragment, known_text, surprise, surprise_fragment,
                                      validation_text)
@@ -129,9 +129,9 @@ def health_html(run) -> str:
                                                          or "<p>Todo en su rango habitual: sin avisos.</p>")
                    for title, notes in summary(entries))
     rows = "".join(f"<tr><td>{html.escape(str(a.get('layer')))}</td><td class='mono'>{html.escape(str(a.get('name')))}"
-                   f"</td><td>{html.escape(str(a.get('kind')))}</td><td class='n'>{a.get('mean', 0):.3f}</td>"
-                   f"<td class='n'>{a.get('std', 0):.3f}</td><td class='n'>"
-                   f"{100 * a.get('dead', a.get('saturated', 0)):.1f} % {'muertas' if 'dead' in a else 'saturadas'}"
+                   f"</td><td>{html.escape(str(a.get('kind')))}</td><td class='n'>{number(a.get('mean')):.3f}</td>"
+                   f"<td class='n'>{number(a.get('std')):.3f}</td><td class='n'>"
+                   f"{100 * number(a.get('dead', a.get('saturated'))):.1f} % {'muertas' if 'dead' in a else 'saturadas'}"
                    f"</td></tr>" for a in entries[-1].get("activations", []) if isinstance(a, dict))
     table = (f"<h3>Activaciones en el paso {entries[-1]['step']}</h3><table><tr><th>Capa</th><th>Módulo</th>"
              f"<th>Tipo</th><th>Media</th><th>Desv.</th><th>Fuera de juego</th></tr>{rows}</table>" if rows else "")
@@ -149,11 +149,11 @@ def surprise_sections(run, surprise_text: str | None, against) -> list[tuple[str
         text = surprise_text if surprise_text else validation_text(run)[:SURPRISE_CHARS]
         text = known_text(text, [run] + ([against] if against is not None else []), "replace")
         a = surprise(run, text)
+        b = surprise(against, text) if against is not None else None
     except TallerError as e:
         return [("Mapa de sorpresa", f"<p class='note'>{html.escape(str(e))}</p>")]
     sections = [(f"Mapa de sorpresa ({where})", surprise_fragment(a))]
-    if against is not None:
-        b = surprise(against, text)
+    if b is not None:
         sections.append((f"¿Dónde gana cada uno? {html.escape(a.run)} contra {html.escape(b.run)}",
                          difference_fragment(a, b)))
     return sections
