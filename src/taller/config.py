@@ -67,6 +67,7 @@ class TrainConfig:
     sampler: str = "random"  # random (windows anywhere) | shuffled (every window once per epoch, in random order)
     stride: int = 1  # shuffled: characters between the starts of consecutive windows
     compile: bool = False  # torch.compile the model
+    health_every: int = 100  # steps between checkups of the network's health (health.jsonl, health.png; 0 = none)
 
 
 TOKENIZER_KINDS = ("char", "bpe", "word")
@@ -284,6 +285,7 @@ def check_train(t: TrainConfig) -> None:
     need(t.temperature > 0, f"train.temperature={t.temperature} debe ser positiva (por ejemplo 0.7).")
     need(t.sampler in ("random", "shuffled"), f"train.sampler='{t.sampler}': usa random o shuffled.")
     need(t.stride >= 1, f"train.stride={t.stride} debe ser al menos 1.")
+    need(t.health_every >= 0, f"train.health_every={t.health_every} no puede ser negativo (0 = sin revisiones de salud).")
 
 
 def toml_error(path: Path, e: Exception) -> TallerError:

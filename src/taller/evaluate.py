@@ -55,17 +55,27 @@ class Score:
 
 
 @torch.no_grad()
+def scored_targets(model, val: ValText, device, autocast, batch_size: int = 64):
+    """Batch by batch, the nats of each scored target and the characters it completes, both (n,), in the order of
+    the text: every token but the first, once. (The model is in eval mode meanwhile: no dropout.)"""
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(val.windows), batch_size):
+            w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
+            with autocast:
+                logits = model(w[:, :-1])  # (B, T, V)
+            losses = F.cross_entropy(logits.float().transpose(1, 2), w[:, 1:], reduction="none")  # (B, T)
+            yield losses[m], val.chars[i:i + batch_size][m.cpu()]
+    finally:
+        model.train(was_training)
+
+
 def evaluate(model, val: ValText, device, autocast, batch_size: int = 64) -> Score:
     """Mean nats per scored token, and bits per character over the characters those tokens cover."""
-    model.eval()
     total, tokens, chars = 0.0, 0, 0
-    for i in range(0, len(val.windows), batch_size):
-        w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
-        with autocast:
-            logits = model(w[:, :-1])  # (B, T, V)
-        losses = F.cross_entropy(logits.float().transpose(1, 2), w[:, 1:], reduction="none")  # (B, T)
-        total += losses[m].sum().item()
-        tokens += int(m.sum())
-        chars += int(val.chars[i:i + batch_size][m.cpu()].sum())
-    model.train()
+    for nats, covered in scored_targets(model, val, device, autocast, batch_size):
+        total += nats.sum().item()
+        tokens += len(nats)
+        chars += int(covered.sum())
     return Score(total / tokens, bits_per_char(total, chars), tokens, chars)

@@ -24,11 +24,12 @@ from taller.inspect.fill import RIGHT_CONTEXTS, candidates_table, fill, fill_tab
 from taller.inspect.inside import explain_run
 from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.inspect.report import write_report
+from taller.inspect.surprise import difference, number, read_text, top_spots, validation_text, write_surprise
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
 from taller.models import KINDS, kind_named, kind_of, task_kind
 from taller.runs.folder import check_output, check_run_dir, load_run
-from taller.text import show_token, side_by_side
+from taller.text import show_token, side_by_side, thousands
 from taller.training.distributed import is_main
 from taller.training.loop import train
 
@@ -227,10 +228,19 @@ def add_looking_commands(sub) -> None:
     e.add_argument("--text", help="texto cuya atención dibujar (por defecto, lo que el modelo escribe solo)")
     e.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
                    help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
+    e.add_argument("--surprise", "--sorpresa", nargs="?", const=True, type=path_text, metavar="FICHERO",
+                   help="mapa de sorpresa: colorea cada carácter de FICHERO por los bits que el modelo pagó por él "
+                        "(sin FICHERO: el texto de validación de la ejecución); escribe surprise.html y surprise.png")
+    e.add_argument("--against", "--contra", type=path_text, metavar="OTRA",
+                   help="con --surprise: otra ejecución; dónde gana cada una, carácter a carácter (surprise_diff.html)")
 
     r = sub.add_parser("report", aliases=["informe"], help="escribe report.html: toda la ejecución en una página")
     r.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     r.add_argument("--text", help="texto cuya atención dibujar (por defecto, una muestra del modelo)")
+    r.add_argument("--surprise", "--sorpresa", type=path_text, metavar="FICHERO",
+                   help="el texto del mapa de sorpresa (por defecto, el comienzo del texto de validación)")
+    r.add_argument("--against", "--contra", type=path_text, metavar="OTRA",
+                   help="otra ejecución: añade dónde gana cada una, carácter a carácter, sobre el mismo texto")
 
     tk = sub.add_parser("tokenize", aliases=["tokenizar"], help="muestra cómo parte un texto el tokenizador de una ejecución")
     tk.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
@@ -500,7 +510,11 @@ def cmd_compare(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    run = load_run(args.run, can=("language_model", "fills"))
+    if args.against and args.surprise is None:
+        raise TallerError("--against compara mapas de sorpresa: úsalo con --surprise [FICHERO].")
+    run = load_run(args.run, can="language_model" if args.surprise is not None else ("language_model", "fills"))
+    if args.surprise is not None:
+        return explain_surprise(run, args)
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
     results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error")
@@ -509,8 +523,36 @@ def cmd_explain(args) -> None:
         print(f"  {result}" if isinstance(result, Path) else f"  Nota: {result}")
 
 
+def explain_surprise(run, args) -> None:
+    """`taller explain RUN --surprise [FICHERO] [--against OTRA]`: the maps, and the spots in the terminal."""
+    own = args.surprise is True  # --surprise without a file: the run's validation text
+    text = validation_text(run) if own else read_text(Path(args.surprise))
+    where = "el texto de validación" if own else args.surprise
+    other = load_run(args.against) if args.against else None
+    a, b, files = write_surprise(run, text, other, unknown="replace" if args.replace_unknown else "error")
+    for s in (a, b) if b is not None else (a,):
+        print(f"{s.run} en {where}: {number(s.total)} bits en {thousands(s.scored)} caracteres = "
+              f"{number(s.bpc, 3)} bits/carácter")
+    print_spots("Los puntos más sorprendentes", a.bits, a.text, 1.0, "bits")
+    if b is not None:
+        diff = difference(a, b)
+        print_spots(f"Donde más gana {a.run} (bits de diferencia)", diff, a.text, -1.0, "bits")
+        print_spots(f"Donde más gana {b.run}", diff, a.text, 1.0, "bits")
+    print("\nEscrito: " + ", ".join(str(f) for f in files))
+
+
+def print_spots(title: str, values, text: str, sign: float, unit: str) -> None:
+    print(f"\n{title}:")
+    for s in top_spots(values, text, sign=sign):
+        context = show_token(s["before"][-16:]) + "[" + show_token(s["char"]) + "]" + show_token(s["after"])
+        print(f"  posición {s['position'] + 1:>7}  {context:<26}  {number(s['bits'])} {unit}")
+
+
 def cmd_report(args) -> None:
-    print(f"Informe en {write_report(load_run(args.run), args.text)}")
+    run = load_run(args.run)
+    surprise_text = read_text(Path(args.surprise)) if args.surprise else None
+    against = load_run(args.against) if args.against else None
+    print(f"Informe en {write_report(run, args.text, surprise_text=surprise_text, against=against)}")
 
 
 def cmd_tokenize(args) -> None:

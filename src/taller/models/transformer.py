@@ -170,11 +170,12 @@ class FeedForward(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.up = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.gelu = nn.GELU()  # a module (it has no weights), so that the health checkup can watch its output
         self.down = nn.Linear(cfg.d_ff, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.down(F.gelu(self.up(x))))  # (B, T, C)
+        return self.dropout(self.down(self.gelu(self.up(x))))  # (B, T, C)
 
 
 class Block(nn.Module):

@@ -35,10 +35,11 @@ LOCK_FILE = ".lock"
 # What a fresh start writes before its first checkpoint (state.json): a folder holding only these was stopped in
 # its first seconds, and a new fresh start may take it over.
 FIRST_FILES = ("config.toml", "tokenizer.json", "vocab.json", "parameters.txt", "epoch_000.safetensors",
-               "epoch_000.png", "evolution.jsonl", "metrics.jsonl", "*.next.safetensors", ".*.tmp", LOCK_FILE)
+               "epoch_000.png", "evolution.jsonl", "metrics.jsonl", "health.jsonl", "*.next.safetensors", ".*.tmp",
+               LOCK_FILE)
 # Every file taller writes in a run folder: no output flag writes onto one of them, not even with --force.
 RUN_FILES = FIRST_FILES + ("state.json", "model.safetensors", "optim.safetensors", "best.safetensors",
-                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html")
+                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html", "surprise*.html")
 
 
 @dataclass
