@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from machine import cpu_info
 from taller.config import Config
 from taller.sampling import generate
 from taller.models import build_model
@@ -44,4 +45,4 @@ if __name__ == "__main__":
             times.append(time.perf_counter() - start)
         result["chars_per_s_" + ("cache" if cached else "no_cache")] = a.chars / sorted(times)[len(times) // 2]
     result["speedup"] = result["chars_per_s_cache"] / result["chars_per_s_no_cache"]
-    print(json.dumps(result))
+    print(json.dumps({**result, **cpu_info()}))

@@ -35,7 +35,7 @@ from taller.training import distributed
 from taller.training.counting import fit_counts
 from taller.training.device import available_memory, pick_device, processes_sharing_memory
 from taller.training.next_token import NextToken
-from taller.training.optim import learning_rate
+from taller.training.optim import learning_rate, set_learning_rate
 from taller.training.skipgram import SkipGramPairs
 
 OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs}  # a kind's `objective` -> what the loop asks of it
@@ -228,8 +228,7 @@ class Trainer:
         t = self.cfg.train
         started = time.perf_counter()
         lr = learning_rate(self.cfg, self.step, self.progress_fraction())
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(self.optimizer, lr)
         batch = self.objective.next_batch()
         loss = self.objective.loss(model, batch)
         self.optimizer.zero_grad(set_to_none=True)
