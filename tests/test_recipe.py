@@ -9,10 +9,12 @@ import torch.nn.functional as F
 
 import taller
 from taller.config import Config
+from taller.data.tokenizers import CharTokenizer
 from taller.errors import TallerError
 from taller.models.transformer import Transformer, TransformerConfig, bigram_rows, rotary_angles, rotate
 from taller.training.optim import Muon, hidden_matrices, learning_rate, make_optimizer, orthogonalise
 from taller.runs.checkpoint import flatten_optimizer, unflatten_optimizer
+from taller.sampling import generate
 
 from conftest import tiny_config
 
@@ -230,3 +232,15 @@ def test_seed_trains_with_the_original_recipe_and_clasico_is_the_lessons_gpt():
     c = Config.preset("clasico").model
     assert (c.pos_encoding, c.norm, c.activation, c.tie_weights, c.qk_norm, c.zero_init) == (
         "sinusoidal", "layernorm", "gelu", False, False, False)
+
+
+def test_a_small_generation_runs_on_one_thread_and_gives_the_threads_back():
+    m, seen = model(), []
+    m.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generate(m, CharTokenizer(list("abcdefghijklmnopqr \n")), "abc", 1, max_chars=5, seed=0, stop=None)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
