@@ -39,6 +39,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--run", help="a run folder (default: an untrained model of --preset with context --block)")
     p.add_argument("--preset", default="base")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
     p.add_argument("--block", type=int, default=256)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--chars", type=int, default=500)
@@ -51,10 +52,12 @@ if __name__ == "__main__":
         model, tok = run.model, run.tokenizer
     else:
         tok = CharTokenizer([chr(c) for c in range(32, 124)])
-        cfg = Config.preset(a.preset).model
+        whole = Config.preset(a.preset)
+        whole.apply_overrides(a.set)
+        cfg = whole.model
         cfg.vocab_size, cfg.block_size = tok.vocab_size, a.block
         model = build_model(cfg).eval()
-    result = {"bench": "generate_speed", "preset": None if a.run else a.preset, "block_size": model.block_size,
+    result = {"bench": "generate_speed", "preset": None if a.run else a.preset, "overrides": a.set, "block_size": model.block_size,
               "batch": a.batch, "chars": a.chars, "top": a.top}
     result["chars_per_s_cache"] = chars_per_s(model, tok, a, cached=True, one_thread=True)
     result["chars_per_s_cache_all_threads"] = chars_per_s(model, tok, a, cached=True, one_thread=False)
