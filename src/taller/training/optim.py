@@ -14,6 +14,7 @@ import math
 
 import torch
 import torch.nn as nn
+from torch.optim.adamw import adamw
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Muon's quintic Newton–Schulz: pushes singular values towards 1 fast
 
@@ -98,14 +99,12 @@ class Muon(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                p.mul_(1 - group["lr"] * group["weight_decay"])  # decoupled weight decay
-                if group["muon"]:
+            params = [p for p in group["params"] if p.grad is not None]
+            if group["muon"]:
+                for p in params:
                     self.muon_step(p, group)
-                else:
-                    self.adamw_step(p, group)
+            elif params:
+                self.adamw_step(params, group)
 
     def muon_step(self, p: torch.Tensor, group: dict) -> None:
         state = self.state[p]
@@ -114,16 +113,18 @@ class Muon(torch.optim.Optimizer):
         m, beta = state["momentum_buffer"], group["momentum"]
         m.mul_(beta).add_(p.grad)
         update = orthogonalise(p.grad.add(m, alpha=beta))  # Nesterov: look one momentum step ahead
+        p.mul_(1 - group["lr"] * group["weight_decay"])  # decoupled weight decay
         p.add_(update, alpha=-group["lr"] * 0.2 * math.sqrt(max(p.shape)))
 
-    def adamw_step(self, p: torch.Tensor, group: dict) -> None:
-        state = self.state[p]
-        if "exp_avg" not in state:
-            state["step"], state["exp_avg"], state["exp_avg_sq"] = torch.zeros(()), torch.zeros_like(p), torch.zeros_like(p)
-        (beta1, beta2), g = group["betas"], p.grad
-        state["step"] += 1
-        n = state["step"].item()
-        state["exp_avg"].lerp_(g, 1 - beta1)  # running mean of the gradient
-        state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)  # ... and of its square
-        size = (state["exp_avg_sq"] / (1 - beta2**n)).sqrt_().add_(group["eps"])
-        p.addcdiv_(state["exp_avg"], size, value=-group["lr"] / (1 - beta1**n))
+    def adamw_step(self, params: list[torch.Tensor], group: dict) -> None:
+        """AdamW, as torch.optim.AdamW computes it (one fused call for the whole group): with m and v the running
+        means of the gradient and of its square, p ← p·(1 − lr·wd) − lr · m̂ / (√v̂ + eps), m̂ and v̂ corrected for
+        their start at zero."""
+        for p in params:
+            if "exp_avg" not in self.state[p]:
+                self.state[p].update(step=torch.zeros(()), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+        states = [self.state[p] for p in params]
+        (beta1, beta2), fused = group["betas"], True if params[0].device.type == "cpu" else None  # None: torch chooses
+        adamw(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+              [], [s["step"] for s in states], fused=fused, amsgrad=False, beta1=beta1, beta2=beta2,
+              lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
