@@ -14,6 +14,7 @@ from taller.errors import TallerError
 from taller.models.transformer import Transformer, TransformerConfig, bigram_rows, rotary_angles, rotate
 from taller.training.optim import Muon, hidden_matrices, learning_rate, make_optimizer, orthogonalise
 from taller.runs.checkpoint import flatten_optimizer, unflatten_optimizer
+from taller.runs.folder import load_run
 from taller.sampling import generate
 
 from conftest import tiny_config
@@ -205,14 +206,17 @@ def test_the_trapezoid_warms_up_holds_then_goes_down_in_a_straight_line():
     assert learning_rate(cfg, 50, 1.0) == pytest.approx(1e-3)
 
 
-def test_a_modern_run_with_muon_trains_and_resumes_step_for_step(tmp_path, corpus_file):
-    switches = dict(MODERN, optimizer="muon", schedule="trapezoid", log_every=1, epochs=3, samples=0)
+def test_a_modern_run_with_muon_and_a_tied_head_trains_and_resumes_step_for_step(tmp_path, corpus_file):
+    switches = dict(MODERN, optimizer="muon", schedule="trapezoid", tie_weights=True, log_every=1, epochs=3, samples=0)
     full = taller.train(tiny_config(corpus_file, max_steps=12, **switches), tmp_path / "full", progress=False)
     taller.train(tiny_config(corpus_file, max_steps=6, **switches), tmp_path / "half", progress=False)
     cfg = Config.load(tmp_path / "half" / "config.toml")
     cfg.train.max_steps = 12
     resumed = taller.train(cfg, tmp_path / "half", resume=True, progress=False)
     assert resumed.state["val_loss"] == full.state["val_loss"] and full.state["val_loss"] < math.log(20)
+    loaded = load_run(tmp_path / "half")  # the tied matrix was saved twice and is read back as one
+    assert loaded.model.output.weight is loaded.model.embedding.weight
+    assert torch.equal(loaded.model.output.weight, resumed.model.embedding.weight)
 
 
 # --- the presets that name a recipe ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from taller.data.prepared import is_prepared
 from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.models import Kind, kind_of
-from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint
+from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint, storable
 from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
                                 optimizer_mismatch, run_state)
 from taller.runs.metrics import append_metrics, truncate_metrics
@@ -312,7 +312,7 @@ class Trainer:
 
     def save_best(self) -> None:
         if self.writer:
-            weights = {k: v.contiguous().cpu() for k, v in self.model.state_dict().items()}
+            weights = storable(self.model.state_dict())
             atomic_write(self.out / "best.safetensors", st_save(weights, metadata={"step": str(self.step)}))
 
     def log_metrics(self, entry: dict) -> None:
