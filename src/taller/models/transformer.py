@@ -195,10 +195,13 @@ class CausalSelfAttention(nn.Module):
         if ve is not None:
             v = v + self.value_gate * ve
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H, T, D) each
-        if self.qk_norm:  # every query and key gets the same length, √D: only their directions decide
-            q, k = F.rms_norm(q, (self.head_dim,)), F.rms_norm(k, (self.head_dim,))
-        if rope is not None:
-            q, k = rotate(q, *rope), rotate(k, *rope)
+        if self.qk_norm or rope is not None:  # queries and keys get the same treatment: in one go (fewer calls)
+            qk = torch.cat([q, k])  # (2B, H, T, D)
+            if self.qk_norm:  # every query and key gets the same length, √D: only their directions decide
+                qk = F.rms_norm(qk, (self.head_dim,))
+            if rope is not None:
+                qk = rotate(qk, *rope)
+            q, k = qk.chunk(2)
         return q, k, v
 
     def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False,
@@ -210,8 +213,8 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v, past = self.remember(k, v, cache)  # (B, H, past+T, D)
         y = self.attend(q, k, v, past, record)  # (B, H, T, D)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
-        return F.dropout(self.proj(y), self.dropout, self.training)
+        y = self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again, projected
+        return F.dropout(y, self.dropout, self.training) if self.dropout else y
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int, record: bool) -> torch.Tensor:
         """softmax(q kᵀ / √D) v with the future masked: q (B, H, T, D), k and v (B, H, past+T, D) -> (B, H, T, D)."""
@@ -249,7 +252,8 @@ class FeedForward(nn.Module):
         return F.relu(h) if self.activation == "relu" else F.gelu(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.dropout(self.down(self.bend(self.up(x))), self.dropout, self.training)  # (B, T, C)
+        y = self.down(self.bend(self.up(x)))  # (B, T, C)
+        return F.dropout(y, self.dropout, self.training) if self.dropout else y
 
 
 class Block(nn.Module):
