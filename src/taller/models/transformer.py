@@ -316,7 +316,8 @@ class Transformer(nn.Module):
         return self.cfg.block_size
 
     def embed(self, idx: torch.Tensor, start: int, cache: list[dict] | None) -> torch.Tensor:
-        """idx (B, T) at positions start … start+T-1 -> (B, T, C): the character's vector (+ its position's, + its pair's)."""
+        """idx (B, T) at positions start … start+T-1 -> (B, T, C): each character's vector, plus its position's (unless
+        rotary) and its pair's (with bigram_buckets)."""
         x = self.embedding(idx)  # (B, T, C)
         T, kind = idx.shape[1], self.cfg.pos_encoding
         if kind != "rotary":
