@@ -1,5 +1,6 @@
 """Training speed: characters/s, model GFLOP/s (6 × parameters × characters/s) and the fraction of the matrix peak
-measured in the same run, for a preset and for nanoGPT's CPU "baby" shape.
+measured in the same run (the best rate this CPU has: bf16 only where it has a fast path), for a preset and for
+nanoGPT's CPU "baby" recipe (the `nanogpt-baby` preset).
 
     python bench/train_speed.py --preset base [--steps 60] [--set dtype=bfloat16 --set d_model=256 ...]
                                                                 → one JSON line per shape
@@ -22,16 +23,13 @@ import time
 import torch
 import torch.nn.functional as F
 
+from machine import cpu_info
 from matmul import peak
 from taller.config import Config
 from taller.inspect.health import Checkup, NoCheckup
 from taller.models import build_model
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
-
-NANOGPT_BABY = {"n_layers": 4, "n_heads": 4, "d_model": 128, "d_ff": 512, "block_size": 64, "batch_size": 12,
-                "dropout": 0.0, "lr": 1e-3}
-
 
 def speed(cfg: Config, steps: int) -> dict:
     torch.manual_seed(0)
@@ -123,11 +121,9 @@ if __name__ == "__main__":
                           **health_cost(cfg, a.steps, a.health, a.repeats)}))
         raise SystemExit
     machine = peak()
-    best = max(machine.values())
-    shapes = {a.preset: Config.preset(a.preset), "nanogpt-baby": Config()}
+    best = max(rate for rate in machine.values() if rate)
+    shapes = {a.preset: Config.preset(a.preset), "nanogpt-baby": Config.preset("nanogpt-baby")}
     shapes[a.preset].apply_overrides(a.set)
-    for key, value in NANOGPT_BABY.items():
-        shapes["nanogpt-baby"].set(key, value)
     if a.no_baby:
         del shapes["nanogpt-baby"]
     for cfg in shapes.values():
@@ -138,4 +134,4 @@ if __name__ == "__main__":
         print(json.dumps({"bench": "train_speed", "shape": name, "overrides": overrides, "dtype": cfg.train.dtype,
                           "compile": cfg.train.compile,
                           **r, **machine,
-                          "fraction_of_peak": r["model_gflops"] / best}))
+                          "fraction_of_peak": r["model_gflops"] / best, **cpu_info()}))

@@ -10,6 +10,7 @@ the loop itself only handles tensors, and the records are turned into text once,
 from __future__ import annotations
 
 import bisect
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 TOP = 5  # candidates each Step records by default: the rows of table.txt per position
 MIN_TEMPERATURE = 1e-6  # logits are divided by the temperature: never by 0 (greedy=True is the real "temperature 0")
+ONE_THREAD_BELOW = 4_000_000  # parameters × rows: a CPU step smaller than this runs on one thread (see one_thread)
 
 
 @dataclass
@@ -76,6 +78,23 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor
     return (probs / wait).argmax(dim=-1)  # (B,)
 
 
+@contextmanager
+def one_thread(model, rows: int, device: torch.device):
+    """A generation step of a small model at a small batch is microseconds of work per operation: waking a second
+    thread for each one costs more than it saves (bench/generate_speed.py). Such steps run on one thread; the number
+    of threads is given back afterwards."""
+    size = sum(p.numel() for p in model.parameters()) * rows
+    before = torch.get_num_threads()
+    if device.type != "cpu" or size >= ONE_THREAD_BELOW or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
@@ -94,32 +113,33 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
     crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
     plain = temperature == 1.0 and not top_k and top_p >= 1.0  # sample from the model's own distribution as it is
-    logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
-    chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities and ids
-    done = torch.zeros(n, dtype=torch.bool)
-    for _ in range(max_chars):
-        logits = logits.float().cpu()  # (n, V)
-        if greedy:
-            choice = logits.argmax(dim=-1)  # (n,)
-        else:
-            shaped = logits if plain else filter_logits(logits, temperature, top_k, top_p)
-            choice = draw(F.softmax(shaped, dim=-1), generator)  # (n,)
-        if top:
-            records.append(torch.topk(F.softmax(logits, dim=-1), min(top, logits.shape[-1]), dim=-1))
-        chosen.append(choice)
-        if len(stop_ids):
-            done |= torch.isin(choice, stop_ids)
-            if done.all():
-                break
-        new = choice[:, None].to(device)  # (n, 1)
-        if not use_cache:  # read the whole text again (as far back as the model sees)
-            context = torch.cat([context, new], dim=1)
-            logits = model(crop(context))[:, -1]
-        elif block is not None and model.state_length(state) >= block:  # the window is full: start again from its last half
-            text = torch.cat([context, torch.stack(chosen, dim=1).to(device)], dim=1)  # (n, T + steps) so far
-            logits, state = model.start(text[:, -max(1, block // 2):])
-        else:  # only the new character is read; the cache holds the rest
-            logits, state = model.step(new, state)
+    with one_thread(model, n, device):  # a batch-1 step of a small model: faster on one thread
+        logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
+        chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities and ids
+        done = torch.zeros(n, dtype=torch.bool)
+        for _ in range(max_chars):
+            logits = logits.float().cpu()  # (n, V)
+            if greedy:
+                choice = logits.argmax(dim=-1)  # (n,)
+            else:
+                shaped = logits if plain else filter_logits(logits, temperature, top_k, top_p)
+                choice = draw(F.softmax(shaped, dim=-1), generator)  # (n,)
+            if top:
+                records.append(torch.topk(F.softmax(logits, dim=-1), min(top, logits.shape[-1]), dim=-1))
+            chosen.append(choice)
+            if len(stop_ids):
+                done |= torch.isin(choice, stop_ids)
+                if done.all():
+                    break
+            new = choice[:, None].to(device)  # (n, 1)
+            if not use_cache:  # read the whole text again (as far back as the model sees)
+                context = torch.cat([context, new], dim=1)
+                logits = model(crop(context))[:, -1]
+            elif block is not None and model.state_length(state) >= block:  # the window is full: restart from its last half
+                text = torch.cat([context, torch.stack(chosen, dim=1).to(device)], dim=1)  # (n, T + steps) so far
+                logits, state = model.start(text[:, -max(1, block // 2):])
+            else:  # only the new character is read; the cache holds the rest
+                logits, state = model.step(new, state)
     return to_samples(tokenizer, prompt, n, chosen, records, stop, max_chars)
 
 

@@ -27,7 +27,7 @@ from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.inspect.health import HEALTH, Checkup, NoCheckup, health_plot, read_health, summary
 from taller.models import Kind, kind_of
-from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint
+from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint, storable
 from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
                                 optimizer_mismatch, run_state)
 from taller.runs.metrics import METRICS, append_metrics, truncate_metrics
@@ -38,7 +38,7 @@ from taller.training.counting import fit_counts
 from taller.training.device import available_memory, pick_device, processes_sharing_memory
 from taller.training.masked import MaskedTokens
 from taller.training.next_token import NextToken
-from taller.training.optim import learning_rate
+from taller.training.optim import learning_rate, set_learning_rate
 from taller.training.skipgram import SkipGramPairs
 from taller.training.spans import SpanCorruption
 from taller.training.text_to_text import TextToText
@@ -236,8 +236,7 @@ class Trainer:
         t = self.cfg.train
         started = time.perf_counter()
         lr = learning_rate(self.cfg, self.step, self.progress_fraction())
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(self.optimizer, lr)
         batch = self.objective.next_batch()
         checkup = self.checkup(lr)  # every train.health_every steps this step is watched; otherwise it does nothing
         checkup.start()
@@ -353,7 +352,7 @@ class Trainer:
 
     def save_best(self) -> None:
         if self.writer:
-            weights = {k: v.contiguous().cpu() for k, v in self.model.state_dict().items()}
+            weights = storable(self.model.state_dict())
             atomic_write(self.out / "best.safetensors", st_save(weights, metadata={"step": str(self.step)}))
 
     def log_metrics(self, entry: dict, name: str = METRICS) -> None:
