@@ -20,15 +20,18 @@ from taller.text import show_token
 from taller.inspect.bigram import bigram_plot, has_table
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
+from taller.inspect.mixing import has_mixer, mixing_plot
 from taller.inspect.recurrent import has_trace, recurrent_plot
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, principal_plane, save_figure
+from taller.runs.folder import validation_tokens
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
 KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
          "espacio": "tab:gray"}
 NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay mapas de atención que mostrar."
 NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
+MIXING_CHARS = 97  # characters of validation text for a mix's picture
 
 
 def char_kind(c: str) -> str:
@@ -152,7 +155,7 @@ def evolution_plot(entries: list[dict], path) -> None:
 def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[str, Path | str]:
     """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table) into the run folder;
     a note (str) where one can't be drawn."""
-    text = text if text else default_text(run)
+    given, text = text, text if text else default_text(run)
     out: dict[str, Path | str] = {}
     attention = attention_for(run, text, unknown)
     if attention is None:
@@ -177,4 +180,15 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
         out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
     if has_table(run.model):  # a bigram: the whole model is a table of probabilities
         out["count_table"] = bigram_plot(run, run.dir / "bigram.png")
+    if has_mixer(run.model):  # a mix: whom it trusted where, along a piece of validation (or the text given)
+        out["mixing"] = mixing_plot(run, given or mixing_text(run, text), run.dir / "mixing.png", unknown)
     return out
+
+
+def mixing_text(run, fallback: str) -> str:
+    """A piece of the run's validation text: real text, where the parts disagree more than on their own output."""
+    try:
+        ids = validation_tokens(run, "dibujar la mezcla")[0][:MIXING_CHARS]
+    except TallerError:
+        return fallback
+    return run.tokenizer.decode(ids)

@@ -8,14 +8,14 @@ is — its [model] section, its builder, how it learns, what it can do — is it
 from __future__ import annotations
 
 from taller.errors import TallerError
-from taller.models import bigram, lstm, ngram, rnn, skipgram, transformer
+from taller.models import bigram, lstm, mix, ngram, rnn, skipgram, transformer
 from taller.models.kind import Kind, ModelConfig, need
 from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
 from taller.models.transformer import Transformer
 
 KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, rnn.KIND, ngram.KIND, bigram.KIND,
-                                                 skipgram.KIND)}
+                                                 skipgram.KIND, mix.KIND)}
 
 
 def kind_named(name: str) -> Kind:
