@@ -77,10 +77,11 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         runs.append(run)
         rows.append(model_row(run, name, prompt, split.val, adapt, log))
         curves[rows[-1].model] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
-    chars = [run for run in runs if run.tokenizer.kind == "char"]  # the same tokens: they can be mixed
+    chars = [run for run in runs if run.tokenizer.kind == "char"]  # the same text and tokens: they can be mixed
+    chars = [run for run in chars if run.config.data == chars[0].config.data]
     if mix and len(chars) >= 2:
         log(f"\n== mix: {' + '.join(run.dir.name for run in chars)} ==")
-        run = train(mix_config(configs[0], chars, out / "mix"), out / "mix", progress=progress, log=log)
+        run = train(mix_config(chars), out / "mix", progress=progress, log=log)
         rows.append(model_row(run, "mix", prompt, split.val, adapt, log))
         curves["mix"] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
     memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")
@@ -113,10 +114,11 @@ def check_request(corpus: str, models: list[str], max_time: float, overrides) ->
     return configs
 
 
-def mix_config(first: Config, runs: list, out: Path) -> Config:
+def mix_config(runs: list) -> Config:
+    """The mix of `runs` (trained runs of the same text and tokens): the combining kind's preset."""
     cfg = Config.preset(next(k.preset for k in KINDS.values() if k.combines))
     cfg.model.runs = ",".join(str(run.dir) for run in runs)
-    cfg.data, cfg.train.samples, cfg.train.seed = first.data, 1, first.train.seed
+    cfg.data, cfg.train.samples, cfg.train.seed = runs[0].config.data, 1, runs[0].config.train.seed
     return cfg
 
 
