@@ -240,8 +240,8 @@ def add_scoring_commands(sub) -> None:
     sc.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     sc.add_argument("--adapt", action="store_true", help="evaluación dinámica: puntúa cada ventana y después aprende "
                     "de ella (una copia del modelo; los pesos guardados no cambian)")
-    sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd", help="con --adapt: sgd (por defecto) o adam")
-    sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (sgd 0.03, adam 0.0001)")
+    sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam", help="con --adapt: adam (por defecto) o sgd")
+    sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
 
     co = sub.add_parser("compress", aliases=["comprimir"], help="comprime un texto con las probabilidades de un "
                         "modelo (codificación aritmética)")
@@ -512,7 +512,7 @@ def cmd_embeddings(args) -> None:
 
 
 def cmd_score(args) -> None:
-    if (args.lr or args.optimizer != "sgd") and not args.adapt:
+    if (args.lr or args.optimizer != "adam") and not args.adapt:
         raise TallerError("--lr y --optimizer son de la evaluación dinámica: añade --adapt.")
     run = load_run(args.run)
     how = Adaptation(args.optimizer, args.lr or 0.0) if args.adapt else None
