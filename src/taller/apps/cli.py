@@ -11,6 +11,7 @@ from pathlib import Path
 from taller._version import __version__
 from taller.apps.compare import compare, format_table
 from taller.apps.export import FORMATS, export_run
+from taller.apps.compress import compress_file, decompress_file
 from taller.apps.web.server import serve
 from taller.config import DEVICES, SEED_LIMIT, TOKENIZER_KINDS, Config
 from taller.data.corpora import CORPORA, describe, load_corpus
@@ -31,6 +32,7 @@ from taller.models import KINDS, kind_named, kind_of, task_kind
 from taller.runs.folder import check_output, check_run_dir, load_run
 from taller.text import show_token, side_by_side, thousands
 from taller.training.distributed import is_main
+from taller.training.adapt import OPTIMIZERS, Adaptation, score_run
 from taller.training.loop import train
 
 SPANISH = {  # argparse's own messages, in Spanish
@@ -221,6 +223,10 @@ def add_looking_commands(sub) -> None:
     cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave en todos (repetible)")
     cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
     cmp_.add_argument("--out", type=path_text, help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
+    cmp_.add_argument("--adapt", action="store_true", help="añade una columna: bits/carácter aprendiendo mientras lee "
+                      "la validación (unos segundos por modelo neuronal)")
+    cmp_.add_argument("--no-mix", dest="mix", action="store_false",
+                      help="sin la fila mix (la mezcla de los modelos de caracteres)")
     cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
 
     e = sub.add_parser("explain", aliases=["explicar"], help="dibuja atención, embeddings y evolución de los pesos")
@@ -267,6 +273,31 @@ def add_export_command(sub) -> None:
     x.add_argument("--force", action="store_true", help="reemplaza el fichero de salida si ya existe")
 
 
+def add_scoring_commands(sub) -> None:
+    """score, compress and decompress: a run's bits per character, as a figure and as a file."""
+    sc = sub.add_parser("score", aliases=["puntuar"], help="bits por carácter de una ejecución en su validación "
+                        "(con --adapt, aprendiendo mientras lee)")
+    sc.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    sc.add_argument("--adapt", action="store_true", help="evaluación dinámica: puntúa cada ventana y después aprende "
+                    "de ella (una copia del modelo; los pesos guardados no cambian)")
+    sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam", help="con --adapt: adam (por defecto) o sgd")
+    sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
+
+    co = sub.add_parser("compress", aliases=["comprimir"], help="comprime un texto con las probabilidades de un "
+                        "modelo (codificación aritmética)")
+    co.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    co.add_argument("file", metavar="FICHERO", help="el texto UTF-8 que comprimir")
+    co.add_argument("-o", dest="out", type=path_text, metavar="SALIDA", help="fichero comprimido (por defecto FICHERO.tllr)")
+    co.add_argument("--force", action="store_true", help="reemplaza la salida si ya existe")
+
+    de = sub.add_parser("decompress", aliases=["descomprimir"], help="recupera el texto de un .tllr con la misma "
+                        "ejecución que lo comprimió")
+    de.add_argument("run", metavar="EJECUCION", help="la carpeta de la ejecución que lo comprimió")
+    de.add_argument("file", metavar="FICHERO.tllr", help="el fichero comprimido")
+    de.add_argument("-o", dest="out", type=path_text, metavar="SALIDA", help="el texto (por defecto FICHERO sin .tllr)")
+    de.add_argument("--force", action="store_true", help="reemplaza la salida si ya existe")
+
+
 def build_parser() -> Parser:
     p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
     p.add_argument("--version", action="version", version=f"taller {__version__}")
@@ -276,6 +307,7 @@ def build_parser() -> Parser:
     add_text_commands(sub)
     add_looking_commands(sub)
     add_export_command(sub)
+    add_scoring_commands(sub)
 
     s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
     s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
@@ -503,7 +535,7 @@ def cmd_compare(args) -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
     rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
-                   progress=not args.quiet)
+                   progress=not args.quiet, adapt=args.adapt, mix=args.mix)
     print()
     print(format_table(rows))
     print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
@@ -591,6 +623,40 @@ def cmd_export(args) -> None:
     print(export_run(args.run, fmt, out, force=args.force))
 
 
+def cmd_score(args) -> None:
+    if (args.lr or args.optimizer != "adam") and not args.adapt:
+        raise TallerError("--lr y --optimizer son de la evaluación dinámica: añade --adapt.")
+    run = load_run(args.run)
+    how = Adaptation(args.optimizer, args.lr or 0.0) if args.adapt else None
+    scores = score_run(run, how)
+    s = scores.static
+    print(f"{run.dir}: {thousands(s.chars)} caracteres de validación, ventanas de {scores.window} tokens")
+    print(f"  estático:  {s.bpc:.3f} bits/carácter ({s.loss:.4f} nats/token)")
+    if scores.adapted:
+        a = scores.adapted
+        print(f"  --adapt:   {a.bpc:.3f} bits/carácter ({a.loss:.4f} nats/token; {how.optimizer}, lr {how.learning_rate():g}): "
+              f"{a.bpc - s.bpc:+.3f} respecto al estático. Los pesos guardados no cambian.")
+
+
+def cmd_compress(args) -> None:
+    out = Path(args.out) if args.out else Path(args.file + ".tllr")
+    run = load_run(args.run)
+    started = time.perf_counter()
+    result = compress_file(run, Path(args.file), out, args.force)
+    bpc = f"{result.bits_per_char:.3f}" if result.chars else "—"
+    print(f"{args.file}: {thousands(result.chars)} caracteres → {out}: {thousands(len(result.data))} bytes = {bpc} "
+          f"bits/carácter (el modelo promete {result.ideal_bits / max(1, result.chars):.3f}; "
+          f"{time.perf_counter() - started:.1f} s)")
+
+
+def cmd_decompress(args) -> None:
+    out = Path(args.out) if args.out else Path(args.file.removesuffix(".tllr") if args.file.endswith(".tllr")
+                                                 else args.file + ".txt")
+    run = load_run(args.run)
+    text = decompress_file(run, Path(args.file), out, args.force)
+    print(f"{args.file} → {out}: {thousands(len(text))} caracteres")
+
+
 def cmd_serve(args) -> None:
     serve(Path(args.path), host=args.host, port=args.port, allow_hosts=args.allow_host)
 
@@ -601,7 +667,9 @@ COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrena
             "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
             "prepare": cmd_prepare, "preparar": cmd_prepare,
             "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize,
-            "embeddings": cmd_embeddings, "vectores": cmd_embeddings, "export": cmd_export, "exportar": cmd_export}
+            "embeddings": cmd_embeddings, "vectores": cmd_embeddings, "export": cmd_export, "exportar": cmd_export,
+            "score": cmd_score, "puntuar": cmd_score, "compress": cmd_compress, "comprimir": cmd_compress,
+            "decompress": cmd_decompress, "descomprimir": cmd_decompress}
 
 
 if __name__ == "__main__":

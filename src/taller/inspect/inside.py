@@ -22,10 +22,12 @@ from taller.text import show_token
 from taller.inspect.bigram import bigram_plot, has_table
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
+from taller.inspect.mixing import has_mixer, mixing_plot
 from taller.inspect.recurrent import has_trace, recurrent_plot
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, principal_plane, save_figure
 from taller.models import kind_of
+from taller.runs.folder import validation_tokens
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
 KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
@@ -34,6 +36,7 @@ NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay ma
 NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
 BOTH_SIDES_TEXT = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme"  # what a BERT's maps read by default
 NO_MEMORY = "No mido la memoria: es una medida de los modelos que leen de izquierda a derecha."
+MIXING_CHARS = 97  # characters of validation text for a mix's picture
 
 
 def char_kind(c: str) -> str:
@@ -182,6 +185,7 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
     if not text and not left_to_right:
         text, unknown = BOTH_SIDES_TEXT, "replace"
     text = text if text else default_text(run)
+    given, text = text, text if text else default_text(run)
     out: dict[str, Path | str] = {}
     attention = attention_for(run, text, unknown)
     if attention is None:
@@ -212,4 +216,15 @@ def explain_run(run, text: str | None = None, unknown: str = "error") -> dict[st
         out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
     if has_table(run.model):  # a bigram: the whole model is a table of probabilities
         out["count_table"] = bigram_plot(run, run.dir / "bigram.png")
+    if has_mixer(run.model):  # a mix: whom it trusted where, along a piece of validation (or the text given)
+        out["mixing"] = mixing_plot(run, given or mixing_text(run, text), run.dir / "mixing.png", unknown)
     return out
+
+
+def mixing_text(run, fallback: str) -> str:
+    """A piece of the run's validation text: real text, where the parts disagree more than on their own output."""
+    try:
+        ids = validation_tokens(run, "dibujar la mezcla")[0][:MIXING_CHARS]
+    except TallerError:
+        return fallback
+    return run.tokenizer.decode(ids)

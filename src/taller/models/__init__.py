@@ -8,7 +8,7 @@ is — its [model] section, its builder, how it learns, what it can do — is it
 from __future__ import annotations
 
 from taller.errors import TallerError
-from taller.models import bert, bigram, lstm, ngram, rnn, skipgram, t5, transformer
+from taller.models import bert, bigram, lstm, mix, ngram, rnn, skipgram, t5, transformer
 from taller.models.kind import Kind, ModelConfig, need
 from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
@@ -16,7 +16,7 @@ from taller.models.transformer import Transformer
 
 KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, rnn.KIND, ngram.KIND, bigram.KIND,
                                                  skipgram.KIND, bert.KIND, bert.CLASSIFIER, t5.KIND,
-                                                 t5.TASKS)}
+                                                 t5.TASKS, mix.KIND)}
 
 
 def kind_named(name: str) -> Kind:

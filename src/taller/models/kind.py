@@ -62,7 +62,8 @@ class Kind:
     title: str  # how Spanish messages call it: "Transformer", "LSTM", "n-grama", "skip-gram"
     config: type[ModelConfig]  # its [model] section
     build: Callable[[ModelConfig], nn.Module]  # config (vocab_size filled in) -> a fresh model
-    objective: str  # how it learns: "next_token" or "skipgram" (the gradient loop), "counts" (counting)
+    objective: str  # how it learns: "next_token" or "skipgram" (the gradient loop), "counts" (counting), "mix"
+    #                 (a table fitted over other runs' predictions: training/mixing.py)
     preset: str = "base"  # the preset `taller train --model NAME` starts from
     timed_preset: str = "base"  # the recipe for a fixed time budget: what `taller compare` trains
     language_model: bool = True  # reads and writes text: generate, probe, explain, report, serve, tokenize, compare
@@ -85,6 +86,11 @@ class Kind:
     def counted(self) -> bool:
         """Fitted by counting: no trained parameters, no gradient loop, tables that grow with the text."""
         return self.objective == "counts"
+
+    @property
+    def combines(self) -> bool:
+        """Made of other runs (a mix): their models are loaded from their own folders, beside its own weights."""
+        return self.objective == "mix"
 
     def refuse(self, run_dir) -> TallerError:
         return TallerError(self.refusal.format(run=run_dir))

@@ -37,6 +37,7 @@ from taller.training.classify import Classify
 from taller.training.counting import fit_counts
 from taller.training.device import available_memory, pick_device, processes_sharing_memory
 from taller.training.masked import MaskedTokens
+from taller.training.mixing import fit_mix
 from taller.training.next_token import NextToken
 from taller.training.optim import learning_rate, set_learning_rate
 from taller.training.skipgram import SkipGramPairs
@@ -78,6 +79,8 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
     cfg.check_memory(available_memory(ctx.device), processes_sharing_memory(ctx.device, ctx.world))
     if kind.counted:
         return fit_counts(cfg, out, ctx, log=log)
+    if kind.combines:
+        return fit_mix(cfg, out, ctx, log=log)
     objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)
     return Trainer(cfg, out, ctx, objective, resume=resume, progress=progress, log=log).run()
 
