@@ -30,15 +30,22 @@ PROMPTS = ["No hay ", "", "Más vale pájaro en mano que ciento", "¿Año?", "�
 # The [model] switches of the Transformer that static/model.js follows (one branch each). A new switch in
 # transformer.py needs its branch there, and its name here once the page's test covers it.
 PAGE_SWITCHES = {"kind", "vocab_size", "block_size", "d_model", "n_heads", "n_layers", "d_ff", "dropout",
-                 "pos_encoding", "tie_weights", "attention"}
+                 "pos_encoding", "tie_weights", "attention", "bias", "norm", "activation", "qk_norm", "zero_init",
+                 "bigram_buckets", "value_embeddings", "logit_cap"}
+# Every switch of the modern recipe on at once, tiny (memory_run stirs zero_init's zeros).
+MODERN = dict(pos_encoding="rotary", norm="rmsnorm", qk_norm=True, activation="relu2", zero_init=True, bias=False,
+              bigram_buckets=37, value_embeddings=True, logit_cap=4.0, block_size=12, d_model=24, n_heads=2,
+              n_layers=2, d_ff=40)
+TINY = dict(block_size=12, d_model=24, n_heads=2, n_layers=2, d_ff=40)  # sizes for a preset's switches
 
 
 def memory_run(tmp_path: Path, name: str, **model) -> Run:
-    """A run that lives only in memory: a fresh model of the given [model] section with livelier weights than its
-    initialisation (so that the probabilities differ from character to character), on TEXT's characters."""
+    """A run that lives only in memory: a fresh model of the given [model] section (over a preset's, if `preset` is
+    given) with livelier weights than its initialisation (so that the probabilities differ from character to
+    character, and no zero-initialised layer stays silent), on TEXT's characters."""
     tokenizer = CharTokenizer.from_text(TEXT)
-    config = Config()
-    config.set_kind(model.pop("kind", "transformer"))
+    config = Config.preset(model.pop("preset")) if "preset" in model else Config()
+    config.set_kind(model.pop("kind", config.model.kind or "transformer"))
     for key, value in model.items():
         config.set(key, value)
     config.model.vocab_size = tokenizer.vocab_size
@@ -47,7 +54,7 @@ def memory_run(tmp_path: Path, name: str, **model) -> Run:
     net = build_model(config.model).eval()
     with torch.no_grad():
         for p in net.parameters():
-            p.mul_(4.0)
+            p.mul_(4.0) if p.any() else p.normal_(std=0.05)  # (zero_init's projections: stirred, not silent)
     if hasattr(net, "fit"):  # a count model: counted from the text
         net.fit(tokenizer.encode_array(TEXT))
     return Run(tmp_path / name, config, tokenizer, net, {"corpus": "prueba"})
@@ -68,7 +75,8 @@ def pages(trained_run, trained_lstm_run, tmp_path_factory):
     for name, run in runs.items():
         export_run(run.dir, "html", root / f"{name}.html")
     variants = {"aprendidas": dict(pos_encoding="learned", tie_weights=True, block_size=12, d_model=24, n_heads=3,
-                                   n_layers=2, d_ff=40, attention="explicit"),
+                                   n_layers=2, d_ff=40, attention="explicit", activation="relu", bias=False),
+                "moderna": MODERN, "base": dict(preset="base", **TINY),
                 "rnn": dict(kind="rnn", d_model=20, n_layers=2, d_embed=12),
                 "bigrama": dict(kind="bigram", smoothing=0.5)}
     for name, model in variants.items():
@@ -195,6 +203,7 @@ def test_onnx_gives_pytorchs_logits(trained_run, trained_lstm_run, tmp_path, cap
 @pytest.mark.parametrize("model", [dict(kind="rnn", recurrence="explicit", n_layers=2, d_model=16),
                                    dict(kind="transformer", attention="explicit", pos_encoding="learned", block_size=12,
                                         d_model=16, n_heads=2, n_layers=1, d_ff=32),
+                                   dict(kind="transformer", **MODERN),
                                    dict(kind="bigram")])
 def test_onnx_of_the_other_paths_and_kinds(tmp_path, model):
     ort = pytest.importorskip("onnxruntime", reason="falta onnxruntime (pip install 'taller[export]')")

@@ -63,7 +63,7 @@ function linear(x, T, K, W, b, N) {
   return y;
 }
 
-// nn.LayerNorm: each row of x (T, C) to mean 0 and variance 1, then scaled by gamma and shifted by beta.
+// nn.LayerNorm: each row of x (T, C) to mean 0 and variance 1, then scaled by gamma and shifted by beta (none: 0).
 function layerNorm(x, T, C, gamma, beta, eps = 1e-5) {
   const y = new Float32Array(T * C);
   for (let t = 0; t < T; t++) {
@@ -71,9 +71,30 @@ function layerNorm(x, T, C, gamma, beta, eps = 1e-5) {
     for (let c = 0; c < C; c++) mean += x[t * C + c] / C;
     for (let c = 0; c < C; c++) variance += (x[t * C + c] - mean) ** 2 / C;
     const scale = 1 / Math.sqrt(variance + eps);
-    for (let c = 0; c < C; c++) y[t * C + c] = (x[t * C + c] - mean) * scale * gamma[c] + beta[c];
+    for (let c = 0; c < C; c++) y[t * C + c] = (x[t * C + c] - mean) * scale * gamma[c] + (beta ? beta[c] : 0);
   }
   return y;
+}
+
+// nn.RMSNorm / F.rms_norm with eps=None: x / √(mean(x²) + eps) for each row of x (T, C), then scaled by gamma.
+// PyTorch's eps when none is given is torch.finfo(float32).eps = 2⁻²³, the gap between 1 and the next float32.
+const FLOAT32_EPS = 2 ** -23;
+
+function rmsNorm(x, T, C, gamma) {
+  const y = Float32Array.from(x);
+  rmsNormInPlace(y, T, C);
+  for (let t = 0; t < T; t++) for (let c = 0; c < C; c++) y[t * C + c] *= gamma[c];
+  return y;
+}
+
+// The same without a scale, in place: each of the R rows of K numbers of x divided by its root mean square.
+function rmsNormInPlace(x, R, K) {
+  for (let r = 0; r < R; r++) {
+    let meanSquare = 0;
+    for (let k = 0; k < K; k++) meanSquare += x[r * K + k] ** 2 / K;
+    const scale = 1 / Math.sqrt(meanSquare + FLOAT32_EPS);
+    for (let k = 0; k < K; k++) x[r * K + k] *= scale;
+  }
 }
 
 // The error function erf (JavaScript has none): a rational approximation with a relative error below 1.2e-7.
@@ -98,13 +119,21 @@ function softmax(scores) {
 }
 
 // --- the Transformer (transformer.py) --------------------------------------------------------------------------------
-//   characters ──► embedding + position ──► [ attention ─► feed-forward ] × n_layers ──► LayerNorm ──► logits
+//   characters ──► embedding + position ──► [ attention ─► feed-forward ] × n_layers ──► norm ──► logits
 // Each block is pre-norm: x = x + attention(norm(x)); x = x + feed_forward(norm(x)).
-// The [model] switches of transformer.py each have one branch below (a switch the page does not know is refused):
-//   pos_encoding  sinusoidal | learned     (in positions)
-//   tie_weights   the output matrix is the embedding matrix (the weights name it twice: nothing to compute)
-//   attention     fused | explicit: the same numbers; the page always computes it written out, as "explicit"
-//   dropout       off when the model is used (eval), as in taller generate
+// The [model] switches of transformer.py each have one branch below (a value the page does not know is refused):
+//   pos_encoding      sinusoidal | learned (added to the input, in positions) | rotary (turns q and k, in rotate)
+//   norm              layernorm | rmsnorm                                    (in norm)
+//   bias              false: no biases in the Linear layers and LayerNorms  (in bias)
+//   activation        gelu | relu | relu2                                    (in bend)
+//   qk_norm           queries and keys RMS-normalised per head, before rotary (in attention)
+//   bigram_buckets    a learned vector per hashed (previous, current) pair  (in bigramRows, forward)
+//   value_embeddings  a second embedding of each character, gated into every layer's values (in attention)
+//   logit_cap         logits = cap · tanh(logits / cap)                       (in forward)
+//   tie_weights       the output matrix is the embedding matrix (the weights name it twice: nothing to compute)
+//   zero_init         how the projections start (training only): nothing to compute
+//   attention         fused | explicit: the same numbers; the page always computes it written out, as "explicit"
+//   dropout           off when the model is used (eval), as in taller generate
 class Transformer {
   constructor(cfg, weight) {
     this.cfg = cfg;
@@ -112,18 +141,38 @@ class Transformer {
     this.C = cfg.d_model;
     this.H = cfg.n_heads;
     this.D = cfg.d_model / cfg.n_heads;
-    if (!["sinusoidal", "learned"].includes(cfg.pos_encoding))
-      throw new Error(`esta página no sabe calcular pos_encoding='${cfg.pos_encoding}'`);
+    const known = { pos_encoding: ["sinusoidal", "learned", "rotary"], norm: ["layernorm", "rmsnorm"],
+                    activation: ["gelu", "relu", "relu2"] };
+    for (const [switchName, values] of Object.entries(known))
+      if (!values.includes(cfg[switchName] ?? values[0]))  // (a page of an older taller lacks the newer switches)
+        throw new Error(`esta página no sabe calcular ${switchName}='${cfg[switchName]}'`);
   }
 
   get blockSize() { return this.cfg.block_size; }
 
-  // The code of each position 0 … T-1: (T, C).
+  // bias = false: nn.Linear(…, bias=False) and nn.LayerNorm(…, bias=False) have no bias tensor at all.
+  bias(name) { return this.cfg.bias === false ? null : this.weight(name); }
+
+  // make_norm: LayerNorm ((x − mean) / std · weight + bias) or RMSNorm (x / rms(x) · weight, no bias), by the switch.
+  norm(x, T, prefix) {
+    if (this.cfg.norm === "rmsnorm") return rmsNorm(x, T, this.C, this.weight(`${prefix}.weight`));
+    return layerNorm(x, T, this.C, this.weight(`${prefix}.weight`), this.bias(`${prefix}.bias`));
+  }
+
+  // make_activation: the feed-forward's bend, one number at a time.
+  bend(x) {
+    if (this.cfg.activation === "relu") return Math.max(x, 0);
+    if (this.cfg.activation === "relu2") return Math.max(x, 0) ** 2;  // ReLUSquared: relu(x)²
+    return gelu(x);
+  }
+
+  // The code of each position 0 … T-1 added to the input: (T, C); rotary adds nothing (zeros).
   positions(T) {
     const C = this.C;
     if (this.cfg.pos_encoding === "learned") return this.weight("position.weight").slice(0, T * C);  // a learned row each
-    const pe = new Float32Array(T * C);  // sinusoidal: sines and cosines of geometric frequencies, nothing learned
-    for (let t = 0; t < T; t++) {
+    const pe = new Float32Array(T * C);
+    if (this.cfg.pos_encoding === "rotary") return pe;  // rotary: positions turn queries and keys instead (rotate)
+    for (let t = 0; t < T; t++) {  // sinusoidal: sines and cosines of geometric frequencies, nothing learned
       for (let i = 0; i < C; i += 2) {
         const frequency = Math.exp(i * (-Math.log(10000) / C));
         pe[t * C + i] = Math.sin(t * frequency);
@@ -133,12 +182,46 @@ class Transformer {
     return pe;
   }
 
-  // Causal self-attention of block l: x (T, C) → (T, C); `maps` receives this layer's weights [head] (T, T).
-  attention(x, T, l, maps) {
+  // rotary_angles + rotate: the pair (x[d], x[d + D/2]) of a head's numbers at position t is turned by the angle
+  // t · 10000^(−2d/D). x (T, C) holds every head side by side; each head's D numbers are turned in place.
+  rotate(x, T) {
+    const { C, H, D } = this, half = D / 2;
+    for (let t = 0; t < T; t++) {
+      for (let d = 0; d < half; d++) {
+        const angle = t * 10000 ** (-(2 * d) / D), cos = Math.cos(angle), sin = Math.sin(angle);
+        for (let h = 0; h < H; h++) {
+          const i = t * C + h * D + d, x1 = x[i], x2 = x[i + half];
+          x[i] = x1 * cos - x2 * sin;
+          x[i + half] = x1 * sin + x2 * cos;
+        }
+      }
+    }
+  }
+
+  // bigram_rows: the row of the pair table of each character, a hash of (previous character, this one); row 0 is for
+  // the first character, which has no previous one. ids (T,) → rows (T,).
+  bigramRows(ids) {
+    const buckets = this.cfg.bigram_buckets;
+    return ids.map((id, t) => (t === 0 ? 0 : (ids[t - 1] * 36313 + id * 27191) % (buckets - 1) + 1));
+  }
+
+  // Causal self-attention of block l: x (T, C) → (T, C); ve (T, C) the value embedding or null; `maps` receives this
+  // layer's weights [head] (T, T).
+  attention(x, T, l, maps, ve) {
     const { C, H, D } = this, w = (name) => this.weight(`blocks.${l}.attention.${name}`);
-    const q = linear(x, T, C, w("query.weight"), w("query.bias"), C);  // what am I looking for?   (T, C)
-    const k = linear(x, T, C, w("key.weight"), w("key.bias"), C);  // what do I contain?              (T, C)
-    const v = linear(x, T, C, w("value.weight"), w("value.bias"), C);  // what do I pass on if chosen? (T, C)
+    const b = (name) => this.bias(`blocks.${l}.attention.${name}`);
+    const q = linear(x, T, C, w("query.weight"), b("query.bias"), C);  // what am I looking for?   (T, C)
+    const k = linear(x, T, C, w("key.weight"), b("key.bias"), C);  // what do I contain?              (T, C)
+    const v = linear(x, T, C, w("value.weight"), b("value.bias"), C);  // what do I pass on if chosen? (T, C)
+    if (ve) {  // value_embeddings: v = v + value_gate · ve, the gate one learned number per layer
+      const gate = w("value_gate")[0];
+      for (let i = 0; i < T * C; i++) v[i] += gate * ve[i];
+    }
+    if (this.cfg.qk_norm) {  // every head's query and key to the same length, √D (F.rms_norm over D, no weight)
+      rmsNormInPlace(q, T * H, D);
+      rmsNormInPlace(k, T * H, D);
+    }
+    if (this.cfg.pos_encoding === "rotary") { this.rotate(q, T); this.rotate(k, T); }  // after qk_norm, as in Python
     const y = new Float32Array(T * C);  // the heads' outputs side by side
     for (let h = 0; h < H; h++) {  // head h reads columns h·D … h·D + D-1 of q, k and v
       const map = [];
@@ -156,34 +239,54 @@ class Transformer {
       }
       maps.push(map);
     }
-    return linear(y, T, C, w("proj.weight"), w("proj.bias"), C);  // heads back into the residual stream
+    return linear(y, T, C, w("proj.weight"), b("proj.bias"), C);  // heads back into the residual stream
   }
 
-  // Per-character thinking of block l: widen, bend (GELU), narrow. (T, C) → (T, C).
+  // Per-character thinking of block l: widen, bend (GELU, ReLU or ReLU²), narrow. (T, C) → (T, C).
   feedForward(x, T, l) {
     const { C } = this, F = this.cfg.d_ff, w = (name) => this.weight(`blocks.${l}.feed_forward.${name}`);
-    const hidden = linear(x, T, C, w("up.weight"), w("up.bias"), F).map(gelu);  // (T, F)
-    return linear(hidden, T, F, w("down.weight"), w("down.bias"), C);  // (T, C)
+    const b = (name) => this.bias(`blocks.${l}.feed_forward.${name}`);
+    const hidden = linear(x, T, C, w("up.weight"), b("up.bias"), F).map((value) => this.bend(value));  // (T, F)
+    return linear(hidden, T, F, w("down.weight"), b("down.bias"), C);  // (T, C)
+  }
+
+  // embed: ids (T,) → (T, C): each character's vector, plus its position's (unless rotary) and its pair's (bigrams).
+  embed(ids) {
+    const T = ids.length, C = this.C, embedding = this.weight("embedding.weight"), pe = this.positions(T);
+    const x = new Float32Array(T * C);
+    for (let t = 0; t < T; t++) for (let c = 0; c < C; c++) x[t * C + c] = embedding[ids[t] * C + c] + pe[t * C + c];
+    if (this.cfg.bigram_buckets) {  // bigram_buckets > 0: the pair table's row of each character is added
+      const pairs = this.weight("bigram_embedding.weight"), rows = this.bigramRows(ids);
+      for (let t = 0; t < T; t++) for (let c = 0; c < C; c++) x[t * C + c] += pairs[rows[t] * C + c];
+    }
+    return x;
+  }
+
+  // value_embeddings: the second table's vector of each character (T, C), read by every layer; else null.
+  valueEmbedding(ids) {
+    if (!this.cfg.value_embeddings) return null;
+    const C = this.C, table = this.weight("value_embedding.weight"), ve = new Float32Array(ids.length * C);
+    ids.forEach((id, t) => ve.set(table.subarray(id * C, id * C + C), t * C));
+    return ve;
   }
 
   // ids (T,) → the next character's logits (V,) and every layer's attention [layer][head] (T, T).
   forward(ids) {
-    const T = ids.length, C = this.C, V = this.cfg.vocab_size;
-    const embedding = this.weight("embedding.weight"), pe = this.positions(T);
-    let x = new Float32Array(T * C);  // the residual stream (T, C): a vector per character, plus its position
-    for (let t = 0; t < T; t++) for (let c = 0; c < C; c++) x[t * C + c] = embedding[ids[t] * C + c] + pe[t * C + c];
-    const attention = [];
+    const T = ids.length, C = this.C, V = this.cfg.vocab_size;  // V: the tokenizer's (model.n_ids of a Transformer)
+    let x = this.embed(ids);  // the residual stream (T, C)
+    const ve = this.valueEmbedding(ids), attention = [];
     for (let l = 0; l < this.cfg.n_layers; l++) {
-      const w = (name) => this.weight(`blocks.${l}.${name}`), maps = [];
-      const a = this.attention(layerNorm(x, T, C, w("norm1.weight"), w("norm1.bias")), T, l, maps);
+      const maps = [], a = this.attention(this.norm(x, T, `blocks.${l}.norm1`), T, l, maps, ve);
       x = x.map((value, i) => value + a[i]);  // residual: add, don't replace
-      const f = this.feedForward(layerNorm(x, T, C, w("norm2.weight"), w("norm2.bias")), T, l);
+      const f = this.feedForward(this.norm(x, T, `blocks.${l}.norm2`), T, l);
       x = x.map((value, i) => value + f[i]);
       attention.push(maps);
     }
-    const last = layerNorm(x.slice((T - 1) * C), 1, C, this.weight("norm.weight"), this.weight("norm.bias"));
-    const logits = linear(last, 1, C, this.weight("output.weight"), this.weight("output.bias"), V);  // only the last
-    return { logits, attention };  // character's scores: the others are not needed to guess what comes next
+    const last = this.norm(x.slice((T - 1) * C), 1, "norm");  // only the last character's scores: the others are
+    let logits = linear(last, 1, C, this.weight("output.weight"), this.bias("output.bias"), V);  // not needed
+    const cap = this.cfg.logit_cap;
+    if (cap) logits = logits.map((s) => cap * Math.tanh(s / cap));  // a smooth ceiling: never beyond ±cap
+    return { logits, attention };
   }
 
   // Generation reads the whole text again at every step, as far back as the model sees (block_size characters).
