@@ -213,7 +213,8 @@ def test_a_modern_run_with_muon_and_a_tied_head_trains_and_resumes_step_for_step
     cfg = Config.load(tmp_path / "half" / "config.toml")
     cfg.train.max_steps = 12
     resumed = taller.train(cfg, tmp_path / "half", resume=True, progress=False)
-    assert resumed.state["val_loss"] == full.state["val_loss"] and full.state["val_loss"] < math.log(20)
+    uniform = math.log(full.tokenizer.vocab_size)  # a model that learnt nothing
+    assert resumed.state["val_loss"] == full.state["val_loss"] and full.state["val_loss"] < uniform
     loaded = load_run(tmp_path / "half")  # the tied matrix was saved twice and is read back as one
     assert loaded.model.output.weight is loaded.model.embedding.weight
     assert torch.equal(loaded.model.output.weight, resumed.model.embedding.weight)
