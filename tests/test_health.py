@@ -46,11 +46,11 @@ def test_a_layer_with_dead_units_is_seen_and_said():
         model.blocks[1].feed_forward.up.bias[:8] = -100.0
     entry = watched_step(model)
     layers = entry["activations"]
-    assert [(a["layer"], a["name"], a["kind"]) for a in layers] == [(1, "blocks.0.feed_forward.gelu", "GELU"),
-                                                                     (2, "blocks.1.feed_forward.gelu", "GELU")]
+    assert [(a["layer"], a["name"], a["kind"]) for a in layers] == [(1, "blocks.0.feed_forward.bend", "GELU"),
+                                                                     (2, "blocks.1.feed_forward.bend", "GELU")]
     assert layers[0]["dead"] == 0.0 and layers[1]["dead"] == pytest.approx(0.4)
     said = notes(entry)
-    assert len(said) == 1 and said[0].startswith("la capa 2 (blocks.1.feed_forward.gelu, GELU) tiene el 40 % de "
+    assert len(said) == 1 and said[0].startswith("la capa 2 (blocks.1.feed_forward.bend, GELU) tiene el 40 % de "
                                                  "unidades muertas")
     assert not notes(watched_step(tiny_model(n_layers=2, n_heads=2, d_ff=20)))  # the same model, healthy: silence
 
@@ -104,7 +104,7 @@ def test_training_writes_health_and_the_report_shows_it(trained_run, tmp_path):
         f.write(json.dumps(sick) + "\n")
     shown = health_html(Run(run, trained_run.config, trained_run.tokenizer, trained_run.model, trained_run.state))
     assert "En la última revisión (paso 150)" in shown
-    assert "la capa 2 (blocks.1.feed_forward.gelu, GELU) tiene el 40 % de unidades muertas" in shown
+    assert "la capa 2 (blocks.1.feed_forward.bend, GELU) tiene el 40 % de unidades muertas" in shown
 
 
 def test_health_every_is_a_train_key():

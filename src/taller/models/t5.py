@@ -169,7 +169,7 @@ class T5(nn.Module):
         """src (B, S) -> memory (B, S, C): the input read from both sides."""
         x = self.embed(src)
         for block in self.blocks:
-            x = block(x, None, record, keys)
+            x = block(x, None, record, keys=keys)
         return self.norm(x)
 
     def decode(self, tgt: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None,
