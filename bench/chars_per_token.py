@@ -10,6 +10,7 @@ import argparse
 import json
 import time
 
+from machine import cpu_info
 from taller.config import DataConfig
 from taller.data.corpora import prepare_corpus
 from taller.data.split import split_text
@@ -36,4 +37,4 @@ if __name__ == "__main__":
             result[f"{kind}_{size}"] = {"vocab": tok.vocab_size, "val_tokens": len(ids),
                                         "chars_per_token": round(len(split.val) / len(ids), 3),
                                         "train_s": round(time.perf_counter() - started, 2)}
-    print(json.dumps(result))
+    print(json.dumps({**result, **cpu_info()}))

@@ -1,47 +1,70 @@
-"""Generation speed at batch 1: characters/s for 500 characters with and without the KV cache.
+"""Generation speed: characters/s for 500 characters with the KV cache (as `taller generate` runs: a small step on one
+thread, see taller.sampling.one_thread), with the cache on every thread, and without the cache.
 
-    python bench/generate_speed.py [--run RUN] [--block 256] [--top 0]     → one JSON line
+    python bench/generate_speed.py [--run RUN] [--preset base] [--block 256] [--batch 1] [--top 0]  → one JSON line
 
 --top 0 is `taller generate` as students run it; --top 5 also records the top-5 table of every step (--table).
+--profile prints the functions that take most of the cached path's time (cProfile) to stderr.
 """
 
 import argparse
+import cProfile
 import json
+import pstats
+import sys
 import time
 
 import torch
 
+from machine import cpu_info
+from taller import sampling
 from taller.config import Config
-from taller.sampling import generate
+from taller.data.tokenizers import CharTokenizer
 from taller.models import build_model
 from taller.runs.folder import load_run
-from taller.data.tokenizers import CharTokenizer
+
+
+def chars_per_s(model, tok, a, cached: bool, one_thread: bool) -> float:
+    sampling.ONE_THREAD_BELOW = 4_000_000 if one_thread else 0
+    times = []
+    for _ in range(a.repeat):
+        start = time.perf_counter()
+        sampling.generate(model, tok, "En un lugar de la Mancha", a.batch, max_chars=a.chars, seed=0, stop=None,
+                          use_cache=cached, top=a.top)
+        times.append(time.perf_counter() - start)
+    return a.batch * a.chars / sorted(times)[len(times) // 2]  # median
+
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--run", help="a run folder (default: an untrained base model with context --block)")
+    p.add_argument("--run", help="a run folder (default: an untrained model of --preset with context --block)")
+    p.add_argument("--preset", default="base")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
     p.add_argument("--block", type=int, default=256)
+    p.add_argument("--batch", type=int, default=1)
     p.add_argument("--chars", type=int, default=500)
     p.add_argument("--top", type=int, default=0, help="candidates recorded per step (5: as for table.txt)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each path; the median is reported")
+    p.add_argument("--profile", action="store_true")
     a = p.parse_args()
     if a.run:
         run = load_run(a.run)
         model, tok = run.model, run.tokenizer
     else:
         tok = CharTokenizer([chr(c) for c in range(32, 124)])
-        cfg = Config.preset("base").model
+        whole = Config.preset(a.preset)
+        whole.apply_overrides(a.set)
+        cfg = whole.model
         cfg.vocab_size, cfg.block_size = tok.vocab_size, a.block
         model = build_model(cfg).eval()
-    result = {"bench": "generate_speed", "block_size": model.block_size, "chars": a.chars, "top": a.top,
-              "threads": torch.get_num_threads()}
-    for cached in (True, False):
-        times = []
-        for _ in range(a.repeat):
-            start = time.perf_counter()
-            generate(model, tok, "En un lugar de la Mancha", 1, max_chars=a.chars, seed=0, stop=None,
-                     use_cache=cached, top=a.top)
-            times.append(time.perf_counter() - start)
-        result["chars_per_s_" + ("cache" if cached else "no_cache")] = a.chars / sorted(times)[len(times) // 2]
+    result = {"bench": "generate_speed", "preset": None if a.run else a.preset, "overrides": a.set, "block_size": model.block_size,
+              "batch": a.batch, "chars": a.chars, "top": a.top}
+    result["chars_per_s_cache"] = chars_per_s(model, tok, a, cached=True, one_thread=True)
+    result["chars_per_s_cache_all_threads"] = chars_per_s(model, tok, a, cached=True, one_thread=False)
+    result["chars_per_s_no_cache"] = chars_per_s(model, tok, a, cached=False, one_thread=True)
     result["speedup"] = result["chars_per_s_cache"] / result["chars_per_s_no_cache"]
-    print(json.dumps(result))
+    if a.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(chars_per_s, model, tok, a, True, True)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+    print(json.dumps({**result, **cpu_info()}))

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_info
+
 ROOT = Path(__file__).resolve().parent.parent
 TALLER = [sys.executable, "-m", "taller"]
 
@@ -120,7 +122,7 @@ def main() -> None:
             for how in ("memmap", "pread"):
                 seconds, rss, _ = measure([sys.executable, "-c", READER, tokens, how, str(args.reader_batches), "32", "64"])
                 result[f"{how}_peak_rss_mb"], result[f"{how}_s"] = round(rss), round(seconds, 1)
-        print(json.dumps(result))
+        print(json.dumps({**result, **cpu_info()}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -20,6 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from machine import cpu_info
+
 HOSTILE_PROMPT = "No hay " * 15_000  # 105,000 characters
 PIECE = 64 * 1024  # bytes of each piece of a chunked body
 WRONG_HOSTS = ["evil.example", "localhost.evil.example:8000", "127.0.0.1.nip.io", "[::2]", ""]
@@ -170,7 +172,7 @@ def main() -> None:
     server.wait(10)
     latencies = sorted(t for _, t in results)
     half = len(rss_samples) // 2
-    print(json.dumps({
+    print(json.dumps({**cpu_info(),
         "bench": "serve_load", "requests": len(results), "threads": a.threads, "seconds": round(elapsed, 1),
         "requests_per_s": round(len(results) / elapsed, 1),
         "p50_ms": round(1000 * latencies[len(latencies) // 2], 2), "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2),

@@ -9,6 +9,7 @@ import json
 import tempfile
 import time
 
+from machine import cpu_info
 from taller.config import Config
 from taller.inspect.words import WordVectors
 from taller.runs.metrics import read_metrics
@@ -47,7 +48,7 @@ if __name__ == "__main__":
             if all(w in vectors.vocab.index for w in (x, y, z, expected)):
                 rank, competing, sim = vectors.rank_of(vectors.analogy_scores(x, y, z), expected, [x, y, z])
                 ranks[f"{x}-{y}+{z}"] = {"expected": expected, "rank": rank, "of": competing, "similarity": round(sim, 3)}
-    print(json.dumps({"bench": "skipgram", "corpus": a.corpus, "overrides": a.set, "epochs": s["epoch"],
+    print(json.dumps({**cpu_info(), "bench": "skipgram", "corpus": a.corpus, "overrides": a.set, "epochs": s["epoch"],
                       "steps": s["step"], "vocab": s["vocab_size"], "train_words": s["train_words"],
                       "train_s": round(s["train_time"], 1), "wall_s": round(wall, 1),
                       "pairs_per_s": round(s["pairs_per_s"]), "val_loss_start": round(metrics[0]["val_loss"], 4),

@@ -10,6 +10,7 @@ import json
 import tempfile
 import time
 
+from machine import cpu_info
 from taller.config import Config
 from taller.training.loop import train
 
@@ -36,4 +37,4 @@ if __name__ == "__main__":
                       "budget_s": a.budget, "train_s": s["train_time"], "steps": s["step"],
                       "chars_per_s": s["chars_per_s"], "parameters": s["parameters"],
                       "val_loss_nats": s["val_loss"], "val_bpc": s["val_bpc"], "tokenizer": cfg.data.tokenizer,
-                      "wall_s": time.perf_counter() - started}))
+                      "wall_s": time.perf_counter() - started, **cpu_info()}))

@@ -15,6 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from machine import cpu_info
 from taller.config import Config
 from taller.models.transformer import TransformerConfig
 from taller.data.corpora import prepare_corpus
@@ -79,7 +80,7 @@ if __name__ == "__main__":
     for x, y, z, expected in ANALOGIES:
         rank, competing, sim = vectors.rank_of(vectors.analogy_scores(x, y, z), expected, [x, y, z])
         ranks[f"{x}-{y}+{z}"] = {"expected": expected, "rank": rank, "of": competing, "similarity": round(sim, 3)}
-    print(json.dumps({"bench": "word_lm_vectors", "corpus": a.corpus, "overrides": a.set, "vocab": len(vocab) + 1,
+    print(json.dumps({**cpu_info(), "bench": "word_lm_vectors", "corpus": a.corpus, "overrides": a.set, "vocab": len(vocab) + 1,
                       "steps": steps, "train_s": round(train_s, 1), "val_loss_nats_per_word": round(val_loss, 4),
                       "val_perplexity": round(math.exp(val_loss), 1), "near": near, "analogies": ranks},
                       ensure_ascii=False))

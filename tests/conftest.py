@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -79,6 +80,21 @@ def trained_lstm_run(tmp_path_factory):
         sys.exit(0)
     assert e.value.code == 0
     return load_run(out)
+
+
+@pytest.fixture(scope="session")
+def mix_run(trained_run):
+    """A mix of the shared tiny Transformer and a 4-gram of the same text (fitted in a second)."""
+    root = trained_run.dir.parent
+    ngram = Config.preset("ngram")
+    ngram.data, ngram.model.order, ngram.train.samples = dataclasses.replace(trained_run.config.data), 4, 0
+    taller.train(ngram, root / "ngram", progress=False, log=lambda *a: None)
+    mix = Config.preset("mix")
+    mix.model.runs, mix.train.samples, mix.model.fit_steps = f"{trained_run.dir},{root / 'ngram'}", 0, 100
+    taller.train(mix, root / "mix", progress=False, log=lambda *a: None)
+    from taller.runs.folder import load_run
+
+    return load_run(root / "mix")
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:

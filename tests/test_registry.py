@@ -18,8 +18,13 @@ def test_every_kind_builds_from_its_own_section(name):
     kind = KINDS[name]
     cfg = kind.config(vocab_size=12)
     assert cfg.kind == name and kind_named(name) is kind
+    if kind.combines:  # a mix is built over other runs' models: two count models here
+        cfg.runs = "a,b"
     model = build_model(cfg)
     assert isinstance(model, torch.nn.Module)
+    if kind.combines:
+        model.attach([build_model(KINDS["bigram"].config(vocab_size=12)).fit(torch.randint(0, 12, (200,)).numpy())
+                      for _ in range(2)])
     if kind.language_model:  # the contract of left-to-right models: (B, T) ids -> (B, T, V) logits
         if kind.counted:
             model.fit(torch.randint(0, 12, (200,)).numpy())

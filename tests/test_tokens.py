@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -228,7 +229,9 @@ def test_malformed_tokenizer_json_in_a_run_exits_2(bpe_run, tmp_path, capsys):
 def test_compare_with_a_bpe_model(bpe_run):
     out, _ = bpe_run
     rows = list(csv.DictReader((out.parent / "compare.csv").open(encoding="utf-8")))
-    assert [r["model"] for r in rows] == ["transformer:bpe-280", "zlib", "bz2", "lzma"]
+    ppmd = ["ppmd"] if shutil.which("7z") else []  # 7-Zip's PPMd, where `7z` is installed
+    assert [r["model"] for r in rows] == ["transformer:bpe-280", "zlib", "bz2", "lzma"] + ppmd
+    assert float(rows[0]["file_bpc"]) > float(rows[0]["val_bpc"])  # its val text, compressed: a real file
     bpe = rows[0]
     assert float(bpe["chars_per_token"]) > 1.2
     assert float(bpe["val_bpc"]) == pytest.approx(float(bpe["val_loss"]) / LN2 / float(bpe["chars_per_token"]))

@@ -8,6 +8,7 @@ import torch
 import taller
 from taller.config import Config
 from taller.inspect.evolution import read_evolution
+from taller.inspect.health import read_health
 from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
 
@@ -46,7 +47,7 @@ def test_a_saved_and_loaded_run_gives_identical_logits(trained_run):
 
 
 def test_resume_reproduces_the_uninterrupted_run_step_for_step(tmp_path, corpus_file):
-    settings = dict(log_every=1, dropout=0.1, epochs=3)
+    settings = dict(log_every=1, dropout=0.1, epochs=3, health_every=5)
     full = train_losses(taller.train(tiny_config(corpus_file, max_steps=24, **settings), tmp_path / "full", progress=False).dir)
     taller.train(tiny_config(corpus_file, max_steps=13, **settings), tmp_path / "half", progress=False)
     cfg = Config.load(tmp_path / "half" / "config.toml")
@@ -56,6 +57,9 @@ def test_resume_reproduces_the_uninterrupted_run_step_for_step(tmp_path, corpus_
     # the weights' travel is measured from the same start after resuming (epoch_000.safetensors)
     full_evolution = read_evolution(tmp_path / "full")
     assert len(full_evolution) >= 3 and read_evolution(tmp_path / "half") == full_evolution
+    # and the health checkups go on where they were, with the same numbers
+    full_health = read_health(tmp_path / "full")
+    assert [e["step"] for e in full_health] == [1, 6, 11, 16, 21] and read_health(tmp_path / "half") == full_health
 
 
 class FakeClock:

@@ -16,6 +16,7 @@ from taller.runs.folder import load_run
 from taller.apps.web.server import MAX_TEXT, create_app
 
 from taller.inspect.inside import NO_ATTENTION
+from taller.inspect.surprise import surprise
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,21 @@ def test_an_lstm_is_served_with_its_probabilities_and_a_note_for_attention(clien
     assert data["note"] == NO_ATTENTION and "no tiene atención" in data["note"] and "layers" not in data
     line = client.post("/api/sample", json={"run": "lstm", "text": "No hay ", "mode": "line", "temperature": 0.5}).json()
     assert line["text"].startswith("No hay ") and "\n" not in line["text"] and line["text"] == "No hay " + line["added"]
+
+
+def test_the_surprise_map_adds_up_and_compares_two_runs(client, runs_dir):
+    text = "No hay rosa sin espinas.\nMás vale tarde que nunca.\n"
+    data = client.post("/api/surprise", json={"run": "refranes", "text": text, "against": "lstm"}).json()
+    expected = surprise(load_run(runs_dir / "refranes"), text)
+    assert data["chars"] == list(text) and data["bits"][0] is None and data["scored"] == len(text) - 1
+    assert data["total"] == pytest.approx(expected.total, rel=1e-9) == pytest.approx(sum(data["bits"][1:]), rel=1e-9)
+    other = data["against"]
+    assert other["run"] == "lstm" and other["difference"][1] == pytest.approx(data["bits"][1] - other["bits"][1])
+    assert len(data["top"]) == 10 and data["top"][0]["bits"] == max(data["bits"][1:])
+    own = client.post("/api/surprise", json={"run": "refranes", "text": ""}).json()  # its validation text
+    assert own["bpc"] == pytest.approx(load_run(runs_dir / "refranes").state["val_bpc"], rel=1e-6)
+    too_long = client.post("/api/surprise", json={"run": "refranes", "text": "a" * 20_001})
+    assert too_long.status_code == 413 and "20.000" in too_long.json()["error"]
 
 
 def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
@@ -201,6 +217,12 @@ def test_the_page_in_a_real_browser(server, runs_dir, tmp_path):
         assert page.input_value("#prompt") == grown
         page.wait_for_function(f"document.querySelector('#bars').dataset.text === {grown!r}", timeout=15_000)
         page.hover(".head canvas >> nth=0", position={"x": 60, "y": 80})
+        page.fill("#surprise-text", "No hay rosa sin espinas.")  # the surprise map: coloured characters, the API's sum
+        page.click("#measure")
+        page.wait_for_function("document.querySelector('#surprise-total').dataset.total !== undefined", timeout=15_000)
+        total = float(page.get_attribute("#surprise-total", "data-total"))
+        assert total == pytest.approx(surprise(run, "No hay rosa sin espinas.").total, rel=1e-9)
+        assert page.locator("#surprise-map span").count() == len("No hay rosa sin espinas.")
         page.screenshot(path=str(tmp_path / "explorador.png"), full_page=True)
 
         lstm = load_run(runs_dir / "lstm")  # the LSTM: its own bars, and the note instead of attention maps

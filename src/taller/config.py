@@ -54,6 +54,10 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
+    optimizer: str = "adamw"  # adamw | muon (Muon for the hidden matrices; AdamW for embeddings, head, norms, biases)
+    muon_lr_ratio: float = 1.0  # Muon's learning rate as a multiple of lr (both follow the same schedule)
+    schedule: str = "cosine"  # after warm-up: cosine (lr down to min_lr) | trapezoid (flat at lr, then a line down)
+    cooldown: float = 0.5  # trapezoid: the last fraction of the run (steps or seconds) spent going down to min_lr
     epochs: int = 10  # an epoch is as many windows as the training text has tokens
     max_time: float = 0.0  # seconds of training; > 0 replaces `epochs` and the schedule follows the clock
     max_steps: int = 0  # > 0 stops after this many steps (quick checks); the schedule still follows epochs/time
@@ -67,10 +71,13 @@ class TrainConfig:
     sampler: str = "random"  # random (windows anywhere) | shuffled (every window once per epoch, in random order)
     stride: int = 1  # shuffled: characters between the starts of consecutive windows
     compile: bool = False  # torch.compile the model
+    health_every: int = 100  # steps between checkups of the network's health (health.jsonl, health.png; 0 = none)
 
 
 TOKENIZER_KINDS = ("char", "bpe", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+OPTIMIZERS = ("adamw", "muon")
+SCHEDULES = ("cosine", "trapezoid")
 SECTIONS = {"data": DataConfig, "train": TrainConfig}  # and [model]: the kind's own section (taller/models/)
 MEMORY_LIMIT = 2_000_000_000  # parameters: about 32 GB with AdamW's two moments in float32 — more than a laptop has
 MEMORY_SHARE = 0.5  # of the memory the machine has free, what one training may take: the rest is for the text, PyTorch
@@ -271,6 +278,11 @@ def check_train(t: TrainConfig) -> None:
     need(t.warmup_steps >= 0, f"train.warmup_steps={t.warmup_steps} no puede ser negativo.")
     need(t.weight_decay >= 0.0, f"train.weight_decay={t.weight_decay} no puede ser negativo.")
     need(0.0 <= t.beta1 < 1.0 and 0.0 <= t.beta2 < 1.0, "train.beta1 y train.beta2 deben estar en [0, 1).")
+    need(t.optimizer in OPTIMIZERS, f"train.optimizer='{t.optimizer}': usa {' o '.join(OPTIMIZERS)}.")
+    need(0.0 < t.muon_lr_ratio <= 100.0, f"train.muon_lr_ratio={t.muon_lr_ratio} debe estar en (0, 100] (por ejemplo 1).")
+    need(t.schedule in SCHEDULES, f"train.schedule='{t.schedule}': usa {' o '.join(SCHEDULES)}.")
+    need(0.0 < t.cooldown <= 1.0, f"train.cooldown={t.cooldown} debe estar en (0, 1]: la parte final del "
+         "entrenamiento en que el learning rate baja (por ejemplo 0.5).")
     need(t.grad_clip >= 0.0, f"train.grad_clip={t.grad_clip} no puede ser negativo (0 = sin recorte).")
     need(t.epochs >= 1, f"train.epochs={t.epochs} debe ser al menos 1 (con train.max_time > 0 manda el reloj y "
          "train.max_steps corta antes).")
@@ -284,6 +296,7 @@ def check_train(t: TrainConfig) -> None:
     need(t.temperature > 0, f"train.temperature={t.temperature} debe ser positiva (por ejemplo 0.7).")
     need(t.sampler in ("random", "shuffled"), f"train.sampler='{t.sampler}': usa random o shuffled.")
     need(t.stride >= 1, f"train.stride={t.stride} debe ser al menos 1.")
+    need(t.health_every >= 0, f"train.health_every={t.health_every} no puede ser negativo (0 = sin revisiones de salud).")
 
 
 def toml_error(path: Path, e: Exception) -> TallerError:

@@ -55,17 +55,56 @@ class Score:
 
 
 @torch.no_grad()
+def scored_targets(model, val: ValText, device, autocast, batch_size: int = 64):
+    """Batch by batch, the nats of each scored target and the characters it completes, both (n,), in the order of
+    the text: every token but the first, once. (The model is in eval mode meanwhile: no dropout.)"""
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(val.windows), batch_size):
+            w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
+            with autocast:
+                logits = model(w[:, :-1])  # (B, T, V)
+            losses = F.cross_entropy(logits.float().transpose(1, 2), w[:, 1:], reduction="none")  # (B, T)
+            yield losses[m], val.chars[i:i + batch_size][m.cpu()]
+    finally:
+        model.train(was_training)
+
+
 def evaluate(model, val: ValText, device, autocast, batch_size: int = 64) -> Score:
     """Mean nats per scored token, and bits per character over the characters those tokens cover."""
-    model.eval()
     total, tokens, chars = 0.0, 0, 0
-    for i in range(0, len(val.windows), batch_size):
-        w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
-        with autocast:
-            logits = model(w[:, :-1])  # (B, T, V)
-        losses = F.cross_entropy(logits.float().transpose(1, 2), w[:, 1:], reduction="none")  # (B, T)
-        total += losses[m].sum().item()
-        tokens += int(m.sum())
-        chars += int(val.chars[i:i + batch_size][m.cpu()].sum())
-    model.train()
+    for nats, covered in scored_targets(model, val, device, autocast, batch_size):
+        total += nats.sum().item()
+        tokens += len(nats)
+        chars += int(covered.sum())
     return Score(total / tokens, bits_per_char(total, chars), tokens, chars)
+
+
+SCORE_WINDOW = 256  # the window that scores a model which has none (an n-gram reads its n-1 characters anyway)
+
+
+def scoring_window(model, model_cfg) -> int:
+    """The windows a model is scored with: its own (a Transformer's), the one it trained with (an LSTM's), or 256."""
+    return model.block_size or getattr(model_cfg, "block_size", 0) or SCORE_WINDOW
+
+
+@torch.no_grad()
+def log_distributions(model, ids: np.ndarray, block_size: int, batch_size: int = 64) -> torch.Tensor:
+    """(N-1, V) float32: the model's log-probabilities of every possible token after each of ids[:-1], scored with
+    the windows of `evaluate` (every position with at least half a window of context), in the text's order."""
+    model.eval()
+    windows, mask = eval_windows(ids, block_size)  # (W, T+1), (W, T): each target scored once
+    out = []
+    for i in range(0, len(windows), batch_size):
+        logits = model(windows[i:i + batch_size, :-1])  # (B, T, V)
+        out.append(F.log_softmax(logits.float(), dim=-1)[mask[i:i + batch_size]])  # (scored, V), row by row
+    return torch.cat(out)
+
+
+def score_distributions(logp: torch.Tensor, ids: np.ndarray, chars: np.ndarray) -> Score:
+    """Nats per token and bits per character of ids[1:] under (N-1, V) log-probabilities."""
+    targets = torch.from_numpy(np.asarray(ids[1:], dtype=np.int64))
+    total = -float(logp.gather(1, targets[:, None]).double().sum())
+    n_chars = int(np.asarray(chars[1:]).sum())
+    return Score(total / max(1, len(targets)), bits_per_char(total, n_chars), len(targets), n_chars)

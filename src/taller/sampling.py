@@ -12,6 +12,7 @@ once, at the end.
 from __future__ import annotations
 
 import bisect
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 
 TOP = 5  # candidates each Step records by default: the rows of table.txt per position
 MIN_TEMPERATURE = 1e-6  # logits are divided by the temperature: never by 0 (greedy=True is the real "temperature 0")
+ONE_THREAD_BELOW = 4_000_000  # parameters × rows: a CPU step smaller than this runs on one thread (see one_thread)
 
 
 @dataclass
@@ -123,6 +125,23 @@ class StopWatch:
         return bool(self.done.all())
 
 
+@contextmanager
+def one_thread(model, rows: int, device: torch.device):
+    """A generation step of a small model at a small batch is microseconds of work per operation: waking a second
+    thread for each one costs more than it saves (bench/generate_speed.py). Such steps run on one thread; the number
+    of threads is given back afterwards."""
+    size = sum(p.numel() for p in model.parameters()) * rows
+    before = torch.get_num_threads()
+    if device.type != "cpu" or size >= ONE_THREAD_BELOW or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
@@ -141,26 +160,27 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
     context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
     crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
-    logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
-    chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities (the model's, the sampled) and ids
-    for _ in range(max_chars):
-        logits = logits.float().cpu()  # (n, V)
-        probs = sampling_probs(logits, temperature, top_k, top_p, greedy)  # (n, V) what is drawn from
-        choice = logits.argmax(dim=-1) if greedy else draw(probs, generator)  # (n,)
-        if top:
-            records.append(step_record(logits, probs, top, temperature, top_k, top_p, greedy))
-        chosen.append(choice)
-        if watch.all_done(choice):
-            break
-        new = choice[:, None].to(device)  # (n, 1)
-        if not use_cache:  # read the whole text again (as far back as the model sees)
-            context = torch.cat([context, new], dim=1)
-            logits = model(crop(context))[:, -1]
-        elif block is not None and model.state_length(state) >= block:  # the window is full: start again from its last half
-            text = torch.cat([context, torch.stack(chosen, dim=1).to(device)], dim=1)  # (n, T + steps) so far
-            logits, state = model.start(text[:, -max(1, block // 2):])
-        else:  # only the new character is read; the cache holds the rest
-            logits, state = model.step(new, state)
+    with one_thread(model, n, device):  # a batch-1 step of a small model: faster on one thread
+        logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
+        chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities (the model's, the sampled) and ids
+        for _ in range(max_chars):
+            logits = logits.float().cpu()  # (n, V)
+            probs = sampling_probs(logits, temperature, top_k, top_p, greedy) if top or not greedy else None  # (n, V)
+            choice = logits.argmax(dim=-1) if greedy else draw(probs, generator)  # (n,)
+            if top:
+                records.append(step_record(logits, probs, top, temperature, top_k, top_p, greedy))
+            chosen.append(choice)
+            if watch.all_done(choice):
+                break
+            new = choice[:, None].to(device)  # (n, 1)
+            if not use_cache:  # read the whole text again (as far back as the model sees)
+                context = torch.cat([context, new], dim=1)
+                logits = model(crop(context))[:, -1]
+            elif block is not None and model.state_length(state) >= block:  # the window is full: restart from its last half
+                text = torch.cat([context, torch.stack(chosen, dim=1).to(device)], dim=1)  # (n, T + steps) so far
+                logits, state = model.start(text[:, -max(1, block // 2):])
+            else:  # only the new character is read; the cache holds the rest
+                logits, state = model.step(new, state)
     return to_samples(tokenizer, prompt, n, chosen, records, stop, max_chars)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from taller._version import __version__
 from taller.apps.compare import compare, format_table
+from taller.apps.export import FORMATS, export_run
+from taller.apps.compress import compress_file, decompress_file
 from taller.apps.web.server import serve
 from taller.config import DEVICES, SEED_LIMIT, TOKENIZER_KINDS, Config
 from taller.data.corpora import CORPORA, describe, load_corpus
@@ -18,15 +20,19 @@ from taller.data.tokenizers import load_tokenizer
 from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.inspect import probability_table, words
+from taller.inspect.classify import answer_table, classify
+from taller.inspect.fill import RIGHT_CONTEXTS, candidates_table, fill, fill_table, rank_candidates, two_sided_probe
 from taller.inspect.inside import explain_run
 from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.inspect.report import write_report
+from taller.inspect.surprise import difference, number, read_text, top_spots, validation_text, write_surprise
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
-from taller.models import KINDS, kind_named
+from taller.models import KINDS, kind_named, kind_of, task_kind
 from taller.runs.folder import check_output, check_run_dir, load_run
-from taller.text import show_token, side_by_side
+from taller.text import show_token, side_by_side, thousands
 from taller.training.distributed import is_main
+from taller.training.adapt import OPTIMIZERS, Adaptation, score_run
 from taller.training.loop import train
 
 SPANISH = {  # argparse's own messages, in Spanish
@@ -143,6 +149,10 @@ def add_training_commands(sub) -> None:
     t.add_argument("--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
     t.add_argument("--model", choices=list(KINDS),
                    help="qué modelo (el del preset); skipgram: vectores de palabras (usa su preset)")
+    t.add_argument("--task", metavar="TAREA", help="bert: aprende una tarea sobre sus textos (clasificar: el corpus es un "
+                   "fichero «etiqueta<TAB>texto» o refranero-o-cervantes)")
+    t.add_argument("--init", type=path_text, metavar="EJECUCION",
+                   help="con --task: empieza desde el encoder de esta ejecución de BERT (preentrenado)")
     t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
     t.add_argument("--tokenizer", choices=list(TOKENIZER_KINDS), help="caracteres (char, por defecto), BPE de bytes o palabras")
     t.add_argument("--tokenizer-vocab", type=positive_int, metavar="N", help="bpe y word: tokens del vocabulario (512)")
@@ -198,11 +208,22 @@ def add_text_commands(sub) -> None:
 def add_looking_commands(sub) -> None:
     """probe, compare, explain, report, tokenize and embeddings: looking at trained runs."""
     pr = sub.add_parser("probe", aliases=["sondear"], help="¿qué palabra espera el modelo tras un contexto?")
-    pr.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    pr.add_argument("run", metavar="EJECUCION", nargs="+",
+                    help="carpeta de una ejecución (runs/…); con --example coche, varias: un GPT y un BERT lado a lado")
     pr.add_argument("--context", help="el texto que lee el modelo antes de los candidatos")
     pr.add_argument("--candidates", nargs="+", metavar="PALABRA", help="las palabras que compiten")
     pr.add_argument("--example", metavar="NOMBRE", help="un ejemplo de la lección: coche")
     pr.add_argument("--also-short", action="store_true", help="repite sólo con la última frase del contexto")
+
+    cl = sub.add_parser("classify", aliases=["clasificar"], help="la etiqueta de un texto, con un clasificador")
+    cl.add_argument("run", metavar="EJECUCION", help="carpeta de un clasificador (taller train --task clasificar)")
+    cl.add_argument("--text", required=True, help="el texto que clasificar")
+
+    fl = sub.add_parser("fill", aliases=["rellenar"], help="rellena los huecos (_) de un texto con un BERT")
+    fl.add_argument("run", metavar="EJECUCION", help="carpeta de un BERT (taller train --model bert)")
+    fl.add_argument("--text", required=True, help="el texto con huecos: cada _ es un carácter que falta")
+    fl.add_argument("--candidates", metavar="A,B,C", help="palabras para el único hueco, separadas por comas: las "
+                    "ordena por pseudo-verosimilitud, con su probabilidad")
 
     cmp_ = sub.add_parser("compare", aliases=["comparar"], help="entrena varios modelos con el mismo tiempo y los compara")
     cmp_.add_argument("--corpus", default="quijote", help="refranes, quijote o la ruta de un fichero de texto (quijote)")
@@ -212,6 +233,10 @@ def add_looking_commands(sub) -> None:
     cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave en todos (repetible)")
     cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
     cmp_.add_argument("--out", type=path_text, help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
+    cmp_.add_argument("--adapt", action="store_true", help="añade una columna: bits/carácter aprendiendo mientras lee "
+                      "la validación (unos segundos por modelo neuronal)")
+    cmp_.add_argument("--no-mix", dest="mix", action="store_false",
+                      help="sin la fila mix (la mezcla de los modelos de caracteres)")
     cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
 
     e = sub.add_parser("explain", aliases=["explicar"], help="dibuja atención, embeddings y evolución de los pesos")
@@ -221,10 +246,19 @@ def add_looking_commands(sub) -> None:
                    help="dibuja en temperature.png qué carácter sigue al texto a cada temperatura, p. ej. 0.5 1 1.5")
     e.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
                    help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
+    e.add_argument("--surprise", "--sorpresa", nargs="?", const=True, type=path_text, metavar="FICHERO",
+                   help="mapa de sorpresa: colorea cada carácter de FICHERO por los bits que el modelo pagó por él "
+                        "(sin FICHERO: el texto de validación de la ejecución); escribe surprise.html y surprise.png")
+    e.add_argument("--against", "--contra", type=path_text, metavar="OTRA",
+                   help="con --surprise: otra ejecución; dónde gana cada una, carácter a carácter (surprise_diff.html)")
 
     r = sub.add_parser("report", aliases=["informe"], help="escribe report.html: toda la ejecución en una página")
     r.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     r.add_argument("--text", help="texto cuya atención dibujar (por defecto, una muestra del modelo)")
+    r.add_argument("--surprise", "--sorpresa", type=path_text, metavar="FICHERO",
+                   help="el texto del mapa de sorpresa (por defecto, el comienzo del texto de validación)")
+    r.add_argument("--against", "--contra", type=path_text, metavar="OTRA",
+                   help="otra ejecución: añade dónde gana cada una, carácter a carácter, sobre el mismo texto")
 
     tk = sub.add_parser("tokenize", aliases=["tokenizar"], help="muestra cómo parte un texto el tokenizador de una ejecución")
     tk.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
@@ -239,6 +273,43 @@ def add_looking_commands(sub) -> None:
     em.add_argument("--k", type=bounded_int(1000), default=10, help="cuántas palabras mostrar (10)")
 
 
+def add_export_command(sub) -> None:
+    """export: the model taken out of taller."""
+    x = sub.add_parser("export", aliases=["exportar"], help="saca el modelo de taller: una página HTML que lo ejecuta "
+                       "en el navegador, o un fichero ONNX")
+    x.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    x.add_argument("--format", choices=list(FORMATS), help="html: una página que funciona sin red ni servidor; "
+                   "onnx: para onnxruntime y otras herramientas (por defecto, la extensión de -o; si no, html)")
+    x.add_argument("-o", "--out", type=path_text, metavar="FICHERO",
+                   help="fichero de salida (nuevo; si existe, con --force); por defecto EJECUCION.html o .onnx aquí")
+    x.add_argument("--force", action="store_true", help="reemplaza el fichero de salida si ya existe")
+
+
+def add_scoring_commands(sub) -> None:
+    """score, compress and decompress: a run's bits per character, as a figure and as a file."""
+    sc = sub.add_parser("score", aliases=["puntuar"], help="bits por carácter de una ejecución en su validación "
+                        "(con --adapt, aprendiendo mientras lee)")
+    sc.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    sc.add_argument("--adapt", action="store_true", help="evaluación dinámica: puntúa cada ventana y después aprende "
+                    "de ella (una copia del modelo; los pesos guardados no cambian)")
+    sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam", help="con --adapt: adam (por defecto) o sgd")
+    sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
+
+    co = sub.add_parser("compress", aliases=["comprimir"], help="comprime un texto con las probabilidades de un "
+                        "modelo (codificación aritmética)")
+    co.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    co.add_argument("file", metavar="FICHERO", help="el texto UTF-8 que comprimir")
+    co.add_argument("-o", dest="out", type=path_text, metavar="SALIDA", help="fichero comprimido (por defecto FICHERO.tllr)")
+    co.add_argument("--force", action="store_true", help="reemplaza la salida si ya existe")
+
+    de = sub.add_parser("decompress", aliases=["descomprimir"], help="recupera el texto de un .tllr con la misma "
+                        "ejecución que lo comprimió")
+    de.add_argument("run", metavar="EJECUCION", help="la carpeta de la ejecución que lo comprimió")
+    de.add_argument("file", metavar="FICHERO.tllr", help="el fichero comprimido")
+    de.add_argument("-o", dest="out", type=path_text, metavar="SALIDA", help="el texto (por defecto FICHERO sin .tllr)")
+    de.add_argument("--force", action="store_true", help="reemplaza la salida si ya existe")
+
+
 def build_parser() -> Parser:
     p = Parser(prog="taller", description="Construye un modelo de lenguaje desde cero, míralo aprender y mira dentro.")
     p.add_argument("--version", action="version", version=f"taller {__version__}")
@@ -247,6 +318,8 @@ def build_parser() -> Parser:
     add_training_commands(sub)
     add_text_commands(sub)
     add_looking_commands(sub)
+    add_export_command(sub)
+    add_scoring_commands(sub)
 
     s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
     s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
@@ -296,7 +369,8 @@ def default_out(*parts: str) -> Path:
 
 def cmd_train(args) -> None:
     out = Path(args.out) if args.out else None
-    preset = args.preset or (kind_named(args.model).preset if args.model else "base")
+    model = task_kind(args.task, args.model) if args.task else args.model  # --task: the kind that learns it
+    preset = args.preset or (kind_named(model).preset if model else "base")
     if args.resume:
         if out is None:
             raise TallerError("--resume necesita --out con la carpeta de la ejecución que quieres continuar.")
@@ -311,8 +385,13 @@ def cmd_train(args) -> None:
         if args.resume and args.corpus != cfg.data.corpus:
             raise TallerError(f"--resume continúa con el corpus de la ejecución ({cfg.data.corpus}); quita --corpus.")
         cfg.data.corpus = args.corpus
-    if args.model:  # the kind first: --set speaks to its keys
-        cfg.set_kind(args.model)
+    if model:  # the kind first: --set speaks to its keys
+        cfg.set_kind(model)
+    if args.init:
+        if not hasattr(cfg.model, "init"):
+            raise TallerError("--init afina una ejecución preentrenada para una tarea: úsalo con --task, p. ej. "
+                              "`taller train --model bert --task clasificar --init RUN --corpus etiquetado.tsv`.")
+        cfg.set("model.init", args.init, where="--init")
     cfg.apply_overrides(args.set)
     if args.order:
         cfg.set("order", args.order, where="--order")
@@ -455,7 +534,16 @@ def cmd_probe(args) -> None:
         raise TallerError("indica --context TEXTO y --candidates A B C, o un ejemplo de la lección: --example coche.")
     else:
         context, candidates = args.context, args.candidates
-    run = load_run(args.run)
+    runs = [load_run(r, can=("language_model", "fills")) for r in args.run]
+    both_sides = len(runs) > 1 or any(kind_of(r.config).fills for r in runs)  # a BERT, or a GPT beside one
+    if both_sides and args.example in RIGHT_CONTEXTS and not (args.context or args.candidates or args.also_short):
+        print(two_sided_probe(runs, args.example))
+        return
+    if both_sides:
+        raise TallerError("un BERT, o varias ejecuciones a la vez, se sondean con --example coche (sin --context, "
+                          "--candidates ni --also-short); para tus propias palabras usa `taller fill RUN --text … "
+                          "--candidates …`.")
+    run = runs[0]
     long = probe(run, context, candidates)
     print(probe_table(long, "Contexto"))
     if args.also_short:
@@ -467,11 +555,28 @@ def cmd_probe(args) -> None:
             print(f"  {a.word:<16} {b.probability:.4f} con la última frase → {a.probability:.4f} con todo el contexto")
 
 
+def cmd_fill(args) -> None:
+    run = load_run(args.run, can="fills")
+    if args.candidates:
+        print(f"Candidatos para el hueco de «{args.text}»:")
+        print(candidates_table(rank_candidates(run, args.text, args.candidates.split(","))))
+        return
+    filled = fill(run, args.text)
+    print(fill_table(filled))
+    print(filled.text)
+
+
+def cmd_classify(args) -> None:
+    run = load_run(args.run, can="classifies")
+    print(f"«{args.text.strip()}»")
+    print(answer_table(classify(run, args.text)))
+
+
 def cmd_compare(args) -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
     rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
-                   progress=not args.quiet)
+                   progress=not args.quiet, adapt=args.adapt, mix=args.mix)
     print()
     print(format_table(rows))
     print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
@@ -482,7 +587,14 @@ def cmd_explain(args) -> None:
     if len(args.temperature or []) > PANELS:
         raise TallerError(f"--temperature: {len(args.temperature)} temperaturas no caben en un dibujo; elige como mucho "
                           f"{PANELS}, por ejemplo 0.5 1 1.5.")
-    run = load_run(args.run)
+    if args.temperature and args.surprise is not None:
+        raise TallerError("--temperature dibuja la predicción tras un texto y --surprise el mapa de sorpresa: pide "
+                          "uno en cada orden.")
+    if args.against and args.surprise is None:
+        raise TallerError("--against compara mapas de sorpresa: úsalo con --surprise [FICHERO].")
+    run = load_run(args.run, can="language_model" if args.surprise is not None else ("language_model", "fills"))
+    if args.surprise is not None:
+        return explain_surprise(run, args)
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
     results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error",
@@ -492,8 +604,36 @@ def cmd_explain(args) -> None:
         print(f"  {result}" if isinstance(result, Path) or name == "entropy" else f"  Nota: {result}")
 
 
+def explain_surprise(run, args) -> None:
+    """`taller explain RUN --surprise [FICHERO] [--against OTRA]`: the maps, and the spots in the terminal."""
+    own = args.surprise is True  # --surprise without a file: the run's validation text
+    text = validation_text(run) if own else read_text(Path(args.surprise))
+    where = "el texto de validación" if own else args.surprise
+    other = load_run(args.against) if args.against else None
+    a, b, files = write_surprise(run, text, other, unknown="replace" if args.replace_unknown else "error")
+    for s in (a, b) if b is not None else (a,):
+        print(f"{s.run} en {where}: {number(s.total)} bits en {thousands(s.scored)} caracteres = "
+              f"{number(s.bpc, 3)} bits/carácter")
+    print_spots("Los puntos más sorprendentes", a.bits, a.text, 1.0, "bits")
+    if b is not None:
+        diff = difference(a, b)
+        print_spots(f"Donde más gana {a.run} (bits de diferencia)", diff, a.text, -1.0, "bits")
+        print_spots(f"Donde más gana {b.run}", diff, a.text, 1.0, "bits")
+    print("\nEscrito: " + ", ".join(str(f) for f in files))
+
+
+def print_spots(title: str, values, text: str, sign: float, unit: str) -> None:
+    print(f"\n{title}:")
+    for s in top_spots(values, text, sign=sign):
+        context = show_token(s["before"][-16:]) + "[" + show_token(s["char"]) + "]" + show_token(s["after"])
+        print(f"  posición {s['position'] + 1:>7}  {context:<26}  {number(s['bits'])} {unit}")
+
+
 def cmd_report(args) -> None:
-    print(f"Informe en {write_report(load_run(args.run), args.text)}")
+    run = load_run(args.run)
+    surprise_text = read_text(Path(args.surprise)) if args.surprise else None
+    against = load_run(args.against) if args.against else None
+    print(f"Informe en {write_report(run, args.text, surprise_text=surprise_text, against=against)}")
 
 
 def cmd_tokenize(args) -> None:
@@ -525,17 +665,60 @@ def cmd_embeddings(args) -> None:
         print(f"Mapa de {len(args.plot)} palabras en {words.word_map(vectors, args.plot, vectors.dir / 'words.png')}")
 
 
+def cmd_export(args) -> None:
+    suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+    fmt = args.format or (suffix if suffix in FORMATS else "html")
+    out = Path(args.out) if args.out else Path(Path(args.run).resolve().name + "." + fmt)
+    print(export_run(args.run, fmt, out, force=args.force))
+
+
+def cmd_score(args) -> None:
+    if (args.lr or args.optimizer != "adam") and not args.adapt:
+        raise TallerError("--lr y --optimizer son de la evaluación dinámica: añade --adapt.")
+    run = load_run(args.run)
+    how = Adaptation(args.optimizer, args.lr or 0.0) if args.adapt else None
+    scores = score_run(run, how)
+    s = scores.static
+    print(f"{run.dir}: {thousands(s.chars)} caracteres de validación, ventanas de {scores.window} tokens")
+    print(f"  estático:  {s.bpc:.3f} bits/carácter ({s.loss:.4f} nats/token)")
+    if scores.adapted:
+        a = scores.adapted
+        print(f"  --adapt:   {a.bpc:.3f} bits/carácter ({a.loss:.4f} nats/token; {how.optimizer}, lr {how.learning_rate():g}): "
+              f"{a.bpc - s.bpc:+.3f} respecto al estático. Los pesos guardados no cambian.")
+
+
+def cmd_compress(args) -> None:
+    out = Path(args.out) if args.out else Path(args.file + ".tllr")
+    run = load_run(args.run)
+    started = time.perf_counter()
+    result = compress_file(run, Path(args.file), out, args.force)
+    bpc = f"{result.bits_per_char:.3f}" if result.chars else "—"
+    print(f"{args.file}: {thousands(result.chars)} caracteres → {out}: {thousands(len(result.data))} bytes = {bpc} "
+          f"bits/carácter (el modelo promete {result.ideal_bits / max(1, result.chars):.3f}; "
+          f"{time.perf_counter() - started:.1f} s)")
+
+
+def cmd_decompress(args) -> None:
+    out = Path(args.out) if args.out else Path(args.file.removesuffix(".tllr") if args.file.endswith(".tllr")
+                                                 else args.file + ".txt")
+    run = load_run(args.run)
+    text = decompress_file(run, Path(args.file), out, args.force)
+    print(f"{args.file} → {out}: {thousands(len(text))} caracteres")
+
+
 def cmd_serve(args) -> None:
     serve(Path(args.path), host=args.host, port=args.port, allow_hosts=args.allow_host)
 
 
 COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
             "generate": cmd_generate, "generar": cmd_generate, "probe": cmd_probe, "sondear": cmd_probe,
-            "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
+            "classify": cmd_classify, "clasificar": cmd_classify, "fill": cmd_fill, "rellenar": cmd_fill, "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
             "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
             "prepare": cmd_prepare, "preparar": cmd_prepare,
             "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize,
-            "embeddings": cmd_embeddings, "vectores": cmd_embeddings}
+            "embeddings": cmd_embeddings, "vectores": cmd_embeddings, "export": cmd_export, "exportar": cmd_export,
+            "score": cmd_score, "puntuar": cmd_score, "compress": cmd_compress, "comprimir": cmd_compress,
+            "decompress": cmd_decompress, "descomprimir": cmd_decompress}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ import bz2
 import csv
 import io
 import lzma
+import math
+import shutil
+import subprocess
+import tempfile
 import time
 import zlib
 from dataclasses import asdict, dataclass
@@ -30,11 +34,13 @@ from taller.evaluate import LN2
 from taller.files import atomic_write
 from taller.inspect.memory import memory_curve, memory_plot, validation_ids
 from taller.inspect.plots import new_figure, save_figure
-from taller.models import KINDS, kind_named, language_models
+from taller.apps.compress import compress_text
+from taller.models import KINDS, kind_named, kind_of, language_models
 from taller.runs.folder import check_run_dir, create_run_dir
 from taller.text import thousands
+from taller.training.adapt import Adaptation, score_run
 from taller.training.loop import train
-COMPRESSORS = {
+COMPRESSORS = {  # name -> bytes -> compressed bytes
     "zlib": lambda b: zlib.compress(b, 9),  # a 32 KB window: it barely remembers the training text
     "bz2": lambda b: bz2.compress(b, 9),
     "lzma": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),  # xz -9e
@@ -51,14 +57,44 @@ class Row:
     val_bpc: float
     sample: str
     chars_per_token: float = 1.0  # characters of val per token: 1 for characters, about 2 for a BPE of 512
+    adapt_bpc: float = math.nan  # with --adapt: learning while reading the val text (nan: not measured)
+    file_bpc: float = math.nan  # the real size of the val text compressed by the model (`taller compress`), in bits/char
 
 
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
-            prompt: str = "", progress: bool = False, log=print) -> list[Row]:
-    """Train each model for `max_time` seconds on `corpus`, score it on val, add the compressors; write the results."""
+            prompt: str = "", progress: bool = False, adapt: bool = False, mix: bool = True, log=print) -> list[Row]:
+    """Train each model for `max_time` seconds on `corpus`, score it on val (and, with `adapt`, while learning from
+    it), compress val with it; mix the character models; add the compressors; write the results."""
+    configs = check_request(corpus, models, max_time, overrides)
+    out = Path(out)
+    check_run_dir(out, resume=False)
+    create_run_dir(out)
+    split = the_split(configs[0])  # the data options are the same for every model
+    rows, curves, runs = [], {}, []
+    for name, cfg in zip(models, configs):
+        log(f"\n== {name}: {max_time:g} s como máximo ==")
+        run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log)
+        runs.append(run)
+        rows.append(model_row(run, name, prompt, split.val, adapt, log))
+        curves[rows[-1].model] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
+    chars = [run for run in runs if run.tokenizer.kind == "char"]  # the same text and tokens: they can be mixed
+    chars = [run for run in chars if run.config.data == chars[0].config.data]
+    if mix and len(chars) >= 2:
+        log(f"\n== mix: {' + '.join(run.dir.name for run in chars)} ==")
+        run = train(mix_config(chars), out / "mix", progress=progress, log=log)
+        rows.append(model_row(run, "mix", prompt, split.val, adapt, log))
+        curves["mix"] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
+    memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")
+    rows += compressor_rows(split)
+    write_results(rows, out, corpus, max_time)
+    return rows
+
+
+def check_request(corpus: str, models: list[str], max_time: float, overrides) -> list[Config]:
+    """Every configuration, checked before anything is trained."""
     specs = [parse_spec(m) for m in models]
     if not models:
-        raise TallerError(f"--models está vacío; usa una lista con {', '.join(language_models())} separados por comas.")
+        raise TallerError(f"--models está vacío; usa una lista con {', '.join(comparable())} separados por comas.")
     if len(set(models)) != len(models):
         raise TallerError(f"--models repite un modelo ({','.join(models)}); nombra cada uno una vez.")
     if not max_time > 0:
@@ -67,7 +103,7 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         raise TallerError(f"{corpus} es una carpeta: compare mide también los compresores sobre el texto, así que "
                           "necesita el fichero de texto (o refranes, quijote), no una carpeta preparada.")
     configs = []
-    for kind, tokenizer in specs:  # every configuration is checked before anything is trained
+    for kind, tokenizer in specs:
         cfg = Config.preset(kind_named(kind).timed_preset)
         cfg.data.corpus, cfg.train.max_time, cfg.train.samples = corpus, max_time, 1
         cfg.set_kind(kind)
@@ -75,46 +111,89 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         if tokenizer:
             cfg.data.tokenizer = tokenizer
         configs.append(cfg.validate())
-    out = Path(out)
-    check_run_dir(out, resume=False)
-    create_run_dir(out)
+    return configs
 
-    rows, curves = [], {}
-    for name, cfg in zip(models, configs):
-        kind = cfg.model.kind
-        log(f"\n== {name}: {max_time:g} s como máximo ==")
-        run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log)
-        s = run.state
-        size = f"{thousands(s['counts'])} cuentas" if "counts" in s else thousands(s["parameters"])  # a count model
-        label = name if run.tokenizer.kind == "char" else f"{kind}:{run.tokenizer.kind}-{run.tokenizer.vocab_size}"
-        sample = run.generate(clean_like(prompt, cfg.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
-                              unknown="replace", top=0)[0].text
-        rows.append(Row(label, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"],
-                        " ".join(sample.split()), s.get("val_chars_per_token", 1.0)))
-        curves[label] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
 
-    memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")
-    split = the_split(configs[0])  # the data options are the same for every model
+def mix_config(runs: list) -> Config:
+    """The mix of `runs` (trained runs of the same text and tokens): the combining kind's preset."""
+    cfg = Config.preset(next(k.preset for k in KINDS.values() if k.combines))
+    cfg.model.runs = ",".join(str(run.dir) for run in runs)
+    cfg.data, cfg.train.samples, cfg.train.seed = runs[0].config.data, 1, runs[0].config.train.seed
+    return cfg
+
+
+def model_row(run, name: str, prompt: str, val: str, adapt: bool, log) -> Row:
+    """A trained run's row: its scores, a sample, and its real compressed size on val."""
+    s, kind = run.state, kind_of(run.config)
+    size = f"{thousands(s['counts'])} cuentas" if "counts" in s else thousands(s["parameters"])  # a count model
+    label = name if run.tokenizer.kind == "char" else f"{kind.name}:{run.tokenizer.kind}-{run.tokenizer.vocab_size}"
+    sample = run.generate(clean_like(prompt, run.config.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
+                          unknown="replace", top=0)[0].text
+    row = Row(label, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"], " ".join(sample.split()),
+              s.get("val_chars_per_token", 1.0))
+    if adapt and not kind.counted:
+        log("Puntúo la validación aprendiendo mientras la leo (--adapt)…")
+        row.adapt_bpc = score_run(run, Adaptation()).adapted.bpc
+    log("Comprimo la validación con el modelo…")
+    try:
+        row.file_bpc = compress_text(run, val, "la validación").bits_per_char
+    except TallerError as e:  # a word tokenizer that can't write the text back exactly: said, and the cell stays empty
+        log(f"Nota: {e}")
+    return row
+
+
+def compressor_rows(split) -> list[Row]:
+    """The compressors' rows: the bits each needs for val after reading train."""
+    rows = []
     train_bytes, val_bytes = split.train.encode("utf-8"), (split.train + split.val).encode("utf-8")
-    for name, compress in COMPRESSORS.items():
+    for name, compress in compressors().items():
         started = time.perf_counter()
-        extra_bits = 8 * (len(compress(val_bytes)) - len(compress(train_bytes)))
+        extra_bits = 8 * (compress(val_bytes) - compress(train_bytes))
         elapsed = time.perf_counter() - started
         bpc = extra_bits / len(split.val)
-        rows.append(Row(name, "—", elapsed, (2 * len(split.train) + len(split.val)) / elapsed, bpc * LN2, bpc, "—"))
-
-    write_results(rows, out, corpus, max_time)
+        rows.append(Row(name, "—", elapsed, (2 * len(split.train) + len(split.val)) / elapsed, bpc * LN2, bpc, "—",
+                        file_bpc=bpc))
     return rows
+
+
+def compressors() -> dict:
+    """name -> bytes -> compressed size: the standard library's three, and 7-Zip's PPMd if `7z` is installed."""
+    found = {name: (lambda b, f=f: len(f(b))) for name, f in COMPRESSORS.items()}
+    if shutil.which("7z"):
+        found["ppmd"] = ppmd_size
+    return found
+
+
+def ppmd_size(data: bytes) -> int:
+    """7-Zip's PPMd of order 8 (prediction by partial matching: an adaptive context model from 1984, refined)."""
+    with tempfile.TemporaryDirectory() as folder:
+        text, archive = Path(folder) / "texto", Path(folder) / "texto.7z"
+        text.write_bytes(data)
+        subprocess.run([shutil.which("7z"), "a", "-bd", "-y", "-t7z", "-m0=PPMd:o=8:mem=256m", str(archive), str(text)],
+                       capture_output=True, check=True, timeout=600)
+        return archive.stat().st_size
+
+
+def comparable() -> list[str]:
+    """What --models may name: the language models trained on their own (a mix is added by compare itself)."""
+    return [name for name in language_models() if not kind_named(name).combines]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """'transformer' -> ('transformer', ''); 'transformer:bpe' -> ('transformer', 'bpe')."""
     kind, _, tokenizer = spec.partition(":")
+    if kind in KINDS and KINDS[kind].fills:  # BERT, T5: no bits per character of the text to race with
+        raise TallerError(f"--models: un {KINDS[kind].title} no lee de izquierda a derecha y no tiene bits por carácter "
+                          "que poner junto a los demás; compara los que rellenan huecos con `python bench/fill_words.py "
+                          "RUN_BERT RUN_T5` (palabras exactas en refranes).")
     if kind in KINDS and not KINDS[kind].language_model:  # a kind, but one that does not predict text
         raise TallerError(f"--models: {kind} es un {KINDS[kind].title}, no un modelo de lenguaje: no predice texto, así "
-                          f"que no se puntúa en bits por carácter; compara {', '.join(language_models())}.")
-    if kind not in language_models():
-        raise TallerError(f"--models: '{spec}' no es un modelo; usa {', '.join(language_models())}, con :bpe o :word si "
+                          f"que no se puntúa en bits por carácter; compara {', '.join(comparable())}.")
+    if kind in language_models() and kind_named(kind).combines:
+        raise TallerError(f"--models: '{spec}': compare añade la mezcla de los modelos de caracteres por su cuenta; "
+                          "quítala de la lista.")
+    if kind not in comparable():
+        raise TallerError(f"--models: '{spec}' no es un modelo; usa {', '.join(comparable())}, con :bpe o :word si "
                           "quieres otros tokens (por ejemplo transformer:bpe), separados por comas.")
     if tokenizer and tokenizer not in TOKENIZER_KINDS:
         raise TallerError(f"--models: '{spec}': el tokenizador '{tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}.")
@@ -126,18 +205,21 @@ def the_split(cfg: Config):
     return split_corpus(corpus, cfg.data)
 
 
-HEADER = ["modelo", "parámetros", "tiempo (s)", "car/s", "car/token", "val (nats/token)", "val bits/car", "muestra"]
+HEADER = ["modelo", "parámetros", "tiempo (s)", "car/s", "car/token", "val (nats/token)", "val bits/car",
+          "--adapt bits/car", "fichero bits/car", "muestra"]
+LEFT = (0, 1, 9)  # the columns aligned to the left
 
 
 def cells(row: Row) -> list[str]:
+    maybe = lambda x: "—" if math.isnan(x) else f"{x:.3f}"  # noqa: E731
     return [row.model, row.parameters, f"{row.train_time:.1f}", thousands(row.chars_per_s), f"{row.chars_per_token:.2f}" if row.sample != "—" else "—",
-            f"{row.val_loss:.4f}", f"{row.val_bpc:.3f}", row.sample]
+            f"{row.val_loss:.4f}", f"{row.val_bpc:.3f}", maybe(row.adapt_bpc), maybe(row.file_bpc), row.sample]
 
 
 def format_table(rows: list[Row], sample_width: int = 50) -> str:
     table = [HEADER] + [cells(r)[:-1] + [r.sample[:sample_width]] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
-    lines = ["  ".join(c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+    lines = ["  ".join(c.ljust(w) if i in LEFT else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
              for line in table]
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
@@ -153,6 +235,9 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
           "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
     md += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
     md += ["", "Compresores: bits extra para guardar la validación después del texto de entrenamiento.",
+           "fichero bits/car: el tamaño real de la validación comprimida con el modelo (`taller compress`, codificación "
+           "aritmética); --adapt: el modelo aprende mientras lee la validación (`taller score --adapt`).",
+           "mix: la mezcla de los modelos de caracteres, con pesos ajustados en un trozo del texto de entrenamiento.",
            "Modelos de tokens (bpe, word): su pérdida es por token; bits/car la reparte entre los caracteres del mismo "
            "texto de validación, así todas las filas se comparan en la misma escala."]
     atomic_write(out / "compare.md", ("\n".join(md) + "\n").encode("utf-8"))

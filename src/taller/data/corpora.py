@@ -180,12 +180,12 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
 # --- options: the part of the text a configuration asks for ------------------------------------------------------
 
 
-def prepare_corpus(data) -> Corpus:
+def prepare_corpus(data, download: bool = True) -> Corpus:
     """The corpus named by a DataConfig, cut between its markers, lowercased and with lines joined as it asks.
 
     (`data.max_chars` is applied by the split, which may take validation from just after it.)
     """
-    corpus = load_corpus(data.corpus)
+    corpus = load_corpus(data.corpus, download=download)
     text = corpus.text
     if not (data.start_marker or data.end_marker or data.lowercase or data.join_lines):
         return corpus

@@ -1,6 +1,8 @@
 """Looking inside a trained model: where each head looks, where each character sits, how far the weights moved.
 
-    attention.png    per layer and head, the (T, T) causal attention matrix over a text's characters
+    attention.png    per layer and head, the (T, T) attention matrix over a text's characters: a triangle for a
+                     left-to-right model, the whole square for BERT (each character looks both ways)
+    cross_attention.png  a T5's decoder × encoder: where in the input it looked to write each answer token
     embeddings.png   the character embeddings, projected to 2-D with PCA, coloured by kind of character
     evolution.png    per tensor, ‖W_epoch − W_0‖ across the saved epochs (from evolution.jsonl)
     temperature.png  with temperatures: the next-token distribution after the text at each one (temperature.py)
@@ -21,16 +23,24 @@ from taller.text import show_token
 from taller.inspect.bigram import bigram_plot, has_table
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
+from taller.inspect.mixing import has_mixer, mixing_plot
 from taller.inspect.recurrent import has_trace, recurrent_plot
 from taller.inspect.temperature import temperature_plot
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, principal_plane, save_figure
+from taller.models import kind_of
+from taller.runs.folder import validation_tokens
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
 KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
          "espacio": "tab:gray"}
 NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay mapas de atención que mostrar."
 NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
+BOTH_SIDES_TEXT = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme"  # what a BERT's maps read by default
+NO_MEMORY = "No mido la memoria: es una medida de los modelos que leen de izquierda a derecha."
+NO_NEXT = ("No dibujo temperature.png: este modelo no escribe de izquierda a derecha, no hay un siguiente carácter "
+           "que repartir a cada temperatura.")
+MIXING_CHARS = 97  # characters of validation text for a mix's picture
 
 
 def char_kind(c: str) -> str:
@@ -69,13 +79,17 @@ def attention_for(run, text: str, unknown: str = "error") -> tuple[list[str], li
     return [run.tokenizer.pieces[i] for i in ids], [m[0].float().cpu().numpy() for m in maps]
 
 
-def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
-    """A grid: one row per layer, one column per head; row i of a matrix is where character i looks."""
-    layers, heads, T = len(maps), maps[0].shape[0], len(chars)
+def attention_plot(chars: list[str], maps: list[np.ndarray], path, causal: bool = True, rows: list[str] | None = None,
+                   title: str = "") -> None:
+    """A grid: one row per layer, one column per head; row i of a matrix is where character i looks (`rows`: the
+    pieces that look, when they are not `chars`: a T5's answer looking at its input)."""
+    layers, heads, T = len(maps), maps[0].shape[0], max(len(chars), len(rows or []))
     side = min(4.2, max(2.4, 0.12 * T))
     fig = new_figure(figsize=(heads * side + 0.6, layers * side + 0.8), dpi=90)
-    fig.suptitle("Atención\nfila: el carácter que mira · columna: a cuál mira", fontsize=10)
+    sides = "" if causal else " (sin triángulo causal: cada carácter mira a los dos lados)"
+    fig.suptitle(title or f"Atención{sides}\nfila: el carácter que mira · columna: a cuál mira", fontsize=10)
     labels = [show_token(c) for c in chars]
+    row_labels = [show_token(c) for c in rows] if rows else labels
     fontsize = max(4, min(8, 260 / max(T, 1)))
     for layer, m in enumerate(maps):
         for head in range(heads):
@@ -83,7 +97,7 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path) -> None:
             ax.imshow(m[head], cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(f"capa {layer + 1} · cabeza {head + 1}", fontsize=9)
             ax.set_xticks(range(T), labels, fontsize=fontsize)
-            ax.set_yticks(range(T), labels, fontsize=fontsize)
+            ax.set_yticks(range(len(row_labels)), row_labels, fontsize=fontsize)
             ax.tick_params(length=0, pad=1)
     fig.subplots_adjust(left=0.3 / fig.get_figwidth(), right=1 - 0.1 / fig.get_figwidth(), bottom=0.3 / fig.get_figheight(),
                         top=1 - 0.9 / fig.get_figheight(), wspace=0.15, hspace=0.25)
@@ -151,18 +165,44 @@ def evolution_plot(entries: list[dict], path) -> None:
     save_figure(fig, path)
 
 
+@torch.no_grad()
+def cross_attention_for(run, text: str) -> tuple[list[str], list[str], list[np.ndarray]]:
+    """A T5's cross-attention on `text` with a few tokens in its middle hidden behind <X0>, while it writes the true
+    answer «<X0> hidden <end>»: (input pieces, answer pieces, per decoder layer (H, answer, input))."""
+    m, pieces = run.config.model, run.tokenizer.pieces
+    ids = run.tokenizer.encode(text, unknown="replace")[:m.block_size]
+    if len(ids) < 4:
+        raise TallerError("el texto es demasiado corto para esconder un tramo; escribe una frase con --text.")
+    lo, hi = len(ids) // 2, min(len(ids) - 1, len(ids) // 2 + max(1, round(m.span_length)))
+    src = ids[:lo] + [m.sentinel(0)] + ids[hi:]
+    answer = [m.start_id, m.sentinel(0), *ids[lo:hi]]  # what the decoder reads while writing «<X0> hidden <end>»
+    name = {m.sentinel(0): "<X0>", m.start_id: "<start>"}
+    maps = run.model.cross_attention_maps(torch.tensor([src]), torch.tensor([answer]))
+    return ([name.get(i) or pieces[i] for i in src], [name.get(i) or pieces[i] for i in answer],
+            [w[0].float().cpu().numpy() for w in maps])
+
+
 def explain_run(run, text: str | None = None, unknown: str = "error",
                 temperatures: list[float] = ()) -> dict[str, Path | str]:
     """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table, and with `temperatures`
     temperature.png) into the run folder; a note (str) where one can't be drawn."""
-    text = text if text else default_text(run)
+    left_to_right = kind_of(run.config).language_model  # else a BERT: it reads both sides and writes nothing
+    if not text and not left_to_right:
+        text, unknown = BOTH_SIDES_TEXT, "replace"
+    given, text = text, text if text else default_text(run)
     out: dict[str, Path | str] = {}
     attention = attention_for(run, text, unknown)
     if attention is None:
         out["attention"] = NO_ATTENTION
     else:
-        attention_plot(*attention, run.dir / "attention.png")
+        attention_plot(*attention, run.dir / "attention.png", causal=getattr(run.config.model, "causal", True))
         out["attention"] = run.dir / "attention.png"
+    if hasattr(run.model, "cross_attention_maps"):  # an encoder-decoder (T5)
+        inputs, answer, maps = cross_attention_for(run, text)
+        attention_plot(inputs, maps, run.dir / "cross_attention.png", causal=False, rows=answer,
+                       title="Atención cruzada (decodificador × codificador)\nfila: el token de la respuesta que se "
+                             "escribe · columna: a qué parte de la entrada mira")
+        out["cross_attention"] = run.dir / "cross_attention.png"
     points = embedding_points(run)
     if points is None:
         out["embeddings"] = NO_EMBEDDING
@@ -175,14 +215,27 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
     else:
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"
-    out["memory"] = run_memory(run, run.dir / "memory.png")
+    out["memory"] = run_memory(run, run.dir / "memory.png") if left_to_right else NO_MEMORY
     if has_trace(run.model):  # a recurrent network: its state (and gates) along the text
         out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
     if has_table(run.model):  # a bigram: the whole model is a table of probabilities
         out["count_table"] = bigram_plot(run, run.dir / "bigram.png")
-    if temperatures:
+    if has_mixer(run.model):  # a mix: whom it trusted where, along a piece of validation (or the text given)
+        out["mixing"] = mixing_plot(run, given or mixing_text(run, text), run.dir / "mixing.png", unknown)
+    if temperatures and not left_to_right:
+        out["temperature"] = NO_NEXT
+    elif temperatures:
         entropies = temperature_plot(run, text, list(temperatures), run.dir / "temperature.png", unknown)
         out["temperature"] = run.dir / "temperature.png"
         out["entropy"] = "Entropía del siguiente carácter: " + " · ".join(
             f"temperatura {t:g}: {h:.2f} bits" for t, h in entropies.items())
     return out
+
+
+def mixing_text(run, fallback: str) -> str:
+    """A piece of the run's validation text: real text, where the parts disagree more than on their own output."""
+    try:
+        ids = validation_tokens(run, "dibujar la mezcla")[0][:MIXING_CHARS]
+    except TallerError:
+        return fallback
+    return run.tokenizer.decode(ids)

@@ -16,11 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from taller.data.corpora import prepare_corpus
-from taller.data.prepared import is_prepared
-from taller.data.split import split_corpus
 from taller.errors import TallerError
 from taller.inspect.plots import new_figure, save_figure
+from taller.runs.folder import validation_tokens
 
 WINDOWS = 64  # windows of validation text averaged (each costs `reach` forward passes)
 REACH = 64  # how far back to look at most (a Transformer's window is its own limit)
@@ -67,12 +65,7 @@ def memory_plot(curves: dict[str, np.ndarray], path: Path, title: str = "¿Hasta
 
 def validation_ids(run) -> np.ndarray:
     """The run's validation text as its tokens (read again from its corpus, split by its own rule)."""
-    data = run.config.data
-    if is_prepared(data.corpus):
-        raise TallerError("la memoria se mide sobre el texto de validación y esta ejecución se entrenó con una "
-                          "carpeta preparada; no la leo entera.")
-    split = split_corpus(prepare_corpus(data), data)
-    return run.tokenizer.token_chars(split.val)[0]
+    return validation_tokens(run, "medir la memoria")[0]
 
 
 def run_memory(run, path: Path) -> Path | str:

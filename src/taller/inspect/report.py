@@ -1,7 +1,8 @@
 """report.html: everything about a run on one page that opens anywhere (pictures embedded, no network).
 
-    configuration · parameters · loss curves · the weights epoch by epoch (slider) · how far they moved
-    · samples · the probabilities of one generation · attention · character embeddings
+    configuration · parameters · loss curves · the network's health · the weights epoch by epoch (slider) · how far
+    they moved · samples · the probabilities of one generation · a surprise map (and the difference with another run)
+    · attention · character embeddings
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import time
 from pathlib import Path
 
 from taller._version import __version__
+from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
 from taller.inspect import by_component, loss_plot, parameter_rows
+from taller.inspect.health import health_plot, number, read_health, summary
 from taller.inspect.inside import explain_run
+from taller.inspect.surprise import (SURPRISE_CSS, difference_fragment, known_text, surprise, surprise_fragment,
+                                     validation_text)
+from taller.models import kind_of
 from taller.runs.metrics import read_metrics
 from taller.text import show_token, thousands
 
@@ -25,6 +31,7 @@ EXPLAIN_CHARS = 40  # of them, the first ones drawn in the attention picture (un
 BAR_PX = 60  # width in pixels of a bar of probability 1
 PICTURE_LIMIT = 64 * MB  # a PNG of the run folder embedded in the page
 SAMPLES_LIMIT = 16 * MB  # samples.txt
+SURPRISE_CHARS = 2000  # characters of the validation text in the surprise map
 REDRAW = "es un fichero de la carpeta de la ejecución: bórralo y vuelve a pedir el informe"
 
 CSS = """
@@ -44,7 +51,7 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 .bar { display: inline-block; height: 9px; background: #6366f1; border-radius: 2px; vertical-align: middle; margin-right: 4px; }
 .chosen { font-weight: bold; color: #4338ca; }
 input[type=range] { width: 60%; vertical-align: middle; }
-"""
+""" + SURPRISE_CSS
 
 SLIDER_JS = """
 const frames = JSON.parse(document.getElementById('epoch-frames').textContent);
@@ -110,8 +117,51 @@ def generation_html(sample) -> str:
             f"<table><tr><th>Posición</th><th>{sample.unit}</th><th>Los 5 más probables (probabilidad)</th></tr>{''.join(rows)}</table>")
 
 
-def write_report(run, text: str | None = None) -> Path:
-    """Draw the explain pictures and write report.html into the run folder; return its path."""
+def health_html(run) -> str:
+    """health.png (drawn again from health.jsonl) and what is out of its usual range, in words."""
+    entries = read_health(run.dir)
+    if not entries:
+        why = ("un modelo de cuentas no se entrena por pasos" if kind_of(run.config).counted else
+               "train.health_every = 0, o la ejecución es anterior a las revisiones")
+        return f"<p class='note'>Esta ejecución no tiene revisiones de salud ({why}).</p>"
+    health_plot(entries, run.dir / "health.png")
+    said = "".join(f"<h3>{html.escape(title)}</h3>" + ("".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+                                                         or "<p>Todo en su rango habitual: sin avisos.</p>")
+                   for title, notes in summary(entries))
+    rows = "".join(f"<tr><td>{html.escape(str(a.get('layer')))}</td><td class='mono'>{html.escape(str(a.get('name')))}"
+                   f"</td><td>{html.escape(str(a.get('kind')))}</td><td class='n'>{number(a.get('mean')):.3f}</td>"
+                   f"<td class='n'>{number(a.get('std')):.3f}</td><td class='n'>"
+                   f"{100 * number(a.get('dead', a.get('saturated'))):.1f} % {'muertas' if 'dead' in a else 'saturadas'}"
+                   f"</td></tr>" for a in entries[-1].get("activations", []) if isinstance(a, dict))
+    table = (f"<h3>Activaciones en el paso {entries[-1]['step']}</h3><table><tr><th>Capa</th><th>Módulo</th>"
+             f"<th>Tipo</th><th>Media</th><th>Desv.</th><th>Fuera de juego</th></tr>{rows}</table>" if rows else "")
+    return (f"<p>Cada {run.config.train.health_every} pasos, el entrenamiento mira un paso normal por dentro: cómo se "
+            "reparten las activaciones de cada capa, cuántas unidades están muertas o saturadas, cuánto gradiente "
+            "llega a cada matriz y qué parte de ella cambia en un paso (el diagnóstico de las clases de makemore de "
+            f"Karpathy).</p>{said}{picture(run.dir / 'health.png', 'salud de la red')}{table}")
+
+
+def surprise_sections(run, surprise_text: str | None, against) -> list[tuple[str, str]]:
+    """The surprise map of a text (by default the beginning of the validation text) and, with `against`, where each
+    run wins on it; a note instead when the text can't be had (a corpus not on this machine)."""
+    where = "el texto pedido" if surprise_text else f"los primeros {SURPRISE_CHARS} caracteres del texto de validación"
+    try:
+        text = surprise_text if surprise_text else validation_text(run)[:SURPRISE_CHARS]
+        text = known_text(text, [run] + ([against] if against is not None else []), "replace")
+        a = surprise(run, text)
+        b = surprise(against, text) if against is not None else None
+    except TallerError as e:
+        return [("Mapa de sorpresa", f"<p class='note'>{html.escape(str(e))}</p>")]
+    sections = [(f"Mapa de sorpresa ({where})", surprise_fragment(a))]
+    if b is not None:
+        sections.append((f"¿Dónde gana cada uno? {html.escape(a.run)} contra {html.escape(b.run)}",
+                         difference_fragment(a, b)))
+    return sections
+
+
+def write_report(run, text: str | None = None, surprise_text: str | None = None, against=None) -> Path:
+    """Draw the explain pictures and write report.html into the run folder; return its path. `surprise_text`: the
+    text of the surprise map; `against`: another run (loaded) to compare with on it."""
     cfg, state = run.config, run.state
     sample = run.generate(cfg.train.prompt, 1, seed=cfg.train.seed, max_chars=SAMPLE_CHARS)[0]
     pictures = explain_run(run, text or sample.text[:EXPLAIN_CHARS] or None)
@@ -127,10 +177,12 @@ def write_report(run, text: str | None = None) -> Path:
         ("Configuración", config_tables(run)),
         ("Parámetros", parameters_html(run.model)),
         ("Curvas de pérdida", picture(run.dir / "loss.png", "curvas de pérdida")),
+        ("Salud de la red mientras aprende", health_html(run)),
         ("Los pesos, época a época", epochs_html(run.dir)),
         ("Cuánto se han movido los pesos", picture(pictures["evolution"], "evolución de los pesos")),
         ("Muestras", samples_html),
         (f"Probabilidades de una generación (tras «{html.escape(sample.prompt)}»)", generation_html(sample)),
+        *surprise_sections(run, surprise_text, against),
         ("Atención", picture(pictures["attention"], "mapas de atención")),
         ("Embeddings de los caracteres", picture(pictures["embeddings"], "embeddings")),
         ("¿Hasta dónde mira atrás? (cambia un carácter k posiciones atrás)", picture(pictures["memory"], "memoria")),

@@ -8,14 +8,15 @@ is — its [model] section, its builder, how it learns, what it can do — is it
 from __future__ import annotations
 
 from taller.errors import TallerError
-from taller.models import bigram, lstm, ngram, rnn, skipgram, transformer
+from taller.models import bert, bigram, lstm, mix, ngram, rnn, skipgram, t5, transformer
 from taller.models.kind import Kind, ModelConfig, need
 from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
 from taller.models.transformer import Transformer
 
 KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, rnn.KIND, ngram.KIND, bigram.KIND,
-                                                 skipgram.KIND)}
+                                                 skipgram.KIND, bert.KIND, bert.CLASSIFIER, t5.KIND,
+                                                 t5.TASKS, mix.KIND)}
 
 
 def kind_named(name: str) -> Kind:
@@ -34,10 +35,21 @@ def build_model(cfg: ModelConfig):
     return kind_of(cfg).build(cfg)
 
 
+def task_kind(task: str, model: str | None = None) -> str:
+    """The kind that learns `--task TASK` on top of `model`'s runs (without --model: the kind that offers it)."""
+    if model is None:
+        offering = [k for k in KINDS.values() if task in dict(k.tasks)]
+        if not offering:
+            tasks = sorted({t for k in KINDS.values() for t, _ in k.tasks})
+            raise TallerError(f"--task {task}: no existe; las tareas son {', '.join(tasks)}.")
+        model = offering[0].name
+    return kind_named(model).task(task)
+
+
 def language_models() -> list[str]:
     """The kinds that read and write text (what `taller compare` can race)."""
     return [name for name, kind in KINDS.items() if kind.language_model]
 
 
 __all__ = ["KINDS", "LSTM", "Kind", "ModelConfig", "NGram", "Transformer", "build_model", "kind_named", "kind_of",
-           "language_models", "need"]
+           "language_models", "need", "task_kind"]

@@ -113,4 +113,5 @@ class Bigram(nn.Module):
 
 
 KIND = Kind(name="bigram", title="bigrama", config=BigramConfig, build=Bigram, objective="counts",
-            preset="base", timed_preset="ngram", resumable=False, distributed=False, prepared_data=False)
+            preset="base", timed_preset="ngram", resumable=False, distributed=False, prepared_data=False,
+            exports=("html", "onnx"))

@@ -62,7 +62,8 @@ class Kind:
     title: str  # how Spanish messages call it: "Transformer", "LSTM", "n-grama", "skip-gram"
     config: type[ModelConfig]  # its [model] section
     build: Callable[[ModelConfig], nn.Module]  # config (vocab_size filled in) -> a fresh model
-    objective: str  # how it learns: "next_token" or "skipgram" (the gradient loop), "counts" (counting)
+    objective: str  # how it learns: "next_token" or "skipgram" (the gradient loop), "counts" (counting), "mix"
+    #                 (a table fitted over other runs' predictions: training/mixing.py)
     preset: str = "base"  # the preset `taller train --model NAME` starts from
     timed_preset: str = "base"  # the recipe for a fixed time budget: what `taller compare` trains
     language_model: bool = True  # reads and writes text: generate, probe, explain, report, serve, tokenize, compare
@@ -70,7 +71,12 @@ class Kind:
     resumable: bool = True  # `--resume` continues it (a count model is refitted in seconds instead)
     distributed: bool = True  # torchrun can share its training between processes
     prepared_data: bool = True  # trains from a `taller prepare` folder without loading the text
+    fills: bool = False  # reads both sides of a blank: `taller fill` (BERT)
+    classifies: bool = False  # answers a label for a text: `taller classify`
+    encoder_decoder: bool = False  # an encoder reads, a decoder writes the answer (T5): blanks of any length
+    tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
+    exports: tuple[str, ...] = ()  # what `taller export` writes of it: "html" (a page that runs it), "onnx"
 
     def __post_init__(self):
         if not self.language_model and not self.refusal:
@@ -81,5 +87,19 @@ class Kind:
         """Fitted by counting: no trained parameters, no gradient loop, tables that grow with the text."""
         return self.objective == "counts"
 
+    @property
+    def combines(self) -> bool:
+        """Made of other runs (a mix): their models are loaded from their own folders, beside its own weights."""
+        return self.objective == "mix"
+
     def refuse(self, run_dir) -> TallerError:
         return TallerError(self.refusal.format(run=run_dir))
+
+    def task(self, name: str) -> str:
+        """The kind that learns task `name` (e.g. "clasificar") on top of this kind's runs."""
+        tasks = dict(self.tasks)
+        if name not in tasks:
+            offered = f"las suyas son {', '.join(tasks)}" if tasks else "no tiene ninguna"
+            raise TallerError(f"--task {name}: un {self.title} no aprende esa tarea ({offered}); "
+                              "usa --model bert --task clasificar.")
+        return tasks[name]

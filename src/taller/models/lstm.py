@@ -78,4 +78,5 @@ class LSTM(Recurrent):
 
 
 KIND = Kind(name="lstm", title="LSTM", config=LSTMConfig, build=LSTM, objective="next_token",
-            preset="base", timed_preset="lstm")
+            preset="base", timed_preset="lstm",
+            exports=("html", "onnx"))

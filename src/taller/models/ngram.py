@@ -29,6 +29,7 @@ from taller.errors import TallerError
 from taller.models.kind import Kind, ModelConfig, need
 
 MAX_ORDER = 12  # a cap on n; whether V**n keys fit in 64 bits is checked when fitting (see fit)
+CHUNK = 1 << 20  # probabilities computed at a time by forward (8 MB of float64)
 
 
 @dataclass
@@ -133,18 +134,49 @@ class NGram(nn.Module):
         hist = self.histories(np.asarray(ids)[None, :-1])[0]  # (len-1, n-1)
         return np.log(self.prob(hist, np.asarray(ids[1:], dtype=np.int64)))
 
+    def distributions(self, history: np.ndarray) -> np.ndarray:
+        """P(· | history) for every next character at once: history (M, n-1) as in `prob` -> (M, V) float64.
+
+        The same recursion as `prob`, one history at a time instead of one (history, next) pair: the k-grams that
+        continue a history h are the keys h·V … h·V + V − 1, neighbours in the sorted keys, found with two searches."""
+        M, V = len(history), self.V
+        p = np.full((M, V), 1.0 / V)  # below order 1: uniform
+        hkey, valid = np.zeros(M, np.int64), np.ones(M, bool)
+        for k in range(1, self.n + 1):
+            if k > 1:
+                a = history[:, self.n - k]
+                valid &= a >= 0
+                hkey = hkey + np.where(a >= 0, a, 0) * V ** (k - 2)
+            table, keys, counts = self.tables[k - 1], self.keys[k - 1], self.counts[k - 1]
+            row, seen = lookup(table["history"], hkey)
+            rows = np.flatnonzero(seen & valid)  # the positions whose history order k has seen
+            if not len(rows):
+                continue
+            r, h = row[rows], hkey[rows]
+            total = table["total"][r]  # (R,)
+            p_k = p[rows] * (table["gamma"][r] / total)[:, None]  # (R, V): what the discounts leave, spread by P_{k-1}
+            lo, hi = np.searchsorted(keys, h * V), np.searchsorted(keys, h * V + V)  # each history's continuations
+            which = np.repeat(np.arange(len(rows)), hi - lo)  # (S,): the row of each seen continuation
+            j = np.arange(len(which)) - np.repeat(np.cumsum(hi - lo) - (hi - lo) - lo, hi - lo)  # (S,): its key's index
+            c = counts[j]
+            p_k[which, keys[j] % V] += (c - table["discount"][np.minimum(c, 3)]) / total[which]
+            p[rows] = p_k
+        return p
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) -> (B, T, V) log-probabilities of every next character (logits whose softmax is P)."""
         B, T = idx.shape
-        hist = self.histories(idx.cpu().numpy()).reshape(B * T, 1, self.n - 1)  # (BT, 1, n-1)
-        hist = np.broadcast_to(hist, (B * T, self.V, self.n - 1)).reshape(B * T * self.V, self.n - 1)  # (BTV, n-1)
-        nxt = np.tile(np.arange(self.V), B * T)  # (BTV,)
-        logp = np.log(self.prob(hist, nxt)).reshape(B, T, self.V)
-        return torch.from_numpy(logp).float().to(idx.device)
+        hist = self.histories(idx.cpu().numpy()).reshape(B * T, max(self.n - 1, 0))  # (BT, n-1)
+        chunk = max(1, CHUNK // self.V)  # (chunk, V) float64 at a time
+        logp = np.concatenate([np.log(self.distributions(hist[i:i + chunk])) for i in range(0, B * T, chunk)])
+        return torch.from_numpy(logp.reshape(B, T, self.V)).float().to(idx.device)
 
     # --- generation: one interface for every model --------------------------------------------------------------
     def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self(idx[:, -max(1, self.n - 1):])[:, -1], idx[:, -max(1, self.n - 1):]
+        context = idx[:, -max(1, self.n - 1):]  # (B, ≤ n-1): all the model reads
+        hist = self.histories(context.cpu().numpy())[:, -1]  # (B, n-1): the history of the next character only
+        logp = torch.from_numpy(np.log(self.distributions(hist))).float().to(idx.device)  # (B, V)
+        return logp, context
 
     def step(self, idx: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.start(torch.cat([state, idx], dim=1))

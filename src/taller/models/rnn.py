@@ -69,4 +69,5 @@ class RNN(Recurrent):
 
 
 KIND = Kind(name="rnn", title="RNN", config=RNNConfig, build=RNN, objective="next_token", preset="base",
-            timed_preset="lstm")
+            timed_preset="lstm",
+            exports=("html", "onnx"))

@@ -129,12 +129,24 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 # --- the two-phase checkpoint -------------------------------------------------------------------------------------
 
 
+def storable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors as safetensors stores them: detached, contiguous, on the CPU, and each one its own memory (a tied
+    head shares the embedding's matrix: safetensors refuses shared memory, so the second name gets a copy)."""
+    seen, out = set(), {}
+    for name, t in tensors.items():
+        t = t.detach().contiguous().cpu()
+        key = (t.untyped_storage().data_ptr(), t.storage_offset())
+        out[name] = t.clone() if key in seen else t
+        seen.add(key)
+    return out
+
+
 def save_checkpoint(run_dir: Path, model_tensors: dict[str, torch.Tensor], optim_tensors: dict[str, torch.Tensor],
                     optim_meta: dict, state: dict) -> None:
     run_dir = Path(run_dir)
     files = {}
     for name, tensors, meta in (("model", model_tensors, {"format": str(FORMAT_VERSION)}), ("optim", optim_tensors, optim_meta)):
-        data = st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=meta)
+        data = st_save(storable(tensors), metadata=meta)
         atomic_write(pending_name(run_dir / f"{name}.safetensors"), data)  # phase 1
         files[f"{name}.safetensors"] = sha256(data)
     state = {**state, "format": FORMAT_VERSION, "files": files}

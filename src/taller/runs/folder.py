@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import hashlib
 import json
 import os
 import stat
@@ -18,12 +19,17 @@ from pathlib import Path
 import torch
 
 from taller._version import __version__
+import numpy as np
+
 from taller.config import Config
+from taller.data.corpora import prepare_corpus
+from taller.data.prepared import is_prepared
+from taller.data.split import Split, split_corpus
 from taller.data.tokenizers import load_tokenizer
 from taller.errors import TallerError
-from taller.files import reason
+from taller.files import reason, sha256_file
 from taller.models import build_model, kind_of
-from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state, unflatten_optimizer
+from taller.runs.checkpoint import DAMAGED, checkpoint_file, load_tensors, read_state, unflatten_optimizer
 from taller.sampling import generate
 
 try:
@@ -35,10 +41,11 @@ LOCK_FILE = ".lock"
 # What a fresh start writes before its first checkpoint (state.json): a folder holding only these was stopped in
 # its first seconds, and a new fresh start may take it over.
 FIRST_FILES = ("config.toml", "tokenizer.json", "vocab.json", "parameters.txt", "epoch_000.safetensors",
-               "epoch_000.png", "evolution.jsonl", "metrics.jsonl", "*.next.safetensors", ".*.tmp", LOCK_FILE)
+               "epoch_000.png", "evolution.jsonl", "metrics.jsonl", "health.jsonl", "*.next.safetensors", ".*.tmp",
+               LOCK_FILE)
 # Every file taller writes in a run folder: no output flag writes onto one of them, not even with --force.
 RUN_FILES = FIRST_FILES + ("state.json", "model.safetensors", "optim.safetensors", "best.safetensors",
-                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html")
+                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html", "surprise*.html")
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Run:
     model: torch.nn.Module
     state: dict = field(default_factory=dict)
     interrupted: int = 0  # the signal that stopped its training early (SIGINT: Ctrl-C, SIGTERM), 0 if none
+    parts: list = field(default_factory=list)  # a mix's runs (Run), loaded from their own folders
 
     @property
     def line_corpus(self) -> bool:
@@ -255,21 +263,88 @@ def load_optimizer(run_dir: Path, state: dict, optimizer) -> dict[str, torch.Ten
     return tensors
 
 
-def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Open a run folder of a language model for generation and inspection (never unpickles anything)."""
+CANNOT = {  # what a run says when a command asks it for what its kind cannot do, and what to use instead
+    "fills": "{run} es un {title} que lee de izquierda a derecha: no ve lo que hay después de un hueco, así que no "
+             "lo rellena; entrena un BERT (`taller train --model bert --corpus …`) o usa `taller probe {run}`.",
+    "classifies": "{run} es un {title}, no un clasificador; afina un BERT para clasificar con `taller train --model "
+                  "bert --task clasificar --init RUN_BERT --corpus etiquetado.tsv`.",
+}
+
+
+def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] = "language_model",
+             part_of: Path | None = None) -> Run:
+    """Open a run folder for generation and inspection (never unpickles anything). `can`: what the command needs of
+    its kind (a capability of models.Kind: language_model, fills, classifies; a tuple: any of them); a run whose kind
+    cannot is refused in one line. A mix's parts are opened too (`part_of`: the mix that asks for this one)."""
     run_dir = Path(path)
     if not run_dir.is_dir():
+        if part_of is not None:
+            raise TallerError(f"la mezcla {part_of} usa la ejecución {run_dir}, que ya no existe; vuelve a ajustar la "
+                              "mezcla con `taller train --model mix --set runs=…`.")
         raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
     state = read_state(run_dir)
     config = Config.load(run_dir / "config.toml", saved=True).validate()
     kind = kind_of(config)
-    if not kind.language_model:
-        raise kind.refuse(run_dir)
+    needs = (can,) if isinstance(can, str) else can
+    if not any(getattr(kind, need) for need in needs):
+        if kind.refusal:
+            raise kind.refuse(run_dir)
+        raise TallerError(CANNOT[needs[0]].format(run=run_dir, title=kind.title))
+    if kind.combines and part_of is not None:
+        raise TallerError(f"la mezcla {part_of} incluye otra mezcla ({run_dir}); mezcla las ejecuciones originales.")
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     if tokenizer.vocab_size != config.model.vocab_size:
         raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} tokens pero config.toml dice "
                           f"vocab_size={config.model.vocab_size}; la carpeta mezcla ficheros de ejecuciones distintas.")
     model = build_model(config.model)
+    parts = load_parts(run_dir, config, state, device) if kind.combines else []
+    if parts:
+        model.attach([p.model for p in parts])
     load_weights(run_dir, model, state)
     model.to(device).eval()
-    return Run(run_dir, config, tokenizer, model, state)
+    return Run(run_dir, config, tokenizer, model, state, parts=parts)
+
+
+def load_parts(run_dir: Path, config: Config, state: dict, device: str) -> list[Run]:
+    """A mix's runs, each exactly as it was when the mix was fitted (its identity is in the mix's state.json)."""
+    recorded = state.get("parts")
+    names = config.model.parts()
+    if not isinstance(recorded, list) or len(recorded) != len(names):
+        raise TallerError(f"{run_dir}/state.json no dice qué ejecuciones mezcla; {DAMAGED}.")
+    parts = []
+    for name, record in zip(names, recorded):
+        part = load_run(run_dir / name, device, part_of=run_dir)
+        if not isinstance(record, dict) or record.get("identity") != run_identity(part):
+            raise TallerError(f"la ejecución {part.dir} ha cambiado desde que se ajustó la mezcla {run_dir}; vuelve a "
+                              "ajustar la mezcla con `taller train --model mix --set runs=…`.")
+        parts.append(part)
+    return parts
+
+
+def run_identity(run: Run) -> str:
+    """What makes a run's predictions, as one digest: its tokenizer, its committed weights and, for a mix, its parts'
+    (a compressed file names the run that wrote it; state.json holds the weights' SHA-256, checked on loading)."""
+    h = hashlib.sha256()
+    h.update(sha256_file(run.dir / "tokenizer.json", DAMAGED).encode("ascii"))
+    h.update(str(read_state(run.dir)["files"].get("model.safetensors", "")).encode("utf-8"))  # as committed on disk
+    for part in run.parts:
+        h.update(run_identity(part).encode("ascii"))
+    return h.hexdigest()
+
+
+# --- its text -------------------------------------------------------------------------------------------------------
+
+
+def run_split(config: Config, what: str) -> Split:
+    """The run's train/val split, read again from its corpus by its own rule (`what` it is needed for, for the
+    refusal of a prepared folder, whose text is never loaded whole)."""
+    data = config.data
+    if is_prepared(data.corpus):
+        raise TallerError(f"{what} necesita el texto y esta ejecución se entrenó con una carpeta preparada; "
+                          "no la leo entera.")
+    return split_corpus(prepare_corpus(data), data)
+
+
+def validation_tokens(run: Run, what: str = "puntuar la validación") -> tuple[np.ndarray, np.ndarray]:
+    """The run's validation text as its tokens, and the characters each token completes."""
+    return run.tokenizer.token_chars(run_split(run.config, what).val)

@@ -64,17 +64,19 @@ class Pictures:
         if self.active:
             loss_plot(read_metrics(self.out), self.out / "loss.png")
 
-    def finish(self, run, epoch: int, t) -> None:
-        """The last picture, the final tables, samples and the report (t: the [train] section)."""
+    def finish(self, run, epoch: int, t, samples: bool = True) -> None:
+        """The last picture, the final tables, samples and the report (t: the [train] section; `samples`: False for
+        a model that does not write text, which gets neither samples nor the language model's report)."""
         if not self.active:
             return
         if self.plot_every and not (self.out / f"epoch_{epoch:03d}.png").exists():
             epoch_plot(self.model, epoch, self.out / f"epoch_{epoch:03d}.png")
         self.write_parameters()
         loss_plot(read_metrics(self.out), self.out / "loss.png")
-        if t.samples:
+        if samples and t.samples:
             write_samples(run, t)
-        write_report(run)
+        if samples:
+            write_report(run)
 
     def write_parameters(self) -> None:
         atomic_write(self.out / "parameters.txt", parameter_table(self.model).encode("utf-8"))

@@ -25,20 +25,28 @@ from taller.config import Config
 from taller.data.prepared import is_prepared
 from taller.errors import TallerError
 from taller.files import atomic_write
+from taller.inspect.health import HEALTH, Checkup, NoCheckup, health_plot, read_health, summary
 from taller.models import Kind, kind_of
-from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint
+from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint, storable
 from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
                                 optimizer_mismatch, run_state)
-from taller.runs.metrics import append_metrics, truncate_metrics
+from taller.runs.metrics import METRICS, append_metrics, truncate_metrics
 from taller.text import thousands
 from taller.training import distributed
+from taller.training.classify import Classify
 from taller.training.counting import fit_counts
 from taller.training.device import available_memory, pick_device, processes_sharing_memory
+from taller.training.masked import MaskedTokens
+from taller.training.mixing import fit_mix
 from taller.training.next_token import NextToken
-from taller.training.optim import learning_rate
+from taller.training.optim import learning_rate, set_learning_rate
 from taller.training.skipgram import SkipGramPairs
+from taller.training.spans import SpanCorruption
+from taller.training.text_to_text import TextToText
 
-OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs}  # a kind's `objective` -> what the loop asks of it
+OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": MaskedTokens,
+              "classify": Classify, "spans": SpanCorruption,
+              "text_to_text": TextToText}  # a kind's `objective` -> what the loop asks of it
 
 
 def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
@@ -71,6 +79,8 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
     cfg.check_memory(available_memory(ctx.device), processes_sharing_memory(ctx.device, ctx.world))
     if kind.counted:
         return fit_counts(cfg, out, ctx, log=log)
+    if kind.combines:
+        return fit_mix(cfg, out, ctx, log=log)
     objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)
     return Trainer(cfg, out, ctx, objective, resume=resume, progress=progress, log=log).run()
 
@@ -193,6 +203,7 @@ class Trainer:
             remove_leftovers(self.out)
             self.cfg.save(self.out / "config.toml")  # a longer schedule given on resuming is remembered
             truncate_metrics(self.out, self.step)
+            truncate_metrics(self.out, self.step, HEALTH)
         self.log(f"Continúo {self.out} desde el paso {self.step} (época {self.epoch}).")
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -228,15 +239,18 @@ class Trainer:
         t = self.cfg.train
         started = time.perf_counter()
         lr = learning_rate(self.cfg, self.step, self.progress_fraction())
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(self.optimizer, lr)
         batch = self.objective.next_batch()
+        checkup = self.checkup(lr)  # every train.health_every steps this step is watched; otherwise it does nothing
+        checkup.start()
         loss = self.objective.loss(model, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        checkup.gradients()
         if t.grad_clip > 0 and self.objective.clip_gradients:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.optimizer.step()
+        checkup.updates()
         loss_value = loss.item()  # waits for the step's work
         elapsed = time.perf_counter() - started
         # torchrun: the global batch's loss, one clock and one decision to stop, the same on every rank
@@ -246,7 +260,33 @@ class Trainer:
                               f"baja el learning rate (--set lr={t.lr / 3:.2g}).")
         self.step, self.train_time, self.lr = self.step + 1, self.train_time + elapsed, lr
         window.add(loss_value, self.objective.items(batch), elapsed)
+        self.record_health(checkup)
         return stop_all
+
+    # --- the network's health (inspect/health.py) -------------------------------------------------------------------
+    def checkup(self, lr: float) -> Checkup | NoCheckup:
+        """A checkup of this step (activations, gradients, updates) every train.health_every steps, from the first.
+        A compiled model is not hooked (a hook would make it compile again): gradients and updates only."""
+        every = self.cfg.train.health_every
+        if not every or self.step % every:
+            return NoCheckup()
+        return Checkup(self.model, self.step, activations=not self.cfg.train.compile, epoch=self.epoch,
+                       lr=lr, warming_up=self.step < self.cfg.train.warmup_steps)
+
+    def record_health(self, checkup: Checkup | NoCheckup) -> None:
+        """The watched step's line of health.jsonl (measured on every rank, written by rank 0)."""
+        if checkup.entry is not None:
+            self.log_metrics(checkup.entry, HEALTH)
+
+    def health_report(self) -> None:
+        """At the end (or a stop): health.png, and what the last checkup found out of range, said once."""
+        entries = read_health(self.out) if self.writer and self.cfg.train.health_every else []
+        if not entries:
+            return
+        health_plot(entries, self.out / "health.png")
+        title, said = summary(entries)[-1]
+        said = " · ".join(said) if said else "sin avisos"
+        self.log(f"Salud de la red, {title.lower()}: {said} (health.png).")
 
     def end_epoch(self) -> None:
         """The end of an epoch: the objective's turn (pictures, new pairs), a score on val, a checkpoint."""
@@ -263,6 +303,7 @@ class Trainer:
     def stop(self) -> Run:
         """Ctrl-C or SIGTERM: a checkpoint of this very step, and how to go on."""
         self.commit(finished=False)
+        self.health_report()
         self.objective.stopped(self)
         self.log(f"Interrumpido: guardado en el paso {self.step} (época {self.epoch}). Continúa con "
                  f"`taller train --out {self.out} --resume`.")
@@ -276,6 +317,7 @@ class Trainer:
             self.save_best()
         final = self.objective.evaluate(whole=True)
         self.log_metrics({"step": self.step, "epoch": self.epoch, **final, "time": self.train_time, "final": True})
+        self.health_report()
         return self.objective.finish(self, final)
 
     # --- the budget and the schedule --------------------------------------------------------------------------------
@@ -313,12 +355,12 @@ class Trainer:
 
     def save_best(self) -> None:
         if self.writer:
-            weights = {k: v.contiguous().cpu() for k, v in self.model.state_dict().items()}
+            weights = storable(self.model.state_dict())
             atomic_write(self.out / "best.safetensors", st_save(weights, metadata={"step": str(self.step)}))
 
-    def log_metrics(self, entry: dict) -> None:
+    def log_metrics(self, entry: dict, name: str = METRICS) -> None:
         if self.writer:
-            append_metrics(self.out, entry)
+            append_metrics(self.out, entry, name)
 
     def log_window(self, window: Window, bar) -> None:
         speed = window.items / window.seconds

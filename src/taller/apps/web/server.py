@@ -9,6 +9,8 @@
     POST /api/sample       {run, text, temperature, top_k, top_p, mode, stop}
                                                                 → one sampled token, or up to `stop` (mode line;
                                                                   the end of the line by default)
+    POST /api/surprise     {run, text, against}                 → the bits paid for each character (a surprise map),
+                                                                  and with `against` (another run) the difference
 
 Only run folders found under PATH are served: a request names a run by its folder name, which is looked up among
 the folders found there (never joined onto a path), so `../`, absolute paths and symlinks that lead out go nowhere.
@@ -40,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from taller.config import Config
 from taller.errors import TallerError
 from taller.inspect.inside import NO_ATTENTION, has_attention
+from taller.inspect.surprise import known_text, reply, surprise, validation_text
 from taller.models import kind_of
 from taller.runs.checkpoint import read_state
 from taller.runs.folder import Run, load_run
@@ -49,6 +52,8 @@ from taller.text import show_token, thousands
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 2000  # characters of prompt a request may send
 MAX_STEPS = 300  # characters "generar" may write in one request
+MAX_SURPRISE = 20_000  # characters a surprise map may score in one request
+SURPRISE_DEFAULT = 2000  # characters of the validation text scored when no text is sent
 MAX_BODY = 1024 * 1024  # bytes of request body
 KEEP = 4  # runs kept loaded at once
 TOP = 10  # bars shown; the rest are summed
@@ -83,6 +88,10 @@ class ShapedRequest(TextRequest):
 class SampleRequest(ShapedRequest):
     mode: str = "char"  # char: one character · line: up to `stop`
     stop: str = "\n"  # mode line: where to end; "": only the length limit
+
+
+class SurpriseRequest(TextRequest):
+    against: str = ""  # another run to compare with, character by character ("" = none)
 
 
 class SafeJSON(JSONResponse):
@@ -394,6 +403,21 @@ def sample_reply(run: Run, req: SampleRequest) -> dict:
     return {"text": out.text, "added": out.generated}
 
 
+def surprise_request_reply(runs: RunCache, req: SurpriseRequest) -> dict:
+    """/api/surprise: the bits the run pays for each character of `text` (empty: the beginning of its validation
+    text); with `against`, the other run's bits on the same text and the difference. Unknown characters are replaced."""
+    run = runs.get(req.run)
+    other = runs.get(req.against) if req.against else None
+    if len(req.text) > MAX_SURPRISE:
+        raise ApiError(413, f"el texto tiene {thousands(len(req.text))} caracteres y el mapa de sorpresa mide como "
+                            f"mucho {thousands(MAX_SURPRISE)}; acórtalo.")
+    text = req.text or validation_text(run)[:SURPRISE_DEFAULT]
+    text = known_text(text, [run] + ([other] if other is not None else []), "replace")
+    a, b = surprise(run, text), surprise(other, text) if other is not None else None
+    source = "tu texto" if req.text else f"los primeros {thousands(len(text))} caracteres del texto de validación"
+    return {**reply(a, b), "source": source}
+
+
 # --- the app --------------------------------------------------------------------------------------------------------
 
 
@@ -426,7 +450,7 @@ def add_error_replies(app: FastAPI, root: Path) -> None:
 
 
 def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
-    """The page and the four endpoints of this module's docstring."""
+    """The page and the five endpoints of this module's docstring."""
     recording = threading.Lock()  # attention_maps records into the model: one request at a time
 
     @app.get("/")
@@ -449,6 +473,10 @@ def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
     @app.post("/api/sample")
     def sample(req: SampleRequest):
         return sample_reply(runs.get(checked_request(req).run), req)
+
+    @app.post("/api/surprise")
+    def surprise_map(req: SurpriseRequest):
+        return surprise_request_reply(runs, checked_request(req))
 
 
 def create_app(root: Path, loader=load_run, hosts: Iterable[str] = LOOPBACK) -> FastAPI:

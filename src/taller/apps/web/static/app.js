@@ -30,6 +30,7 @@ async function loadRuns() {
   prompt.maxLength = data.max_text;
   runSelect.innerHTML = "";
   for (const r of runs) runSelect.add(new Option(r.error ? `${r.name} (no se puede abrir)` : r.name, r.name));
+  for (const r of runs) if (!r.error) $("against").add(new Option(r.name, r.name));
   const wanted = new URLSearchParams(location.search).get("run");
   if (wanted && runs.some((r) => r.name === wanted)) runSelect.value = wanted;
   chooseRun(true);
@@ -191,6 +192,69 @@ async function sample(mode) {
   }
 }
 
+// --- surprise map ------------------------------------------------------------------------------------------------
+const STOPS = [[255, 255, 255], [254, 217, 118], [253, 141, 60], [227, 26, 28], [128, 0, 38]];
+function heat(bits) {  // 0 bits → white, 8 or more → dark red (as surprise.py's heat)
+  if (bits == null) return "#e5e7eb";
+  const t = Math.min(1, Math.max(0, bits / 8)) ** 0.8, x = t * (STOPS.length - 1), i = Math.min(Math.floor(x), STOPS.length - 2);
+  return `rgb(${STOPS[i].map((p, k) => Math.round(p + (STOPS[i + 1][k] - p) * (x - i))).join(",")})`;
+}
+function diverging(d) {  // negative (the chosen run wins) → blue, positive → red
+  if (d == null) return "#e5e7eb";
+  const t = Math.min(1, Math.abs(d) / 4) ** 0.7, end = d < 0 ? [33, 102, 172] : [178, 24, 43];
+  return `rgb(${end.map((e) => Math.round(255 + (e - 255) * t)).join(",")})`;
+}
+const esc = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);  // a run's name is not HTML
+const fmt = (x, digits = 2) => x == null ? "∞" : x.toLocaleString("es-ES", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+function spotList(title, spots) {
+  const box = document.createElement("div");
+  box.innerHTML = `<b></b><ol></ol>`;
+  box.firstChild.textContent = title;
+  for (const s of spots) {
+    const li = document.createElement("li");
+    li.innerHTML = `<code>…<span></span><b></b><span></span>…</code> `;
+    const parts = li.querySelectorAll("code > *");
+    [s.before, s.char, s.after].forEach((t, k) => (parts[k].textContent = [...t].map(show).join("")));
+    li.append(`${fmt(s.bits)} bits (posición ${s.position + 1})`);
+    box.lastChild.append(li);
+  }
+  return box;
+}
+
+function drawSurprise(data) {
+  const other = data.against, values = other ? other.difference : data.bits, colour = other ? diverging : heat;
+  const map = $("surprise-map"), spots = $("surprise-spots");
+  map.innerHTML = "";
+  data.chars.forEach((c, i) => {
+    const span = document.createElement("span");
+    span.textContent = c === "\n" ? "⏎\n" : c;
+    span.style.background = colour(values[i]);
+    span.title = `«${show(c)}»: ` + (data.bits[i] == null ? "sin contexto, no se puntúa" : `${fmt(data.bits[i])} bits` +
+                 (other && other.bits[i] != null ? ` · ${other.run}: ${fmt(other.bits[i])} bits` : ""));
+    map.append(span);
+  });
+  let total = `${esc(data.run)}: <b>${fmt(data.total)} bits</b> en ${data.scored.toLocaleString("es-ES")} caracteres puntuados = <b>${fmt(data.bpc, 3)} bits/carácter</b>`;
+  if (other) total += ` · ${esc(other.run)}: ${fmt(other.total)} bits = ${fmt(other.bpc, 3)} bits/carácter`;
+  $("surprise-total").innerHTML = total + ` <span class="hint">(${data.source}${data.shown < data.length ? `; se colorean los primeros ${data.shown}` : ""})</span>`;
+  $("surprise-total").dataset.total = data.total;  // the browser test reads it
+  spots.innerHTML = "";
+  spots.append(other ? spotList(`Donde más gana ${data.run}`, other.wins) : spotList("Los puntos más sorprendentes", data.top));
+  if (other) spots.append(spotList(`Donde más gana ${other.run}`, other.losses));
+}
+
+async function measure() {
+  $("measure").disabled = true;
+  try {
+    drawSurprise(await api("/api/surprise", { run: runSelect.value, text: $("surprise-text").value, against: $("against").value }));
+    say("");
+  } catch (e) {
+    say(e.message);
+  } finally {
+    $("measure").disabled = false;
+  }
+}
+
 const later = () => { clearTimeout(timer); timer = setTimeout(refresh, 120); };
 prompt.addEventListener("input", later);
 runSelect.addEventListener("change", () => chooseRun(false));
@@ -199,5 +263,6 @@ $("top-k").addEventListener("input", later);
 $("top-p").addEventListener("input", later);
 $("sample").addEventListener("click", () => sample("char"));
 $("generate").addEventListener("click", () => sample("line"));
+$("measure").addEventListener("click", measure);
 $("clear").addEventListener("click", () => { prompt.value = ""; refresh(); prompt.focus(); });
 loadRuns().catch((e) => say(e.message));

@@ -1,0 +1,72 @@
+"""Real compressed files: each run compresses its own validation text with `taller compress`, the result is
+decompressed and compared, and the real size is set beside the bits/char the run claims and beside xz, bzip2,
+zlib and 7-Zip's PPMd (order 8), each given the training text (size(train + val) − size(train)).
+
+    python bench/compress.py RUN [RUN ...]        → one JSON line per run, then one per compressor
+
+Needs the runs' corpus (TALLER_DATA). Optionally `--adapt sgd:0.03,adam:1e-4`: dynamic evaluation of each run
+(not the count models) with those settings, one JSON line per setting.
+"""
+
+import argparse
+import json
+import platform
+import time
+
+from taller.apps.compare import compressor_rows
+from taller.apps.compress import compress_text, decompress_bytes
+from taller.models import kind_of
+from taller.runs.folder import load_run, run_split
+from taller.training.adapt import Adaptation, score_run
+
+
+def machine() -> dict:
+    """The CPU and its instruction sets (Linux), and the date."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    flags = next((line for line in lines if line.startswith("flags")), "")
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    return {"cpu": cpu or platform.processor(), "avx512": "avx512f" in flags, "amx": "amx_tile" in flags,
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def compress_run(path: str) -> dict:
+    run = load_run(path)
+    val = run_split(run.config, "comprimir la validación").val
+    started = time.perf_counter()
+    packed = compress_text(run, val)
+    compress_s = time.perf_counter() - started
+    started = time.perf_counter()
+    back = decompress_bytes(run, packed.data)
+    decompress_s = time.perf_counter() - started
+    claimed = run.state["val_bpc"]
+    return {"bench": "compress", "run": path, "kind": run.config.model.kind, "chars": packed.chars,
+            "bytes": len(packed.data), "real_bpc": packed.bits_per_char, "claimed_bpc": claimed,
+            "ideal_bpc": packed.ideal_bits / packed.chars, "real_over_claimed": packed.bits_per_char / claimed - 1,
+            "round_trip": back == val, "compress_s": compress_s, "decompress_s": decompress_s, **machine()}
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--adapt", default="", help="settings optimizer:lr separated by commas, e.g. sgd:0.03,adam:1e-4")
+    a = p.parse_args()
+    for path in a.runs:
+        print(json.dumps(compress_run(path)), flush=True)
+        run = load_run(path)
+        for setting in filter(None, a.adapt.split(",")):
+            if kind_of(run.config).counted:
+                break
+            optimizer, lr = setting.split(":")
+            started = time.perf_counter()
+            scores = score_run(run, Adaptation(optimizer, float(lr)))
+            print(json.dumps({"bench": "adapt", "run": path, "optimizer": optimizer, "lr": float(lr),
+                              "static_bpc": scores.static.bpc, "adapt_bpc": scores.adapted.bpc,
+                              "seconds": time.perf_counter() - started, **machine()}), flush=True)
+    split = run_split(load_run(a.runs[0]).config, "comparar con los compresores")
+    for row in compressor_rows(split):
+        print(json.dumps({"bench": "compressor", "name": row.model, "bpc": row.val_bpc, "seconds": row.train_time,
+                          **machine()}), flush=True)

@@ -1,0 +1,241 @@
+"""taller compress / decompress: a model's bits per character made into a file.
+
+The model reads the text one token at a time (start/step, as when it writes) and gives the next token's
+probabilities; the arithmetic coder (taller/arithmetic.py) spends −log2 p bits on the token that comes. The
+decoder runs the same model on the tokens it has decoded so far, so it has the same probabilities at every step.
+
+"The same" must mean bit for bit. So both sides
+  - turn probabilities into integer frequencies (each ≥ 1, total ≤ 2^24) with the same float32 operations;
+  - make exactly the same calls to the model with tensors of the same shape: the text is cut into up to 64 rows
+    read side by side (a batch), each from the start of a line, and a finished row keeps reading a filler token;
+  - run PyTorch on one thread (a different number of threads may add numbers in a different order).
+A CRC-32 of the text in the header catches any disagreement (another PyTorch, another CPU) instead of a wrong text.
+
+The file (.tllr):  "TLLR"  version (1 byte)  the run's identity (SHA-256 of its tokenizer and weights, 32 bytes)
+                   tokens (8 bytes)  rows (2 bytes)  CRC-32 of the text (4 bytes)  the coder's bits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import struct
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from taller.arithmetic import Decoder, Encoder
+from taller.errors import TallerError
+from taller.files import MB, atomic_write, megabytes, read_bounded
+from taller.runs.folder import Run, check_output, run_identity
+from taller.text import thousands
+
+MAGIC = b"TLLR"
+VERSION = 1
+HEADER = struct.Struct("<4sB32sQHI")  # magic, version, identity, tokens, rows, CRC-32
+TOTAL_BITS = 24  # frequencies add up to at most 2^24 (the coder allows up to 2^30)
+MAX_ROWS = 64  # rows read side by side
+ROW_MIN = 1024  # tokens per row at least (a row starts without context: a few bits more)
+TEXT_LIMIT = 16 * MB  # bytes of text to compress (about 15 minutes at 20,000 characters per second)
+FILLER = 0  # what a finished row keeps reading, on both sides
+
+
+@dataclass
+class Compressed:
+    data: bytes  # the whole .tllr file
+    tokens: int
+    chars: int
+    ideal_bits: float  # Σ −log2 p of the model's own (unquantised) probabilities: what its bits/char promise
+
+    @property
+    def bits_per_char(self) -> float:
+        return 8 * len(self.data) / max(1, self.chars)
+
+
+# --- the model, read row by row ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def one_thread():
+    """PyTorch on one thread while coding: both sides add up the same numbers in the same order."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Reader:
+    """The model reading `rows` texts side by side, one token per row and step, as generation reads: from the start
+    of a line, and, when a window is full, from the last half of it again."""
+
+    def __init__(self, model, start: list[int], rows: int):
+        self.model, self.block = model, model.block_size
+        model.eval()
+        self.recent = torch.tensor([start] * rows)  # (S, t): the last tokens (a window's worth at most)
+        self.logits, self.state = model.start(self.recent)  # (S, V)
+        self.V = self.logits.shape[-1]
+        self.total = 1 << TOTAL_BITS
+
+    def probabilities(self) -> torch.Tensor:
+        return F.softmax(self.logits.float(), dim=-1)  # (S, V) float32
+
+    def cumulative(self, probs: torch.Tensor) -> torch.Tensor:
+        """(S, V) probabilities -> (S, V+1) integer cumulative frequencies: token j owns [cum[j], cum[j+1])."""
+        freq = (probs * (self.total - self.V)).floor().long() + 1  # (S, V): every token ≥ 1, total ≤ 2^24
+        return F.pad(freq.cumsum(dim=-1), (1, 0))
+
+    def feed(self, tokens: torch.Tensor) -> None:
+        """One token per row (S,)."""
+        new = tokens[:, None]  # (S, 1)
+        if self.block is None:
+            self.logits, self.state = self.model.step(new, self.state)
+            return
+        self.recent = torch.cat([self.recent, new], dim=1)[:, -self.block:]
+        if self.model.state_length(self.state) >= self.block:  # the window is full: start again from its last half
+            self.logits, self.state = self.model.start(self.recent[:, -max(1, self.block // 2):])
+        else:
+            self.logits, self.state = self.model.step(new, self.state)
+
+
+def layout(n: int) -> tuple[int, int]:
+    """How n tokens are cut: (rows, tokens per row); the last row may be shorter."""
+    if n == 0:
+        return 0, 0
+    rows = min(MAX_ROWS, max(1, n // ROW_MIN))
+    length = math.ceil(n / rows)
+    return math.ceil(n / length), length
+
+
+# --- both directions ------------------------------------------------------------------------------------------------
+
+
+def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float]:
+    """The coder's bytes for `ids`, the rows, and the ideal bits."""
+    rows, length = layout(len(ids))
+    if rows == 0:
+        return b"", 0, 0.0
+    grid = torch.full((rows * length,), FILLER, dtype=torch.long)
+    grid[:len(ids)] = torch.tensor(ids, dtype=torch.long)
+    grid = grid.view(rows, length)  # (S, L)
+    live = [min(length, len(ids) - r * length) for r in range(rows)]  # tokens in each row
+    encoder, ideal = Encoder(), 0.0
+    with one_thread():
+        reader = Reader(run.model, run.tokenizer.start_ids(), rows)
+        for t in range(length):
+            probs = reader.probabilities()
+            cum, tokens = reader.cumulative(probs), grid[:, t]
+            lows = cum.gather(1, tokens[:, None])[:, 0].tolist()
+            highs = cum.gather(1, tokens[:, None] + 1)[:, 0].tolist()
+            totals = cum[:, -1].tolist()
+            p = probs.gather(1, tokens[:, None])[:, 0].double().clamp(min=1e-300).log2().tolist()
+            for r in range(rows):
+                if t < live[r]:
+                    encoder.encode(lows[r], highs[r] - lows[r], totals[r])
+                    ideal -= p[r]
+            reader.feed(tokens.contiguous())
+    return encoder.finish(), rows, ideal
+
+
+def decode_tokens(run: Run, data: bytes, n: int, rows: int) -> list[int]:
+    if n == 0:
+        return []
+    length = layout(n)[1]
+    live = [min(length, n - r * length) for r in range(rows)]
+    decoder = Decoder(data)
+    grid = []
+    with one_thread():
+        reader = Reader(run.model, run.tokenizer.start_ids(), rows)
+        for t in range(length):
+            cum = reader.cumulative(reader.probabilities()).tolist()  # (S, V+1)
+            tokens = [FILLER] * rows
+            for r in range(rows):
+                if t < live[r]:
+                    row = cum[r]
+                    j = bisect.bisect_right(row, decoder.target(row[-1])) - 1  # the slice that holds the number
+                    decoder.consume(row[j], row[j + 1] - row[j], row[-1])
+                    tokens[r] = j
+            if decoder.exhausted:
+                raise TallerError("el fichero .tllr está cortado o dañado: se acabaron los datos antes del texto.")
+            grid.append(tokens)
+            reader.feed(torch.tensor(tokens, dtype=torch.long))
+    by_row = list(zip(*grid))  # (S, L)
+    return [token for r in range(rows) for token in by_row[r][:live[r]]]
+
+
+def compress_text(run: Run, text: str, name: str = "el texto") -> Compressed:
+    """`text` as a .tllr file's bytes: only texts the run's tokenizer writes back exactly."""
+    missing = run.tokenizer.unknown(text)
+    if missing:
+        shown = " ".join(repr(c) for c in missing[:8])
+        raise TallerError(f"{name} tiene caracteres que la ejecución {run.dir} nunca vio ({shown}): su modelo no "
+                          "puede escribirlos; comprime con una ejecución entrenada con un texto que los tenga.")
+    ids = run.tokenizer.encode(text)
+    if run.tokenizer.decode(ids) != text:
+        raise TallerError(f"el tokenizador de {run.dir} no reproduce {name} exactamente, así que no puede comprimirlo "
+                          "sin pérdidas; usa una ejecución de caracteres o de BPE.")
+    payload, rows, ideal = encode_tokens(run, ids)
+    header = HEADER.pack(MAGIC, VERSION, bytes.fromhex(run_identity(run)), len(ids), rows,
+                         zlib.crc32(text.encode("utf-8")))
+    return Compressed(header + payload, len(ids), len(text), ideal)
+
+
+def decompress_bytes(run: Run, data: bytes, name: str = "el fichero") -> str:
+    magic, version, identity, n, rows, crc = read_header(data, name)
+    if identity != bytes.fromhex(run_identity(run)):
+        raise TallerError(f"{name} lo comprimió otra ejecución (o {run.dir} ha cambiado desde entonces): "
+                          "descomprímelo con la misma ejecución que lo comprimió.")
+    if n > TEXT_LIMIT or rows != layout(n)[0]:
+        raise TallerError(f"{name}: la cabecera dice {thousands(n)} tokens en {rows} filas, lo que es imposible; "
+                          "el fichero está dañado.")
+    text = run.tokenizer.decode(decode_tokens(run, data[HEADER.size:], n, rows))
+    if zlib.crc32(text.encode("utf-8")) != crc:
+        raise TallerError(f"{name}: el texto descomprimido no coincide con el original (CRC distinto): el fichero "
+                          "está dañado, o se comprimió con otra versión de PyTorch u otro tipo de CPU.")
+    return text
+
+
+def read_header(data: bytes, name: str) -> tuple:
+    if len(data) < HEADER.size or data[:4] != MAGIC:
+        raise TallerError(f"{name} no es un fichero comprimido por taller (.tllr); comprime uno con `taller compress`.")
+    fields = HEADER.unpack_from(data)
+    if fields[1] != VERSION:
+        raise TallerError(f"{name} usa la versión {fields[1]} del formato .tllr y este taller lee la {VERSION}; "
+                          "actualiza taller o vuelve a comprimir.")
+    return fields
+
+
+# --- files ----------------------------------------------------------------------------------------------------------
+
+
+def compress_file(run: Run, path: Path, out: Path, force: bool = False) -> Compressed:
+    check_output(out, force, "-o")
+    try:
+        raw = read_bounded(path, TEXT_LIMIT, "indica un fichero de texto UTF-8",
+                           f"taller comprime ficheros de hasta {megabytes(TEXT_LIMIT)}; pártelo en trozos")
+    except FileNotFoundError:
+        raise TallerError(f"no existe el fichero {path}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TallerError(f"{path} no es texto UTF-8 (byte {e.start}); taller comprime texto.") from None
+    result = compress_text(run, text, str(path))
+    atomic_write(out, result.data)
+    return result
+
+
+def decompress_file(run: Run, path: Path, out: Path, force: bool = False) -> str:
+    check_output(out, force, "-o")
+    try:
+        data = read_bounded(path, TEXT_LIMIT + HEADER.size, "indica un fichero .tllr")
+    except FileNotFoundError:
+        raise TallerError(f"no existe el fichero {path}.") from None
+    text = decompress_bytes(run, data, str(path))
+    atomic_write(out, text.encode("utf-8"))
+    return text

@@ -1,0 +1,109 @@
+"""BERT: the Transformer's blocks with the causal mask off, so that every position reads both sides of the text.
+
+    GPT  (transformer.py):  «el coche al ___»             each position sees only what is before it
+    BERT (this file):       «el coche al ___ porque …»    each position sees the whole window, before and after
+
+It is the very same network (taller/models/transformer.py: embedding, blocks, LayerNorm, output layer); its config
+says `causal = False` and adds one token to the vocabulary, the mask token [MASK] (id = the tokenizer's vocab_size),
+which stands for "a token you must guess here". It cannot write text left to right — there is no "next" token for a
+model that has read the end — so instead it learns by filling blanks (training/masked.py) and is used to fill blanks
+(`taller fill`) or, with a small head on top, to classify texts (`BertClassifier`, `taller train --task clasificar`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from taller.models.kind import Kind, need
+from taller.models.transformer import Transformer, TransformerConfig
+
+
+@dataclass
+class EncoderConfig(TransformerConfig):
+    """What BERT and its classifier share: the Transformer's fields, the causal mask off, one extra token."""
+
+    @property
+    def causal(self) -> bool:
+        return False  # every position reads the whole window
+
+    @property
+    def n_ids(self) -> int:
+        return self.vocab_size + 1  # the tokenizer's tokens and [MASK]
+
+    @property
+    def mask_id(self) -> int:
+        return self.vocab_size  # the id just past the tokenizer's
+
+
+@dataclass
+class BertConfig(EncoderConfig):
+    """The [model] section of a BERT (masked-token pretraining)."""
+
+    kind: str = "bert"
+    mask_rate: float = 0.15  # share of positions hidden for the model to guess (of them: 80% [MASK], 10% random, 10% kept)
+
+    def check(self, data) -> None:
+        super().check(data)
+        need(0.0 < self.mask_rate < 1.0, f"model.mask_rate={self.mask_rate} debe estar entre 0 y 1 (BERT usa 0.15).")
+
+
+@dataclass
+class ClassifierConfig(EncoderConfig):
+    """The [model] section of a text classifier: a BERT encoder and a head that answers one label per text."""
+
+    kind: str = "bert-clasificador"
+    n_labels: int = 0  # filled in from the labelled lines
+    init: str = ""  # folder of a pretrained BERT run whose encoder starts this one ("" = from scratch)
+
+    def check(self, data) -> None:
+        super().check(data)
+        need(self.n_labels == 0 or 2 <= self.n_labels <= 1000,
+             f"model.n_labels={self.n_labels}: un clasificador necesita entre 2 y 1000 etiquetas.")
+
+    def estimate_parameters(self) -> int:
+        return super().estimate_parameters() + (self.d_model + 1) * max(2, self.n_labels)
+
+
+class BertClassifier(nn.Module):
+    """An encoder (the same Transformer as BERT, whose weights can come from a pretrained run) and a head.
+
+    text (B, T) ──► encoder's states (B, T, C) ──► mean over the text's positions (B, C) ──► Linear ──► (B, labels)
+    """
+
+    def __init__(self, cfg: ClassifierConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Transformer(cfg)  # named `encoder.*`: a BERT run's weights load into it tensor by tensor
+        self.head = nn.Linear(cfg.d_model, max(2, cfg.n_labels))
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def block_size(self) -> int:
+        return self.cfg.block_size
+
+    def forward(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) token ids, keys (B, T) True where there is text (False: padding) -> label logits (B, L)."""
+        if keys is None:
+            keys = torch.ones_like(idx, dtype=torch.bool)
+        states = self.encoder.features(idx, keys=keys)  # (B, T, C)
+        weights = keys.to(states.dtype)[:, :, None]  # (B, T, 1)
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, C) the mean of the text's states
+        return self.head(pooled)  # (B, L)
+
+
+KIND = Kind(name="bert", title="BERT", config=BertConfig, build=Transformer, objective="masked", preset="bert",
+            timed_preset="bert", language_model=False, fills=True, distributed=False, prepared_data=False,
+            tasks=(("clasificar", "bert-clasificador"),),
+            refusal="{run} es un BERT: lee a los dos lados de un hueco y no escribe texto de izquierda a derecha; "
+                    "úsalo con `taller fill {run} --text \"Más vale ___ que …\"` o afínalo para clasificar "
+                    "(`taller train --model bert --task clasificar --init {run} --corpus etiquetado.tsv`).")
+
+CLASSIFIER = Kind(name="bert-clasificador", title="clasificador BERT", config=ClassifierConfig, build=BertClassifier,
+                  objective="classify", preset="clasificador", timed_preset="clasificador", language_model=False,
+                  classifies=True, distributed=False, prepared_data=False,
+                  refusal="{run} es un clasificador de textos: no escribe ni rellena texto; pregúntale con "
+                          "`taller classify {run} --text \"…\"`.")
