@@ -215,16 +215,6 @@ def add_looking_commands(sub) -> None:
     pr.add_argument("--example", metavar="NOMBRE", help="un ejemplo de la lección: coche")
     pr.add_argument("--also-short", action="store_true", help="repite sólo con la última frase del contexto")
 
-    cl = sub.add_parser("classify", aliases=["clasificar"], help="la etiqueta de un texto, con un clasificador")
-    cl.add_argument("run", metavar="EJECUCION", help="carpeta de un clasificador (taller train --task clasificar)")
-    cl.add_argument("--text", required=True, help="el texto que clasificar")
-
-    fl = sub.add_parser("fill", aliases=["rellenar"], help="rellena los huecos (_) de un texto con un BERT")
-    fl.add_argument("run", metavar="EJECUCION", help="carpeta de un BERT (taller train --model bert)")
-    fl.add_argument("--text", required=True, help="el texto con huecos: cada _ es un carácter que falta")
-    fl.add_argument("--candidates", metavar="A,B,C", help="palabras para el único hueco, separadas por comas: las "
-                    "ordena por pseudo-verosimilitud, con su probabilidad")
-
     cmp_ = sub.add_parser("compare", aliases=["comparar"], help="entrena varios modelos con el mismo tiempo y los compara")
     cmp_.add_argument("--corpus", default="quijote", help="refranes, quijote o la ruta de un fichero de texto (quijote)")
     cmp_.add_argument("--models", default="ngram,lstm,transformer", help="lista separada por comas (ngram,lstm,transformer)")
@@ -273,6 +263,19 @@ def add_looking_commands(sub) -> None:
     em.add_argument("--k", type=bounded_int(1000), default=10, help="cuántas palabras mostrar (10)")
 
 
+def add_both_sides_commands(sub) -> None:
+    """classify and fill: what the models that read both sides (BERT, T5) do."""
+    cl = sub.add_parser("classify", aliases=["clasificar"], help="la etiqueta de un texto, con un clasificador")
+    cl.add_argument("run", metavar="EJECUCION", help="carpeta de un clasificador (taller train --task clasificar)")
+    cl.add_argument("--text", required=True, help="el texto que clasificar")
+
+    fl = sub.add_parser("fill", aliases=["rellenar"], help="rellena los huecos (_) de un texto con un BERT")
+    fl.add_argument("run", metavar="EJECUCION", help="carpeta de un BERT (taller train --model bert)")
+    fl.add_argument("--text", required=True, help="el texto con huecos: cada _ es un carácter que falta")
+    fl.add_argument("--candidates", metavar="A,B,C", help="palabras para el único hueco, separadas por comas: las "
+                    "ordena por pseudo-verosimilitud, con su probabilidad")
+
+
 def add_export_command(sub) -> None:
     """export: the model taken out of taller."""
     x = sub.add_parser("export", aliases=["exportar"], help="saca el modelo de taller: una página HTML que lo ejecuta "
@@ -318,6 +321,7 @@ def build_parser() -> Parser:
     add_training_commands(sub)
     add_text_commands(sub)
     add_looking_commands(sub)
+    add_both_sides_commands(sub)
     add_export_command(sub)
     add_scoring_commands(sub)
 

@@ -25,6 +25,7 @@ from taller.errors import TallerError
 
 HALF_MAX = 65504.0  # the largest float16: a tensor with a larger number keeps float32
 STATIC = resources.files("taller.apps.export").joinpath("static")
+EXPLORER_STATIC = resources.files("taller.apps.web").joinpath("static")  # heads.js: drawn the same in both
 
 
 def check_tokenizer(run) -> None:
@@ -78,6 +79,7 @@ def render_page(run, title: str) -> str:
     page = static("page.html").replace("<title>taller · modelo</title>",
                                        f"<title>taller · {html.escape(run.dir.name)}</title>")
     for marker, text in (("/*STYLE*/", static("page.css")), ("/*MODEL_JS*/", static("model.js")),
+                         ("/*HEADS_JS*/", EXPLORER_STATIC.joinpath("heads.js").read_text(encoding="utf-8")),
                          ("/*PAGE_JS*/", static("page.js")), ("/*DATA*/", data)):
         page = page.replace(marker, text, 1)  # (the data last: nothing is searched for inside it)
     return page
