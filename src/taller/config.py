@@ -71,6 +71,7 @@ class TrainConfig:
     sampler: str = "random"  # random (windows anywhere) | shuffled (every window once per epoch, in random order)
     stride: int = 1  # shuffled: characters between the starts of consecutive windows
     compile: bool = False  # torch.compile the model
+    keep_best: bool = True  # the run's model: the weights that scored best on validation (false: the last ones)
     health_every: int = 100  # steps between checkups of the network's health (health.jsonl, health.png; 0 = none)
 
 

@@ -7,9 +7,11 @@ is — its [model] section, its builder, how it learns, what it can do — is it
 
 from __future__ import annotations
 
+import dataclasses
+
 from taller.errors import TallerError
 from taller.models import bert, bigram, lstm, mix, ngram, rnn, skipgram, t5, transformer
-from taller.models.kind import Kind, ModelConfig, need
+from taller.models.kind import BY_SIZE, Kind, ModelConfig, need
 from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
 from taller.models.transformer import Transformer
@@ -31,7 +33,10 @@ def kind_of(config) -> Kind:
 
 
 def build_model(cfg: ModelConfig):
-    """A fresh model of the kind `cfg` names (its vocab_size already filled in)."""
+    """A fresh model of the kind `cfg` names (its vocab_size already filled in). A dropout still to be chosen by the
+    text's size (-1: training chooses it before building) is 0 when a model is built with no text at hand."""
+    if getattr(cfg, "dropout", None) == BY_SIZE:
+        cfg = dataclasses.replace(cfg, dropout=0.0)
     return kind_of(cfg).build(cfg)
 
 

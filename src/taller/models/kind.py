@@ -22,12 +22,19 @@ from typing import Callable
 import torch.nn as nn
 
 from taller.errors import TallerError
+from taller.text import thousands
 
 
 def need(ok: bool, msg: str) -> None:
     """One rule of a configuration: if it does not hold, say why in one line."""
     if not ok:
         raise TallerError(f"configuración imposible: {msg}")
+
+
+BY_SIZE = -1.0  # model.dropout = -1: chosen from the size of the training text (ModelConfig.fit_to_text)
+# The size rule, measured (bench/README.md, "Size-aware defaults"): (fewer training tokens than this, dropout).
+# A small text is read many times over in a few minutes and memorised without dropout; a large one is not.
+DROPOUT_BY_SIZE = ((50_000, 0.2), (1_000_000, 0.1))
 
 
 @dataclass
@@ -39,6 +46,15 @@ class ModelConfig:
 
     def check(self, data) -> None:
         """The kind's own rules, given the [data] section (e.g. the tokenizers it accepts)."""
+
+    def fit_to_text(self, train_tokens: int) -> str | None:
+        """dropout = -1 (BY_SIZE): pick it from the training text's size (DROPOUT_BY_SIZE); returns the Spanish line
+        that says what was picked, or None."""
+        if getattr(self, "dropout", None) != BY_SIZE:
+            return None
+        self.dropout = next((p for limit, p in DROPOUT_BY_SIZE if train_tokens < limit), 0.0)
+        return (f"dropout {self.dropout:g}, elegido por el tamaño del texto ({thousands(train_tokens)} tokens de "
+                "entrenamiento); fíjalo con --set dropout=X")
 
     def estimate_parameters(self) -> int:
         """About how many parameters the model will have, before it is built (memory guard)."""

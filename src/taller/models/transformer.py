@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from taller.models.kind import Kind, ModelConfig, need
+from taller.models.kind import BY_SIZE, Kind, ModelConfig, need
 
 POS_ENCODINGS = ("sinusoidal", "learned", "rotary")
 NORMS = ("layernorm", "rmsnorm")
@@ -68,7 +68,8 @@ class TransformerConfig(ModelConfig):
              f"model.n_heads={self.n_heads}; elige, por ejemplo, n_heads={divisor_near(self.d_model, self.n_heads)}.")
         need(1 <= self.n_layers <= 256, f"model.n_layers={self.n_layers} debe estar entre 1 y 256.")
         need(1 <= self.d_ff <= 65536, f"model.d_ff={self.d_ff} debe estar entre 1 y 65536.")
-        need(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} debe estar en [0, 1).")
+        need(0.0 <= self.dropout < 1.0 or self.dropout == BY_SIZE,
+             f"model.dropout={self.dropout} debe estar en [0, 1) (o -1: según el tamaño del texto).")
         need(self.pos_encoding in POS_ENCODINGS,
              f"model.pos_encoding='{self.pos_encoding}': usa {', '.join(POS_ENCODINGS)}.")
         need(self.pos_encoding != "rotary" or (self.d_model // self.n_heads) % 2 == 0,

@@ -27,7 +27,7 @@ from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.inspect.health import HEALTH, Checkup, NoCheckup, health_plot, read_health, summary
 from taller.models import Kind, kind_of
-from taller.runs.checkpoint import flatten_optimizer, read_state, remove_leftovers, save_checkpoint, storable
+from taller.runs.checkpoint import flatten_optimizer, load_tensors, read_state, remove_leftovers, save_checkpoint, storable
 from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
                                 optimizer_mismatch, run_state)
 from taller.runs.metrics import METRICS, append_metrics, truncate_metrics
@@ -145,6 +145,8 @@ class Trainer:
         self.model = objective.model
         self.optimizer = objective.make_optimizer()
         self.step, self.epoch, self.train_time, self.best_val = 0, 0, 0.0, float("inf")
+        self.best_weights: dict[str, torch.Tensor] | None = None  # a copy of the weights that scored best_val
+        self.best_step = 0
         self.scores: dict = {}  # the last validation scores
         self.lr = cfg.train.lr  # the learning rate of the last step
         self.saved_state: dict = {}  # what state.json says since the last commit
@@ -199,6 +201,9 @@ class Trainer:
                 distributed.restore_rng_state(self.ctx, tensors, state)
         self.step, self.epoch, self.train_time = state["step"], state["epoch"], float(state["train_time"])
         self.best_val = float(state.get("best_val_loss", float("inf")))
+        self.best_step = int(state.get("best_step", 0))
+        if (self.out / "best.safetensors").is_file():
+            self.best_weights, _ = load_tensors(self.out / "best.safetensors", expected=self.model.state_dict())
         if self.writer:
             remove_leftovers(self.out)
             self.cfg.save(self.out / "config.toml")  # a longer schedule given on resuming is remembered
@@ -315,10 +320,22 @@ class Trainer:
         if last["val_loss"] < self.best_val:
             self.best_val = last["val_loss"]
             self.save_best()
+        elif self.cfg.train.keep_best and self.best_weights is not None:
+            self.take_best(last["val_loss"])
         final = self.objective.evaluate(whole=True)
         self.log_metrics({"step": self.step, "epoch": self.epoch, **final, "time": self.train_time, "final": True})
         self.health_report()
         return self.objective.finish(self, final)
+
+    def take_best(self, last_loss: float) -> None:
+        """The last weights scored worse than earlier ones (the model had begun to memorise its training text): the
+        run keeps the best (train.keep_best), and says so. They were chosen by the validation curve, so the final
+        figure on that same text is slightly optimistic."""
+        self.model.load_state_dict(self.best_weights)
+        self.log(f"Me quedo con los pesos del paso {self.best_step}, los de menor pérdida de validación "
+                 f"({self.best_val:.3f} frente a {last_loss:.3f} de los últimos): la red empezaba a memorizar su texto. "
+                 "Como los elegí mirando la validación, su cifra final es algo optimista; --set keep_best=false guarda "
+                 "los últimos.")
 
     # --- the budget and the schedule --------------------------------------------------------------------------------
     @property
@@ -349,11 +366,15 @@ class Trainer:
         tensors.update(rank_states)
         state = run_state(step=self.step, epoch=self.epoch, train_time=self.train_time, finished=finished,
                           parameters=sum(p.numel() for p in self.model.parameters()), best_val_loss=self.best_val,
+                          best_step=self.best_step,
                           **self.objective.state(), **(extra or {}))
         save_checkpoint(self.out, self.model.state_dict(), tensors, meta, state)
         self.saved_state = state
 
     def save_best(self) -> None:
+        """The weights that scored best so far: kept in memory (every rank) and in best.safetensors (rank 0)."""
+        self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        self.best_step = self.step
         if self.writer:
             weights = storable(self.model.state_dict())
             atomic_write(self.out / "best.safetensors", st_save(weights, metadata={"step": str(self.step)}))

@@ -45,6 +45,7 @@ class TextData:
     val_ids: np.ndarray  # (M,)
     val_chars: np.ndarray  # (M,) characters of the original text each val token completes
     chars_per_token: float  # 1 for characters; about 2 for a BPE of 512
+    chosen: str | None = None  # what the model chose from the text's size (e.g. its dropout), said when training starts
 
 
 def find_text_data(cfg, out: Path, ctx, resume: bool) -> TextData:
@@ -62,8 +63,9 @@ def find_text_data(cfg, out: Path, ctx, resume: bool) -> TextData:
         train_ids, (val_ids, val_chars) = tokenizer.encode_array(split.train), tokenizer.token_chars(split.val)
         chars_per_token = len(split.train) / max(1, len(train_ids))
     cfg.model.vocab_size = tokenizer.vocab_size
+    chosen = cfg.model.fit_to_text(len(train_ids))
     cfg.validate()
-    return TextData(corpus, split, tokenizer, train_ids, val_ids, val_chars, chars_per_token)
+    return TextData(corpus, split, tokenizer, train_ids, val_ids, val_chars, chars_per_token, chosen)
 
 
 def check_lengths(data: TextData) -> None:
@@ -158,6 +160,8 @@ class NextToken:
         trainer.log(f"Modelo: {self.cfg.model.kind}, {thousands(n_params)} parámetros · corpus {d.corpus.name}: "
                     f"{thousands(len(d.train_ids))} {unit} de entrenamiento, {thousands(len(d.val_ids))} de validación · "
                     f"{self.ctx.device.type}" + (f" · {self.ctx.world} procesos × lotes de {t.batch_size}" if self.ctx.active else ""))
+        if d.chosen:
+            trainer.log(f"Según el tamaño del texto: {d.chosen}.")
 
     def end_epoch(self, trainer) -> None:
         self.pictures.epoch(trainer.epoch, trainer.step)
