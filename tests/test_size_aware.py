@@ -21,7 +21,7 @@ def test_the_dropout_by_size_follows_its_table(tokens, dropout):
     assert cfg.model.dropout == BY_SIZE
     said = cfg.model.fit_to_text(tokens)
     assert cfg.model.dropout == dropout
-    assert said.startswith(f"dropout {dropout:g}, elegido por el tamaño del texto") and "--set dropout=" in said
+    assert said.startswith(f"dropout {dropout:g} (") and "tokens de entrenamiento" in said and "--set dropout=" in said
     assert [limit for limit, _ in DROPOUT_BY_SIZE] == sorted(limit for limit, _ in DROPOUT_BY_SIZE)
 
 

@@ -53,8 +53,7 @@ class ModelConfig:
         if getattr(self, "dropout", None) != BY_SIZE:
             return None
         self.dropout = next((p for limit, p in DROPOUT_BY_SIZE if train_tokens < limit), 0.0)
-        return (f"dropout {self.dropout:g}, elegido por el tamaño del texto ({thousands(train_tokens)} tokens de "
-                "entrenamiento); fíjalo con --set dropout=X")
+        return f"dropout {self.dropout:g} ({thousands(train_tokens)} tokens de entrenamiento; fíjalo con --set dropout=X)"
 
     def estimate_parameters(self) -> int:
         """About how many parameters the model will have, before it is built (memory guard)."""

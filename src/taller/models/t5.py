@@ -36,6 +36,7 @@ class T5Config(TransformerConfig):
     n_sentinels: int = 16  # <X0> <X1> …: each stands for one hidden span
     mask_rate: float = 0.15  # share of the input's tokens hidden in spans
     span_length: float = 3.0  # mean length of a hidden span, in tokens
+    encoder_lr: float = 0.1  # the encoder's learning rate, as a multiple of lr (see T5.lr_ratios)
 
     def check(self, data) -> None:
         super().check(data)
@@ -43,6 +44,8 @@ class T5Config(TransformerConfig):
         need(4 <= self.target_size <= 8192, f"model.target_size={self.target_size} debe estar entre 4 y 8192.")
         need(1 <= self.n_sentinels <= 1000, f"model.n_sentinels={self.n_sentinels} debe estar entre 1 y 1000.")
         need(0.0 < self.mask_rate < 1.0, f"model.mask_rate={self.mask_rate} debe estar entre 0 y 1 (T5 usa 0.15).")
+        need(0.0 < self.encoder_lr <= 1.0, f"model.encoder_lr={self.encoder_lr} debe estar en (0, 1] (el codificador "
+             "aprende a esa fracción del learning rate; 0.1 por defecto).")
         need(1.0 <= self.span_length <= self.block_size, f"model.span_length={self.span_length} debe estar entre 1 y "
              f"block_size ({self.block_size}).")
         spans = max(1, round(self.block_size * self.mask_rate / self.span_length))
@@ -161,6 +164,15 @@ class T5(nn.Module):
     @property
     def block_size(self) -> int:
         return self.cfg.block_size
+
+    def lr_ratios(self) -> dict[int, float]:
+        """The encoder learns at encoder_lr × lr. At the full rate it never starts: while the cross-attention is still
+        uniform, every input position gets the same gradient, which carries nothing but noise; Adam turns that noise
+        into full-size steps, the encoder's output grows (6.6 → 226 in 500 steps, measured), its final LayerNorm makes it
+        a constant, and the cross-attention stays uniform for good. Slower, it keeps its size and the attention learns
+        where to look (README, «BERT y T5»)."""
+        encoder = [*self.blocks.parameters(), *self.norm.parameters()]
+        return {id(p): self.cfg.encoder_lr for p in encoder}
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.embedding(idx) + self.pe[:idx.shape[1]])  # (B, T, C)

@@ -328,14 +328,13 @@ class Trainer:
         return self.objective.finish(self, final)
 
     def take_best(self, last_loss: float) -> None:
-        """The last weights scored worse than earlier ones (the model had begun to memorise its training text): the
-        run keeps the best (train.keep_best), and says so. They were chosen by the validation curve, so the final
+        """The last weights scored worse than earlier ones (often: the model has begun to memorise its training text):
+        the run keeps the best (train.keep_best), and says so. They were chosen by the validation curve, so the final
         figure on that same text is slightly optimistic."""
         self.model.load_state_dict(self.best_weights)
         self.log(f"Me quedo con los pesos del paso {self.best_step}, los de menor pérdida de validación "
-                 f"({self.best_val:.3f} frente a {last_loss:.3f} de los últimos): la red empezaba a memorizar su texto. "
-                 "Como los elegí mirando la validación, su cifra final es algo optimista; --set keep_best=false guarda "
-                 "los últimos.")
+                 f"({self.best_val:.3f}; los últimos, del paso {self.step}: {last_loss:.3f}). Como los elegí mirando la "
+                 "validación, su cifra final es algo optimista; --set keep_best=false guarda los últimos.")
 
     # --- the budget and the schedule --------------------------------------------------------------------------------
     @property

@@ -39,7 +39,8 @@ def learning_rate(cfg, step: int, progress: float) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """AdamW (weight decay on matrices only, not on biases and norms), or Muon for the hidden matrices."""
+    """AdamW (weight decay on matrices only, not on biases and norms), or Muon for the hidden matrices. A model may
+    ask some parameters to learn more slowly (`model.lr_ratios()`, e.g. T5's encoder): they get groups of their own."""
     t = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
     if t.optimizer == "muon":
@@ -48,13 +49,25 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
                    "lr_ratio": t.muon_lr_ratio},
                   {"params": [p for p in params if id(p) not in hidden and p.dim() >= 2], "weight_decay": t.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        return Muon([g for g in groups if g["params"]], lr=t.lr, betas=(t.beta1, t.beta2))
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return Muon(slower_groups(groups, model), lr=t.lr, betas=(t.beta1, t.beta2))
+    groups = slower_groups([{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+                            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], model)
     try:
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
+
+
+def slower_groups(groups: list[dict], model: torch.nn.Module) -> list[dict]:
+    """Each group split by the learning-rate ratio the model asks for its parameters (1 where it asks nothing);
+    empty groups dropped."""
+    asked = model.lr_ratios() if hasattr(model, "lr_ratios") else {}
+    out = []
+    for group in groups:
+        for ratio in sorted({asked.get(id(p), 1.0) for p in group["params"]}):
+            mine = [p for p in group["params"] if asked.get(id(p), 1.0) == ratio]
+            out.append({**group, "params": mine, "lr_ratio": group.get("lr_ratio", 1.0) * ratio})
+    return [g for g in out if g["params"]]
 
 
 def hidden_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
