@@ -229,6 +229,21 @@ def test_t5_cross_attention_is_answer_length_by_input_length():
         assert torch.equal(model(src, tgt)[:, :-1], model(src, later)[:, :-1])
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_t5s_encoder_learns_at_its_own_fraction_of_the_learning_rate(optimizer):
+    from taller.training.optim import make_optimizer, set_learning_rate
+
+    cfg, model = tiny("t5")
+    cfg.train.optimizer, cfg.model.encoder_lr = optimizer, 0.25
+    opt = make_optimizer(model, cfg)
+    set_learning_rate(opt, 1e-3)
+    encoder = {id(p) for p in [*model.blocks.parameters(), *model.norm.parameters()]}
+    lr_of = {id(p): g["lr"] / (cfg.train.muon_lr_ratio if g.get("muon") else 1.0) for g in opt.param_groups for p in g["params"]}
+    assert len(lr_of) == sum(1 for _ in model.parameters())  # every parameter in exactly one group
+    assert all(lr_of[id(p)] == pytest.approx(2.5e-4 if id(p) in encoder else 1e-3) for p in model.parameters())
+    assert any(id(p) not in encoder for p in model.embedding.parameters())  # the shared embedding: full rate
+
+
 def test_span_corruption_hides_spans_the_answer_gives_back():
     from taller.training.spans import corrupt
 

@@ -31,7 +31,8 @@ def test_the_lesson_notebook_runs(tmp_path, monkeypatch):
     text = "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
     assert "100.000 caracteres, 48 símbolos distintos" in text
     assert "372.784 parámetros" in text and "bits/car en validación" in text
-    for name in ("ngram", "lstm", "transformer", "lzma", "temperatura 1.2", "concesionario", "Sólo la última frase"):
+    for name in ("ngram", "lstm", "transformer", "lzma", "temperatura 1.2", "concesionario", "Sólo la última frase",
+                 "lee a los dos lados del hueco", "lee sólo lo anterior al hueco"):
         assert name in text, name
     assert any(out.get("output_type") == "execute_result" and "image/png" in out.get("data", {})
                for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
