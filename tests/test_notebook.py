@@ -24,6 +24,7 @@ def test_the_lesson_notebook_runs(tmp_path, monkeypatch):
                                                   "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("TALLER_PRESUPUESTO", "1")  # seconds per model: the cells run; how well they learn is not tested here
+    monkeypatch.setenv("TALLER_CARACTERES", "60000")  # a smaller slice of the Quijote: the same cells, less to read
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(nb, timeout=180, kernel_name="taller-test",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
