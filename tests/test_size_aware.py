@@ -73,3 +73,18 @@ def test_the_run_keeps_the_weights_of_its_best_validation(tmp_path, corpus_file,
     assert same == keep
     assert all(torch.equal(v, run.model.state_dict()[k]) for k, v in model.items())  # the run in memory is the file
     assert any(line.startswith(f"Me quedo con los pesos del paso {state['best_step']}") for line in said) == keep
+
+
+def test_a_classifier_chooses_its_dropout_from_its_labelled_texts_too(tmp_path):
+    from taller.training.classify import Classify
+    from taller.training.distributed import Context
+
+    labelled = tmp_path / "etiquetado.tsv"
+    labelled.write_text("".join(f"{'a' if i % 2 else 'b'}\tuna línea corta número {i}\n" for i in range(100)),
+                        encoding="utf-8")
+    cfg = tiny_config(labelled, samples=0)
+    cfg.set_kind("bert-clasificador")
+    cfg.set("dropout", "-1")
+    objective = Classify(cfg, tmp_path / "clf", Context(), resume=False)
+    assert cfg.model.dropout == 0.2 and objective.chosen.startswith("dropout 0.2 (")
+    assert all(m.p == 0.2 for m in objective.model.modules() if isinstance(m, torch.nn.Dropout))

@@ -88,6 +88,7 @@ class Classify:
             texts = [d.texts[i] for i in self.train_idx]
             self.tokenizer = build_tokenizer(cfg.data, Split("\n".join(texts), "", "lines"))
         m.vocab_size, m.n_labels = self.tokenizer.vocab_size, len(d.names)
+        self.chosen = m.fit_to_text(sum(len(self.tokenizer.encode(d.texts[i], unknown="replace")) for i in self.train_idx))
         cfg.validate()
         torch.manual_seed(t.seed)
         self.model = build_model(m).to(ctx.device)
@@ -176,6 +177,8 @@ class Classify:
         trainer.log(f"Clasificador: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · "
                     f"{d.name}: {thousands(len(self.train_idx))} textos de entrenamiento, {thousands(len(self.val_idx))} "
                     f"de validación ({counts})")
+        if self.chosen:
+            trainer.log(f"Según el tamaño del texto: {self.chosen}.")
 
     def end_epoch(self, trainer) -> None:
         pass
