@@ -88,14 +88,14 @@ class Classify:
             texts = [d.texts[i] for i in self.train_idx]
             self.tokenizer = build_tokenizer(cfg.data, Split("\n".join(texts), "", "lines"))
         m.vocab_size, m.n_labels = self.tokenizer.vocab_size, len(d.names)
-        self.chosen = m.fit_to_text(sum(len(self.tokenizer.encode(d.texts[i], unknown="replace")) for i in self.train_idx))
+        self.x, self.lengths = encode_texts(self.tokenizer, d.texts, cfg.data, m.block_size, self.prefix)
+        self.chosen = m.fit_to_text(int(self.lengths[self.train_idx].sum()))  # the tokens it will train on
         cfg.validate()
         torch.manual_seed(t.seed)
         self.model = build_model(m).to(ctx.device)
         if pretrained is not None:
             self.start_from(pretrained)
         self.autocast = autocast_for(ctx.device, t.dtype)
-        self.x, self.lengths = encode_texts(self.tokenizer, d.texts, cfg.data, m.block_size, self.prefix)
         self.y = torch.tensor(d.labels)
         self.generator = torch.Generator().manual_seed(t.seed + 1)  # which texts each batch takes: saved for --resume
 

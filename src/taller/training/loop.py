@@ -202,7 +202,7 @@ class Trainer:
         self.step, self.epoch, self.train_time = state["step"], state["epoch"], float(state["train_time"])
         self.best_val = float(state.get("best_val_loss", float("inf")))
         self.best_step = int(state.get("best_step", 0))
-        if (self.out / "best.safetensors").is_file():
+        if self.cfg.train.keep_best and (self.out / "best.safetensors").is_file():  # what finish() may go back to
             self.best_weights, _ = load_tensors(self.out / "best.safetensors", expected=self.model.state_dict())
         if self.writer:
             remove_leftovers(self.out)
