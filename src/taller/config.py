@@ -71,6 +71,8 @@ class TrainConfig:
     sampler: str = "random"  # random (windows anywhere) | shuffled (every window once per epoch, in random order)
     stride: int = 1  # shuffled: characters between the starts of consecutive windows
     compile: bool = False  # torch.compile the model
+    mix_slice: float = 0.05  # the last share of the training text a network never learns from (at most 100,000
+    #                          tokens): a mix fits its table there (taller/training/mixing.py); 0: learn from all of it
     keep_best: bool = True  # the run's model: the weights that scored best on validation (false: the last ones)
     health_every: int = 100  # steps between checkups of the network's health (health.jsonl, health.png; 0 = none)
 
@@ -290,6 +292,7 @@ def check_train(t: TrainConfig) -> None:
     need(t.max_time >= 0 and math.isfinite(t.max_time), f"train.max_time={t.max_time} no puede ser negativo.")
     need(t.max_steps >= 0, f"train.max_steps={t.max_steps} no puede ser negativo.")
     need(t.eval_chars >= 1, f"train.eval_chars={t.eval_chars} debe ser al menos 1.")
+    need(0 <= t.mix_slice < 0.5, f"train.mix_slice={t.mix_slice} debe estar entre 0 y 0.5 (0: no apartar nada).")
     need(t.log_every >= 1, f"train.log_every={t.log_every} debe ser al menos 1.")
     need(t.plot_every >= 0, f"train.plot_every={t.plot_every} no puede ser negativo.")
     need(0 <= t.samples <= 1000, f"train.samples={t.samples} debe estar entre 0 y 1000.")

@@ -687,7 +687,7 @@ def cmd_score(args) -> None:
     print(f"  estático:  {s.bpc:.3f} bits/carácter ({s.loss:.4f} nats/token)")
     if scores.adapted:
         a = scores.adapted
-        print(f"  --adapt:   {a.bpc:.3f} bits/carácter ({a.loss:.4f} nats/token; {how.optimizer}, lr {how.learning_rate():g}): "
+        print(f"  --adapt:   {a.bpc:.3f} bits/carácter ({a.loss:.4f} nats/token; {scores.how}): "
               f"{a.bpc - s.bpc:+.3f} respecto al estático. Los pesos guardados no cambian.")
 
 

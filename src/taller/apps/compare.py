@@ -38,7 +38,7 @@ from taller.apps.compress import compress_text
 from taller.models import KINDS, kind_named, kind_of, language_models
 from taller.runs.folder import check_run_dir, create_run_dir
 from taller.text import thousands
-from taller.training.adapt import Adaptation, score_run
+from taller.training.adapt import Adaptation, can_adapt, score_run
 from taller.training.loop import train
 COMPRESSORS = {  # name -> bytes -> compressed bytes
     "zlib": lambda b: zlib.compress(b, 9),  # a 32 KB window: it barely remembers the training text
@@ -131,7 +131,7 @@ def model_row(run, name: str, prompt: str, val: str, adapt: bool, log) -> Row:
                           unknown="replace", top=0)[0].text
     row = Row(label, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"], " ".join(sample.split()),
               s.get("val_chars_per_token", 1.0))
-    if adapt and not kind.counted:
+    if adapt and can_adapt(run):
         log("Puntúo la validación aprendiendo mientras la leo (--adapt)…")
         row.adapt_bpc = score_run(run, Adaptation()).adapted.bpc
     log("Comprimo la validación con el modelo…")

@@ -9,6 +9,16 @@ import numpy as np
 from taller.errors import TallerError
 
 
+MIX_SLICE = 0.05  # the share of the training text, at its end, on which a mix fits its table (models/mix.py) …
+MAX_MIX_SLICE = 100_000  # … but at most this many tokens
+
+
+def mix_slice_length(train_tokens: int, share: float = MIX_SLICE, cap: int = MAX_MIX_SLICE) -> int:
+    """How many tokens at the end of the training text a mix fits its table on: a network trained for mixing leaves
+    exactly these unread (train.mix_slice), so that on them it is as unsure as on new text."""
+    return min(cap, max(2, int(train_tokens * share))) if share > 0 else 0
+
+
 @dataclass
 class Split:
     train: str

@@ -11,8 +11,9 @@ looks at how sure each part is (its highest probability, in `levels` bands) and 
 the mix can trust the n-gram after "Sancho Pan", where it has counted the rest many times, and the Transformer where
 the n-gram has never seen the context.
 
-The table is learnt on a slice of the *training* text that the parts did not count (training/mixing.py); the
-validation text stays unseen. The parts are whole runs with their own folders; the mix's own weights are the table.
+The table is learnt on a slice at the end of the *training* text that the parts did not learn from (a network leaves
+it unread, train.mix_slice; an n-gram is counted again without it: training/mixing.py); the validation text stays
+unseen. The parts are whole runs with their own folders; the mix's own weights are the table.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from taller.data.split import MAX_MIX_SLICE, MIX_SLICE
 from taller.models.kind import Kind, ModelConfig, need
 
 MAX_TABLE = 4096  # rows of the weight table at most: levels ** parts
@@ -37,8 +39,8 @@ class MixConfig(ModelConfig):
     runs: str = ""  # the run folders to mix, separated by commas (same corpus and tokenizer); once fitted, relative
     #                 to the mix's own folder
     levels: int = 4  # bands of each part's confidence (its highest probability): the table has levels ** parts rows
-    held_out: float = 0.05  # the share of the training text, at its end, that fits the table (never validation)
-    max_held_out: int = 100_000  # ... but at most this many tokens
+    held_out: float = MIX_SLICE  # the share of the training text, at its end, that fits the table (never validation)
+    max_held_out: int = MAX_MIX_SLICE  # ... but at most this many tokens (a network leaves them unread: train.mix_slice)
     fit_steps: int = 300  # steps of Adam on that slice (the table is small: a few seconds)
 
     def check(self, data) -> None:
@@ -83,6 +85,18 @@ class Mix(nn.Module):
     def adapted_parameters(self) -> list[nn.Parameter]:
         """What learns while reading (`taller score --adapt`): the table and the parts' own parameters."""
         return [self.weights] + [p for part in self.parts for p in part.parameters()]
+
+    @property
+    def reads(self) -> bool:
+        """Whether it learns while reading by counting: if one of its parts does."""
+        return any(getattr(part, "reads", False) for part in self.parts)
+
+    def read(self, ids, start: int = 0) -> Mix:
+        """Learning while reading, for the parts that count: they count ids[start:] (see NGram.read)."""
+        for part in self.parts:
+            if getattr(part, "reads", False):
+                part.read(ids, start)
+        return self
 
     @property
     def block_size(self) -> int | None:

@@ -57,6 +57,8 @@ class NGram(nn.Module):
     def block_size(self) -> None:
         return None  # generation never crops: the model itself looks at the last n-1 characters only
 
+    reads = True  # it can go on counting what it reads (`read`): `taller score --adapt` uses it
+
     @property
     def num_counts(self) -> int:
         return sum(len(k) for k in self.keys)
@@ -70,16 +72,24 @@ class NGram(nn.Module):
                               f"baja el orden (como mucho {int(62 / np.log2(V))}).")
         if len(ids) < n:
             raise TallerError(f"el texto de entrenamiento tiene {len(ids)} caracteres, menos que model.order={n}.")
-        ids = ids.astype(np.int64)
+        self.keys = [np.zeros(0, np.int64) for _ in range(n)]
+        self.counts = [np.zeros(0, np.int64) for _ in range(n)]
+        return self.read(ids)
+
+    def read(self, ids: np.ndarray, start: int = 0) -> NGram:
+        """Count ids[start:], a text that follows the one already counted (ids[:start] came before it, and its last
+        n-1 characters are the new k-grams' context). Fitting is reading from nothing; a model that keeps reading
+        while it scores (`taller score --adapt`) learns as a compressor does."""
+        V, n = self.V, self.n
+        ids = np.asarray(ids[max(0, start - (n - 1)):], dtype=np.int64)
         grams = [ids]  # grams[k-1][j]: the key of ids[j : j+k]
         for k in range(2, n + 1):
             grams.append(grams[-1][:-1] * V + ids[k - 1:])
-        types = [np.unique(g) for g in grams[:-1]]  # distinct k-grams, k < n
-        self.keys[n - 1], self.counts[n - 1] = np.unique(grams[-1], return_counts=True)  # order n: plain counts
+        self.keys[n - 1], self.counts[n - 1] = add_counts(self.keys[n - 1], self.counts[n - 1], grams[-1])
         for k in range(n - 1, 0, -1):  # lower orders: how many distinct characters precede each k-gram
-            above = self.keys[k] if k == n - 1 else types[k]  # the distinct (k+1)-grams
-            self.keys[k - 1], self.counts[k - 1] = np.unique(above % V ** k, return_counts=True)
-        self.counts = [c.astype(np.int64) for c in self.counts]
+            above = self.keys[k] if k == n - 1 else np.union1d(self.keys[k], grams[k])  # the distinct (k+1)-grams
+            self.keys[k - 1], counts = np.unique(above % V ** k, return_counts=True)
+            self.counts[k - 1] = counts.astype(np.int64)
         self._build_tables()
         return self
 
@@ -232,6 +242,15 @@ def discounts(counts: np.ndarray) -> np.ndarray:
     y = n1 / (n1 + 2 * n2)
     d = np.array([0.0, 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
     return np.clip(d, [0.0, 0.05, 0.05, 0.05], [0.0, 1.0, 2.0, 3.0])
+
+
+def add_counts(keys: np.ndarray, counts: np.ndarray, grams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys and their counts, with the keys in `grams` counted once more each time they occur."""
+    new_keys, new_counts = np.unique(grams, return_counts=True)
+    merged, where = np.unique(np.concatenate([keys, new_keys]), return_inverse=True)
+    total = np.zeros(len(merged), np.int64)
+    np.add.at(total, where, np.concatenate([counts, new_counts]))
+    return merged, total
 
 
 def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,9 +4,11 @@
                 └─ the last 5% ────── the slice: each part predicts it, the table learns whom to trust there
     val text   ──────────────────────  scored once, at the end, like any model's
 
-A count model (an n-gram) has memorised every character of the training text: on the slice it would look far surer
-than it is on new text. So it is counted again without the slice, for the slice's predictions only (seconds). A
-network that trained on the slice has not memorised it at these sizes; it is used as it is.
+A part that learnt from the slice looks far surer on it than it is on new text, and the table would learn to trust
+it too much (on a small text, enough to make the mix worse than its parts). So a count model (an n-gram) is counted
+again without the slice, for the slice's predictions only (seconds), and a network leaves the slice unread while it
+trains (train.mix_slice, the same share by default). A network that did read it (mix_slice = 0, or a run from before
+the option) is mixed as it is, with a warning.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from taller.data.corpora import prepare_corpus
 from taller.data.prepared import is_prepared
-from taller.data.split import split_corpus
+from taller.data.split import mix_slice_length, split_corpus
 from taller.errors import TallerError
 from taller.evaluate import LN2, log_distributions, score_distributions, scoring_window
 from taller.files import atomic_write
@@ -69,18 +71,27 @@ def mix_runs(cfg, out: Path, parts: list[Run], log) -> Run:
     tokenizer = parts[0].tokenizer
     train_ids = np.asarray(tokenizer.encode_array(split.train), dtype=np.int64)
     val_ids, val_chars = tokenizer.token_chars(split.val)
-    n_slice = min(cfg.model.max_held_out, max(2, int(len(train_ids) * cfg.model.held_out)))
+    n_slice = mix_slice_length(len(train_ids), cfg.model.held_out, cfg.model.max_held_out)
     if len(train_ids) - n_slice < 2:
         raise TallerError(f"el texto de entrenamiento tiene {len(train_ids)} tokens: muy poco para apartar un trozo "
                           "con el que ajustar la mezcla; usa un texto más largo.")
     log(f"Mezcla de {len(parts)} modelos ({', '.join(str(p.dir) for p in parts)}): ajusto sus pesos con los últimos "
         f"{thousands(n_slice)} tokens del texto de entrenamiento (la validación no se toca).")
+    warn_of_readers(parts, n_slice, cfg.model.held_out, log)
     model = build_model(cfg.model).attach([p.model for p in parts])
     features = slice_predictions(parts, train_ids[:-n_slice], train_ids[-n_slice:])
     fit_table(model, features, torch.from_numpy(train_ids[-n_slice + 1:]), cfg.model.fit_steps, cfg.train.seed)
     fit_time = time.perf_counter() - started
     scores = score_mix(model, parts, val_ids, val_chars)
     return write_mix(cfg, out, model, parts, scores, corpus, split, fit_time, log)
+
+
+def warn_of_readers(parts: list[Run], n_slice: int, share: float, log) -> None:
+    """A network that learnt from the slice: the mix still works, but will trust it more than it deserves."""
+    for part in parts:
+        if not kind_of(part.config).counted and part.state.get("mix_slice_tokens", 0) < n_slice:
+            log(f"Aviso: {part.dir} aprendió del trozo con el que ajusto la mezcla, y ahí parecerá más segura de lo que "
+                f"es; vuelve a entrenarla con --set mix_slice={share:g} para que lo deje sin leer.")
 
 
 def slice_predictions(parts: list[Run], before: np.ndarray, piece: np.ndarray) -> torch.Tensor:

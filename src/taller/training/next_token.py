@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from taller.data.batches import make_batches
 from taller.data.corpora import Corpus, prepare_corpus
 from taller.data.prepared import is_prepared, open_prepared
-from taller.data.split import Split, split_corpus
+from taller.data.split import Split, mix_slice_length, split_corpus
 from taller.data.tokenizers import build_tokenizer, load_tokenizer, tokenizer_from_dict
 from taller.errors import TallerError
 from taller.evaluate import evaluate, val_text
@@ -76,6 +76,12 @@ def check_lengths(data: TextData) -> None:
                           f"{len(data.val_ids)} de validación (hacen falta al menos 2 en cada parte); usa un texto más largo.")
 
 
+def held_out_for_mix(cfg, train_tokens: int) -> int:
+    """Tokens at the end of the training text left unread for a mix (none from a prepared folder: a mix reads text)."""
+    n = mix_slice_length(train_tokens, cfg.train.mix_slice)
+    return n if not is_prepared(cfg.data.corpus) and train_tokens - n >= 2 else 0
+
+
 class NextToken:
     """Windows of text in, the next token out: what the training loop needs to teach a language model."""
 
@@ -91,8 +97,10 @@ class NextToken:
             torch.manual_seed(t.seed + ctx.rank)  # dropout: different masks on each rank (rank 0 as a single process)
         self.autocast = autocast_for(ctx.device, t.dtype)
         check_lengths(data)
+        self.mix_slice = held_out_for_mix(cfg, len(data.train_ids))
+        self.train_ids = data.train_ids[:len(data.train_ids) - self.mix_slice]  # the end is left for a mix (mixing.py)
         # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
-        self.batches = make_batches(data.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size)
+        self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size)
         distributed.share_batches(ctx, self.batches)
         block = cfg.model.block_size
         self.val = val_text(data.val_ids, data.val_chars, block)  # windows over val; each target knows its characters
@@ -147,7 +155,8 @@ class NextToken:
 
     def state(self) -> dict:
         d = self.data
-        return {"corpus": d.corpus, "split": d.split, "steps_per_epoch": self.steps_per_epoch}
+        return {"corpus": d.corpus, "split": d.split, "steps_per_epoch": self.steps_per_epoch,
+                "mix_slice_tokens": self.mix_slice}
 
     def save_vocabulary(self, out: Path) -> None:
         self.data.tokenizer.save(out / "tokenizer.json")
@@ -158,7 +167,8 @@ class NextToken:
         d, t, n_params = self.data, self.cfg.train, sum(p.numel() for p in self.model.parameters())
         unit = "caracteres" if d.tokenizer.kind == "char" else f"tokens {d.tokenizer.kind} ({d.chars_per_token:.2f} car/token)"
         trainer.log(f"Modelo: {self.cfg.model.kind}, {thousands(n_params)} parámetros · corpus {d.corpus.name}: "
-                    f"{thousands(len(d.train_ids))} {unit} de entrenamiento, {thousands(len(d.val_ids))} de validación · "
+                    f"{thousands(len(self.train_ids))} {unit} de entrenamiento{set_aside(self.mix_slice)}, "
+                    f"{thousands(len(d.val_ids))} de validación · "
                     f"{self.ctx.device.type}" + (f" · {self.ctx.world} procesos × lotes de {t.batch_size}" if self.ctx.active else ""))
         if d.chosen:
             trainer.log(f"Según el tamaño del texto: {d.chosen}.")
@@ -187,3 +197,6 @@ class NextToken:
         return Run(trainer.out, self.cfg, self.data.tokenizer, self.model, trainer.saved_state,
                    interrupted=trainer.stopped_by)
 
+
+def set_aside(tokens: int) -> str:
+    return f" (+{thousands(tokens)} apartados para ajustar una mezcla)" if tokens else ""
