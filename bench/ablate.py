@@ -42,6 +42,7 @@ def run(preset: str, corpus: str, overrides: list[str], budget: float, seed: int
     """One training of `budget` seconds; its figures."""
     cfg = Config.preset(preset)
     cfg.data.corpus = corpus
+    cfg.train.mix_slice = 0.0  # never mixed: the whole training text
     cfg.apply_overrides(overrides)
     cfg.train.max_time, cfg.train.seed = budget, seed
     cfg.train.samples, cfg.train.plot_every = 0, 0  # nothing beyond the loss

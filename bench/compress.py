@@ -5,7 +5,7 @@ zlib and 7-Zip's PPMd (order 8), each given the training text (size(train + val)
     python bench/compress.py RUN [RUN ...]        → one JSON line per run, then one per compressor
 
 Needs the runs' corpus (TALLER_DATA). Optionally `--adapt sgd:0.03,adam:1e-4`: dynamic evaluation of each run
-(not the count models) with those settings, one JSON line per setting.
+with those settings (an n-gram counts what it reads instead), one JSON line per setting.
 """
 
 import argparse
@@ -15,9 +15,8 @@ import time
 
 from taller.apps.compare import compressor_rows
 from taller.apps.compress import compress_text, decompress_bytes
-from taller.models import kind_of
 from taller.runs.folder import load_run, run_split
-from taller.training.adapt import Adaptation, score_run
+from taller.training.adapt import Adaptation, can_adapt, score_run
 
 
 def machine() -> dict:
@@ -58,7 +57,7 @@ if __name__ == "__main__":
         print(json.dumps(compress_run(path)), flush=True)
         run = load_run(path)
         for setting in filter(None, a.adapt.split(",")):
-            if kind_of(run.config).counted:
+            if not can_adapt(run):
                 break
             optimizer, lr = setting.split(":")
             started = time.perf_counter()

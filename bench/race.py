@@ -55,6 +55,7 @@ class Chaser(Trainer):
 def configured(preset: str, corpus: str, overrides: list[str], budget: float) -> Config:
     cfg = Config.preset(preset)
     cfg.data.corpus = corpus
+    cfg.train.mix_slice = 0.0  # never mixed: the whole training text
     cfg.apply_overrides(overrides)
     cfg.train.max_time = budget
     cfg.train.samples, cfg.train.plot_every, cfg.train.keep_best = 0, 0, False

@@ -24,6 +24,7 @@ if __name__ == "__main__":
     preset = a.preset or "base"
     cfg = Config.preset(preset)
     cfg.data.corpus = a.corpus
+    cfg.train.mix_slice = 0.0  # the Transformer alone, never mixed: it learns from the whole training text
     cfg.apply_overrides(a.set)
     cfg.train.max_time = a.budget
     cfg.train.samples, cfg.train.plot_every = 0, 0  # nothing beyond the loss

@@ -224,7 +224,7 @@ def add_looking_commands(sub) -> None:
     cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
     cmp_.add_argument("--out", type=path_text, help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
     cmp_.add_argument("--adapt", action="store_true", help="añade una columna: bits/carácter aprendiendo mientras lee "
-                      "la validación (unos segundos por modelo neuronal)")
+                      "la validación (unos segundos por modelo; un n-grama sigue contando)")
     cmp_.add_argument("--no-mix", dest="mix", action="store_false",
                       help="sin la fila mix (la mezcla de los modelos de caracteres)")
     cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
@@ -294,7 +294,8 @@ def add_scoring_commands(sub) -> None:
                         "(con --adapt, aprendiendo mientras lee)")
     sc.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     sc.add_argument("--adapt", action="store_true", help="evaluación dinámica: puntúa cada ventana y después aprende "
-                    "de ella (una copia del modelo; los pesos guardados no cambian)")
+                    "de ella (una red, con un paso de gradiente; un n-grama, contándola); trabaja sobre una copia: lo "
+                    "guardado no cambia")
     sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam", help="con --adapt: adam (por defecto) o sgd")
     sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
 
