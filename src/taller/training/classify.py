@@ -89,7 +89,7 @@ class Classify:
             self.tokenizer = build_tokenizer(cfg.data, Split("\n".join(texts), "", "lines"))
         m.vocab_size, m.n_labels = self.tokenizer.vocab_size, len(d.names)
         self.x, self.lengths = encode_texts(self.tokenizer, d.texts, cfg.data, m.block_size, self.prefix)
-        self.chosen = m.fit_to_text(int(self.lengths[self.train_idx].sum()))  # the tokens it will train on
+        self.chosen = cfg.fit_to_text(int(self.lengths[self.train_idx].sum()))  # the tokens it will train on
         cfg.validate()
         torch.manual_seed(t.seed)
         self.model = build_model(m).to(ctx.device)

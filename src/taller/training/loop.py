@@ -33,6 +33,7 @@ from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load
 from taller.runs.metrics import METRICS, append_metrics, truncate_metrics
 from taller.text import thousands
 from taller.training import distributed
+from taller.training.average import WeightAverage
 from taller.training.classify import Classify
 from taller.training.counting import fit_counts
 from taller.training.device import available_memory, pick_device, processes_sharing_memory
@@ -47,6 +48,7 @@ from taller.training.text_to_text import TextToText
 OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": MaskedTokens,
               "classify": Classify, "spans": SpanCorruption,
               "text_to_text": TextToText}  # a kind's `objective` -> what the loop asks of it
+LAST = "last."  # a finished run's last weights in optim.safetensors (its model may be the average or the best ones)
 
 
 def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
@@ -147,6 +149,8 @@ class Trainer:
         self.step, self.epoch, self.train_time, self.best_val = 0, 0, 0.0, float("inf")
         self.best_weights: dict[str, torch.Tensor] | None = None  # a copy of the weights that scored best_val
         self.best_step = 0
+        self.average = WeightAverage(self.model, cfg.train.ema) if cfg.train.ema > 0 else None  # what is scored and kept
+        self.last_weights: dict[str, torch.Tensor] | None = None  # at the end: the weights a --resume goes on from
         self.scores: dict = {}  # the last validation scores
         self.lr = cfg.train.lr  # the learning rate of the last step
         self.saved_state: dict = {}  # what state.json says since the last commit
@@ -195,6 +199,11 @@ class Trainer:
             tensors = load_optimizer(self.out, state, self.optimizer)
             try:
                 self.objective.restore(tensors, state)
+                if self.average is not None:
+                    self.average.restore(tensors)
+                last = {k[len(LAST):]: v for k, v in tensors.items() if k.startswith(LAST)}
+                if last:  # a finished run goes on from its last weights, not from the model it kept
+                    self.model.load_state_dict(last)
             except (KeyError, ValueError, RuntimeError) as e:
                 raise optimizer_mismatch(self.out, e) from None
             if self.ctx.active:
@@ -255,6 +264,8 @@ class Trainer:
         if t.grad_clip > 0 and self.objective.clip_gradients:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model)
         checkup.updates()
         loss_value = loss.item()  # waits for the step's work
         elapsed = time.perf_counter() - started
@@ -297,13 +308,19 @@ class Trainer:
         """The end of an epoch: the objective's turn (pictures, new pairs), a score on val, a checkpoint."""
         self.epoch += 1
         self.objective.end_epoch(self)
-        self.scores = self.objective.evaluate()
+        with self.averaged():
+            self.scores = self.objective.evaluate()
         self.log_metrics({"step": self.step, "epoch": self.epoch, **self.scores, "time": self.train_time})
         improved = self.scores["val_loss"] < self.best_val
         self.best_val = min(self.best_val, self.scores["val_loss"])
         self.commit(finished=False)
         if improved:
-            self.save_best()
+            with self.averaged():
+                self.save_best()
+
+    def averaged(self):
+        """The average of the weights in the model's place for the block (train.ema), or the weights themselves."""
+        return self.average.in_place_of(self.model) if self.average is not None else nullcontext()
 
     def stop(self) -> Run:
         """Ctrl-C or SIGTERM: a checkpoint of this very step, and how to go on."""
@@ -316,8 +333,11 @@ class Trainer:
 
     def finish(self) -> Run:
         """The end: the epoch's yardstick once more (for the best weights), then the whole validation text."""
+        self.last_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.average is not None:  # from here on the model is the average (the run's model: what was scored)
+            self.model.load_state_dict(self.average.weights)
         last = self.objective.evaluate()
-        if last["val_loss"] < self.best_val:
+        if last["val_loss"] <= self.best_val:
             self.best_val = last["val_loss"]
             self.save_best()
         elif self.cfg.train.keep_best and self.best_weights is not None:
@@ -362,6 +382,10 @@ class Trainer:
             return
         tensors, meta = flatten_optimizer(self.optimizer)  # the same on every rank: same gradients, same steps
         tensors.update(self.objective.random_state())
+        if self.average is not None:
+            tensors.update(self.average.tensors())
+        if self.last_weights is not None:  # the run's model may be the average or the best: training goes on from these
+            tensors.update({LAST + k: v for k, v in self.last_weights.items()})
         tensors.update(rank_states)
         state = run_state(step=self.step, epoch=self.epoch, train_time=self.train_time, finished=finished,
                           parameters=sum(p.numel() for p in self.model.parameters()), best_val_loss=self.best_val,

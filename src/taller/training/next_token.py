@@ -63,7 +63,7 @@ def find_text_data(cfg, out: Path, ctx, resume: bool) -> TextData:
         train_ids, (val_ids, val_chars) = tokenizer.encode_array(split.train), tokenizer.token_chars(split.val)
         chars_per_token = len(split.train) / max(1, len(train_ids))
     cfg.model.vocab_size = tokenizer.vocab_size
-    chosen = cfg.model.fit_to_text(len(train_ids))
+    chosen = cfg.fit_to_text(len(train_ids))
     cfg.validate()
     return TextData(corpus, split, tokenizer, train_ids, val_ids, val_chars, chars_per_token, chosen)
 
