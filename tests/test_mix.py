@@ -19,6 +19,7 @@ from taller.models.ngram import NGram, NGramConfig
 from taller.runs.folder import load_run
 from taller.training import adapt
 from taller.training.adapt import Adaptation, score_run
+from taller.training.mixing import bands_for
 
 
 def fit_ngrams_and_mix(root, text: str) -> taller.Run:
@@ -168,3 +169,11 @@ def test_a_network_leaves_the_mixs_slice_unread_and_a_mix_warns_of_one_that_read
         taller.train(mix, tmp_path / f"mix-{name}", progress=False, log=lines.append)
         said.append([line for line in lines if line.startswith("Aviso")])
     assert said[0] == [] and len(said[1]) == 1 and "--set mix_slice=0.05" in said[1][0]
+
+
+def test_a_small_slice_fits_a_smaller_table():
+    """Each weight needs about TOKENS_PER_WEIGHT tokens of the slice: 300 refranes' 601 tokens fit one set of
+    weights, the Quijote's 94,982 the whole table of 4 bands × 4 bands."""
+    assert [bands_for(n, 2, 4) for n in (601, 2_000, 4_000, 16_000, 94_982)] == [1, 1, 2, 4, 4]
+    assert bands_for(94_982, 3, 4) == 3 and bands_for(94_982, 2, 2) == 2
+

@@ -9,8 +9,10 @@ import taller
 from taller.config import Config
 from taller.inspect.evolution import read_evolution
 from taller.inspect.health import read_health
+from taller.runs.checkpoint import load_tensors
 from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
+from taller.training.average import WeightAverage
 
 from conftest import tiny_config
 
@@ -60,6 +62,35 @@ def test_resume_reproduces_the_uninterrupted_run_step_for_step(tmp_path, corpus_
     # and the health checkups go on where they were, with the same numbers
     full_health = read_health(tmp_path / "full")
     assert [e["step"] for e in full_health] == [1, 6, 11, 16, 21] and read_health(tmp_path / "half") == full_health
+    # the model kept (here the average of the weights: a small text) is the same, tensor for tensor
+    assert cfg.train.ema == 0.99
+    kept = [load_tensors(tmp_path / run / "model.safetensors")[0] for run in ("full", "half")]
+    assert kept[0].keys() == kept[1].keys() and all(torch.equal(kept[0][k], kept[1][k]) for k in kept[0])
+
+
+def test_the_average_of_the_weights_is_what_a_run_scores_and_keeps(tmp_path, corpus_file):
+    """train.ema: after every step, average ← d·average + (1−d)·weights; the run's model is that average, and its
+    last weights wait in optim.safetensors for a --resume."""
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(model, 0.9)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(model, step=0)  # early on the decay is smaller: (1 + 0) / (10 + 0) = 0.1
+    assert torch.allclose(average.weights["weight"], 0.1 * start["weight"] + 0.9 * model.weight)
+    then = average.weights["weight"].clone()
+    average.update(model, step=1000)  # later, the decay asked for
+    assert torch.allclose(average.weights["weight"], 0.9 * then + 0.1 * model.weight)
+    with average.in_place_of(model):
+        assert torch.equal(model.weight, average.weights["weight"])
+    assert torch.equal(model.weight, start["weight"] + 1.0)  # its own weights again after the block
+
+    run = taller.train(tiny_config(corpus_file, max_steps=20, ema=0.9, keep_best=False), tmp_path / "r", progress=False)
+    kept, _ = load_tensors(tmp_path / "r" / "model.safetensors")
+    optim, _ = load_tensors(tmp_path / "r" / "optim.safetensors")
+    assert all(torch.equal(kept[k], optim["average." + k]) for k in kept)  # the model kept is the average ...
+    assert not all(torch.equal(kept[k], optim["last." + k]) for k in kept)  # ... not the last weights
+    assert run.state["val_loss"] == read_metrics(run.dir)[-1]["val_loss"]  # and its score is the average's
 
 
 class FakeClock:

@@ -92,6 +92,9 @@ def average_for(train: TrainConfig, train_tokens: int) -> str | None:
     return f"media de los pesos {train.ema:g}" + (" (la de los últimos ~100 pasos; --set ema=0 la quita)" if train.ema else "")
 
 
+BEFORE_THEY_EXISTED = {"mix_slice": 0.0, "ema": 0.0}  # [train] keys whose default changes what a run does
+
+
 TOKENIZER_KINDS = ("char", "bpe", "word")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 OPTIMIZERS = ("adamw", "muon")
@@ -127,6 +130,9 @@ class Config:
             if not isinstance(values, dict):
                 raise TallerError(f"{where}: [{section}] debe ser una tabla de claves.")
         cfg = cls()
+        if saved:  # a run saved before these keys existed trained without them: resuming it must go on the same way
+            for key, value in BEFORE_THEY_EXISTED.items():
+                setattr(cfg.train, key, value)
         model = d.get("model", {})
         cfg.set("model.kind", model.get("kind", cfg.model.kind), where=where)  # the kind first: it decides the keys
         own = {f.name for f in dataclasses.fields(cfg.model)}

@@ -39,6 +39,7 @@ class MixConfig(ModelConfig):
     runs: str = ""  # the run folders to mix, separated by commas (same corpus and tokenizer); once fitted, relative
     #                 to the mix's own folder
     levels: int = 4  # bands of each part's confidence (its highest probability): the table has levels ** parts rows
+    #                  (at most: fewer when the slice is small, training/mixing.py's bands_for)
     held_out: float = MIX_SLICE  # the share of the training text, at its end, that fits the table (never validation)
     max_held_out: int = MAX_MIX_SLICE  # ... but at most this many tokens (a network leaves them unread: train.mix_slice)
     fit_steps: int = 300  # steps of Adam on that slice (the table is small: a few seconds)
@@ -48,7 +49,7 @@ class MixConfig(ModelConfig):
         need(len(parts) >= 2, f"model.runs='{self.runs}': una mezcla necesita al menos dos ejecuciones separadas por comas "
              "(p. ej. --set runs=runs/ngram,runs/transformer).")
         need(len(set(parts)) == len(parts), f"model.runs='{self.runs}' repite una ejecución; nombra cada una una vez.")
-        need(2 <= self.levels <= 16, f"model.levels={self.levels} debe estar entre 2 y 16.")
+        need(1 <= self.levels <= 16, f"model.levels={self.levels} debe estar entre 1 (un solo juego de pesos) y 16.")
         need(self.levels ** len(parts) <= MAX_TABLE, f"model.levels={self.levels} con {len(parts)} modelos da una tabla "
              f"de {self.levels ** len(parts)} filas; baja levels o mezcla menos modelos (como mucho {MAX_TABLE} filas).")
         need(0.0 < self.held_out < 0.5, f"model.held_out={self.held_out} debe estar entre 0 y 0.5.")

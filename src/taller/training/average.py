@@ -1,6 +1,9 @@
 """An average of the weights along the way (Polyak averaging, as an exponential moving average):
 
-    after every step:   average ← decay · average + (1 − decay) · weights        (decay 0.99: about the last 100 steps)
+    after step t:   average ← d · average + (1 − d) · weights,   d = min(decay, (1 + t) / (10 + t))
+
+With decay 0.99 the average spans about the last 100 steps; early on d is smaller (0.1, 0.18, 0.25 …), so that a
+short run is not averaged with its random starting weights.
 
 On a small text the weights jitter around a good place, and every step nudges them towards memorising the batch it
 has just seen; their average sits nearer the middle. It is what gets scored on validation, kept as the best, and
@@ -23,10 +26,12 @@ class WeightAverage:
         self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        """After step `step` (0 for the first): the weights join the average."""
+        decay = min(self.decay, (1 + step) / (10 + step))
         for name, value in model.state_dict().items():
             if value.is_floating_point():
-                self.weights[name].lerp_(value, 1.0 - self.decay)
+                self.weights[name].lerp_(value, 1.0 - decay)
             else:  # counters and the like: the latest
                 self.weights[name].copy_(value)
 

@@ -265,7 +265,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.optimizer.step()
         if self.average is not None:
-            self.average.update(self.model)
+            self.average.update(self.model, self.step)
         checkup.updates()
         loss_value = loss.item()  # waits for the step's work
         elapsed = time.perf_counter() - started

@@ -98,7 +98,7 @@ class NextToken:
         self.autocast = autocast_for(ctx.device, t.dtype)
         check_lengths(data)
         self.mix_slice = held_out_for_mix(cfg, len(data.train_ids))
-        self.train_ids = data.train_ids[:len(data.train_ids) - self.mix_slice]  # the end is left for a mix (mixing.py)
+        self.train_ids = data.train_ids[:-self.mix_slice] if self.mix_slice else data.train_ids  # the end: for a mix
         # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
         self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size)
         distributed.share_batches(ctx, self.batches)
