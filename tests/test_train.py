@@ -76,8 +76,8 @@ def test_the_average_of_the_weights_is_what_a_run_scores_and_keeps(tmp_path, cor
     start = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         model.weight.add_(1.0)
-    average.update(model, step=0)  # early on the decay is smaller: (1 + 0) / (10 + 0) = 0.1
-    assert torch.allclose(average.weights["weight"], 0.1 * start["weight"] + 0.9 * model.weight)
+    average.update(model, step=0)  # early on the decay is smaller: (1 + 0) / (3 + 0) = 1/3
+    assert torch.allclose(average.weights["weight"], start["weight"] / 3 + 2 * model.weight / 3)
     then = average.weights["weight"].clone()
     average.update(model, step=1000)  # later, the decay asked for
     assert torch.allclose(average.weights["weight"], 0.9 * then + 0.1 * model.weight)
