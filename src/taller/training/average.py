@@ -2,7 +2,7 @@
 
     after step t:   average ← d · average + (1 − d) · weights,   d = min(decay, (1 + t) / (3 + t))
 
-With decay 0.99 the average spans about the last 100 steps (from step 297 on); early on d is smaller (1/3, 1/2,
+With decay 0.99 the average spans about the last 100 steps (from step 197 on); early on d is smaller (1/3, 1/2,
 3/5 …), so that a short run is not averaged with its random starting weights. (On 300 refranes, bench/README.md:
 (1 + t) / (10 + t), slower to reach 0.99, scored 2.655 bits/char; this one 2.611; 0.99 from the first step 2.602,
 but then a run of 60 steps keeps 55% of its random start.)

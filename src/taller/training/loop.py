@@ -333,15 +333,18 @@ class Trainer:
 
     def finish(self) -> Run:
         """The end: the epoch's yardstick once more (for the best weights), then the whole validation text."""
-        self.last_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.average is not None:  # from here on the model is the average (the run's model: what was scored)
             self.model.load_state_dict(self.average.weights)
         last = self.objective.evaluate()
+        kept_other = self.average is not None
         if last["val_loss"] <= self.best_val:
             self.best_val = last["val_loss"]
             self.save_best()
         elif self.cfg.train.keep_best and self.best_weights is not None:
             self.take_best(last["val_loss"])
+            kept_other = True
+        self.last_weights = own if kept_other else None  # the model kept is not the last weights: a --resume needs them
         final = self.objective.evaluate(whole=True)
         self.log_metrics({"step": self.step, "epoch": self.epoch, **final, "time": self.train_time, "final": True})
         self.health_report()
