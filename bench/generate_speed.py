@@ -1,5 +1,5 @@
 """Generation speed: characters/s for 500 characters with the KV cache (as `taller generate` runs: a small step on one
-thread, see taller.sampling.one_thread), with the cache on every thread, and without the cache.
+thread, see taller.threads.for_steps), with the cache on every thread, and without the cache.
 
     python bench/generate_speed.py [--run RUN] [--preset base] [--block 256] [--batch 1] [--top 0]  → one JSON line
 
@@ -17,7 +17,7 @@ import time
 import torch
 
 from machine import cpu_info
-from taller import sampling
+from taller import sampling, threads
 from taller.config import Config
 from taller.data.tokenizers import CharTokenizer
 from taller.models import build_model
@@ -25,7 +25,7 @@ from taller.runs.folder import load_run
 
 
 def chars_per_s(model, tok, a, cached: bool, one_thread: bool) -> float:
-    sampling.ONE_THREAD_BELOW = 4_000_000 if one_thread else 0
+    threads.STEP_ALONE_BELOW = 4_000_000 if one_thread else 0
     times = []
     for _ in range(a.repeat):
         start = time.perf_counter()

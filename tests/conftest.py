@@ -9,7 +9,8 @@ import torch
 import taller
 from taller.config import Config
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+THREADS = min(2, os.cpu_count() or 1)
+torch.set_num_threads(THREADS)
 
 PROVERBS = [
     "No hay mal que por bien no venga.",
@@ -31,6 +32,13 @@ PROVERBS = [
 def no_downloads(tmp_path_factory, monkeypatch):
     """Tests never touch the network or the user's cache."""
     monkeypatch.setenv("TALLER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def fixed_threads(monkeypatch):
+    """Runs compared step for step compute with the same threads: not fitted to the machine's load, which changes
+    from one test to the next (tests/test_threads.py checks the fitting itself)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", str(THREADS))
 
 
 @pytest.fixture

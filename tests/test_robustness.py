@@ -20,6 +20,7 @@ from conftest import run_cli
 from taller.apps.cli import main
 from taller.config import Config
 from taller.errors import TallerError
+from taller.runs.checkpoint import load_tensors, read_state
 from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
 
@@ -126,6 +127,22 @@ def test_sigkill_at_27_instants_never_loses_the_last_checkpoint_and_resume_is_ex
 def cli_args(corpus, out, settings: dict, *extra) -> list[str]:
     sets = [a for k, v in {"block_size": 16, **settings}.items() for a in ("--set", f"{k}={v}")]
     return ["train", "--corpus", str(corpus), "--out", str(out), "--quiet", *sets, *extra]
+
+
+@pytest.mark.parametrize("name, when", [("best.next.safetensors", "after"), ("state.json", "before"),
+                                        ("state.json", "after"), ("best.safetensors", "before"),
+                                        ("best.safetensors", "after")])
+def test_a_kill_around_the_best_weights_leaves_state_json_naming_their_step(forks, ram_dir, corpus_file, name, when):
+    """The best weights are committed with the checkpoint that names their step: a kill at any point of the commit
+    of the second best weights leaves best.safetensors and state.json's best_step in agreement (after the
+    roll-forward a resume makes)."""
+    out = ram_dir / "run"
+    p = start(forks, str(corpus_file), str(out), {**SETTINGS, "dropout": 0.0}, False, 5000, kill=(name, when, 2))
+    p.join(120)
+    assert p.exitcode == -signal.SIGKILL
+    state = read_state(out, repair=True)  # what a resume does first: finish the commit
+    assert 2 <= state["best_step"] <= state["step"]
+    assert int(load_tensors(out / "best.safetensors")[1]["step"]) == state["best_step"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

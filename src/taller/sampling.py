@@ -12,15 +12,15 @@ once, at the end.
 from __future__ import annotations
 
 import bisect
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from taller.threads import for_steps
+
 TOP = 5  # candidates each Step records by default: the rows of table.txt per position
 MIN_TEMPERATURE = 1e-6  # logits are divided by the temperature: never by 0 (greedy=True is the real "temperature 0")
-ONE_THREAD_BELOW = 4_000_000  # parameters × rows: a CPU step smaller than this runs on one thread (see one_thread)
 
 
 @dataclass
@@ -125,21 +125,33 @@ class StopWatch:
         return bool(self.done.all())
 
 
-@contextmanager
-def one_thread(model, rows: int, device: torch.device):
-    """A generation step of a small model at a small batch is microseconds of work per operation: waking a second
-    thread for each one costs more than it saves (bench/generate_speed.py). Such steps run on one thread; the number
-    of threads is given back afterwards."""
-    size = sum(p.numel() for p in model.parameters()) * rows
-    before = torch.get_num_threads()
-    if device.type != "cpu" or size >= ONE_THREAD_BELOW or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class Reader:
+    """A left-to-right model reading rows of text side by side, one token per row at each step; `logits` (rows, V)
+    is what it expects next. Generation reads so, and so do both sides of `taller compress`.
+
+    With its cache (the Transformer's keys and values, an RNN's state) only the new token is read. A model that
+    sees at most block_size tokens reads again from the last half of its window when the cache holds a whole one.
+    Without the cache (`cached=False`, the slow path to check the fast one) it reads its whole window every step."""
+
+    def __init__(self, model, context: torch.Tensor, cached: bool = True):  # context: (rows, T) token ids
+        self.model, self.block, self.cached = model, model.block_size, cached
+        self.recent = self.window(context)  # (rows, ≤ block): what the model sees
+        self.logits, self.state = model.start(self.recent) if cached else (model(self.recent)[:, -1], None)
+
+    def window(self, text: torch.Tensor) -> torch.Tensor:
+        return text if self.block is None else text[:, -self.block:]
+
+    def feed(self, tokens: torch.Tensor) -> None:
+        """One more token per row: (rows,)."""
+        new = tokens[:, None]  # (rows, 1)
+        if self.block is not None or not self.cached:
+            self.recent = self.window(torch.cat([self.recent, new], dim=1))
+        if not self.cached:  # read the whole window again
+            self.logits = self.model(self.recent)[:, -1]
+        elif self.block is not None and self.model.state_length(self.state) >= self.block:  # full: its last half again
+            self.logits, self.state = self.model.start(self.recent[:, -max(1, self.block // 2):])
+        else:  # only the new token is read; the cache holds the rest
+            self.logits, self.state = self.model.step(new, self.state)
 
 
 @torch.inference_mode()
@@ -157,14 +169,11 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
     ids = prompt_ids(tokenizer, prompt, unknown)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     watch = StopWatch(tokenizer, stop, n)
-    block = model.block_size  # the longest context the model reads; None: no limit (LSTM, n-gram)
-    context = torch.tensor([ids] * n, device=device)  # (n, T) the prompt; without a cache, the text so far
-    crop = (lambda c: c) if block is None else (lambda c: c[:, -block:])
-    with one_thread(model, n, device):  # a batch-1 step of a small model: faster on one thread
-        logits, state = model.start(crop(context)) if use_cache else (model(crop(context))[:, -1], None)
+    with for_steps(model, n, device):  # a batch-1 step of a small model: faster on one thread
+        reader = Reader(model, torch.tensor([ids] * n, device=device), cached=use_cache)  # the prompt: (n, T)
         chosen, records = [], []  # per step: (n,) ids; (n, top) probabilities (the model's, the sampled) and ids
         for _ in range(max_chars):
-            logits = logits.float().cpu()  # (n, V)
+            logits = reader.logits.float().cpu()  # (n, V)
             probs = sampling_probs(logits, temperature, top_k, top_p, greedy) if top or not greedy else None  # (n, V)
             choice = logits.argmax(dim=-1) if greedy else draw(probs, generator)  # (n,)
             if top:
@@ -172,15 +181,7 @@ def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200,
             chosen.append(choice)
             if watch.all_done(choice):
                 break
-            new = choice[:, None].to(device)  # (n, 1)
-            if not use_cache:  # read the whole text again (as far back as the model sees)
-                context = torch.cat([context, new], dim=1)
-                logits = model(crop(context))[:, -1]
-            elif block is not None and model.state_length(state) >= block:  # the window is full: restart from its last half
-                text = torch.cat([context, torch.stack(chosen, dim=1).to(device)], dim=1)  # (n, T + steps) so far
-                logits, state = model.start(text[:, -max(1, block // 2):])
-            else:  # only the new character is read; the cache holds the rest
-                logits, state = model.step(new, state)
+            reader.feed(choice.to(device))
     return to_samples(tokenizer, prompt, n, chosen, records, stop, max_chars)
 
 

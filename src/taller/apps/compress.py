@@ -21,7 +21,6 @@ import bisect
 import math
 import struct
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,8 @@ from taller.arithmetic import Decoder, Encoder
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, megabytes, read_bounded
 from taller.runs.folder import Run, check_output, run_identity
+from taller.sampling import Reader
+from taller.threads import limited
 from taller.text import thousands
 
 MAGIC = b"TLLR"
@@ -59,49 +60,21 @@ class Compressed:
 # --- the model, read row by row ---------------------------------------------------------------------------------------
 
 
-@contextmanager
-def one_thread():
-    """PyTorch on one thread while coding: both sides add up the same numbers in the same order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        torch.set_num_threads(before)
+def probabilities(reader: Reader) -> torch.Tensor:
+    return F.softmax(reader.logits.float(), dim=-1)  # (S, V) float32
 
 
-class Reader:
-    """The model reading `rows` texts side by side, one token per row and step, as generation reads: from the start
-    of a line, and, when a window is full, from the last half of it again."""
+def cumulative(probs: torch.Tensor) -> torch.Tensor:
+    """(S, V) probabilities -> (S, V+1) integer cumulative frequencies: token j owns [cum[j], cum[j+1])."""
+    V = probs.shape[-1]
+    freq = (probs * ((1 << TOTAL_BITS) - V)).floor().long() + 1  # (S, V): every token ≥ 1, total ≤ 2^24
+    return F.pad(freq.cumsum(dim=-1), (1, 0))
 
-    def __init__(self, model, start: list[int], rows: int):
-        self.model, self.block = model, model.block_size
-        model.eval()
-        self.recent = torch.tensor([start] * rows)  # (S, t): the last tokens (a window's worth at most)
-        self.logits, self.state = model.start(self.recent)  # (S, V)
-        self.V = self.logits.shape[-1]
-        self.total = 1 << TOTAL_BITS
 
-    def probabilities(self) -> torch.Tensor:
-        return F.softmax(self.logits.float(), dim=-1)  # (S, V) float32
-
-    def cumulative(self, probs: torch.Tensor) -> torch.Tensor:
-        """(S, V) probabilities -> (S, V+1) integer cumulative frequencies: token j owns [cum[j], cum[j+1])."""
-        freq = (probs * (self.total - self.V)).floor().long() + 1  # (S, V): every token ≥ 1, total ≤ 2^24
-        return F.pad(freq.cumsum(dim=-1), (1, 0))
-
-    def feed(self, tokens: torch.Tensor) -> None:
-        """One token per row (S,)."""
-        new = tokens[:, None]  # (S, 1)
-        if self.block is None:
-            self.logits, self.state = self.model.step(new, self.state)
-            return
-        self.recent = torch.cat([self.recent, new], dim=1)[:, -self.block:]
-        if self.model.state_length(self.state) >= self.block:  # the window is full: start again from its last half
-            self.logits, self.state = self.model.start(self.recent[:, -max(1, self.block // 2):])
-        else:
-            self.logits, self.state = self.model.step(new, self.state)
+def start_reading(run: Run, rows: int) -> Reader:
+    """The model ready to read `rows` texts side by side, each from the start of a line."""
+    run.model.eval()
+    return Reader(run.model, torch.tensor([run.tokenizer.start_ids()] * rows))
 
 
 def layout(n: int) -> tuple[int, int]:
@@ -126,11 +99,11 @@ def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float]:
     grid = grid.view(rows, length)  # (S, L)
     live = [min(length, len(ids) - r * length) for r in range(rows)]  # tokens in each row
     encoder, ideal = Encoder(), 0.0
-    with one_thread():
-        reader = Reader(run.model, run.tokenizer.start_ids(), rows)
+    with limited(1), torch.inference_mode():  # one thread: both sides add up in the same order
+        reader = start_reading(run, rows)
         for t in range(length):
-            probs = reader.probabilities()
-            cum, tokens = reader.cumulative(probs), grid[:, t]
+            probs = probabilities(reader)
+            cum, tokens = cumulative(probs), grid[:, t]
             lows = cum.gather(1, tokens[:, None])[:, 0].tolist()
             highs = cum.gather(1, tokens[:, None] + 1)[:, 0].tolist()
             totals = cum[:, -1].tolist()
@@ -150,10 +123,10 @@ def decode_tokens(run: Run, data: bytes, n: int, rows: int) -> list[int]:
     live = [min(length, n - r * length) for r in range(rows)]
     decoder = Decoder(data)
     grid = []
-    with one_thread():
-        reader = Reader(run.model, run.tokenizer.start_ids(), rows)
+    with limited(1), torch.inference_mode():  # one thread: both sides add up in the same order
+        reader = start_reading(run, rows)
         for t in range(length):
-            cum = reader.cumulative(reader.probabilities()).tolist()  # (S, V+1)
+            cum = cumulative(probabilities(reader)).tolist()  # (S, V+1)
             tokens = [FILLER] * rows
             for r in range(rows):
                 if t < live[r]:

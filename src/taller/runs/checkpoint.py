@@ -3,9 +3,10 @@
 Every write is atomic (a temporary file in the same folder, flushed to disk, then renamed over the old one), and a
 checkpoint is committed in two phases so that a crash at any instant leaves the last complete one loadable:
 
-  1. the new tensors go to `model.next.safetensors` and `optim.next.safetensors`;
+  1. the new tensors go to `model.next.safetensors` and `optim.next.safetensors` (and `best.next.safetensors` when
+     the weights that score best have changed);
   2. `state.json` is replaced: it names the step and the SHA-256 of the files that belong to it (the commit);
-  3. the `.next` files are renamed over `model.safetensors` and `optim.safetensors`.
+  3. the `.next` files are renamed over `model.safetensors`, `optim.safetensors` (and `best.safetensors`).
 
 On loading, a `.next` file whose digest is the one `state.json` names finishes step 3 (roll forward); one that does
 not is a leftover of an unfinished step 1 and is ignored.
@@ -142,10 +143,15 @@ def storable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(run_dir: Path, model_tensors: dict[str, torch.Tensor], optim_tensors: dict[str, torch.Tensor],
-                    optim_meta: dict, state: dict) -> None:
+                    optim_meta: dict, state: dict, best: dict[str, torch.Tensor] | None = None) -> None:
+    """One checkpoint, committed in two phases (see above); `best`: new best weights (best.safetensors), committed
+    with it, so that state.json's best_step always names the weights in best.safetensors."""
     run_dir = Path(run_dir)
     files = {}
-    for name, tensors, meta in (("model", model_tensors, {"format": str(FORMAT_VERSION)}), ("optim", optim_tensors, optim_meta)):
+    parts = [("model", model_tensors, {"format": str(FORMAT_VERSION)}), ("optim", optim_tensors, optim_meta)]
+    if best is not None:
+        parts.append(("best", best, {"step": str(state["best_step"])}))
+    for name, tensors, meta in parts:
         data = st_save(storable(tensors), metadata=meta)
         atomic_write(pending_name(run_dir / f"{name}.safetensors"), data)  # phase 1
         files[f"{name}.safetensors"] = sha256(data)

@@ -18,20 +18,19 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
 from taller.config import Config
 from taller.data.prepared import is_prepared
 from taller.errors import TallerError
-from taller.files import atomic_write
 from taller.inspect.health import HEALTH, Checkup, NoCheckup, health_plot, read_health, summary
 from taller.models import Kind, kind_of
-from taller.runs.checkpoint import flatten_optimizer, load_tensors, read_state, remove_leftovers, save_checkpoint, storable
+from taller.runs.checkpoint import flatten_optimizer, load_tensors, read_state, remove_leftovers, save_checkpoint
 from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
                                 optimizer_mismatch, run_state)
 from taller.runs.metrics import METRICS, append_metrics, truncate_metrics
 from taller.text import thousands
+from taller.threads import StepCheck, choose, use
 from taller.training import distributed
 from taller.training.average import WeightAverage
 from taller.training.classify import Classify
@@ -51,9 +50,11 @@ OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": Mask
 LAST = "last."  # a finished run's last weights in optim.safetensors (its model may be the average or the best ones)
 
 
-def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Run:
+def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print,
+          threads: int = 0) -> Run:
     """Train a model as `cfg` says, writing the run folder `out`; return the trained run.
 
+    `threads`: how many threads compute on the CPU (0: fitted to the cores other programs leave free; threads.py).
     Under torchrun every process calls this: it joins the process group, trains its share (see distributed.py)
     and leaves the group at the end, also on an error. Only rank 0 prints and writes.
     """
@@ -61,7 +62,8 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     ctx = distributed.start(pick_device(cfg.train.device))
     try:
         out = Path(distributed.broadcast_text(ctx, str(out)))  # a name made from the clock: rank 0's, everywhere
-        run = fit(cfg, out, ctx, resume=resume, progress=progress and ctx.main, log=log if ctx.main else quiet)
+        run = fit(cfg, out, ctx, resume=resume, progress=progress and ctx.main, log=log if ctx.main else quiet,
+                  threads=threads)
         distributed.barrier(ctx)  # everyone waits until rank 0 has written the last file
         return run
     finally:
@@ -72,11 +74,13 @@ def quiet(*args, **kwargs) -> None:
     """The log of ranks other than 0: they train in silence."""
 
 
-def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progress: bool, log) -> Run:
+def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progress: bool, log, threads: int) -> Run:
     """Check the folder and what the kind can do, then fit the model the way its kind learns."""
     kind = kind_of(cfg)
     refuse_what_the_kind_cannot_do(kind, cfg, ctx, resume)
     check_run_dir(out, resume)
+    choice = use(choose(threads))
+    log(f"Calculo con {choice.why}.")
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
     cfg.check_memory(available_memory(ctx.device), processes_sharing_memory(ctx.device, ctx.world))
     if kind.counted:
@@ -84,7 +88,9 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
     if kind.combines:
         return fit_mix(cfg, out, ctx, log=log)
     objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)
-    return Trainer(cfg, out, ctx, objective, resume=resume, progress=progress, log=log).run()
+    watch = choice.automatic and ctx.device.type == "cpu" and not ctx.active  # are fewer threads faster?
+    return Trainer(cfg, out, ctx, objective, resume=resume, progress=progress, log=log,
+                   threads=StepCheck(choice) if watch else None).run()
 
 
 def refuse_what_the_kind_cannot_do(kind: Kind, cfg: Config, ctx: distributed.Context, resume: bool) -> None:
@@ -140,15 +146,17 @@ class Trainer:
     """Runs one objective to the end of its budget (epochs, seconds or steps), writing the run folder as it goes."""
 
     def __init__(self, cfg: Config, out: Path, ctx: distributed.Context, objective, *, resume: bool, progress: bool,
-                 log):
+                 log, threads: StepCheck | None = None):
         self.cfg, self.out, self.ctx, self.objective = cfg, out, ctx, objective
         self.resume, self.progress, self.log = resume, progress, log
+        self.threads = threads  # times the first steps: are fewer threads faster on this machine now? (threads.py)
         self.writer = ctx.main  # only rank 0 writes the run folder
         self.model = objective.model
         self.optimizer = objective.make_optimizer()
         self.step, self.epoch, self.train_time, self.best_val = 0, 0, 0.0, float("inf")
         self.best_weights: dict[str, torch.Tensor] | None = None  # a copy of the weights that scored best_val
         self.best_step = 0
+        self.best_unsaved = False  # best_weights changed since the last checkpoint (the next one writes them)
         self.average = WeightAverage(self.model, cfg.train.ema) if cfg.train.ema > 0 else None  # what is scored and kept
         self.last_weights: dict[str, torch.Tensor] | None = None  # at the end: the weights a --resume goes on from
         self.scores: dict = {}  # the last validation scores
@@ -277,7 +285,14 @@ class Trainer:
         self.step, self.train_time, self.lr = self.step + 1, self.train_time + elapsed, lr
         window.add(loss_value, self.objective.items(batch), elapsed)
         self.record_health(checkup)
+        self.fit_threads(elapsed)
         return stop_all
+
+    def fit_threads(self, elapsed: float) -> None:
+        """The machine may be busier than it looked at the start: fewer threads, if they are faster."""
+        said = self.threads.after_step(elapsed) if self.threads is not None else None
+        if said:
+            self.log(said)
 
     # --- the network's health (inspect/health.py) -------------------------------------------------------------------
     def checkup(self, lr: float) -> Checkup | NoCheckup:
@@ -311,12 +326,11 @@ class Trainer:
         with self.averaged():
             self.scores = self.objective.evaluate()
         self.log_metrics({"step": self.step, "epoch": self.epoch, **self.scores, "time": self.train_time})
-        improved = self.scores["val_loss"] < self.best_val
-        self.best_val = min(self.best_val, self.scores["val_loss"])
-        self.commit(finished=False)
-        if improved:
+        if self.scores["val_loss"] < self.best_val:
+            self.best_val = self.scores["val_loss"]
             with self.averaged():
-                self.save_best()
+                self.keep_as_best()
+        self.commit(finished=False)  # with the best weights, if they changed: best_step always names them
 
     def averaged(self):
         """The average of the weights in the model's place for the block (train.ema), or the weights themselves."""
@@ -340,7 +354,7 @@ class Trainer:
         kept_other = self.average is not None
         if last["val_loss"] <= self.best_val:
             self.best_val = last["val_loss"]
-            self.save_best()
+            self.keep_as_best()  # the objective's finish commits it
         elif self.cfg.train.keep_best and self.best_weights is not None:
             self.take_best(last["val_loss"])
             kept_other = True
@@ -394,16 +408,15 @@ class Trainer:
                           parameters=sum(p.numel() for p in self.model.parameters()), best_val_loss=self.best_val,
                           best_step=self.best_step,
                           **self.objective.state(), **(extra or {}))
-        save_checkpoint(self.out, self.model.state_dict(), tensors, meta, state)
-        self.saved_state = state
+        best = self.best_weights if self.best_unsaved else None
+        save_checkpoint(self.out, self.model.state_dict(), tensors, meta, state, best=best)
+        self.saved_state, self.best_unsaved = state, False
 
-    def save_best(self) -> None:
-        """The weights that scored best so far: kept in memory (every rank) and in best.safetensors (rank 0)."""
+    def keep_as_best(self) -> None:
+        """The weights that scored best so far: kept in memory (every rank); the next commit writes them to
+        best.safetensors (rank 0), in the same checkpoint as the state.json that names their step."""
         self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        self.best_step = self.step
-        if self.writer:
-            weights = storable(self.model.state_dict())
-            atomic_write(self.out / "best.safetensors", st_save(weights, metadata={"step": str(self.step)}))
+        self.best_step, self.best_unsaved = self.step, True
 
     def log_metrics(self, entry: dict, name: str = METRICS) -> None:
         if self.writer:
