@@ -25,12 +25,12 @@ from taller.inspect.fill import RIGHT_CONTEXTS, candidates_table, fill, fill_tab
 from taller.inspect.inside import explain_run
 from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.inspect.report import write_report
-from taller.inspect.surprise import difference, number, read_text, top_spots, validation_text, write_surprise
+from taller.inspect.surprise import difference, read_text, top_spots, validation_text, write_surprise
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
 from taller.models import KINDS, kind_named, kind_of, task_kind
 from taller.runs.folder import check_output, check_run_dir, load_run
-from taller.text import show_token, side_by_side, thousands
+from taller.text import number, show_token, side_by_side, thousands
 from taller.training.distributed import is_main
 from taller.training.adapt import OPTIMIZERS, Adaptation, score_run
 from taller.training.loop import train
