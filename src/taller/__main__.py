@@ -1,4 +1,4 @@
-"""`taller …` and `python -m taller …`: the command line (apps/cli.py).
+"""`taller …` and `python -m taller …`: the command line (apps/cli/).
 
 Importing it takes a second or two (PyTorch): a Ctrl-C meanwhile ends as quietly as one later, with exit code 130.
 This works because `import taller` itself is light (taller/__init__.py loads its names on first use), so the

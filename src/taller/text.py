@@ -1,9 +1,20 @@
-"""Formatting for people: Spanish thousands separators and visible names for invisible characters."""
+"""Formatting for people: numbers the Spanish way, lists in words and visible names for invisible characters."""
+
+
+def number(x: float, digits: int = 2) -> str:
+    """Spanish decimals: a point between thousands, a comma before the decimals. 1234.5 → '1.234,50'."""
+    whole, _, frac = f"{x:,.{digits}f}".partition(".")
+    return whole.replace(",", ".") + ("," + frac if frac else "")
 
 
 def thousands(x: float) -> str:
-    """12345.6 -> '12.346'."""
-    return f"{x:,.0f}".replace(",", ".")
+    """A whole number with Spanish thousands separators: 12345.6 → '12.346'."""
+    return number(x, 0)
+
+
+def spanish_list(items: list[str]) -> str:
+    """['a', 'b', 'c'] → 'a, b y c'."""
+    return ", ".join(items[:-1]) + " y " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def show_char(ch: str) -> str:

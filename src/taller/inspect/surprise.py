@@ -31,7 +31,7 @@ from taller.evaluate import LN2, scored_targets, val_text
 from taller.files import MB, atomic_write, read_bounded
 from taller.inspect.plots import colormap, new_figure, save_figure
 from taller.models import kind_of
-from taller.text import show_char, show_token, thousands
+from taller.text import number, show_char, show_token, thousands
 
 TEXT_LIMIT = 4 * MB  # a text to score: the whole Quijote is 2 MB
 SHOWN = 20_000  # characters coloured in a page (the totals are always of the whole text)
@@ -204,12 +204,6 @@ def diverging(d: float | None) -> str:
     end = (33, 102, 172) if d < 0 else (178, 24, 43)
     r, g, b = (round(255 + (e - 255) * t) for e in end)
     return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def number(x: float, digits: int = 2) -> str:
-    """Spanish decimals: 1234.5 → '1.234,50'."""
-    whole, _, frac = f"{x:,.{digits}f}".partition(".")
-    return whole.replace(",", ".") + ("," + frac if frac else "")
 
 
 def coloured(text: str, values: list[float | None], colour, unit: str) -> str:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from taller.errors import TallerError
-from taller.text import show_token
+from taller.text import number, show_token
 from taller.data.tokenizers import LISTED, load_tokenizer
 
 BACKGROUNDS = (153, 222, 157, 218)  # light blue, yellow, green, pink (256-colour palette), with black text
@@ -54,7 +54,7 @@ def tokenize_text(tokenizer, text: str, colour: bool = False) -> str:
     lines = [f"Tokenizador {NAMES[tokenizer.kind]} ({tokenizer.vocab_size} tokens en el vocabulario)", "",
              coloured(pieces) if colour else plain(pieces), "",
              "ids: " + " ".join(str(int(i)) for i in ids), "",
-             f"{len(ids)} tokens para {len(text)} caracteres: {per_token:.2f} caracteres por token".replace(".", ",")]
+             f"{len(ids)} tokens para {len(text)} caracteres: {number(per_token)} caracteres por token"]
     if tokenizer.kind == "bpe" and any(p.startswith("\\x") for p in pieces):
         lines.append("(\\xNN: un byte suelto; los caracteres fuera del ASCII ocupan 2 a 4 bytes y a veces se "
                      "reparten entre tokens)")

@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from taller.errors import TallerError
 from taller.models.kind import Kind, ModelConfig, need
+from taller.text import thousands
 
 MAX_ORDER = 12  # a cap on n; whether V**n keys fit in 64 bits is checked when fitting (see fit)
 CHUNK = 1 << 20  # probabilities computed at a time by forward (8 MB of float64)
@@ -225,12 +226,12 @@ class NGram(nn.Module):
                  "=" * len(header), header, "-" * len(header)]
         for k, (keys, table) in enumerate(zip(self.keys, self.tables), start=1):
             d = table["discount"]
-            lines.append(f"{k:>5} {len(keys):>19,} {len(table['history']):>10,} {d[1]:>6.3f} {d[2]:>6.3f} {d[3]:>6.3f}"
-                         .replace(",", "."))
+            lines.append(f"{k:>5} {thousands(len(keys)):>19} {thousands(len(table['history'])):>10} {d[1]:>6.3f} "
+                         f"{d[2]:>6.3f} {d[3]:>6.3f}")
         lines += ["-" * len(header), "",
                   "Orden k: cuentas de k caracteres seguidos (orden n: veces vistas; órdenes menores: de cuántos",
                   "caracteres distintos van precedidas). Un modelo de cuentas no tiene parámetros entrenados.",
-                  "", f"Total: {self.num_counts:,} cuentas".replace(",", ".")]
+                  "", f"Total: {thousands(self.num_counts)} cuentas"]
         return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from taller.errors import TallerError
 from taller.files import atomic_write, megabytes
 from taller.models import KINDS, kind_of
 from taller.runs.folder import check_output, load_run
+from taller.text import spanish_list
 
 FORMATS = {"html": "una página HTML", "onnx": "ONNX"}
 
@@ -24,10 +25,6 @@ FORMATS = {"html": "una página HTML", "onnx": "ONNX"}
 def tokenizer_path(out: Path) -> Path:
     """Where the ONNX model's tokenizer goes: modelo.onnx → modelo.tokenizer.json."""
     return out.with_name(out.stem + ".tokenizer.json")
-
-
-def spanish_list(items: list[str]) -> str:
-    return ", ".join(items[:-1]) + " y " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def check_kind(run_dir: Path, fmt: str) -> None:

@@ -1,0 +1,147 @@
+"""compare, export, score, compress, decompress and serve: a run measured, taken out of taller, or shown."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from taller.apps.cli.training import default_out
+from taller.apps.cli.types import finite_positive, path_text
+from taller.apps.compare import compare, format_table
+from taller.apps.compress import compress_file, decompress_file
+from taller.apps.export import FORMATS, export_run
+from taller.apps.web.server import serve
+from taller.errors import TallerError
+from taller.runs.folder import load_run
+from taller.text import thousands
+from taller.training.adapt import OPTIMIZERS, Adaptation, score_run
+
+
+def add_compare(sub) -> None:
+    cmp_ = sub.add_parser("compare", aliases=["comparar"],
+                          help="entrena varios modelos con el mismo tiempo y los compara")
+    cmp_.add_argument("--corpus", default="quijote",
+                      help="refranes, quijote o la ruta de un fichero de texto (quijote)")
+    cmp_.add_argument("--models", default="ngram,lstm,transformer",
+                      help="lista separada por comas (ngram,lstm,transformer)")
+    cmp_.add_argument("--max-time", type=finite_positive, default=120, metavar="SEGUNDOS",
+                      help="segundos por modelo (120)")
+    cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR",
+                      help="cambia una clave en todos (repetible)")
+    cmp_.add_argument("--prompt", default="", help="comienzo de la muestra de cada modelo")
+    cmp_.add_argument("--out", type=path_text, help="carpeta de resultados (por defecto runs/compare-CORPUS-FECHA)")
+    cmp_.add_argument("--adapt", action="store_true", help="añade una columna: bits/carácter aprendiendo mientras "
+                      "lee la validación (unos segundos por modelo; un n-grama sigue contando)")
+    cmp_.add_argument("--no-mix", dest="mix", action="store_false",
+                      help="sin la fila mix (la mezcla de los modelos de caracteres)")
+    cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
+    cmp_.set_defaults(func=cmd_compare)
+
+
+def add_export(sub) -> None:
+    x = sub.add_parser("export", aliases=["exportar"], help="saca el modelo de taller: una página HTML que lo ejecuta "
+                       "en el navegador, o un fichero ONNX")
+    x.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    x.add_argument("--format", choices=list(FORMATS), help="html: una página que funciona sin red ni servidor; "
+                   "onnx: para onnxruntime y otras herramientas (por defecto, la extensión de -o; si no, html)")
+    x.add_argument("-o", "--out", type=path_text, metavar="FICHERO",
+                   help="fichero de salida (nuevo; si existe, con --force); por defecto EJECUCION.html o .onnx aquí")
+    x.add_argument("--force", action="store_true", help="reemplaza el fichero de salida si ya existe")
+    x.set_defaults(func=cmd_export)
+
+
+def add_scoring(sub) -> None:
+    """score, compress and decompress: a run's bits per character, as a figure and as a file."""
+    sc = sub.add_parser("score", aliases=["puntuar"], help="bits por carácter de una ejecución en su validación "
+                        "(con --adapt, aprendiendo mientras lee)")
+    sc.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    sc.add_argument("--adapt", action="store_true", help="evaluación dinámica: puntúa cada ventana y después "
+                    "aprende de ella (una red, con un paso de gradiente; un n-grama, contándola); trabaja sobre una "
+                    "copia: lo guardado no cambia")
+    sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
+                    help="con --adapt: adam (por defecto) o sgd")
+    sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
+    sc.set_defaults(func=cmd_score)
+
+    co = sub.add_parser("compress", aliases=["comprimir"], help="comprime un texto con las probabilidades de un "
+                        "modelo (codificación aritmética)")
+    co.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
+    co.add_argument("file", metavar="FICHERO", help="el texto UTF-8 que comprimir")
+    co.add_argument("-o", dest="out", type=path_text, metavar="SALIDA",
+                    help="fichero comprimido (por defecto FICHERO.tllr)")
+    co.add_argument("--force", action="store_true", help="reemplaza la salida si ya existe")
+    co.set_defaults(func=cmd_compress)
+
+    de = sub.add_parser("decompress", aliases=["descomprimir"], help="recupera el texto de un .tllr con la misma "
+                        "ejecución que lo comprimió")
+    de.add_argument("run", metavar="EJECUCION", help="la carpeta de la ejecución que lo comprimió")
+    de.add_argument("file", metavar="FICHERO.tllr", help="el fichero comprimido")
+    de.add_argument("-o", dest="out", type=path_text, metavar="SALIDA", help="el texto (por defecto FICHERO sin .tllr)")
+    de.add_argument("--force", action="store_true", help="reemplaza la salida si ya existe")
+    de.set_defaults(func=cmd_decompress)
+
+
+def add_serve(sub) -> None:
+    s = sub.add_parser("serve", aliases=["servir"], help="una página web local para explorar tus modelos")
+    s.add_argument("path", metavar="RUTA", nargs="?", default="runs",
+                   help="una carpeta de ejecución o una carpeta con varias, como runs/ (por defecto)")
+    s.add_argument("--host", default="127.0.0.1", help="dirección en la que escuchar (127.0.0.1: sólo este equipo)")
+    s.add_argument("--port", type=int, default=8000, help="puerto (8000)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NOMBRE",
+                   help="responde también a este nombre del equipo (además de localhost y 127.0.0.1); repetible")
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_compare(args) -> None:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
+    rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
+                   progress=not args.quiet, adapt=args.adapt, mix=args.mix)
+    print()
+    print(format_table(rows))
+    print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
+
+
+def cmd_export(args) -> None:
+    suffix = Path(args.out).suffix.lower().lstrip(".") if args.out else ""
+    fmt = args.format or (suffix if suffix in FORMATS else "html")
+    out = Path(args.out) if args.out else Path(Path(args.run).resolve().name + "." + fmt)
+    print(export_run(args.run, fmt, out, force=args.force))
+
+
+def cmd_score(args) -> None:
+    if (args.lr or args.optimizer != "adam") and not args.adapt:
+        raise TallerError("--lr y --optimizer son de la evaluación dinámica: añade --adapt.")
+    run = load_run(args.run)
+    how = Adaptation(args.optimizer, args.lr or 0.0) if args.adapt else None
+    scores = score_run(run, how)
+    s = scores.static
+    print(f"{run.dir}: {thousands(s.chars)} caracteres de validación, ventanas de {scores.window} tokens")
+    print(f"  estático:  {s.bpc:.3f} bits/carácter ({s.loss:.4f} nats/token)")
+    if scores.adapted:
+        a = scores.adapted
+        print(f"  --adapt:   {a.bpc:.3f} bits/carácter ({a.loss:.4f} nats/token; {scores.how}): "
+              f"{a.bpc - s.bpc:+.3f} respecto al estático. Los pesos guardados no cambian.")
+
+
+def cmd_compress(args) -> None:
+    out = Path(args.out) if args.out else Path(args.file + ".tllr")
+    run = load_run(args.run)
+    started = time.perf_counter()
+    result = compress_file(run, Path(args.file), out, args.force)
+    bpc = f"{result.bits_per_char:.3f}" if result.chars else "—"
+    print(f"{args.file}: {thousands(result.chars)} caracteres → {out}: {thousands(len(result.data))} bytes = {bpc} "
+          f"bits/carácter (el modelo promete {result.ideal_bits / max(1, result.chars):.3f}; "
+          f"{time.perf_counter() - started:.1f} s)")
+
+
+def cmd_decompress(args) -> None:
+    out = Path(args.out) if args.out else Path(args.file.removesuffix(".tllr") if args.file.endswith(".tllr")
+                                                 else args.file + ".txt")
+    run = load_run(args.run)
+    text = decompress_file(run, Path(args.file), out, args.force)
+    print(f"{args.file} → {out}: {thousands(len(text))} caracteres")
+
+
+def cmd_serve(args) -> None:
+    serve(Path(args.path), host=args.host, port=args.port, allow_hosts=args.allow_host)
