@@ -12,7 +12,7 @@ from taller._version import __version__
 from taller.apps.compare import compare, format_table
 from taller.apps.export import FORMATS, export_run
 from taller.apps.compress import compress_file, decompress_file
-from taller.apps.web.server import serve
+from taller.apps.web.app import serve
 from taller.config import DEVICES, SEED_LIMIT, TOKENIZER_KINDS, Config
 from taller.data.corpora import CORPORA, describe, load_corpus
 from taller.data.prepare import prepare
