@@ -90,7 +90,7 @@ def plain_request(run: str, r: float, rng: random.Random):
         return "POST", "/api/predict", json.dumps({"run": "no-existe", "text": "x"})
     if r < 0.87:
         return "POST", "/api/sample", json.dumps({"run": run, "text": "x", "temperature": "caliente"})
-    return "GET", rng.choice(["/static/../server.py", "/../../etc/passwd", "/api/nada"]), None
+    return "GET", rng.choice(["/static/../app.py", "/../../etc/passwd", "/api/nada"]), None
 
 
 def answer(conn: http.client.HTTPConnection, method: str, path: str, body, headers: dict) -> int | str:

@@ -106,7 +106,7 @@ def test_other_commands_refuse_a_skipgram_run(sg_run, capsys, args):
 def test_the_server_lists_it_as_not_for_this_page_and_answers_4xx(sg_run):
     from fastapi.testclient import TestClient
 
-    from taller.apps.web.server import create_app
+    from taller.apps.web.app import create_app
 
     out, _ = sg_run
     client = TestClient(create_app(out.parent), base_url="http://localhost")  # the server answers loopback names only

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from taller.apps.cli import main
-from taller.apps.web.server import create_app
+from taller.apps.web.app import create_app
 from taller.models import KINDS
 
 from conftest import PROVERBS, one_line_error, run_cli

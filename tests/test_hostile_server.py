@@ -16,7 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import one_line_error, run_cli
-from taller.apps.web.server import MAX_BODY, create_app, without_paths
+from taller.apps.web.app import create_app
+from taller.apps.web.guards import MAX_BODY
+from taller.apps.web.refusals import without_paths
 from taller.errors import TallerError
 
 HEADERS = {"content-type": "application/json"}

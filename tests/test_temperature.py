@@ -5,7 +5,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from taller.apps.web.server import create_app
+from taller.apps.web.app import create_app
 from taller.data.tokenizers import CharTokenizer
 from taller.inspect.temperature import at_temperatures, entropy_bits
 from taller.sampling import generate

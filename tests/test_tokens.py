@@ -196,7 +196,7 @@ def test_explain_and_serve_show_tokens(bpe_run):
 
     from taller.inspect.inside import attention_for
     from taller.runs.folder import load_run
-    from taller.apps.web.server import create_app
+    from taller.apps.web.app import create_app
 
     out, _ = bpe_run
     run = load_run(out)

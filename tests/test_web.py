@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from taller.sampling import next_token_probs
 from taller.runs.folder import load_run
-from taller.apps.web.server import MAX_TEXT, create_app
+from taller.apps.web.app import create_app
+from taller.apps.web.replies import MAX_TEXT
 
 from taller.inspect.inside import NO_ATTENTION
 from taller.inspect.surprise import surprise

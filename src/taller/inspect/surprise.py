@@ -41,6 +41,8 @@ TOP = 10  # surprising spots listed
 BEFORE, AFTER = 24, 6  # characters of context around a listed spot
 MAX_BITS = 8.0  # the darkest colour (a 1-in-256 surprise or worse)
 MAX_DIFFERENCE = 4.0  # the strongest colours of a difference: 4 bits saved or lost
+LOGITS_HELD = 1 << 22  # logits held at once while scoring (4 M floats, 16 MB): a large vocabulary scores fewer
+#                        windows per batch, so the memory a text costs does not grow with the vocabulary
 
 
 @dataclass
@@ -111,7 +113,8 @@ def target_nats(run, ids: np.ndarray, chars: np.ndarray) -> np.ndarray:
     bf16 = cfg.train.dtype == "bfloat16" or (cfg.train.dtype == "auto" and device.type == "cuda"
                                              and torch.cuda.is_bf16_supported())
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    parts = [nats.double().cpu() for nats, _ in scored_targets(model, val, device, autocast)]
+    batch = min(64, max(1, LOGITS_HELD // (val.windows.shape[1] * run.tokenizer.vocab_size)))  # 64: evaluate's
+    parts = [nats.double().cpu() for nats, _ in scored_targets(model, val, device, autocast, batch)]  # (n,) each
     return torch.cat(parts).numpy()
 
 

@@ -10,7 +10,7 @@ from taller.apps.cli.types import finite_positive, path_text
 from taller.apps.compare import compare, format_table
 from taller.apps.compress import compress_file, decompress_file
 from taller.apps.export import FORMATS, export_run
-from taller.apps.web.server import serve
+from taller.apps.web.app import serve
 from taller.errors import TallerError
 from taller.runs.folder import load_run
 from taller.text import thousands

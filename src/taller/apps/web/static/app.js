@@ -1,5 +1,5 @@
 // The explorer: type a prompt, see the model's next-character probabilities and the attention of every head.
-// Plain JavaScript; talks to /api/* (see server.py).
+// Plain JavaScript; talks to /api/* (see app.py and replies.py).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
