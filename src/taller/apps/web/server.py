@@ -377,15 +377,15 @@ def predict_reply(run: Run, req: ShapedRequest) -> dict:
     return reply
 
 
-def attention_reply(run: Run, text: str, recording: threading.Lock) -> dict:
+def attention_reply(run: Run, text: str) -> dict:
     """/api/attention: per layer and head, the (T, T) attention over the last block_size tokens of `text`."""
     text = checked_text(run, text)
-    if not has_attention(run.model):
+    if not has_attention(run):
         return {"text": text, "note": NO_ATTENTION}
     ids = run.tokenizer.encode(text)[-run.model.block_size:]  # what the model sees: the last block_size
     if not ids:
         return {"text": text, "note": "Escribe algo para ver a dónde mira cada cabeza."}
-    with torch.no_grad(), recording:  # attention_maps records into the model: one request at a time
+    with torch.no_grad():  # attention_maps returns the maps and leaves the model as it was: no lock
         run.model.eval()
         maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
     return {"text": text, "chars": [show_token(run.tokenizer.pieces[i]) for i in ids],
@@ -451,7 +451,6 @@ def add_error_replies(app: FastAPI, root: Path) -> None:
 
 def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
     """The page and the five endpoints of this module's docstring."""
-    recording = threading.Lock()  # attention_maps records into the model: one request at a time
 
     @app.get("/")
     def index():
@@ -468,7 +467,7 @@ def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
 
     @app.post("/api/attention")
     def attention(req: TextRequest):
-        return attention_reply(runs.get(checked_request(req).run), req.text, recording)
+        return attention_reply(runs.get(checked_request(req).run), req.text)
 
     @app.post("/api/sample")
     def sample(req: SampleRequest):
