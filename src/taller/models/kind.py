@@ -78,7 +78,7 @@ class ModelConfig:
         return None
 
     @property
-    def window(self) -> int:
+    def training_window(self) -> int:
         """The windows it trains on, in tokens, even when it could read further (an LSTM's block_size); 0: none."""
         return 0
 

@@ -27,7 +27,7 @@ class RecurrentConfig(ModelConfig):
     """What both recurrent [model] sections say beyond their fields (each has block_size and recurrence)."""
 
     @property
-    def window(self) -> int:
+    def training_window(self) -> int:
         return self.block_size  # trained on windows of block_size, scored on them too; it could read further
 
     def traceable(self) -> ModelConfig:

@@ -103,7 +103,7 @@ class TransformerConfig(ModelConfig):
         return self.block_size
 
     @property
-    def window(self) -> int:
+    def training_window(self) -> int:
         return self.block_size
 
     @property
