@@ -28,10 +28,11 @@ def traceable(model: torch.nn.Module) -> torch.nn.Module:
     """The model as the exporter must trace it: a readable path written as a Python loop over time
     (recurrence = "explicit") would fix T to the example's length, so the copy takes the fused path (the same numbers,
     the same weights)."""
-    if getattr(model.cfg, "recurrence", None) != "explicit":
+    traced = model.cfg.traceable()  # ModelConfig.traceable: the same config unless a readable loop must be fused
+    if traced == model.cfg:
         return model
     fused = copy.copy(model)  # shares the weights; only its configuration differs
-    fused.cfg = dataclasses.replace(model.cfg, recurrence="fused")
+    fused.cfg = traced
     return fused
 
 
