@@ -11,7 +11,6 @@ rule for RMSNorm (aten::rms_norm, the modern recipe's norm) at opset 18: rms_nor
 from __future__ import annotations
 
 import copy
-import dataclasses
 import importlib.util
 import io
 import warnings
@@ -19,6 +18,7 @@ import warnings
 import torch
 
 from taller.errors import TallerError
+from taller.models.modes import evaluating
 
 OPSET = 18
 EXAMPLE_LENGTH = 8  # characters (tokens) of the example the exporter traces; the exported T is free
@@ -58,8 +58,8 @@ def onnx_bytes(model: torch.nn.Module) -> bytes:
         raise TallerError("para exportar a ONNX falta el paquete onnx; instálalo con pip install 'taller[export]'.")
     torch.onnx.register_custom_op_symbolic("aten::rms_norm", rms_norm_symbolic, OPSET)
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), evaluating(model):
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixes (none that matter here)
-        torch.onnx.export(traceable(model.eval()), (example,), buffer, input_names=["ids"], output_names=["logits"],
+        torch.onnx.export(traceable(model), (example,), buffer, input_names=["ids"], output_names=["logits"],
                           dynamic_axes={"ids": {1: "T"}, "logits": {1: "T"}}, opset_version=OPSET, dynamo=False)
     return buffer.getvalue()
