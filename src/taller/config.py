@@ -19,6 +19,7 @@ import tomli_w
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
 from taller.models import BY_SIZE, KINDS, ModelConfig, kind_named, need
+from taller.models.kind import by_size
 from taller.text import thousands
 
 CONFIG_LIMIT = 1 * MB  # a configuration is a few hundred bytes
@@ -88,7 +89,7 @@ def average_for(train: TrainConfig, train_tokens: int) -> str | None:
     """train.ema = -1: picked from the training text's size; returns the Spanish words for it, or None."""
     if train.ema != BY_SIZE:
         return None
-    train.ema = next((d for limit, d in AVERAGE_BY_SIZE if train_tokens < limit), 0.0)
+    train.ema = by_size(AVERAGE_BY_SIZE, train_tokens)
     return f"media de los pesos {train.ema:g}" + (" (la de los últimos ~100 pasos; --set ema=0 la quita)" if train.ema else "")
 
 
@@ -278,7 +279,7 @@ class Config:
             fits = int(t.batch_size * (budget - rest) / parts["activaciones"])
             if fits >= 1:
                 return f"usa --set batch_size={fits} (ahora {t.batch_size}) o menos"
-            context = f" y --set block_size=… (ahora {m.block_size})" if hasattr(m, "block_size") else ""
+            context = f" y --set block_size=… (ahora {m.training_window})" if m.training_window else ""
             return f"usa --set batch_size=1{context}, o un modelo más pequeño"
         keys = [f"{k} (ahora {getattr(m, k)})" for k in ("d_model", "d_ff", "n_layers", "d_embed") if hasattr(m, k)]
         return f"usa un modelo más pequeño: baja con --set {', '.join(keys)}"

@@ -13,6 +13,7 @@ carries its own character count.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from taller.data.batches import eval_windows
+from taller.models.modes import evaluating
 
 LN2 = math.log(2)
 
@@ -54,21 +56,26 @@ class Score:
     chars: int
 
 
+def window_logits(model, val: ValText, device, autocast=nullcontext(), batch_size: int = 64):
+    """The one scoring loop over the windows of `val` (data.eval_windows): batch by batch, the model's logits
+    (B, T, V), the targets (B, T), which of them are scored (B, T) and the characters each completes (B, T). Each batch
+    is read when the caller asks for it, so a caller may learn from one batch before the next is scored (adapt.py).
+    Gradients and the model's mode are the caller's."""
+    for i in range(0, len(val.windows), batch_size):
+        w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
+        with autocast:
+            logits = model(w[:, :-1])  # (B, T, V)
+        yield logits, w[:, 1:], m, val.chars[i:i + batch_size]
+
+
 @torch.no_grad()
 def scored_targets(model, val: ValText, device, autocast, batch_size: int = 64):
     """Batch by batch, the nats of each scored target and the characters it completes, both (n,), in the order of
     the text: every token but the first, once. (The model is in eval mode meanwhile: no dropout.)"""
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, len(val.windows), batch_size):
-            w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
-            with autocast:
-                logits = model(w[:, :-1])  # (B, T, V)
-            losses = F.cross_entropy(logits.float().transpose(1, 2), w[:, 1:], reduction="none")  # (B, T)
-            yield losses[m], val.chars[i:i + batch_size][m.cpu()]
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for logits, targets, m, chars in window_logits(model, val, device, autocast, batch_size):
+            losses = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (B, T)
+            yield losses[m], chars[m.cpu()]
 
 
 def evaluate(model, val: ValText, device, autocast, batch_size: int = 64) -> Score:
@@ -86,19 +93,18 @@ SCORE_WINDOW = 256  # the window that scores a model which has none (an n-gram r
 
 def scoring_window(model, model_cfg) -> int:
     """The windows a model is scored with: its own (a Transformer's), the one it trained with (an LSTM's), or 256."""
-    return model.block_size or getattr(model_cfg, "block_size", 0) or SCORE_WINDOW
+    return model.block_size or model_cfg.training_window or SCORE_WINDOW
 
 
 @torch.no_grad()
 def log_distributions(model, ids: np.ndarray, block_size: int, batch_size: int = 64) -> torch.Tensor:
     """(N-1, V) float32: the model's log-probabilities of every possible token after each of ids[:-1], scored with
     the windows of `evaluate` (every position with at least half a window of context), in the text's order."""
-    model.eval()
     windows, mask = eval_windows(ids, block_size)  # (W, T+1), (W, T): each target scored once
-    out = []
-    for i in range(0, len(windows), batch_size):
-        logits = model(windows[i:i + batch_size, :-1])  # (B, T, V)
-        out.append(F.log_softmax(logits.float(), dim=-1)[mask[i:i + batch_size]])  # (scored, V), row by row
+    val = ValText(windows, mask, mask.long())  # (the characters are not counted here)
+    with evaluating(model):
+        out = [F.log_softmax(logits.float(), dim=-1)[m]  # (scored, V), row by row
+               for logits, _, m, _ in window_logits(model, val, windows.device, batch_size=batch_size)]
     return torch.cat(out)
 
 

@@ -13,9 +13,16 @@ from taller.errors import TallerError
 
 
 class Batches:
-    """Random windows of `block_size` characters from a token array, built without a Python loop."""
+    """Random windows of `block_size` characters from a token array, built without a Python loop.
 
-    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, device: torch.device, seed: int):
+    Under torchrun, `batch_size` is the global batch (processes × train.batch_size) and `share` = (rank, world): every
+    rank draws the same starts and reads only its own block of them (a memory-mapped corpus reads only its windows).
+    """
+
+    share: tuple[int, int] = (0, 1)  # (this rank, how many): a single process reads the whole batch
+
+    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, device: torch.device, seed: int,
+                 share: tuple[int, int] = (0, 1)):
         if len(ids) < block_size + 1:
             raise TallerError(f"el texto de entrenamiento tiene {len(ids)} caracteres, menos que el contexto "
                               f"({block_size}) + 1; usa un texto más largo o --set block_size={max(1, len(ids) // 2)}.")
@@ -23,6 +30,7 @@ class Batches:
         self.block_size, self.batch_size, self.device = block_size, batch_size, device
         self.generator = torch.Generator().manual_seed(seed)  # data order: its own generator, saved for --resume
         self.offsets = torch.arange(block_size + 1)  # (T+1,)
+        self.share = share
 
     @property
     def steps_per_epoch(self) -> int:  # an epoch: as many window characters as the text has
@@ -33,7 +41,17 @@ class Batches:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         starts = torch.randint(len(self.ids) - self.block_size, (self.batch_size,), generator=self.generator)  # (B,)
-        return self.windows(starts)
+        return self.windows(self.own(starts))
+
+    def own(self, starts: torch.Tensor) -> torch.Tensor:
+        """starts (world × B,) of the global batch -> this rank's block (B,). The last, smaller batch of an epoch
+        (sampler=shuffled) is cut in near-equal blocks."""
+        rank, world = self.share
+        if world == 1:
+            return starts
+        if len(starts) < world:  # fewer rows than ranks: repeat some, so that no rank gets an empty batch
+            starts = starts[torch.arange(world) % len(starts)]
+        return starts.tensor_split(world)[rank]
 
     def windows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         windows = self.ids[starts[:, None] + self.offsets]  # (B, T+1)
@@ -48,8 +66,9 @@ class ShuffledWindows(Batches):
     epoch e comes from (seed, e) alone, so a resumed run picks up at the same window; the last batch may be smaller.
     """
 
-    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, device: torch.device, seed: int, stride: int = 1):
-        super().__init__(ids, block_size, batch_size, device, seed)
+    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, device: torch.device, seed: int, stride: int = 1,
+                 share: tuple[int, int] = (0, 1)):
+        super().__init__(ids, block_size, batch_size, device, seed, share)
         self.seed, self.step, self.order = seed, 0, None
         self.starts = torch.arange(0, len(self.ids) - block_size, stride)  # (W,) where each window begins
 
@@ -66,18 +85,22 @@ class ShuffledWindows(Batches):
             self.generator.manual_seed(self.seed + epoch)
             self.order = torch.randperm(len(self.starts), generator=self.generator)  # (W,)
         self.step += 1
-        return self.windows(self.starts[self.order[i * self.batch_size:(i + 1) * self.batch_size]])
+        return self.windows(self.own(self.starts[self.order[i * self.batch_size:(i + 1) * self.batch_size]]))
 
 
-def make_batches(ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0) -> Batches:
-    """`batch_size`: the global batch (torchrun: processes × train.batch_size; 0 = train.batch_size)."""
+def make_batches(ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0,
+                 share: tuple[int, int] = (0, 1)) -> Batches:
+    """`batch_size`: the global batch (torchrun: processes × train.batch_size; 0 = train.batch_size); `share`:
+    (rank, world), the block of it this process reads. A prepared corpus on disk (prepared.TokenFile, not an array)
+    reads its own windows."""
     t = cfg.train
     batch_size = batch_size or t.batch_size
-    if hasattr(ids, "batches"):  # a prepared corpus on disk (prepared.TokenFile) reads its own windows
-        return ids.batches(cfg, device, batch_size)
+    if not isinstance(ids, np.ndarray):
+        return ids.batches(cfg, device, batch_size, share)
     if t.sampler == "shuffled":
-        return ShuffledWindows(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, stride=t.stride)
-    return Batches(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1)
+        return ShuffledWindows(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, stride=t.stride,
+                               share=share)
+    return Batches(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, share=share)
 
 
 def eval_windows(ids: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

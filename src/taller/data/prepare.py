@@ -28,7 +28,7 @@ from taller.data.corpora import BINARY_CHECK, MAX_LINE, MIN_LINES, TEXT_FILE
 from taller.errors import TallerError
 from taller.text import thousands
 from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX
-from taller.data.tokenizers import LISTED, CharTokenizer, smallest_dtype
+from taller.data.tokenizers import LISTED, AnyTokenizer, CharTokenizer, smallest_dtype
 
 CHUNK = 8 * 1024 * 1024  # bytes read at a time
 LINE_CHECK = 64 * 1024 * 1024  # characters inspected to tell a corpus of lines from prose
@@ -113,10 +113,8 @@ def char_vocabulary(path: Path, bar=None) -> list[str]:
     return [chr(c) for c in np.flatnonzero(seen)]
 
 
-def encode_chunk(tokenizer, text: str) -> np.ndarray:
-    if hasattr(tokenizer, "encode_array"):
-        return tokenizer.encode_array(text)
-    return np.asarray(tokenizer.encode(text), dtype=np.int64)
+def encode_chunk(tokenizer: AnyTokenizer, text: str) -> np.ndarray:
+    return tokenizer.encode_array(text)
 
 
 def check_source(path: Path) -> int:
@@ -171,7 +169,7 @@ def encode_into(f, source: Path, tokenizer, dtype: np.dtype, bar) -> Encoded:
         try:
             ids = encode_chunk(tokenizer, text).astype(dtype)  # (n,) little-endian
         except TallerError:  # a given vocabulary that lacks characters of this text
-            missing = " ".join(repr(c) for c in tokenizer.unknown(text)[:LISTED]) if hasattr(tokenizer, "unknown") else ""
+            missing = " ".join(repr(c) for c in tokenizer.unknown(text)[:LISTED])
             raise TallerError(f"{source} tiene caracteres que no están en el vocabulario dado: {missing}; "
                               "prepara sin --tokenizer-file para sacar el vocabulario del texto.") from None
         data = ids.tobytes()
@@ -215,7 +213,7 @@ def prepared_meta(source: Path, size: int, tokenizer, dtype: np.dtype, encoded: 
     count = encoded.count
     return {"format": FORMAT, "tokens": TOKENS, "dtype": dtype.name, "count": count, "split": count - encoded.val,
             "val_tokens": encoded.val, "val_rule": val_rule,
-            "vocab_size": tokenizer.vocab_size, "tokenizer": getattr(tokenizer, "kind", "char"),
+            "vocab_size": tokenizer.vocab_size, "tokenizer": tokenizer.kind,
             "characters": encoded.characters,
             "lines": encoded.lines,  # its first 64 M characters are short lines: samples stop at a line's end
             "tokens_sha256": encoded.tokens_sha256,

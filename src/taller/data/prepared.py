@@ -102,23 +102,25 @@ class TokenFile:
         """The whole part in memory (only for the small validation part)."""
         return self.read(0, len(self)).copy()
 
-    def batches(self, cfg, device: torch.device, batch_size: int) -> DiskBatches:
+    def batches(self, cfg, device: torch.device, batch_size: int, share: tuple[int, int] = (0, 1)) -> DiskBatches:
         if cfg.train.sampler != "random":
             raise TallerError("un corpus preparado se muestrea con ventanas al azar: usa --set sampler=random "
                               "(sampler=shuffled necesitaría la lista de todas las ventanas en memoria).")
-        return DiskBatches(self, cfg.model.block_size, batch_size, device, seed=cfg.train.seed + 1)
+        return DiskBatches(self, cfg.model.block_size, batch_size, device, seed=cfg.train.seed + 1, share=share)
 
 
 class DiskBatches(Batches):
     """Random windows as Batches draws them (the same generator, the same starts), read from disk."""
 
-    def __init__(self, tokens: TokenFile, block_size: int, batch_size: int, device: torch.device, seed: int):
+    def __init__(self, tokens: TokenFile, block_size: int, batch_size: int, device: torch.device, seed: int,
+                 share: tuple[int, int] = (0, 1)):
         if len(tokens) < block_size + 1:
             raise TallerError(f"el corpus preparado tiene {len(tokens)} tokens de entrenamiento, menos que el contexto "
                               f"({block_size}) + 1; usa un texto más largo o un block_size menor.")
         self.ids = tokens  # len() only: never loaded
         self.block_size, self.batch_size, self.device = block_size, batch_size, device
         self.generator = torch.Generator().manual_seed(seed)
+        self.share = share
 
     def windows(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.stack([self.ids.read(s, self.block_size + 1) for s in starts.tolist()])  # (B, T+1)

@@ -362,6 +362,7 @@ class BpeTokenizer:
 # --- choosing and loading -------------------------------------------------------------------------------------------
 
 TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BpeTokenizer}
+AnyTokenizer = CharTokenizer | WordTokenizer | BpeTokenizer  # each: kind, encode, encode_array, decode, unknown …
 
 
 def build_tokenizer(data, split):

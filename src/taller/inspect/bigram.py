@@ -17,10 +17,6 @@ SHOWN = 40  # rows and columns drawn: the most frequent characters (a whole voca
 LABELLED = 25  # cells with the largest probabilities get their value written in
 
 
-def has_table(model) -> bool:
-    return callable(getattr(model, "table", None))
-
-
 def bigram_plot(run, path: Path) -> Path:
     """bigram.png: the model's table of next-character probabilities (the most frequent characters)."""
     model, tokenizer = run.model, run.tokenizer

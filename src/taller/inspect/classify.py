@@ -7,6 +7,7 @@ import torch
 from taller.data.corpora import clean_like
 from taller.errors import TallerError
 from taller.models import kind_of
+from taller.models.modes import evaluating
 from taller.models.t5 import CLASSIFY_PREFIX, answers_of, label_scores
 
 
@@ -25,15 +26,15 @@ def classify(run, text: str) -> list[tuple[str, float]]:
     if not isinstance(labels, list) or len(labels) != run.config.model.n_labels:
         raise TallerError(f"{run.dir}/state.json no dice las etiquetas del clasificador; la carpeta está dañada o el "
                           "entrenamiento no llegó a su primer punto de control: vuelve a entrenar.")
-    run.model.eval()
-    if kind_of(run.config).encoder_decoder:  # a T5: each label's probability as the answer it writes
-        ids = run.tokenizer.encode(CLASSIFY_PREFIX, unknown="replace") + encode_text(run, text)
-        x = torch.tensor([ids[:run.config.model.block_size]])
-        logits = label_scores(run.model, x, torch.ones_like(x, dtype=torch.bool), *answers_of(run.tokenizer, labels, run.config.model))[0]
-    else:
-        logits = run.model(torch.tensor([encode_text(run, text)])).float()[0]  # (L,)
-    probs = torch.softmax(logits, dim=-1)
-    return sorted(zip(map(str, labels), probs.tolist()), key=lambda lp: -lp[1])
+    with evaluating(run.model):
+        if kind_of(run.config).encoder_decoder:  # a T5: each label's probability as the answer it writes
+            ids = run.tokenizer.encode(CLASSIFY_PREFIX, unknown="replace") + encode_text(run, text)
+            x = torch.tensor([ids[:run.config.model.block_size]])
+            logits = label_scores(run.model, x, torch.ones_like(x, dtype=torch.bool), *answers_of(run.tokenizer, labels, run.config.model))[0]
+        else:
+            logits = run.model(torch.tensor([encode_text(run, text)])).float()[0]  # (L,)
+        probs = torch.softmax(logits, dim=-1)
+        return sorted(zip(map(str, labels), probs.tolist()), key=lambda lp: -lp[1])
 
 
 def answer_table(answers: list[tuple[str, float]]) -> str:

@@ -29,6 +29,7 @@ from taller.errors import TallerError
 from taller.evaluate import LN2
 from taller.inspect.probe import EXAMPLES, Candidate, probe
 from taller.models import kind_of
+from taller.models.modes import evaluating
 from taller.text import show_token
 
 BLANK = re.compile(r"_+")
@@ -95,21 +96,21 @@ def fill(run, text: str) -> Filled:
     start = window(ids, min(blanks), max(blanks), m.block_size)
     x = torch.tensor(ids[start:start + m.block_size])  # (T,) what the model reads
     open_ = [b - start for b in blanks]
-    run.model.eval()
-    steps = []
-    while open_:
-        probs = torch.softmax(run.model(x[None])[0, :, :m.vocab_size].float(), dim=-1)  # (T, V): never [MASK]
-        rows = probs[open_]  # (open, V)
-        best_p, best_id = rows.max(dim=-1)  # (open,) each blank's surest answer
-        k = int(best_p.argmax())
-        pos = open_.pop(k)
-        x[pos] = best_id[k]
-        top_p, top_id = probs[pos].topk(min(TOP, m.vocab_size))
-        steps.append(FillStep(pos + start, pieces[int(best_id[k])], float(best_p[k]),
-                              [(pieces[int(i)], float(p)) for p, i in zip(top_p, top_id)],
-                              "".join(pieces[int(i)] for i in ids[:start]) + "".join(pieces[int(i)] for i in x)
-                              + "".join(pieces[int(i)] for i in ids[start + len(x):])))
-    return Filled(steps[-1].text, steps)
+    with evaluating(run.model):
+        steps = []
+        while open_:
+            probs = torch.softmax(run.model(x[None])[0, :, :m.vocab_size].float(), dim=-1)  # (T, V): never [MASK]
+            rows = probs[open_]  # (open, V)
+            best_p, best_id = rows.max(dim=-1)  # (open,) each blank's surest answer
+            k = int(best_p.argmax())
+            pos = open_.pop(k)
+            x[pos] = best_id[k]
+            top_p, top_id = probs[pos].topk(min(TOP, m.vocab_size))
+            steps.append(FillStep(pos + start, pieces[int(best_id[k])], float(best_p[k]),
+                                  [(pieces[int(i)], float(p)) for p, i in zip(top_p, top_id)],
+                                  "".join(pieces[int(i)] for i in ids[:start]) + "".join(pieces[int(i)] for i in x)
+                                  + "".join(pieces[int(i)] for i in ids[start + len(x):])))
+        return Filled(steps[-1].text, steps)
 
 
 def encode_with_sentinels(run, text: str) -> tuple[list[int], list[str], list[str]]:
@@ -136,23 +137,23 @@ def fill_spans(run, text: str) -> Filled:
     """T5: the decoder writes «<X0> span <X1> span … <end>»; each span goes back into its blank."""
     src, pieces, holes = encode_with_sentinels(run, text)
     m, names = run.config.model, pieces_of(run)
-    run.model.eval()
-    spans, current, steps = [[] for _ in holes], None, []
-    for position, (token, p) in enumerate(run.model.answer(torch.tensor([src]))):
-        if m.sentinel(0) <= token < m.sentinel(len(holes)):
-            current = token - m.sentinel(0)
-            shown = f"<X{current}>"
-        elif token < m.vocab_size and current is not None:
-            spans[current].append(token)
-            shown = names[token]
-        else:
-            continue  # a sentinel of no blank, or words before the first sentinel: not part of any span
-        filled = "".join(piece + (run.tokenizer.decode(spans[k]) if k < len(holes) and spans[k] else
-                                  (holes[k] if k < len(holes) else "")) for k, piece in enumerate(pieces))
-        steps.append(FillStep(position, shown, p, [(shown, p)], filled))
-    if not steps:
-        raise TallerError("el modelo no ha escrito ninguna respuesta para los huecos; entrénalo más tiempo.")
-    return Filled(steps[-1].text, steps)
+    with evaluating(run.model):
+        spans, current, steps = [[] for _ in holes], None, []
+        for position, (token, p) in enumerate(run.model.answer(torch.tensor([src]))):
+            if m.sentinel(0) <= token < m.sentinel(len(holes)):
+                current = token - m.sentinel(0)
+                shown = f"<X{current}>"
+            elif token < m.vocab_size and current is not None:
+                spans[current].append(token)
+                shown = names[token]
+            else:
+                continue  # a sentinel of no blank, or words before the first sentinel: not part of any span
+            filled = "".join(piece + (run.tokenizer.decode(spans[k]) if k < len(holes) and spans[k] else
+                                      (holes[k] if k < len(holes) else "")) for k, piece in enumerate(pieces))
+            steps.append(FillStep(position, shown, p, [(shown, p)], filled))
+        if not steps:
+            raise TallerError("el modelo no ha escrito ninguna respuesta para los huecos; entrénalo más tiempo.")
+        return Filled(steps[-1].text, steps)
 
 
 def fill_table(filled: Filled) -> str:
@@ -192,28 +193,28 @@ def rank_candidates(run, text: str, candidates: list[str]) -> list[Candidate]:
         raise TallerError("con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato.")
     tok, m = run.tokenizer, run.config.model
     left, right = (clean_like(t, run.config.data) for t in BLANK.split(text))
-    run.model.eval()
-    scored = []
-    for word in candidates:
-        before = tok.encode(left, unknown="replace") if left else []
-        inside = tok.encode(clean_like(word, run.config.data), unknown="replace")
-        if not inside:
-            raise TallerError(f"el candidato '{word}' no tiene ningún carácter que el modelo conozca.")
-        ids = before + inside + (tok.encode(right, unknown="replace") if right else [])
-        lo, hi = len(before), len(before) + len(inside) - 1
-        start = window(ids, lo, hi, m.block_size)
-        ids = ids[start:start + m.block_size]
-        if kind_of(run.config).encoder_decoder:  # T5: ln P(«<X0> word <end>» | the text with <X0> in the blank)
-            src = ids[:lo - start] + [m.sentinel(0)] + ids[hi - start + 1:]
-            score = answer_log_prob(run.model, src, [m.sentinel(0), *inside, m.end_id], m.start_id)
-        else:
-            positions = list(range(lo - start, hi - start + 1))
-            score = pseudo_log_likelihood(run.model, ids, positions, m.mask_id, m.vocab_size)
-        scored.append(Candidate(word, score, len(inside)))
-    weights = torch.softmax(torch.tensor([c.log_prob for c in scored], dtype=torch.float64), dim=0)
-    for c, w in zip(scored, weights):
-        c.probability = float(w)
-    return scored
+    with evaluating(run.model):
+        scored = []
+        for word in candidates:
+            before = tok.encode(left, unknown="replace") if left else []
+            inside = tok.encode(clean_like(word, run.config.data), unknown="replace")
+            if not inside:
+                raise TallerError(f"el candidato '{word}' no tiene ningún carácter que el modelo conozca.")
+            ids = before + inside + (tok.encode(right, unknown="replace") if right else [])
+            lo, hi = len(before), len(before) + len(inside) - 1
+            start = window(ids, lo, hi, m.block_size)
+            ids = ids[start:start + m.block_size]
+            if kind_of(run.config).encoder_decoder:  # T5: ln P(«<X0> word <end>» | the text with <X0> in the blank)
+                src = ids[:lo - start] + [m.sentinel(0)] + ids[hi - start + 1:]
+                score = answer_log_prob(run.model, src, [m.sentinel(0), *inside, m.end_id], m.start_id)
+            else:
+                positions = list(range(lo - start, hi - start + 1))
+                score = pseudo_log_likelihood(run.model, ids, positions, m.mask_id, m.vocab_size)
+            scored.append(Candidate(word, score, len(inside)))
+        weights = torch.softmax(torch.tensor([c.log_prob for c in scored], dtype=torch.float64), dim=0)
+        for c, w in zip(scored, weights):
+            c.probability = float(w)
+        return scored
 
 
 def candidates_table(scored: list[Candidate]) -> str:

@@ -49,7 +49,8 @@ def watched_layers(model: nn.Module) -> list[tuple[str, nn.Module, tuple[float, 
     layers = []
     for name, module in model.named_modules():
         if isinstance(module, nn.RNNBase):
-            layers.append((name, module, None if getattr(module, "nonlinearity", "tanh") == "relu" else (-1.0, 1.0)))
+            relu = isinstance(module, nn.RNN) and module.nonlinearity == "relu"  # (an LSTM's and a GRU's: tanh)
+            layers.append((name, module, None if relu else (-1.0, 1.0)))
         elif isinstance(module, RECTIFIERS):
             layers.append((name, module, None))
         elif type(module) in BOUNDED:

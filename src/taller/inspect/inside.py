@@ -20,15 +20,17 @@ import torch
 
 from taller.errors import TallerError
 from taller.text import show_token
-from taller.inspect.bigram import bigram_plot, has_table
+from taller.inspect.bigram import bigram_plot
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
-from taller.inspect.mixing import has_mixer, mixing_plot
-from taller.inspect.recurrent import has_trace, recurrent_plot
+from taller.inspect.mixing import mixing_plot
+from taller.inspect.recurrent import recurrent_plot
 from taller.inspect.temperature import temperature_plot
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, principal_plane, save_figure
 from taller.models import kind_of
+from taller.models.modes import evaluating
+from taller.models.protocols import HasEmbedding, ShowsAttention, ShowsCrossAttention
 from taller.runs.folder import validation_tokens
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
@@ -55,8 +57,9 @@ def char_kind(c: str) -> str:
     return "espacio" if c.isspace() else "puntuación"
 
 
-def has_attention(model) -> bool:
-    return hasattr(model, "attention_maps")
+def has_attention(run) -> bool:
+    """Whether the run's kind shows where its heads look (its models are ShowsAttention)."""
+    return kind_of(run.config).shows_attention
 
 
 def default_text(run, max_chars: int = 32) -> str:
@@ -69,13 +72,14 @@ def default_text(run, max_chars: int = 32) -> str:
 @torch.no_grad()
 def attention_for(run, text: str, unknown: str = "error") -> tuple[list[str], list[np.ndarray]] | None:
     """The characters of `text` (the first block_size) and, per layer, its (H, T, T) attention; None without attention."""
-    if not has_attention(run.model):
+    if not has_attention(run):
         return None
-    run.model.eval()
     ids = run.tokenizer.encode(text, unknown=unknown)[: run.model.block_size]
     if not ids:
         raise TallerError("el texto está vacío; escribe unos caracteres con --text \"No hay \".")
-    maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
+    model: ShowsAttention = run.model
+    with evaluating(run.model):
+        maps = model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
     return [run.tokenizer.pieces[i] for i in ids], [m[0].float().cpu().numpy() for m in maps]
 
 
@@ -108,10 +112,10 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path, causal: bool 
 def embedding_points(run) -> tuple[list[str], np.ndarray, list[float]] | None:
     """Characters, their (V, 2) PCA coordinates and the share of variance each axis explains; None without embedding.
     A text of one character has one point, at the centre."""
-    table = getattr(run.model, "embedding", None)
-    if not isinstance(table, torch.nn.Embedding):
+    if not kind_of(run.config).shows_embedding:
         return None
-    points, explained = principal_plane(table.weight.detach().cpu())  # (V, 2): where the characters differ most
+    model: HasEmbedding = run.model
+    points, explained = principal_plane(model.embedding.weight.detach().cpu())  # (V, 2): where the characters differ most
     return list(run.tokenizer.pieces), points.numpy(), explained
 
 
@@ -177,7 +181,9 @@ def cross_attention_for(run, text: str) -> tuple[list[str], list[str], list[np.n
     src = ids[:lo] + [m.sentinel(0)] + ids[hi:]
     answer = [m.start_id, m.sentinel(0), *ids[lo:hi]]  # what the decoder reads while writing «<X0> hidden <end>»
     name = {m.sentinel(0): "<X0>", m.start_id: "<start>"}
-    maps = run.model.cross_attention_maps(torch.tensor([src]), torch.tensor([answer]))
+    model: ShowsCrossAttention = run.model
+    with evaluating(run.model):
+        maps = model.cross_attention_maps(torch.tensor([src]), torch.tensor([answer]))
     return ([name.get(i) or pieces[i] for i in src], [name.get(i) or pieces[i] for i in answer],
             [w[0].float().cpu().numpy() for w in maps])
 
@@ -186,7 +192,8 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
                 temperatures: list[float] = ()) -> dict[str, Path | str]:
     """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table, and with `temperatures`
     temperature.png) into the run folder; a note (str) where one can't be drawn."""
-    left_to_right = kind_of(run.config).language_model  # else a BERT: it reads both sides and writes nothing
+    kind = kind_of(run.config)
+    left_to_right = kind.language_model  # else a BERT: it reads both sides and writes nothing
     if not text and not left_to_right:
         text, unknown = BOTH_SIDES_TEXT, "replace"
     given, text = text, text if text else default_text(run)
@@ -195,9 +202,9 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
     if attention is None:
         out["attention"] = NO_ATTENTION
     else:
-        attention_plot(*attention, run.dir / "attention.png", causal=getattr(run.config.model, "causal", True))
+        attention_plot(*attention, run.dir / "attention.png", causal=run.config.model.causal)
         out["attention"] = run.dir / "attention.png"
-    if hasattr(run.model, "cross_attention_maps"):  # an encoder-decoder (T5)
+    if kind.encoder_decoder:  # a T5: where its decoder looked in the input
         inputs, answer, maps = cross_attention_for(run, text)
         attention_plot(inputs, maps, run.dir / "cross_attention.png", causal=False, rows=answer,
                        title="Atención cruzada (decodificador × codificador)\nfila: el token de la respuesta que se "
@@ -216,11 +223,11 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"
     out["memory"] = run_memory(run, run.dir / "memory.png") if left_to_right else NO_MEMORY
-    if has_trace(run.model):  # a recurrent network: its state (and gates) along the text
+    if kind.traces_state:  # a recurrent network: its state (and gates) along the text
         out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
-    if has_table(run.model):  # a bigram: the whole model is a table of probabilities
+    if kind.count_table:  # a bigram: the whole model is a table of probabilities
         out["count_table"] = bigram_plot(run, run.dir / "bigram.png")
-    if has_mixer(run.model):  # a mix: whom it trusted where, along a piece of validation (or the text given)
+    if kind.combines:  # a mix: whom it trusted where, along a piece of validation (or the text given)
         out["mixing"] = mixing_plot(run, given or mixing_text(run, text), run.dir / "mixing.png", unknown)
     if temperatures and not left_to_right:
         out["temperature"] = NO_NEXT

@@ -18,6 +18,7 @@ import torch
 
 from taller.errors import TallerError
 from taller.inspect.plots import new_figure, save_figure
+from taller.models.modes import evaluating
 from taller.runs.folder import validation_tokens
 
 WINDOWS = 64  # windows of validation text averaged (each costs `reach` forward passes)
@@ -28,22 +29,22 @@ REACH = 64  # how far back to look at most (a Transformer's window is its own li
 def memory_curve(model, ids: np.ndarray, vocab_size: int, reach: int = REACH, windows: int = WINDOWS,
                  seed: int = 0) -> np.ndarray:
     """memory(k) for k = 1 … reach (a Transformer: at most its block_size), averaged over `windows` windows of `ids`."""
-    model.eval()
-    reach = min(reach, model.block_size or reach, len(ids) - 1)
-    if vocab_size < 2:  # one character: there is no other to put in its place, and nothing can move
-        return np.zeros(reach)
-    g = np.random.default_rng(seed)
-    ends = g.integers(reach, len(ids), size=windows)  # each window: ids[end - reach : end]
-    total = np.zeros(reach)
-    for end in ends:
-        window = torch.from_numpy(np.asarray(ids[end - reach:end], dtype=np.int64))  # (R,)
-        variants = window.repeat(reach + 1, 1)  # (R+1, R): row 0 as it is, row k with position R-k changed
-        k = torch.arange(1, reach + 1)
-        offsets = torch.from_numpy(g.integers(1, vocab_size, size=reach))  # another character, never the same
-        variants[k, reach - k] = (window[reach - k] + offsets) % vocab_size
-        probs = torch.softmax(model.start(variants)[0].float(), dim=-1)  # (R+1, V) next-character distributions
-        total += 0.5 * (probs[1:] - probs[0]).abs().sum(dim=-1).numpy()  # (R,) total variation per k
-    return total / len(ends)
+    with evaluating(model):
+        reach = min(reach, model.block_size or reach, len(ids) - 1)
+        if vocab_size < 2:  # one character: there is no other to put in its place, and nothing can move
+            return np.zeros(reach)
+        g = np.random.default_rng(seed)
+        ends = g.integers(reach, len(ids), size=windows)  # each window: ids[end - reach : end]
+        total = np.zeros(reach)
+        for end in ends:
+            window = torch.from_numpy(np.asarray(ids[end - reach:end], dtype=np.int64))  # (R,)
+            variants = window.repeat(reach + 1, 1)  # (R+1, R): row 0 as it is, row k with position R-k changed
+            k = torch.arange(1, reach + 1)
+            offsets = torch.from_numpy(g.integers(1, vocab_size, size=reach))  # another character, never the same
+            variants[k, reach - k] = (window[reach - k] + offsets) % vocab_size
+            probs = torch.softmax(model.start(variants)[0].float(), dim=-1)  # (R+1, V) next-character distributions
+            total += 0.5 * (probs[1:] - probs[0]).abs().sum(dim=-1).numpy()  # (R,) total variation per k
+        return total / len(ends)
 
 
 def memory_plot(curves: dict[str, np.ndarray], path: Path, title: str = "¿Hasta dónde mira atrás el modelo?") -> Path:

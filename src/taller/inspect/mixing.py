@@ -17,10 +17,6 @@ from taller.text import show_token
 CHARACTERS = 96  # characters of the text drawn
 
 
-def has_mixer(model) -> bool:
-    return callable(getattr(model, "mixing_weights", None)) and callable(getattr(model, "part_predictions", None))
-
-
 @torch.no_grad()
 def mixing_trace(run, text: str, unknown: str = "error") -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]:
     """The characters predicted (the 2nd … of `text`), each part's weight there (T, K), each part's probability of

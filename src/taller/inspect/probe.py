@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from taller.data.corpora import clean_like
 from taller.errors import TallerError
 from taller.evaluate import LN2
+from taller.models.modes import evaluating
 
 EXAMPLES = {
     "coche": ("Estoy harto de que mi coche no pare de tener averías. Ya he visto el modelo de coche que me quiero "
@@ -81,21 +82,21 @@ def probe(run, context: str, candidates: list[str]) -> ProbeResult:
     replaced = tok.unknown(text + "".join(words))
     ctx_ids = tok.encode(text, unknown="replace")
     boundary = [i for i, ch in enumerate(tok.chars) if not ch.isalnum()]
-    run.model.eval()
-    scored = []
-    for word, shown in zip(words, candidates):
-        ids = tok.encode(word, unknown="replace")
-        if not ids:
-            raise TallerError(f"el candidato '{shown}' no tiene ningún carácter que el modelo conozca.")
-        lp = next_token_log_probs(run.model, ctx_ids + ids, len(ctx_ids))  # (len(word) + 1, V)
-        total = float(lp[torch.arange(len(ids)), torch.tensor(ids)].sum())
-        if boundary:  # then the word ends
-            total += float(torch.logsumexp(lp[-1, boundary], dim=0))
-        scored.append(Candidate(shown, total, len(ids) + (1 if boundary else 0)))
-    weights = torch.softmax(torch.tensor([c.log_prob for c in scored], dtype=torch.float64), dim=0)
-    for c, w in zip(scored, weights):
-        c.probability = float(w)
-    return ProbeResult(text, scored, replaced)
+    with evaluating(run.model):
+        scored = []
+        for word, shown in zip(words, candidates):
+            ids = tok.encode(word, unknown="replace")
+            if not ids:
+                raise TallerError(f"el candidato '{shown}' no tiene ningún carácter que el modelo conozca.")
+            lp = next_token_log_probs(run.model, ctx_ids + ids, len(ctx_ids))  # (len(word) + 1, V)
+            total = float(lp[torch.arange(len(ids)), torch.tensor(ids)].sum())
+            if boundary:  # then the word ends
+                total += float(torch.logsumexp(lp[-1, boundary], dim=0))
+            scored.append(Candidate(shown, total, len(ids) + (1 if boundary else 0)))
+        weights = torch.softmax(torch.tensor([c.log_prob for c in scored], dtype=torch.float64), dim=0)
+        for c, w in zip(scored, weights):
+            c.probability = float(w)
+        return ProbeResult(text, scored, replaced)
 
 
 def probe_table(result: ProbeResult, title: str) -> str:

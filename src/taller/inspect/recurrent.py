@@ -17,10 +17,6 @@ UNITS = 32  # units drawn per panel: those that move most along the text
 CHARACTERS = 64  # characters of the text read
 
 
-def has_trace(model) -> bool:
-    return callable(getattr(model, "trace", None))
-
-
 def recurrent_plot(run, text: str, path: Path, unknown: str = "error") -> Path:
     """recurrent.png: the last layer's state (and gates) while the model reads `text`."""
     ids = run.tokenizer.encode(text, unknown=unknown)[:CHARACTERS]

@@ -97,7 +97,7 @@ class BertClassifier(nn.Module):
 
 KIND = Kind(name="bert", title="BERT", config=BertConfig, build=Transformer, objective="masked", preset="bert",
             timed_preset="bert", language_model=False, fills=True, distributed=False, prepared_data=False,
-            tasks=(("clasificar", "bert-clasificador"),),
+            shows_attention=True, shows_embedding=True, score_head=True, tasks=(("clasificar", "bert-clasificador"),),
             refusal="{run} es un BERT: lee a los dos lados de un hueco y no escribe texto de izquierda a derecha; "
                     "úsalo con `taller fill {run} --text \"Más vale ___ que …\"` o afínalo para clasificar "
                     "(`taller train --model bert --task clasificar --init {run} --corpus etiquetado.tsv`).")

@@ -114,4 +114,4 @@ class Bigram(nn.Module):
 
 KIND = Kind(name="bigram", title="bigrama", config=BigramConfig, build=Bigram, objective="counts",
             preset="base", timed_preset="ngram", resumable=False, distributed=False, prepared_data=False,
-            exports=("html", "onnx"))
+            count_table=True, exports=("html", "onnx"))

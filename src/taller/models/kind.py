@@ -36,6 +36,15 @@ BY_SIZE = -1.0  # model.dropout = -1: chosen from the size of the training text 
 # A small text is read many times over in a few minutes and memorised without dropout; a large one is not.
 DROPOUT_BY_SIZE = ((50_000, 0.2), (1_000_000, 0.1))
 
+# How a kind learns (Kind.objective): the gradient loop's objectives (training/loop.py OBJECTIVES), counting, a mix.
+OBJECTIVES = ("next_token", "skipgram", "masked", "classify", "spans", "text_to_text", "counts", "mix")
+
+
+def by_size(rule: tuple[tuple[int, float], ...], train_tokens: int) -> float:
+    """A size rule ((fewer training tokens than this, value), …) applied: the first value whose limit is above the
+    text's size; 0 past the last limit."""
+    return next((value for limit, value in rule if train_tokens < limit), 0.0)
+
 
 @dataclass
 class ModelConfig:
@@ -52,7 +61,7 @@ class ModelConfig:
         that says what was picked, or None."""
         if getattr(self, "dropout", None) != BY_SIZE:
             return None
-        self.dropout = next((p for limit, p in DROPOUT_BY_SIZE if train_tokens < limit), 0.0)
+        self.dropout = by_size(DROPOUT_BY_SIZE, train_tokens)
         return f"dropout {self.dropout:g} ({thousands(train_tokens)} tokens de entrenamiento; fíjalo con --set dropout=X)"
 
     def estimate_parameters(self) -> int:
@@ -67,6 +76,20 @@ class ModelConfig:
     def context(self) -> int | None:
         """The longest context the model reads, in tokens (None: no limit)."""
         return None
+
+    @property
+    def training_window(self) -> int:
+        """The windows it trains on, in tokens, even when it could read further (an LSTM's block_size); 0: none."""
+        return 0
+
+    @property
+    def causal(self) -> bool:
+        """Each position sees only the ones before it; an encoder (BERT, T5's) reads both sides."""
+        return True
+
+    def traceable(self) -> ModelConfig:
+        """The same model as torch.onnx must trace it (a recurrent kind's readable Python loop → its fused path)."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -92,10 +115,22 @@ class Kind:
     tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
     exports: tuple[str, ...] = ()  # what `taller export` writes of it: "html" (a page that runs it), "onnx"
+    # What its models show and offer, each a Protocol of models/protocols.py (PROTOCOLS) that they implement:
+    shows_attention: bool = False  # attention_maps(idx): where each head looks (explain, serve)
+    shows_embedding: bool = False  # embedding: nn.Embedding, a vector per token (embeddings.png)
+    traces_state: bool = False  # trace(idx): a recurrent network's state (and gates) along a text
+    count_table: bool = False  # table(): the whole model is one table of probabilities (a bigram)
+    slower_parts: bool = False  # lr_ratios(): some parameters learn at a fraction of the rate (T5's encoder)
+    score_head: bool = False  # output: the nn.Linear that writes the scores (kept out of Muon's matrices)
+    keeps_reading: bool = False  # reads, read(ids, start): goes on counting what it reads (`score --adapt`)
+    # and, from fields above: encoder_decoder → cross_attention_maps(src, tgt); objective "mix" → a Mixer.
 
     def __post_init__(self):
         if not self.language_model and not self.refusal:
             raise ValueError(f"the kind {self.name} is not a language model: it must say so to the user (refusal=…)")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"the kind {self.name} learns by objective={self.objective!r}: use one of "
+                             f"{', '.join(OBJECTIVES)} (a new one is added to OBJECTIVES and to training/loop.py)")
 
     @property
     def counted(self) -> bool:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from taller.models.kind import Kind, ModelConfig
-from taller.models.recurrent import Recurrent, check_recurrent
+from taller.models.kind import Kind
+from taller.models.recurrent import Recurrent, RecurrentConfig, check_recurrent
 
 
 @dataclass
-class LSTMConfig(ModelConfig):
+class LSTMConfig(RecurrentConfig):
     """The [model] section of an LSTM."""
 
     kind: str = "lstm"
@@ -78,5 +78,5 @@ class LSTM(Recurrent):
 
 
 KIND = Kind(name="lstm", title="LSTM", config=LSTMConfig, build=LSTM, objective="next_token",
-            preset="base", timed_preset="lstm",
+            preset="base", timed_preset="lstm", shows_embedding=True, traces_state=True, score_head=True,
             exports=("html", "onnx"))

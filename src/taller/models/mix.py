@@ -152,4 +152,4 @@ class Mix(nn.Module):
 
 
 KIND = Kind(name="mix", title="mezcla", config=MixConfig, build=Mix, objective="mix", preset="mix",
-            timed_preset="mix", resumable=False, distributed=False, prepared_data=False)
+            timed_preset="mix", resumable=False, distributed=False, prepared_data=False, keeps_reading=True)

@@ -13,11 +13,25 @@ out below, one line of algebra a step, to be read (and tested equal).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from taller.models.kind import BY_SIZE, need
+from taller.models.kind import BY_SIZE, ModelConfig, need
+from taller.models.modes import evaluating
+
+
+class RecurrentConfig(ModelConfig):
+    """What both recurrent [model] sections say beyond their fields (each has block_size and recurrence)."""
+
+    @property
+    def training_window(self) -> int:
+        return self.block_size  # trained on windows of block_size, scored on them too; it could read further
+
+    def traceable(self) -> ModelConfig:
+        return dataclasses.replace(self, recurrence="fused")  # a Python loop over time would fix T when traced
 
 
 def check_recurrent(cfg) -> None:
@@ -91,8 +105,8 @@ class Recurrent(nn.Module):
         """What the last layer computed at each character of one text (1, T): name -> (T, H) ("estado", and for the
         LSTM its gates), for `taller explain`."""
         record: list[dict] = []
-        self.eval()
-        self.unroll(self.embedding(idx), record=record)
+        with evaluating(self):
+            self.unroll(self.embedding(idx), record=record)
         return {name: torch.stack([step[name][0] for step in record]) for name in record[0]}
 
     # --- generation: one interface for every model --------------------------------------------------------------

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from taller.models.kind import Kind, ModelConfig
-from taller.models.recurrent import Recurrent, check_recurrent
+from taller.models.kind import Kind
+from taller.models.recurrent import Recurrent, RecurrentConfig, check_recurrent
 
 
 @dataclass
-class RNNConfig(ModelConfig):
+class RNNConfig(RecurrentConfig):
     """The [model] section of a plain RNN."""
 
     kind: str = "rnn"
@@ -69,5 +69,5 @@ class RNN(Recurrent):
 
 
 KIND = Kind(name="rnn", title="RNN", config=RNNConfig, build=RNN, objective="next_token", preset="base",
-            timed_preset="lstm",
+            timed_preset="lstm", shows_embedding=True, traces_state=True, score_head=True,
             exports=("html", "onnx"))

@@ -102,23 +102,23 @@ class CrossAttention(nn.Module):
         self.value = nn.Linear(cfg.d_model, cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
-        self.weights = None  # (B, H, T, S) of the last call, when recorded
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None,
-                record: bool = False) -> torch.Tensor:
-        """x (B, T, C) the answer so far, memory (B, S, C) the input read, keys (B, S) True where the input is text."""
+                record: list | None = None) -> torch.Tensor:
+        """x (B, T, C) the answer so far, memory (B, S, C) the input read, keys (B, S) True where the input is text;
+        record: a list the weights (B, H, T, S) are appended to."""
         B, T, C = x.shape
         q, k, v = self.heads(self.query(x)), self.heads(self.key(memory)), self.heads(self.value(memory))
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, S): no causal mask, all the input
         if keys is not None:
             scores = scores.masked_fill(~keys[:, None, None, :], float("-inf"))  # padding: never looked at
         weights = F.softmax(scores, dim=-1)
-        if record:
-            self.weights = weights.detach()
+        if record is not None:
+            record.append(weights.detach())
         y = F.dropout(weights, self.dropout, self.training) @ v  # (B, H, T, D)
         return F.dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)), self.dropout, self.training)
 
@@ -136,8 +136,8 @@ class DecoderBlock(nn.Module):
         self.norm3 = nn.LayerNorm(cfg.d_model)
         self.feed_forward = FeedForward(cfg)
 
-    def forward(self, x, memory, keys=None, record: bool = False) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x), None, record)
+    def forward(self, x, memory, keys=None, record: list | None = None) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
         x = x + self.cross(self.norm2(x), memory, keys, record)
         return x + self.feed_forward(self.norm3(x))
 
@@ -177,7 +177,7 @@ class T5(nn.Module):
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.embedding(idx) + self.pe[:idx.shape[1]])  # (B, T, C)
 
-    def encode(self, src: torch.Tensor, keys: torch.Tensor | None = None, record: bool = False) -> torch.Tensor:
+    def encode(self, src: torch.Tensor, keys: torch.Tensor | None = None, record: list | None = None) -> torch.Tensor:
         """src (B, S) -> memory (B, S, C): the input read from both sides."""
         x = self.embed(src)
         for block in self.blocks:
@@ -185,7 +185,7 @@ class T5(nn.Module):
         return self.norm(x)
 
     def decode(self, tgt: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None,
-               record: bool = False) -> torch.Tensor:
+               record: list | None = None) -> torch.Tensor:
         """tgt (B, T) the answer so far (it starts with <start>) -> logits of each next answer token (B, T, n_ids)."""
         x = self.embed(tgt)
         for block in self.decoder:
@@ -209,14 +209,16 @@ class T5(nn.Module):
         return out
 
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
-        """The encoder's attention, each layer (B, H, S, S): no causal triangle."""
-        self.encode(idx, record=True)
-        return [block.attention.weights for block in self.blocks]
+        """The encoder's attention, each layer (B, H, S, S): no causal triangle. Returned, not kept in the model."""
+        maps: list[torch.Tensor] = []
+        self.encode(idx, record=maps)
+        return maps
 
     def cross_attention_maps(self, src: torch.Tensor, tgt: torch.Tensor) -> list[torch.Tensor]:
         """Per decoder layer, where each answer position looked in the input: (B, H, T_answer, S_input)."""
-        self.decode(tgt, self.encode(src), record=True)
-        return [block.cross.weights for block in self.decoder]
+        maps: list[torch.Tensor] = []
+        self.decode(tgt, self.encode(src), record=maps)
+        return maps
 
 
 
@@ -249,11 +251,13 @@ def label_scores(model, src: torch.Tensor, keys: torch.Tensor, dec_in: torch.Ten
 T5_TASKS = (("clasificar", "t5-tareas"),)
 KIND = Kind(name="t5", title="T5", config=T5Config, build=T5, objective="spans", preset="t5", timed_preset="t5",
             language_model=False, fills=True, encoder_decoder=True, distributed=False, prepared_data=False, tasks=T5_TASKS,
+            shows_attention=True, shows_embedding=True, slower_parts=True, score_head=True,
             refusal="{run} es un T5 (codificador y decodificador): no escribe texto de izquierda a derecha; úsalo con "
                     "`taller fill {run} --text \"Más vale ___ que nunca.\"` (cada serie de _ es un tramo de cualquier largo).")
 
 TASKS = Kind(name="t5-tareas", title="T5 de tareas", config=T5TaskConfig, build=T5, objective="text_to_text",
              preset="t5-tareas", timed_preset="t5-tareas", language_model=False, classifies=True, encoder_decoder=True,
-             distributed=False, prepared_data=False,
+             distributed=False, prepared_data=False, shows_attention=True, shows_embedding=True, slower_parts=True,
+             score_head=True,
              refusal="{run} es un T5 que responde una tarea escrita como texto («clasifica: …»): pregúntale con "
                      "`taller classify {run} --text \"…\"`.")

@@ -103,6 +103,10 @@ class TransformerConfig(ModelConfig):
         return self.block_size
 
     @property
+    def training_window(self) -> int:
+        return self.block_size
+
+    @property
     def causal(self) -> bool:
         """Each position sees only the ones before it (GPT); an encoder (BERT) turns this off."""
         return True
@@ -188,7 +192,6 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.explicit = cfg.attention == "explicit"
         self.causal = cfg.causal
-        self.weights = None  # (B, H, T, T) attention of the last call, when recorded
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -232,11 +235,12 @@ class CausalSelfAttention(nn.Module):
             q, k = qk.chunk(2)
         return q, k, v
 
-    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False,
+    def forward(self, x: torch.Tensor, cache: dict | None = None, record: list | None = None,
                 rope: tuple[torch.Tensor, torch.Tensor] | None = None, ve: torch.Tensor | None = None,
                 keys: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C). rope: (cos, sin) of the new characters' positions; ve: their value embedding;
-        keys (B, T) bool, encoders only: which positions are text (True) and which are padding, never looked at."""
+        keys (B, T) bool, encoders only: which positions are text (True) and which are padding, never looked at;
+        record: a list the attention weights (B, H, T, past+T) are appended to (the module itself keeps nothing)."""
         B, T, C = x.shape
         q, k, v = self.heads(x, cache, rope, ve)  # (B, H, T, D) each
         past = 0
@@ -246,12 +250,12 @@ class CausalSelfAttention(nn.Module):
         y = self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again, projected
         return F.dropout(y, self.dropout, self.training) if self.dropout else y
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int, record: bool,
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int, record: list | None,
                keys: torch.Tensor | None = None) -> torch.Tensor:
         """softmax(q kᵀ / √D) v with the future masked (unless an encoder): q (B, H, T, D), k and v (B, H, past+T, D)
         -> (B, H, T, D)."""
         T, dropout = q.shape[2], self.dropout if self.training else 0.0
-        if self.explicit or record:  # the readable path: the attention matrix, written out
+        if self.explicit or record is not None:  # the readable path: the attention matrix, written out
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, past+T)
             i = torch.arange(T, device=q.device)[:, None] + past  # absolute position of each query
             j = torch.arange(past + T, device=q.device)[None, :]  # absolute position of each key
@@ -260,8 +264,8 @@ class CausalSelfAttention(nn.Module):
             if keys is not None:
                 scores = scores.masked_fill(~keys[:, None, None, :], float("-inf"))  # padding: never looked at
             weights = F.softmax(scores, dim=-1)  # each row sums to 1
-            if record:
-                self.weights = weights.detach()
+            if record is not None:
+                record.append(weights.detach())
             return F.dropout(weights, dropout, self.training) @ v
         if keys is not None:  # the fast path: an encoder's batch of texts of different lengths
             return F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :], dropout_p=dropout)
@@ -296,7 +300,7 @@ class Block(nn.Module):
         self.norm2 = make_norm(cfg)
         self.feed_forward = FeedForward(cfg)
 
-    def forward(self, x: torch.Tensor, cache: dict | None = None, record: bool = False,
+    def forward(self, x: torch.Tensor, cache: dict | None = None, record: list | None = None,
                 rope: tuple[torch.Tensor, torch.Tensor] | None = None, ve: torch.Tensor | None = None,
                 keys: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attention(self.norm1(x), cache, record, rope, ve, keys)  # residual: add, don't replace
@@ -362,14 +366,14 @@ class Transformer(nn.Module):
                 cache[0]["last"] = idx[:, -1:]
         return self.dropout(x)
 
-    def forward(self, idx: torch.Tensor, cache: list[dict] | None = None, record: bool = False) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: list[dict] | None = None, record: list | None = None) -> torch.Tensor:
         """idx (B, T) character ids -> logits (B, T, V). With a cache, idx holds only the new characters."""
         logits = self.output(self.features(idx, cache, record))  # (B, T, V)
         if self.cfg.logit_cap:  # a smooth ceiling: no score grows beyond ±cap, however sure the model gets
             logits = self.cfg.logit_cap * torch.tanh(logits / self.cfg.logit_cap)
         return logits
 
-    def features(self, idx: torch.Tensor, cache: list[dict] | None = None, record: bool = False,
+    def features(self, idx: torch.Tensor, cache: list[dict] | None = None, record: list | None = None,
                  keys: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) -> the last layer's normalised states (B, T, C): what the output layer (or a classifier) reads."""
         B, T = idx.shape
@@ -398,11 +402,13 @@ class Transformer(nn.Module):
         return state[0].get("length", 0) if state else 0
 
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
-        """Attention weights of every layer, each (B, H, T, T), from the readable path."""
-        self(idx, record=True)
-        return [block.attention.weights for block in self.blocks]
+        """Attention weights of every layer, each (B, H, T, T), from the readable path. They are returned, not kept:
+        the model is left as it was, so several callers (the server's requests) may ask at once."""
+        maps: list[torch.Tensor] = []
+        self.features(idx, record=maps)
+        return maps
 
 
 KIND = Kind(name="transformer", title="Transformer", config=TransformerConfig, build=Transformer,
-            objective="next_token", preset="base", timed_preset="base",
-            exports=("html", "onnx"))
+            objective="next_token", preset="base", timed_preset="base", shows_attention=True, shows_embedding=True,
+            score_head=True, exports=("html", "onnx"))

@@ -14,15 +14,16 @@ from __future__ import annotations
 import copy
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from taller.data.batches import eval_windows
 from taller.errors import TallerError
-from taller.evaluate import Score, bits_per_char, evaluate, scoring_window, val_text
-from taller.models import kind_of
+from taller.evaluate import Score, bits_per_char, evaluate, scoring_window, val_text, window_logits
+from taller.models import Kind, kind_of
+from taller.models.protocols import KeepsReading, Mixer
 from taller.runs.folder import validation_tokens
 from taller.text import thousands
 
@@ -47,7 +48,13 @@ class Adaptation:
 
 def can_adapt(run) -> bool:
     """A network learns while reading by gradient steps; a count model, if it can go on counting (the n-gram)."""
-    return not kind_of(run.config).counted or getattr(run.model, "reads", False)
+    kind = kind_of(run.config)
+    return not kind.counted or reads(run.model, kind)
+
+
+def reads(model, kind: Kind) -> bool:
+    """Whether this model goes on counting what it reads (an n-gram; a mix with one among its parts)."""
+    return kind.keeps_reading and cast(KeepsReading, model).reads
 
 
 def check_adaptable(run) -> None:
@@ -57,22 +64,20 @@ def check_adaptable(run) -> None:
                           "seguir contando; úsalo con un n-grama, un transformer, un lstm, una rnn o una mezcla.")
 
 
-def adapt_score(model, ids: np.ndarray, chars: np.ndarray, block_size: int, how: Adaptation) -> Score:
+def adapt_score(model, kind: Kind, ids: np.ndarray, chars: np.ndarray, block_size: int, how: Adaptation) -> Score:
     """Bits per character of `ids` read in order, each window scored before it is learnt from (on a copy)."""
     if how.optimizer not in OPTIMIZERS:
         raise TallerError(f"--optimizer {how.optimizer}: usa {' o '.join(OPTIMIZERS)}.")
     model = copy.deepcopy(model)  # the caller's model (and the files) stay as they were
     model.eval()  # no dropout: the same predictions as the static score, but with gradients
-    params = [p for p in adapted_parameters(model) if p.is_floating_point()]
+    params = [p for p in adapted_parameters(model, kind) if p.is_floating_point()]
     for p in params:
         p.requires_grad_(True)
     optimizer = OPTIMIZERS[how.optimizer](params, lr=how.learning_rate()) if params else None
-    windows, mask = eval_windows(ids, block_size)  # (W, T+1), (W, T)
-    char_windows, _ = eval_windows(chars, block_size)
+    val, counting = val_text(ids, chars, block_size), reads(model, kind)
     total, tokens, n_chars, counted = 0.0, 0, 0, 0
-    for i, (w, m, c) in enumerate(zip(windows, mask, char_windows[:, 1:])):
-        logits = model(w[None, :-1])[0]  # (T, V)
-        losses = F.cross_entropy(logits.float(), w[1:], reduction="none")  # (T,)
+    for i, (logits, targets, m, c) in enumerate(window_logits(model, val, torch.device("cpu"), batch_size=1)):
+        losses = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (1, T)
         total += float(losses[m].detach().sum())  # scored first, with the weights as they were
         tokens, n_chars = tokens + int(m.sum()), n_chars + int(c[m].sum())
         if optimizer is not None:  # then learnt from: every token of the window has been read
@@ -80,23 +85,24 @@ def adapt_score(model, ids: np.ndarray, chars: np.ndarray, block_size: int, how:
             losses.mean().backward()
             optimizer.step()
         read = tokens + 1  # ids[:read] have been read (the first token is never scored)
-        if getattr(model, "reads", False) and (read - counted >= COUNT_EVERY or i == len(windows) - 1):
-            model.read(ids[:read], counted)  # and a counting model counts it
+        if counting and (read - counted >= COUNT_EVERY or i == len(val.windows) - 1):
+            cast(KeepsReading, model).read(ids[:read], counted)  # and a counting model counts it
             counted = read
     return Score(total / max(1, tokens), bits_per_char(total, n_chars), tokens, n_chars)
 
 
-def how_it_learns(model, how: Adaptation) -> str:
+def how_it_learns(model, kind: Kind, how: Adaptation) -> str:
     """In words, for `taller score`: a gradient step, counting, or both (a mix of a network and an n-gram)."""
-    ways = [f"{how.optimizer}, lr {how.learning_rate():g}"] if any(p.is_floating_point() for p in adapted_parameters(model)) else []
-    if getattr(model, "reads", False):
+    learns = any(p.is_floating_point() for p in adapted_parameters(model, kind))
+    ways = [f"{how.optimizer}, lr {how.learning_rate():g}"] if learns else []
+    if reads(model, kind):
         ways.append(f"contando lo leído cada {thousands(COUNT_EVERY)} caracteres")
     return "; ".join(ways)
 
 
-def adapted_parameters(model) -> list[torch.Tensor]:
+def adapted_parameters(model, kind: Kind) -> list[torch.Tensor]:
     """What learns while reading: the model's parameters (a mix: its table and its parts')."""
-    return list(model.adapted_parameters()) if hasattr(model, "adapted_parameters") else list(model.parameters())
+    return list(cast(Mixer, model).adapted_parameters() if kind.combines else model.parameters())
 
 
 @dataclass
@@ -112,7 +118,7 @@ def score_run(run, how: Adaptation | None = None) -> RunScores:
     if how is not None:
         check_adaptable(run)
     ids, chars = validation_tokens(run)
-    window = scoring_window(run.model, run.config.model)
+    window, kind = scoring_window(run.model, run.config.model), kind_of(run.config)
     static = evaluate(run.model, val_text(ids, chars, window), torch.device("cpu"), nullcontext())
-    adapted = adapt_score(run.model, ids, chars, window, how) if how is not None else None
-    return RunScores(static, adapted, window, how_it_learns(run.model, how) if how is not None else "")
+    adapted = adapt_score(run.model, kind, ids, chars, window, how) if how is not None else None
+    return RunScores(static, adapted, window, how_it_learns(run.model, kind, how) if how is not None else "")

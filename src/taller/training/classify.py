@@ -29,6 +29,7 @@ from taller.inspect import loss_plot, parameter_table
 from taller.inspect.classify import confusion, confusion_table
 from taller.files import atomic_write
 from taller.models import KINDS, build_model, kind_of
+from taller.models.modes import evaluating
 from taller.runs.folder import Run, load_run
 from taller.runs.metrics import read_metrics
 from taller.text import thousands
@@ -136,13 +137,12 @@ class Classify:
     @torch.no_grad()
     def predict(self, rows: list[int], batch_size: int = 128) -> torch.Tensor:
         """Label logits (N, L) of the texts at `rows`."""
-        self.model.eval()
-        out = []
-        for i in range(0, len(rows), batch_size):
-            x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i:i + batch_size]))
-            with self.autocast:
-                out.append(self.model(x.to(self.ctx.device), keys.to(self.ctx.device)).float().cpu())
-        self.model.train()
+        with evaluating(self.model):
+            out = []
+            for i in range(0, len(rows), batch_size):
+                x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i:i + batch_size]))
+                with self.autocast:
+                    out.append(self.model(x.to(self.ctx.device), keys.to(self.ctx.device)).float().cpu())
         return torch.cat(out)
 
     def evaluate(self, whole: bool = False) -> dict:

@@ -136,24 +136,6 @@ def gather_rng_states(ctx: Context) -> dict[str, torch.Tensor]:
     return {f"rng.torch.rank{r}": s.cpu() for r, s in enumerate(states)}
 
 
-def share_batches(ctx: Context, batches) -> None:
-    """Make `batches` (built for the global batch of world × batch_size rows) return only this rank's block.
-
-    The starts of the windows are cut before any window is read, so a rank reads only its own windows (this matters
-    for a memory-mapped corpus). The last, smaller batch of an epoch (sampler=shuffled) is cut in near-equal blocks.
-    """
-    if not ctx.active:
-        return
-    read = batches.windows
-
-    def own_windows(starts: torch.Tensor):  # starts: (world × B,) → this rank's (B,)
-        if len(starts) < ctx.world:  # fewer rows than ranks: repeat some, so that no rank gets an empty batch
-            starts = starts[torch.arange(ctx.world) % len(starts)]
-        return read(starts.tensor_split(ctx.world)[ctx.rank])
-
-    batches.windows = own_windows
-
-
 def restore_rng_state(ctx: Context, tensors: dict[str, torch.Tensor], state: dict) -> None:
     """Resuming: this rank's own random state from rank 0's checkpoint (`tensors`: its optim.safetensors), when it
     was saved with as many ranks."""

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from taller.evaluate import LN2
+from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.text import thousands
 from taller.training.next_token import NextToken
@@ -75,18 +76,17 @@ def masked_val(ids: np.ndarray, chars: np.ndarray, block: int, rate: float, mask
 @torch.no_grad()
 def evaluate_masked(model, val: MaskedVal, vocab_size: int, device, autocast, batch_size: int = 64) -> dict:
     """Nats per masked token, bits per masked character and the share of masked tokens guessed exactly."""
-    model.eval()
-    total, tokens, chars, right = 0.0, 0, 0, 0
-    for i in range(0, len(val.inputs), batch_size):
-        x, y = val.inputs[i:i + batch_size].to(device), val.targets[i:i + batch_size].to(device)
-        with autocast:
-            logits = model(x).float()[..., :vocab_size]  # (B, T, V): [MASK] is never an answer
-        m = y != IGNORE  # (B, T)
-        total += F.cross_entropy(logits[m], y[m], reduction="sum").item()
-        right += int((logits[m].argmax(-1) == y[m]).sum())
-        tokens += int(m.sum())
-        chars += int(val.chars[i:i + batch_size][m.cpu()].sum())
-    model.train()
+    with evaluating(model):
+        total, tokens, chars, right = 0.0, 0, 0, 0
+        for i in range(0, len(val.inputs), batch_size):
+            x, y = val.inputs[i:i + batch_size].to(device), val.targets[i:i + batch_size].to(device)
+            with autocast:
+                logits = model(x).float()[..., :vocab_size]  # (B, T, V): [MASK] is never an answer
+            m = y != IGNORE  # (B, T)
+            total += F.cross_entropy(logits[m], y[m], reduction="sum").item()
+            right += int((logits[m].argmax(-1) == y[m]).sum())
+            tokens += int(m.sum())
+            chars += int(val.chars[i:i + batch_size][m.cpu()].sum())
     return {"val_loss": total / max(1, tokens), "val_masked_bpc": total / LN2 / max(1, chars),
             "val_accuracy": right / max(1, tokens)}
 

@@ -100,8 +100,8 @@ class NextToken:
         self.mix_slice = held_out_for_mix(cfg, len(data.train_ids))
         self.train_ids = data.train_ids[:-self.mix_slice] if self.mix_slice else data.train_ids  # the end: for a mix
         # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
-        self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size)
-        distributed.share_batches(ctx, self.batches)
+        self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size,
+                                    share=(ctx.rank, ctx.world))
         block = cfg.model.block_size
         self.val = val_text(data.val_ids, data.val_chars, block)  # windows over val; each target knows its characters
         self.n_eval = max(1, math.ceil(t.eval_chars / data.chars_per_token / max(1, block // 2)))  # windows per epoch

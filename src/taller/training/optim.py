@@ -11,10 +11,14 @@ Two optimizers:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn as nn
 from torch.optim.adamw import adamw
+
+from taller.models import kind_of
+from taller.models.protocols import HasScoreHead, SlowerParts
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Muon's quintic Newton–Schulz: pushes singular values towards 1 fast
 
@@ -41,27 +45,27 @@ def learning_rate(cfg, step: int, progress: float) -> float:
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     """AdamW (weight decay on matrices only, not on biases and norms), or Muon for the hidden matrices. A model may
     ask some parameters to learn more slowly (`model.lr_ratios()`, e.g. T5's encoder): they get groups of their own."""
-    t = cfg.train
+    t, kind = cfg.train, kind_of(cfg)
     params = [p for p in model.parameters() if p.requires_grad]
+    asked = cast(SlowerParts, model).lr_ratios() if kind.slower_parts else {}
     if t.optimizer == "muon":
-        hidden = {id(p) for p in hidden_matrices(model)}
+        hidden = {id(p) for p in hidden_matrices(model, head=kind.score_head)}
         groups = [{"params": [p for p in params if id(p) in hidden], "weight_decay": t.weight_decay, "muon": True,
                    "lr_ratio": t.muon_lr_ratio},
                   {"params": [p for p in params if id(p) not in hidden and p.dim() >= 2], "weight_decay": t.weight_decay},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        return Muon(slower_groups(groups, model), lr=t.lr, betas=(t.beta1, t.beta2))
+        return Muon(slower_groups(groups, asked), lr=t.lr, betas=(t.beta1, t.beta2))
     groups = slower_groups([{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-                            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], model)
+                            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], asked)
     try:
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
 
 
-def slower_groups(groups: list[dict], model: torch.nn.Module) -> list[dict]:
-    """Each group split by the learning-rate ratio the model asks for its parameters (1 where it asks nothing);
-    empty groups dropped."""
-    asked = model.lr_ratios() if hasattr(model, "lr_ratios") else {}
+def slower_groups(groups: list[dict], asked: dict[int, float]) -> list[dict]:
+    """Each group split by the learning-rate ratio the model asks for its parameters (`asked`: {id(p): ratio}, its
+    SlowerParts.lr_ratios(); 1 where it asks nothing); empty groups dropped."""
     out = []
     for group in groups:
         for ratio in sorted({asked.get(id(p), 1.0) for p in group["params"]}):
@@ -70,13 +74,12 @@ def slower_groups(groups: list[dict], model: torch.nn.Module) -> list[dict]:
     return [g for g in out if g["params"]]
 
 
-def hidden_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
+def hidden_matrices(model: torch.nn.Module, head: bool = True) -> list[torch.Tensor]:
     """The 2-D weights inside the network: not the tables that read characters in (embeddings), not the head that
-    writes scores out (the model's `output`)."""
+    writes scores out (`head`: the model has one, its kind's score_head: HasScoreHead.output)."""
     outside = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
-    head = getattr(model, "output", None)
-    if isinstance(head, nn.Module):
-        outside |= {id(p) for p in head.parameters()}
+    if head:
+        outside |= {id(p) for p in cast(HasScoreHead, model).output.parameters()}
     return [p for p in model.parameters() if p.dim() == 2 and id(p) not in outside]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.text import thousands
 from taller.training.next_token import NextToken
@@ -80,16 +81,15 @@ def span_val(ids: np.ndarray, cfg, seed: int) -> SpanVal:
 
 @torch.no_grad()
 def evaluate_spans(model, val: SpanVal, device, autocast, batch_size: int = 64) -> dict:
-    model.eval()
-    total, right, tokens = 0.0, 0, 0
-    for i in range(0, len(val.src), batch_size):
-        src, dec_in, answer = (t[i:i + batch_size].to(device) for t in (val.src, val.dec_in, val.answer))
-        with autocast:
-            logits = model(src, dec_in).float()  # (B, L, n_ids)
-        total += F.cross_entropy(logits.transpose(1, 2), answer, reduction="sum").item()
-        right += int((logits.argmax(-1) == answer).sum())
-        tokens += answer.numel()
-    model.train()
+    with evaluating(model):
+        total, right, tokens = 0.0, 0, 0
+        for i in range(0, len(val.src), batch_size):
+            src, dec_in, answer = (t[i:i + batch_size].to(device) for t in (val.src, val.dec_in, val.answer))
+            with autocast:
+                logits = model(src, dec_in).float()  # (B, L, n_ids)
+            total += F.cross_entropy(logits.transpose(1, 2), answer, reduction="sum").item()
+            right += int((logits.argmax(-1) == answer).sum())
+            tokens += answer.numel()
     return {"val_loss": total / max(1, tokens), "val_accuracy": right / max(1, tokens)}
 
 

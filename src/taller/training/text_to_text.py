@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from taller.models.t5 import CLASSIFY_PREFIX, IGNORE, answers_of, label_scores
+from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.training.classify import Classify, batch_of
 
@@ -39,13 +40,12 @@ class TextToText(Classify):
     @torch.no_grad()
     def predict(self, rows: list[int], batch_size: int = 128) -> torch.Tensor:
         """Each label's log-probability as the answer (N, L): the classifier's logits."""
-        self.model.eval()
-        out = []
-        device = self.ctx.device
-        for i in range(0, len(rows), batch_size):
-            x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i:i + batch_size]))
-            with self.autocast:
-                out.append(label_scores(self.model, x.to(device), keys.to(device), self.dec_in.to(device),
-                                        self.targets.to(device)).cpu())
-        self.model.train()
+        with evaluating(self.model):
+            out = []
+            device = self.ctx.device
+            for i in range(0, len(rows), batch_size):
+                x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i:i + batch_size]))
+                with self.autocast:
+                    out.append(label_scores(self.model, x.to(device), keys.to(device), self.dec_in.to(device),
+                                            self.targets.to(device)).cpu())
         return torch.cat(out)

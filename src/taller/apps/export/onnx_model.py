@@ -11,7 +11,6 @@ rule for RMSNorm (aten::rms_norm, the modern recipe's norm) at opset 18: rms_nor
 from __future__ import annotations
 
 import copy
-import dataclasses
 import importlib.util
 import io
 import warnings
@@ -19,6 +18,7 @@ import warnings
 import torch
 
 from taller.errors import TallerError
+from taller.models.modes import evaluating
 
 OPSET = 18
 EXAMPLE_LENGTH = 8  # characters (tokens) of the example the exporter traces; the exported T is free
@@ -28,10 +28,11 @@ def traceable(model: torch.nn.Module) -> torch.nn.Module:
     """The model as the exporter must trace it: a readable path written as a Python loop over time
     (recurrence = "explicit") would fix T to the example's length, so the copy takes the fused path (the same numbers,
     the same weights)."""
-    if getattr(model.cfg, "recurrence", None) != "explicit":
+    traced = model.cfg.traceable()  # ModelConfig.traceable: the same config unless a readable loop must be fused
+    if traced == model.cfg:
         return model
     fused = copy.copy(model)  # shares the weights; only its configuration differs
-    fused.cfg = dataclasses.replace(model.cfg, recurrence="fused")
+    fused.cfg = traced
     return fused
 
 
@@ -57,8 +58,8 @@ def onnx_bytes(model: torch.nn.Module) -> bytes:
         raise TallerError("para exportar a ONNX falta el paquete onnx; instálalo con pip install 'taller[export]'.")
     torch.onnx.register_custom_op_symbolic("aten::rms_norm", rms_norm_symbolic, OPSET)
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), evaluating(model):
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixes (none that matter here)
-        torch.onnx.export(traceable(model.eval()), (example,), buffer, input_names=["ids"], output_names=["logits"],
+        torch.onnx.export(traceable(model), (example,), buffer, input_names=["ids"], output_names=["logits"],
                           dynamic_axes={"ids": {1: "T"}, "logits": {1: "T"}}, opset_version=OPSET, dynamo=False)
     return buffer.getvalue()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -68,7 +67,6 @@ def add_error_replies(app: FastAPI, root: Path) -> None:
 
 def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
     """The page and the five endpoints of this module's docstring."""
-    recording = threading.Lock()  # attention_maps records into the model: one request at a time
 
     @app.get("/")
     def index():
@@ -85,7 +83,7 @@ def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
 
     @app.post("/api/attention")
     def attention(req: TextRequest):
-        return attention_reply(runs.get(checked_request(req).run), req.text, recording)
+        return attention_reply(runs.get(checked_request(req).run), req.text)
 
     @app.post("/api/sample")
     def sample(req: SampleRequest):

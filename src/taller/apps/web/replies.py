@@ -12,7 +12,6 @@ A request that fails a check raises ApiError (a 4xx with one Spanish line); one 
 
 from __future__ import annotations
 
-import threading
 
 import torch
 from pydantic import BaseModel
@@ -127,16 +126,15 @@ def predict_reply(run: Run, req: ShapedRequest) -> dict:
     return reply
 
 
-def attention_reply(run: Run, text: str, recording: threading.Lock) -> dict:
+def attention_reply(run: Run, text: str) -> dict:
     """/api/attention: per layer and head, the (T, T) attention over the last block_size tokens of `text`."""
     text = checked_text(run, text)
-    if not has_attention(run.model):
+    if not has_attention(run):
         return {"text": text, "note": NO_ATTENTION}
     ids = run.tokenizer.encode(text)[-run.model.block_size:]  # what the model sees: the last block_size
     if not ids:
         return {"text": text, "note": "Escribe algo para ver a dónde mira cada cabeza."}
-    with torch.no_grad(), recording:  # attention_maps records into the model: one request at a time
-        run.model.eval()
+    with torch.no_grad():  # attention_maps returns the maps and leaves the model as it was: no lock
         maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
     return {"text": text, "chars": [show_token(run.tokenizer.pieces[i]) for i in ids],
             "layers": [[[[round(float(w), WEIGHT_DIGITS) for w in row] for row in head] for head in m[0].cpu()]
