@@ -1,12 +1,17 @@
 """Threads fitted to the machine's load (taller/threads.py): chosen once, checked in the first steps, never changed
 from a thread other than the main one."""
 
+import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from taller import threads
+from conftest import run_cli
+from taller.apps.web.app import create_app
 from taller.threads import Choice, StepCheck
 
 
@@ -90,3 +95,40 @@ def test_limited_gives_the_threads_back_and_does_nothing_outside_the_main_thread
     worker.start()
     worker.join()
     assert seen != [1] and torch.get_num_threads() == 2
+
+
+def threads_of_a_new_thread() -> int:
+    """What a thread that has not computed yet starts with: the process-wide setting."""
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
+def test_the_server_keeps_its_threads_through_50_concurrent_samples(trained_run, tmp_path, restore_threads):
+    root = tmp_path / "runs"
+    shutil.copytree(trained_run.dir, root / "refranes")
+    torch.set_num_threads(2)
+    client = TestClient(create_app(root), base_url="http://127.0.0.1")
+    body = {"run": "refranes", "text": "No hay ", "mode": "line", "temperature": 0.8}
+    with ThreadPoolExecutor(8) as pool:  # the requests overlap in the server's pool of threads
+        answers = list(pool.map(lambda _: client.post("/api/sample", json=body), range(50)))
+    assert [a.status_code for a in answers] == [200] * 50
+    assert all(a.json()["text"].startswith("No hay ") for a in answers)
+    assert torch.get_num_threads() == 2 and threads_of_a_new_thread() == 2
+
+
+@pytest.mark.parametrize("given, said", [(["--threads", "1"], "Calculo con 1 hilo (--threads)."),
+                                         ([], "Calculo con 2 hilos, uno por núcleo libre.")])
+def test_a_training_says_in_one_line_how_many_threads_it_computes_with(corpus_file, tmp_path, capsys, monkeypatch,
+                                                                       restore_threads, given, said):
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(threads, "others_busy", lambda: 0.0)  # a quiet machine, whatever runs beside the tests
+    code, out, _ = run_cli(["train", "--corpus", str(corpus_file), "--out", str(tmp_path / "run"), "--steps", "2",
+                            "--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "d_ff=32",
+                            "--set", "block_size=16", "--set", "batch_size=4", "--set", "samples=0",
+                            "--set", "plot_every=0", "--quiet", *given], capsys)
+    assert code == 0 and said in out.splitlines()
+    assert torch.get_num_threads() == (1 if given else 2)

@@ -62,7 +62,8 @@ class Row:
 
 
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
-            prompt: str = "", progress: bool = False, adapt: bool = False, mix: bool = True, log=print) -> list[Row]:
+            prompt: str = "", progress: bool = False, adapt: bool = False, mix: bool = True, log=print,
+            threads: int = 0) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val (and, with `adapt`, while learning from
     it), compress val with it; mix the character models; add the compressors; write the results."""
     configs = check_request(corpus, models, max_time, overrides)
@@ -73,7 +74,7 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
     rows, curves, runs = [], {}, []
     for name, cfg in zip(models, configs):
         log(f"\n== {name}: {max_time:g} s como máximo ==")
-        run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log)
+        run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log, threads=threads)
         runs.append(run)
         rows.append(model_row(run, name, prompt, split.val, adapt, log))
         curves[rows[-1].model] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
@@ -81,7 +82,7 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
     chars = [run for run in chars if run.config.data == chars[0].config.data]
     if mix and len(chars) >= 2:
         log(f"\n== mix: {' + '.join(run.dir.name for run in chars)} ==")
-        run = train(mix_config(chars), out / "mix", progress=progress, log=log)
+        run = train(mix_config(chars), out / "mix", progress=progress, log=log, threads=threads)
         rows.append(model_row(run, "mix", prompt, split.val, adapt, log))
         curves["mix"] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
     memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from taller.apps.cli.printing import print_probs, sampling_words
-from taller.apps.cli.types import bounded_int, check_temperatures, finite, path_text, seed, stop_text
+from taller.apps.cli.types import (add_threads, bounded_int, check_temperatures, finite, fit_threads, path_text, seed,
+                                   stop_text)
 from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.inspect import probability_table
@@ -39,6 +40,7 @@ def add_generate(sub) -> None:
     gen.add_argument("--show-probs", action="store_true", help="muestra los 5 candidatos de cada paso")
     gen.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
                      help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
+    add_threads(gen)
     gen.set_defaults(func=cmd_generate)
 
 
@@ -63,6 +65,7 @@ def cmd_generate(args) -> None:
     if args.table:
         check_output(Path(args.table), args.force, "--table")
     run = load_run(args.run)
+    fit_threads(args)  # a small model's steps still run on one thread (threads.for_steps)
     stop = {} if args.stop is None else {"stop": args.stop}  # without --stop, the run's own (the end of a line)
     by_temperature = [run.generate(args.prompt, args.n, max_chars=args.max_chars, temperature=temperature,
                                    top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,

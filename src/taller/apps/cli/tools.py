@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from taller.apps.cli.training import default_out
-from taller.apps.cli.types import finite_positive, path_text
+from taller.apps.cli.types import add_threads, finite_positive, fit_threads, path_text
 from taller.apps.compare import compare, format_table
 from taller.apps.compress import compress_file, decompress_file
 from taller.apps.export import FORMATS, export_run
@@ -35,6 +35,7 @@ def add_compare(sub) -> None:
     cmp_.add_argument("--no-mix", dest="mix", action="store_false",
                       help="sin la fila mix (la mezcla de los modelos de caracteres)")
     cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
+    add_threads(cmp_)
     cmp_.set_defaults(func=cmd_compare)
 
 
@@ -61,6 +62,7 @@ def add_scoring(sub) -> None:
     sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
                     help="con --adapt: adam (por defecto) o sgd")
     sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
+    add_threads(sc)
     sc.set_defaults(func=cmd_score)
 
     co = sub.add_parser("compress", aliases=["comprimir"], help="comprime un texto con las probabilidades de un "
@@ -89,6 +91,7 @@ def add_serve(sub) -> None:
     s.add_argument("--port", type=int, default=8000, help="puerto (8000)")
     s.add_argument("--allow-host", action="append", default=[], metavar="NOMBRE",
                    help="responde también a este nombre del equipo (además de localhost y 127.0.0.1); repetible")
+    add_threads(s)
     s.set_defaults(func=cmd_serve)
 
 
@@ -96,7 +99,7 @@ def cmd_compare(args) -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
     rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
-                   progress=not args.quiet, adapt=args.adapt, mix=args.mix)
+                   progress=not args.quiet, adapt=args.adapt, mix=args.mix, threads=args.threads)
     print()
     print(format_table(rows))
     print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
@@ -113,6 +116,7 @@ def cmd_score(args) -> None:
     if (args.lr or args.optimizer != "adam") and not args.adapt:
         raise TallerError("--lr y --optimizer son de la evaluación dinámica: añade --adapt.")
     run = load_run(args.run)
+    fit_threads(args)
     how = Adaptation(args.optimizer, args.lr or 0.0) if args.adapt else None
     scores = score_run(run, how)
     s = scores.static
@@ -144,4 +148,4 @@ def cmd_decompress(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    serve(Path(args.path), host=args.host, port=args.port, allow_hosts=args.allow_host)
+    serve(Path(args.path), host=args.host, port=args.port, allow_hosts=args.allow_host, threads=args.threads)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from taller.apps.cli.parser import Parser
-from taller.apps.cli.types import bounded_int, finite_positive, path_text, positive_int, seed
+from taller.apps.cli.types import add_threads, bounded_int, finite_positive, path_text, positive_int, seed
 from taller.config import DEVICES, TOKENIZER_KINDS, Config
 from taller.data.corpora import CORPORA, describe, load_corpus
 from taller.data.prepare import prepare
@@ -34,6 +34,7 @@ def add_demo_and_corpus(sub) -> None:
                              "cualquier máquina)")
     budget.add_argument("--epochs", type=bounded_int(10_000), help="entrena estas épocas en vez de por tiempo")
     d.add_argument("--out", type=path_text, help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
+    add_threads(d)
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("corpus", help="los corpus disponibles y cómo son")
@@ -74,6 +75,7 @@ def add_train(sub) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continúa la ejecución de --out desde su último punto de control")
     t.add_argument("--quiet", action="store_true", help="sin barra de progreso")
+    add_threads(t)
     t.set_defaults(func=cmd_train)
 
 
@@ -103,7 +105,7 @@ def cmd_demo(args) -> None:
     budget = f"{args.epochs} época" + ("s" if args.epochs != 1 else "") if args.epochs else by_clock
     print(f"taller demo: entreno un Transformer de caracteres con los refranes durante {budget}.")
     started = time.perf_counter()
-    run = train(cfg, out)
+    run = train(cfg, out, threads=args.threads)
     if run.interrupted:  # saved; the shell's code for the signal, as `taller train`
         sys.exit(128 + run.interrupted)
     known = set(load_corpus("refranes").text.split("\n"))
@@ -154,7 +156,7 @@ def cmd_train(args) -> None:
     if args.resume:
         check_unchanged(saved, cfg.to_dict())
     out = out or default_out(Path(cfg.data.corpus).stem, preset)
-    run = train(cfg, out, resume=args.resume, progress=not args.quiet)
+    run = train(cfg, out, resume=args.resume, progress=not args.quiet, threads=args.threads)
     if run.interrupted:  # saved, and the loop said how to continue: the shell's code for the signal (130, 143)
         sys.exit(128 + run.interrupted)
     if is_main():  # under torchrun, rank 0 speaks for all

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from taller.config import SEED_LIMIT
 from taller.errors import TallerError
+from taller.threads import choose, cores, use
 
 
 def positive_int(text: str) -> int:
@@ -82,3 +84,21 @@ def check_temperatures(temperatures: list[float]) -> None:
         if temperature <= 0:
             raise TallerError(f"--temperature={temperature:g} debe ser positiva; para elegir siempre lo más probable "
                               "usa --greedy.")
+
+
+MAX_THREADS = 256
+
+
+def add_threads(parser) -> None:
+    """--threads: how many threads compute on the CPU (by default, one per core other programs leave free)."""
+    parser.add_argument("--threads", "--hilos", type=bounded_int(MAX_THREADS), default=0, metavar="N",
+                        help="hilos de cálculo en la CPU (por defecto, uno por núcleo libre: si otros programas "
+                             "ocupan la CPU, menos)")
+
+
+def fit_threads(args) -> None:
+    """The threads of a command that is not a training (a training chooses its own and times its first steps): chosen
+    once, before it computes; said when other programs made it take fewer than the cores."""
+    choice = use(choose(args.threads))
+    if choice.automatic and choice.threads < cores():
+        print(f"Calculo con {choice.why}.", file=sys.stderr)

@@ -33,6 +33,7 @@ from taller.apps.web.replies import (MAX_TEXT, SampleRequest, ShapedRequest, Sur
 from taller.apps.web.runs import RunCache, find_runs, run_summary, served_runs
 from taller.errors import TallerError
 from taller.runs.folder import load_run
+from taller.threads import choose, use
 
 STATIC = Path(__file__).parent / "static"
 
@@ -145,8 +146,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
         raise TallerError(why) from None
 
 
-def serve(path: Path, host: str = "127.0.0.1", port: int = 8000, allow_hosts: Iterable[str] = ()) -> None:
-    """`taller serve`: the explorer for the runs under `path`, on http://host:port/, until Ctrl-C."""
+def serve(path: Path, host: str = "127.0.0.1", port: int = 8000, allow_hosts: Iterable[str] = (), threads: int = 0) -> None:
+    """`taller serve`: the explorer for the runs under `path`, on http://host:port/, until Ctrl-C. Its threads are
+    chosen once, here: requests are answered in a pool of threads and never change them (taller/threads.py)."""
     import uvicorn
 
     path = Path(path)
@@ -154,6 +156,7 @@ def serve(path: Path, host: str = "127.0.0.1", port: int = 8000, allow_hosts: It
     hosts = allowed_hosts(host, allow_hosts)
     sock = listening_socket(host, port)
     print(f"taller serve: {len(runs)} ejecución(es) en {path}: {', '.join(list(runs)[:5])}")
+    print(f"Calculo con {use(choose(threads)).why}.")
     if host not in LOOPBACK:
         named = ", ".join(sorted(hosts - set(LOOPBACK))) or "añade el de este equipo con --allow-host"
         print(f"Aviso: escuchando en {host}: otros equipos de la red pueden abrir la página si la abren con un "
