@@ -12,7 +12,7 @@ from taller.apps.cli import main
 
 from conftest import one_line_error, run_cli
 
-MINI_EPOCHS = 20  # the small file (4.7 kB) gives 4 steps an epoch: enough of them to beat a uniform guess
+MINI_EPOCHS = 8  # the small file (4.7 kB) gives a few steps an epoch: enough of them to beat a uniform guess
 
 
 def test_demo_end_to_end(corpora, tmp_path, capsys, monkeypatch):
