@@ -33,7 +33,7 @@ browser:
 SEED ?= $(shell $(PYTHON) -c 'import random; print(random.randrange(10**6))')
 test: install browser
 	@echo "make test: orden aleatorio con la semilla $(SEED) (repítelo con: make test SEED=$(SEED))"
-	$(BIN)/python -m pytest -p randomly --randomly-seed=$(SEED)
+	$(BIN)/python -m pytest --randomly-seed=$(SEED)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
