@@ -28,8 +28,12 @@ browser:
 	  { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	  echo "make: no pude instalar chromium; la prueba del navegador se saltará."
 
+# The tests run in a random order (pytest-randomly), a new one each time; the seed is printed so that an order that
+# fails can be run again: `make test SEED=1234`.
+SEED ?= $(shell $(PYTHON) -c 'import random; print(random.randrange(10**6))')
 test: install browser
-	$(BIN)/python -m pytest
+	@echo "make test: orden aleatorio con la semilla $(SEED) (repítelo con: make test SEED=$(SEED))"
+	$(BIN)/python -m pytest --randomly-seed=$(SEED)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

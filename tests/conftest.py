@@ -1,13 +1,25 @@
 import dataclasses
+import hashlib
 import os
+import shutil
+import stat
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
 import torch
 
 import taller
+from taller.apps.cli import main
 from taller.config import Config
+from taller.data.tokenizers import CharTokenizer
+from taller.models.transformer import Transformer, TransformerConfig
+import taller.apps.compare  # noqa: F401  (loaded here, with the training loop and the fits, for use_fake_clock)
+import taller.training.loop  # noqa: F401
+from taller.runs.folder import load_run
+from taller.runs.metrics import read_metrics
 
 THREADS = min(2, os.cpu_count() or 1)
 torch.set_num_threads(THREADS)
@@ -30,8 +42,82 @@ PROVERBS = [
 
 @pytest.fixture(autouse=True)
 def no_downloads(tmp_path_factory, monkeypatch):
-    """Tests never touch the network or the user's cache."""
+    """Tests never touch the network or the user's cache (a test that plays a download lifts TALLER_OFFLINE itself)."""
     monkeypatch.setenv("TALLER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("TALLER_OFFLINE", "1")
+
+
+# --- what several test files share -----------------------------------------------------------------------------------
+
+TINY_SETTINGS = dict(block_size=16, d_model=16, n_heads=2, n_layers=1, d_ff=32, batch_size=8, eval_chars=64,
+                     samples=1, plot_every=0)  # the smallest Transformer the command line trains in a second
+
+
+def tiny_flags(**overrides) -> list[str]:
+    """`--set key=value` for each of TINY_SETTINGS, some replaced or added by `overrides`."""
+    settings = {**TINY_SETTINGS, **overrides}
+    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+
+
+def snapshot(folder: Path, deep: bool = False, hidden: bool = True) -> dict:
+    """Every entry of `folder` (with `deep`, of its subfolders too) as something comparable, without ever reading a
+    device or a FIFO: a link's target, a regular file's SHA-256, another thing's kind. `hidden=False` leaves out the
+    names that start with a dot (a lock, say)."""
+    seen = {}
+    for p in sorted(folder.rglob("*") if deep else folder.iterdir()):
+        name = str(p.relative_to(folder))
+        if not hidden and any(part.startswith(".") for part in Path(name).parts):
+            continue
+        if p.is_symlink():
+            seen[name] = "->" + os.readlink(p)
+        elif p.is_file():
+            seen[name] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            seen[name] = stat.filemode(p.lstat().st_mode)
+    return seen
+
+
+def train_losses(run_dir) -> list[tuple[int, float]]:
+    """(step, training loss) of every logged step of a run."""
+    return [(m["step"], m["train_loss"]) for m in read_metrics(run_dir) if "train_loss" in m]
+
+
+def copy_run(run_dir: Path, where: Path) -> Path:
+    """A copy of a shared run that a test may change (the shared one stays as every other test expects it)."""
+    shutil.copytree(run_dir, where, symlinks=True)
+    return where
+
+
+class FakeClock:
+    """perf_counter for the training loop: every reading is `tick` seconds after the last, whatever the machine."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def use_fake_clock(monkeypatch, tick: float) -> FakeClock:
+    """Give taller's modules a fake perf_counter (the rest of the process keeps the real clock). The modules that
+    read it are loaded at the top of this file, so the result does not depend on which tests ran before."""
+    clock = FakeClock(tick)
+    fake = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("__")})
+    fake.perf_counter = clock  # a copy of the time module whose perf_counter is the fake one
+    patched = []
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] != "taller" or module is None:
+            continue
+        if getattr(module, "perf_counter", None) is time.perf_counter:  # `from time import perf_counter`
+            monkeypatch.setattr(module, "perf_counter", clock)
+            patched.append(name)
+        if getattr(module, "time", None) is time:  # `import time`
+            monkeypatch.setattr(module, "time", fake)
+            patched.append(name)
+    assert any(name.startswith("taller.training") for name in patched), \
+        "no taller training module reads time.perf_counter any more: update this test"
+    return clock
 
 
 @pytest.fixture(autouse=True)
@@ -60,22 +146,27 @@ def tiny_config(corpus: Path | str, **overrides) -> Config:
     return cfg
 
 
+def read_only(run):
+    """Yield a shared run; when the session ends, check that no test wrote into it (a test that must change a run
+    changes its own copy: copy_run)."""
+    before = snapshot(run.dir, deep=True)
+    yield run
+    assert snapshot(run.dir, deep=True) == before, f"un test cambió la ejecución compartida {run.dir}: usa copy_run"
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """One small run shared by the tests that only read a run folder."""
     root = tmp_path_factory.mktemp("run")
     corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    return taller.train(tiny_config(corpus, max_steps=150), root / "run", progress=False)
+    yield from read_only(taller.train(tiny_config(corpus, max_steps=150), root / "run", progress=False))
 
 
 @pytest.fixture(scope="session")
 def trained_lstm_run(tmp_path_factory):
     """A real tiny LSTM (no attention, a character embedding), trained through the command line for 20 short epochs
     (160 steps, under a second): about 2.4 bits per character, so its predictions depend on what it reads."""
-    from taller.apps.cli import main
-    from taller.runs.folder import load_run
-
     root = tmp_path_factory.mktemp("lstm")
     corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
@@ -88,7 +179,7 @@ def trained_lstm_run(tmp_path_factory):
               "--set", "ema=0"])  # its own last weights, not their average: sharper, so what it reads shows
         sys.exit(0)
     assert e.value.code == 0
-    return load_run(out)
+    yield from read_only(load_run(out))
 
 
 @pytest.fixture(scope="session")
@@ -101,15 +192,11 @@ def mix_run(trained_run):
     mix = Config.preset("mix")
     mix.model.runs, mix.train.samples, mix.model.fit_steps = f"{trained_run.dir},{root / 'ngram'}", 0, 100
     taller.train(mix, root / "mix", progress=False, log=lambda *a: None)
-    from taller.runs.folder import load_run
-
-    return load_run(root / "mix")
+    yield from read_only(load_run(root / "mix"))
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `taller ARGS`, run in this process."""
-    from taller.apps.cli import main
-
     with pytest.raises(SystemExit) as e:
         main(list(args))
         sys.exit(0)
@@ -130,3 +217,46 @@ def shared_corpus(name: str) -> Path | None:
     data = os.environ.get("TALLER_DATA")
     path = Path(data) / f"{name}.txt" if data else None
     return path if path and path.exists() else None
+
+
+MINI_REFRANES = Path(__file__).resolve().parent / "fixtures" / "refranes_mini.txt"  # 123 lines written for the tests
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpora:
+    folder: Path  # what TALLER_DATA should name
+    real: bool  # True: the shared corpora (CI); False: the tests' own small file in the refranes' place
+
+
+@pytest.fixture(scope="session")
+def corpora(tmp_path_factory) -> Corpora:
+    """The refranes for the tests that run the whole story: the real ones where TALLER_DATA has them, else the small
+    file the tests ship (so that a fresh clone without ../shared runs those tests too, only smaller)."""
+    real = shared_corpus("refranes")
+    if real:
+        return Corpora(real.parent, True)
+    folder = tmp_path_factory.mktemp("corpora")
+    shutil.copy(MINI_REFRANES, folder / "refranes.txt")
+    return Corpora(folder, False)
+
+
+# --- the browser (Debian's chromium through Playwright) and a small random model ---------------------------------
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or next((p for p in ("/usr/bin/chromium",) if os.path.exists(p)), None)
+
+
+TOK = CharTokenizer(list("abcdefghijklmnopqr \n"))
+
+
+def random_model() -> Transformer:
+    torch.manual_seed(0)
+    m = Transformer(TransformerConfig(vocab_size=20, block_size=32, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0))
+    with torch.no_grad():
+        for p in m.parameters():  # large random weights: peaked, context-dependent predictions
+            p.normal_(0, 0.3)
+    return m.eval()

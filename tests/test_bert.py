@@ -1,6 +1,7 @@
 """BERT: the Transformer's blocks reading both sides, the masked-token objective, filling blanks, refusals."""
 
 import json
+import math
 import shutil
 
 import pytest
@@ -110,7 +111,8 @@ def bert_run(tmp_path_factory):
 
 def test_a_bert_run_scores_its_blanks_and_is_refused_where_it_makes_no_sense(bert_run, capsys):
     state = json.loads((bert_run.dir / "state.json").read_text())
-    assert state["finished"] and 0 <= state["val_accuracy"] <= 1 and state["val_masked_bpc"] > 0
+    vocab = bert_run.tokenizer.vocab_size  # 38 characters: a uniform guess fills 2.6% of the blanks at 5.25 bits each
+    assert state["finished"] and state["val_accuracy"] > 0.1 and 0 < state["val_masked_bpc"] < math.log2(vocab)
     assert "val_bpc" not in state  # not a left-to-right model: no bits per character of the text
     assert not (bert_run.dir / "samples.txt").exists()
     for command in (["generate", str(bert_run.dir)], ["report", str(bert_run.dir)],

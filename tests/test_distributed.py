@@ -8,7 +8,7 @@ import taller
 from taller.runs.checkpoint import load_tensors, read_state
 from taller.runs.metrics import read_metrics
 
-from conftest import PROVERBS, tiny_config
+from conftest import PROVERBS, tiny_config, train_losses
 
 SETTINGS = dict(dropout=0.0, log_every=1, samples=1, plot_every=0)  # no dropout: its masks differ per rank
 # The two runs differ only in how the gradient average is rounded (DDP sums the ranks' gradients, then divides):
@@ -24,10 +24,6 @@ def torchrun(cwd, *args):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def train_losses(run_dir):
-    return [(m["step"], m["train_loss"]) for m in read_metrics(run_dir) if "train_loss" in m]
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import one_line_error, run_cli
+from conftest import CHROMIUM_ARGS, chromium, one_line_error, run_cli
 from taller.apps.export import export_run, tokenizer_path
 from taller.apps.export.html_page import check_tokenizer, render_page
 from taller.apps.export.onnx_model import onnx_bytes
@@ -22,7 +22,6 @@ from taller.models import build_model
 from taller.models.transformer import TransformerConfig
 from taller.runs.folder import Run
 from taller.sampling import filter_logits, next_token_probs
-from test_web import CHROMIUM_ARGS, chromium
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-0.1.0"
 TEXT = "No hay mal que por bien no venga.\nMás vale pájaro en mano, ¿verdad? Año: niño.\n"

@@ -8,7 +8,6 @@ import os
 import resource
 import shutil
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -18,12 +17,10 @@ from typing import Callable
 
 import pytest
 
-from conftest import PROVERBS, one_line_error, run_cli
+from conftest import PROVERBS, one_line_error, run_cli, snapshot, tiny_flags
 from taller.apps.cli import main
 
-TINY = ["--set", "block_size=16", "--set", "d_model=16", "--set", "n_heads=2", "--set", "n_layers=1", "--set", "d_ff=32",
-        "--set", "batch_size=8", "--set", "eval_chars=64", "--set", "samples=1", "--set", "plot_every=0",
-        "--set", "warmup_steps=1"]
+TINY = tiny_flags(warmup_steps=1)
 CHAR_DEVICES = [p for p in ("/dev/zero", "/dev/urandom") if os.path.exists(p)]
 
 
@@ -54,22 +51,6 @@ def place():
     path = Path(tempfile.mkdtemp(prefix="hf-", dir="/tmp" if os.path.isdir("/tmp") else None))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def snapshot(folder: Path) -> dict:
-    """Every entry of `folder` as something comparable, without ever reading a device or a FIFO: a link's target, a
-    regular file's digest, another thing's kind. Hidden files (a lock, say) are left out."""
-    out = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith("."):
-            continue
-        if p.is_symlink():
-            out[p.name] = "->" + os.readlink(p)
-        elif p.is_file():
-            out[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
-        else:
-            out[p.name] = stat.filemode(p.lstat().st_mode)
-    return out
 
 
 # --- what the cases put in place ------------------------------------------------------------------------------------
@@ -277,12 +258,12 @@ def test_hostile_file_is_refused_in_one_line(case, place, capsys, request):
         source = "small_skipgram" if case.command == "embeddings" else "small_run"
         shutil.copytree(request.getfixturevalue(source), run, symlinks=True)
     args = setup_case(case, place, run)
-    before = snapshot(run) if run else None
+    before = snapshot(run, hidden=False) if run else None
     code, _, err = run_cli(args, capsys)
     line = one_line_error(code, err)
     assert case.fragment in line, line
     if run is not None and case.command != "report":  # report draws its pictures before it reads metrics.jsonl
-        assert snapshot(run) == before
+        assert snapshot(run, hidden=False) == before
     if run is None:
         assert not (place / "salida").exists()  # refused before any output was made
 

@@ -93,7 +93,8 @@ def test_damaged_prepared_folders_are_refused_before_training(tmp_path, capsys):
     code, _, err = run_cli(["prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet"], capsys)
     assert code == 2 and "ya existe" in err
     meta = read_meta(tmp_path / "p")
-    assert isinstance(TokenFile(tmp_path / "p" / "tokens.bin", smallest_dtype(meta["vocab_size"]), 0, 10).read(0, 10), np.ndarray)
+    first = TokenFile(tmp_path / "p" / "tokens.bin", smallest_dtype(meta["vocab_size"]), 0, 10).read(0, 10)
+    assert load_tokenizer(tmp_path / "p" / "tokenizer.json").decode(first) == PROVERBS[0][:10]  # intact before the damage
 
     def train_error():
         code, _, err = run_cli(["train", "--corpus", str(tmp_path / "p"), "--out", str(tmp_path / "run"), "--steps", "1"],

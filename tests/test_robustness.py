@@ -1,5 +1,6 @@
 """Nothing lost, nothing executed: crashes at any instant, signals, hostile files, full disks, fuzzed input."""
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -7,7 +8,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crash_child
-from conftest import run_cli
+from conftest import copy_run, run_cli, snapshot, train_losses
 from taller.apps.cli import main
 from taller.config import Config
 from taller.errors import TallerError
@@ -69,10 +69,6 @@ def wait_for(path: Path, process, limit: float = 60.0) -> None:
         process.join(0.02)
         waited += 0.02
     assert path.exists(), f"{path} never appeared"
-
-
-def train_losses(run_dir) -> dict[int, float]:
-    return {m["step"]: m["train_loss"] for m in read_metrics(run_dir) if "train_loss" in m}
 
 
 def test_sigkill_at_27_instants_never_loses_the_last_checkpoint_and_resume_is_exact(forks, ram_dir, corpus_file):
@@ -156,7 +152,7 @@ def test_sigterm_and_ctrl_c_save_and_exit_143_and_130(forks, ram_dir, corpus_fil
     p.join(60)
     assert p.exitcode == 128 + signum  # as shells expect: a script can tell it from a finished training
     state = json.loads((out / "state.json").read_text())
-    assert state["step"] == max(train_losses(out)) and not state["finished"]
+    assert state["step"] == max(dict(train_losses(out))) and not state["finished"]
 
 
 def test_a_kill_before_the_first_checkpoint_is_no_dead_end(forks, ram_dir, corpus_file, capsys):
@@ -211,51 +207,73 @@ def test_tensors_of_the_wrong_dtype_are_refused(trained_run, tmp_path, capsys):
 # --- full and read-only disks --------------------------------------------------------------------------------------
 
 
-def mount_tmpfs(path: Path, size_kb: int) -> bool:
-    path.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
+class RefusedFile:
+    """A file opened for writing on a disk that refuses every byte: each write fails with `error` (the file itself
+    was opened, as the kernel lets a program open a file on a full disk)."""
+
+    def __init__(self, f, error: int):
+        self.file, self.error = f, error
+
+    def write(self, data):
+        raise OSError(self.error, os.strerror(self.error))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
 
 
-def digests(folder: Path) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+def refuse_writes_under(monkeypatch, folder: Path, error: int) -> None:
+    """Every write to a file under `folder` fails with `error` (ENOSPC: a full disk; EROFS: a read-only one), as the
+    kernel answers, without root or a real small disk (a full disk still lets a file be created; a read-only one does
+not); files elsewhere are written as usual. taller writes files only
+    through os.fdopen and os.write (files.atomic_write, metrics.jsonl, the lock)."""
+    folder = folder.resolve()
+    real_open, real_fdopen, real_write = os.open, os.fdopen, os.write
+
+    def under(fd: int) -> bool:
+        return Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(folder)
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        return RefusedFile(f, error) if any(c in mode for c in "wax+") and under(fd) else f
+
+    def write(fd, data):
+        if under(fd):
+            raise OSError(error, os.strerror(error))
+        return real_write(fd, data)
+
+    def open_(path, flags, *args, **kwargs):  # a read-only disk refuses even to create a file; a full one does not
+        writes = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        if error == errno.EROFS and writes and Path(path).resolve().is_relative_to(folder):
+            raise OSError(error, os.strerror(error), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    monkeypatch.setattr(os, "write", write)
 
 
-def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkpoint(trained_run, tmp_path, capsys):
-    disk = tmp_path / "disk"
-    used_kb = sum(p.stat().st_size for p in trained_run.dir.iterdir()) // 1024
-    if not mount_tmpfs(disk, used_kb + 64):
-        pytest.skip("no se puede montar un tmpfs pequeño aquí (hace falta ser root)")
-    try:
-        run = disk / "run"
-        shutil.copytree(trained_run.dir, run)
-        before = digests(run)
-        # fill what is left, so that the next checkpoint cannot be written
-        fd = os.open(disk / "relleno", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"\0" * 4096):
-                pass
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="necesita /proc/self/fd (Linux) para saber qué fichero se escribe")
+@pytest.mark.parametrize("error, said", [(errno.ENOSPC, "no queda espacio en el disco"),
+                                         (errno.EROFS, "es de sólo lectura")])
+def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkpoint(trained_run, tmp_path, capsys,
+                                                                                      monkeypatch, error, said):
+    run = copy_run(trained_run.dir, tmp_path / "run")
+    before = snapshot(run, hidden=False)
+    with monkeypatch.context() as disk:
+        refuse_writes_under(disk, run, error)
         code, _, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
-        assert code == 2 and err.count("\n") == 1 and "espacio" in err
-        after = digests(run)
-        for name in ("model.safetensors", "optim.safetensors", "state.json", "config.toml", "tokenizer.json"):
-            assert after[name] == before[name], name
-        load_run(run)  # still loads
-
-        (disk / "relleno").unlink()
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        code, _, err = run_cli(["train", "--out", str(run), "--resume", "--steps", "400", "--quiet"], capsys)
-        assert code == 2 and err.count("\n") == 1
-        code, _, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1"], capsys)
-        assert code == 0  # a read-only run folder (a USB stick) is still usable
-    finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+        assert code == 2 and err.count("\n") == 1 and said in err, err
+        code, out, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1"], capsys)
+        assert code == 0 and out.startswith("No"), err  # a full or read-only run folder (a USB stick) is still usable
+    assert snapshot(run, hidden=False) == before  # not a byte changed (the lock's own content aside)
+    assert not list(run.glob(".*.tmp")) and not list(run.glob("*.next.safetensors"))  # nothing half-written left
+    load_run(run)  # still loads
 
 
 # --- fuzzing --------------------------------------------------------------------------------------------------------

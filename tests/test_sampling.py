@@ -7,12 +7,9 @@ from collections import Counter
 import pytest
 import torch
 
-from taller.models.transformer import TransformerConfig
-from taller.data.tokenizers import CharTokenizer
-from taller.models import Transformer
 from taller.sampling import filter_logits, generate
 
-from conftest import PROVERBS, one_line_error, run_cli, shared_corpus
+from conftest import PROVERBS, TOK, one_line_error, random_model, run_cli
 
 NEG_INF = float("-inf")
 
@@ -105,18 +102,6 @@ def test_top_p_applies_to_the_tempered_distribution_after_top_k():
 
 
 # --- greedy and sampling through generate ----------------------------------------------------------------------------
-
-TOK = CharTokenizer(list("abcdefghijklmnopqr \n"))
-
-
-def random_model() -> Transformer:
-    torch.manual_seed(0)
-    m = Transformer(TransformerConfig(vocab_size=20, block_size=32, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0))
-    with torch.no_grad():
-        for p in m.parameters():  # large random weights: peaked, context-dependent predictions
-            p.normal_(0, 0.3)
-    return m.eval()
-
 
 def test_greedy_takes_the_arg_max_at_every_step_whatever_the_temperature():
     m = random_model()
@@ -228,15 +213,15 @@ def test_corpus_show_refuses_what_is_not_a_corpus(tmp_path, capsys):
     assert "refranitos" in one_line_error(code, err)
 
 
-@pytest.mark.skipif(shared_corpus("refranes") is None, reason="TALLER_DATA no tiene refranes.txt")
-def test_corpus_show_refranes(capsys):
-    path = shared_corpus("refranes")
+def test_corpus_show_refranes(corpora, capsys, monkeypatch):
+    monkeypatch.setenv("TALLER_DATA", str(corpora.folder))
+    path = corpora.folder / "refranes.txt"
     text = path.read_text(encoding="utf-8")
     code, out, _ = run_cli(["corpus", "show", "refranes"], capsys)
     assert code == 0
     head = describe_lines(out)
     assert head["Corpus"] == f"refranes   (fuente: {path})"
-    assert head["Caracteres"] == f"{len(text):,}".replace(",", ".") and head["Líneas (no vacías)"] == "4.995"
+    assert head["Caracteres"] == f"{len(text):,}".replace(",", ".") and head["Líneas (no vacías)"] == ("4.995" if corpora.real else "123")
     assert head["Vocabulario"] == f"{len(set(text))} caracteres distintos" and head["Tipo"].startswith("una entrada")
     examples = [line.strip() for line in out.split("Algunas líneas:\n")[1].strip().split("\n")]
     known = set(text.split("\n"))

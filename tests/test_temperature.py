@@ -10,8 +10,7 @@ from taller.data.tokenizers import CharTokenizer
 from taller.inspect.temperature import at_temperatures, entropy_bits
 from taller.sampling import generate
 
-from conftest import one_line_error, run_cli
-from test_sampling import TOK, random_model
+from conftest import TOK, copy_run, one_line_error, random_model, run_cli
 
 
 def first_steps(temperature=1.0, **options):
@@ -39,23 +38,24 @@ def test_top_k_leaves_k_tokens_and_greedy_one():
         assert step.sampled == [1.0, 0.0, 0.0, 0.0, 0.0] and step.token == step.top[0][0]
 
 
-def test_the_entropy_of_the_shown_distribution_follows_the_temperature(trained_run, capsys):
+def test_the_entropy_of_the_shown_distribution_follows_the_temperature(trained_run, tmp_path, capsys):
     dists = at_temperatures(trained_run, "No hay ", [0.5, 1.0, 2.0])
     entropy = {t: entropy_bits(p) for t, p in dists.items()}
     assert entropy[0.5] < entropy[1.0] < entropy[2.0]
     assert torch.allclose(dists[1.0], torch.softmax(torch.log(dists[0.5]) * 0.5, -1), atol=1e-4)  # (p^2)^(1/2)
-    png = trained_run.dir / "temperature.png"
+    run = copy_run(trained_run.dir, tmp_path / "run")  # explain draws into the run folder: a copy of the shared one
+    png = run / "temperature.png"
     png.unlink(missing_ok=True)
-    code, out, err = run_cli(["explain", str(trained_run.dir), "--text", "No hay ", "--temperature", "0.5", "1", "2"],
+    code, out, err = run_cli(["explain", str(run), "--text", "No hay ", "--temperature", "0.5", "1", "2"],
                              capsys)
     assert code == 0 and png.read_bytes()[:4] == b"\x89PNG" and "temperature.png" in out
     shown = [float(part.split(":")[1].split()[0]) for part in out.split("Entropía del siguiente carácter: ")[1]
              .split("\n")[0].split(" · ")]
     assert shown == pytest.approx([entropy[0.5], entropy[1.0], entropy[2.0]], abs=0.006)
     assert "--temperature=0 debe ser positiva" in one_line_error(
-        *run_cli(["explain", str(trained_run.dir), "--temperature", "1", "0"], capsys)[::2])
+        *run_cli(["explain", str(run), "--temperature", "1", "0"], capsys)[::2])
     assert "como mucho 8" in one_line_error(
-        *run_cli(["explain", str(trained_run.dir), "--temperature", *"123456789"], capsys)[::2])
+        *run_cli(["explain", str(run), "--temperature", *"123456789"], capsys)[::2])
 
 
 def test_show_probs_and_the_table_carry_both_columns(trained_run, capsys, tmp_path):

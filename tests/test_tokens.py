@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import PROVERBS, one_line_error, run_cli
+from conftest import PROVERBS, one_line_error, run_cli, tiny_flags
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,9 +21,7 @@ from taller.inspect.tokens import tokenize_text
 TEXT = "\n".join(PROVERBS * 3) + "\n"
 BPE = BpeTokenizer.train(TEXT, 300)
 WORDS = WordTokenizer.train(TEXT, 60)
-TINY = ["--set", "block_size=16", "--set", "d_model=32", "--set", "n_heads=2", "--set", "n_layers=1",
-        "--set", "d_ff=64", "--set", "batch_size=8", "--set", "eval_chars=200", "--set", "plot_every=0",
-        "--set", "samples=2", "--set", "prompt=No hay "]
+TINY = tiny_flags(d_model=32, d_ff=64, eval_chars=200, samples=2, prompt="No hay ")
 
 
 # --- tokenizers -----------------------------------------------------------------------------------------------------

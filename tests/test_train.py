@@ -1,6 +1,5 @@
 import json
 import math
-import sys
 
 import pytest
 import torch
@@ -15,11 +14,7 @@ from taller.runs.metrics import read_metrics
 from taller.training.adapt import score_run
 from taller.training.average import WeightAverage
 
-from conftest import tiny_config
-
-
-def train_losses(run_dir):
-    return [(m["step"], m["train_loss"]) for m in read_metrics(run_dir) if "train_loss" in m]
+from conftest import tiny_config, train_losses, use_fake_clock
 
 
 def test_the_same_seed_gives_the_same_losses(tmp_path, corpus_file):
@@ -94,40 +89,6 @@ def test_the_average_of_the_weights_is_what_a_run_scores_and_keeps(tmp_path, cor
     assert score_run(load_run(run.dir)).static.bpc == pytest.approx(run.state["val_bpc"], abs=1e-4)  # its score: the average's
 
 
-class FakeClock:
-    """perf_counter for the training loop: every reading is `tick` seconds after the last, whatever the machine."""
-
-    def __init__(self, tick: float):
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self) -> float:
-        self.now += self.tick
-        return self.now
-
-
-def use_fake_clock(monkeypatch, tick: float) -> FakeClock:
-    """Give taller's modules (wherever the training loop lives) a fake perf_counter; the rest of the process keeps
-    the real clock."""
-    import time
-    import types
-
-    clock = FakeClock(tick)
-    fake = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("__")})
-    fake.perf_counter = clock  # a copy of the time module whose perf_counter is the fake one
-    patched = 0
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] != "taller" or module is None:
-            continue
-        if getattr(module, "perf_counter", None) is time.perf_counter:  # `from time import perf_counter`
-            monkeypatch.setattr(module, "perf_counter", clock)
-            patched += 1
-        if getattr(module, "time", None) is time:  # `import time`
-            monkeypatch.setattr(module, "time", fake)
-            patched += 1
-    assert patched, "no taller module reads time.perf_counter any more: update this test"
-    return clock
-
-
 def expected_lr(cfg, step: int, progress: float) -> float:
     """The schedule, written out independently: linear warm-up, then a cosine from lr to min_lr."""
     t = cfg.train
@@ -153,12 +114,3 @@ def test_max_time_stops_at_the_first_step_that_reaches_it_and_the_lr_follows_the
     assert lrs == pytest.approx([expected_lr(cfg, k, tick * k / max_time) for k in range(steps)], rel=1e-12, abs=0)
     assert lrs[1] == cfg.train.lr and all(a > b for a, b in zip(lrs[1:], lrs[2:]))  # warm-up, then down
     assert cfg.train.min_lr < lrs[-1] < cfg.train.min_lr + 0.05 * (cfg.train.lr - cfg.train.min_lr)  # near the end
-
-
-def test_max_time_on_the_real_clock_ends_on_the_step_that_crosses_it(tmp_path, corpus_file):
-    cfg = tiny_config(corpus_file, max_steps=0, max_time=0.3, log_every=1, samples=0, plot_every=0)
-    run = taller.train(cfg, tmp_path / "t", progress=False)
-    times = [m["time"] for m in read_metrics(run.dir) if "train_loss" in m]
-    assert run.state["step"] == len(times) >= 1 and run.state["train_time"] == times[-1]
-    assert times[-1] >= 0.3 and (len(times) == 1 or times[-2] < 0.3)  # one step past the budget, not one more
-    assert all(a < b for a, b in zip(times, times[1:]))

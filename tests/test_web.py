@@ -1,6 +1,5 @@
 """`taller serve`: the API's answers (good and bad requests) and the page itself, driven in a real headless Chromium."""
 
-import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +17,8 @@ from taller.apps.web.replies import MAX_TEXT
 
 from taller.inspect.inside import NO_ATTENTION
 from taller.inspect.surprise import surprise
+
+from conftest import CHROMIUM_ARGS, chromium
 
 
 @pytest.fixture(scope="module")
@@ -142,14 +143,6 @@ def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
 
 
 # --- the page in a real browser --------------------------------------------------------------------------------------
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or next((p for p in ("/usr/bin/chromium",) if os.path.exists(p)), None)
-
 
 def free_port() -> int:
     with socket.socket() as s:
