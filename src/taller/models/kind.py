@@ -88,6 +88,7 @@ class Kind:
     prepared_data: bool = True  # trains from a `taller prepare` folder without loading the text
     fills: bool = False  # reads both sides of a blank: `taller fill` (BERT)
     classifies: bool = False  # answers a label for a text: `taller classify`
+    fixes_accents: bool = False  # puts the accents back on a text, one mark per character: `taller tildes`
     encoder_decoder: bool = False  # an encoder reads, a decoder writes the answer (T5): blanks of any length
     tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
