@@ -26,6 +26,7 @@ from taller.inspect.inside import explain_run
 from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.inspect.report import write_report
 from taller.inspect.surprise import difference, number, read_text, top_spots, validation_text, write_surprise
+from taller.inspect.tildes import tildes
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
 from taller.models import KINDS, kind_named, kind_of, task_kind
@@ -268,6 +269,14 @@ def add_both_sides_commands(sub) -> None:
     cl = sub.add_parser("classify", aliases=["clasificar"], help="la etiqueta de un texto, con un clasificador")
     cl.add_argument("run", metavar="EJECUCION", help="carpeta de un clasificador (taller train --task clasificar)")
     cl.add_argument("--text", required=True, help="el texto que clasificar")
+
+    ti = sub.add_parser("tildes", help="pone las tildes a un texto escrito sin ellas")
+    ti.add_argument("run", metavar="EJECUCION", help="un etiquetador de tildes (taller train --model bert --task "
+                    "tildes) o un modelo de lenguaje de caracteres (canal ruidoso)")
+    ti.add_argument("--text", help="el texto sin tildes")
+    ti.add_argument("--file", type=Path, metavar="ENTRADA", help="un fichero de texto UTF-8 (con -o)")
+    ti.add_argument("-o", type=Path, metavar="SALIDA", help="donde escribir el texto con tildes (nuevo; si existe, con --force)")
+    ti.add_argument("--force", action="store_true", help="reemplaza el fichero de -o si ya existe")
 
     fl = sub.add_parser("fill", aliases=["rellenar"], help="rellena los huecos (_) de un texto con un BERT")
     fl.add_argument("run", metavar="EJECUCION", help="carpeta de un BERT (taller train --model bert)")
@@ -577,6 +586,10 @@ def cmd_classify(args) -> None:
     print(answer_table(classify(run, args.text)))
 
 
+def cmd_tildes(args) -> None:
+    print(tildes(args.run, args.text, args.file, args.o, args.force))
+
+
 def cmd_compare(args) -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
@@ -717,7 +730,7 @@ def cmd_serve(args) -> None:
 
 COMMANDS = {"demo": cmd_demo, "corpus": cmd_corpus, "train": cmd_train, "entrenar": cmd_train,
             "generate": cmd_generate, "generar": cmd_generate, "probe": cmd_probe, "sondear": cmd_probe,
-            "classify": cmd_classify, "clasificar": cmd_classify, "fill": cmd_fill, "rellenar": cmd_fill, "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
+            "classify": cmd_classify, "clasificar": cmd_classify, "tildes": cmd_tildes, "fill": cmd_fill, "rellenar": cmd_fill, "compare": cmd_compare, "comparar": cmd_compare, "explain": cmd_explain, "explicar": cmd_explain,
             "report": cmd_report, "informe": cmd_report, "serve": cmd_serve, "servir": cmd_serve,
             "prepare": cmd_prepare, "preparar": cmd_prepare,
             "tokenize": cmd_tokenize, "tokenizar": cmd_tokenize,

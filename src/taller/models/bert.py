@@ -146,16 +146,17 @@ class BertTagger(nn.Module):
         starts = list(range(0, max(1, N - T + 1), max(1, T // 2)))
         if starts[-1] + T < N:
             starts.append(N - T)
+        windows = torch.stack([ids[s:s + T] for s in starts])  # (W, T)
+        device = next(self.parameters()).device
+        logits = torch.cat([self(windows[i:i + 64].to(device)).float().cpu() for i in range(0, len(windows), 64)])
+        answers = logits.masked_fill(~allowed[windows], float("-inf")).argmax(-1)  # (W, T)
         best = torch.full((N,), -1)  # (N,) distance to the nearest edge of the window that answered
         out = torch.zeros(N, dtype=torch.long)
-        device = next(self.parameters()).device
-        for s in starts:
-            logits = self(ids[None, s:s + T].to(device))[0].float().cpu()  # (T, N_MARKS)
-            logits = logits.masked_fill(~allowed[ids[s:s + T]], float("-inf"))
-            pos = torch.arange(s, s + T)
-            margin = torch.minimum(pos - s, s + T - 1 - pos)  # (T,)
+        pos = torch.arange(T)
+        margin = torch.minimum(pos, T - 1 - pos)  # (T,)
+        for s, answer in zip(starts, answers):
             better = margin > best[s:s + T]
-            out[s:s + T][better] = logits.argmax(-1)[better]
+            out[s:s + T][better] = answer[better]
             best[s:s + T][better] = margin[better]
         return out
 

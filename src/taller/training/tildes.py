@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from taller.data.accents import CAN_CARRY, Lookup, apply_marks, can_carry, marks_of, strip, word_scores
+from taller.data.accents import CAN_CARRY, Lookup, marks_of, strip, word_scores
 from taller.data.corpora import prepare_corpus
 from taller.data.split import split_corpus
 from taller.data.tokenizers import build_tokenizer, load_tokenizer
 from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.inspect import loss_plot, parameter_table
+from taller.inspect.tildes import char_ids, fix_text
 from taller.models import build_model
 from taller.models.bert import N_MARKS
 from taller.runs.folder import Run
@@ -38,23 +39,11 @@ from taller.training.optim import make_optimizer
 IGNORE = -100  # a character that cannot carry a mark: not asked about
 
 
-def allowed_marks(tokenizer) -> torch.Tensor:
-    """(V, N_MARKS) bool: which marks each token of a character tokenizer can carry."""
-    return torch.tensor([[can_carry(ch, m) for m in range(N_MARKS)] for ch in tokenizer.pieces])
-
-
 def char_tokenizer(tokenizer, where: str):
     if tokenizer.kind != "char":
         raise TallerError(f"{where} usa tokens {tokenizer.kind}; el etiquetador de tildes pone una marca por carácter "
                           "y necesita un BERT de caracteres (entrénalo con --set tokenizer=char).")
     return tokenizer
-
-
-def char_ids(tokenizer, text: str) -> torch.Tensor:
-    """One id per character (N,), whatever the text: an unknown character becomes its replacement (tokenizers.py) or,
-    if it has none, the first token, so that every character keeps its place."""
-    known = "".join(c if c in tokenizer.index else (tokenizer.replacement(c) or tokenizer.pieces[0]) for c in text)
-    return torch.tensor(tokenizer.encode(known), dtype=torch.long)
 
 
 def encode_task(tokenizer, text: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,15 +52,6 @@ def encode_task(tokenizer, text: str) -> tuple[torch.Tensor, torch.Tensor]:
     ids = char_ids(tokenizer, bare)
     marks = [m if len(CAN_CARRY.get(ch, ())) > 1 else IGNORE for ch, m in zip(bare, marks_of(text))]
     return ids, torch.tensor(marks, dtype=torch.long)
-
-
-def fix_text(model, tokenizer, text: str) -> str:
-    """The text with its accents put back by a tagger: stripped, marked per character, same length as the input."""
-    bare = strip(text)
-    if not bare:
-        return bare
-    ids = char_ids(tokenizer, bare)  # (N,)
-    return apply_marks(bare, model.marks(ids, allowed_marks(tokenizer)).tolist())
 
 
 class Accents:
