@@ -89,38 +89,41 @@ def test_the_tagger_never_puts_an_impossible_mark_and_keeps_the_length():
 
 
 def tagger_config(corpus, **overrides):
-    cfg = tiny_config(corpus, **{"max_steps": 150, "samples": 0, "batch_size": 16, "lr": 1e-2, "block_size": 32,
+    cfg = tiny_config(corpus, **{"max_steps": 200, "samples": 0, "batch_size": 16, "lr": 3e-3, "block_size": 32,
                                  "split": "tail", **overrides})
     cfg.set_kind("bert-tildes")
     return cfg
 
 
+SONG = "la canción del camión y el ratón en el balcón.\n"  # every «o» carries the acute, no other letter does
+
+
 @pytest.fixture(scope="module")
 def tagger_run(tmp_path_factory):
+    """A tiny tagger trained for 200 steps (seconds) on a text whose rule it can learn that fast."""
     root = tmp_path_factory.mktemp("tildes")
-    corpus = root / "dichos.txt"
-    corpus.write_text("\n".join(PROVERBS * 8) + "\n", encoding="utf-8")
+    corpus = root / "cancion.txt"
+    corpus.write_text(SONG * 60, encoding="utf-8")
     return taller.train(tagger_config(corpus), root / "run", progress=False, log=lambda *a: None)
 
 
 def test_a_tagger_learns_the_accents_of_its_text_and_round_trips(tagger_run, capsys):
     state = json.loads((tagger_run.dir / "state.json").read_text())
-    assert state["finished"] and state["val_accuracy"] > 0.95 and state["val_words_words"] > 50
-    accented = [p for p in PROVERBS if p != strip(p)]
-    fixed = [fix_text(tagger_run.model, tagger_run.tokenizer, p) for p in accented]
-    right = sum(f == p for f, p in zip(fixed, accented))
-    assert right >= len(accented) - 1, list(zip(fixed, accented))
-    for f, p in zip(fixed, accented):  # stripping and fixing gives the input back wherever the model is right
-        assert len(f) == len(p) and all(a == b or strip(a) == strip(b) for a, b in zip(f, p))
-    code, out, _ = run_cli(["tildes", str(tagger_run.dir), "--text", "Mas vale tarde que nunca."], capsys)
-    assert code == 0 and out == "Más vale tarde que nunca.\n ^\n"
+    assert state["finished"] and state["val_accuracy"] == 1.0 and state["val_words_accuracy"] == 1.0
+    assert state["val_words_words"] > 50 and state["step"] == 200
+    # on a text that has its accents, stripping and fixing gives the input back
+    assert fix_text(tagger_run.model, tagger_run.tokenizer, SONG * 3) == SONG * 3
+    text = "el raton y la cancion"
+    code, out, _ = run_cli(["tildes", str(tagger_run.dir), "--text", text], capsys)
+    assert code == 0 and out == marked(text, "el ratón y la canción") + "\n"
+    assert out.split("\n")[1] == "      ^            ^"
 
 
 def test_tildes_fixes_a_file_and_refuses_what_it_must(tagger_run, tmp_path, capsys):
     source, target = tmp_path / "sin.txt", tmp_path / "con.txt"
-    source.write_text("Mas vale tarde que nunca.\n", encoding="utf-8")
+    source.write_text("el raton\ndel balcon\n", encoding="utf-8")
     code, out, _ = run_cli(["tildes", str(tagger_run.dir), "--file", str(source), "-o", str(target)], capsys)
-    assert code == 0 and target.read_text(encoding="utf-8") == "Más vale tarde que nunca.\n" and "1 letras" in out
+    assert code == 0 and target.read_text(encoding="utf-8") == "el ratón\ndel balcón\n" and "2 letras" in out
     for args, words in ((["--file", str(source), "-o", str(source)], "entrada"),
                         (["--file", str(source), "-o", str(tagger_run.dir / "config.toml")], "ejecución"),
                         (["--file", str(source), "-o", str(target)], "--force"),
@@ -158,6 +161,10 @@ def test_a_run_that_cannot_fix_accents_is_refused(tmp_path, capsys):
 def test_a_language_model_fixes_accents_through_the_noisy_channel(trained_run, capsys):
     code, out, _ = run_cli(["tildes", str(trained_run.dir), "--text", "Mas vale tarde que nunca."], capsys)
     assert code == 0 and out.split("\n")[0] == "Más vale tarde que nunca."  # «Mas»: one form in its text
+    text = "Dime con quien andas y te dire quien eres, a quien madruga Dios le ayuda."  # «quien»: two forms
+    code, out, _ = run_cli(["tildes", str(trained_run.dir), "--text", text], capsys)  # longer than its window (16)
+    fixed = out.split("\n")[0]
+    assert code == 0 and strip(fixed) == text and "te diré qui" in fixed  # «dire»: one form, «diré»
 
 
 def test_marked_puts_carets_under_the_changed_letters():

@@ -57,7 +57,9 @@ def fix_text(model, tokenizer, text: str) -> str:
 @torch.no_grad()
 def segment_logp(model, tokenizer, rows: list[str], seg: int, window: int) -> torch.Tensor:
     """Rows of text of one length -> (R,) the log-probability of each row's last `seg` characters given the rest
-    (at most NOISY_CONTEXT characters of it; a newline first when there is none)."""
+    (at most NOISY_CONTEXT characters of it; a newline first when there is none). A segment longer than the model's
+    window is scored on its last characters."""
+    seg = max(1, min(seg, window - 2))
     ctx = max(1, min(NOISY_CONTEXT, window - seg - 1))
     rows = [r[-(ctx + seg):] for r in rows]
     if len(rows[0]) == seg:

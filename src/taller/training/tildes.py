@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from taller.data.accents import CAN_CARRY, Lookup, marks_of, strip, word_scores
 from taller.data.corpora import prepare_corpus
-from taller.data.split import split_corpus
+from taller.data.split import Split, split_corpus
 from taller.data.tokenizers import build_tokenizer, load_tokenizer
 from taller.errors import TallerError
 from taller.files import atomic_write
@@ -69,15 +69,17 @@ class Accents:
             self.tokenizer = load_tokenizer(out / "tokenizer.json")
         elif pretrained is not None:
             self.tokenizer = char_tokenizer(pretrained.tokenizer, f"--init {m.init}")
-        else:
-            self.tokenizer = build_tokenizer(cfg.data, self.split)
+        else:  # it reads stripped text only: the characters of the stripped text
+            stripped = Split(strip(self.split.train), strip(self.split.val), self.split.kind)
+            self.tokenizer = build_tokenizer(cfg.data, stripped)
         m.vocab_size = self.tokenizer.vocab_size
         self.train_x, self.train_y = encode_task(self.tokenizer, self.split.train)
         val_x, val_y = encode_task(self.tokenizer, self.split.val)
         T = m.block_size
         if len(self.train_x) <= T or len(val_x) < 2:
             raise TallerError(f"el texto es demasiado corto para aprender tildes: {len(self.train_x)} caracteres de "
-                              f"entrenamiento y {len(val_x)} de validación; usa un texto más largo o baja block_size.")
+                              f"entrenamiento y {len(val_x)} de validación; usa un texto más largo o baja "
+                              "block_size.")
         n = max(1, len(val_x) // T)
         self.val_x, self.val_y = val_x[:n * T].view(n, T), val_y[:n * T].view(n, T)  # (N, T) disjoint windows
         self.chosen = cfg.fit_to_text(len(self.train_x))
@@ -188,4 +190,5 @@ class Accents:
         return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state)
 
     def interrupted_run(self, trainer) -> Run:
-        return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state, interrupted=trainer.stopped_by)
+        return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state,
+                   interrupted=trainer.stopped_by)
