@@ -17,7 +17,7 @@ from taller.models.ngram import NGram
 from taller.models.transformer import Transformer
 
 KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, rnn.KIND, ngram.KIND, bigram.KIND,
-                                                 skipgram.KIND, bert.KIND, bert.CLASSIFIER, t5.KIND,
+                                                 skipgram.KIND, bert.KIND, bert.CLASSIFIER, bert.TAGGER, t5.KIND,
                                                  t5.TASKS, mix.KIND)}
 
 

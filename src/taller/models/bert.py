@@ -95,9 +95,76 @@ class BertClassifier(nn.Module):
         return self.head(pooled)  # (B, L)
 
 
+@dataclass
+class TaggerConfig(EncoderConfig):
+    """The [model] section of an accent tagger («tildes»): a BERT encoder and a head of one mark per character."""
+
+    kind: str = "bert-tildes"
+    init: str = ""  # folder of a pretrained BERT run whose encoder starts this one ("" = from scratch)
+
+    def check(self, data) -> None:
+        super().check(data)
+        need(data.tokenizer == "char", f"data.tokenizer={data.tokenizer}: el etiquetador de tildes pone una marca por "
+                                       "carácter y necesita caracteres (--set tokenizer=char).")
+
+    def estimate_parameters(self) -> int:
+        return super().estimate_parameters() + (self.d_model + 1) * N_MARKS
+
+
+N_MARKS = 3  # none, acute, diaeresis (taller/data/accents.py: NONE, ACUTE, DIAERESIS)
+
+
+class BertTagger(nn.Module):
+    """An encoder (the same Transformer as BERT, whose weights can come from a pretrained run) and a head that
+    labels every position: which mark its character gets (a token-classification head, as for named entities).
+
+    stripped text (B, T) ──► encoder's states (B, T, C) ──► Linear ──► (B, T, marks)
+    """
+
+    def __init__(self, cfg: TaggerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Transformer(cfg)  # named `encoder.*`: a BERT run's weights load into it tensor by tensor
+        self.head = nn.Linear(cfg.d_model, N_MARKS)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def block_size(self) -> int:
+        return self.cfg.block_size
+
+    def forward(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) token ids -> mark logits (B, T, N_MARKS)."""
+        return self.head(self.encoder.features(idx, keys=keys))
+
+    @torch.no_grad()
+    def marks(self, ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """The mark of every token of a text of any length, ids (N,) -> (N,). `allowed` (V, N_MARKS) says which
+        marks each token can carry; the others are never chosen. Windows of block_size overlap by half, and each
+        position takes its answer from the window where it sits farthest from an edge."""
+        N, T = len(ids), min(self.cfg.block_size, len(ids))
+        starts = list(range(0, max(1, N - T + 1), max(1, T // 2)))
+        if starts[-1] + T < N:
+            starts.append(N - T)
+        windows = torch.stack([ids[s:s + T] for s in starts])  # (W, T)
+        device = next(self.parameters()).device
+        logits = torch.cat([self(windows[i:i + 64].to(device)).float().cpu() for i in range(0, len(windows), 64)])
+        answers = logits.masked_fill(~allowed[windows], float("-inf")).argmax(-1)  # (W, T)
+        best = torch.full((N,), -1)  # (N,) distance to the nearest edge of the window that answered
+        out = torch.zeros(N, dtype=torch.long)
+        pos = torch.arange(T)
+        margin = torch.minimum(pos, T - 1 - pos)  # (T,)
+        for s, answer in zip(starts, answers):
+            better = margin > best[s:s + T]
+            out[s:s + T][better] = answer[better]
+            best[s:s + T][better] = margin[better]
+        return out
+
+
 KIND = Kind(name="bert", title="BERT", config=BertConfig, build=Transformer, objective="masked", preset="bert",
             timed_preset="bert", language_model=False, fills=True, distributed=False, prepared_data=False,
-            shows_attention=True, shows_embedding=True, score_head=True, tasks=(("clasificar", "bert-clasificador"),),
+            shows_attention=True, shows_embedding=True, score_head=True,
+            tasks=(("clasificar", "bert-clasificador"), ("tildes", "bert-tildes")),
             refusal="{run} es un BERT: lee a los dos lados de un hueco y no escribe texto de izquierda a derecha; "
                     "úsalo con `taller fill {run} --text \"Más vale ___ que …\"` o afínalo para clasificar "
                     "(`taller train --model bert --task clasificar --init {run} --corpus etiquetado.tsv`).")
@@ -107,3 +174,9 @@ CLASSIFIER = Kind(name="bert-clasificador", title="clasificador BERT", config=Cl
                   classifies=True, distributed=False, prepared_data=False,
                   refusal="{run} es un clasificador de textos: no escribe ni rellena texto; pregúntale con "
                           "`taller classify {run} --text \"…\"`.")
+
+TAGGER = Kind(name="bert-tildes", title="etiquetador de tildes BERT", config=TaggerConfig, build=BertTagger,
+              objective="tildes", preset="tildes", timed_preset="tildes", language_model=False, fixes_accents=True,
+              distributed=False, prepared_data=False,
+              refusal="{run} es un etiquetador de tildes: no escribe ni rellena texto; úsalo con "
+                      "`taller tildes {run} --text \"el dijo que si\"`.")

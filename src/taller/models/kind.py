@@ -37,7 +37,7 @@ BY_SIZE = -1.0  # model.dropout = -1: chosen from the size of the training text 
 DROPOUT_BY_SIZE = ((50_000, 0.2), (1_000_000, 0.1))
 
 # How a kind learns (Kind.objective): the gradient loop's objectives (training/loop.py OBJECTIVES), counting, a mix.
-OBJECTIVES = ("next_token", "skipgram", "masked", "classify", "spans", "text_to_text", "counts", "mix")
+OBJECTIVES = ("next_token", "skipgram", "masked", "classify", "spans", "text_to_text", "tildes", "counts", "mix")
 
 
 def by_size(rule: tuple[tuple[int, float], ...], train_tokens: int) -> float:
@@ -111,6 +111,7 @@ class Kind:
     prepared_data: bool = True  # trains from a `taller prepare` folder without loading the text
     fills: bool = False  # reads both sides of a blank: `taller fill` (BERT)
     classifies: bool = False  # answers a label for a text: `taller classify`
+    fixes_accents: bool = False  # puts the accents back on a text, one mark per character: `taller tildes`
     encoder_decoder: bool = False  # an encoder reads, a decoder writes the answer (T5): blanks of any length
     tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)

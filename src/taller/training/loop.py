@@ -43,10 +43,11 @@ from taller.training.optim import learning_rate, set_learning_rate
 from taller.training.skipgram import SkipGramPairs
 from taller.training.spans import SpanCorruption
 from taller.training.text_to_text import TextToText
+from taller.training.tildes import Accents
 
 OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": MaskedTokens,
               "classify": Classify, "spans": SpanCorruption,
-              "text_to_text": TextToText}  # a kind's `objective` -> what the loop asks of it
+              "text_to_text": TextToText, "tildes": Accents}  # a kind's `objective` -> what the loop asks of it
 LAST = "last."  # a finished run's last weights in optim.safetensors (its model may be the average or the best ones)
 
 

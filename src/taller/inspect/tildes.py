@@ -1,0 +1,170 @@
+"""`taller tildes`: put the accents back on a text, with an accent tagger or with any language model.
+
+Two ways, one answer (the text, same length, accents put back):
+
+- a tagger (a kind that `fixes_accents`, BERT's head over every character): one mark per character, read from both
+  sides of it (`fix_text`);
+- a language model (a GPT, an n-gram, a mix …): the noisy channel. Each word may be written in any form its
+  stripped letters took in the run's training text (data/accents.py: Lookup); a beam over the sentence keeps the
+  sequence of forms the model finds most probable, scoring each choice on the word and on the characters after it
+  (`noisy_channel`), so «esta» is decided by «cansado» as well as by what came before.
+
+Which letters changed is shown under the text (`marked`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from taller.data.accents import Lookup, apply_marks, can_carry, strip, words
+from taller.errors import TallerError
+from taller.evaluate import scoring_window
+from taller.files import MB, atomic_write, megabytes, read_bounded
+from taller.models import kind_of
+from taller.models.bert import N_MARKS
+from taller.runs.folder import Run, check_output, load_run, run_split
+
+TEXT_LIMIT = 8 * MB  # bytes of text `taller tildes --file` reads (a Quijote is 2 MB)
+NOISY_CONTEXT = 64  # characters before a choice the language model reads
+NOISY_AHEAD = 32  # characters after a word that its choice is scored on
+NOISY_BEAM = 8  # sequences of choices kept
+
+
+def allowed_marks(tokenizer) -> torch.Tensor:
+    """(V, N_MARKS) bool: which marks each token of a character tokenizer can carry."""
+    return torch.tensor([[can_carry(ch, m) for m in range(N_MARKS)] for ch in tokenizer.pieces])
+
+
+def char_ids(tokenizer, text: str) -> torch.Tensor:
+    """One id per character (N,), whatever the text: an unknown character becomes its replacement (tokenizers.py) or,
+    if it has none, the first token, so that every character keeps its place."""
+    known = "".join(c if c in tokenizer.index else (tokenizer.replacement(c) or tokenizer.pieces[0]) for c in text)
+    return torch.tensor(tokenizer.encode(known), dtype=torch.long)
+
+
+def fix_text(model, tokenizer, text: str) -> str:
+    """The text with its accents put back by a tagger: stripped, marked per character, same length as the input."""
+    bare = strip(text)
+    if not bare:
+        return bare
+    return apply_marks(bare, model.marks(char_ids(tokenizer, bare), allowed_marks(tokenizer)).tolist())
+
+
+@torch.no_grad()
+def segment_logp(model, tokenizer, rows: list[str], seg: int, window: int) -> torch.Tensor:
+    """Rows of text of one length -> (R,) the log-probability of each row's last `seg` characters given the rest
+    (at most NOISY_CONTEXT characters of it; a newline first when there is none). A segment longer than the model's
+    window is scored on its last characters."""
+    seg = max(1, min(seg, window - 2))
+    ctx = max(1, min(NOISY_CONTEXT, window - seg - 1))
+    rows = [r[-(ctx + seg):] for r in rows]
+    if len(rows[0]) == seg:
+        rows = [tokenizer.pieces[tokenizer.start_ids()[0]] + r for r in rows]
+    ids = torch.stack([char_ids(tokenizer, r) for r in rows])  # (R, L)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    logp = F.log_softmax(model(ids[:, :-1].to(device)).float().cpu(), dim=-1)  # (R, L-1, V)
+    got = logp.gather(-1, ids[:, 1:, None])[..., 0]  # (R, L-1): each next character's log-probability
+    return got[:, -seg:].sum(-1)
+
+
+def noisy_channel(model, tokenizer, lookup: Lookup, text: str, beam: int = NOISY_BEAM) -> str:
+    """The stripped text with each word in the form (seen in training) that makes the sentence most probable."""
+    bare = strip(text)
+    base = lookup.fix(bare)  # every word in its most frequent training form: the choices below may change them
+    choices = [(a, b, lookup.candidates(bare[a:b])) for a, b in words(bare)]
+    choices = [c for c in choices if len(c[2]) > 1]
+    if not choices:
+        return base
+    window = scoring_window(model, None)
+    beams = [(0.0, base[:choices[0][0]])]  # (log-probability, text so far); every text has the same length
+    for i, (a, b, forms) in enumerate(choices):
+        after = base[b:choices[i + 1][0] if i + 1 < len(choices) else len(bare)]
+        pairs = [(score, done, form) for score, done in beams for form in forms]
+        rows = [done + form + after[:NOISY_AHEAD] for _, done, form in pairs]
+        logp = segment_logp(model, tokenizer, rows, b - a + min(len(after), NOISY_AHEAD), window)
+        grown = sorted(((score + float(lp), done + form + after) for (score, done, form), lp in zip(pairs, logp)),
+                       key=lambda sb: -sb[0])
+        beams = grown[:beam]
+    return beams[0][1]
+
+
+def accent_fixer(run: Run):
+    """What puts the accents back with this run: text -> text (a tagger's marks, or the noisy channel)."""
+    if kind_of(run.config).fixes_accents:
+        return lambda text: fix_text(run.model, run.tokenizer, text)
+    if run.tokenizer.kind != "char":
+        raise TallerError(f"{run.dir} usa tokens {run.tokenizer.kind}; poner tildes con un modelo de lenguaje compara "
+                          "palabras letra a letra y necesita uno de caracteres (--tokenizer char).")
+    lookup = Lookup(run_split(run.config, "poner tildes con un modelo de lenguaje").train)
+    return lambda text: noisy_channel(run.model, run.tokenizer, lookup, text)
+
+
+def load_fixer(path: str | Path):
+    """The run at `path` and its fixer: an accent tagger or any language model of characters."""
+    run = load_run(path, can=("fixes_accents", "language_model"))
+    return run, accent_fixer(run)
+
+
+def marked(before: str, after: str) -> str:
+    """The fixed text, each line followed by a line with ^ under the letters that changed (if any did)."""
+    out, start = [], 0
+    for line in after.split("\n"):
+        old = before[start:start + len(line)]
+        carets = "".join("^" if a != b else " " for a, b in zip(line, old)).rstrip()
+        out += [line, carets] if carets else [line]
+        start += len(line) + 1
+    return "\n".join(out)
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file, bounded; an empty, binary or oversized file is refused in one line."""
+    advice = "indica un fichero de texto UTF-8"
+    try:
+        data = read_bounded(path, TEXT_LIMIT, advice, f"taller tildes lee ficheros de hasta {megabytes(TEXT_LIMIT)}; "
+                                                      "pártelo en trozos")
+    except FileNotFoundError:
+        raise TallerError(f"--file {path}: no existe; {advice}.") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise TallerError(f"--file {path}: no es texto UTF-8 (¿un fichero binario?); {advice}.")
+    return text
+
+
+def check_text(text: str, where: str) -> str:
+    if not text.strip():
+        raise TallerError(f"{where}: el texto está vacío; escribe algo sin tildes, p. ej. «el dijo que si».")
+    return text
+
+
+def check_target(source: Path, target: Path, force: bool) -> None:
+    """-o: a new file (or --force), never the input, never a run's file."""
+    if target.exists() and source.exists() and os.path.samefile(source, target):
+        raise TallerError(f"-o {target}: es el fichero de entrada; escribe el resultado en otro fichero.")
+    check_output(target, force, "-o")
+
+
+def tildes(run_path: str | Path, text: str | None = None, source: Path | None = None, target: Path | None = None,
+           force: bool = False) -> str:
+    """`taller tildes`: the text (--text) fixed, with the changed letters marked; or the file `source` fixed into
+    `target` (what was done, in one line). Everything the user can get wrong is refused before anything is written."""
+    if (text is None) == (source is None) or (source is None) != (target is None):
+        raise TallerError("taller tildes: usa --text «…» o bien --file ENTRADA -o SALIDA.")
+    if source is not None:
+        check_target(source, target, force)
+        before = check_text(read_text(source), f"--file {source}")
+    else:
+        before = check_text(text, "--text")
+    _, fixer = load_fixer(run_path)
+    after = fixer(before)
+    if target is None:
+        return marked(before, after)
+    atomic_write(target, after.encode("utf-8"))
+    changed = sum(a != b for a, b in zip(before, after))
+    return f"{changed} letras cambiadas; texto con tildes en {target}"

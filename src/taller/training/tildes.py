@@ -1,0 +1,194 @@
+"""Put the accents back («tildes»): the objective of the accent tagger (the model is BertTagger, models/bert.py).
+
+    a batch:  B windows of T characters of the training text with its accents stripped (B, T);
+              the answer, per character: none, acute or diaeresis (data/accents.py), or IGNORE where the bare
+              character cannot carry any mark (only vowels carry the acute, only «u» the diaeresis)
+    its loss: cross_entropy over the characters that could carry a mark — the encoder reads both sides of each one
+
+Any corpus is the task's data: no labelled file, its own train/validation split. With `--init RUN` the encoder
+starts from a pretrained BERT run (its tokenizer and size too). Validation: disjoint windows of the stripped val
+text; at each epoch the loss and the share of marks right; at the end the val text fixed whole and scored word by
+word against the lookup baseline's words (data/accents.py: word_scores).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from taller.data.accents import CAN_CARRY, Lookup, marks_of, strip, word_scores
+from taller.data.corpora import prepare_corpus
+from taller.data.split import Split, split_corpus
+from taller.data.tokenizers import build_tokenizer, load_tokenizer
+from taller.errors import TallerError
+from taller.files import atomic_write
+from taller.inspect import loss_plot, parameter_table
+from taller.inspect.tildes import char_ids, fix_text
+from taller.models import build_model
+from taller.models.bert import N_MARKS
+from taller.runs.folder import Run
+from taller.runs.metrics import read_metrics
+from taller.text import thousands
+from taller.training.classify import pretrained_run
+from taller.training.device import autocast_for
+from taller.training.optim import make_optimizer
+
+IGNORE = -100  # a character that cannot carry a mark: not asked about
+
+
+def char_tokenizer(tokenizer, where: str):
+    if tokenizer.kind != "char":
+        raise TallerError(f"{where} usa tokens {tokenizer.kind}; el etiquetador de tildes pone una marca por carácter "
+                          "y necesita un BERT de caracteres (entrénalo con --set tokenizer=char).")
+    return tokenizer
+
+
+def encode_task(tokenizer, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A text -> the ids of its stripped characters (N,) and each one's mark, or IGNORE where none is possible (N,)."""
+    bare = strip(text)
+    ids = char_ids(tokenizer, bare)
+    marks = [m if len(CAN_CARRY.get(ch, ())) > 1 else IGNORE for ch, m in zip(bare, marks_of(text))]
+    return ids, torch.tensor(marks, dtype=torch.long)
+
+
+class Accents:
+    """Stripped text in, one mark per character out: what the training loop needs to teach an accent tagger."""
+
+    speed_key, speed_unit = "chars_per_s", "car/s"
+    clip_gradients = True
+
+    def __init__(self, cfg, out: Path, ctx, resume: bool):
+        m, t, self.cfg, self.ctx = cfg.model, cfg.train, cfg, ctx
+        self.corpus = prepare_corpus(cfg.data)
+        self.split = split_corpus(self.corpus, cfg.data)
+        pretrained = pretrained_run(cfg, m.init) if m.init and not resume else None
+        if resume:
+            self.tokenizer = load_tokenizer(out / "tokenizer.json")
+        elif pretrained is not None:
+            self.tokenizer = char_tokenizer(pretrained.tokenizer, f"--init {m.init}")
+        else:  # it reads stripped text only: the characters of the stripped text
+            stripped = Split(strip(self.split.train), strip(self.split.val), self.split.kind)
+            self.tokenizer = build_tokenizer(cfg.data, stripped)
+        m.vocab_size = self.tokenizer.vocab_size
+        self.train_x, self.train_y = encode_task(self.tokenizer, self.split.train)
+        val_x, val_y = encode_task(self.tokenizer, self.split.val)
+        T = m.block_size
+        if len(self.train_x) <= T or len(val_x) < 2:
+            raise TallerError(f"el texto es demasiado corto para aprender tildes: {len(self.train_x)} caracteres de "
+                              f"entrenamiento y {len(val_x)} de validación; usa un texto más largo o baja "
+                              "block_size.")
+        n = max(1, len(val_x) // T)
+        self.val_x, self.val_y = val_x[:n * T].view(n, T), val_y[:n * T].view(n, T)  # (N, T) disjoint windows
+        self.chosen = cfg.fit_to_text(len(self.train_x))
+        cfg.validate()
+        torch.manual_seed(t.seed)
+        self.model = build_model(m).to(ctx.device)
+        if pretrained is not None:
+            self.model.encoder.load_state_dict(pretrained.model.state_dict())  # the head starts anew
+        self.autocast = autocast_for(ctx.device, t.dtype)
+        self.n_eval = max(1, math.ceil(t.eval_chars / T))
+        self.generator = torch.Generator().manual_seed(t.seed + 1)  # which windows each batch takes
+
+    # --- what the loop asks ---------------------------------------------------------------------------------------
+    def make_optimizer(self):
+        return make_optimizer(self.model, self.cfg)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self.train_x) / (self.cfg.train.batch_size * self.cfg.model.block_size)))
+
+    def epochs_done(self, step: int) -> float:
+        return step / self.steps_per_epoch
+
+    def epoch_ended(self, step: int) -> bool:
+        return step % self.steps_per_epoch == 0
+
+    def next_batch(self):
+        B, T = self.cfg.train.batch_size, self.cfg.model.block_size
+        starts = torch.randint(len(self.train_x) - T + 1, (B,), generator=self.generator)
+        rows = starts[:, None] + torch.arange(T)[None, :]  # (B, T)
+        return self.train_x[rows].to(self.ctx.device), self.train_y[rows].to(self.ctx.device)
+
+    def items(self, batch) -> int:
+        return batch[0].numel()
+
+    def loss(self, model, batch) -> torch.Tensor:
+        x, y = batch
+        with self.autocast:
+            logits = model(x)  # (B, T, N_MARKS)
+        return F.cross_entropy(logits.float().view(-1, N_MARKS), y.reshape(-1), ignore_index=IGNORE)
+
+    @torch.no_grad()
+    def evaluate(self, whole: bool = False) -> dict:
+        """The loss and the share of marks right, over the characters that can carry one."""
+        self.model.eval()
+        x, y = (self.val_x, self.val_y) if whole else (self.val_x[:self.n_eval], self.val_y[:self.n_eval])
+        total, right, count = 0.0, 0, 0
+        for i in range(0, len(x), 64):
+            xb, yb = x[i:i + 64].to(self.ctx.device), y[i:i + 64].to(self.ctx.device)
+            with self.autocast:
+                logits = self.model(xb).float()  # (B, T, N_MARKS)
+            m = yb != IGNORE
+            total += F.cross_entropy(logits[m], yb[m], reduction="sum").item()
+            right += int((logits[m].argmax(-1) == yb[m]).sum())
+            count += int(m.sum())
+        self.model.train()
+        return {"val_loss": total / max(1, count), "val_accuracy": right / max(1, count)}
+
+    def word_scores(self) -> dict:
+        """The val text fixed whole, word by word against the original (the ambiguous words: by the training text)."""
+        self.model.eval()
+        fixed = fix_text(self.model, self.tokenizer, self.split.val)
+        self.model.train()
+        return word_scores(fixed, self.split.val, Lookup(self.split.train))
+
+    # --- saving and resuming ----------------------------------------------------------------------------------------
+    def random_state(self) -> dict[str, torch.Tensor]:
+        return {"rng.torch": torch.get_rng_state(), "rng.data": self.generator.get_state()}
+
+    def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        torch.set_rng_state(tensors["rng.torch"])
+        self.generator.set_state(tensors["rng.data"])
+
+    def state(self) -> dict:
+        return {"corpus": self.corpus, "split": self.split, "init": self.cfg.model.init}
+
+    def save_vocabulary(self, out: Path) -> None:
+        self.tokenizer.save(out / "tokenizer.json")
+
+    # --- what the run folder shows ----------------------------------------------------------------------------------
+    def begin(self, trainer) -> None:
+        m = self.cfg.model
+        atomic_write(trainer.out / "parameters.txt", parameter_table(self.model).encode("utf-8"))
+        start = f"encoder preentrenado de {m.init}" if m.init else "desde cero (sin --init)"
+        trainer.log(f"Tildes: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · "
+                    f"{self.corpus.name}: {thousands(len(self.train_x))} caracteres de entrenamiento, "
+                    f"{thousands(self.val_x.numel())} de validación")
+        if self.chosen:
+            trainer.log(f"Según el tamaño del texto: {self.chosen}.")
+
+    def end_epoch(self, trainer) -> None:
+        pass
+
+    def stopped(self, trainer) -> None:
+        if trainer.writer:
+            loss_plot(read_metrics(trainer.out), trainer.out / "loss.png")
+
+    def finish(self, trainer, final: dict) -> Run:
+        """The marks' score and the val text's words (state.json and the log), and the loss curves."""
+        words = self.word_scores()
+        trainer.commit(finished=True, extra={**final, **{f"val_words_{k}": v for k, v in words.items()}})
+        self.stopped(trainer)
+        trainer.log(f"Validación: {final['val_accuracy']:.2%} de las marcas; palabras: {words['accuracy']:.2%} "
+                    f"({thousands(words['errors'])} errores de {thousands(words['words'])}), ambiguas: "
+                    f"{words['ambiguous_accuracy']:.1%} de {thousands(words['ambiguous'])} ({trainer.step} pasos, "
+                    f"{trainer.train_time:.0f} s).")
+        trainer.log(f"Prueba: taller tildes {trainer.out} --text \"El dijo que si, que esta cansado\"")
+        return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state)
+
+    def interrupted_run(self, trainer) -> Run:
+        return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state,
+                   interrupted=trainer.stopped_by)

@@ -1,0 +1,171 @@
+"""«Tildes»: accents stripped and put back — the task's data, the lookup, the noisy channel, the BERT tagger, the command."""
+
+import json
+
+import pytest
+import torch
+from conftest import PROVERBS, one_line_error, run_cli, tiny_config
+
+import taller
+from taller.config import Config
+from taller.data.accents import ACUTE, DIAERESIS, NONE, Lookup, apply_marks, marks_of, strip, word_scores
+from taller.data.tokenizers import CharTokenizer
+from taller.inspect import tildes as tildes_module
+from taller.inspect.tildes import fix_text, marked, noisy_channel
+from taller.models import build_model
+from taller.models.bert import TaggerConfig
+
+
+def test_strip_takes_off_acute_and_diaeresis_and_keeps_the_enye():
+    text = "Él está aquí; ¿Qué? PINGÜINO, niño, Ángel"
+    assert strip(text) == "El esta aqui; ¿Que? PINGUINO, niño, Angel"
+    assert len(strip(text)) == len(text)
+    marks = marks_of(text)
+    assert marks[0] == ACUTE and marks[text.index("Ü")] == DIAERESIS and marks[text.index("ñ")] == NONE
+    assert apply_marks(strip(text), marks) == text  # the marks are the whole answer
+
+
+def test_a_mark_a_letter_cannot_carry_leaves_it_bare():
+    assert apply_marks("bau", [ACUTE, DIAERESIS, DIAERESIS]) == "baü"  # b: no acute; a: no diaeresis; u: ü
+    assert apply_marks("ñAU", [ACUTE, ACUTE, DIAERESIS]) == "ñÁÜ"
+
+
+def test_the_lookup_writes_each_words_most_frequent_training_form():
+    lookup = Lookup("está está esta sí sí si Si mas más más más")
+    assert lookup.fix("esta si mas nunca") == "está sí más nunca"  # a word never seen stays as it is
+    assert lookup.fix("Si") == "Si" and lookup.candidates("esta") == ["está", "esta"]
+    assert not lookup.ambiguous("esta")  # 3 occurrences: fewer than 10
+    many = Lookup("esta " * 19 + "está")  # 20 occurrences, the second form at exactly 5 %
+    assert many.ambiguous("esta") and not Lookup("esta " * 20 + "está").ambiguous("esta")
+
+
+def test_word_scores_count_words_errors_and_the_ambiguous_ones():
+    lookup = Lookup("esta " * 10 + "está " * 10 + "casa")
+    scores = word_scores("esta casa, esta casa", "está casa, esta casa", lookup)
+    assert scores == {"words": 4, "errors": 1, "accuracy": 0.75, "ambiguous": 2, "ambiguous_accuracy": 0.5}
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory):
+    """A 6-gram of a text where «esta» and «está» differ only by the word after them; the lookup writes «está»."""
+    root = tmp_path_factory.mktemp("tildes-ngram")
+    train = "esta casa es grande.\n" * 4 + "está cansado hoy.\n" * 6
+    corpus = root / "texto.txt"
+    corpus.write_text(train * 9 + "esta casa es grande.\nestá cansado hoy.\n" * 2, encoding="utf-8")
+    cfg = Config.preset("ngram")
+    cfg.data.corpus, cfg.data.split, cfg.model.order, cfg.train.samples = str(corpus), "tail", 6, 0
+    run = taller.train(cfg, root / "ngram", progress=False, log=lambda *a: None)
+    return run, Lookup(train * 9)
+
+
+def test_the_noisy_channel_reads_the_word_after(channel):
+    run, lookup = channel
+    text = "esta casa es grande.\nesta cansado hoy.\n"
+    assert lookup.fix(text) == "está casa es grande.\nestá cansado hoy.\n"  # the lookup cannot tell them apart
+    assert noisy_channel(run.model, run.tokenizer, lookup, text) == "esta casa es grande.\nestá cansado hoy.\n"
+    assert noisy_channel(run.model, run.tokenizer, lookup, "Nada") == "Nada"  # nothing to choose
+
+
+def tiny_tagger(vocab: str, bias: list[float]):
+    """An untrained tagger whose head answers `bias` everywhere (its weights zeroed): which marks come out is then
+    decided by what each letter can carry."""
+    cfg = TaggerConfig(vocab_size=len(vocab), block_size=8, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor(bias))
+    return model, CharTokenizer(sorted(set(vocab)))
+
+
+def test_the_tagger_never_puts_an_impossible_mark_and_keeps_the_length():
+    text = "pinguino y bcd, Uva a la AUA rapido"  # longer than the window: overlapping windows answer
+    model, tok = tiny_tagger(text, [0.0, 10.0, -10.0])  # acute wherever allowed
+    assert fix_text(model, tok, text) == "píngúínó y bcd, Úvá á lá ÁÚÁ rápídó"
+    model, tok = tiny_tagger(text, [0.0, -10.0, 10.0])  # diaeresis wherever allowed, else none (0 > -10)
+    assert fix_text(model, tok, text) == "pingüino y bcd, Üva a la AÜA rapido"
+    model, tok = tiny_tagger(text, [10.0, 0.0, 0.0])  # none everywhere: the input itself
+    assert fix_text(model, tok, text) == text
+    assert fix_text(model, tok, "ñandú ¿x?") == "ñandu ¿x?"  # unknown characters keep their place
+
+
+def tagger_config(corpus, **overrides):
+    cfg = tiny_config(corpus, **{"max_steps": 200, "samples": 0, "batch_size": 16, "lr": 3e-3, "block_size": 32,
+                                 "split": "tail", **overrides})
+    cfg.set_kind("bert-tildes")
+    return cfg
+
+
+SONG = "la canción del camión y el ratón en el balcón.\n"  # every «o» carries the acute, no other letter does
+
+
+@pytest.fixture(scope="module")
+def tagger_run(tmp_path_factory):
+    """A tiny tagger trained for 200 steps (seconds) on a text whose rule it can learn that fast."""
+    root = tmp_path_factory.mktemp("tildes")
+    corpus = root / "cancion.txt"
+    corpus.write_text(SONG * 60, encoding="utf-8")
+    return taller.train(tagger_config(corpus), root / "run", progress=False, log=lambda *a: None)
+
+
+def test_a_tagger_learns_the_accents_of_its_text_and_round_trips(tagger_run, capsys):
+    state = json.loads((tagger_run.dir / "state.json").read_text())
+    assert state["finished"] and state["val_accuracy"] == 1.0 and state["val_words_accuracy"] == 1.0
+    assert state["val_words_words"] > 50 and state["step"] == 200
+    # on a text that has its accents, stripping and fixing gives the input back
+    assert fix_text(tagger_run.model, tagger_run.tokenizer, SONG * 3) == SONG * 3
+    text = "el raton y la cancion"
+    code, out, _ = run_cli(["tildes", str(tagger_run.dir), "--text", text], capsys)
+    assert code == 0 and out == marked(text, "el ratón y la canción") + "\n"
+    assert out.split("\n")[1] == "      ^            ^"
+
+
+def test_tildes_fixes_a_file_and_refuses_what_it_must(tagger_run, tmp_path, capsys):
+    source, target = tmp_path / "sin.txt", tmp_path / "con.txt"
+    source.write_text("el raton\ndel balcon\n", encoding="utf-8")
+    code, out, _ = run_cli(["tildes", str(tagger_run.dir), "--file", str(source), "-o", str(target)], capsys)
+    assert code == 0 and target.read_text(encoding="utf-8") == "el ratón\ndel balcón\n" and "2 letras" in out
+    for args, words in ((["--file", str(source), "-o", str(source)], "entrada"),
+                        (["--file", str(source), "-o", str(tagger_run.dir / "config.toml")], "ejecución"),
+                        (["--file", str(source), "-o", str(target)], "--force"),
+                        (["--text", "   "], "vacío"),
+                        (["--file", str(source)], "-o"),
+                        (["--file", str(tmp_path / "no.txt"), "-o", str(tmp_path / "b.txt")], "no existe")):
+        line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), *args], capsys)[::2])
+        assert words in line, line
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"\x00\x01\xff" * 10)
+    line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), "--file", str(binary), "-o", str(tmp_path / "c.txt")],
+                                   capsys)[::2])
+    assert "binario" in line and not (tmp_path / "c.txt").exists()
+
+
+def test_tildes_reads_a_bounded_file(tagger_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tildes_module, "TEXT_LIMIT", 100)
+    big = tmp_path / "grande.txt"
+    big.write_text("esta casa " * 20, encoding="utf-8")
+    line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), "--file", str(big), "-o", str(tmp_path / "d.txt")],
+                                   capsys)[::2])
+    assert "límite" in line and not (tmp_path / "d.txt").exists()
+
+
+def test_a_run_that_cannot_fix_accents_is_refused(tmp_path, capsys):
+    corpus = tmp_path / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    cfg = tiny_config(corpus, max_steps=2, samples=0)
+    cfg.set_kind("bert")
+    run = taller.train(cfg, tmp_path / "bert", progress=False, log=lambda *a: None)
+    line = one_line_error(*run_cli(["tildes", str(run.dir), "--text", "el dijo que si"], capsys)[::2])
+    assert "es un BERT" in line
+
+
+def test_a_language_model_fixes_accents_through_the_noisy_channel(trained_run, capsys):
+    code, out, _ = run_cli(["tildes", str(trained_run.dir), "--text", "Mas vale tarde que nunca."], capsys)
+    assert code == 0 and out.split("\n")[0] == "Más vale tarde que nunca."  # «Mas»: one form in its text
+    text = "Dime con quien andas y te dire quien eres, a quien madruga Dios le ayuda."  # «quien»: two forms
+    code, out, _ = run_cli(["tildes", str(trained_run.dir), "--text", text], capsys)  # longer than its window (16)
+    fixed = out.split("\n")[0]
+    assert code == 0 and strip(fixed) == text and "te diré qui" in fixed  # «dire»: one form, «diré»
+
+
+def test_marked_puts_carets_under_the_changed_letters():
+    assert marked("el esta\nbien", "él está\nbien") == "él está\n^     ^\nbien"
