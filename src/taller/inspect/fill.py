@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from taller.data.corpora import clean_like
+from taller.data.tokenizers import check_known
 from taller.errors import TallerError
 from taller.evaluate import LN2
 from taller.inspect.probe import EXAMPLES, Candidate, probe
@@ -60,6 +61,7 @@ def encode_with_blanks(run, text: str) -> tuple[list[int], list[int]]:
     text = clean_like(text, run.config.data)
     if "_" not in text:
         raise TallerError("--text no tiene ningún hueco: marca lo que falta con _ (p. ej. \"Más vale ___ que nunca\").")
+    check_known(tok, BLANK.sub("", text))  # never dropped silently: the blanks would be filled for another text
     ids, blanks = [], []
     pieces = BLANK.split(text)
     holes = BLANK.findall(text)
@@ -118,6 +120,7 @@ def encode_with_sentinels(run, text: str) -> tuple[list[int], list[str], list[st
     tok, m = run.tokenizer, run.config.model
     text = clean_like(text, run.config.data)
     pieces, holes = BLANK.split(text), BLANK.findall(text)
+    check_known(tok, "".join(pieces))
     if not holes:
         raise TallerError("--text no tiene ningún hueco: marca lo que falta con _ (p. ej. \"Más vale ___ que nunca\").")
     if len(holes) > m.n_sentinels:
@@ -192,6 +195,7 @@ def rank_candidates(run, text: str, candidates: list[str]) -> list[Candidate]:
         raise TallerError("con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato.")
     tok, m = run.tokenizer, run.config.model
     left, right = (clean_like(t, run.config.data) for t in BLANK.split(text))
+    check_known(tok, left + right + "".join(clean_like(word, run.config.data) for word in candidates))
     run.model.eval()
     scored = []
     for word in candidates:
