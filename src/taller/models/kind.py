@@ -92,10 +92,16 @@ class Kind:
     tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
     exports: tuple[str, ...] = ()  # what `taller export` writes of it: "html" (a page that runs it), "onnx"
+    article: str = "un"  # its title's indefinite article: "una mezcla", "una RNN"
 
     def __post_init__(self):
         if not self.language_model and not self.refusal:
             raise ValueError(f"the kind {self.name} is not a language model: it must say so to the user (refusal=…)")
+
+    @property
+    def a_title(self) -> str:
+        """Its title with its article, for messages: "un n-grama", "una mezcla"."""
+        return f"{self.article} {self.title}"
 
     @property
     def counted(self) -> bool:
@@ -115,6 +121,6 @@ class Kind:
         tasks = dict(self.tasks)
         if name not in tasks:
             offered = f"las suyas son {', '.join(tasks)}" if tasks else "no tiene ninguna"
-            raise TallerError(f"--task {name}: un {self.title} no aprende esa tarea ({offered}); "
+            raise TallerError(f"--task {name}: {self.a_title} no aprende esa tarea ({offered}); "
                               "usa --model bert --task clasificar.")
         return tasks[name]

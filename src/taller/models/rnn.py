@@ -68,6 +68,6 @@ class RNN(Recurrent):
         return torch.stack(finals)  # (L, B, H), as nn.RNN returns it
 
 
-KIND = Kind(name="rnn", title="RNN", config=RNNConfig, build=RNN, objective="next_token", preset="base",
+KIND = Kind(name="rnn", title="RNN", article="una", config=RNNConfig, build=RNN, objective="next_token", preset="base",
             timed_preset="lstm",
             exports=("html", "onnx"))
