@@ -186,7 +186,7 @@ def answer_log_prob(model, src: list[int], answer: list[int], start_id: int) -> 
     return float(log_probs[torch.arange(len(answer)), torch.tensor(answer)].sum())
 
 
-def rank_candidates(run, text: str, candidates: list[str]) -> list[Candidate]:
+def rank_candidates(run, text: str, candidates: list[str], unknown: str = "error") -> list[Candidate]:
     """Each candidate in the text's one blank, scored by pseudo-log-likelihood; probabilities over the candidates."""
     candidates = [c.strip() for c in candidates if c.strip()]
     if len(candidates) < 2:
@@ -195,7 +195,8 @@ def rank_candidates(run, text: str, candidates: list[str]) -> list[Candidate]:
         raise TallerError("con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato.")
     tok, m = run.tokenizer, run.config.model
     left, right = (clean_like(t, run.config.data) for t in BLANK.split(text))
-    check_known(tok, left + right + "".join(clean_like(word, run.config.data) for word in candidates))
+    if unknown == "error":  # the built-in examples (two_sided_probe) are read with replacements, as probe does
+        check_known(tok, left + right + "".join(clean_like(word, run.config.data) for word in candidates))
     run.model.eval()
     scored = []
     for word in candidates:
@@ -239,7 +240,7 @@ def two_sided_probe(runs: list, example: str) -> str:
     for run in runs:
         kind = kind_of(run.config)
         if kind.fills:
-            columns = [rank_candidates(run, f"{context} ___{e}", candidates) for e in endings]
+            columns = [rank_candidates(run, f"{context} ___{e}", candidates, "replace") for e in endings]
             how = "lee a los dos lados del hueco"
         else:
             same = probe(run, context, candidates).candidates
