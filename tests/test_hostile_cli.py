@@ -5,6 +5,7 @@ the machine does not have, folders stuck after an early stop)."""
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import taller.training.loop as loop
-from conftest import one_line_error, run_cli, snapshot, tiny_flags
+from conftest import PROVERBS, one_line_error, run_cli, snapshot, tiny_flags
+from taller.apps.cli import main as cli_main
 from taller.config import Config
 from taller.runs.folder import RunLock
 
@@ -58,7 +60,38 @@ def files(w: Path, run: Path) -> None:
     (w / "tiny.txt").write_text("abc")
 
 
-SETUPS = {"unfinished": unfinished, "foreign": foreign, "own_config": own_config, "files": files}
+def devices(w: Path, run: Path) -> None:
+    """A FIFO and, where the system lets us make one, a copy of /dev/null (a character device) inside the case's
+    folder: what --force must never replace (a regression replaces these, never the real /dev/null)."""
+    os.mkfifo(w / "tubo")
+    try:
+        os.mknod(w / "nulo", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        pytest.skip("este sistema no deja crear un dispositivo (mknod) fuera de /dev")
+
+
+def mixed(w: Path, run: Path, mix: Path) -> None:
+    """The session's mix (conftest) beside the run: its parts are ../run (this copy) and ../ngram."""
+    shutil.copytree(mix, w / "mezcla")
+    shutil.copytree(mix.parent / "ngram", w / "ngram")
+
+
+def big_text(w: Path, run: Path) -> None:
+    with open(w / "grande.txt", "wb") as f:
+        f.truncate(17_000_000)  # over compress's 16 MB (16,777,216 bytes), yet "16 MB" when rounded
+
+
+def lowercase_run(w: Path, run: Path) -> None:
+    """Another run, trained a few steps on the proverbs in lower case: it never saw «N»; and a text that has one."""
+    corpus = w / "minusculas.txt"
+    corpus.write_text("\n".join(PROVERBS * 3).lower() + "\n", encoding="utf-8")
+    code = cli_main(["train", "--corpus", str(corpus), "--out", str(w / "otra"), "--steps", "2", "--quiet", *TINY])
+    assert code in (None, 0)
+    (w / "texto.txt").write_text("No hay mal que por bien no venga.\n", encoding="utf-8")
+
+
+SETUPS = {"unfinished": unfinished, "foreign": foreign, "own_config": own_config, "files": files,
+          "devices": devices, "big": big_text, "lowercase": lowercase_run}
 
 BIG_WIDTH = ["--set", "d_model=8192", "--set", "d_ff=32768", "--set", "n_layers=1"]
 BIG_BATCH = ["--set", "block_size=8192", "--set", "batch_size=65536"]
@@ -106,14 +139,44 @@ CASES = [
     ("demo-out-empty", ["demo", "--out", " "], "--out"),
     ("compare-out-empty", ["compare", "--out", ""], "--out"),
     ("three-characters", ["train", "--corpus", "{w}/tiny.txt", "--out", "{w}/nueva", "--quiet"], "texto más largo"),
+    # 7. issue 31: --force never replaces what is not a regular file
+    ("table-onto-a-fifo-force", ["generate", "{run}", "--table", "{w}/tubo", "--force"], "sino una tubería"),
+    ("table-onto-a-device-force", ["generate", "{run}", "--table", "{w}/nulo", "--force"], "sino un dispositivo"),
+    ("compress-onto-a-device-force", ["compress", "{run}", "{w}/notas.txt", "-o", "{w}/nulo", "--force"],
+     "sino un dispositivo"),
+    ("decompress-onto-a-fifo-force", ["decompress", "{run}", "{w}/notas.txt", "-o", "{w}/tubo", "--force"],
+     "sino una tubería"),
+    ("export-onto-a-fifo-force", ["export", "{run}", "-o", "{w}/tubo", "--force"], "sino una tubería"),
+    ("export-onnx-tokenizer-onto-a-fifo", ["export", "{run}", "--format", "onnx", "-o", "{w}/m.onnx", "--force"],
+     "sino una tubería"),
+    # 8. issue 31: mixes that would train and never load
+    ("mix-of-a-mix", ["train", "--model", "mix", "--set", "runs={w}/mezcla,{run}", "--out", "{w}/nueva", "--quiet"],
+     "una mezcla no se mezcla"),
+    ("mix-one-run-twice", ["train", "--model", "mix", "--set", "runs={run},{w}/./run", "--out", "{w}/nueva", "--quiet"],
+     "dos veces la misma ejecución"),
+    ("mix-nine-parts", ["train", "--model", "mix", "--set", "levels=1", "--set",
+                        "runs=" + ",".join(f"{{w}}/r{i}" for i in range(9)), "--out", "{w}/nueva", "--quiet"],
+     "como mucho 8"),
+    ("fill-a-mix", ["fill", "{w}/mezcla", "--text", "No ___ mal"], "es una mezcla que lee"),
+    # 9. issue 31: messages that said the wrong thing
+    ("set-lr-1e6", [*TRAIN, "--out", "{w}/nueva", "--set", "lr=1e6"], "menor que 10"),
+    ("adapt-lr-1e9", ["score", "{run}", "--adapt", "--lr", "1e9"], "demasiado grande"),
+    ("adapt-sgd-lr-1e9", ["score", "{run}", "--adapt", "--optimizer", "sgd", "--lr", "1e9"], "demasiado grande"),
+    ("compress-17-million-bytes", ["compress", "{run}", "{w}/grande.txt", "-o", "{w}/g.tllr"],
+     "ocupa 17.000.000 bytes y el límite para este fichero es 16 MB (16.777.216 bytes)"),
+    ("against-a-run-that-never-saw-a-character", ["explain", "{run}", "--surprise", "{w}/texto.txt", "--against",
+                                                  "{w}/otra"], "que {w}/otra nunca vio: 'N'"),
 ]
 NEEDS = {"second-training-while-locked": "lock", "resume-an-unfinished-start": "unfinished",
-         "fresh-start-over-foreign-files": "foreign", "fresh-start-over-the-users-config": "own_config"}
+         "fresh-start-over-foreign-files": "foreign", "fresh-start-over-the-users-config": "own_config",
+         **{c[0]: "devices" for c in CASES if "{w}/tubo" in c[1] or "{w}/nulo" in c[1]},
+         "export-onnx-tokenizer-onto-a-fifo": "devices", "mix-of-a-mix": "mix", "fill-a-mix": "mix",
+         "compress-17-million-bytes": "big", "against-a-run-that-never-saw-a-character": "lowercase"}
 
 
 @pytest.mark.parametrize("name, argv, fragment", CASES, ids=[c[0] for c in CASES])
-def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp_path, monkeypatch, capsys, name,
-                                                                  argv, fragment):
+def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp_path, monkeypatch, capsys, request,
+                                                                  name, argv, fragment):
     monkeypatch.setattr(loop, "available_memory", lambda device: FOUR_GB)
     monkeypatch.chdir(tmp_path)  # a default output folder, if any were made, would be here and be seen
     run = tmp_path / "run"
@@ -122,6 +185,11 @@ def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp
     setup = NEEDS.get(name)
     if setup in SETUPS:
         SETUPS[setup](tmp_path, run)
+    if name == "export-onnx-tokenizer-onto-a-fifo":
+        os.mkfifo(tmp_path / "m.tokenizer.json")  # the second output of an ONNX export
+    if setup == "mix":
+        mixed(tmp_path, run, request.getfixturevalue("mix_run").dir)
+    capsys.readouterr()  # what a setup's training printed
     lock = RunLock(run).acquire() if setup == "lock" else None  # this test process is "the first training"
     try:
         before = snapshot(tmp_path, deep=True)
@@ -131,7 +199,7 @@ def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp
         if lock:
             lock.release()
     line = one_line_error(code, err)
-    assert fragment.format(pid=os.getpid()) in line, line
+    assert fragment.format(pid=os.getpid(), w=tmp_path) in line, line
     assert snapshot(tmp_path, deep=True) == before  # nothing outside the named output changed (here: nothing at all)
 
 

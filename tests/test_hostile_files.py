@@ -339,3 +339,155 @@ def test_endless_files_leave_memory_flat(small_run, place):
     assert done.stderr.count("error: ") == len(argvs), done.stderr
     peak_mb = int(done.stdout.split()[-1])
     assert peak_mb < 1024, f"pico de memoria {peak_mb} MB"
+
+
+# --- issue 31: a trusted cache, classifiers, unknown characters, full disks -------------------------------------------
+
+
+def cache_truncated(path: Path, text: str) -> None:
+    path.write_text(text[: len(text) // 2], encoding="utf-8")
+
+
+def cache_edited(path: Path, text: str) -> None:
+    path.write_text(text.replace("a", "o"), encoding="utf-8")
+
+
+def cache_link(path: Path, text: str) -> None:
+    (path.parent / "secreto.txt").write_text(text, encoding="utf-8")  # even a link to the right text: never followed
+    path.symlink_to(path.parent / "secreto.txt")
+
+
+@pytest.mark.parametrize("make, fragment", [(cache_truncated, "truncada o modificada"),
+                                            (cache_edited, "truncada o modificada"),
+                                            (cache_link, "enlace simbólico")], ids=["truncated", "edited", "link"])
+def test_a_cached_download_is_checked_on_every_read(place, capsys, monkeypatch, make, fragment):
+    """The cache holds what was downloaded and checked: anything else there (cut short, edited, a link to /etc/passwd)
+    is refused in one line saying how to fetch it again, and the cache is left as it was."""
+    import dataclasses
+    import taller.data.corpora as corpora
+
+    text = "\n".join(PROVERBS * 3) + "\n"
+    info = dataclasses.replace(corpora.CORPORA["refranes"], system_paths=(str(place / "no-existe"),),
+                               sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+    monkeypatch.setitem(corpora.CORPORA, "refranes", info)
+    monkeypatch.delenv("TALLER_DATA", raising=False)
+    monkeypatch.setenv("TALLER_OFFLINE", "1")
+    monkeypatch.setenv("TALLER_CACHE", str(place / "cache"))
+    (place / "cache").mkdir()
+    (place / "cache" / "refranes.txt").write_text(text, encoding="utf-8")
+    assert corpora.load_corpus("refranes").text == text  # the checked copy is read
+    (place / "cache" / "refranes.txt").unlink()
+    make(place / "cache" / "refranes.txt", text)
+    before = snapshot(place / "cache")
+    code, _, err = run_cli(["train", "--corpus", "refranes", "--steps", "2", "--quiet", "--out", str(place / "salida"),
+                            *TINY], capsys)
+    line = one_line_error(code, err)
+    assert fragment in line and "rm " in line, line
+    assert snapshot(place / "cache") == before and not (place / "salida").exists()
+
+
+def labelled_lines(labels: int, per_label: int = 2, width: int = 4) -> str:
+    return "".join(f"e{i:0{width}d}\t{PROVERBS[(i + k) % len(PROVERBS)]}\n" for i in range(labels) for k in range(per_label))
+
+
+def test_a_label_longer_than_100_characters_is_refused(place, capsys):
+    (place / "etiquetas.tsv").write_text(labelled_lines(3) + "x" * 101 + "\tNo hay rosa sin espinas.\n", encoding="utf-8")
+    code, _, err = run_cli(["train", "--model", "bert", "--task", "clasificar", "--corpus", str(place / "etiquetas.tsv"),
+                            "--steps", "1", "--quiet", "--out", str(place / "salida"), *TINY], capsys)
+    assert "101 caracteres y el máximo es 100" in one_line_error(code, err)
+    assert not (place / "salida").exists()
+
+
+@pytest.fixture(scope="module")
+def classifiers(tmp_path_factory) -> dict[str, Path]:
+    """A tiny BERT, a 2-label classifier and a 1,000-label one fine-tuned from it (a few steps each)."""
+    root = tmp_path_factory.mktemp("hostile-bert")
+    corpus = root / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    main(["train", "--corpus", str(corpus), "--model", "bert", "--steps", "2", "--out", str(root / "bert"), "--quiet",
+          *TINY])
+    for name, labels in (("dos", 2), ("mil", 1000)):
+        (root / f"{name}.tsv").write_text(labelled_lines(labels), encoding="utf-8")
+        main(["train", "--model", "bert", "--task", "clasificar", "--init", str(root / "bert"), "--corpus",
+              str(root / f"{name}.tsv"), "--steps", "2", "--out", str(root / name), "--quiet", "--set", "batch_size=8"])
+    return {"bert": root / "bert", "dos": root / "dos", "mil": root / "mil"}
+
+
+def test_a_1000_label_classifier_trains_then_loads(classifiers, capsys):
+    """Its 1000 × 1000 confusion table goes to confusion.json (read with its own bound); state.json stays small."""
+    from taller.inspect.classify import read_confusion
+
+    run = classifiers["mil"]
+    assert (run / "state.json").stat().st_size < 100_000
+    labels, counts = read_confusion(run)
+    assert len(labels) == 1000 and len(counts) == 1000 and all(len(row) == 1000 for row in counts)
+    code, out, err = run_cli(["classify", str(run), "--text", "No hay rosa sin espinas."], capsys)
+    assert code == 0 and out.count("%") == 1000, err
+
+
+@pytest.mark.parametrize("command, name", [(["fill", "{bert}", "--text", "Más vale ___ que nunca ☃."], "bert"),
+                                           (["fill", "{bert}", "--text", "Más vale ___ que nunca.", "--candidates",
+                                             "tarde,☃"], "bert"),
+                                           (["classify", "{dos}", "--text", "No hay rosa sin ☃."], "dos")],
+                         ids=["fill", "fill-candidates", "classify"])
+def test_unknown_characters_are_listed_not_dropped(classifiers, capsys, command, name):
+    """As generate does: «☃» is named in one line; the answer would otherwise be for another text."""
+    before = snapshot(classifiers[name])
+    code, _, err = run_cli([a.format(**{k: str(v) for k, v in classifiers.items()}) for a in command], capsys)
+    line = one_line_error(code, err)
+    assert "nunca vio: '☃'" in line, line
+    assert snapshot(classifiers[name]) == before
+
+
+def test_an_onnx_export_on_a_full_disk_leaves_neither_file(small_run, place, capsys, monkeypatch):
+    """The tokenizer's write fails (no space): no .onnx is left without it, and an old pair stays as it was."""
+    import errno
+    import taller.apps.export as export
+    import taller.files as files
+
+    monkeypatch.setattr(export, "onnx_bytes", lambda model: b"onnx")  # the model's bytes: not what this is about
+    real = files.written_aside
+
+    def full(path, data):
+        if path.name.endswith(".tokenizer.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+    monkeypatch.setattr(files, "written_aside", full)
+    code, _, err = run_cli(["export", str(small_run), "--format", "onnx", "-o", str(place / "m.onnx")], capsys)
+    assert "no queda espacio" in one_line_error(code, err)
+    assert sorted(p.name for p in place.iterdir()) == []  # nor any temporary file
+    (place / "m.onnx").write_bytes(b"vieja")
+    (place / "m.tokenizer.json").write_bytes(b"viejo")
+    code, _, err = run_cli(["export", str(small_run), "--format", "onnx", "-o", str(place / "m.onnx"), "--force"], capsys)
+    one_line_error(code, err)
+    assert (place / "m.onnx").read_bytes() == b"vieja" and (place / "m.tokenizer.json").read_bytes() == b"viejo"
+    assert len(list(place.iterdir())) == 2
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_a_folder_a_fresh_start_takes(place, capsys, monkeypatch):
+    """The disk fills as the first checkpoint is written, after epoch_001.png: one line, and then the same command
+    starts afresh (and --resume says to do so) instead of refusing the folder for good."""
+    import errno
+    import taller.files as files
+
+    corpus = place / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    real, full = files.written_aside, []
+
+    def filling(path, data):
+        if path.name.endswith(".safetensors") and not path.name.startswith("epoch_000"):
+            full.append(path.name)
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+    monkeypatch.setattr(files, "written_aside", filling)
+    args = ["train", "--corpus", str(corpus), "--steps", "30", "--out", str(place / "run"), "--quiet", *TINY[:-6],
+            "--set", "plot_every=1", "--set", "warmup_steps=1"]
+    code, _, err = run_cli(args, capsys)
+    assert "no queda espacio" in one_line_error(code, err)
+    assert (place / "run" / "epoch_001.png").exists() and not (place / "run" / "state.json").exists()
+    monkeypatch.setattr(files, "written_aside", real)
+    code, _, err = run_cli([*args, "--resume"], capsys)
+    assert "sin --resume" in one_line_error(code, err)
+    code, out, err = run_cli(args, capsys)
+    assert code == 0 and "empiezo de cero" in out and (place / "run" / "state.json").exists(), err

@@ -283,3 +283,27 @@ def test_serve_refuses_in_one_spanish_line(root, tmp_path, capsys):
             code, _, err = run_cli(["serve", *args], capsys)
             line = one_line_error(code, err)
             assert fragment in line and "Address" not in line, line
+
+
+def test_a_mix_is_served_only_when_every_part_lies_inside_the_folder(mix_run, tmp_path):
+    """A mix inside the served folder whose parts are outside it (runs=../../fuera/…) is refused with a 400 before
+    any outside path is touched: the same reply whether those paths exist or not, and none of them named."""
+    parts = mix_run.dir.parent
+    served, outside = tmp_path / "servida", tmp_path / "fuera"
+    for name in ("run", "ngram"):
+        shutil.copytree(parts / name, outside / name)
+        shutil.copytree(parts / name, served / name)
+    for mix, where in (("dentro", ".."), ("existe", "../../fuera"), ("falta", "../../nada")):
+        shutil.copytree(mix_run.dir, served / mix)
+        config = (served / mix / "config.toml").read_text(encoding="utf-8")
+        config = re.sub(r'runs = "[^"]*"', f'runs = "{where}/run,{where}/ngram"', config)
+        (served / mix / "config.toml").write_text(config, encoding="utf-8")
+    client = TestClient(create_app(served), base_url="http://127.0.0.1")
+    replies = {mix: client.post("/api/predict", content=body(run=mix, text="No"), headers=HEADERS)
+               for mix in ("dentro", "existe", "falta")}
+    assert replies["dentro"].status_code == 200, replies["dentro"].text
+    for mix in ("existe", "falta"):
+        assert replies[mix].status_code == 400 and "fuera de la carpeta servida" in replies[mix].json()["error"]
+        assert "fuera/" not in replies[mix].text and "nada/" not in replies[mix].text, replies[mix].text
+        no_paths(replies[mix].text, served)
+    assert replies["existe"].json()["error"].replace("existe", "X") == replies["falta"].json()["error"].replace("falta", "X")

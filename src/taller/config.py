@@ -237,7 +237,7 @@ class Config:
     def validate(self) -> Config:
         """Every rule of every section, before anything is built or written; one line for the first one broken."""
         kind = kind_named(self.model.kind)
-        need(isinstance(self.model, kind.config), f"[model] no es la sección de un {kind.title}.")
+        need(isinstance(self.model, kind.config), f"[model] no es la sección de {kind.a_title}.")
         self.model.check(self.data)
         check_data(self.data)
         check_train(self.train)
@@ -303,7 +303,8 @@ def check_train(t: TrainConfig) -> None:
     need(0 <= t.seed < SEED_LIMIT, f"train.seed={t.seed} debe estar entre 0 y 2**63-1.")
     need(t.dtype in ("auto", "float32", "bfloat16"), f"train.dtype='{t.dtype}': usa auto, float32 o bfloat16.")
     need(1 <= t.batch_size <= 65536, f"train.batch_size={t.batch_size} debe estar entre 1 y 65536.")
-    need(0.0 < t.lr < 10.0 and math.isfinite(t.lr), f"train.lr={t.lr} debe ser positivo (por ejemplo 3e-3).")
+    need(0.0 < t.lr < 10.0 and math.isfinite(t.lr), f"train.lr={t.lr:g} debe ser mayor que 0 y menor que 10 (por "
+         "ejemplo 3e-3).")
     need(0.0 <= t.min_lr <= t.lr, f"train.min_lr={t.min_lr} debe estar entre 0 y train.lr={t.lr}.")
     need(t.warmup_steps >= 0, f"train.warmup_steps={t.warmup_steps} no puede ser negativo.")
     need(t.weight_decay >= 0.0, f"train.weight_decay={t.weight_decay} no puede ser negativo.")

@@ -57,6 +57,15 @@ def megabytes(n: int) -> str:
     return f"{thousands(n / MB)} MB" if n >= MB else f"{thousands(n)} bytes"
 
 
+def over_limit(size: int, limit: int) -> str:
+    """"ocupa X y el límite … es Y" in words where X and Y never read the same (17,000,000 bytes is not "16 MB" when
+    the limit is 16 MB: it is said in bytes, and so is the limit)."""
+    shown, most = megabytes(size), megabytes(limit)
+    if shown == most:
+        shown, most = f"{thousands(size)} bytes", f"{most} ({thousands(limit)} bytes)"
+    return f"ocupa {shown} y el límite para este fichero es {most}"
+
+
 def unreadable(path: Path, e: OSError, advice: str) -> TallerError:
     """The error for a file that exists but could not be opened or read."""
     if e.errno in (errno.EACCES, errno.EPERM):
@@ -118,8 +127,7 @@ def read_bounded(path: Path, limit: int, advice: str, beyond: str = "") -> bytes
                 raise unreadable(path, e, advice) from None
             size = len(data)
     if size > limit:
-        raise TallerError(f"{path} ocupa {megabytes(size)} y el límite para este fichero es {megabytes(limit)}; "
-                          f"{beyond or advice}.")
+        raise TallerError(f"{path} {over_limit(size, limit)}; {beyond or advice}.")
     return data
 
 
@@ -146,7 +154,34 @@ def load_json_object(path: Path, limit: int, missing: str) -> dict:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the new one, never half of it."""
-    path = Path(path)
+    atomic_write_all([(Path(path), data)])
+
+
+def atomic_write_all(outputs: list[tuple[Path, bytes]]) -> None:
+    """Write each (path, data) as atomic_write does, all or none: every file is written to a temporary one first, and
+    only when all of them are on disk are they renamed (a full disk at the second leaves the first untouched)."""
+    temporary: list[str] = []
+    path = None  # the one being written: named in the refusal
+    try:
+        for path, data in outputs:
+            temporary.append(written_aside(Path(path), data))
+        for tmp, (path, _) in zip(temporary, outputs):
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp in temporary:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass  # renamed already, or never made
+        if isinstance(e, OSError):
+            raise TallerError(f"no pude escribir {path}: {reason(e)}; comprueba "
+                              "el espacio libre y los permisos. Lo que ya estaba guardado sigue intacto.") from None
+        raise
+
+
+def written_aside(path: Path, data: bytes) -> str:
+    """`data` in a new temporary file beside `path`, flushed to disk; returns its name. A failure (removing the
+    half-written file) raises the OSError."""
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -154,16 +189,13 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
+        return tmp
+    except BaseException:
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-        if isinstance(e, OSError):
-            raise TallerError(f"no pude escribir {path}: {reason(e)}; comprueba el espacio libre y los permisos. "
-                              "Lo que ya estaba guardado sigue intacto.") from None
         raise
 
 

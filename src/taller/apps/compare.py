@@ -184,11 +184,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
     """'transformer' -> ('transformer', ''); 'transformer:bpe' -> ('transformer', 'bpe')."""
     kind, _, tokenizer = spec.partition(":")
     if kind in KINDS and KINDS[kind].fills:  # BERT, T5: no bits per character of the text to race with
-        raise TallerError(f"--models: un {KINDS[kind].title} no lee de izquierda a derecha y no tiene bits por carácter "
+        raise TallerError(f"--models: {KINDS[kind].a_title} no lee de izquierda a derecha y no tiene bits por carácter "
                           "que poner junto a los demás; compara los que rellenan huecos con `python bench/fill_words.py "
                           "RUN_BERT RUN_T5` (palabras exactas en refranes).")
     if kind in KINDS and not KINDS[kind].language_model:  # a kind, but one that does not predict text
-        raise TallerError(f"--models: {kind} es un {KINDS[kind].title}, no un modelo de lenguaje: no predice texto, así "
+        raise TallerError(f"--models: {kind} es {KINDS[kind].a_title}, no un modelo de lenguaje: no predice texto, así "
                           f"que no se puntúa en bits por carácter; compara {', '.join(comparable())}.")
     if kind in language_models() and kind_named(kind).combines:
         raise TallerError(f"--models: '{spec}': compare añade la mezcla de los modelos de caracteres por su cuenta; "

@@ -159,8 +159,8 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
             return Corpus(info.name, "\n".join(entries) + "\n", sys_path, info.lines)
         tried.append(sys_path)
     cached = cache_dir() / f"{info.name}.txt"
-    if cached.exists():
-        return Corpus(info.name, read_text_file(cached), str(cached), info.lines)
+    if cached.exists() or cached.is_symlink():
+        return Corpus(info.name, read_cached(cached, info), str(cached), info.lines)
     tried.append(str(cached))
     if download:
         try:
@@ -308,6 +308,24 @@ def extract_from_deb(deb: bytes, filename: str) -> bytes:
                         return tar.extractfile(member).read()
         pos += AR_HEADER + size + (size % 2)  # members start at even offsets
     raise TallerError(f"{filename} no está en el paquete")
+
+
+def read_cached(path: Path, info: CorpusInfo) -> str:
+    """The text of a cached download, if it is still the one that was checked: never through a link (a cache entry
+    pointing at /etc/passwd), its SHA-256 checked on every read (a truncated or edited copy is refused)."""
+    again = f"bórrala (`rm {path}`) y taller la descargará de nuevo, o usa TALLER_DATA"
+    if path.is_symlink():
+        raise TallerError(f"la copia en caché {path} es un enlace simbólico y taller sólo lee las copias que él mismo "
+                          f"descargó; {again}.")
+    try:
+        data = read_bounded(path, CORPUS_LIMIT, again)
+    except FileNotFoundError:
+        raise TallerError(f"la copia en caché {path} desapareció mientras la leía; vuelve a intentarlo.") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != info.sha256:
+        raise TallerError(f"la copia en caché {path} no es la que se descargó (SHA-256 {digest[:12]}… ≠ "
+                          f"{info.sha256[:12]}…): está truncada o modificada; {again}.")
+    return data.decode("utf-8")
 
 
 def _save_verified(path: Path, text: str, info: CorpusInfo) -> None:

@@ -26,6 +26,7 @@ BUILTIN_TASK = "refranero-o-cervantes"
 CLAUSE_END = re.compile(r"[.!?;:—]+")  # where the Quijote is cut into fragments
 MIN_TEXTS = 4  # a labelled file needs at least this many lines: some to learn from, some to check
 MAX_LABELS = 1000
+MAX_LABEL_CHARS = 100  # a label is a name, not a text: 1,000 of them keep state.json (which lists them) small
 
 
 @dataclass
@@ -53,6 +54,9 @@ def parse_tsv(text: str, where: str) -> list[tuple[str, str]]:
         if not tab or not label.strip() or not body.strip():
             raise TallerError(f"{where}, línea {number}: se esperaba «etiqueta<TAB>texto» (un tabulador entre la "
                               "etiqueta y el texto, ninguno de los dos vacío); corrige esa línea.")
+        if len(label.strip()) > MAX_LABEL_CHARS:
+            raise TallerError(f"{where}, línea {number}: la etiqueta tiene {len(label.strip())} caracteres y el máximo es "
+                              f"{MAX_LABEL_CHARS}; una etiqueta es un nombre corto (¿falta el tabulador tras ella?).")
         pairs.append((label.strip(), body.strip()))
     return pairs
 

@@ -139,10 +139,21 @@ def replace_unknown(text: str, tokenizer) -> str:
     return "".join(tokenizer.replacement(c) if c in missing else c for c in text) if missing else text
 
 
-def refuse_unknown(missing: list[str]) -> None:
+REPLACE_ADVICE = "Quítalos o usa --reemplazar-desconocidos para sustituirlos"
+EDIT_ADVICE = "Quítalos o cámbialos por otros que aparezcan en su texto de entrenamiento"  # commands without the flag
+
+
+def refuse_unknown(missing: list[str], who: str = "el modelo", advice: str = REPLACE_ADVICE) -> None:
+    """The one refusal of characters a model never saw, listing them (`who`: which model, when there are two)."""
     shown = " ".join(repr(c) for c in missing[:LISTED])
-    raise TallerError(f"el texto tiene caracteres que el modelo nunca vio: {shown}. "
-                      "Quítalos o usa --reemplazar-desconocidos para sustituirlos.")
+    raise TallerError(f"el texto tiene caracteres que {who} nunca vio: {shown}. {advice}.")
+
+
+def check_known(tokenizer, text: str, who: str = "el modelo", advice: str = EDIT_ADVICE) -> None:
+    """Refuse `text` (listing them) if it has characters `tokenizer` does not know, instead of dropping them."""
+    missing = tokenizer.unknown(text)
+    if missing:
+        refuse_unknown(missing, who, advice)
 
 
 # --- words ----------------------------------------------------------------------------------------------------------

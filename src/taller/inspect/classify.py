@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from taller.data.corpora import clean_like
+from taller.data.tokenizers import check_known
 from taller.errors import TallerError
+from taller.files import MB, atomic_write, load_json_object
 from taller.models import kind_of
 from taller.models.modes import evaluating
 from taller.models.t5 import CLASSIFY_PREFIX, answers_of, label_scores
 
+CONFUSION = "confusion.json"
+SHOWN_LABELS = 12  # a wider confusion table is only written to CONFUSION
+CONFUSION_LIMIT = 16 * MB  # 1,000 labels: a million counts of a few digits (about 6 MB)
+
 
 def encode_text(run, text: str) -> list[int]:
     """A text as the classifier reads it: prepared like its training texts, cut to its window."""
-    ids = run.tokenizer.encode(clean_like(text.strip(), run.config.data), unknown="replace")[:run.config.model.block_size]
+    text = clean_like(text.strip(), run.config.data)
+    check_known(run.tokenizer, text)  # never dropped silently: the answer would be for another text
+    ids = run.tokenizer.encode(text, unknown="replace")[:run.config.model.block_size]
     if not ids:
         raise TallerError("--text está vacío (o no tiene ningún carácter que el modelo conozca): escribe una frase.")
     return ids
@@ -49,7 +60,25 @@ def confusion(predicted: torch.Tensor, truth: torch.Tensor, n_labels: int) -> li
     return counts.tolist()
 
 
+def write_confusion(run_dir: Path, labels: list[str], counts: list[list[int]]) -> None:
+    """confusion.json: {"labels": [...], "counts": counts[real][predicted]}, beside state.json (which stays small)."""
+    atomic_write(Path(run_dir) / CONFUSION, json.dumps({"labels": labels, "counts": counts}).encode("utf-8"))
+
+
+def read_confusion(run_dir: Path) -> tuple[list[str], list[list[int]]]:
+    """The labels and the confusion table of a finished classifier, read with their own bound."""
+    value = load_json_object(Path(run_dir) / CONFUSION, CONFUSION_LIMIT, f"{Path(run_dir) / CONFUSION} no existe: el "
+                             "entrenamiento del clasificador no terminó; termínalo con `taller train --resume`.")
+    labels, counts = value.get("labels"), value.get("counts")
+    if not isinstance(labels, list) or not isinstance(counts, list) or len(counts) != len(labels):
+        raise TallerError(f"{Path(run_dir) / CONFUSION} no tiene una tabla de confusión; el fichero está dañado.")
+    return labels, counts
+
+
 def confusion_table(counts: list[list[int]], labels: list[str]) -> str:
+    if len(labels) > SHOWN_LABELS:
+        return (f"La tabla de confusión ({len(labels)} × {len(labels)} etiquetas) no cabe en la terminal: está en "
+                f"{CONFUSION}.")
     width = max(10, *(len(label) for label in labels)) + 2
     lines = [f"{'real ↓  predicho →':<{width + 8}}" + "".join(f"{label:>{width}}" for label in labels)]
     for label, row in zip(labels, counts):

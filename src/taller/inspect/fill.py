@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from taller.data.corpora import clean_like
+from taller.data.tokenizers import check_known
 from taller.errors import TallerError
 from taller.evaluate import LN2
 from taller.inspect.probe import EXAMPLES, Candidate, probe
@@ -61,6 +62,7 @@ def encode_with_blanks(run, text: str) -> tuple[list[int], list[int]]:
     text = clean_like(text, run.config.data)
     if "_" not in text:
         raise TallerError("--text no tiene ningún hueco: marca lo que falta con _ (p. ej. \"Más vale ___ que nunca\").")
+    check_known(tok, BLANK.sub("", text))  # never dropped silently: the blanks would be filled for another text
     ids, blanks = [], []
     pieces = BLANK.split(text)
     holes = BLANK.findall(text)
@@ -119,6 +121,7 @@ def encode_with_sentinels(run, text: str) -> tuple[list[int], list[str], list[st
     tok, m = run.tokenizer, run.config.model
     text = clean_like(text, run.config.data)
     pieces, holes = BLANK.split(text), BLANK.findall(text)
+    check_known(tok, "".join(pieces))
     if not holes:
         raise TallerError("--text no tiene ningún hueco: marca lo que falta con _ (p. ej. \"Más vale ___ que nunca\").")
     if len(holes) > m.n_sentinels:
@@ -184,7 +187,7 @@ def answer_log_prob(model, src: list[int], answer: list[int], start_id: int) -> 
     return float(log_probs[torch.arange(len(answer)), torch.tensor(answer)].sum())
 
 
-def rank_candidates(run, text: str, candidates: list[str]) -> list[Candidate]:
+def rank_candidates(run, text: str, candidates: list[str], unknown: str = "error") -> list[Candidate]:
     """Each candidate in the text's one blank, scored by pseudo-log-likelihood; probabilities over the candidates."""
     candidates = [c.strip() for c in candidates if c.strip()]
     if len(candidates) < 2:
@@ -193,6 +196,8 @@ def rank_candidates(run, text: str, candidates: list[str]) -> list[Candidate]:
         raise TallerError("con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato.")
     tok, m = run.tokenizer, run.config.model
     left, right = (clean_like(t, run.config.data) for t in BLANK.split(text))
+    if unknown == "error":  # the built-in examples (two_sided_probe) are read with replacements, as probe does
+        check_known(tok, left + right + "".join(clean_like(word, run.config.data) for word in candidates))
     with evaluating(run.model):
         scored = []
         for word in candidates:
@@ -236,7 +241,7 @@ def two_sided_probe(runs: list, example: str) -> str:
     for run in runs:
         kind = kind_of(run.config)
         if kind.fills:
-            columns = [rank_candidates(run, f"{context} ___{e}", candidates) for e in endings]
+            columns = [rank_candidates(run, f"{context} ___{e}", candidates, "replace") for e in endings]
             how = "lee a los dos lados del hueco"
         else:
             same = probe(run, context, candidates).candidates

@@ -25,7 +25,7 @@ import torch
 from taller.data.corpora import prepare_corpus
 from taller.data.prepared import is_prepared, open_prepared
 from taller.data.split import split_corpus
-from taller.data.tokenizers import replace_unknown
+from taller.data.tokenizers import REPLACE_ADVICE, check_known, replace_unknown
 from taller.errors import TallerError
 from taller.evaluate import LN2, scored_targets, val_text
 from taller.files import MB, atomic_write, read_bounded
@@ -93,10 +93,12 @@ def validation_text(run) -> str:
 
 def known_text(text: str, runs: list, unknown: str = "error") -> str:
     """`text` as every run will read it: with unknown="replace", the characters a run never saw replaced (á → a,
-    else a space); otherwise a character tokenizer refuses them when it scores the text."""
-    if unknown == "replace":
-        for run in runs:
+    else a space); otherwise refused in one line naming the run and listing them."""
+    for run in runs:
+        if unknown == "replace":
             text = replace_unknown(text, run.tokenizer)
+        else:  # every tokenizer, not only a character one: a word tokenizer would make them <unk> silently
+            check_known(run.tokenizer, text, who=str(run.dir), advice=REPLACE_ADVICE)
     if len(text) < 2:
         raise TallerError("el texto es demasiado corto: hacen falta al menos 2 caracteres para medir la sorpresa.")
     return text
@@ -141,7 +143,8 @@ def surprise(run, text: str) -> Surprise:
     with torch.no_grad():
         ids, token_chars = run.tokenizer.token_chars(text)
         if len(ids) < 2:
-            raise TallerError("el texto es demasiado corto: hacen falta al menos 2 tokens para medir la sorpresa.")
+            raise TallerError(f"el texto es demasiado corto para {run.dir}: hacen falta al menos 2 tokens para medir "
+                              "la sorpresa.")
         nats = target_nats(run, np.asarray(ids), np.asarray(token_chars))
     return Surprise(run.dir.name, text, spread(nats, token_chars, len(text)))
 
@@ -347,13 +350,13 @@ def write_surprise(run, text: str, other=None, unknown: str = "error") -> tuple[
     of `text`; returns both runs' surprise and the files written."""
     text = known_text(text, [run] + ([other] if other is not None else []), unknown)
     a = surprise(run, text)
+    b = surprise(other, text) if other is not None else None  # both scored before any file is written
     reference = run.state.get("val_bpc") if isinstance(run.state.get("val_bpc"), float) else None
     files = [run.dir / "surprise.html", run.dir / "surprise.png"]
     atomic_write(files[0], page(f"Mapa de sorpresa de {a.run}", surprise_fragment(a, reference)).encode("utf-8"))
     surprise_plot(a.text, a.bits, files[1], f"Bits que paga {a.run} por cada carácter (los primeros {PICTURE})")
-    if other is None:
+    if b is None:
         return a, None, files
-    b = surprise(other, text)
     files += [run.dir / "surprise_diff.html", run.dir / "surprise_diff.png"]
     atomic_write(files[2], page(f"{a.run} contra {b.run}: dónde gana cada uno", difference_fragment(a, b))
                  .encode("utf-8"))

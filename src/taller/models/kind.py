@@ -125,6 +125,7 @@ class Kind:
     score_head: bool = False  # output: the nn.Linear that writes the scores (kept out of Muon's matrices)
     keeps_reading: bool = False  # reads, read(ids, start): goes on counting what it reads (`score --adapt`)
     # and, from fields above: encoder_decoder → cross_attention_maps(src, tgt); objective "mix" → a Mixer.
+    article: str = "un"  # its title's indefinite article: "una mezcla", "una RNN"
 
     def __post_init__(self):
         if not self.language_model and not self.refusal:
@@ -132,6 +133,11 @@ class Kind:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"the kind {self.name} learns by objective={self.objective!r}: use one of "
                              f"{', '.join(OBJECTIVES)} (a new one is added to OBJECTIVES and to training/loop.py)")
+
+    @property
+    def a_title(self) -> str:
+        """Its title with its article, for messages: "un n-grama", "una mezcla"."""
+        return f"{self.article} {self.title}"
 
     @property
     def counted(self) -> bool:
@@ -151,6 +157,6 @@ class Kind:
         tasks = dict(self.tasks)
         if name not in tasks:
             offered = f"las suyas son {', '.join(tasks)}" if tasks else "no tiene ninguna"
-            raise TallerError(f"--task {name}: un {self.title} no aprende esa tarea ({offered}); "
+            raise TallerError(f"--task {name}: {self.a_title} no aprende esa tarea ({offered}); "
                               "usa --model bert --task clasificar.")
         return tasks[name]

@@ -28,6 +28,7 @@ from taller.data.split import MAX_MIX_SLICE, MIX_SLICE
 from taller.models.kind import Kind, ModelConfig, need
 
 MAX_TABLE = 4096  # rows of the weight table at most: levels ** parts
+MAX_PARTS = 8  # runs in one mix at most: each is loaded whole (50 parts of the base preset took 2 GB)
 FLOOR = -30.0  # log-probabilities below this (a probability 0) count as this: 0 × −inf would be nan
 
 
@@ -48,6 +49,8 @@ class MixConfig(ModelConfig):
         parts = self.parts()
         need(len(parts) >= 2, f"model.runs='{self.runs}': una mezcla necesita al menos dos ejecuciones separadas por comas "
              "(p. ej. --set runs=runs/ngram,runs/transformer).")
+        need(len(parts) <= MAX_PARTS, f"model.runs nombra {len(parts)} ejecuciones y una mezcla admite como mucho "
+             f"{MAX_PARTS} (cada una se carga entera en memoria); mezcla menos.")
         need(len(set(parts)) == len(parts), f"model.runs='{self.runs}' repite una ejecución; nombra cada una una vez.")
         need(1 <= self.levels <= 16, f"model.levels={self.levels} debe estar entre 1 (un solo juego de pesos) y 16.")
         need(self.levels ** len(parts) <= MAX_TABLE, f"model.levels={self.levels} con {len(parts)} modelos da una tabla "
@@ -151,5 +154,5 @@ class Mix(nn.Module):
         return f"mezcla de {self.K} modelos ({self.weights.shape[0]} juegos de pesos)"
 
 
-KIND = Kind(name="mix", title="mezcla", config=MixConfig, build=Mix, objective="mix", preset="mix",
+KIND = Kind(name="mix", title="mezcla", article="una", config=MixConfig, build=Mix, objective="mix", preset="mix",
             timed_preset="mix", resumable=False, distributed=False, prepared_data=False, keeps_reading=True)

@@ -68,6 +68,6 @@ class RNN(Recurrent):
         return torch.stack(finals)  # (L, B, H), as nn.RNN returns it
 
 
-KIND = Kind(name="rnn", title="RNN", config=RNNConfig, build=RNN, objective="next_token", preset="base",
-            timed_preset="lstm", shows_embedding=True, traces_state=True, score_head=True,
+KIND = Kind(name="rnn", title="RNN", article="una", config=RNNConfig, build=RNN, objective="next_token",
+            preset="base", timed_preset="lstm", shows_embedding=True, traces_state=True, score_head=True,
             exports=("html", "onnx"))

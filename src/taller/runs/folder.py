@@ -27,7 +27,7 @@ from taller.data.prepared import is_prepared
 from taller.data.split import Split, split_corpus
 from taller.data.tokenizers import load_tokenizer
 from taller.errors import TallerError
-from taller.files import reason, sha256_file
+from taller.files import reason, refuse_unless_regular, sha256_file
 from taller.models import build_model, kind_of
 from taller.runs.checkpoint import DAMAGED, checkpoint_file, load_tensors, read_state, unflatten_optimizer
 from taller.sampling import generate
@@ -39,13 +39,15 @@ except ImportError:  # Windows: no flock; a second training on one folder is not
 
 LOCK_FILE = ".lock"
 # What a fresh start writes before its first checkpoint (state.json): a folder holding only these was stopped in
-# its first seconds, and a new fresh start may take it over.
+# its first seconds (or by a full disk at that checkpoint, after an epoch's picture), and a new fresh start may take
+# it over.
 FIRST_FILES = ("config.toml", "tokenizer.json", "vocab.json", "parameters.txt", "epoch_000.safetensors",
-               "epoch_000.png", "evolution.jsonl", "metrics.jsonl", "health.jsonl", "*.next.safetensors", ".*.tmp",
-               LOCK_FILE)
+               "epoch_*.png", "loss.png", "health.png", "evolution.jsonl", "metrics.jsonl", "health.jsonl",
+               "*.next.safetensors", ".*.tmp", LOCK_FILE)
 # Every file taller writes in a run folder: no output flag writes onto one of them, not even with --force.
 RUN_FILES = FIRST_FILES + ("state.json", "model.safetensors", "optim.safetensors", "best.safetensors",
-                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html", "surprise*.html")
+                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html", "surprise*.html",
+                           "confusion.json")
 
 
 @dataclass
@@ -227,6 +229,13 @@ def check_output(path: Path, force: bool, flag: str) -> None:
                           "elige otro nombre.")
     if path.is_dir():
         raise TallerError(f"{flag} {path}: es una carpeta; indica un fichero.")
+    try:  # a device or a FIFO is never replaced, not even with --force (as root, -o /dev/null would break the system)
+        refuse_unless_regular(path, os.stat(path).st_mode,
+                              f"{flag} sólo escribe un fichero nuevo o reemplaza uno normal: elige otro nombre")
+    except FileNotFoundError:
+        pass  # absent (or a link to nothing): a new file
+    except OSError as e:
+        raise TallerError(f"{flag} {path}: {reason(e)}; elige otro nombre.") from None
     if (path.exists() or path.is_symlink()) and not force:
         raise TallerError(f"{flag} {path}: el fichero ya existe; añade --force para reemplazarlo o elige otro nombre.")
 
@@ -264,19 +273,22 @@ def load_optimizer(run_dir: Path, state: dict, optimizer) -> dict[str, torch.Ten
 
 
 CANNOT = {  # what a run says when a command asks it for what its kind cannot do, and what to use instead
-    "fills": "{run} es un {title} que lee de izquierda a derecha: no ve lo que hay después de un hueco, así que no "
+    "fills": "{run} es {title} que lee de izquierda a derecha: no ve lo que hay después de un hueco, así que no "
              "lo rellena; entrena un BERT (`taller train --model bert --corpus …`) o usa `taller probe {run}`.",
-    "classifies": "{run} es un {title}, no un clasificador; afina un BERT para clasificar con `taller train --model "
+    "classifies": "{run} es {title}, no un clasificador; afina un BERT para clasificar con `taller train --model "
                   "bert --task clasificar --init RUN_BERT --corpus etiquetado.tsv`.",
 }
 
 
 def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] = "language_model",
-             part_of: Path | None = None) -> Run:
+             part_of: Path | None = None, inside: Path | None = None) -> Run:
     """Open a run folder for generation and inspection (never unpickles anything). `can`: what the command needs of
     its kind (a capability of models.Kind: language_model, fills, classifies; a tuple: any of them); a run whose kind
-    cannot is refused in one line. A mix's parts are opened too (`part_of`: the mix that asks for this one)."""
+    cannot is refused in one line. A mix's parts are opened too (`part_of`: the mix that asks for this one).
+    `inside`: a folder that the run, and every part of a mix, must lie in (taller serve's), links resolved."""
     run_dir = Path(path)
+    if inside is not None:
+        check_inside(run_dir, Path(inside), part_of)
     if not run_dir.is_dir():
         if part_of is not None:
             raise TallerError(f"la mezcla {part_of} usa la ejecución {run_dir}, que ya no existe; vuelve a ajustar la "
@@ -289,7 +301,7 @@ def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] =
     if not any(getattr(kind, need) for need in needs):
         if kind.refusal:
             raise kind.refuse(run_dir)
-        raise TallerError(CANNOT[needs[0]].format(run=run_dir, title=kind.title))
+        raise TallerError(CANNOT[needs[0]].format(run=run_dir, title=kind.a_title))
     if kind.combines and part_of is not None:
         raise TallerError(f"la mezcla {part_of} incluye otra mezcla ({run_dir}); mezcla las ejecuciones originales.")
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
@@ -297,7 +309,7 @@ def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] =
         raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} tokens pero config.toml dice "
                           f"vocab_size={config.model.vocab_size}; la carpeta mezcla ficheros de ejecuciones distintas.")
     model = build_model(config.model)
-    parts = load_parts(run_dir, config, state, device) if kind.combines else []
+    parts = load_parts(run_dir, config, state, device, inside) if kind.combines else []
     if parts:
         model.attach([p.model for p in parts])
     load_weights(run_dir, model, state)
@@ -305,7 +317,20 @@ def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] =
     return Run(run_dir, config, tokenizer, model, state, parts=parts)
 
 
-def load_parts(run_dir: Path, config: Config, state: dict, device: str) -> list[Run]:
+def check_inside(run_dir: Path, inside: Path, part_of: Path | None) -> None:
+    """Refuse a run (a mix's part) that lies outside `inside`, before anything is asked of the path: the refusal is
+    the same whether it exists or not, and names no path outside."""
+    try:
+        within = run_dir.resolve().is_relative_to(inside.resolve())
+    except (OSError, RuntimeError):  # a link that leads to itself
+        within = False
+    if not within:
+        who = f"la mezcla {part_of} usa una ejecución" if part_of is not None else "la ejecución pedida está"
+        raise TallerError(f"{who} fuera de la carpeta servida, y aquí sólo se abre lo que está dentro de ella; "
+                          "mueve sus ejecuciones a la carpeta o sirve la carpeta que las contiene.")
+
+
+def load_parts(run_dir: Path, config: Config, state: dict, device: str, inside: Path | None = None) -> list[Run]:
     """A mix's runs, each exactly as it was when the mix was fitted (its identity is in the mix's state.json)."""
     recorded = state.get("parts")
     names = config.model.parts()
@@ -313,7 +338,7 @@ def load_parts(run_dir: Path, config: Config, state: dict, device: str) -> list[
         raise TallerError(f"{run_dir}/state.json no dice qué ejecuciones mezcla; {DAMAGED}.")
     parts = []
     for name, record in zip(names, recorded):
-        part = load_run(run_dir / name, device, part_of=run_dir)
+        part = load_run(run_dir / name, device, part_of=run_dir, inside=inside)
         if not isinstance(record, dict) or record.get("identity") != run_identity(part):
             raise TallerError(f"la ejecución {part.dir} ha cambiado desde que se ajustó la mezcla {run_dir}; vuelve a "
                               "ajustar la mezcla con `taller train --model mix --set runs=…`.")

@@ -12,6 +12,7 @@ is a copy; the run's weights on disk are never written. The static figure is alw
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import cast
@@ -60,7 +61,7 @@ def reads(model, kind: Kind) -> bool:
 def check_adaptable(run) -> None:
     kind = kind_of(run.config)
     if not can_adapt(run):
-        raise TallerError(f"--adapt aprende mientras lee, y un {kind.title} ni tiene parámetros entrenables ni sabe "
+        raise TallerError(f"--adapt aprende mientras lee, y {kind.a_title} ni tiene parámetros entrenables ni sabe "
                           "seguir contando; úsalo con un n-grama, un transformer, un lstm, una rnn o una mezcla.")
 
 
@@ -79,6 +80,8 @@ def adapt_score(model, kind: Kind, ids: np.ndarray, chars: np.ndarray, block_siz
     for i, (logits, targets, m, c) in enumerate(window_logits(model, val, torch.device("cpu"), batch_size=1)):
         losses = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # (1, T)
         total += float(losses[m].detach().sum())  # scored first, with the weights as they were
+        if not math.isfinite(total):  # a step too large sent the weights to inf or nan: no figure to report
+            raise diverged(how, i, len(val.windows))
         tokens, n_chars = tokens + int(m.sum()), n_chars + int(c[m].sum())
         if optimizer is not None:  # then learnt from: every token of the window has been read
             optimizer.zero_grad(set_to_none=True)
@@ -89,6 +92,12 @@ def adapt_score(model, kind: Kind, ids: np.ndarray, chars: np.ndarray, block_siz
             cast(KeepsReading, model).read(ids[:read], counted)  # and a counting model counts it
             counted = read
     return Score(total / max(1, tokens), bits_per_char(total, n_chars), tokens, n_chars)
+
+
+def diverged(how: Adaptation, window: int, windows: int) -> TallerError:
+    return TallerError(f"--lr {how.learning_rate():g} es demasiado grande para {how.optimizer}: al aprender mientras "
+                       f"lee, el modelo se desbocó en la ventana {window + 1} de {windows} (su pérdida dejó de ser un "
+                       f"número); prueba con uno menor, p. ej. el de por defecto, {DEFAULT_LR[how.optimizer]:g}.")
 
 
 def how_it_learns(model, kind: Kind, how: Adaptation) -> str:

@@ -26,7 +26,7 @@ from taller.data.split import Split
 from taller.data.tokenizers import build_tokenizer, load_tokenizer
 from taller.errors import TallerError
 from taller.inspect import loss_plot, parameter_table
-from taller.inspect.classify import confusion, confusion_table
+from taller.inspect.classify import confusion, confusion_table, write_confusion
 from taller.files import atomic_write
 from taller.models import KINDS, build_model, kind_of
 from taller.models.modes import evaluating
@@ -45,7 +45,7 @@ def pretrained_run(cfg, path: str) -> Run:
     run = load_run(path, can="fills")
     learns = dict(kind_of(run.config).tasks).values()  # the kinds that can start from this run
     if cfg.model.kind not in learns:
-        raise TallerError(f"--init {path}: es un {kind_of(run.config).title} y un {kind_of(cfg).title} no puede empezar "
+        raise TallerError(f"--init {path}: es {kind_of(run.config).a_title} y {kind_of(cfg).a_title} no puede empezar "
                           f"desde él; usa una ejecución de {' o '.join(k.title for k in KINDS.values() if cfg.model.kind in dict(k.tasks).values())}.")
     for f in dataclasses.fields(run.config.model):
         if f.name not in NOT_COPIED and hasattr(cfg.model, f.name):
@@ -188,10 +188,12 @@ class Classify:
             loss_plot(read_metrics(trainer.out), trainer.out / "loss.png")
 
     def finish(self, trainer, final: dict) -> Run:
-        """The final accuracy, the confusion table (state.json and the log) and the loss curves."""
+        """The final accuracy, the confusion table (confusion.json and the log) and the loss curves."""
         logits, names = self.predict(self.val_idx), self.labelled.names
         counts = confusion(logits.argmax(-1), self.y[self.val_idx], len(names))
-        trainer.commit(finished=True, extra={**final, "confusion": counts})
+        if trainer.writer:  # labels² numbers (6 MB for 1,000 labels): never in state.json, which is read with 1 MB
+            write_confusion(trainer.out, names, counts)
+        trainer.commit(finished=True, extra=final)
         self.stopped(trainer)
         trainer.log(f"Validación: acierta el {final['val_accuracy']:.1%} de {thousands(len(self.val_idx))} textos "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s).\n{confusion_table(counts, names)}")

@@ -96,13 +96,13 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
 
 def refuse_what_the_kind_cannot_do(kind: Kind, cfg: Config, ctx: distributed.Context, resume: bool) -> None:
     if ctx.active and not kind.distributed:
-        raise TallerError(f"un {kind.title} se entrena en un solo proceso (segundos en una CPU): no se reparte entre "
+        raise TallerError(f"{kind.a_title} se entrena en un solo proceso (segundos en una CPU): no se reparte entre "
                           f"procesos; lánzalo sin torchrun (`taller train --model {kind.name} …`).")
     if resume and not kind.resumable:
-        raise TallerError(f"un {kind.title} no se entrena por pasos, se ajusta contando en segundos: "
+        raise TallerError(f"{kind.a_title} no se entrena por pasos, se ajusta contando en segundos: "
                           "vuelve a ajustarlo en otra carpeta, sin --resume.")
     if not kind.prepared_data and is_prepared(cfg.data.corpus):
-        raise TallerError(f"un {kind.title} lee el texto entero en memoria: entrénalo con el fichero de texto, "
+        raise TallerError(f"{kind.a_title} lee el texto entero en memoria: entrénalo con el fichero de texto, "
                           "no con una carpeta preparada.")
 
 

@@ -41,7 +41,7 @@ TOKENS_PER_WEIGHT = 500
 
 def fit_mix(cfg, out: Path, ctx, log=print) -> Run:
     """Load the parts, check they read the same text with the same tokens, fit the table, write the run folder."""
-    parts = [load_run(p) for p in cfg.model.parts()]
+    parts = [load_run(p) for p in distinct_folders(cfg.model.parts())]
     check_parts(parts)
     cfg.data = parts[0].config.data  # the mix reads what its parts read
     cfg.model.vocab_size = parts[0].tokenizer.vocab_size
@@ -55,7 +55,27 @@ def fit_mix(cfg, out: Path, ctx, log=print) -> Run:
         return mix_runs(cfg, out, parts, log)
 
 
+def distinct_folders(names: list[str]) -> list[str]:
+    """`names`, refused before anything is loaded if two lead to one folder (runs/ng and ./runs/ng, a link): once
+    fitted, the mix would name it twice and no command would open it."""
+    seen: dict[Path, str] = {}
+    for name in names:
+        try:
+            real = Path(name).expanduser().resolve()
+        except (OSError, RuntimeError):  # a link that leads to itself: load_run says what it is
+            continue
+        if real in seen:
+            raise TallerError(f"model.runs nombra dos veces la misma ejecución ({seen[real]} y {name} son la carpeta "
+                              f"{real}); nombra cada una una vez.")
+        seen[real] = name
+    return names
+
+
 def check_parts(parts: list[Run]) -> None:
+    for part in parts:  # its parts are loaded from their own folders, never a mix's mix: no later command opens it
+        if kind_of(part.config).combines:
+            raise TallerError(f"{part.dir} es una mezcla, y una mezcla no se mezcla otra vez; nombra en model.runs las "
+                              "ejecuciones que la forman.")
     first = parts[0]
     for part in parts[1:]:
         if part.config.data != first.config.data:

@@ -92,7 +92,7 @@ def explain_surprise(run, args) -> None:
     text = validation_text(run) if own else read_text(Path(args.surprise))
     where = "el texto de validación" if own else args.surprise
     other = load_run(args.against) if args.against else None
-    a, b, files = write_surprise(run, text, other, unknown="replace" if args.replace_unknown else "error")
+    a, b, files = write_surprise(run, text, other, unknown="replace" if args.replace_unknown or own else "error")
     for s in (a, b) if b is not None else (a,):
         print(f"{s.run} en {where}: {number(s.total)} bits en {thousands(s.scored)} caracteres = "
               f"{number(s.bpc, 3)} bits/carácter")

@@ -14,7 +14,7 @@ from taller.apps.export.html_page import check_tokenizer, render_page
 from taller.apps.export.onnx_model import OPSET, onnx_bytes
 from taller.config import Config
 from taller.errors import TallerError
-from taller.files import atomic_write, megabytes
+from taller.files import atomic_write, atomic_write_all, megabytes
 from taller.models import KINDS, kind_of
 from taller.runs.folder import check_output, load_run
 from taller.text import spanish_list
@@ -53,8 +53,8 @@ def export_run(run_dir: str | Path, fmt: str, out: Path, force: bool = False) ->
         atomic_write(out, render_page(run, kind_of(run.config).title).encode("utf-8"))
         return (f"Página en {out} ({megabytes(out.stat().st_size)}): ábrela con cualquier navegador, sin red ni "
                 "servidor, o compártela como un fichero más.")
-    atomic_write(out, onnx_bytes(run.model))
-    atomic_write(outputs[1], run.tokenizer.to_json().encode("utf-8"))
+    # both or neither: a full disk at the tokenizer leaves no .onnx without it
+    atomic_write_all([(out, onnx_bytes(run.model)), (outputs[1], run.tokenizer.to_json().encode("utf-8"))])
     limit = f" con T ≤ {run.model.block_size}" if run.model.block_size else ""
     return (f"Modelo ONNX (opset {OPSET}) en {out} ({megabytes(out.stat().st_size)}) y su tokenizador en "
             f"{outputs[1]}: entrada «ids» (1, T) de enteros{limit}, salida «logits» (1, T, V).")

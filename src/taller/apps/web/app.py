@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -101,7 +102,8 @@ def create_app(root: Path, loader=load_run, hosts: Iterable[str] = LOOPBACK) -> 
     root = Path(root)
     app = FastAPI(title="taller", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=SafeJSON)
     add_error_replies(app, root)
-    add_endpoints(app, root, RunCache(root, loader))  # at most runs.KEEP runs loaded at once
+    inside = partial(loader, inside=root.resolve()) if loader is load_run else loader  # a mix's parts too
+    add_endpoints(app, root, RunCache(root, inside))  # at most runs.KEEP runs loaded at once
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.add_middleware(HostCheck, allowed=hosts)  # added last: runs first, before any byte of the body is read

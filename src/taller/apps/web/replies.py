@@ -153,14 +153,15 @@ def sample_reply(run: Run, req: SampleRequest) -> dict:
 
 def surprise_request_reply(runs: RunCache, req: SurpriseRequest) -> dict:
     """/api/surprise: the bits the run pays for each character of `text` (empty: the beginning of its validation
-    text); with `against`, the other run's bits on the same text and the difference. Unknown characters are replaced."""
+    text); with `against`, the other run's bits on the same text and the difference. Unknown characters are refused
+    (those of the validation text, replaced)."""
     run = runs.get(req.run)
     other = runs.get(req.against) if req.against else None
     if len(req.text) > MAX_SURPRISE:
         raise ApiError(413, f"el texto tiene {thousands(len(req.text))} caracteres y el mapa de sorpresa mide como "
                             f"mucho {thousands(MAX_SURPRISE)}; acórtalo.")
     text = req.text or validation_text(run)[:SURPRISE_DEFAULT]
-    text = known_text(text, [run] + ([other] if other is not None else []), "replace")
+    text = known_text(text, [run] + ([other] if other is not None else []), "error" if req.text else "replace")
     a, b = surprise(run, text), surprise(other, text) if other is not None else None
     source = "tu texto" if req.text else f"los primeros {thousands(len(text))} caracteres del texto de validación"
     return {**reply(a, b), "source": source}
