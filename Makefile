@@ -30,7 +30,9 @@ browser:
 
 # The tests run in a random order (pytest-randomly), a new one each time; the seed is printed so that an order that
 # fails can be run again: `make test SEED=1234`.
-SEED ?= $(shell $(PYTHON) -c 'import random; print(random.randrange(10**6))')
+ifndef SEED  # drawn once (:=), so that the seed shown is the seed used
+SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(10**6))')
+endif
 test: install browser
 	@echo "make test: orden aleatorio con la semilla $(SEED) (repítelo con: make test SEED=$(SEED))"
 	$(BIN)/python -m pytest --randomly-seed=$(SEED)
