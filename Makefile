@@ -8,7 +8,7 @@ TORCH := torch==2.13.0
 SHARED_CORPORA := $(abspath ../shared/corpora)
 export TALLER_DATA ?= $(if $(wildcard $(SHARED_CORPORA)/refranes.txt),$(SHARED_CORPORA),)
 
-.PHONY: demo test install browser clean
+.PHONY: demo test install browser lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ endif
 test: install browser
 	@echo "make test: orden aleatorio con la semilla $(SEED) (repítelo con: make test SEED=$(SEED))"
 	$(BIN)/python -m pytest --randomly-seed=$(SEED)
+
+# The house's rules, checked by the ecosystem's tools: imports point down the layers of pyproject.toml
+# (import-linter), and ruff's lint and format (line length 120). `make format` applies ruff's fixes.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: install
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -62,8 +62,8 @@ def test_the_noisy_channel_reads_the_word_after(channel):
     run, lookup = channel
     text = "esta casa es grande.\nesta cansado hoy.\n"
     assert lookup.fix(text) == "está casa es grande.\nestá cansado hoy.\n"  # the lookup cannot tell them apart
-    assert noisy_channel(run.model, run.tokenizer, lookup, text) == "esta casa es grande.\nestá cansado hoy.\n"
-    assert noisy_channel(run.model, run.tokenizer, lookup, "Nada") == "Nada"  # nothing to choose
+    assert noisy_channel(run, lookup, text) == "esta casa es grande.\nestá cansado hoy.\n"
+    assert noisy_channel(run, lookup, "Nada") == "Nada"  # nothing to choose
 
 
 def tiny_tagger(vocab: str, bias: list[float]):

@@ -71,15 +71,17 @@ def segment_logp(model, tokenizer, rows: list[str], seg: int, window: int) -> to
     return got[:, -seg:].sum(-1)
 
 
-def noisy_channel(model, tokenizer, lookup: Lookup, text: str, beam: int = NOISY_BEAM) -> str:
-    """The stripped text with each word in the form (seen in training) that makes the sentence most probable."""
+def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM) -> str:
+    """The stripped text with each word in the form (seen in training) that makes the sentence most probable to the
+    run's language model."""
+    model, tokenizer = run.model, run.tokenizer
     bare = strip(text)
     base = lookup.fix(bare)  # every word in its most frequent training form: the choices below may change them
     choices = [(a, b, lookup.candidates(bare[a:b])) for a, b in words(bare)]
     choices = [c for c in choices if len(c[2]) > 1]
     if not choices:
         return base
-    window = scoring_window(model, None)
+    window = scoring_window(model, run.config.model)
     beams = [(0.0, base[:choices[0][0]])]  # (log-probability, text so far); every text has the same length
     for i, (a, b, forms) in enumerate(choices):
         after = base[b:choices[i + 1][0] if i + 1 < len(choices) else len(bare)]
@@ -100,7 +102,7 @@ def accent_fixer(run: Run):
         raise TallerError(f"{run.dir} usa tokens {run.tokenizer.kind}; poner tildes con un modelo de lenguaje compara "
                           "palabras letra a letra y necesita uno de caracteres (--tokenizer char).")
     lookup = Lookup(run_split(run.config, "poner tildes con un modelo de lenguaje").train)
-    return lambda text: noisy_channel(run.model, run.tokenizer, lookup, text)
+    return lambda text: noisy_channel(run, lookup, text)
 
 
 def load_fixer(path: str | Path):

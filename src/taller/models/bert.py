@@ -67,23 +67,28 @@ class ClassifierConfig(EncoderConfig):
         return super().estimate_parameters() + (self.d_model + 1) * max(2, self.n_labels)
 
 
-class BertClassifier(nn.Module):
-    """An encoder (the same Transformer as BERT, whose weights can come from a pretrained run) and a head.
+class EncoderAndHead(nn.Module):
+    """An encoder (the same Transformer as BERT, whose weights can come from a pretrained run) and a linear head
+    with `outputs` scores: what a classifier and a tagger are made of."""
 
-    text (B, T) ──► encoder's states (B, T, C) ──► mean over the text's positions (B, C) ──► Linear ──► (B, labels)
-    """
-
-    def __init__(self, cfg: ClassifierConfig):
+    def __init__(self, cfg: EncoderConfig, outputs: int):
         super().__init__()
         self.cfg = cfg
         self.encoder = Transformer(cfg)  # named `encoder.*`: a BERT run's weights load into it tensor by tensor
-        self.head = nn.Linear(cfg.d_model, max(2, cfg.n_labels))
+        self.head = nn.Linear(cfg.d_model, outputs)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
     @property
     def block_size(self) -> int:
         return self.cfg.block_size
+
+
+class BertClassifier(EncoderAndHead):
+    """text (B, T) ──► encoder's states (B, T, C) ──► mean over the text's positions (B, C) ──► Linear ──► (B, labels)"""
+
+    def __init__(self, cfg: ClassifierConfig):
+        super().__init__(cfg, max(2, cfg.n_labels))
 
     def forward(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) token ids, keys (B, T) True where there is text (False: padding) -> label logits (B, L)."""
@@ -114,24 +119,15 @@ class TaggerConfig(EncoderConfig):
 N_MARKS = 3  # none, acute, diaeresis (taller/data/accents.py: NONE, ACUTE, DIAERESIS)
 
 
-class BertTagger(nn.Module):
-    """An encoder (the same Transformer as BERT, whose weights can come from a pretrained run) and a head that
-    labels every position: which mark its character gets (a token-classification head, as for named entities).
+class BertTagger(EncoderAndHead):
+    """A head that labels every position: which mark its character gets (a token-classification head, as for named
+    entities).
 
     stripped text (B, T) ──► encoder's states (B, T, C) ──► Linear ──► (B, T, marks)
     """
 
     def __init__(self, cfg: TaggerConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = Transformer(cfg)  # named `encoder.*`: a BERT run's weights load into it tensor by tensor
-        self.head = nn.Linear(cfg.d_model, N_MARKS)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
-
-    @property
-    def block_size(self) -> int:
-        return self.cfg.block_size
+        super().__init__(cfg, N_MARKS)
 
     def forward(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) token ids -> mark logits (B, T, N_MARKS)."""

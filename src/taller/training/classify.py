@@ -69,7 +69,32 @@ def batch_of(x: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor):
     return x[rows, :T], keys
 
 
-class Classify:
+class EncoderTask:
+    """What the run folder of a task learnt over an encoder shows (a classifier, the accent tagger): its parameter
+    table and, at a stop or the end, its loss curves; no pictures per epoch."""
+
+    cfg: object
+    model: torch.nn.Module
+    chosen: str | None  # what the size rule chose, in words
+
+    def say_start(self, trainer, title: str, data: str) -> None:
+        atomic_write(trainer.out / "parameters.txt", parameter_table(self.model).encode("utf-8"))
+        init = self.cfg.model.init
+        start = f"encoder preentrenado de {init}" if init else "desde cero (sin --init)"
+        trainer.log(f"{title}: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · "
+                    f"{data}")
+        if self.chosen:
+            trainer.log(f"Según el tamaño del texto: {self.chosen}.")
+
+    def end_epoch(self, trainer) -> None:
+        pass
+
+    def stopped(self, trainer) -> None:
+        if trainer.writer:
+            loss_plot(read_metrics(trainer.out), trainer.out / "loss.png")
+
+
+class Classify(EncoderTask):
     """Labelled texts in, a label out: what the training loop needs to teach a classifier."""
 
     speed_key, speed_unit = "texts_per_s", "textos/s"
@@ -170,22 +195,10 @@ class Classify:
 
     # --- what the run folder shows ----------------------------------------------------------------------------------
     def begin(self, trainer) -> None:
-        m, d = self.cfg.model, self.labelled
-        atomic_write(trainer.out / "parameters.txt", parameter_table(self.model).encode("utf-8"))
-        start = f"encoder preentrenado de {m.init}" if m.init else "desde cero (sin --init)"
+        d = self.labelled
         counts = ", ".join(f"{name}: {d.labels.count(i)}" for i, name in enumerate(d.names))
-        trainer.log(f"Clasificador: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · "
-                    f"{d.name}: {thousands(len(self.train_idx))} textos de entrenamiento, {thousands(len(self.val_idx))} "
-                    f"de validación ({counts})")
-        if self.chosen:
-            trainer.log(f"Según el tamaño del texto: {self.chosen}.")
-
-    def end_epoch(self, trainer) -> None:
-        pass
-
-    def stopped(self, trainer) -> None:
-        if trainer.writer:
-            loss_plot(read_metrics(trainer.out), trainer.out / "loss.png")
+        self.say_start(trainer, "Clasificador", f"{d.name}: {thousands(len(self.train_idx))} textos de entrenamiento, "
+                                                f"{thousands(len(self.val_idx))} de validación ({counts})")
 
     def finish(self, trainer, final: dict) -> Run:
         """The final accuracy, the confusion table (confusion.json and the log) and the loss curves."""

@@ -80,15 +80,15 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
     kind = kind_of(cfg)
     refuse_what_the_kind_cannot_do(kind, cfg, ctx, resume)
     check_run_dir(out, resume)
-    choice = use(choose(threads))
-    log(f"Calculo con {choice.why}.")
     distributed.barrier(ctx)  # every rank has checked the folder before rank 0 creates it
     cfg.check_memory(available_memory(ctx.device), processes_sharing_memory(ctx.device, ctx.world))
     if kind.counted:
         return fit_counts(cfg, out, ctx, log=log)
     if kind.combines:
         return fit_mix(cfg, out, ctx, log=log)
-    objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)
+    objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)  # the data is read and checked here
+    choice = use(choose(threads))
+    log(f"Calculo con {choice.why}.")
     watch = choice.automatic and ctx.device.type == "cpu" and not ctx.active  # are fewer threads faster?
     return Trainer(cfg, out, ctx, objective, resume=resume, progress=progress, log=log,
                    threads=StepCheck(choice) if watch else None).run()

@@ -24,14 +24,12 @@ from taller.data.corpora import prepare_corpus
 from taller.data.split import Split, split_corpus
 from taller.data.tokenizers import build_tokenizer, load_tokenizer
 from taller.errors import TallerError
-from taller.files import atomic_write
-from taller.inspect import loss_plot, parameter_table
 from taller.inspect.tildes import char_ids, fix_text
 from taller.models import build_model
 from taller.models.bert import N_MARKS
 from taller.runs.folder import Run
-from taller.runs.metrics import read_metrics
 from taller.text import thousands
+from taller.training.classify import EncoderTask
 from taller.training.classify import pretrained_run
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
@@ -54,7 +52,7 @@ def encode_task(tokenizer, text: str) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, torch.tensor(marks, dtype=torch.long)
 
 
-class Accents:
+class Accents(EncoderTask):
     """Stripped text in, one mark per character out: what the training loop needs to teach an accent tagger."""
 
     speed_key, speed_unit = "chars_per_s", "car/s"
@@ -161,21 +159,8 @@ class Accents:
 
     # --- what the run folder shows ----------------------------------------------------------------------------------
     def begin(self, trainer) -> None:
-        m = self.cfg.model
-        atomic_write(trainer.out / "parameters.txt", parameter_table(self.model).encode("utf-8"))
-        start = f"encoder preentrenado de {m.init}" if m.init else "desde cero (sin --init)"
-        trainer.log(f"Tildes: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · "
-                    f"{self.corpus.name}: {thousands(len(self.train_x))} caracteres de entrenamiento, "
-                    f"{thousands(self.val_x.numel())} de validación")
-        if self.chosen:
-            trainer.log(f"Según el tamaño del texto: {self.chosen}.")
-
-    def end_epoch(self, trainer) -> None:
-        pass
-
-    def stopped(self, trainer) -> None:
-        if trainer.writer:
-            loss_plot(read_metrics(trainer.out), trainer.out / "loss.png")
+        self.say_start(trainer, "Tildes", f"{self.corpus.name}: {thousands(len(self.train_x))} caracteres de "
+                                          f"entrenamiento, {thousands(self.val_x.numel())} de validación")
 
     def finish(self, trainer, final: dict) -> Run:
         """The marks' score and the val text's words (state.json and the log), and the loss curves."""

@@ -116,20 +116,7 @@ function drawAttention(ids) {
     return;
   }
   const seen = ids.slice(-model.blockSize), chars = seen.map((i) => show(DATA.chars[i]));
-  const layers = model.attentionMaps(seen), perRow = layers[0].length;
-  const room = Math.min(360, (box.clientWidth - 16 * (perRow - 1)) / perRow);
-  layers.forEach((heads, l) => {
-    const layer = document.createElement("div");
-    layer.className = "layer";
-    layer.innerHTML = `<h3>Capa ${l + 1}</h3><div class="heads"></div>`;
-    heads.forEach((matrix, h) => {
-      const head = document.createElement("div");
-      head.className = "head";
-      head.append(drawHead(matrix, chars, room), `cabeza ${h + 1}`);
-      layer.querySelector(".heads").append(head);
-    });
-    box.append(layer);
-  });
+  drawLayers(box, model.attentionMaps(seen), chars);
 }
 
 function drawContext(ids) {  // the characters the model reads to make its guess

@@ -111,19 +111,7 @@ function drawAttention(data) {
   box.innerHTML = "";
   if (data.chars) drawContext(data.chars); else $("context").innerHTML = "";
   if (data.note) { box.innerHTML = `<p class="message note"></p>`; box.firstChild.textContent = data.note; return; }
-  const perRow = data.layers[0].length, room = Math.min(360, (box.clientWidth - 16 * (perRow - 1)) / perRow);
-  data.layers.forEach((heads, l) => {
-    const layer = document.createElement("div");
-    layer.className = "layer";
-    layer.innerHTML = `<h3>Capa ${l + 1}</h3><div class="heads"></div>`;
-    heads.forEach((matrix, h) => {
-      const head = document.createElement("div");
-      head.className = "head";
-      head.append(drawHead(matrix, data.chars, room), `cabeza ${h + 1}`);
-      layer.querySelector(".heads").append(head);
-    });
-    box.append(layer);
-  });
+  drawLayers(box, data.layers, data.chars);
 }
 
 // --- refresh: ask for both, keep only the answers to the latest text -------------------------------------------------

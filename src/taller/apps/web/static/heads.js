@@ -1,4 +1,4 @@
-// One attention head drawn as a square of cells: row i is the character that looks, column j the one it looks at.
+// Attention heads drawn as squares of cells: row i is the character that looks, column j the one it looks at.
 // Shared by the explorer (taller serve) and the exported page (taller export), which writes this file into itself.
 
 function heatColour(w) {  // 0 → white, 1 → indigo
@@ -38,4 +38,20 @@ function drawHead(matrix, chars, room) {  // room: the most pixels the square ma
       : "\u00a0";
   });
   return canvas;
+}
+
+function drawLayers(box, layers, chars) {  // every head of every layer, one row of squares per layer, into `box`
+  const perRow = layers[0].length, room = Math.min(360, (box.clientWidth - 16 * (perRow - 1)) / perRow);
+  layers.forEach((heads, l) => {
+    const layer = document.createElement("div");
+    layer.className = "layer";
+    layer.innerHTML = `<h3>Capa ${l + 1}</h3><div class="heads"></div>`;
+    heads.forEach((matrix, h) => {
+      const head = document.createElement("div");
+      head.className = "head";
+      head.append(drawHead(matrix, chars, room), `cabeza ${h + 1}`);
+      layer.querySelector(".heads").append(head);
+    });
+    box.append(layer);
+  });
 }
