@@ -240,6 +240,22 @@ def corpora(tmp_path_factory) -> Corpora:
     return Corpora(folder, False)
 
 
+MINI_HIDALGO = Path(__file__).resolve().parent / "fixtures" / "hidalgo_mini.txt"  # 3.7 kB of Quijote-like prose
+HIDALGO_COPIES = 33  # the small book told again and again: 120 kB, as the lesson's 100.000 + 10.000 characters need
+
+
+@pytest.fixture(scope="session")
+def quijote_corpora(tmp_path_factory) -> Corpora:
+    """The Quijote for the lesson's tests: the real one where TALLER_DATA has it, else a quijote.txt made of the small
+    book the tests ship (written for them, with the `cervantes` preset's start marker), told over and over."""
+    real = shared_corpus("quijote")
+    if real:
+        return Corpora(real.parent, True)
+    folder = tmp_path_factory.mktemp("quijote")
+    (folder / "quijote.txt").write_text(MINI_HIDALGO.read_text(encoding="utf-8") * HIDALGO_COPIES, encoding="utf-8")
+    return Corpora(folder, False)
+
+
 # --- the browser (Debian's chromium through Playwright) and a small random model ---------------------------------
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
