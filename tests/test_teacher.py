@@ -1,0 +1,89 @@
+"""A teacher's first hour (issue 29): a run that did not learn says so, the health panel knows zero-init, the demo's
+closing suggestion works from a new shell, and a failed command leaves no folder behind."""
+
+import json
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import taller
+from taller.apps.cli.training import this_taller
+from taller.training.verdict import MIN_STEPS, verdict
+
+from conftest import PROVERBS, run_cli, tiny_config
+
+TINY = ["--set", "block_size=16", "--set", "d_model=32", "--set", "n_heads=2", "--set", "n_layers=2",
+        "--set", "d_ff=64", "--set", "batch_size=8", "--set", "eval_chars=200", "--set", "samples=2"]
+
+
+def markov_text(chars: int = 20_000) -> str:
+    """Each letter followed by one of three others (5:3:2): all a network needs is the last letter, while an
+    8-gram's long contexts are mostly unseen in a text this short and its back-off flattens the odds."""
+    rng = random.Random(0)
+    letters = "abcdefghijklmnop"
+    successors = {c: rng.sample(letters, 3) for c in letters}
+    c, out = "a", []
+    for i in range(chars):
+        c = rng.choices(successors[c], weights=[5, 3, 2])[0]
+        out.append(c + ("\n" if i % 40 == 39 else ""))
+    return "".join(out)
+
+
+def test_ten_steps_end_with_the_too_few_steps_verdict(tmp_path, capsys):
+    corpus = tmp_path / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    code, out, _ = run_cli(["train", "--corpus", str(corpus), "--steps", "10", "--out", str(tmp_path / "r"), "--quiet",
+                            *TINY], capsys)
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.startswith("Veredicto:")]
+    assert len(lines) == 1 and lines[0].startswith("Veredicto: pocos pasos (10,")
+    assert "--max-time" in lines[0] and "--model ngram" in lines[0] and "cierra otros programas" in lines[0]
+    state = json.loads((tmp_path / "r" / "state.json").read_text())
+    assert state["learnt"] is False and state["verdict"] == lines[0] and state["baseline_bpc"] > 0
+    report = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert report.index("Veredicto: pocos pasos") < report.index("Muestras")
+
+
+def test_a_network_that_learnt_gets_no_warning(tmp_path):
+    corpus = tmp_path / "cadena.txt"
+    corpus.write_text(markov_text(), encoding="utf-8")
+    run = taller.train(tiny_config(corpus, max_steps=MIN_STEPS, samples=0, prompt="a"), tmp_path / "r", progress=False)
+    state = run.state
+    assert state["val_bpc"] < state["baseline_bpc"]  # the network beats counting: it learnt
+    assert state["learnt"] is True and state["verdict"].startswith("Veredicto: ha aprendido")
+
+
+def test_the_verdict_names_the_case_and_the_fix():
+    learnt, line = verdict(2.9, 2.2, 5000, 3.0)  # many steps, still worse than counting
+    assert not learnt and "no supera al 8-grama (2,20)" in line and "--model mix" in line
+    learnt, line = verdict(2.9, None, 20, 0.01)  # a prepared corpus: no baseline, the steps alone
+    assert not learnt and line.startswith("Veredicto: pocos pasos (20, 0,01 épocas)")
+    assert verdict(1.9, 2.2, 50, 0.5)[0]  # few steps, but better than the 8-gram already
+
+
+def test_one_step_with_zero_init_warns_of_nothing(tmp_path):
+    corpus = tmp_path / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    said = []
+    taller.train(tiny_config(corpus, max_steps=1, zero_init=True, samples=0), tmp_path / "r", progress=False,
+                 log=said.append)
+    entry = json.loads((tmp_path / "r" / "health.jsonl").read_text().splitlines()[0])
+    zero = [name for name, g in entry["gradients"].items() if g == 0]
+    assert any("query" in name for name in zero)  # zero by design: the output projections start at zero
+    (health,) = [line for line in said if line.startswith("Salud de la red")]
+    assert "sin avisos" in health and "cero" not in health
+
+
+def test_the_demos_closing_suggestion_runs_from_a_new_shell(monkeypatch):
+    """`taller` is not on a new shell's PATH after `make demo`: the demo names the taller that is running."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a new shell: no virtual environment activated
+    command = this_taller()
+    assert command != "taller"
+    done = subprocess.run(f"{command} --help", shell=True, cwd=root, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")})
+    assert done.returncode == 0 and "generate" in done.stdout
