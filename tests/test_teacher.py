@@ -1,19 +1,26 @@
 """A teacher's first hour (issue 29): a run that did not learn says so, the health panel knows zero-init, the demo's
 closing suggestion works from a new shell, and a failed command leaves no folder behind."""
 
+import io
 import json
 import os
 import random
 import subprocess
+import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 
 import taller
+from taller.apps.cli import main
 from taller.apps.cli.training import this_taller
+from taller.runs.folder import load_run
+from taller.text import number
 from taller.training.verdict import MIN_STEPS, verdict
 
-from conftest import PROVERBS, run_cli, tiny_config
+from conftest import PROVERBS, tiny_config
+from test_web import CHROMIUM_ARGS, chromium
 
 TINY = ["--set", "block_size=16", "--set", "d_model=32", "--set", "n_heads=2", "--set", "n_layers=2",
         "--set", "d_ff=64", "--set", "batch_size=8", "--set", "eval_chars=200", "--set", "samples=2"]
@@ -32,19 +39,60 @@ def markov_text(chars: int = 20_000) -> str:
     return "".join(out)
 
 
-def test_ten_steps_end_with_the_too_few_steps_verdict(tmp_path, capsys):
-    corpus = tmp_path / "dichos.txt"
+@pytest.fixture(scope="module")
+def ten_steps(tmp_path_factory):
+    """A `taller train` of 10 steps: (its folder, what it printed)."""
+    root = tmp_path_factory.mktemp("diez")
+    corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    code, out, _ = run_cli(["train", "--corpus", str(corpus), "--steps", "10", "--out", str(tmp_path / "r"), "--quiet",
-                            *TINY], capsys)
-    assert code == 0
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as e:
+        main(["train", "--corpus", str(corpus), "--steps", "10", "--out", str(root / "r"), "--quiet", *TINY])
+        sys.exit(0)
+    assert e.value.code == 0
+    return root / "r", out.getvalue()
+
+
+def test_ten_steps_end_with_the_too_few_steps_verdict(ten_steps):
+    run, out = ten_steps
     lines = [line for line in out.splitlines() if line.startswith("Veredicto:")]
     assert len(lines) == 1 and lines[0].startswith("Veredicto: pocos pasos (10,")
     assert "--max-time" in lines[0] and "--model ngram" in lines[0] and "cierra otros programas" in lines[0]
-    state = json.loads((tmp_path / "r" / "state.json").read_text())
+    state = json.loads((run / "state.json").read_text())
     assert state["learnt"] is False and state["verdict"] == lines[0] and state["baseline_bpc"] > 0
-    report = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    report = (run / "report.html").read_text(encoding="utf-8")
     assert report.index("Veredicto: pocos pasos") < report.index("Muestras")
+    per_epoch = state["steps_per_epoch"]
+    assert f"10 pasos ({number(10 / per_epoch, 2)} épocas)" in report  # a fraction of an epoch, counted
+    assert (run / "step_000010.png").is_file()  # the weights where it ended: the report's slider has two pictures
+
+
+def test_the_report_opens_with_the_story_in_a_browser(ten_steps):
+    """The story first (samples, the loss curve, the next characters), then inside the network; the configuration
+    folded at the end: no English key of it is visible before the fold."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="falta el paquete playwright")
+    executable = chromium()
+    if executable is None:
+        pytest.skip("no hay Chromium en este equipo (make test instala el paquete chromium de Debian si es root)")
+    run, _ = ten_steps
+    keys = [k for section in load_run(run).config.to_dict().values() for k in section if "_" in k]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto((run / "report.html").as_uri())
+        titles = [t.strip() for t in page.locator("h2:visible").all_inner_texts()]
+        visible = page.inner_text("body")
+        page.click("summary >> text=La configuración completa")
+        unfolded = page.inner_text("body")
+        browser.close()
+    order = ["Muestras", "Curvas de pérdida", "Probabilidades de una generación", "Atención",
+             "Embeddings de los caracteres", "¿Hasta dónde mira atrás?", "Mapa de sorpresa",
+             "Salud de la red mientras aprende", "Los pesos a lo largo del entrenamiento"]
+    found = [next(i for i, t in enumerate(titles) if t.startswith(title)) for title in order]
+    assert found == sorted(found), titles
+    assert visible.index("Veredicto: pocos pasos") < visible.index("Muestras")
+    assert keys and not [k for k in keys if k in visible]  # vocab_size, muon_lr_ratio…: only after the fold
+    assert "vocab_size" in unfolded and "tamaño del vocabulario" in unfolded
 
 
 def test_a_network_that_learnt_gets_no_warning(tmp_path):
