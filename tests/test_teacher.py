@@ -19,7 +19,7 @@ from taller.runs.folder import load_run
 from taller.text import number
 from taller.training.verdict import MIN_STEPS, verdict
 
-from conftest import PROVERBS, tiny_config
+from conftest import PROVERBS, one_line_error, run_cli, tiny_config
 from test_web import CHROMIUM_ARGS, chromium
 
 TINY = ["--set", "block_size=16", "--set", "d_model=32", "--set", "n_heads=2", "--set", "n_layers=2",
@@ -135,3 +135,20 @@ def test_the_demos_closing_suggestion_runs_from_a_new_shell(monkeypatch):
     done = subprocess.run(f"{command} --help", shell=True, cwd=root, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")})
     assert done.returncode == 0 and "generate" in done.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["compare", "--corpus", "{missing}", "--models", "ngram", "--max-time", "1"],
+    ["compare", "--corpus", "{empty}", "--models", "ngram", "--max-time", "1"],
+    ["train", "--corpus", "{missing}", "--steps", "1"],
+    ["train", "--corpus", "{empty}", "--model", "ngram"],
+    ["train", "--corpus", "{short}", "--steps", "1"],
+])
+def test_a_refused_command_leaves_no_folder(tmp_path, capsys, command):
+    (tmp_path / "vacio.txt").write_text("", encoding="utf-8")
+    (tmp_path / "corto.txt").write_text("ab\n", encoding="utf-8")
+    paths = {"missing": tmp_path / "no-existe.txt", "empty": tmp_path / "vacio.txt", "short": tmp_path / "corto.txt"}
+    out = tmp_path / "salida"
+    code, _, err = run_cli([a.format(**paths) for a in command] + ["--out", str(out)], capsys)
+    one_line_error(code, err)
+    assert not out.exists()

@@ -69,8 +69,8 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
     configs = check_request(corpus, models, max_time, overrides)
     out = Path(out)
     check_run_dir(out, resume=False)
+    split = the_split(configs[0])  # the data options are the same for every model; a missing corpus: no folder left
     create_run_dir(out)
-    split = the_split(configs[0])  # the data options are the same for every model
     rows, curves, runs = [], {}, []
     for name, cfg in zip(models, configs):
         log(f"\n== {name}: {max_time:g} s como máximo ==")
