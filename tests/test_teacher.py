@@ -5,6 +5,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -15,6 +16,7 @@ import pytest
 import taller
 from taller.apps.cli import main
 from taller.apps.cli.training import this_taller
+from taller.apps.web.runs import find_runs
 from taller.runs.folder import load_run
 from taller.text import number
 from taller.training.verdict import MIN_STEPS, verdict
@@ -152,3 +154,9 @@ def test_a_refused_command_leaves_no_folder(tmp_path, capsys, command):
     code, _, err = run_cli([a.format(**paths) for a in command] + ["--out", str(out)], capsys)
     one_line_error(code, err)
     assert not out.exists()
+
+
+def test_serve_finds_runs_in_subfolders_down_to_a_depth(trained_run, tmp_path):
+    for where in ("uno", "compare-dichos/ngram", "a/b/c/demasiado-hondo"):
+        shutil.copytree(trained_run.dir, tmp_path / where)
+    assert sorted(find_runs(tmp_path)) == ["compare-dichos/ngram", "uno"]
