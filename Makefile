@@ -8,7 +8,7 @@ TORCH := torch==2.13.0
 SHARED_CORPORA := $(abspath ../shared/corpora)
 export TALLER_DATA ?= $(if $(wildcard $(SHARED_CORPORA)/refranes.txt),$(SHARED_CORPORA),)
 
-.PHONY: demo test install browser lint format clean
+.PHONY: demo test install browser lint format clean activate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/taller demo
+	@echo "En una terminal nueva: source $(VENV)/bin/activate (después, taller …), o $(BIN)/taller … sin activar nada."
+
+# `taller` on the PATH of this shell needs the shell itself: print the line to run (make cannot change its parent).
+activate: install
+	@echo "source $(VENV)/bin/activate"
 
 # The browser test drives Debian's chromium; install it when missing and we are root (else the test is skipped).
 browser:

@@ -45,7 +45,9 @@ def test_explain_refuses_characters_the_model_never_saw(run_dir, capsys):
 def test_the_weights_move_away_from_the_start_and_every_tensor_is_followed(trained_run):
     entries = read_evolution(trained_run.dir)
     names = {n for n, _ in trained_run.model.named_parameters()}
-    assert [e["epoch"] for e in entries] == list(range(len(entries))) and len(entries) >= 3
+    epochs, steps = [e["epoch"] for e in entries], [e["step"] for e in entries]
+    assert epochs[:-1] == list(range(len(entries) - 1)) and len(entries) >= 3  # each epoch's end, and where it ended
+    assert steps == sorted(set(steps)) and steps[-1] == trained_run.state["step"]
     assert set(entries[0]["change"]) == names and all(v == 0 for v in entries[0]["change"].values())
     assert entries[-1]["change"]["embedding.weight"] > entries[1]["change"]["embedding.weight"] > 0
 
@@ -54,9 +56,10 @@ def test_report_is_one_self_contained_page(run_dir, capsys):
     code, out, _ = run_cli(["report", str(run_dir)], capsys)
     assert code == 0 and "report.html" in out
     page = (run_dir / "report.html").read_text(encoding="utf-8")
-    for title in ("Configuración", "Parámetros", "Curvas de pérdida", "Los pesos, época a época", "Muestras",
+    for title in ("Curvas de pérdida", "Los pesos a lo largo del entrenamiento", "Muestras",
                   "Probabilidades de una generación", "Atención", "Embeddings de los caracteres"):
         assert f"<h2>{title}" in page, title
+    assert "<summary>La configuración completa</summary>" in page and "<summary>Todos los parámetros" in page
     sources = re.findall(r"""(?:src|href)=['"]([^'"]*)""", page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing fetched from anywhere
     assert "http://" not in page and "https://" not in page
@@ -91,7 +94,8 @@ def test_the_report_of_an_lstm_has_the_note_and_no_attention_picture(lstm_dir, c
     assert code == 0
     page = (lstm_dir / "report.html").read_text(encoding="utf-8")
     assert NO_ATTENTION.split(":")[0] in page and NO_EMBEDDING.split(" de ")[0] not in page
-    for title in ("Probabilidades de una generación", "Embeddings de los caracteres", "Los pesos, época a época"):
+    for title in ("Probabilidades de una generación", "Embeddings de los caracteres",
+                  "Los pesos a lo largo del entrenamiento"):
         assert f"<h2>{title}" in page, title
     assert all(f">{name}<" in page for name, _ in load_run(lstm_dir).model.named_parameters())
     assert "lstm.weight_hh_l0" in page

@@ -69,8 +69,8 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
     configs = check_request(corpus, models, max_time, overrides)
     out = Path(out)
     check_run_dir(out, resume=False)
+    split = the_split(configs[0])  # the data options are the same for every model; a missing corpus: no folder left
     create_run_dir(out)
-    split = the_split(configs[0])  # the data options are the same for every model
     rows, curves, runs = [], {}, []
     for name, cfg in zip(models, configs):
         log(f"\n== {name}: {max_time:g} s como máximo ==")
@@ -126,7 +126,8 @@ def mix_config(runs: list) -> Config:
 def model_row(run, name: str, prompt: str, val: str, adapt: bool, log) -> Row:
     """A trained run's row: its scores, a sample, and its real compressed size on val."""
     s, kind = run.state, kind_of(run.config)
-    size = f"{thousands(s['counts'])} cuentas" if "counts" in s else thousands(s["parameters"])  # a count model
+    size = (f"{thousands(s['counts'])} cuentas" if "counts" in s  # a count model
+            else "—" if kind.combines else thousands(s["parameters"]))  # a mix: its parts' are in their own rows
     label = name if run.tokenizer.kind == "char" else f"{kind.name}:{run.tokenizer.kind}-{run.tokenizer.vocab_size}"
     sample = run.generate(clean_like(prompt, run.config.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
                           unknown="replace", top=0)[0].text

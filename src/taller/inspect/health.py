@@ -202,9 +202,11 @@ def activation_notes(layers: list[dict]) -> list[str]:
     return notes
 
 
-def gradient_notes(gradients: dict) -> list[str]:
+def gradient_notes(gradients: dict, first_step: bool = False) -> list[str]:
+    """Gradients that are not numbers, or exactly zero. At the first step a zero gradient is not noted: behind a
+    projection that starts at zero (a Transformer's zero_init) the query, key and value get none until it moves."""
     broken = [n for n, g in gradients.items() if not math.isfinite(number(g))]
-    zero = [n for n, g in gradients.items() if number(g) == 0]
+    zero = [n for n, g in gradients.items() if number(g) == 0] if not first_step else []
     notes = [f"el gradiente de {listed(broken)} no es un número (nan o infinito): el entrenamiento diverge; baja el "
              "learning rate."] if broken else []
     if zero:
@@ -233,16 +235,20 @@ def update_notes(updates: dict) -> list[str]:
 def notes(entry: dict) -> list[str]:
     """What is out of its usual range in one checkup, in Spanish; [] when all is well. The update ratios are not
     judged during the learning rate's warm-up, when they are small on purpose."""
-    said = activation_notes(entry.get("activations", [])) + gradient_notes(entry.get("gradients", {}))
+    said = activation_notes(entry.get("activations", [])) + gradient_notes(entry.get("gradients", {}),
+                                                                            first_step=entry.get("step") == 1)
     if not entry.get("warming_up"):
         said += update_notes(entry.get("updates", {}))
     return said
 
 
 def summary(entries: list[dict]) -> list[tuple[str, list[str]]]:
-    """(title, notes) for the last checkup, and for the first one if it said something else (a bad start)."""
+    """(title, notes) for the last checkup, and for the first one if it said something else (a bad start). A run
+    with one checkup only, in the warm-up, gets no notes: a single early look is no diagnosis."""
     if not entries:
         return []
+    if len(entries) == 1 and entries[0].get("warming_up"):  # one early checkup alone says too little to warn
+        return [(f"Una sola revisión, al empezar (paso {entries[0]['step']})", [])]
     last = entries[-1]
     out = [(f"En la última revisión (paso {last['step']})", notes(last))]
     first = entries[0]

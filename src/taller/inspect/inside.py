@@ -140,8 +140,9 @@ def embedding_plot(chars: list[str], points: np.ndarray, explained: list[float],
 
 
 def evolution_plot(entries: list[dict], path) -> None:
-    """One panel per component (embedding, attention, …); one line per tensor; epochs along the bottom."""
-    epochs = [e["epoch"] for e in entries]
+    """One panel per component (embedding, attention, …); one line per tensor; steps along the bottom (an entry
+    without its step, from an older run: its epoch)."""
+    epochs = [e.get("step", e["epoch"]) for e in entries]
     names = list(entries[0]["change"])
     groups: dict[str, list[str]] = {}
     for name in names:
@@ -150,7 +151,7 @@ def evolution_plot(entries: list[dict], path) -> None:
     rows = math.ceil(len(groups) / cols)
     fig = new_figure(figsize=(cols * 7.5, rows * 3.4 + 0.7), dpi=90)
     colours = colormap("turbo")  # distinct colours however many tensors a panel has
-    fig.suptitle("Cuánto se han movido los pesos desde el inicio: ‖W(época) − W(0)‖ por tensor", fontsize=12)
+    fig.suptitle("Cuánto se han movido los pesos desde el inicio: ‖W(paso) − W(0)‖ por tensor", fontsize=12)
     for i, (component, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.set_prop_cycle(color=[colours(k / max(1, len(members) - 1)) for k in range(len(members))])
@@ -159,7 +160,7 @@ def evolution_plot(entries: list[dict], path) -> None:
             short = name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b")
             ax.plot(epochs, ys, marker="o" if len(epochs) < 15 else None, markersize=3, linewidth=1, label=short)
         ax.set_title(component, fontsize=10)
-        ax.set_xlabel("época", fontsize=8)
+        ax.set_xlabel("paso", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.02), ncol=2 if len(members) > 14 else 1,
@@ -218,7 +219,7 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
         out["embeddings"] = run.dir / "embeddings.png"
     entries = read_evolution(run.dir)
     if len(entries) < 2:
-        out["evolution"] = "Aún no hay épocas guardadas con las que ver cómo cambian los pesos (evolution.jsonl)."
+        out["evolution"] = "Aún no hay pesos guardados después del inicio con los que ver cómo cambian (evolution.jsonl)."
     else:
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"

@@ -70,13 +70,15 @@ def principal_plane(x: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
     return xy, share[:2]
 
 
-def epoch_plot(model, epoch: int, path) -> None:
-    """The seed's picture, readable: 2-D weights as heatmaps with a colour bar, 1-D biases and norms as lines."""
+def epoch_plot(model, epoch: int, path, step: int | None = None) -> None:
+    """The seed's picture, readable: 2-D weights as heatmaps with a colour bar, 1-D biases and norms as lines
+    (`step`: a picture of the weights between two epochs' ends, titled by its step)."""
     params = [(name, p.detach().float().cpu()) for name, p in model.named_parameters()]
     cols = PANELS_PER_ROW
     rows = math.ceil(len(params) / cols)
     fig = new_figure(figsize=(cols * 3.2, rows * 2.6 + 0.8), dpi=80)
-    fig.suptitle(f"Estado de la red neuronal - Época {epoch}", fontsize=16)
+    when = f"Época {epoch}" if step is None else f"Paso {step}"
+    fig.suptitle(f"Estado de la red neuronal - {when}", fontsize=16)
     for i, (name, x) in enumerate(params):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.set_title(name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b"), fontsize=8)
@@ -111,14 +113,19 @@ def loss_curves(metrics: list[dict], xlabel: str, ylabel: str, title: str):
     return fig, ax
 
 
-def loss_plot(metrics: list[dict], path) -> None:
-    """Train and val loss (nats per token) against the step, with bits per character on the right axis.
+def loss_plot(metrics: list[dict], path, baseline_bpc: float | None = None) -> None:
+    """Train and val loss (nats per token) against the step, with bits per character on the right axis, and the
+    8-gram's figure as a dashed line when known (`baseline_bpc`, training/verdict.py).
 
     For word and BPE runs the right axis divides by the val text's characters per token (from its exact val_bpc)."""
     scored = [m for m in metrics if m.get("val_bpc")]
     per_token = scored[-1]["val_loss"] / LN2 / scored[-1]["val_bpc"] if scored else 1.0  # 1: characters
     unit = "carácter" if abs(per_token - 1) < 1e-6 else "token"
     fig, ax = loss_curves(metrics, "paso", f"pérdida (nats por {unit})", "Curvas de pérdida")
+    if baseline_bpc is not None:
+        ax.axhline(baseline_bpc * LN2 * per_token, color="#9ca3af", linestyle="--", linewidth=1,
+                   label="8-grama (solo cuenta)")
+        ax.legend()
     right = ax.secondary_yaxis("right", functions=(lambda n: n / LN2 / per_token,
                                                    lambda b: b * LN2 * per_token))
     right.set_ylabel("bits por carácter" + ("" if unit == "carácter" else f" ({per_token:.2f} caracteres por token)"))

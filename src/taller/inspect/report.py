@@ -1,8 +1,10 @@
 """report.html: everything about a run on one page that opens anywhere (pictures embedded, no network).
 
-    configuration · parameters · loss curves · the network's health · the weights epoch by epoch (slider) · how far
-    they moved · samples · the probabilities of one generation · a surprise map (and the difference with another run)
-    · attention · character embeddings
+    the story: what was trained, on what, for how long · the verdict (training/verdict.py) · samples · loss curves
+               (with the 8-gram's line) · the probabilities of one generation
+    inside:    attention · character embeddings · memory · a surprise map (and the difference with another run) · the
+               network's health · the weights along the way (slider: epochs, and the last step) · how far they moved
+    folded:    the configuration (Spanish words beside each key) · the parameter table
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from taller._version import __version__
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
 from taller.inspect import by_component, loss_plot, parameter_rows
-from taller.inspect.health import health_plot, number, read_health, summary
+from taller.inspect.health import health_plot, read_health, summary
+from taller.inspect.health import number as finite
 from taller.inspect.inside import explain_run
 from taller.inspect.surprise import (SURPRISE_CSS, difference_fragment, known_text, surprise, surprise_fragment,
                                      validation_text)
 from taller.models import kind_of
 from taller.runs.metrics import read_metrics
-from taller.text import show_token, thousands
+from taller.inspect.settings import settings_html
+from taller.text import number, show_token, thousands
 
 SAMPLE_CHARS = 60  # characters of the generation whose probabilities the report shows
 EXPLAIN_CHARS = 40  # of them, the first ones drawn in the attention picture (unless a text is given)
@@ -45,6 +49,8 @@ td, th { padding: .2rem .6rem; border-bottom: 1px solid #eef0f4; text-align: lef
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .cols { display: flex; gap: 2rem; flex-wrap: wrap; align-items: flex-start; }
 img { max-width: 100%; border-radius: 6px; }
+details { margin: 0 0 1.1rem; } summary { cursor: pointer; font-weight: 600; padding: .4rem 0; }
+.verdict { background: #ecfdf5; border-left: 4px solid #10b981; padding: .6rem .9rem; border-radius: 4px; }
 .note { background: #fff7e6; border-left: 4px solid #f59e0b; padding: .6rem .9rem; border-radius: 4px; }
 code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 .sample { font-family: ui-monospace, "DejaVu Sans Mono", monospace; background: #f3f4f6; padding: .25rem .6rem; margin: .25rem 0; border-radius: 4px; }
@@ -57,7 +63,7 @@ SLIDER_JS = """
 const frames = JSON.parse(document.getElementById('epoch-frames').textContent);
 const slider = document.getElementById('epoch-slider'), img = document.getElementById('epoch-img');
 const label = document.getElementById('epoch-label');
-slider.addEventListener('input', () => { img.src = frames[slider.value][1]; label.textContent = 'Época ' + frames[slider.value][0]; });
+slider.addEventListener('input', () => { img.src = frames[slider.value][1]; label.textContent = frames[slider.value][0]; });
 """
 
 
@@ -70,14 +76,6 @@ def picture(item, alt: str) -> str:
     if isinstance(item, Path) and item.exists():
         return f'<img src="{data_uri(item)}" alt="{html.escape(alt)}">'
     return f'<p class="note">{html.escape(str(item))}</p>'
-
-
-def config_tables(run) -> str:
-    parts = []
-    for section, values in run.config.to_dict().items():
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td class='mono'>{html.escape(str(v))}</td></tr>" for k, v in values.items())
-        parts.append(f"<div><h3>[{section}]</h3><table>{rows}</table></div>")
-    return f"<div class='cols'>{''.join(parts)}</div>"
 
 
 def parameters_html(model) -> str:
@@ -95,15 +93,37 @@ def parameters_html(model) -> str:
             f"<th>%</th><th>Componente</th><th>Media</th><th>Desv.</th><th>Mín.</th><th>Máx.</th></tr>{body}</table></div>")
 
 
-def epochs_html(run_dir: Path) -> str:
-    frames = sorted((int(m.group(1)), p) for p in run_dir.glob("epoch_*.png") if (m := re.fullmatch(r"epoch_(\d+)\.png", p.name)))
+def weight_frames(run_dir: Path, steps_per_epoch: int) -> list[tuple[int, str, Path]]:
+    """(step, label, picture) of the weights' pictures: epoch_NNN.png at each epoch's end, step_NNNNNN.png where a
+    run ended between two (a run shorter than an epoch has its start and its end), in the order of the steps."""
+    frames = []
+    for p in run_dir.glob("*.png"):
+        if m := re.fullmatch(r"epoch_(\d+)\.png", p.name):
+            epoch = int(m.group(1))
+            frames.append((epoch * steps_per_epoch, f"Época {epoch}", p))
+        elif m := re.fullmatch(r"step_(\d+)\.png", p.name):
+            step = int(m.group(1))
+            frames.append((step, f"Paso {step} ({epochs_text(step, steps_per_epoch)})", p))
+    return sorted(frames, key=lambda f: f[0])
+
+
+def epochs_text(step: int, steps_per_epoch: int) -> str:
+    """«0,05 épocas», «1 época», «3 épocas»: how much of the text the steps read."""
+    epochs = step / max(1, steps_per_epoch)
+    shown = number(epochs, 0 if epochs == int(epochs) else 2)
+    return f"{shown} época" + ("" if shown == "1" else "s")
+
+
+def epochs_html(run_dir: Path, steps_per_epoch: int = 1) -> str:
+    frames = weight_frames(run_dir, steps_per_epoch)
     if not frames:
         return "<p class='note'>Esta ejecución no guardó imágenes de los pesos (train.plot_every = 0).</p>"
-    data = [[epoch, data_uri(path)] for epoch, path in frames]
+    data = [[label, data_uri(path)] for _, label, path in frames]
     last = len(data) - 1
     return (f"<p><input type='range' id='epoch-slider' min='0' max='{last}' value='{last}'> "
-            f"<b id='epoch-label'>Época {data[last][0]}</b></p><img id='epoch-img' src='{data[last][1]}' alt='pesos'>"
-            f"<script type='application/json' id='epoch-frames'>{json.dumps(data)}</script><script>{SLIDER_JS}</script>")
+            f"<b id='epoch-label'>{html.escape(data[last][0])}</b></p><img id='epoch-img' src='{data[last][1]}' "
+            f"alt='pesos'><script type='application/json' id='epoch-frames'>{json.dumps(data)}</script>"
+            f"<script>{SLIDER_JS}</script>")
 
 
 def generation_html(sample) -> str:
@@ -129,9 +149,9 @@ def health_html(run) -> str:
                                                          or "<p>Todo en su rango habitual: sin avisos.</p>")
                    for title, notes in summary(entries))
     rows = "".join(f"<tr><td>{html.escape(str(a.get('layer')))}</td><td class='mono'>{html.escape(str(a.get('name')))}"
-                   f"</td><td>{html.escape(str(a.get('kind')))}</td><td class='n'>{number(a.get('mean')):.3f}</td>"
-                   f"<td class='n'>{number(a.get('std')):.3f}</td><td class='n'>"
-                   f"{100 * number(a.get('dead', a.get('saturated'))):.1f} % {'muertas' if 'dead' in a else 'saturadas'}"
+                   f"</td><td>{html.escape(str(a.get('kind')))}</td><td class='n'>{number(finite(a.get('mean')), 3)}</td>"
+                   f"<td class='n'>{number(finite(a.get('std')), 3)}</td><td class='n'>"
+                   f"{number(100 * finite(a.get('dead', a.get('saturated'))), 1)} % {'muertas' if 'dead' in a else 'saturadas'}"
                    f"</td></tr>" for a in entries[-1].get("activations", []) if isinstance(a, dict))
     table = (f"<h3>Activaciones en el paso {entries[-1]['step']}</h3><table><tr><th>Capa</th><th>Módulo</th>"
              f"<th>Tipo</th><th>Media</th><th>Desv.</th><th>Fuera de juego</th></tr>{rows}</table>" if rows else "")
@@ -161,43 +181,70 @@ def surprise_sections(run, surprise_text: str | None, against) -> list[tuple[str
 
 def write_report(run, text: str | None = None, surprise_text: str | None = None, against=None) -> Path:
     """Draw the explain pictures and write report.html into the run folder; return its path. `surprise_text`: the
-    text of the surprise map; `against`: another run (loaded) to compare with on it."""
+    text of the surprise map; `against`: another run (loaded) to compare with on it.
+
+    The page tells the story first (what was trained, the verdict, samples, the loss curve, the next-character
+    table), then looks inside (attention, embeddings, memory, surprise, health, the weights), and ends with the
+    configuration and the parameters, folded."""
     cfg, state = run.config, run.state
     sample = run.generate(cfg.train.prompt, 1, seed=cfg.train.seed, max_chars=SAMPLE_CHARS)[0]
     pictures = explain_run(run, text or sample.text[:EXPLAIN_CHARS] or None)
     if not (run.dir / "loss.png").exists():
-        loss_plot(read_metrics(run.dir), run.dir / "loss.png")
-    samples = run.dir / "samples.txt"
-    lines = read_bounded(samples, SAMPLES_LIMIT, REDRAW).decode("utf-8", "replace").splitlines() if samples.exists() else []
-    samples_html = ("".join(f"<div class='sample'>{html.escape(line)}</div>" for line in lines)
-                    if samples.exists() else "<p class='note'>No hay samples.txt en esta ejecución.</p>")
-    n_params = sum(p.numel() for p in run.model.parameters())
-    bpc = f"{state['val_bpc']:.3f} bits por carácter en validación · " if "val_bpc" in state else ""
-    sections = [
-        ("Configuración", config_tables(run)),
-        ("Parámetros", parameters_html(run.model)),
+        loss_plot(read_metrics(run.dir), run.dir / "loss.png", state.get("baseline_bpc"))
+    story = [
+        ("Muestras", samples_html(run.dir)),
         ("Curvas de pérdida", picture(run.dir / "loss.png", "curvas de pérdida")),
-        ("Salud de la red mientras aprende", health_html(run)),
-        ("Los pesos, época a época", epochs_html(run.dir)),
-        ("Cuánto se han movido los pesos", picture(pictures["evolution"], "evolución de los pesos")),
-        ("Muestras", samples_html),
         (f"Probabilidades de una generación (tras «{html.escape(sample.prompt)}»)", generation_html(sample)),
-        *surprise_sections(run, surprise_text, against),
+    ]
+    inside = [
         ("Atención", picture(pictures["attention"], "mapas de atención")),
         ("Embeddings de los caracteres", picture(pictures["embeddings"], "embeddings")),
         ("¿Hasta dónde mira atrás? (cambia un carácter k posiciones atrás)", picture(pictures["memory"], "memoria")),
+        *surprise_sections(run, surprise_text, against),
+        ("Salud de la red mientras aprende", health_html(run)),
+        ("Los pesos a lo largo del entrenamiento", epochs_html(run.dir, int(state.get("steps_per_epoch") or 1))),
+        ("Cuánto se han movido los pesos", picture(pictures["evolution"], "evolución de los pesos")),
     ]
     if "recurrent" in pictures:
-        sections.append(("Dentro de la red recurrente mientras lee", picture(pictures["recurrent"], "estado y puertas")))
+        inside.append(("Dentro de la red recurrente mientras lee", picture(pictures["recurrent"], "estado y puertas")))
     if "count_table" in pictures:
-        sections.append(("La tabla del bigrama", picture(pictures["count_table"], "tabla del bigrama")))
-    body = "".join(f"<section><h2>{title}</h2>{content}</section>" for title, content in sections)
+        inside.append(("La tabla del bigrama", picture(pictures["count_table"], "tabla del bigrama")))
+    body = "".join(f"<section><h2>{title}</h2>{content}</section>" for title, content in story + inside)
     page = (f"<!doctype html><html lang='es'><head><meta charset='utf-8'><title>taller · {html.escape(run.dir.name)}</title>"
             f"<style>{CSS}</style></head><body><main><h1>Informe de {html.escape(run.dir.name)}</h1>"
-            f"<p class='sub'>{html.escape(cfg.model.kind)} de {thousands(n_params)} parámetros · corpus "
-            f"{html.escape(str(state.get('corpus', cfg.data.corpus)))} · {state.get('step', 0)} pasos, "
-            f"{state.get('epoch', 0)} épocas · {bpc}taller {__version__}, {time.strftime('%Y-%m-%d %H:%M')}</p>"
-            f"{body}</main></body></html>")
+            f"{story_html(run)}{body}{folded_html(run)}</main></body></html>")
     path = run.dir / "report.html"
     atomic_write(path, page.encode("utf-8"))
     return path
+
+
+def samples_html(run_dir: Path) -> str:
+    samples = run_dir / "samples.txt"
+    if not samples.exists():
+        return "<p class='note'>No hay samples.txt en esta ejecución.</p>"
+    lines = read_bounded(samples, SAMPLES_LIMIT, REDRAW).decode("utf-8", "replace").splitlines()
+    return "".join(f"<div class='sample'>{html.escape(line)}</div>" for line in lines)
+
+
+def story_html(run) -> str:
+    """The page's opening: what was trained, on what, for how long, its figure, and the verdict."""
+    cfg, state = run.config, run.state
+    kind = kind_of(cfg)
+    n_params = sum(p.numel() for p in run.model.parameters())
+    step, per_epoch = int(state.get("step", 0)), int(state.get("steps_per_epoch") or 0)
+    read = (f"{thousands(step)} pasos ({epochs_text(step, per_epoch)})" if per_epoch else
+            f"{thousands(step)} pasos" if step else "ajustado contando, sin pasos")
+    seconds = f", {number(float(state.get('train_time', 0)), 0)} s de entrenamiento" if state.get("train_time") else ""
+    bpc = f" Acaba en <b>{number(state['val_bpc'], 3)} bits por carácter</b> en validación." if "val_bpc" in state else ""
+    verdict = state.get("verdict")
+    judged = (f"<p class='{'verdict' if state.get('learnt') else 'note'}'>{html.escape(verdict)}</p>" if verdict else "")
+    return (f"<section><p>Un {html.escape(kind.title)} de {thousands(n_params)} parámetros, entrenado con el corpus "
+            f"<b>{html.escape(str(state.get('corpus', cfg.data.corpus)))}</b>: {read}{seconds}.{bpc}</p>{judged}"
+            f"<p class='sub'>taller {__version__}, {time.strftime('%Y-%m-%d %H:%M')}</p></section>")
+
+
+def folded_html(run) -> str:
+    """The configuration (Spanish words beside each key) and the parameter table, folded at the end."""
+    return (f"<details><summary>La configuración completa</summary><section>{settings_html(run.config.to_dict())}"
+            f"</section></details><details><summary>Todos los parámetros, tensor a tensor</summary><section>"
+            f"{parameters_html(run.model)}</section></details>")

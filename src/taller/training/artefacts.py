@@ -1,8 +1,9 @@
 """The files a language model's run folder shows while it learns and when it is done.
 
     parameters.txt       every tensor: shape, count, statistics (at the start and at the end)
-    epoch_NNN.png        the weights as pictures, every `plot_every` epochs
-    evolution.jsonl      how far each group of weights has travelled from where it started, epoch by epoch
+    epoch_NNN.png        the weights as pictures, every `plot_every` epochs (step_NNNNNN.png: where a run ended between)
+    evolution.jsonl      how far each group of weights has travelled from where it started, epoch by epoch (and at
+                         the last step)
     loss.png             train and val curves
     samples.txt          new text written by the model; table.txt: the probabilities behind each token
     report.html          everything above on one page
@@ -33,6 +34,7 @@ class Pictures:
     def __init__(self, out: Path, model, plot_every: int, active: bool):
         self.out, self.model, self.plot_every, self.active = out, model, plot_every, active
         self.initial, self.evolution = None, []
+        self.drawn_step: int | None = None  # the step of the last picture of the weights (None: not known, resumed)
 
     def begin(self, resume: bool, epoch: int) -> None:
         """The weights as they start: kept on disk, so that a resumed run measures how far they moved from there."""
@@ -50,6 +52,7 @@ class Pictures:
         self.write_parameters()
         if not resume and self.plot_every:
             epoch_plot(self.model, 0, self.out / "epoch_000.png")
+            self.drawn_step = 0
 
     def epoch(self, epoch: int, step: int) -> None:
         if not self.active:
@@ -59,6 +62,16 @@ class Pictures:
             write_evolution(self.out, self.evolution)
         if self.plot_every and epoch % self.plot_every == 0:
             epoch_plot(self.model, epoch, self.out / f"epoch_{epoch:03d}.png")
+            self.drawn_step = step
+
+    def last_step(self, epoch: int, step: int) -> None:
+        """The weights where the run ended, when that is not an epoch's end (a run shorter than an epoch, or one
+        stopped by the clock): one more point of evolution.jsonl and step_NNNNNN.png."""
+        if self.initial is not None and self.evolution and self.evolution[-1]["step"] != step:
+            self.evolution.append({"epoch": epoch, "step": step, "change": weight_change(self.model, self.initial)})
+            write_evolution(self.out, self.evolution)
+        if self.plot_every and self.drawn_step != step:
+            epoch_plot(self.model, epoch, self.out / f"step_{step:06d}.png", step=step)
 
     def stopped(self) -> None:
         if self.active:
@@ -69,10 +82,9 @@ class Pictures:
         a model that does not write text, which gets neither samples nor the language model's report)."""
         if not self.active:
             return
-        if self.plot_every and not (self.out / f"epoch_{epoch:03d}.png").exists():
-            epoch_plot(self.model, epoch, self.out / f"epoch_{epoch:03d}.png")
+        self.last_step(epoch, run.state["step"])
         self.write_parameters()
-        loss_plot(read_metrics(self.out), self.out / "loss.png")
+        loss_plot(read_metrics(self.out), self.out / "loss.png", run.state.get("baseline_bpc"))
         if samples and t.samples:
             write_samples(run, t)
         if samples:

@@ -32,6 +32,7 @@ from taller.training import distributed
 from taller.training.artefacts import Pictures
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
+from taller.training.verdict import judge
 
 
 @dataclass
@@ -183,14 +184,16 @@ class NextToken:
         """The run as it ends: its state gains the final score and speed; its folder, the artefacts."""
         d = self.data
         chars_per_s = trainer.step * self.tokens_per_step * d.chars_per_token / max(trainer.train_time, 1e-9)
+        judged = judge(final["val_bpc"], d, self.train_ids, trainer.step, self.epochs_done(trainer.step))
         trainer.commit(finished=True, extra={"val_loss": final["val_loss"], "val_bpc": final["val_bpc"],
                                              "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s,
-                                             "val_chars_per_token": self.val_chars_per_token})
+                                             "val_chars_per_token": self.val_chars_per_token, **judged})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train)
         per = "carácter" if d.tokenizer.kind == "char" else "token"
         trainer.log(f"Validación: {final['val_loss']:.4f} nats/{per} = {final['val_bpc']:.3f} bits/carácter "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s de entrenamiento, {thousands(chars_per_s)} car/s).")
+        trainer.log(judged["verdict"])
         return run
 
     def interrupted_run(self, trainer) -> Run:

@@ -95,7 +95,10 @@ def print_samples(args, by_temperature: list[list]) -> None:
             print(side_by_side([f"temperatura {t:g}" for t in args.temperature], [g[k].text for g in by_temperature]))
             print()
     elif not args.show_probs:
-        for sample in samples:
+        prose = several and any("\n" in s.text.strip("\n") for s in samples)  # lines of their own: marked apart
+        for k, sample in enumerate(samples, start=1):
+            if prose:
+                print(("\n" if k > 1 else "") + f"— muestra {k} de {len(samples)} —")
             print(sample.text)
 
 

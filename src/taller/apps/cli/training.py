@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -117,7 +119,22 @@ def cmd_demo(args) -> None:
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     print(f"\nTodo está en {out}/ ({time.perf_counter() - started:.0f} s):")
     print("  " + "  ".join(files))
-    print(f"Prueba: taller generate {out} --prompt \"Más vale \" -n 3 --show-probs")
+    print(f"Prueba: {this_taller()} generate {out} --prompt \"Más vale \" -n 3 --show-probs")
+
+
+def this_taller() -> str:
+    """How to call the taller that is running now from a new shell: `taller` if that is what PATH finds, else its
+    path (relative when it lies below the current folder, as .venv/bin/taller after `make demo`)."""
+    here = Path(sys.executable).parent / ("taller.exe" if os.name == "nt" else "taller")
+    if not here.is_file():
+        return f"{sys.executable} -m taller"
+    found = shutil.which("taller")
+    if found and Path(found).resolve() == here.resolve():
+        return "taller"
+    try:
+        return str(here.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(here.absolute())
 
 
 def cmd_corpus_list(args) -> None:

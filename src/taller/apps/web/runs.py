@@ -25,24 +25,36 @@ LISTED = 10  # runs (or, in replies.py, unknown characters) listed in an error
 BROKEN = (ValueError, RecursionError, OSError)  # what a damaged run folder may raise besides TallerError
 
 
+DEPTH = 3  # folders below PATH searched for runs (compare's runs sit one level down: runs/compare-…/ngram)
+
+
 def find_runs(root: Path) -> dict[str, Path]:
-    """The run folders under `root` (root itself, or its direct children), by folder name; none outside root."""
+    """The run folders under `root` (root itself, or folders down to DEPTH levels below it), by their path from root
+    (compare-quijote/ngram); none outside root, and none inside a run."""
     root = root.resolve()
     if (root / "state.json").is_file():
         return {root.name: root}
-    runs = {}
+    runs: dict[str, Path] = {}
+    search(root, root, DEPTH, runs)
+    return runs
+
+
+def search(root: Path, folder: Path, depth: int, runs: dict[str, Path]) -> None:
     try:
-        children = sorted(root.iterdir()) if root.is_dir() else []
+        children = sorted(folder.iterdir()) if folder.is_dir() else []
     except OSError:  # an unreadable folder serves no runs
-        return runs
+        return
     for child in children:
         try:
             real = child.resolve()
         except (OSError, RuntimeError):  # a link that leads to itself: not a run
             continue
-        if real.is_relative_to(root) and real.is_dir() and (real / "state.json").is_file():
-            runs[child.name] = real
-    return runs
+        if not (real.is_relative_to(root) and real.is_dir()):
+            continue
+        if (real / "state.json").is_file():
+            runs[child.relative_to(root).as_posix()] = real
+        elif depth > 1:
+            search(root, child, depth - 1, runs)
 
 
 def served_runs(path: Path) -> dict[str, Path]:
