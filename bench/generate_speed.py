@@ -14,7 +14,6 @@ import pstats
 import sys
 import time
 
-import torch
 
 from machine import cpu_info
 from taller import sampling, threads

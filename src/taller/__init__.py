@@ -9,9 +9,13 @@
 """
 
 import importlib
+from typing import TYPE_CHECKING
 
 from taller._version import __version__
 from taller.errors import TallerError
+
+if TYPE_CHECKING:  # for readers and type checkers only: at run time Config is loaded on first use (below)
+    from taller.config import Config
 
 # The public names, each loaded from its module on first use (PEP 562): `import taller` stays light, so that the
 # command line (taller/__main__.py) can catch a Ctrl-C that arrives while PyTorch is still loading.

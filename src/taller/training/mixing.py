@@ -25,7 +25,7 @@ from taller.data.corpora import prepare_corpus
 from taller.data.prepared import is_prepared
 from taller.data.split import mix_slice_length, split_corpus
 from taller.errors import TallerError
-from taller.evaluate import LN2, log_distributions, score_distributions, scoring_window
+from taller.evaluate import log_distributions, score_distributions, scoring_window
 from taller.files import atomic_write
 from taller.models import build_model, kind_of
 from taller.runs.checkpoint import save_checkpoint
