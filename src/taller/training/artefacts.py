@@ -42,7 +42,8 @@ class Pictures:
             return
         if resume:
             self.initial = load_initial(self.out, self.model)  # None for runs saved before it was kept: no evolution
-            self.evolution = [e for e in read_evolution(self.out) if e["epoch"] <= epoch]
+            # a point where an earlier run ended between epochs ("last") is not one an uninterrupted run would have
+            self.evolution = [e for e in read_evolution(self.out) if e["epoch"] <= epoch and not e.get("last")]
         else:
             self.initial = snapshot(self.model)
             save_initial(self.out, self.initial)
@@ -68,7 +69,8 @@ class Pictures:
         """The weights where the run ended, when that is not an epoch's end (a run shorter than an epoch, or one
         stopped by the clock): one more point of evolution.jsonl and step_NNNNNN.png."""
         if self.initial is not None and self.evolution and self.evolution[-1]["step"] != step:
-            self.evolution.append({"epoch": epoch, "step": step, "change": weight_change(self.model, self.initial)})
+            self.evolution.append({"epoch": epoch, "step": step, "change": weight_change(self.model, self.initial),
+                                   "last": True})
             write_evolution(self.out, self.evolution)
         if self.plot_every and self.drawn_step != step:
             epoch_plot(self.model, epoch, self.out / f"step_{step:06d}.png", step=step)
