@@ -10,6 +10,9 @@ core away from one thread now and then, and its partner spins, waiting: measured
 2. training checks in its first steps that half as many threads are not faster, and steps down for good if the
    steps become several times slower later (`StepCheck`): the machine got busy.
 
+The same seed gives the same losses on the same threads: the trial's steps at n/2 threads may add up in another order
+than at n, so a run that must repeat exactly on a machine whose load changes fixes them (`--threads N`).
+
 Nothing here changes the number of threads from any thread but the main one: a server answers requests in a pool
 of threads, and one request must not change how the others compute (`limited` does nothing there).
 """
