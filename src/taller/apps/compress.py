@@ -8,7 +8,8 @@ decoder runs the same model on the tokens it has decoded so far, so it has the s
   - turn probabilities into integer frequencies (each ≥ 1, total ≤ 2^24) with the same float32 operations;
   - make exactly the same calls to the model with tensors of the same shape: the text is cut into up to 64 rows
     read side by side (a batch), each from the start of a line, and a finished row keeps reading a filler token;
-  - run PyTorch on one thread (a different number of threads may add numbers in a different order).
+  - run PyTorch on one thread (a different number of threads may add numbers in a different order); threads.limited
+    sets it from the main thread only, so a compress called from another thread relies on the CRC below.
 A CRC-32 of the text in the header catches any disagreement (another PyTorch, another CPU) instead of a wrong text.
 
 The file (.tllr):  "TLLR"  version (1 byte)  the run's identity (SHA-256 of its tokenizer and weights, 32 bytes)
