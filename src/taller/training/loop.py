@@ -7,6 +7,9 @@ What a batch is and how its loss is computed belongs to the objective: windows o
 (next_token.py) or pairs of words (skipgram.py). The loop owns everything else, the same for every model: the clock
 and the learning-rate schedule, the progress bar, Ctrl-C and SIGTERM, divergence, the score at each epoch's end,
 checkpoints and metrics. A model fitted by counting (the n-gram, the bigram) skips the loop: counting.py.
+
+This file holds the phases of learning; what the loop writes down as it goes (checkpoints, metrics, the progress bar,
+the health checkups) is records.py, a part of the same Trainer.
 """
 
 from __future__ import annotations
@@ -18,18 +21,13 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from taller.config import Config
 from taller.data.prepared import is_prepared
 from taller.errors import TallerError
-from taller.inspect.health import HEALTH, Checkup, NoCheckup, health_plot, read_health, summary
 from taller.models import Kind, kind_of
-from taller.runs.checkpoint import flatten_optimizer, load_tensors, read_state, remove_leftovers, save_checkpoint
-from taller.runs.folder import (Run, check_run_dir, clear_unfinished_start, load_optimizer, load_weights, lock_run_dir,
-                                optimizer_mismatch, run_state)
-from taller.runs.metrics import METRICS, append_metrics, truncate_metrics
-from taller.text import thousands
+from taller.runs.folder import Run, check_run_dir, clear_unfinished_start, lock_run_dir
+from taller.text import number
 from taller.threads import StepCheck, choose, use
 from taller.training import distributed
 from taller.training.average import WeightAverage
@@ -40,6 +38,7 @@ from taller.training.masked import MaskedTokens
 from taller.training.mixing import fit_mix
 from taller.training.next_token import NextToken
 from taller.training.optim import learning_rate, set_learning_rate
+from taller.training.records import Parts, Records, Window
 from taller.training.skipgram import SkipGramPairs
 from taller.training.spans import SpanCorruption
 from taller.training.text_to_text import TextToText
@@ -48,7 +47,6 @@ from taller.training.tildes import Accents
 OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": MaskedTokens,
               "classify": Classify, "spans": SpanCorruption,
               "text_to_text": TextToText, "tildes": Accents}  # a kind's `objective` -> what the loop asks of it
-LAST = "last."  # a finished run's last weights in optim.safetensors (its model may be the average or the best ones)
 
 
 def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print,
@@ -132,18 +130,7 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-class Window:
-    """The steps since the last metrics line: their mean loss and speed."""
-
-    def __init__(self):
-        self.loss, self.steps, self.items, self.seconds = 0.0, 0, 0, 0.0
-
-    def add(self, loss: float, items: int, seconds: float) -> None:
-        self.loss, self.steps, self.items, self.seconds = (self.loss + loss, self.steps + 1, self.items + items,
-                                                           self.seconds + seconds)
-
-
-class Trainer:
+class Trainer(Records):
     """Runs one objective to the end of its budget (epochs, seconds or steps), writing the run folder as it goes."""
 
     def __init__(self, cfg: Config, out: Path, ctx: distributed.Context, objective, *, resume: bool, progress: bool,
@@ -164,6 +151,7 @@ class Trainer:
         self.lr = cfg.train.lr  # the learning rate of the last step
         self.saved_state: dict = {}  # what state.json says since the last commit
         self.stopped_by = 0  # the signal that stopped the steps early (SIGINT: Ctrl-C, SIGTERM), 0 if none
+        self.parts = Parts()  # how long each part of the end takes (said in the run's last line)
 
     def run(self) -> Run:
         """The whole story: lock and open the run folder, learn until the budget is spent (or a stop), then finish."""
@@ -199,35 +187,6 @@ class Trainer:
                          f"y reemplazo sus ficheros ({', '.join(taken_over)}).")
             self.cfg.save(self.out / "config.toml")
             self.objective.save_vocabulary(self.out)
-
-    def restore(self) -> None:
-        """Weights, optimizer and random generators as the last checkpoint left them: the run goes on exactly."""
-        with distributed.main_first(self.ctx):  # rank 0 may finish an interrupted checkpoint on disk; then all read it
-            state = read_state(self.out, repair=self.writer)  # the lock's holder finishes a cut checkpoint
-            load_weights(self.out, self.model, state)
-            tensors = load_optimizer(self.out, state, self.optimizer)
-            try:
-                self.objective.restore(tensors, state)
-                if self.average is not None:
-                    self.average.restore(tensors)
-                last = {k[len(LAST):]: v for k, v in tensors.items() if k.startswith(LAST)}
-                if last:  # a finished run goes on from its last weights, not from the model it kept
-                    self.model.load_state_dict(last)
-            except (KeyError, ValueError, RuntimeError) as e:
-                raise optimizer_mismatch(self.out, e) from None
-            if self.ctx.active:
-                distributed.restore_rng_state(self.ctx, tensors, state)
-        self.step, self.epoch, self.train_time = state["step"], state["epoch"], float(state["train_time"])
-        self.best_val = float(state.get("best_val_loss", float("inf")))
-        self.best_step = int(state.get("best_step", 0))
-        if self.cfg.train.keep_best and (self.out / "best.safetensors").is_file():  # what finish() may go back to
-            self.best_weights, _ = load_tensors(self.out / "best.safetensors", expected=self.model.state_dict())
-        if self.writer:
-            remove_leftovers(self.out)
-            self.cfg.save(self.out / "config.toml")  # a longer schedule given on resuming is remembered
-            truncate_metrics(self.out, self.step)
-            truncate_metrics(self.out, self.step, HEALTH)
-        self.log(f"Continúo {self.out} desde el paso {self.step} (época {self.epoch}).")
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """What the steps call: under torchrun, DDP (it averages the gradients during backward(), starting from rank
@@ -295,31 +254,7 @@ class Trainer:
         if said:
             self.log(said)
 
-    # --- the network's health (inspect/health.py) -------------------------------------------------------------------
-    def checkup(self, lr: float) -> Checkup | NoCheckup:
-        """A checkup of this step (activations, gradients, updates) every train.health_every steps, from the first.
-        A compiled model is not hooked (a hook would make it compile again): gradients and updates only."""
-        every = self.cfg.train.health_every
-        if not every or self.step % every:
-            return NoCheckup()
-        return Checkup(self.model, self.step, activations=not self.cfg.train.compile, epoch=self.epoch,
-                       lr=lr, warming_up=self.step < self.cfg.train.warmup_steps)
-
-    def record_health(self, checkup: Checkup | NoCheckup) -> None:
-        """The watched step's line of health.jsonl (measured on every rank, written by rank 0)."""
-        if checkup.entry is not None:
-            self.log_metrics(checkup.entry, HEALTH)
-
-    def health_report(self) -> None:
-        """At the end (or a stop): health.png, and what the last checkup found out of range, said once."""
-        entries = read_health(self.out) if self.writer and self.cfg.train.health_every else []
-        if not entries:
-            return
-        health_plot(entries, self.out / "health.png")
-        title, said = summary(entries)[-1]
-        said = " · ".join(said) if said else "sin avisos"
-        self.log(f"Salud de la red, {title.lower()}: {said} (health.png).")
-
+    # --- an epoch's end, a stop, the end ---------------------------------------------------------------------------
     def end_epoch(self) -> None:
         """The end of an epoch: the objective's turn (pictures, new pairs), a score on val, a checkpoint."""
         self.epoch += 1
@@ -351,7 +286,8 @@ class Trainer:
         own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.average is not None:  # from here on the model is the average (the run's model: what was scored)
             self.model.load_state_dict(self.average.weights)
-        last = self.objective.evaluate()
+        with self.parts.part("evaluación"):
+            last = self.objective.evaluate()
         kept_other = self.average is not None
         if last["val_loss"] <= self.best_val:
             self.best_val = last["val_loss"]
@@ -360,10 +296,13 @@ class Trainer:
             self.take_best(last["val_loss"])
             kept_other = True
         self.last_weights = own if kept_other else None  # the model kept is not the last weights: a --resume needs them
-        final = self.objective.evaluate(whole=True)
+        with self.parts.part("evaluación"):
+            final = self.objective.evaluate(whole=True)
         self.log_metrics({"step": self.step, "epoch": self.epoch, **final, "time": self.train_time, "final": True})
         self.health_report()
-        return self.objective.finish(self, final)
+        run = self.objective.finish(self, final)
+        self.log(self.parts.line())
+        return run
 
     def take_best(self, last_loss: float) -> None:
         """The last weights scored worse than earlier ones (often: the model has begun to memorise its training text):
@@ -371,7 +310,7 @@ class Trainer:
         figure on that same text is slightly optimistic."""
         self.model.load_state_dict(self.best_weights)
         self.log(f"Me quedo con los pesos del paso {self.best_step}, los de menor pérdida de validación "
-                 f"({self.best_val:.3f}; los últimos, del paso {self.step}: {last_loss:.3f}). Como los elegí mirando la "
+                 f"({number(self.best_val, 3)}; los últimos, del paso {self.step}: {number(last_loss, 3)}). Como los elegí mirando la "
                  "validación, su cifra final es algo optimista; --set keep_best=false guarda los últimos.")
 
     # --- the budget and the schedule --------------------------------------------------------------------------------
@@ -391,59 +330,3 @@ class Trainer:
         """How far along the schedule is, 0 … 1: by the clock, or by the epochs."""
         t = self.cfg.train
         return self.train_time / t.max_time if self.timed else self.objective.epochs_done(self.step) / t.epochs
-
-    # --- what is written and shown ----------------------------------------------------------------------------------
-    def commit(self, finished: bool, extra: dict | None = None) -> None:
-        """A checkpoint: weights, optimizer, random generators and state.json, committed in two phases (checkpoint.py)."""
-        rank_states = distributed.gather_rng_states(self.ctx)  # every rank takes part; only rank 0 writes
-        if not self.writer:
-            return
-        tensors, meta = flatten_optimizer(self.optimizer)  # the same on every rank: same gradients, same steps
-        tensors.update(self.objective.random_state())
-        if self.average is not None:
-            tensors.update(self.average.tensors())
-        if self.last_weights is not None:  # the run's model may be the average or the best: training goes on from these
-            tensors.update({LAST + k: v for k, v in self.last_weights.items()})
-        tensors.update(rank_states)
-        state = run_state(step=self.step, epoch=self.epoch, train_time=self.train_time, finished=finished,
-                          parameters=sum(p.numel() for p in self.model.parameters()), best_val_loss=self.best_val,
-                          best_step=self.best_step,
-                          **self.objective.state(), **(extra or {}))
-        best = self.best_weights if self.best_unsaved else None
-        save_checkpoint(self.out, self.model.state_dict(), tensors, meta, state, best=best)
-        self.saved_state, self.best_unsaved = state, False
-
-    def keep_as_best(self) -> None:
-        """The weights that scored best so far: kept in memory (every rank); the next commit writes them to
-        best.safetensors (rank 0), in the same checkpoint as the state.json that names their step."""
-        self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        self.best_step, self.best_unsaved = self.step, True
-
-    def log_metrics(self, entry: dict, name: str = METRICS) -> None:
-        if self.writer:
-            append_metrics(self.out, entry, name)
-
-    def log_window(self, window: Window, bar) -> None:
-        speed = window.items / window.seconds
-        self.log_metrics({"step": self.step, "epoch": self.epoch, "train_loss": window.loss / window.steps,
-                          "lr": self.lr, self.objective.speed_key: speed, "time": self.train_time})
-        s = self.scores
-        shown = f"val {s['val_loss']:.3f}" if s else "val —"
-        shown += f" · {s['val_bpc']:.2f} bits/car" if "val_bpc" in s else ""
-        bar.set_postfix_str(f"pérdida {window.loss / window.steps:.3f} · {shown} · {thousands(speed)} "
-                            f"{self.objective.speed_unit}", refresh=False)
-
-    def progress_bar(self):
-        t = self.cfg.train
-        if self.timed:
-            total, initial, unit = int(t.max_time), min(int(self.train_time), int(t.max_time)), "s"
-        else:
-            total, initial, unit = self.total_steps(), self.step, "pasos"
-        return tqdm(total=total, initial=initial, disable=not self.progress, dynamic_ncols=True, desc="Entrenando",
-                    mininterval=1.0, bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} " + unit
-                                                + " [{elapsed}<{remaining}{postfix}]")
-
-    def total_steps(self) -> int:
-        t = self.cfg.train
-        scheduled = t.epochs * self.objective.steps_per_epoch
-        return min(scheduled, t.max_steps) if t.max_steps else scheduled
