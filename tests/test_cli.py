@@ -42,6 +42,7 @@ def test_train_writes_every_artefact(cli_run):
     assert {"epoch_000.png", "epoch_001.png", "epoch_002.png", "epoch_003.png"} <= names
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "type='range'" in report and "Época 3" in report and report.count("data:image/png;base64,") >= 4 + 5
+    assert "memory.png" not in names and "la dibuja" in report  # the memory curve: `taller report` draws it
     assert not [n for n in names if ".next." in n or n.endswith(".tmp")]
     run = load_run(out)
     total = sum(p.numel() for p in run.model.parameters())

@@ -5,18 +5,19 @@ import shutil
 
 import pytest
 
+import taller
 from taller.inspect.evolution import read_evolution
 from taller.inspect.inside import NO_ATTENTION, NO_EMBEDDING, explain_run
 from taller.runs.folder import load_run
 
-from conftest import run_cli
+from conftest import run_cli, tiny_config
 
 
 def copy_without(run, path, pictures):
     """A copy of a trained run without the pictures train drew: the commands under test must draw them again."""
     shutil.copytree(run.dir, path)
     for name in pictures + ("report.html",):
-        (path / name).unlink()
+        (path / name).unlink(missing_ok=True)  # (memory.png: the end of a training leaves it to `taller report`)
     return path
 
 
@@ -99,3 +100,12 @@ def test_the_report_of_an_lstm_has_the_note_and_no_attention_picture(lstm_dir, c
         assert f"<h2>{title}" in page, title
     assert all(f">{name}<" in page for name, _ in load_run(lstm_dir).model.named_parameters())
     assert "lstm.weight_hh_l0" in page
+
+
+def test_report_false_leaves_the_page_to_taller_report(corpus_file, tmp_path, capsys):
+    """train.report = false: no report.html at the end of a training (nor the memory curve); `taller report` writes
+    both whenever asked."""
+    run = taller.train(tiny_config(corpus_file, max_steps=5, samples=1), tmp_path / "r", progress=False)
+    assert run.config.train.report is False and not (run.dir / "report.html").exists()
+    code, out, _ = run_cli(["report", str(run.dir)], capsys)
+    assert code == 0 and (run.dir / "report.html").is_file() and is_png(run.dir / "memory.png")

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,19 @@ def test_ten_steps_end_with_the_too_few_steps_verdict(ten_steps):
     per_epoch = state["steps_per_epoch"]
     assert f"10 pasos ({number(10 / per_epoch, 2)} épocas)" in report  # a fraction of an epoch, counted
     assert (run / "step_000010.png").is_file()  # the weights where it ended: the report's slider has two pictures
+
+
+def test_the_last_line_says_how_long_each_part_of_the_end_took(ten_steps):
+    """The time after the budget is accounted for, part by part; the costly memory curve waits for `taller report`."""
+    run, out = ten_steps
+    last = out.splitlines()[-2]  # (the very last line says where the results are)
+    parts = dict(re.findall(r"(evaluación|8-grama|pesos y curvas|muestras|informe) (\d+,\d) s", last))
+    assert last.startswith("Después del entrenamiento: ") and set(parts) == {
+        "evaluación", "8-grama", "pesos y curvas", "muestras", "informe"}, last
+    total = float(re.search(r"total (\d+,\d) s", last)[1].replace(",", "."))
+    assert abs(total - sum(float(v.replace(",", ".")) for v in parts.values())) <= 0.3
+    assert not (run / "memory.png").exists()
+    assert f"`taller report {run}` la dibuja" in (run / "report.html").read_text(encoding="utf-8")
 
 
 def test_the_report_opens_with_the_story_in_a_browser(ten_steps):

@@ -20,7 +20,7 @@ from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
 from taller.models import BY_SIZE, KINDS, ModelConfig, kind_named, need
 from taller.models.kind import by_size
-from taller.text import thousands
+from taller.text import number, short, thousands
 
 CONFIG_LIMIT = 1 * MB  # a configuration is a few hundred bytes
 MAX_VOCAB = 2_000_000  # tokens: every Unicode character (1.1 million) and the 200 000 words of a word tokenizer fit
@@ -78,6 +78,7 @@ class TrainConfig:
     ema: float = BY_SIZE  # decay of the average of the weights that is scored and kept (training/average.py); 0: none;
     #                       -1: chosen from the text's size (AVERAGE_BY_SIZE)
     health_every: int = 100  # steps between checkups of the network's health (health.jsonl, health.png; 0 = none)
+    report: bool = True  # report.html at the end (false: none; `taller report RUN` writes it whenever asked)
 
 
 # The size rule for train.ema, measured (bench/README.md, "Size-aware defaults"): (fewer training tokens, decay).
@@ -90,7 +91,7 @@ def average_for(train: TrainConfig, train_tokens: int) -> str | None:
     if train.ema != BY_SIZE:
         return None
     train.ema = by_size(AVERAGE_BY_SIZE, train_tokens)
-    return f"media de los pesos {train.ema:g}" + (" (la de los últimos ~100 pasos; --set ema=0 la quita)" if train.ema else "")
+    return f"media de los pesos {short(train.ema)}" + (" (la de los últimos ~100 pasos; --set ema=0 la quita)" if train.ema else "")
 
 
 BEFORE_THEY_EXISTED = {"mix_slice": 0.0, "ema": 0.0}  # [train] keys whose default changes what a run does
@@ -242,7 +243,7 @@ class Config:
         check_data(self.data)
         check_train(self.train)
         params = self.model.estimate_parameters()  # a model that would not fit in memory is refused before it is built
-        need(params <= MEMORY_LIMIT, f"el modelo tendría unos {params / 1e9:.1f} mil millones de parámetros; "
+        need(params <= MEMORY_LIMIT, f"el modelo tendría unos {number(params / 1e9, 1)} mil millones de parámetros; "
              "reduce d_model, d_ff o n_layers.")
         return self
 
@@ -265,9 +266,9 @@ class Config:
         needed = processes * sum(parts.values())
         if available is None or needed <= MEMORY_SHARE * available:
             return
-        shown = ", ".join(f"{name} {value * processes / GB:.1f}" for name, value in parts.items())
-        raise TallerError(f"este entrenamiento necesita unos {needed / GB:.1f} GB de memoria ({shown}) y el equipo "
-                          f"tiene {available / GB:.1f} GB libres (taller usa como mucho el {MEMORY_SHARE:.0%}); "
+        shown = ", ".join(f"{name} {number(value * processes / GB, 1)}" for name, value in parts.items())
+        raise TallerError(f"este entrenamiento necesita unos {number(needed / GB, 1)} GB de memoria ({shown}) y el equipo "
+                          f"tiene {number(available / GB, 1)} GB libres (taller usa como mucho el {number(100 * MEMORY_SHARE, 0)} %); "
                           f"{self.memory_advice(parts, MEMORY_SHARE * available / processes)}.")
 
     def memory_advice(self, parts: dict[str, float], budget: float) -> str:

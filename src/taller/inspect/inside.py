@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from taller.errors import TallerError
-from taller.text import show_token
+from taller.text import number, show_token
 from taller.inspect.bigram import bigram_plot
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
@@ -40,6 +40,12 @@ NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay ma
 NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
 BOTH_SIDES_TEXT = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme"  # what a BERT's maps read by default
 NO_MEMORY = "No mido la memoria: es una medida de los modelos que leen de izquierda a derecha."
+
+
+def memory_later(run) -> str:
+    """The note where the memory curve is not drawn at the end of a training (64 windows read 65 times each)."""
+    return (f"La curva de memoria cuesta unos segundos más (64 ventanas leídas 65 veces cada una): "
+            f"`taller report {run.dir}` la dibuja.")
 NO_NEXT = ("No dibujo temperature.png: este modelo no escribe de izquierda a derecha, no hay un siguiente carácter "
            "que repartir a cada temperatura.")
 MIXING_CHARS = 97  # characters of validation text for a mix's picture
@@ -100,8 +106,9 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path, causal: bool 
             ax = fig.add_subplot(layers, heads, layer * heads + head + 1)
             ax.imshow(m[head], cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(f"capa {layer + 1} · cabeza {head + 1}", fontsize=9)
-            ax.set_xticks(range(T), labels, fontsize=fontsize)
-            ax.set_yticks(range(len(row_labels)), row_labels, fontsize=fontsize)
+            bottom, left = layer == layers - 1, head == 0  # the labels once per column and per row of the grid
+            ax.set_xticks(range(T), labels if bottom else [], fontsize=fontsize)
+            ax.set_yticks(range(len(row_labels)), row_labels if left else [], fontsize=fontsize)
             ax.tick_params(length=0, pad=1)
     fig.subplots_adjust(left=0.3 / fig.get_figwidth(), right=1 - 0.1 / fig.get_figwidth(), bottom=0.3 / fig.get_figheight(),
                         top=1 - 0.9 / fig.get_figheight(), wspace=0.15, hspace=0.25)
@@ -190,9 +197,10 @@ def cross_attention_for(run, text: str) -> tuple[list[str], list[str], list[np.n
 
 
 def explain_run(run, text: str | None = None, unknown: str = "error",
-                temperatures: list[float] = ()) -> dict[str, Path | str]:
+                temperatures: list[float] = (), memory: bool = True) -> dict[str, Path | str]:
     """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table, and with `temperatures`
-    temperature.png) into the run folder; a note (str) where one can't be drawn."""
+    temperature.png) into the run folder; a note (str) where one can't be drawn. `memory=False`: no memory curve (it
+    costs seconds: the end of a training leaves it to `taller report`)."""
     kind = kind_of(run.config)
     left_to_right = kind.language_model  # else a BERT: it reads both sides and writes nothing
     if not text and not left_to_right:
@@ -223,7 +231,10 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
     else:
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"
-    out["memory"] = run_memory(run, run.dir / "memory.png") if left_to_right else NO_MEMORY
+    if not left_to_right:
+        out["memory"] = NO_MEMORY
+    else:
+        out["memory"] = run_memory(run, run.dir / "memory.png") if memory else memory_later(run)
     if kind.traces_state:  # a recurrent network: its state (and gates) along the text
         out["recurrent"] = recurrent_plot(run, text, run.dir / "recurrent.png", unknown)
     if kind.count_table:  # a bigram: the whole model is a table of probabilities
@@ -236,7 +247,7 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
         entropies = temperature_plot(run, text, list(temperatures), run.dir / "temperature.png", unknown)
         out["temperature"] = run.dir / "temperature.png"
         out["entropy"] = "Entropía del siguiente carácter: " + " · ".join(
-            f"temperatura {t:g}: {h:.2f} bits" for t, h in entropies.items())
+            f"temperatura {t:g}: {number(h, 2)} bits" for t, h in entropies.items())
     return out
 
 

@@ -16,6 +16,7 @@ import torch
 
 from taller.evaluate import LN2
 from taller.files import atomic_write
+from taller.text import number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -81,13 +82,18 @@ def epoch_plot(model, epoch: int, path, step: int | None = None) -> None:
     fig.suptitle(f"Estado de la red neuronal - {when}", fontsize=16)
     for i, (name, x) in enumerate(params):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.set_title(name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b"), fontsize=8)
+        shape = "×".join(str(n) for n in x.shape)
+        ax.set_title(f'{name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b")} ({shape})',
+                     fontsize=8)
         ax.tick_params(labelsize=6)
-        if x.ndim >= 2:
+        if x.ndim >= 2:  # the shape is in the title; no ticks (drawing them was most of the picture's time)
             x = x.reshape(x.shape[0], -1)
             limit = float(x.abs().max()) or 1.0
             im = ax.imshow(x.numpy(), aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, ticks=[-limit, 0, limit], format="%.2g")
+            bar.ax.tick_params(labelsize=6)
         else:
             ax.plot(x.numpy(), linewidth=0.8)
             ax.grid(alpha=0.3)
@@ -128,6 +134,6 @@ def loss_plot(metrics: list[dict], path, baseline_bpc: float | None = None) -> N
         ax.legend()
     right = ax.secondary_yaxis("right", functions=(lambda n: n / LN2 / per_token,
                                                    lambda b: b * LN2 * per_token))
-    right.set_ylabel("bits por carácter" + ("" if unit == "carácter" else f" ({per_token:.2f} caracteres por token)"))
+    right.set_ylabel("bits por carácter" + ("" if unit == "carácter" else f" ({number(per_token, 2)} caracteres por token)"))
     fig.tight_layout()
     save_figure(fig, path)

@@ -83,10 +83,10 @@ def parameters_html(model) -> str:
     total = sum(r["count"] for r in rows)
     body = "".join(
         f"<tr><td class='mono'>{html.escape(r['name'])}</td><td>{r['shape']}</td><td class='n'>{thousands(r['count'])}</td>"
-        f"<td class='n'>{r['percent']:.1f} %</td><td>{r['component']}</td><td class='n'>{r['mean']:.4f}</td>"
-        f"<td class='n'>{r['std']:.4f}</td><td class='n'>{r['min']:.4f}</td><td class='n'>{r['max']:.4f}</td></tr>"
+        f"<td class='n'>{number(r['percent'], 1)} %</td><td>{r['component']}</td><td class='n'>{number(r['mean'], 4)}</td>"
+        f"<td class='n'>{number(r['std'], 4)}</td><td class='n'>{number(r['min'], 4)}</td><td class='n'>{number(r['max'], 4)}</td></tr>"
         for r in rows)
-    summary = "".join(f"<tr><td>{c}</td><td class='n'>{thousands(n)}</td><td class='n'>{100 * n / total:.1f} %</td></tr>"
+    summary = "".join(f"<tr><td>{c}</td><td class='n'>{thousands(n)}</td><td class='n'>{number(100 * n / total, 1)} %</td></tr>"
                       for c, n in by_component(rows).items())
     return (f"<p>Total: <b>{thousands(total)}</b> parámetros.</p><div class='cols'><table><tr><th>Componente</th>"
             f"<th>Cantidad</th><th>%</th></tr>{summary}</table><table><tr><th>Nombre</th><th>Forma</th><th>Cantidad</th>"
@@ -130,7 +130,7 @@ def generation_html(sample) -> str:
     rows = []
     for step in sample.steps:
         cands = " ".join(f"<span class='{'chosen' if c == step.token else ''}'><span class='bar' style='width:{BAR_PX * p:.0f}px'>"
-                         f"</span>{html.escape(show_token(c))} {p:.3f}</span>&nbsp;&nbsp;" for c, p in step.top)
+                         f"</span>{html.escape(show_token(c))} {number(p, 3)}</span>&nbsp;&nbsp;" for c, p in step.top)
         rows.append(f"<tr><td class='n'>{step.position}</td><td class='mono chosen'>{html.escape(show_token(step.token))}</td>"
                     f"<td class='mono'>{cands}</td></tr>")
     return (f"<p>Texto generado: <span class='sample'>{html.escape(sample.text)}</span></p>"
@@ -179,16 +179,18 @@ def surprise_sections(run, surprise_text: str | None, against) -> list[tuple[str
     return sections
 
 
-def write_report(run, text: str | None = None, surprise_text: str | None = None, against=None) -> Path:
+def write_report(run, text: str | None = None, surprise_text: str | None = None, against=None,
+                 memory: bool = True) -> Path:
     """Draw the explain pictures and write report.html into the run folder; return its path. `surprise_text`: the
-    text of the surprise map; `against`: another run (loaded) to compare with on it.
+    text of the surprise map; `against`: another run (loaded) to compare with on it; `memory=False`: a note where the
+    memory curve would be (the end of a training: `taller report` draws it).
 
     The page tells the story first (what was trained, the verdict, samples, the loss curve, the next-character
     table), then looks inside (attention, embeddings, memory, surprise, health, the weights), and ends with the
     configuration and the parameters, folded."""
     cfg, state = run.config, run.state
     sample = run.generate(cfg.train.prompt, 1, seed=cfg.train.seed, max_chars=SAMPLE_CHARS)[0]
-    pictures = explain_run(run, text or sample.text[:EXPLAIN_CHARS] or None)
+    pictures = explain_run(run, text or sample.text[:EXPLAIN_CHARS] or None, memory=memory)
     if not (run.dir / "loss.png").exists():
         loss_plot(read_metrics(run.dir), run.dir / "loss.png", state.get("baseline_bpc"))
     story = [

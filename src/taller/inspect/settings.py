@@ -33,6 +33,7 @@ WORDS = {  # key -> what it means, in Spanish; a key not listed is shown by itse
     "cómo se eligen las ventanas", "stride": "separación entre ventanas", "compile": "torch.compile", "mix_slice":
     "parte del texto apartada para una mezcla", "keep_best": "se queda con los mejores pesos", "ema":
     "media de los pesos (decaimiento)", "health_every": "pasos entre revisiones de salud",
+    "report": "informe al final",
 }
 
 

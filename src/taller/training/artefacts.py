@@ -79,18 +79,22 @@ class Pictures:
         if self.active:
             loss_plot(read_metrics(self.out), self.out / "loss.png")
 
-    def finish(self, run, epoch: int, t, samples: bool = True) -> None:
-        """The last picture, the final tables, samples and the report (t: the [train] section; `samples`: False for
-        a model that does not write text, which gets neither samples nor the language model's report)."""
+    def finish(self, run, epoch: int, t, parts, samples: bool = True) -> None:
+        """The last picture, the final tables, samples and the report (t: the [train] section; parts: the end's
+        clock, records.Parts; `samples`: False for a model that does not write text, which gets neither samples nor
+        the language model's report)."""
         if not self.active:
             return
-        self.last_step(epoch, run.state["step"])
-        self.write_parameters()
-        loss_plot(read_metrics(self.out), self.out / "loss.png", run.state.get("baseline_bpc"))
+        with parts.part("pesos y curvas"):
+            self.last_step(epoch, run.state["step"])
+            self.write_parameters()
+            loss_plot(read_metrics(self.out), self.out / "loss.png", run.state.get("baseline_bpc"))
         if samples and t.samples:
-            write_samples(run, t)
-        if samples:
-            write_report(run)
+            with parts.part("muestras"):
+                write_samples(run, t)
+        if samples and t.report:
+            with parts.part("informe"):
+                write_report(run, memory=False)  # the memory curve costs seconds: `taller report` draws it
 
     def write_parameters(self) -> None:
         atomic_write(self.out / "parameters.txt", parameter_table(self.model).encode("utf-8"))

@@ -130,7 +130,7 @@ class MaskedTokens(NextToken):
         chars_per_s = trainer.step * self.tokens_per_step * d.chars_per_token / max(trainer.train_time, 1e-9)
         trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
-        self.pictures.finish(run, trainer.epoch, self.cfg.train, samples=False)
+        self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts, samples=False)
         masked = int((self.val.targets != IGNORE).sum())
         trainer.log(f"Validación ({thousands(masked)} huecos fijos): acierta el {final['val_accuracy']:.1%} · "
                     f"{final['val_loss']:.4f} nats por hueco = {final['val_masked_bpc']:.3f} bits por carácter oculto "

@@ -27,7 +27,7 @@ from taller.errors import TallerError
 from taller.evaluate import evaluate, val_text
 from taller.models import build_model
 from taller.runs.folder import Run
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training import distributed
 from taller.training.artefacts import Pictures
 from taller.training.device import autocast_for
@@ -166,7 +166,7 @@ class NextToken:
     def begin(self, trainer) -> None:
         self.pictures.begin(trainer.resume, trainer.epoch)
         d, t, n_params = self.data, self.cfg.train, sum(p.numel() for p in self.model.parameters())
-        unit = "caracteres" if d.tokenizer.kind == "char" else f"tokens {d.tokenizer.kind} ({d.chars_per_token:.2f} car/token)"
+        unit = "caracteres" if d.tokenizer.kind == "char" else f"tokens {d.tokenizer.kind} ({number(d.chars_per_token, 2)} car/token)"
         trainer.log(f"Modelo: {self.cfg.model.kind}, {thousands(n_params)} parámetros · corpus {d.corpus.name}: "
                     f"{thousands(len(self.train_ids))} {unit} de entrenamiento{set_aside(self.mix_slice)}, "
                     f"{thousands(len(d.val_ids))} de validación · "
@@ -184,14 +184,15 @@ class NextToken:
         """The run as it ends: its state gains the final score and speed; its folder, the artefacts."""
         d = self.data
         chars_per_s = trainer.step * self.tokens_per_step * d.chars_per_token / max(trainer.train_time, 1e-9)
-        judged = judge(final["val_bpc"], d, self.train_ids, trainer.step, self.epochs_done(trainer.step))
+        with trainer.parts.part("8-grama"):
+            judged = judge(final["val_bpc"], d, self.train_ids, trainer.step, self.epochs_done(trainer.step))
         trainer.commit(finished=True, extra={"val_loss": final["val_loss"], "val_bpc": final["val_bpc"],
                                              "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s,
                                              "val_chars_per_token": self.val_chars_per_token, **judged})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
-        self.pictures.finish(run, trainer.epoch, self.cfg.train)
+        self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts)
         per = "carácter" if d.tokenizer.kind == "char" else "token"
-        trainer.log(f"Validación: {final['val_loss']:.4f} nats/{per} = {final['val_bpc']:.3f} bits/carácter "
+        trainer.log(f"Validación: {number(final['val_loss'], 4)} nats/{per} = {number(final['val_bpc'], 3)} bits/carácter "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s de entrenamiento, {thousands(chars_per_s)} car/s).")
         trainer.log(judged["verdict"])
         return run

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training.next_token import NextToken
 
 
@@ -126,9 +126,9 @@ class SpanCorruption(NextToken):
         d = self.data
         trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
-        self.pictures.finish(run, trainer.epoch, self.cfg.train, samples=False)
+        self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts, samples=False)
         trainer.log(f"Validación ({thousands(self.val.answer.numel())} tokens de respuesta fijos): acierta el "
-                    f"{final['val_accuracy']:.1%} · {final['val_loss']:.4f} nats por token ({trainer.step} pasos, "
+                    f"{number(100 * final['val_accuracy'], 1)} % · {number(final['val_loss'], 4)} nats por token ({trainer.step} pasos, "
                     f"{trainer.train_time:.0f} s).")
         trainer.log(f"Prueba: taller fill {trainer.out} --text \"En un lugar de la ___ de cuyo nombre no quiero acordarme\"")
         return run
