@@ -45,7 +45,7 @@ def test_training_chooses_the_dropout_writes_it_and_says_so(tmp_path, corpus_fil
                  log=lambda *a, **k: said.append(" ".join(map(str, a))))
     saved = (tmp_path / "run" / "config.toml").read_text()
     assert "dropout = 0.2" in saved  # 1,300 characters: the smallest row of the table
-    assert any("Según el tamaño del texto: dropout 0.2" in line for line in said)
+    assert any("Según el tamaño del texto: dropout 0,2" in line for line in said)
 
 
 def scripted_scores(monkeypatch, losses: list[float]):
@@ -86,5 +86,5 @@ def test_a_classifier_chooses_its_dropout_from_its_labelled_texts_too(tmp_path):
     cfg.set_kind("bert-clasificador")
     cfg.set("dropout", "-1")
     objective = Classify(cfg, tmp_path / "clf", Context(), resume=False)
-    assert cfg.model.dropout == 0.2 and objective.chosen.startswith("dropout 0.2 (")
+    assert cfg.model.dropout == 0.2 and objective.chosen.startswith("dropout 0,2 (")
     assert all(m.p == 0.2 for m in objective.model.modules() if isinstance(m, torch.nn.Dropout))

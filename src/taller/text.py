@@ -7,6 +7,11 @@ def number(x: float, digits: int = 2) -> str:
     return whole.replace(",", ".") + ("," + frac if frac else "")
 
 
+def short(x: float) -> str:
+    """A number as short as it reads (Python's `g`), with the Spanish decimal comma: 0.99 → '0,99', 2.0 → '2'."""
+    return f"{x:g}".replace(".", ",")
+
+
 def thousands(x: float) -> str:
     """A whole number with Spanish thousands separators: 12345.6 → '12.346'."""
     return number(x, 0)

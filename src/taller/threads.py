@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from taller.text import number
+
 PROBE_SECONDS = 0.2  # how long the cores are watched before choosing
 STEP_ALONE_BELOW = 4_000_000  # parameters × rows: a step smaller than this runs faster on one thread (generation)
 WARMUP, SAMPLE = 3, 5  # StepCheck: steps not timed (the first are slow: memory, caches), steps timed per setting
@@ -100,7 +102,7 @@ def choose(requested: int = 0) -> Choice:
     free = max(1, min(n, round(n - busy)))
     if free == n:
         return Choice(n, f"{threads_words(n)}, uno por núcleo libre", True)
-    return Choice(free, f"{threads_words(free)}: otros programas ocupan {busy:.1f} de los {n} núcleos".replace(".", ",")
+    return Choice(free, f"{threads_words(free)}: otros programas ocupan {number(busy, 1)} de los {n} núcleos"
                   + " (--threads N para elegir)", True)
 
 
@@ -175,8 +177,8 @@ class StepCheck:
         set_threads(best)
         if best == before:
             return None
-        return (f"Con {threads_words(best)} los pasos van {medians[before] / medians[best]:.1f} veces más rápido que con "
-                f"{before}: otro programa usa la CPU; sigo así (--threads N para elegir).").replace(".", ",", 1)
+        return (f"Con {threads_words(best)} los pasos van {number(medians[before] / medians[best], 1)} veces más rápido que con "
+                f"{before}: otro programa usa la CPU; sigo así (--threads N para elegir).")
 
     def watch(self, seconds: float) -> str | None:
         if self.usual is None or self.threads == 1:

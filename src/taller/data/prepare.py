@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from taller.files import atomic_write, open_regular, reason, regular_file
 from taller.data.corpora import BINARY_CHECK, MAX_LINE, MIN_LINES, TEXT_FILE
 from taller.errors import TallerError
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX
 from taller.data.tokenizers import LISTED, AnyTokenizer, CharTokenizer, smallest_dtype
 
@@ -245,6 +245,6 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
     tokenizer.save(out / "tokenizer.json")
     atomic_write(out / META, json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8"))  # last: the folder is complete
     log(f"Preparado {out}: {thousands(encoded.count)} tokens ({dtype.name}, vocabulario de {tokenizer.vocab_size}), "
-        f"{thousands(encoded.val)} de validación al final · {size / 1e6:.1f} MB en {seconds:.1f} s "
-        f"({size / 1e6 / max(seconds, 1e-9):.1f} MB/s).")
+        f"{thousands(encoded.val)} de validación al final · {number(size / 1e6, 1)} MB en {number(seconds, 1)} s "
+        f"({number(size / 1e6 / max(seconds, 1e-9), 1)} MB/s).")
     return meta

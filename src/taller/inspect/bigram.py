@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from taller.inspect.plots import new_figure, save_figure
-from taller.text import show_char
+from taller.text import number, show_char
 
 SHOWN = 40  # rows and columns drawn: the most frequent characters (a whole vocabulary of ~90 would be unreadable)
 LABELLED = 25  # cells with the largest probabilities get their value written in
@@ -35,7 +35,7 @@ def bigram_plot(run, path: Path) -> Path:
     top = torch.topk(part.flatten(), min(LABELLED, part.numel()))
     for p, i in zip(top.values, top.indices):
         r, c = divmod(int(i), part.shape[1])
-        ax.text(c, r, f"{float(p):.2f}".removeprefix("0"), ha="center", va="center", fontsize=6, color="white")
+        ax.text(c, r, f"{number(float(p), 2)}".removeprefix("0"), ha="center", va="center", fontsize=6, color="white")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="probabilidad")
     fig.tight_layout()
     save_figure(fig, path)

@@ -16,7 +16,7 @@ import torch
 
 from taller.inspect.plots import new_figure, save_figure
 from taller.sampling import next_token_logits, sampling_probs
-from taller.text import show_token
+from taller.text import number, show_token
 
 SHOWN = 15  # characters drawn per panel: the model's likeliest, in its own order
 QUOTED = 30  # characters of the context quoted in the title
@@ -54,7 +54,7 @@ def temperature_plot(run, text: str, temperatures: list[float], path: Path, unkn
         ax.set_xticks(range(len(order)), labels, fontsize=8)
         ax.set_ylim(0, min(1.0, top * 1.1))
         own_label = " (la del modelo)" if t == 1 else ""
-        ax.set_title(f"temperatura {t:g}{own_label}\nentropía {entropies[t]:.2f} bits", fontsize=10)
+        ax.set_title(f"temperatura {t:g}{own_label}\nentropía {number(entropies[t], 2)} bits", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         if k == 0:
             ax.set_ylabel("probabilidad de elegirlo")

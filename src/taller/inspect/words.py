@@ -16,7 +16,7 @@ from taller.inspect.plots import loss_curves, new_figure, principal_plane, save_
 from taller.models import build_model, kind_of
 from taller.models.skipgram import VOCAB_FILE, WordVocab
 from taller.runs.checkpoint import checkpoint_file, load_tensors, read_state
-from taller.text import thousands
+from taller.text import number, thousands
 
 
 @dataclass
@@ -119,7 +119,7 @@ def expectation(vectors, scores: torch.Tensor, expected: str, exclude: list[str]
     if expected in exclude:
         raise TallerError(f"--expect {expected}: esa palabra es una de las de la pregunta y no compite; elige otra.")
     rank, competing, similarity = vectors.rank_of(scores, expected, exclude)
-    where = f"«{expected}» es la {rank}.ª de {thousands(competing)} (similitud {similarity:.3f})"
+    where = f"«{expected}» es la {rank}.ª de {thousands(competing)} (similitud {number(similarity, 3)})"
     verb, top = ("está", f"entre las {k} primeras") if k > 1 else ("es", "la primera")
     if rank <= k:
         return f"{where}: {verb} {top}."

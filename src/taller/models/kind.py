@@ -22,7 +22,7 @@ from typing import Callable
 import torch.nn as nn
 
 from taller.errors import TallerError
-from taller.text import thousands
+from taller.text import short, thousands
 
 
 def need(ok: bool, msg: str) -> None:
@@ -62,7 +62,7 @@ class ModelConfig:
         if getattr(self, "dropout", None) != BY_SIZE:
             return None
         self.dropout = by_size(DROPOUT_BY_SIZE, train_tokens)
-        return f"dropout {self.dropout:g} ({thousands(train_tokens)} tokens de entrenamiento; fíjalo con --set dropout=X)"
+        return f"dropout {short(self.dropout)} ({thousands(train_tokens)} tokens de entrenamiento; fíjalo con --set dropout=X)"
 
     def estimate_parameters(self) -> int:
         """About how many parameters the model will have, before it is built (memory guard)."""

@@ -17,7 +17,7 @@ from taller.files import atomic_write
 from taller.models import build_model
 from taller.runs.checkpoint import save_checkpoint
 from taller.runs.folder import Run, clear_unfinished_start, lock_run_dir, run_state
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training.artefacts import write_samples
 from taller.training.next_token import check_lengths, find_text_data
 
@@ -53,6 +53,6 @@ def count(cfg, out: Path, data, log) -> Run:
     run = Run(out, cfg, data.tokenizer, model.eval(), state)
     if cfg.train.samples:
         write_samples(run, cfg.train)
-    log(f"Validación: {val_loss:.4f} nats/carácter = {val_loss / LN2:.3f} bits/carácter "
-        f"({thousands(model.num_counts)} cuentas; ajuste {fit_time:.1f} s, evaluación {score_time:.1f} s).")
+    log(f"Validación: {number(val_loss, 4)} nats/carácter = {number(val_loss / LN2, 3)} bits/carácter "
+        f"({thousands(model.num_counts)} cuentas; ajuste {number(fit_time, 1)} s, evaluación {number(score_time, 1)} s).")
     return run

@@ -30,7 +30,7 @@ from taller.files import atomic_write
 from taller.models import build_model, kind_of
 from taller.runs.checkpoint import save_checkpoint
 from taller.runs.folder import Run, clear_unfinished_start, load_run, lock_run_dir, run_identity, run_state
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training.artefacts import write_samples
 
 FIT_ELEMENTS = 1 << 22  # numbers (positions × parts × vocabulary) in one step of the table's fit: 16 MB
@@ -187,15 +187,15 @@ def write_mix(cfg, out: Path, model, parts: list[Run], scores: dict, corpus, spl
     run = Run(out, cfg, parts[0].tokenizer, model.eval(), state, parts=parts)
     if cfg.train.samples:
         write_samples(run, cfg.train)
-    alone = ", ".join(f"{n} {b:.3f}" for n, b in zip(names, scores["parts_val_bpc"]))
-    log(f"Validación: {scores['val_bpc']:.3f} bits/carácter la mezcla ({alone} por separado; ajuste {fit_time:.1f} s).")
+    alone = ", ".join(f"{n} {number(b, 3)}" for n, b in zip(names, scores["parts_val_bpc"]))
+    log(f"Validación: {number(scores['val_bpc'], 3)} bits/carácter la mezcla ({alone} por separado; ajuste {number(fit_time, 1)} s).")
     return run
 
 
 def weight_table(model, names: list[str]) -> str:
     """parameters.txt of a mix: its table, one row per combination of confidence bands."""
     L, K = model.levels, model.K
-    bands = [f"{k / L:.2f}–{(k + 1) / L:.2f}" for k in range(L)]
+    bands = [f"{number(k / L, 2)}–{number((k + 1) / L, 2)}" for k in range(L)]
     lines = [f"Pesos de la mezcla: una fila por combinación de confianzas ({L} bandas por modelo, {L ** K} filas)",
              "Confianza: la probabilidad más alta que da cada modelo. Peso > 1 afila su opinión, < 1 la suaviza.", ""]
     lines += [f"  modelo {i + 1}: {name}" for i, name in enumerate(names)]

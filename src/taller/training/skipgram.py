@@ -32,7 +32,7 @@ from taller.models import build_model
 from taller.models.skipgram import VOCAB_FILE, WordVocab, words_of
 from taller.runs.folder import Run
 from taller.runs.metrics import read_metrics
-from taller.text import thousands
+from taller.text import number, thousands
 
 EPOCH_SEED_STRIDE = 7919  # a prime: the seeds of successive epochs' pairs are far apart, never those of another stream
 
@@ -209,7 +209,7 @@ class SkipGramPairs:
         pairs_per_s = self.seen / max(trainer.train_time, 1e-9)
         trainer.commit(finished=True, extra={"val_loss": final["val_loss"], "pairs_per_s": pairs_per_s})
         first = self.stopped(trainer)[0].get("val_loss", float("nan"))
-        trainer.log(f"Validación: {first:.3f} → {final['val_loss']:.3f} nats por par ({trainer.step} pasos, "
+        trainer.log(f"Validación: {number(first, 3)} → {number(final['val_loss'], 3)} nats por par ({trainer.step} pasos, "
                     f"{trainer.epoch} épocas, {trainer.train_time:.0f} s, {thousands(pairs_per_s)} pares/s).")
         trainer.log(f"Prueba: taller embeddings {trainer.out} --near sancho")
         return Run(trainer.out, self.cfg, self.vocab, self.model, trainer.saved_state)

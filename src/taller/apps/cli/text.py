@@ -14,7 +14,7 @@ from taller.inspect.fill import RIGHT_CONTEXTS, two_sided_probe
 from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.models import kind_of
 from taller.runs.folder import check_output, load_run
-from taller.text import side_by_side
+from taller.text import number, side_by_side
 
 
 def add_generate(sub) -> None:
@@ -130,5 +130,5 @@ def cmd_probe(args) -> None:
         print(probe_table(short, "Sólo la última frase"))
         print()
         for a, b in zip(long.candidates, short.candidates):
-            print(f"  {a.word:<16} {b.probability:.4f} con la última frase → {a.probability:.4f} con todo el "
+            print(f"  {a.word:<16} {number(b.probability, 4)} con la última frase → {number(a.probability, 4)} con todo el "
                   "contexto")
