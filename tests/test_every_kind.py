@@ -22,7 +22,9 @@ TINY = {  # a second or so each: the count models as they are, the RNN for a few
 }
 
 
-MIX = ["--set", "runs={runs}/rnn,{runs}/ngram", "--set", "fit_steps=20"]  # the two above, mixed (no --corpus: theirs)
+# the two count models above, mixed (no --corpus: theirs); never the rnn, which the test resumes (a mix refuses a
+# part that changed after it was fitted)
+MIX = ["--set", "runs={runs}/bigram,{runs}/ngram", "--set", "fit_steps=20"]
 
 
 @pytest.fixture(scope="module")
