@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import one_line_error, run_cli
 
-from taller.apps.compress import HEADER, compress_text, decompress_bytes, layout
+from taller.apps.compress import CRC, HEADER, blocks, compress_text, decompress_bytes, layout
 from taller.arithmetic import Decoder, Encoder
 from taller.errors import TallerError
 
@@ -50,7 +50,8 @@ def test_compress_round_trips_random_and_hostile_texts(trained_run):
         assert decompress_bytes(trained_run, packed.data) == text
         assert len(packed.data) >= HEADER.size and packed.chars == len(text)
         # the real size is what the model promised, plus the header and the coder's last bits
-        assert 8 * (len(packed.data) - HEADER.size) <= packed.ideal_bits + 8 + 2 * layout(len(text))[0]
+        table = CRC.size * blocks(len(text))  # a CRC-32 per block of about 64 Ki tokens
+        assert 8 * (len(packed.data) - HEADER.size - table) <= packed.ideal_bits + 8 + 2 * layout(len(text))[0]
     assert layout(1500) == (1, 1500) and layout(5000) == (4, 1250) and layout(0) == (0, 0)
 
 
@@ -84,7 +85,7 @@ def test_unseen_characters_and_other_runs_files_are_refused_in_one_line(trained_
     code, _, err = run_cli(["decompress", str(trained_run.dir), str(plain), "-o", str(tmp_path / "x.txt")], capsys)
     assert ".tllr" in one_line_error(code, err)  # not a .tllr at all
     data = bytearray((tmp_path / "r.tllr").read_bytes())
-    data[HEADER.size:] = bytes(len(data) - HEADER.size)  # the coder's bits wiped: caught by the CRC, or cut short
+    data[HEADER.size + 4:] = bytes(len(data) - HEADER.size - 4)  # the coder's bits wiped: caught by a CRC, or cut short
     with pytest.raises(TallerError, match="dañado"):
         decompress_bytes(trained_lstm_run, bytes(data))
 
@@ -98,3 +99,37 @@ def test_compression_leaves_the_run_as_it_was(trained_run):
     before = hashlib.sha256((trained_run.dir / "model.safetensors").read_bytes()).hexdigest()
     compress_text(trained_run, "No hay rosa sin espinas.\n")
     assert hashlib.sha256((trained_run.dir / "model.safetensors").read_bytes()).hexdigest() == before
+
+
+def test_a_bit_flipped_in_the_middle_stops_the_decoder_at_its_block_and_writes_nothing(trained_run, tmp_path, capsys,
+                                                                                       monkeypatch):
+    """Blocks of 256 tokens here (64 Ki in use): 3,000 characters in 2 rows make 12 blocks; a bit flipped in the
+    middle of the coder's bits is caught by the CRC of a block before the last, and no output is left."""
+    import taller.apps.compress as compress
+
+    monkeypatch.setattr(compress, "BLOCK_TOKENS", 256)
+    text = "".join(random.Random(1).choice(trained_run.tokenizer.pieces) for _ in range(3000))
+    data = bytearray(compress_text(trained_run, text).data)
+    start = HEADER.size + CRC.size * blocks(len(text))
+    assert blocks(len(text)) == 12
+    data[(start + len(data)) // 2] ^= 0x10
+    packed = tmp_path / "t.tllr"
+    packed.write_bytes(bytes(data))
+    code, _, err = run_cli(["decompress", str(trained_run.dir), str(packed), "-o", str(tmp_path / "t.txt")], capsys)
+    line = one_line_error(code, err)
+    found = int(line.split("el bloque ")[1].split(" de 12")[0])
+    assert 1 <= found < 12 and "no escribo nada" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.tllr"]  # nor a temporary file
+
+
+def test_an_impossible_header_is_refused_before_decoding(trained_run):
+    """16 million tokens declared with no room for the blocks' CRCs, or for the tokens in the bytes that follow."""
+    import taller.apps.compress as compress
+
+    identity = bytes.fromhex(compress.run_identity(trained_run))
+    n = 16_000_000
+    header = HEADER.pack(b"TLLR", 2, identity, n, layout(n)[0], 0)
+    with pytest.raises(TallerError, match="no pueden contener tantos"):
+        decompress_bytes(trained_run, header + bytes(10))
+    assert compress.most_tokens(1, 2) > 1e6 and compress.most_tokens(0, 1) == math.inf  # one token: no bits at all
+    assert compress.most_tokens(100, 60) < compress.most_tokens(200, 60)

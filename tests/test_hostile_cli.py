@@ -3,7 +3,10 @@ to do, and leaves every file it was not told to write exactly as it was (hashed 
 defect found (issue 18: overwritten weights, a second training on one folder, nan flags, seeds beyond 64 bits, memory
 the machine does not have, folders stuck after an early stop)."""
 
+import hashlib
+import json
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -14,9 +17,10 @@ import pytest
 
 import taller.training.loop as loop
 from conftest import PROVERBS, one_line_error, run_cli, snapshot, tiny_flags
+import taller.apps.compress as compress
 from taller.apps.cli import main as cli_main
 from taller.config import Config
-from taller.runs.folder import RunLock
+from taller.runs.folder import RunLock, load_run
 
 TINY = tiny_flags(warmup_steps=2)
 FOUR_GB = 4e9  # the free memory every case sees, whatever the machine has
@@ -90,8 +94,46 @@ def lowercase_run(w: Path, run: Path) -> None:
     (w / "texto.txt").write_text("No hay mal que por bien no venga.\n", encoding="utf-8")
 
 
+def tampered(run: Path, value: float) -> None:
+    """`value` written into the first element of the run's first floating tensor, and state.json made to vouch for
+    the new file (its SHA-256): what loading must refuse is the value itself."""
+    from safetensors.torch import load_file, save_file
+
+    path = run / "model.safetensors"
+    tensors = load_file(str(path))
+    name = next(k for k, t in sorted(tensors.items()) if t.is_floating_point())
+    tensors[name].view(-1)[0] = value
+    path.unlink()
+    save_file(tensors, str(path))
+    state = json.loads((run / "state.json").read_text())
+    state["files"]["model.safetensors"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (run / "state.json").write_text(json.dumps(state))
+
+
+PACKED: dict[str, bytes] = {}  # a real .tllr of the small run, made once
+
+
+def tllr_files(w: Path, run: Path) -> None:
+    """Compressed files that decompress must refuse, and leave no output of: a header that claims 16 million tokens
+    with 10 bytes of data, the same with random CRCs and 256 KiB of random data (issue 30's crafted file), a real
+    file cut short, one with a bit flipped in the middle, and one of a format version that does not exist."""
+    if "real" not in PACKED:
+        PACKED["real"] = compress.compress_text(load_run(run), "No hay mal que por bien no venga.\n" * 20).data
+    real = PACKED["real"]
+    n = 16_000_000
+    header = compress.HEADER.pack(b"TLLR", 2, bytes.fromhex(compress.run_identity(load_run(run))), n,
+                                  compress.layout(n)[0], 0)
+    noise = random.Random(0).randbytes(compress.CRC.size * compress.blocks(n) + 256 * 1024)
+    flipped = bytearray(real)
+    flipped[(compress.HEADER.size + len(real)) // 2] ^= 0x10
+    for name, data in {"imposible.tllr": header + bytes(10), "aleatorio.tllr": header + noise,
+                       "cortado.tllr": real[:len(real) // 2], "volteado.tllr": bytes(flipped),
+                       "version9.tllr": real[:4] + b"\x09" + real[5:]}.items():
+        (w / name).write_bytes(data)
+
+
 SETUPS = {"unfinished": unfinished, "foreign": foreign, "own_config": own_config, "files": files,
-          "devices": devices, "big": big_text, "lowercase": lowercase_run}
+          "devices": devices, "big": big_text, "lowercase": lowercase_run, "tllr": tllr_files}
 
 BIG_WIDTH = ["--set", "d_model=8192", "--set", "d_ff=32768", "--set", "n_layers=1"]
 BIG_BATCH = ["--set", "block_size=8192", "--set", "batch_size=65536"]
@@ -166,12 +208,50 @@ CASES = [
      "ocupa 17.000.000 bytes y el límite para este fichero es 16 MB (16.777.216 bytes)"),
     ("against-a-run-that-never-saw-a-character", ["explain", "{run}", "--surprise", "{w}/texto.txt", "--against",
                                                   "{w}/otra"], "que {w}/otra nunca vio: 'N'"),
+    # 10. issue 30: learning rates a float32 cannot hold, and other numbers out of range
+    ("adapt-sgd-lr-1e308", ["score", "{run}", "--adapt", "--optimizer", "sgd", "--lr", "1e308"], "que quepa en float32"),
+    ("adapt-sgd-lr-1e39", ["score", "{run}", "--adapt", "--optimizer", "sgd", "--lr", "1e39"], "de 1,2e-38 a 3,4e38"),
+    ("adapt-adam-lr-1e300", ["score", "{run}", "--adapt", "--optimizer", "adam", "--lr", "1e300"], "que quepa en float32"),
+    ("adapt-lr-1e-45", ["score", "{run}", "--adapt", "--lr", "1e-45"], "que quepa en float32"),
+    ("adapt-lr-negative", ["score", "{run}", "--adapt", "--lr=-0.1"], "que quepa en float32"),
+    ("adapt-lr-nan", ["score", "{run}", "--adapt", "--lr", "nan"], "que quepa en float32"),
+    ("adapt-adam-lr-1e38", ["score", "{run}", "--adapt", "--optimizer", "adam", "--lr", "1e38"], "demasiado grande"),
+    ("lr-without-adapt", ["score", "{run}", "--lr", "0.1"], "añade --adapt"),
+    ("top-k-negative", ["generate", "{run}", "--top-k=-3"], "--top-k"),
+    # 11. issue 30: crafted and damaged .tllr files: refused, and no output left
+    ("decompress-an-impossible-header", ["decompress", "{run}", "{w}/imposible.tllr", "-o", "{w}/x.txt"],
+     "no pueden contener tantos"),
+    ("decompress-a-crafted-file", ["decompress", "{run}", "{w}/aleatorio.tllr", "-o", "{w}/x.txt"],
+     "el bloque 1 de 245 no coincide con su CRC"),
+    ("decompress-a-cut-file", ["decompress", "{run}", "{w}/cortado.tllr", "-o", "{w}/x.txt"], "está dañado"),
+    ("decompress-a-flipped-bit", ["decompress", "{run}", "{w}/volteado.tllr", "-o", "{w}/x.txt"], "está dañado"),
+    ("decompress-version-9", ["decompress", "{run}", "{w}/version9.tllr", "-o", "{w}/x.txt"], "la versión 9"),
+    ("decompress-nothing", ["decompress", "{run}", "{w}/no-existe.tllr", "-o", "{w}/x.txt"], "no existe el fichero"),
+    ("decompress-a-folder", ["decompress", "{run}", "{w}/carpeta", "-o", "{w}/x.txt"], "sino una carpeta"),
+    ("compress-out-empty", ["compress", "{run}", "{w}/notas.txt", "-o", ""], "-o"),
+    # 12. issue 30: tampered weights are refused when loaded, naming the file
+    ("generate-nan-weights", ["generate", "{run}"], "{w}/run/model.safetensors: el tensor"),
+    ("compress-a-mix-with-nan-weights", ["compress", "{w}/mezcla", "{w}/notas.txt", "-o", "{w}/n.tllr"],
+     "{w}/mezcla/model.safetensors: el tensor 'weights' tiene valores NaN o infinitos"),
+    ("compress-a-mix-with-inf-weights", ["compress", "{w}/mezcla", "{w}/notas.txt", "-o", "{w}/n.tllr"],
+     "NaN o infinitos"),
+    ("generate-a-mix-with-a-huge-weight", ["generate", "{w}/mezcla"], "fuera de ±1.000"),
+    # 13. issue 30: candidates without end
+    ("probe-201-candidates", ["probe", "{run}", "--context", "Más vale ", "--candidates",
+                              *(f"c{i}" for i in range(201))], "el límite es 200"),
+    ("probe-a-20000-character-candidate", ["probe", "{run}", "--context", "Más vale ", "--candidates", "tarde",
+                                           "a" * 20_000], "20.000 caracteres y el límite es 64"),
 ]
+TAMPERED = {"generate-nan-weights": ("run", float("nan")), "compress-a-mix-with-nan-weights": ("mezcla", float("nan")),
+            "compress-a-mix-with-inf-weights": ("mezcla", float("inf")),
+            "generate-a-mix-with-a-huge-weight": ("mezcla", 1e30)}
 NEEDS = {"second-training-while-locked": "lock", "resume-an-unfinished-start": "unfinished",
          "fresh-start-over-foreign-files": "foreign", "fresh-start-over-the-users-config": "own_config",
          **{c[0]: "devices" for c in CASES if "{w}/tubo" in c[1] or "{w}/nulo" in c[1]},
          "export-onnx-tokenizer-onto-a-fifo": "devices", "mix-of-a-mix": "mix", "fill-a-mix": "mix",
-         "compress-17-million-bytes": "big", "against-a-run-that-never-saw-a-character": "lowercase"}
+         "compress-17-million-bytes": "big", "against-a-run-that-never-saw-a-character": "lowercase",
+         **{c[0]: "tllr" for c in CASES if c[0].startswith("decompress-") and ".tllr" in c[1][2]},
+         **{name: "mix" for name, (folder, _) in TAMPERED.items() if folder == "mezcla"}}
 
 
 @pytest.mark.parametrize("name, argv, fragment", CASES, ids=[c[0] for c in CASES])
@@ -189,6 +269,8 @@ def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp
         os.mkfifo(tmp_path / "m.tokenizer.json")  # the second output of an ONNX export
     if setup == "mix":
         mixed(tmp_path, run, request.getfixturevalue("mix_run").dir)
+    if name in TAMPERED:
+        tampered(tmp_path / TAMPERED[name][0], TAMPERED[name][1])
     capsys.readouterr()  # what a setup's training printed
     lock = RunLock(run).acquire() if setup == "lock" else None  # this test process is "the first training"
     try:
@@ -200,7 +282,8 @@ def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp
             lock.release()
     line = one_line_error(code, err)
     assert fragment.format(pid=os.getpid(), w=tmp_path) in line, line
-    assert snapshot(tmp_path, deep=True) == before  # nothing outside the named output changed (here: nothing at all)
+    # nothing changed, and nothing new: no output, no folder made before the refusal, no temporary file left
+    assert snapshot(tmp_path, deep=True) == before
 
 
 # --- what the refusals point to works ---------------------------------------------------------------------------------

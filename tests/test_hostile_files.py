@@ -120,6 +120,21 @@ def trailing_bytes(path: Path) -> None:
     edit_state(files={path.name: hashlib.sha256(data).hexdigest()})(path.parent / "state.json")
 
 
+def poisoned(value: float) -> Callable[[Path], None]:
+    """Weights with `value` (NaN, an infinity) in their first floating tensor, and a state.json that vouches for them:
+    loading must refuse the value itself (issue 30: a NaN reached the arithmetic coder as an AssertionError)."""
+    def make(path: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(str(path))
+        name = next(k for k, t in sorted(tensors.items()) if t.is_floating_point())
+        tensors[name].view(-1)[0] = value
+        path.unlink()
+        save_file(tensors, str(path))
+        edit_state(files={path.name: hashlib.sha256(path.read_bytes()).hexdigest()})(path.parent / "state.json")
+    return make
+
+
 def prepared(make_meta: Callable[[Path], None]) -> Callable[[Path], None]:
     """A folder given as a prepared corpus, with this meta.json."""
     def make(path: Path) -> None:
@@ -199,6 +214,9 @@ CASES = [
     Case("weights-fifo", "generate", "model.safetensors", replace_with(fifo), "sino una tubería"),
     Case("weights-folder", "generate", "model.safetensors", replace_with(folder), "sino una carpeta"),
     Case("weights-trailing-bytes", "generate", "model.safetensors", trailing_bytes, "su cabecera declara"),
+    Case("weights-nan", "generate", "model.safetensors", poisoned(float("nan")),
+         "model.safetensors: el tensor 'blocks.0.attention.key.bias' tiene valores NaN o infinitos"),
+    Case("weights-minus-inf", "generate", "model.safetensors", poisoned(float("-inf")), "NaN o infinitos"),
     Case("state-dev-zero", "generate", "state.json", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
     Case("state-over-the-limit", "generate", "state.json", replace_with(sparse(2 * MB)), "el límite"),
     Case("state-huge-number", "generate", "state.json", raw_state("step", HUGE_NUMBER), "no es JSON válido"),
@@ -251,21 +269,23 @@ RUN_COMMANDS = {"generate", "report", "resume", "embeddings"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_hostile_file_is_refused_in_one_line(case, place, capsys, request):
+def test_hostile_file_is_refused_in_one_line(case, place, capsys, request, monkeypatch):
     run = None
     if case.command in RUN_COMMANDS:
         run = place / "run"
         source = "small_skipgram" if case.command == "embeddings" else "small_run"
         shutil.copytree(request.getfixturevalue(source), run, symlinks=True)
     args = setup_case(case, place, run)
-    before = snapshot(run, hidden=False) if run else None
+    monkeypatch.chdir(place)  # a default output folder, were one made, would be made here and be seen
+    before = snapshot(place, deep=True, hidden=False)  # (a lock's own content aside)
     code, _, err = run_cli(args, capsys)
     line = one_line_error(code, err)
     assert case.fragment in line, line
-    if run is not None and case.command != "report":  # report draws its pictures before it reads metrics.jsonl
-        assert snapshot(run, hidden=False) == before
-    if run is None:
-        assert not (place / "salida").exists()  # refused before any output was made
+    after = snapshot(place, deep=True, hidden=False)
+    if case.command == "report":  # report draws its pictures before it reads metrics.jsonl: only its run may change
+        before, after = ({k: v for k, v in d.items() if not k.startswith("run/")} for d in (before, after))
+    assert after == before  # nothing changed and nothing new: no output folder, no temporary file
+    assert not (place / "salida").exists()  # refused before any output was made
 
 
 def test_an_unreadable_corpus_says_so_in_spanish(place, capsys, monkeypatch):
@@ -411,6 +431,20 @@ def classifiers(tmp_path_factory) -> dict[str, Path]:
         main(["train", "--model", "bert", "--task", "clasificar", "--init", str(root / "bert"), "--corpus",
               str(root / f"{name}.tsv"), "--steps", "2", "--out", str(root / name), "--quiet", "--set", "batch_size=8"])
     return {"bert": root / "bert", "dos": root / "dos", "mil": root / "mil"}
+
+
+@pytest.mark.parametrize("candidates, fragment", [(",".join(f"c{i}" for i in range(10_000)), "trae 10.000 candidatos "
+                                                   "y el límite es 200 por llamada"),
+                                                  ("tarde," + "a" * 20_000, "20.000 caracteres y el límite es 64")],
+                         ids=["10000-candidates", "a-20000-character-candidate"])
+def test_fill_candidates_are_bounded_in_number_and_length(classifiers, capsys, candidates, fragment):
+    """Issue 30: 10,000 candidates, or one of 20,000 characters, ran past a minute; now one line says the limit and
+    how to score more, before the model runs."""
+    before = snapshot(classifiers["bert"])
+    code, _, err = run_cli(["fill", str(classifiers["bert"]), "--text", "Más vale ___ que nunca.", "--candidates",
+                            candidates], capsys)
+    assert fragment in one_line_error(code, err)
+    assert snapshot(classifiers["bert"]) == before
 
 
 def test_a_1000_label_classifier_trains_then_loads(classifiers, capsys):

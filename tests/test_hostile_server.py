@@ -2,6 +2,7 @@
 lone surrogates, broken JSON, damaged run folders), each with its status and its Spanish {"error": …}; a real
 server fed a 64 MiB chunked body, whose memory must not grow; and the command's refusals in one line."""
 
+import hashlib
 import json
 import os
 import re
@@ -9,12 +10,14 @@ import shutil
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import one_line_error, run_cli
+from conftest import PROVERBS, one_line_error, run_cli, snapshot
 from taller.apps.web.app import create_app
 from taller.apps.web.guards import MAX_BODY
 from taller.apps.web.refusals import without_paths
@@ -36,11 +39,33 @@ def with_state(source: Path, target: Path, **raw: str) -> None:
     (target / "state.json").write_text(text, encoding="utf-8")
 
 
+def poisoned(run: Path, value: float) -> None:
+    """`value` (NaN, an infinity) in the run's first floating tensor, and state.json vouching for the new file."""
+    from safetensors.torch import load_file, save_file
+
+    path = run / "model.safetensors"
+    tensors = load_file(str(path))
+    name = next(k for k, t in sorted(tensors.items()) if t.is_floating_point())
+    tensors[name].view(-1)[0] = value
+    path.unlink()
+    save_file(tensors, str(path))
+    state = json.loads((run / "state.json").read_text(encoding="utf-8"))
+    state["files"]["model.safetensors"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (run / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
-def root(trained_run, tmp_path_factory):
-    """runs/ with a good run and run folders whose state.json says absurd things."""
+def root(trained_run, mix_run, tmp_path_factory):
+    """runs/ with a good run, a mix of it and an n-gram (and two copies of the mix with a NaN or an infinity in its
+    table), and run folders whose state.json says absurd things."""
     root = tmp_path_factory.mktemp("runs")
     shutil.copytree(trained_run.dir, root / "refranes")
+    shutil.copytree(trained_run.dir, root / "run")  # the mix's parts, where its config.toml looks: ../run, ../ngram
+    shutil.copytree(mix_run.dir.parent / "ngram", root / "ngram")
+    for name, value in (("mezcla", None), ("mezcla-nan", float("nan")), ("mezcla-inf", float("inf"))):
+        shutil.copytree(mix_run.dir, root / name)
+        if value is not None:
+            poisoned(root / name, value)
     with_state(trained_run.dir, root / "paso-enorme", step=HUGE_STEP)
     with_state(trained_run.dir, root / "paso-infinito", step="1e400")
     with_state(trained_run.dir, root / "paso-texto", step='"mucho"')
@@ -117,6 +142,26 @@ CATALOGUE = [
     ("GET donde va POST", "GET", "/api/predict", None, {}, 405, "método no permitido"),
     ("POST donde va GET", "POST", "/api/runs", body(), {}, 405, "método no permitido"),
     ("dirección que no existe", "GET", "/api/nada", None, {}, 404, "no existe esa dirección"),
+    # issue 30: tampered weights and the surprise map: a 4xx with the reason, never a 500
+    ("predicción de una mezcla con NaN", "POST", "/api/predict", body(run="mezcla-nan", text="No"), {}, 400,
+     "mezcla-nan/model.safetensors: el tensor 'weights' tiene valores NaN o infinitos"),
+    ("muestra de una mezcla con infinitos", "POST", "/api/sample", body(run="mezcla-inf", text="No"), {}, 400,
+     "NaN o infinitos"),
+    ("sorpresa de una mezcla con NaN", "POST", "/api/surprise", body(run="mezcla-nan", text="No hay mal"), {}, 400,
+     "NaN o infinitos"),
+    ("sorpresa contra una mezcla con infinitos", "POST", "/api/surprise",
+     body(run="refranes", text="No hay mal", against="mezcla-inf"), {}, 400, "NaN o infinitos"),
+    ("sorpresa de 20.001 caracteres", "POST", "/api/surprise", body(run="mezcla", text="N" * 20_001), {}, 413,
+     "como mucho 20.000"),
+    ("sorpresa contra una ejecución que no existe", "POST", "/api/surprise",
+     body(run="mezcla", text="No hay mal", against="no-existe"), {}, 404, "en la carpeta servida"),
+    ("sorpresa contra una ruta", "POST", "/api/surprise", body(run="mezcla", text="No hay", against="../mezcla"), {},
+     400, "no válido"),
+    ("sorpresa de un carácter", "POST", "/api/surprise", body(run="mezcla", text="N"), {}, 400, "demasiado corto"),
+    ("sorpresa con un carácter nunca visto", "POST", "/api/surprise", body(run="mezcla", text="No hay ☃"), {}, 400,
+     "'☃'"),
+    ("sorpresa contra un número", "POST", "/api/surprise", body(run="mezcla", text="No hay", against=7), {}, 422,
+     "against"),
 ]
 
 
@@ -125,10 +170,12 @@ CATALOGUE = [
 def test_a_hostile_request_gets_its_status_and_a_spanish_error(client, root, method, path, content, headers,
                                                                 status, fragment):
     content = chunks(2 * MAX_BODY) if content == "chunks" else content
+    before = snapshot(root, deep=True)
     response = client.request(method, path, content=content, headers={**HEADERS, **headers})
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json" and fragment in response.json()["error"]
     no_paths(response.text, root)
+    assert snapshot(root, deep=True) == before  # the served folder as it was: nothing written, nothing new
 
 
 @pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"])
@@ -255,6 +302,31 @@ def test_a_chunked_body_is_refused_as_it_arrives_and_memory_stays_flat(server):
         after = memory_kb(pid)
     assert status == 413 and "demasiado grande" in reply["error"]
     assert after - before < 32 * 1024, f"la memoria del servidor creció de {before} kB a {after} kB"
+
+
+def test_concurrent_surprise_maps_leave_the_server_under_1_gb(server):
+    """Issue 30: 60 concurrent 20,000-character maps over 8 runs left a server at 1.8 GB. Here 20 requests at once
+    (10,000 characters: tiny runs, a few seconds), over a run, an n-gram and their mix, a quarter of them against
+    another run: every one answered (none a 500), and the server's peak memory (VmHWM, importing torch included)
+    stays under 1 GB."""
+    pid, port = server
+    text = (("\n".join(PROVERBS) + "\n") * 30)[:10_000]
+    runs = ["refranes", "mezcla", "ngram", "run"]
+
+    def ask(i: int) -> int:
+        connection = HTTPConnection("127.0.0.1", port, timeout=120)
+        against = runs[(i + 1) % len(runs)] if i % 4 == 1 else ""
+        connection.request("POST", "/api/surprise", body=body(run=runs[i % len(runs)], text=text, against=against),
+                           headers={"Host": "127.0.0.1", **HEADERS})
+        status = connection.getresponse().status
+        connection.close()
+        return status
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(ask, range(20)))
+    peak = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
+    assert statuses == [200] * 20
+    assert peak < 1024 * 1024, f"el servidor llegó a {peak // 1024} MB"
 
 
 @pytest.mark.parametrize("request_line", [

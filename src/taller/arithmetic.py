@@ -36,7 +36,7 @@ class Encoder:
     def __init__(self):
         self.low, self.high = 0, FULL
         self.pending = 0  # bits decided later: the opposite of the next bit that is written
-        self.bits: list[int] = []
+        self.bits = bytearray()  # one byte per bit written (0 or 1): packed at the end
 
     def encode(self, start: int, freq: int, total: int) -> None:
         """Keep the slice [start, start + freq) of `total` of the current interval."""
@@ -59,7 +59,7 @@ class Encoder:
 
     def emit(self, bit: int) -> None:
         self.bits.append(bit)
-        self.bits.extend([1 - bit] * self.pending)
+        self.bits.extend(bytes([1 - bit]) * self.pending)
         self.pending = 0
 
     def finish(self) -> bytes:
@@ -67,14 +67,14 @@ class Encoder:
         the end); the bits packed into bytes, the last one padded with zeros."""
         self.pending += 1
         self.emit(0 if self.low < QUARTER else 1)
-        return np.packbits(np.array(self.bits, dtype=np.uint8)).tobytes()
+        return np.packbits(np.frombuffer(bytes(self.bits), dtype=np.uint8)).tobytes()
 
 
 class Decoder:
     """The encoder's steps again, reading the number instead of writing it."""
 
     def __init__(self, data: bytes):
-        self.bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).tolist()
+        self.data, self.size = bytes(data), 8 * len(data)  # read a bit at a time: memory stays that of the data
         self.position = 0
         self.low, self.high = 0, FULL
         self.value = 0  # the first 32 bits of the number
@@ -82,7 +82,8 @@ class Decoder:
             self.value = 2 * self.value + self.next_bit()
 
     def next_bit(self) -> int:
-        bit = self.bits[self.position] if self.position < len(self.bits) else 0  # past the end: zeros
+        p = self.position
+        bit = (self.data[p >> 3] >> (7 - (p & 7))) & 1 if p < self.size else 0  # past the end: zeros
         self.position += 1
         return bit
 
@@ -112,4 +113,4 @@ class Decoder:
     @property
     def exhausted(self) -> bool:
         """Whether the decoder has read more than a state's width past the data (the stream was cut short)."""
-        return self.position > len(self.bits) + STATE_BITS
+        return self.position > self.size + STATE_BITS

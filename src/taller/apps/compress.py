@@ -10,10 +10,14 @@ decoder runs the same model on the tokens it has decoded so far, so it has the s
     read side by side (a batch), each from the start of a line, and a finished row keeps reading a filler token;
   - run PyTorch on one thread (a different number of threads may add numbers in a different order); threads.limited
     sets it from the main thread only, so a compress called from another thread relies on the CRC below.
-A CRC-32 of the text in the header catches any disagreement (another PyTorch, another CPU) instead of a wrong text.
+A CRC-32 of the text in the header catches any disagreement (another PyTorch, another CPU) instead of a wrong text,
+and a CRC-32 of each block of steps (about 64 Ki tokens) stops the decoder at the first block that disagrees: a
+damaged or crafted file costs one block's work, not the whole length its header claims. The header's length is
+checked first against what the coder's bits can hold, and the text is written only once every CRC matched.
 
 The file (.tllr):  "TLLR"  version (1 byte)  the run's identity (SHA-256 of its tokenizer and weights, 32 bytes)
-                   tokens (8 bytes)  rows (2 bytes)  CRC-32 of the text (4 bytes)  the coder's bits.
+                   tokens (8 bytes)  rows (2 bytes)  CRC-32 of the text (4 bytes)
+                   the blocks' CRC-32s (4 bytes each; version 2 on)  the coder's bits.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from taller.arithmetic import Decoder, Encoder
+from taller.arithmetic import STATE_BITS, Decoder, Encoder
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, megabytes, read_bounded
 from taller.runs.folder import Run, check_output, run_identity
@@ -37,13 +41,15 @@ from taller.threads import limited
 from taller.text import thousands
 
 MAGIC = b"TLLR"
-VERSION = 1
+VERSION = 2  # 1: without the blocks' CRCs (still read)
 HEADER = struct.Struct("<4sB32sQHI")  # magic, version, identity, tokens, rows, CRC-32
 TOTAL_BITS = 24  # frequencies add up to at most 2^24 (the coder allows up to 2^30)
 MAX_ROWS = 64  # rows read side by side
 ROW_MIN = 1024  # tokens per row at least (a row starts without context: a few bits more)
 TEXT_LIMIT = 16 * MB  # bytes of text to compress (about 15 minutes at 20,000 characters per second)
 FILLER = 0  # what a finished row keeps reading, on both sides
+BLOCK_TOKENS = 65536  # tokens (all rows together) between two checks of the decoder
+CRC = struct.Struct("<I")
 
 
 @dataclass
@@ -87,14 +93,37 @@ def layout(n: int) -> tuple[int, int]:
     return math.ceil(n / length), length
 
 
+def block_steps(rows: int) -> int:
+    """Steps in a block: about BLOCK_TOKENS tokens over all the rows."""
+    return max(1, BLOCK_TOKENS // max(1, rows))
+
+
+def blocks(n: int) -> int:
+    rows, length = layout(n)
+    return math.ceil(length / block_steps(rows))
+
+
+def block_crc(grid: torch.Tensor) -> int:
+    """CRC-32 of a block of the (rows, steps) grid of tokens, fillers included, as little-endian int32."""
+    return zlib.crc32(grid.to(torch.int32).contiguous().numpy().astype("<i4").tobytes())
+
+
+def most_tokens(payload_bytes: int, vocab_size: int) -> float:
+    """The most tokens `payload_bytes` of the coder's bits can hold: each token costs at least −log2 of the highest
+    probability a frequency table can give (every other token keeps a frequency ≥ 1), and the coder's last interval
+    holds at most STATE_BITS bits more."""
+    lowest = -math.log2(1 - (vocab_size - 1) / (1 << TOTAL_BITS))  # bits per token at least
+    return math.inf if lowest <= 0 else (8 * payload_bytes + 2 * STATE_BITS) / lowest
+
+
 # --- both directions ------------------------------------------------------------------------------------------------
 
 
-def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float]:
-    """The coder's bytes for `ids`, the rows, and the ideal bits."""
+def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float, bytes]:
+    """The coder's bytes for `ids`, the rows, the ideal bits and the blocks' CRCs."""
     rows, length = layout(len(ids))
     if rows == 0:
-        return b"", 0, 0.0
+        return b"", 0, 0.0, b""
     grid = torch.full((rows * length,), FILLER, dtype=torch.long)
     grid[:len(ids)] = torch.tensor(ids, dtype=torch.long)
     grid = grid.view(rows, length)  # (S, L)
@@ -114,16 +143,24 @@ def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float]:
                     encoder.encode(lows[r], highs[r] - lows[r], totals[r])
                     ideal -= p[r]
             reader.feed(tokens.contiguous())
-    return encoder.finish(), rows, ideal
+    step = block_steps(rows)
+    crcs = b"".join(CRC.pack(block_crc(grid[:, t:t + step])) for t in range(0, length, step))
+    return encoder.finish(), rows, ideal, crcs
 
 
-def decode_tokens(run: Run, data: bytes, n: int, rows: int) -> list[int]:
+def damaged(name: str, why: str) -> TallerError:
+    return TallerError(f"{name} está dañado: {why}; no escribo nada. Vuelve a comprimir el texto original con "
+                       "`taller compress`.")
+
+
+def decode_tokens(run: Run, data: bytes, n: int, rows: int, crcs: list[int] | None, name: str) -> list[int]:
+    """The n tokens written in `data`, checked block by block against `crcs` (None: a version-1 file)."""
     if n == 0:
         return []
     length = layout(n)[1]
     live = [min(length, n - r * length) for r in range(rows)]
-    decoder = Decoder(data)
-    grid = []
+    decoder, step = Decoder(data), block_steps(rows)
+    grid = torch.full((rows, length), FILLER, dtype=torch.int32)  # (S, L): 4 bytes a token, whatever the header says
     with limited(1), torch.inference_mode():  # one thread: both sides add up in the same order
         reader = start_reading(run, rows)
         for t in range(length):
@@ -136,11 +173,15 @@ def decode_tokens(run: Run, data: bytes, n: int, rows: int) -> list[int]:
                     decoder.consume(row[j], row[j + 1] - row[j], row[-1])
                     tokens[r] = j
             if decoder.exhausted:
-                raise TallerError("el fichero .tllr está cortado o dañado: se acabaron los datos antes del texto.")
-            grid.append(tokens)
+                raise damaged(name, "se acabaron los datos antes del texto (está cortado)")
+            grid[:, t] = torch.tensor(tokens, dtype=torch.int32)
+            if crcs is not None and ((t + 1) % step == 0 or t + 1 == length):
+                b = t // step
+                if block_crc(grid[:, b * step:t + 1]) != crcs[b]:
+                    raise damaged(name, f"el bloque {thousands(b + 1)} de {thousands(len(crcs))} no coincide con su "
+                                  "CRC (el resto no se descodifica)")
             reader.feed(torch.tensor(tokens, dtype=torch.long))
-    by_row = list(zip(*grid))  # (S, L)
-    return [token for r in range(rows) for token in by_row[r][:live[r]]]
+    return grid.view(-1)[:n].tolist()  # rows one after another: the text's order
 
 
 def compress_text(run: Run, text: str, name: str = "el texto") -> Compressed:
@@ -154,10 +195,10 @@ def compress_text(run: Run, text: str, name: str = "el texto") -> Compressed:
     if run.tokenizer.decode(ids) != text:
         raise TallerError(f"el tokenizador de {run.dir} no reproduce {name} exactamente, así que no puede comprimirlo "
                           "sin pérdidas; usa una ejecución de caracteres o de BPE.")
-    payload, rows, ideal = encode_tokens(run, ids)
+    payload, rows, ideal, crcs = encode_tokens(run, ids)
     header = HEADER.pack(MAGIC, VERSION, bytes.fromhex(run_identity(run)), len(ids), rows,
                          zlib.crc32(text.encode("utf-8")))
-    return Compressed(header + payload, len(ids), len(text), ideal)
+    return Compressed(header + crcs + payload, len(ids), len(text), ideal)
 
 
 def decompress_bytes(run: Run, data: bytes, name: str = "el fichero") -> str:
@@ -168,7 +209,13 @@ def decompress_bytes(run: Run, data: bytes, name: str = "el fichero") -> str:
     if n > TEXT_LIMIT or rows != layout(n)[0]:
         raise TallerError(f"{name}: la cabecera dice {thousands(n)} tokens en {rows} filas, lo que es imposible; "
                           "el fichero está dañado.")
-    text = run.tokenizer.decode(decode_tokens(run, data[HEADER.size:], n, rows))
+    table = CRC.size * blocks(n) if version >= 2 else 0
+    payload = len(data) - HEADER.size - table
+    if payload < 0 or n > most_tokens(payload, run.tokenizer.vocab_size):
+        raise TallerError(f"{name}: la cabecera dice {thousands(n)} tokens y sus {thousands(max(0, payload))} bytes "
+                          "de datos no pueden contener tantos; el fichero está dañado o manipulado.")
+    crcs = [c for (c,) in CRC.iter_unpack(data[HEADER.size:HEADER.size + table])] if version >= 2 else None
+    text = run.tokenizer.decode(decode_tokens(run, data[HEADER.size + table:], n, rows, crcs, name))
     if zlib.crc32(text.encode("utf-8")) != crc:
         raise TallerError(f"{name}: el texto descomprimido no coincide con el original (CRC distinto): el fichero "
                           "está dañado, o se comprimió con otra versión de PyTorch u otro tipo de CPU.")
@@ -179,7 +226,7 @@ def read_header(data: bytes, name: str) -> tuple:
     if len(data) < HEADER.size or data[:4] != MAGIC:
         raise TallerError(f"{name} no es un fichero comprimido por taller (.tllr); comprime uno con `taller compress`.")
     fields = HEADER.unpack_from(data)
-    if fields[1] != VERSION:
+    if fields[1] not in (1, VERSION):
         raise TallerError(f"{name} usa la versión {fields[1]} del formato .tllr y este taller lee la {VERSION}; "
                           "actualiza taller o vuelve a comprimir.")
     return fields
@@ -207,7 +254,7 @@ def compress_file(run: Run, path: Path, out: Path, force: bool = False) -> Compr
 def decompress_file(run: Run, path: Path, out: Path, force: bool = False) -> str:
     check_output(out, force, "-o")
     try:
-        data = read_bounded(path, TEXT_LIMIT + HEADER.size, "indica un fichero .tllr")
+        data = read_bounded(path, TEXT_LIMIT + HEADER.size + CRC.size * blocks(TEXT_LIMIT), "indica un fichero .tllr")
     except FileNotFoundError:
         raise TallerError(f"no existe el fichero {path}.") from None
     text = decompress_bytes(run, data, str(path))

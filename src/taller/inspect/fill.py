@@ -28,7 +28,7 @@ from taller.data.corpora import clean_like
 from taller.data.tokenizers import check_known
 from taller.errors import TallerError
 from taller.evaluate import LN2
-from taller.inspect.probe import EXAMPLES, Candidate, probe
+from taller.inspect.probe import EXAMPLES, Candidate, check_candidates, probe
 from taller.models import kind_of
 from taller.models.modes import evaluating
 from taller.text import show_token
@@ -192,6 +192,7 @@ def rank_candidates(run, text: str, candidates: list[str], unknown: str = "error
     candidates = [c.strip() for c in candidates if c.strip()]
     if len(candidates) < 2:
         raise TallerError("--candidates necesita al menos dos palabras, p. ej. --candidates taller,desguace.")
+    check_candidates(candidates)
     if len(BLANK.findall(text)) != 1:
         raise TallerError("con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato.")
     tok, m = run.tokenizer, run.config.model

@@ -17,6 +17,7 @@ from taller.data.corpora import clean_like
 from taller.errors import TallerError
 from taller.evaluate import LN2
 from taller.models.modes import evaluating
+from taller.text import thousands
 
 EXAMPLES = {
     "coche": ("Estoy harto de que mi coche no pare de tener averías. Ya he visto el modelo de coche que me quiero "
@@ -64,11 +65,30 @@ def next_token_log_probs(model, ids: list[int], start: int) -> torch.Tensor:
     return F.log_softmax(logits.float(), dim=-1)
 
 
+MAX_CANDIDATES = 200  # candidates scored in one call: a few seconds on 2 cores for the lessons' models
+CANDIDATE_CHARS = 64  # characters of one candidate at most (a word or a short phrase)
+
+
+def check_candidates(candidates: list[str]) -> None:
+    """At most MAX_CANDIDATES candidates of at most CANDIDATE_CHARS characters: one line with the limit and the way to
+    score more, before any model runs."""
+    if len(candidates) > MAX_CANDIDATES:
+        raise TallerError(f"--candidates trae {thousands(len(candidates))} candidatos y el límite es {MAX_CANDIDATES} "
+                          f"por llamada (cada uno es una pasada del modelo); puntúalos en tandas de {MAX_CANDIDATES}, "
+                          "una llamada por tanda.")
+    longest = max(candidates, key=len, default="")
+    if len(longest) > CANDIDATE_CHARS:
+        raise TallerError(f"el candidato «{longest[:20]}…» tiene {thousands(len(longest))} caracteres y el límite es "
+                          f"{CANDIDATE_CHARS} (los candidatos son palabras o frases cortas); acórtalo. La sorpresa de "
+                          "un texto largo la mide `taller explain RUN --surprise FICHERO`.")
+
+
 def probe(run, context: str, candidates: list[str]) -> ProbeResult:
     """Score each candidate word after `context` with the run's model."""
     candidates = [c.strip() for c in candidates]
     if len(candidates) < 2 or not all(candidates):
         raise TallerError("--candidates necesita al menos dos palabras no vacías, p. ej. --candidates taller desguace.")
+    check_candidates(candidates)
     data, tok = run.config.data, run.tokenizer
     if tok.kind != "char":
         raise TallerError(f"sondear puntúa los candidatos carácter a carácter y esta ejecución usa tokens {tok.kind}; "

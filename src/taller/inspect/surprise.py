@@ -27,7 +27,7 @@ from taller.data.prepared import is_prepared, open_prepared
 from taller.data.split import split_corpus
 from taller.data.tokenizers import REPLACE_ADVICE, check_known, replace_unknown
 from taller.errors import TallerError
-from taller.evaluate import LN2, scored_targets, val_text
+from taller.evaluate import LN2, scored_targets, scoring_window, val_text
 from taller.files import MB, atomic_write, read_bounded
 from taller.inspect.plots import colormap, new_figure, save_figure
 from taller.models import kind_of
@@ -110,7 +110,7 @@ def target_nats(run, ids: np.ndarray, chars: np.ndarray) -> np.ndarray:
     if kind_of(cfg).counted:  # counting.py: every character after the n−1 before it
         return -np.asarray(model.log_probs(ids), dtype=np.float64)
     device = next(model.parameters()).device
-    val = val_text(ids, chars, cfg.model.block_size)  # evaluate.py's windows
+    val = val_text(ids, chars, scoring_window(model, cfg.model))  # evaluate.py's windows (a mix: its parts')
     # in bfloat16 if the run was trained in it (on a CPU, as training/device.py decides; on CUDA torch picks bf16)
     bf16 = cfg.train.dtype == "bfloat16" or (cfg.train.dtype == "auto" and device.type == "cuda"
                                              and torch.cuda.is_bf16_supported())

@@ -25,11 +25,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from taller.data.split import MAX_MIX_SLICE, MIX_SLICE
+from taller.errors import TallerError
+from taller.text import thousands
 from taller.models.kind import Kind, ModelConfig, need
 
 MAX_TABLE = 4096  # rows of the weight table at most: levels ** parts
 MAX_PARTS = 8  # runs in one mix at most: each is loaded whole (50 parts of the base preset took 2 GB)
 FLOOR = -30.0  # log-probabilities below this (a probability 0) count as this: 0 × −inf would be nan
+MAX_WEIGHT = 1000.0  # a weight of the table beyond ±this is a tampered file (a fit moves them by a few units)
 
 
 @dataclass
@@ -89,6 +92,15 @@ class Mix(nn.Module):
     def adapted_parameters(self) -> list[nn.Parameter]:
         """What learns while reading (`taller score --adapt`): the table and the parts' own parameters."""
         return [self.weights] + [p for part in self.parts for p in part.parameters()]
+
+    def load_state_dict(self, tensors: dict, strict: bool = True, assign: bool = False):
+        """The table, if its weights are in range (load_tensors has checked its shape, runs/folder.py that it is
+        finite)."""
+        weights = tensors.get("weights")
+        if weights is not None and bool((weights.abs() > MAX_WEIGHT).any()):
+            raise TallerError(f"la tabla de la mezcla tiene pesos fuera de ±{thousands(MAX_WEIGHT)} (un ajuste los mueve "
+                              "unas pocas unidades); el fichero está manipulado: vuelve a ajustar la mezcla.")
+        return super().load_state_dict(tensors, strict=strict, assign=assign)
 
     @property
     def reads(self) -> bool:

@@ -254,8 +254,16 @@ def load_weights(run_dir: Path, model, state: dict) -> None:
     """The committed weights of a run folder into `model` (names, shapes and dtypes checked before reading)."""
     counted = kind_of(model.cfg).counted  # counts vary in size with the text: the model checks them itself
     expected = None if counted else model.state_dict()
-    tensors, _ = load_tensors(checkpoint_file(run_dir, "model.safetensors", state), expected=expected)
-    model.load_state_dict(tensors)
+    path = checkpoint_file(run_dir, "model.safetensors", state)
+    tensors, _ = load_tensors(path, expected=expected)
+    for name, tensor in tensors.items():  # a NaN or an infinity would reach the coder, the sampler, the server
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise TallerError(f"{path}: el tensor '{name[:60]}' tiene valores NaN o infinitos; el fichero está dañado "
+                              "o manipulado: vuelve a entrenar la ejecución o cópiala de nuevo.")
+    try:
+        model.load_state_dict(tensors)  # a model checks what only it knows (counts, a mix's table)
+    except TallerError as e:
+        raise TallerError(f"{path}: {e}") from None
 
 
 def optimizer_mismatch(run_dir: Path, e: Exception) -> TallerError:

@@ -86,7 +86,10 @@ def adapt_score(model, kind: Kind, ids: np.ndarray, chars: np.ndarray, block_siz
         if optimizer is not None:  # then learnt from: every token of the window has been read
             optimizer.zero_grad(set_to_none=True)
             losses.mean().backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError:  # torch's «value cannot be converted to type float without overflow» (adam's lr/0.1)
+                raise diverged(how, i, len(val.windows)) from None
         read = tokens + 1  # ids[:read] have been read (the first token is never scored)
         if counting and (read - counted >= COUNT_EVERY or i == len(val.windows) - 1):
             cast(KeepsReading, model).read(ids[:read], counted)  # and a counting model counts it

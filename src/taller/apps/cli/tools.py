@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from taller.apps.cli.training import default_out
-from taller.apps.cli.types import add_threads, finite_positive, fit_threads, path_text
+from taller.apps.cli.types import add_threads, finite_positive, fit_threads, learning_rate, path_text
 from taller.apps.compare import compare, format_table
 from taller.apps.compress import compress_file, decompress_file
 from taller.apps.export import FORMATS, export_run
@@ -61,7 +61,7 @@ def add_scoring(sub) -> None:
                     "copia: lo guardado no cambia")
     sc.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam",
                     help="con --adapt: adam (por defecto) o sgd")
-    sc.add_argument("--lr", type=finite_positive, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
+    sc.add_argument("--lr", type=learning_rate, help="con --adapt: learning rate (adam 0.0001, sgd 0.003)")
     add_threads(sc)
     sc.set_defaults(func=cmd_score)
 

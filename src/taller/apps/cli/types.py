@@ -53,6 +53,21 @@ def finite_positive(text: str) -> float:
 finite_positive.__name__ = "número positivo finito"
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: a learning rate beyond it overflows in torch's optimizers
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32 above 0
+
+
+def learning_rate(text: str) -> float:
+    """--lr: positive, finite and a float32 (the optimizers keep it as one)."""
+    value = finite(text)
+    if not FLOAT32_TINY <= value <= FLOAT32_MAX:
+        raise ValueError
+    return value
+
+
+learning_rate.__name__ = "learning rate (un número positivo que quepa en float32: de 1,2e-38 a 3,4e38)"
+
+
 def seed(text: str) -> int:
     value = int(text)
     if not 0 <= value < SEED_LIMIT:

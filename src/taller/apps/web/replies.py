@@ -12,6 +12,7 @@ A request that fails a check raises ApiError (a 4xx with one Spanish line); one 
 
 from __future__ import annotations
 
+import threading
 
 import torch
 from pydantic import BaseModel
@@ -27,6 +28,8 @@ from taller.text import show_token, thousands
 MAX_TEXT = 2000  # characters of prompt a request may send
 MAX_STEPS = 300  # characters "generar" may write in one request
 MAX_SURPRISE = 20_000  # characters a surprise map may score in one request
+SCORING = threading.BoundedSemaphore(2)  # surprise maps scored at once; the others wait their turn, so the memory
+#                                          a burst of requests costs is two maps', whatever the number of requests
 SURPRISE_DEFAULT = 2000  # characters of the validation text scored when no text is sent
 TOP = 10  # bars shown; the rest are summed
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 5  # the temperatures the API accepts (the page's slider: 0.1 to 2)
@@ -162,6 +165,7 @@ def surprise_request_reply(runs: RunCache, req: SurpriseRequest) -> dict:
                             f"mucho {thousands(MAX_SURPRISE)}; acórtalo.")
     text = req.text or validation_text(run)[:SURPRISE_DEFAULT]
     text = known_text(text, [run] + ([other] if other is not None else []), "error" if req.text else "replace")
-    a, b = surprise(run, text), surprise(other, text) if other is not None else None
+    with SCORING:
+        a, b = surprise(run, text), surprise(other, text) if other is not None else None
     source = "tu texto" if req.text else f"los primeros {thousands(len(text))} caracteres del texto de validación"
     return {**reply(a, b), "source": source}
