@@ -8,7 +8,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from conftest import PROVERBS
+from conftest import PROVERBS, THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,13 +25,13 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
          ROOT], cwd=tmp_path)
     (wheel,) = wheels.glob("taller-*.whl")
     venv = tmp_path / "v"
-    run([sys.executable, "-m", "venv", venv])
+    run([sys.executable, "-m", "venv", "--without-pip", venv])  # this pip installs into it (--python): no ensurepip
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
     # the project's libraries (torch, numpy…), read after the venv's own: the wheel's taller comes first
     own = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     (Path(own) / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    run([python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel])
+    run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "-q", wheel])
 
     elsewhere = tmp_path / "aula"
     elsewhere.mkdir()
@@ -39,7 +39,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     data.mkdir()
     (data / "refranes.txt").write_text("\n".join(PROVERBS * 20) + "\n", encoding="utf-8")
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "TALLER_DATA": str(data),
-           "TALLER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "2"}
+           "TALLER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": str(THREADS)}
     where = run([python, "-c", "import taller; print(taller.__file__)"], cwd=elsewhere, env=env).stdout
     assert where.startswith(str(venv))  # the installed wheel, not this checkout
     assert "generate" in run(["taller", "--help"], cwd=elsewhere, env=env).stdout

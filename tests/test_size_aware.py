@@ -9,6 +9,7 @@ import taller
 from taller.config import Config
 from taller.models import build_model
 from taller.models.kind import BY_SIZE, DROPOUT_BY_SIZE
+from taller.text import short
 from taller.runs.checkpoint import load_tensors
 from taller.training.next_token import NextToken
 from conftest import tiny_config
@@ -21,7 +22,7 @@ def test_the_dropout_by_size_follows_its_table(tokens, dropout):
     assert cfg.model.dropout == BY_SIZE
     said = cfg.model.fit_to_text(tokens)
     assert cfg.model.dropout == dropout
-    assert said.startswith(f"dropout {dropout:g} (") and "tokens de entrenamiento" in said and "--set dropout=" in said
+    assert said.startswith(f"dropout {short(dropout)} (") and "tokens de entrenamiento" in said and "--set dropout=" in said
     assert [limit for limit, _ in DROPOUT_BY_SIZE] == sorted(limit for limit, _ in DROPOUT_BY_SIZE)
 
 

@@ -49,7 +49,7 @@ def test_the_entropy_of_the_shown_distribution_follows_the_temperature(trained_r
     code, out, err = run_cli(["explain", str(run), "--text", "No hay ", "--temperature", "0.5", "1", "2"],
                              capsys)
     assert code == 0 and png.read_bytes()[:4] == b"\x89PNG" and "temperature.png" in out
-    shown = [float(part.split(":")[1].split()[0]) for part in out.split("Entropía del siguiente carácter: ")[1]
+    shown = [float(part.split(":")[1].split()[0].replace(",", ".")) for part in out.split("Entropía del siguiente carácter: ")[1]
              .split("\n")[0].split(" · ")]
     assert shown == pytest.approx([entropy[0.5], entropy[1.0], entropy[2.0]], abs=0.006)
     assert "--temperature=0 debe ser positiva" in one_line_error(

@@ -16,7 +16,7 @@ import torch
 
 from taller.evaluate import LN2
 from taller.files import atomic_write
-from taller.text import number
+from taller.text import number, short
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,27 +77,27 @@ def epoch_plot(model, epoch: int, path, step: int | None = None) -> None:
     params = [(name, p.detach().float().cpu()) for name, p in model.named_parameters()]
     cols = PANELS_PER_ROW
     rows = math.ceil(len(params) / cols)
-    fig = new_figure(figsize=(cols * 3.2, rows * 2.6 + 0.8), dpi=80)
+    fig = new_figure(figsize=(cols * 3.2, rows * 2.6 + 1.2), dpi=80)
     when = f"Época {epoch}" if step is None else f"Paso {step}"
-    fig.suptitle(f"Estado de la red neuronal - {when}", fontsize=16)
+    fig.suptitle(f"Estado de la red neuronal - {when} (rojo +, azul −; cada matriz, hasta el ±máx de su título)", fontsize=14)
     for i, (name, x) in enumerate(params):
         ax = fig.add_subplot(rows, cols, i + 1)
         shape = "×".join(str(n) for n in x.shape)
         ax.set_title(f'{name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b")} ({shape})',
                      fontsize=8)
         ax.tick_params(labelsize=6)
-        if x.ndim >= 2:  # the shape is in the title; no ticks (drawing them was most of the picture's time)
+        if x.ndim >= 2:  # red +, blue −, white 0, each panel scaled to its own largest |w| (said in its title)
             x = x.reshape(x.shape[0], -1)
             limit = float(x.abs().max()) or 1.0
-            im = ax.imshow(x.numpy(), aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, ticks=[-limit, 0, limit], format="%.2g")
-            bar.ax.tick_params(labelsize=6)
+            ax.imshow(x.numpy(), aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+            ax.set_title(f"{ax.get_title()}\n±{short(float(f'{limit:.2g}'))}", fontsize=8)
+            ax.axis("off")  # no ticks nor colour bar: they were most of the picture's drawing time
         else:
             ax.plot(x.numpy(), linewidth=0.8)
+            ax.set_xticks([])  # the index along the vector tells nothing; three values up the side are enough
+            ax.locator_params(axis="y", nbins=3)
             ax.grid(alpha=0.3)
-    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=1 - 0.9 / fig.get_figheight(), wspace=0.45, hspace=0.45)
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=1 - 1.3 / fig.get_figheight(), wspace=0.45, hspace=0.5)
     save_figure(fig, path, palette=True)
 
 
