@@ -19,6 +19,7 @@ from taller.runs.checkpoint import save_checkpoint
 from taller.runs.folder import Run, clear_unfinished_start, lock_run_dir, run_state
 from taller.text import thousands
 from taller.training.artefacts import write_samples
+from taller.training.by_text import by_text_line, part_vals
 from taller.training.next_token import check_lengths, find_text_data
 
 
@@ -42,12 +43,14 @@ def count(cfg, out: Path, data, log) -> Run:
     model.fit(data.train_ids)
     fit_time = time.perf_counter() - started
     val_loss = float(-model.log_probs(data.val_ids).mean())  # nats per character
+    by_text = {name: float(-model.log_probs(ids).mean()) / LN2 for name, ids, _ in part_vals(data)}
     score_time = time.perf_counter() - started - fit_time
     final = {"step": 0, "epoch": 1, "val_loss": val_loss, "val_bpc": val_loss / LN2, "time": fit_time, "final": True}
     atomic_write(out / "metrics.jsonl", (json.dumps(final) + "\n").encode("utf-8"))
     state = run_state(step=0, epoch=1, train_time=fit_time, finished=True, corpus=data.corpus, split=data.split,
                       parameters=0, best_val_loss=val_loss, counts=model.num_counts, val_loss=val_loss,
-                      val_bpc=val_loss / LN2, chars_per_s=len(data.train_ids) / max(fit_time, 1e-9), score_time=score_time)
+                      val_bpc=val_loss / LN2, chars_per_s=len(data.train_ids) / max(fit_time, 1e-9), score_time=score_time,
+                      **({"val_bpc_by_text": by_text} if by_text else {}))
     save_checkpoint(out, model.state_dict(), {}, {}, state)
     atomic_write(out / "parameters.txt", model.count_table(data.tokenizer).encode("utf-8"))
     run = Run(out, cfg, data.tokenizer, model.eval(), state)
@@ -55,4 +58,6 @@ def count(cfg, out: Path, data, log) -> Run:
         write_samples(run, cfg.train)
     log(f"Validación: {val_loss:.4f} nats/carácter = {val_loss / LN2:.3f} bits/carácter "
         f"({thousands(model.num_counts)} cuentas; ajuste {fit_time:.1f} s, evaluación {score_time:.1f} s).")
+    if by_text:
+        log(by_text_line(by_text, "bits/carácter"))
     return run

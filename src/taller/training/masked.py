@@ -36,6 +36,7 @@ from taller.evaluate import LN2
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.text import thousands
+from taller.training.by_text import by_text_line, part_vals
 from taller.training.next_token import NextToken
 
 IGNORE = -100  # a target cross_entropy skips: a position the model was not asked about
@@ -240,12 +241,24 @@ class MaskedTokens(NextToken):
         """The run as it ends: its scores in state.json; its folder, the weights' pictures and the loss curves."""
         d = self.data
         chars_per_s = trainer.step * self.tokens_per_step * d.chars_per_token / max(trainer.train_time, 1e-9)
-        trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s})
+        by_text = self.val_by_text()
+        trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s,
+                                             **({"val_accuracy_by_text": by_text} if by_text else {})})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train, samples=False)
         masked = int((self.val.targets != IGNORE).sum())
         trainer.log(f"Validación ({thousands(masked)} huecos fijos): acierta el {final['val_accuracy']:.1%} · "
                     f"{final['val_loss']:.4f} nats por hueco = {final['val_masked_bpc']:.3f} bits por carácter oculto "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s, {thousands(chars_per_s)} car/s).")
+        if by_text:
+            trainer.log(by_text_line({name: 100 * x for name, x in by_text.items()}, "% de huecos acertados", 1))
         trainer.log(f"Prueba: taller fill {trainer.out} --text \"En un lugar de la ___ de cuyo nombre no quiero acordarme\"")
         return run
+
+    def val_by_text(self) -> dict[str, float]:
+        """The share of hidden tokens guessed in each text's val, for a corpus of several texts (else {})."""
+        m, seed = self.cfg.model, self.cfg.data.split_seed
+        return {name: evaluate_masked(self.model, masked_val(ids, chars, m.block_size, m.mask_rate, m.mask_id, seed,
+                                                             m.masking, self.words), m.vocab_size, self.ctx.device,
+                                      self.autocast)["val_accuracy"]
+                for name, ids, chars in part_vals(self.data)}
