@@ -14,17 +14,21 @@ from pathlib import Path
 
 from taller.evaluate import LN2
 from taller.files import atomic_write
-from taller.models import build_model
+from taller.models import build_model, kind_of
 from taller.runs.checkpoint import save_checkpoint
 from taller.runs.folder import Run, clear_unfinished_start, lock_run_dir, run_state
 from taller.text import thousands
 from taller.training.artefacts import write_samples
 from taller.training.by_text import by_text_line, part_vals
+from taller.training.count_labels import fit_labels
 from taller.training.next_token import check_lengths, find_text_data
 
 
 def fit_counts(cfg, out: Path, ctx, log=print) -> Run:
-    """Count the training text, score val, and write the run folder; return the fitted run."""
+    """Count the training text, score val, and write the run folder; return the fitted run. A counting classifier
+    counts labelled lines instead (count_labels.py)."""
+    if kind_of(cfg).classifies:
+        return fit_labels(cfg, out, log)
     data = find_text_data(cfg, out, ctx, resume=False)
     check_lengths(data)
     with lock_run_dir(out, resume=False):  # a second fit or training of the same folder is refused meanwhile
