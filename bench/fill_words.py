@@ -1,24 +1,39 @@
-"""One-word blanks in refranes: how often does each run write back the exact word?
+"""One-word blanks: how often does each run write back the exact word?
 
     python bench/fill_words.py RUN [RUN …] [--n 300] [--seed 0]
+        Refranes the runs never trained on (they read the Quijote), one word of 3+ letters hidden in each, chosen with
+        a fixed seed. A BERT run gets one `_` per hidden letter (it fills a given number of characters: it is told the
+        word's length); a T5 run gets a single blank and writes a span of any length (it is not told). A hit is the
+        exact word.
 
-Refranes the runs never trained on (they read the Quijote), one word of 3+ letters hidden in each, chosen with a
-fixed seed. A BERT run gets one `_` per hidden letter (it fills a given number of characters: it is told the word's
-length); a T5 run gets a single blank and writes a span of any length (it is not told). A hit is the exact word.
+    python bench/fill_words.py --held-out RUN [RUN …] [--n 500] [--seed 0] [--vocab 0]
+        The validation split of the corpus the runs trained on (all of them the same corpus and split): one line per
+        blank, one word of 3+ letters hidden in it, told its length, fixed seed. In a corpus of lines (the refranes)
+        the model reads the line; in a book (the Quijote, whose lines are wrapped) the line and the ones before and
+        after it. Scored side by side on the same blanks, one JSON line per run:
+          rank_exact  every word of the training text with the blank's length goes into the blank, the best one kept
+                      (inspect/word_blanks.py: the whole line's probability for an n-gram or a GPT — the counting
+                      filler is the 8-gram's —, the hidden word's for a BERT, the answer's for a T5);
+                      --vocab K keeps the K most frequent of each length (0: all); `covered` says how many blanks
+                      had their word among the candidates
+          fill_exact  BERT and T5 only: `taller fill`, which writes the blank with no list of words
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
+import sys
 import time
 
 from taller.data.corpora import load_corpus
 from taller.errors import TallerError
 from taller.inspect.fill import fill
+from taller.inspect.word_blanks import auto_candidates, rank_words, vocabulary
 from taller.models import kind_of
-from taller.runs.folder import load_run
+from taller.runs.folder import load_run, run_split
 
 WORD = re.compile(r"[^\W\d_]{3,}")
 
@@ -34,30 +49,90 @@ def blanks(n: int, seed: int) -> list[tuple[str, int, int]]:
     return out
 
 
+def held_out_blanks(run, n: int, seed: int) -> list[tuple[str, int, int]]:
+    """(text, start, end): n lines of the run's validation split, one word of 3+ letters each; the text is the line
+    (a corpus of lines) or the line between its neighbours (a book), every character one the run knows."""
+    lines = run_split(run.config, "esconder palabras de su validación").val.split("\n")
+    known = set(run.tokenizer.pieces)
+    rng = random.Random(seed)
+    usable = [i for i, line in enumerate(lines) if WORD.search(line) and set(line) <= known]
+    if len(usable) < n:
+        raise TallerError(f"la validación tiene {len(usable)} líneas con palabras de 3 letras o más; pide --n {len(usable)}.")
+    out = []
+    for i in sorted(rng.sample(usable, n)):
+        m = rng.choice(list(WORD.finditer(lines[i])))
+        before = "" if run.line_corpus or i == 0 else lines[i - 1] + "\n"
+        after = "" if run.line_corpus or i + 1 == len(lines) else "\n" + lines[i + 1]
+        if not set(before + after) <= known:
+            before = after = ""
+        out.append((before + lines[i] + after, len(before) + m.start(), len(before) + m.end()))
+    return out
+
+
 def score(path: str, items: list[tuple[str, int, int]]) -> tuple[str, float, float]:
-    run = load_run(path, can="fills")
-    spans = kind_of(run.config).encoder_decoder
-    hits, started = 0, time.perf_counter()
+    run, started = load_run(path, can="fills"), time.perf_counter()
+    return kind_of(run.config).title, fill_exact(run, items), time.perf_counter() - started
+
+
+def fill_exact(run, items) -> float:
+    """`taller fill`: a BERT gets one _ per letter; a T5 one blank, and a hit is its span being the word."""
+    spans, hits = kind_of(run.config).encoder_decoder, 0
     for line, a, b in items:
         text = line[:a] + ("___" if spans else "_" * (b - a)) + line[b:]
         try:
             filled = fill(run, text).text
         except TallerError:  # a T5 that wrote no span for the blank: a miss
             continue
-        hits += filled[a:len(filled) - (len(line) - b)] == line[a:b]  # what went into the blank
-    return kind_of(run.config).title, hits / len(items), time.perf_counter() - started
+        hits += filled[a:len(filled) - (len(line) - b)] == line[a:b]
+    return hits / len(items)
+
+
+def rank_exact(run, items, limit: int, counts) -> tuple[float, float]:
+    """(exact, covered): the best training word of the blank's length is the hidden one; it was among the candidates."""
+    hits = covered = 0
+    for line, a, b in items:
+        words = auto_candidates(run, b - a, limit, counts)
+        covered += line[a:b] in words
+        scored = rank_words(run, line[:a] + "_" * (b - a) + line[b:], words)
+        hits += max(scored, key=lambda c: c.log_prob).word == line[a:b]
+    return hits / len(items), covered / len(items)
+
+
+def held_out(paths: list[str], n: int, seed: int, limit: int) -> None:
+    runs = [load_run(p, can=("language_model", "fills")) for p in paths]
+    same = {json.dumps([r.config.data.corpus, r.config.data.split, r.config.data.split_seed]) for r in runs}
+    if len(same) > 1:
+        sys.exit("error: las ejecuciones no entrenaron con el mismo corpus y la misma separación de validación.")
+    items, counts = held_out_blanks(runs[0], n, seed), vocabulary(runs[0].config)
+    for path, run in zip(paths, runs):
+        kind, started = kind_of(run.config), time.perf_counter()
+        exact, covered = rank_exact(run, items, limit, counts)
+        row = {"run": path, "kind": kind.title, "corpus": run.config.data.corpus, "blanks": n, "seed": seed,
+               "vocab": limit, "covered": round(covered, 4), "rank_exact": round(exact, 4)}
+        if kind.fills:
+            row["fill_exact"] = round(fill_exact(run, items), 4)
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+")
-    p.add_argument("--n", type=int, default=300)
+    p.add_argument("--n", type=int, default=None, help="blanks (300 refranes; 500 held out)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--held-out", action="store_true", help="blanks in the validation split of the runs' own corpus")
+    p.add_argument("--vocab", type=int, default=0, help="--held-out: the K most frequent words of each length (0: all)")
     args = p.parse_args()
-    items = blanks(args.n, args.seed)
-    for path in args.runs:
-        title, rate, seconds = score(path, items)
-        print(f"{path} ({title}): palabra exacta en {rate:.1%} de {len(items)} refranes ({seconds:.0f} s)")
+    try:
+        if args.held_out:
+            held_out(args.runs, args.n or 500, args.seed, args.vocab)
+            return
+        items = blanks(args.n or 300, args.seed)
+        for path in args.runs:
+            title, rate, seconds = score(path, items)
+            print(f"{path} ({title}): palabra exacta en {rate:.1%} de {len(items)} refranes ({seconds:.0f} s)")
+    except TallerError as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

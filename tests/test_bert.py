@@ -14,6 +14,8 @@ from taller.data.tokenizers import CharTokenizer
 from taller.errors import TallerError
 from taller.inspect.classify import read_confusion
 from taller.inspect.fill import fill, rank_candidates
+from taller.inspect.pairs import PAIRS_FILE, read_pairs
+from taller.inspect.word_blanks import auto_candidates
 from taller.models import build_model
 from taller.runs.folder import Run
 from taller.training.masked import IGNORE, mask_tokens, masked_val
@@ -126,6 +128,17 @@ def test_a_bert_run_scores_its_blanks_and_is_refused_where_it_makes_no_sense(ber
     assert code == 0 and out.strip().split("\n")[-1].startswith("No hay ") and "_" not in out.strip().split("\n")[-1]
 
 
+def test_fill_candidates_auto_prints_the_best_training_words(bert_run, capsys):
+    code, out, _ = run_cli(["fill", str(bert_run.dir), "--text", "No hay ____ sin espinas.", "--candidates", "auto"],
+                           capsys)
+    lines = out.strip().split("\n")
+    assert code == 0 and "palabras de 4 letras del entrenamiento" in lines[0]
+    shown = [line.split()[0] for line in lines[2:-1]]
+    words = auto_candidates(bert_run, 4)
+    assert sorted(shown) == sorted(words[:10]) if len(words) <= 10 else set(shown) <= set(words)
+    assert lines[-1] == f"No hay {shown[0]} sin espinas."
+
+
 def test_fill_refuses_a_left_to_right_run(trained_run, capsys):
     line = one_line_error(*run_cli(["fill", str(trained_run.dir), "--text", "a_b"], capsys)[::2])
     assert "lee de izquierda a derecha" in line and "--model bert" in line
@@ -138,6 +151,14 @@ def test_the_two_sided_probe_puts_a_gpt_beside_a_bert(bert_run, trained_run, cap
     assert "no cambia con el final" in gpt  # the left-to-right model cannot see the ending
     rows = [line.split() for line in gpt.split("\n") if line.strip().startswith(("taller", "desguace"))]
     assert rows and all(r[1] == r[2] for r in rows)
+
+
+def test_the_pairs_probe_gives_a_left_to_right_model_half_of_them(bert_run, trained_run, capsys):
+    code, out, _ = run_cli(["probe", str(trained_run.dir), str(bert_run.dir), "--example", "quijote"], capsys)
+    gpt, bert = out.strip().split("\n")[-2:]
+    n = 2 * len(read_pairs(PAIRS_FILE))
+    assert code == 0 and gpt.startswith("[1]") and f": {n // 2} de {n} = 50,0 %" in gpt  # the ending is never read
+    assert bert.startswith("[2]") and "lee a los dos lados" in bert and out.count("✓") + out.count("✗") == 2 * n
 
 
 def test_resume_continues_a_bert_run(bert_run, tmp_path):

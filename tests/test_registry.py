@@ -39,7 +39,7 @@ def test_a_transformer_section_has_only_transformer_keys():
 
 def test_a_key_of_another_kind_is_named_with_its_kind():
     cfg = Config()
-    with pytest.raises(TallerError, match=r"'order' es una clave de otro modelo \(ngram\)"):
+    with pytest.raises(TallerError, match=r"'order' es una clave de otro modelo \(ngram, ngram-clasificador\)"):
         cfg.set("order", 3)
     cfg.set("kind", "ngram")
     cfg.set("order", 3)
@@ -91,4 +91,4 @@ def test_an_unknown_kind_and_an_impossible_command_are_one_line(tmp_path, capsys
     assert "model.kind='gpt5' no existe" in err and "transformer" in err and not (tmp_path / "r").exists()
     code, _, err = run_cli(["train", "--order", "3", "--out", str(tmp_path / "r")], capsys)
     one_line_error(code, err)
-    assert "clave de otro modelo (ngram)" in err and not (tmp_path / "r").exists()
+    assert "clave de otro modelo (ngram, ngram-clasificador)" in err and not (tmp_path / "r").exists()

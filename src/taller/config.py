@@ -95,6 +95,7 @@ def average_for(train: TrainConfig, train_tokens: int) -> str | None:
 
 
 BEFORE_THEY_EXISTED = {"mix_slice": 0.0, "ema": 0.0}  # [train] keys whose default changes what a run does
+MODEL_BEFORE_THEY_EXISTED = {"masking": "chars"}  # and [model] keys: a BERT saved before masking hid characters
 
 
 TOKENIZER_KINDS = ("char", "bpe", "word")
@@ -138,6 +139,9 @@ class Config:
         model = d.get("model", {})
         cfg.set("model.kind", model.get("kind", cfg.model.kind), where=where)  # the kind first: it decides the keys
         own = {f.name for f in dataclasses.fields(cfg.model)}
+        for key, value in MODEL_BEFORE_THEY_EXISTED.items() if saved else ():
+            if key in own:
+                setattr(cfg.model, key, value)
         for section, values in d.items():
             for key, value in values.items():
                 if section == "model" and (key == "kind" or (saved and key not in own and key in other_kinds_keys())):

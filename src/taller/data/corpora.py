@@ -7,6 +7,9 @@ A corpus name resolves, in this order, to:
   4. the user cache (`$TALLER_CACHE`, else ~/.cache/taller/<name>.txt);
   5. a real download, cleaned, checked against a known SHA-256 and written to the cache atomically
      (never when TALLER_OFFLINE is set).
+
+Several texts joined by `+` («quijote+refranes», «quijote+mis_textos.txt») are one corpus: each text found as above
+and cleaned alone, then one after another; the split (data/split.py) cuts each by its own rule.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import tarfile
 import tempfile
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from taller.errors import TallerError
@@ -74,6 +77,7 @@ class Corpus:
     text: str
     source: str  # where it was found
     lines: bool  # whether it is a corpus of one item per line
+    parts: tuple[Corpus, ...] = ()  # several texts joined with `+`: each of them (their texts, one after another)
 
 
 # --- cleaning -------------------------------------------------------------------------------------------------
@@ -180,11 +184,38 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
 # --- options: the part of the text a configuration asks for ------------------------------------------------------
 
 
+JOIN = "+"  # --corpus quijote+refranes: several texts as one corpus
+
+
+def corpus_names(name: str) -> list[str]:
+    """«quijote+refranes» -> the names of its texts; a single name, or a file whose own name has a +, -> [name]."""
+    if JOIN not in name or Path(name).expanduser().exists():
+        return [name]
+    names = [part.strip() for part in name.split(JOIN)]
+    if not all(names):
+        raise TallerError(f"--corpus {name}: falta un texto entre los +; escribe p. ej. quijote+refranes.")
+    return names
+
+
 def prepare_corpus(data, download: bool = True) -> Corpus:
-    """The corpus named by a DataConfig, cut between its markers, lowercased and with lines joined as it asks.
+    """The corpus named by a DataConfig, cut between its markers, lowercased and with lines joined as it asks; for
+    several texts (`a+b`), each prepared alone and then one after another (each ending in a newline).
 
     (`data.max_chars` is applied by the split, which may take validation from just after it.)
     """
+    names = corpus_names(data.corpus)
+    if len(names) == 1:
+        return prepare_one(data, download)
+    if data.start_marker or data.end_marker:
+        raise TallerError(f"--corpus {data.corpus} junta varios textos y start_marker/end_marker cortarían sólo uno; "
+                          "quítalos (--set start_marker= --set end_marker=) o recorta cada fichero antes.")
+    parts = tuple(prepare_one(replace(data, corpus=name), download) for name in names)
+    text = "".join(p.text if p.text.endswith("\n") else p.text + "\n" for p in parts)
+    return Corpus(JOIN.join(p.name for p in parts), text, " + ".join(p.source for p in parts), False, parts)
+
+
+def prepare_one(data, download: bool = True) -> Corpus:
+    """One text, as prepare_corpus says."""
     corpus = load_corpus(data.corpus, download=download)
     text = corpus.text
     if not (data.start_marker or data.end_marker or data.lowercase or data.join_lines):

@@ -24,6 +24,7 @@ class Split:
     train: str
     val: str
     kind: str  # "tail", "lines" or "after" (split_text); "prepared" for a folder from `taller prepare` (texts empty)
+    parts: tuple[tuple[str, int, int], ...] = ()  # several texts (a+b): (name, start, end) of each one's val in `val`
 
 
 def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto",
@@ -61,6 +62,20 @@ def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int =
 
 
 def split_corpus(corpus, data) -> Split:
-    """The split a [data] section asks for, of a loaded corpus."""
+    """The split a [data] section asks for, of a loaded corpus; several texts (a+b) are split each by its own rule
+    (a book by its tail, proverbs by whole lines), and the trains and the vals put one after another."""
+    if corpus.parts:
+        return joined([(p.name, split_corpus(p, data)) for p in corpus.parts])
     return split_text(corpus.text, lines=corpus.lines, val_fraction=data.val_fraction, seed=data.split_seed,
                       kind=data.split, max_chars=data.max_chars)
+
+
+def joined(splits: list[tuple[str, Split]]) -> Split:
+    """Several texts' splits as one: trains one after another, vals too, each ending in a newline; where each val is."""
+    train, val, parts = "", "", []
+    for name, split in splits:
+        train += split.train if split.train.endswith("\n") else split.train + "\n"
+        start = len(val)
+        val += split.val if split.val.endswith("\n") else split.val + "\n"
+        parts.append((name, start, len(val)))
+    return Split(train, val, "+".join(s.kind for _, s in splits), tuple(parts))

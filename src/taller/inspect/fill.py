@@ -7,8 +7,10 @@
 
     taller fill RUN --text "Mañana llevo el coche al ___ porque hace un ruido raro" --candidates taller,desguace
         Each candidate word is put in the blank and scored by its pseudo-log-likelihood (Salazar et al. 2020): the
-        sum over its characters of ln P(that character | everything else), hiding one character at a time. Shown
-        normalised over the candidates (they sum to 1), as the left-to-right probe does (probe.py).
+        sum over its characters of ln P(that character | everything else), hiding one character at a time; a BERT
+        that learnt on whole hidden words (model.masking = words, spans) hides the whole candidate at once, as it
+        learnt. Shown normalised over the candidates (they sum to 1), as the left-to-right probe does (probe.py).
+        `--candidates auto`: the training text's words of the blank's length (inspect/word_blanks.py).
 
     A T5 run (encoder and decoder): each run of `_` is one span of any length, replaced by a sentinel <X0>, <X1> …;
     the decoder writes «<X0> … <X1> …» and each span goes back into its blank. A candidate's score is the
@@ -180,6 +182,16 @@ def pseudo_log_likelihood(model, ids: list[int], positions: list[int], mask_id: 
 
 
 @torch.no_grad()
+def hidden_word_log_likelihood(model, ids: list[int], positions: list[int], mask_id: int, vocab_size: int) -> float:
+    """Σ over `positions` of ln P(ids[p] | ids with all of them hidden): how a BERT that learnt on whole hidden words
+    (model.masking = words, spans) scores a word, in one pass."""
+    x = torch.tensor(ids)[None].clone()  # (1, T)
+    x[0, positions] = mask_id
+    log_probs = torch.log_softmax(model(x)[0, positions, :vocab_size].float(), dim=-1)  # (P, V)
+    return float(log_probs[torch.arange(len(positions)), torch.tensor(ids)[positions]].sum())
+
+
+@torch.no_grad()
 def answer_log_prob(model, src: list[int], answer: list[int], start_id: int) -> float:
     """ln P(answer | src) of an encoder-decoder, token by token with the true answer so far (one pass)."""
     dec_in = torch.tensor([[start_id, *answer[:-1]]])  # (1, L)
@@ -215,7 +227,8 @@ def rank_candidates(run, text: str, candidates: list[str], unknown: str = "error
                 score = answer_log_prob(run.model, src, [m.sentinel(0), *inside, m.end_id], m.start_id)
             else:
                 positions = list(range(lo - start, hi - start + 1))
-                score = pseudo_log_likelihood(run.model, ids, positions, m.mask_id, m.vocab_size)
+                by = pseudo_log_likelihood if m.masking == "chars" else hidden_word_log_likelihood
+                score = by(run.model, ids, positions, m.mask_id, m.vocab_size)
             scored.append(Candidate(word, score, len(inside)))
         weights = torch.softmax(torch.tensor([c.log_prob for c in scored], dtype=torch.float64), dim=0)
         for c, w in zip(scored, weights):

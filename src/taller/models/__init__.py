@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from taller.errors import TallerError
-from taller.models import bert, bigram, lstm, mix, ngram, rnn, skipgram, t5, transformer
+from taller.models import bert, bigram, counted_labels, lstm, mix, ngram, rnn, skipgram, t5, transformer
 from taller.models.kind import BY_SIZE, Kind, ModelConfig, need
 from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
@@ -18,7 +18,7 @@ from taller.models.transformer import Transformer
 
 KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, rnn.KIND, ngram.KIND, bigram.KIND,
                                                  skipgram.KIND, bert.KIND, bert.CLASSIFIER, bert.TAGGER, t5.KIND,
-                                                 t5.TASKS, mix.KIND)}
+                                                 t5.TASKS, mix.KIND, counted_labels.KIND)}
 
 
 def kind_named(name: str) -> Kind:
@@ -43,7 +43,8 @@ def build_model(cfg: ModelConfig):
 def task_kind(task: str, model: str | None = None) -> str:
     """The kind that learns `--task TASK` on top of `model`'s runs (without --model: the kind that offers it)."""
     if model is None:
-        offering = [k for k in KINDS.values() if task in dict(k.tasks)]
+        offering = sorted((k for k in KINDS.values() if task in dict(k.tasks)), key=lambda k: k.objective == "counts")
+        # a network learns a task by default; the counting kind (the n-gram's classifier) when --model names it
         if not offering:
             tasks = sorted({t for k in KINDS.values() for t, _ in k.tasks})
             raise TallerError(f"--task {task}: no existe; las tareas son {', '.join(tasks)}.")

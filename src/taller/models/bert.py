@@ -38,16 +38,24 @@ class EncoderConfig(TransformerConfig):
         return self.vocab_size  # the id just past the tokenizer's
 
 
+# What BERT's pretraining hides at once (training/masked.py): whole words (Google's whole-word masking, 2019),
+# single tokens (the original BERT: in a character model, single characters) or spans of whole words (SpanBERT).
+MASKINGS = ("words", "chars", "spans")
+
+
 @dataclass
 class BertConfig(EncoderConfig):
     """The [model] section of a BERT (masked-token pretraining)."""
 
     kind: str = "bert"
     mask_rate: float = 0.15  # share of positions hidden for the model to guess (of them: 80% [MASK], 10% random, 10% kept)
+    masking: str = "words"  # what is hidden at once (MASKINGS): whole words, single tokens, or spans of whole words
 
     def check(self, data) -> None:
         super().check(data)
         need(0.0 < self.mask_rate < 1.0, f"model.mask_rate={self.mask_rate} debe estar entre 0 y 1 (BERT usa 0.15).")
+        need(self.masking in MASKINGS, f"model.masking={self.masking} no existe; elige {', '.join(MASKINGS)} "
+                                       "(palabras enteras, caracteres sueltos o tramos de palabras).")
 
 
 @dataclass

@@ -265,4 +265,4 @@ def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np
 
 KIND = Kind(name="ngram", title="n-grama", config=NGramConfig, build=NGram, objective="counts",
             preset="base", timed_preset="ngram", resumable=False, distributed=False, prepared_data=False,
-            keeps_reading=True)
+            keeps_reading=True, tasks=(("clasificar", "ngram-clasificador"),))

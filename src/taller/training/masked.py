@@ -3,6 +3,13 @@
     a batch:  B windows of T tokens of the training text (the same windows a GPT reads);
               15% of the positions are chosen (mask_rate); of those, 80% become [MASK], 10% a random token and
               10% stay as they are — so the model cannot learn "only [MASK] needs guessing"
+    what is chosen (model.masking):
+        chars   single tokens, each on its own (the original BERT; in a character model, single characters: it learns
+                to spell a word from its visible letters, never to recall the word)
+        words   whole words (Google's whole-word masking, 2019): words are drawn until 15% of the window's tokens
+                are hidden; a hidden word is hidden whole, and the 80/10/10 rule is drawn once per word
+        spans   spans of whole words (SpanBERT, Joshi et al. 2020): a span of ℓ ~ Geometric(0,2) words (at most 10),
+                from a random word, the spaces between its words hidden too, until 15% of the window is hidden
     its loss: cross_entropy at the chosen positions only, from the whole window, both sides of each blank
 
 Why not the next-token loss? A model that reads the whole window has already seen the next token: predicting it
@@ -29,17 +36,119 @@ from taller.evaluate import LN2
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.text import thousands
+from taller.training.by_text import by_text_line, part_vals
 from taller.training.next_token import NextToken
 
 IGNORE = -100  # a target cross_entropy skips: a position the model was not asked about
 KEEP_MASK, KEEP_RANDOM = 0.8, 0.1  # of the chosen positions: [MASK], a random token; the rest stay themselves
 
 
-def mask_tokens(x: torch.Tensor, rate: float, mask_id: int, vocab_size: int, g: torch.Generator | None = None):
-    """BERT's corruption of a batch x (B, T) -> (inputs (B, T), targets (B, T): the token, or IGNORE if not chosen)."""
-    chosen = torch.rand(x.shape, generator=g) < rate  # (B, T) the positions to guess
+SPAN_P, SPAN_MAX = 0.2, 10  # SpanBERT's span lengths in words: Geometric(0.2), at most 10 (mean 3.8)
+
+
+def word_table(pieces: list[str]) -> torch.Tensor:
+    """Per token id, (V, 3) bool: whether its text has a letter, starts with one, ends with one. Two neighbouring
+    tokens are one word when the first ends and the second starts with a letter (a character tokenizer: letters in a
+    row; BPE: « casa» starts a word, «mente» may continue it; a piece of a multibyte character, «\\xc3», joins)."""
+    def letter(c: str) -> bool:
+        return c.isalpha()
+
+    rows = [(any(map(letter, p)) or "\\x" in p, bool(p) and (letter(p[0]) or p.startswith("\\x")),
+             bool(p) and (letter(p[-1]) or "\\x" in p[-4:])) for p in pieces]
+    return torch.tensor(rows, dtype=torch.bool).view(-1, 3)
+
+
+def word_units(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Which word each position of x (B, T) belongs to: unit ids (B, T), numbered 0 … U-1 over the whole batch in
+    reading order, -1 where there is no letter (spaces, punctuation). A word cut by the window's edge is its part."""
+    has, starts, ends = table[x].unbind(-1)  # (B, T) each
+    joins = torch.zeros_like(has)
+    joins[:, 1:] = starts[:, 1:] & ends[:, :-1] & has[:, :-1]  # (B, T) continues the word on its left
+    new = has & ~joins  # (B, T) the first token of a word
+    units = torch.cumsum(new.view(-1), 0).view_as(x) - 1
+    return torch.where(has, units, torch.full_like(units, -1))
+
+
+def choose_words(x: torch.Tensor, rate: float, table: torch.Tensor, g: torch.Generator | None):
+    """Whole words, drawn in a random order in each window until rate × T tokens are hidden; the word that would
+    pass the mark is taken with the probability of the share that fits, so the hidden share is `rate` on average.
+    -> (chosen (B, T) bool, draw (B, T) in [0, 1): one draw per word, for the 80/10/10 rule)."""
+    B, T = x.shape
+    units = word_units(x, table)  # (B, T)
+    U = int(units.max()) + 1
+    if U == 0:
+        return torch.zeros_like(x, dtype=torch.bool), torch.rand(x.shape, generator=g)
+    inside = units >= 0
+    length = torch.bincount(units[inside], minlength=U).float()  # (U,) tokens per word
+    row = torch.zeros(U, dtype=torch.long).scatter_(0, units[inside], torch.arange(B).repeat_interleave(T).view(B, T)[inside])
+    order = torch.argsort(row.float() + torch.rand(U, generator=g))  # (U,) the words of each window, shuffled
+    before = torch.cumsum(length[order], 0) - length[order]  # (U,) tokens hidden before this word, whole batch
+    base = torch.zeros(B).scatter_reduce(0, row[order], before, "amin", include_self=False)  # (B,) each window's start
+    before = before - base[row[order]]
+    target = rate * T
+    fits = (before + length[order] <= target) | ((before < target) &
+                                                (torch.rand(U, generator=g) < (target - before) / length[order]))
+    take = torch.zeros(U, dtype=torch.bool)
+    take[order] = fits
+    draw = torch.rand(U, generator=g)  # (U,)
+    chosen = inside & take[units.clamp(min=0)]
+    return chosen, draw[units.clamp(min=0)]
+
+
+def choose_spans(x: torch.Tensor, rate: float, table: torch.Tensor, g: torch.Generator | None):
+    """SpanBERT's spans of whole words in each window until rate × T tokens are hidden: a span that would pass the
+    mark loses words at its end until it fits, and a single word that does not fit is taken with the probability of
+    the share that does; spans never overlap. -> (chosen (B, T), draw (B, T): one draw per span)."""
+    B, T = x.shape
+    units = word_units(x, table)  # (B, T)
+    chosen = torch.zeros_like(x, dtype=torch.bool)
+    draw = torch.rand(x.shape, generator=g)  # (B, T), made equal along each span below
+    tries = 4 * max(1, round(rate * T))
+    u = torch.rand(B, tries, 3, generator=g)  # (B, tries, 3): span length, first word, whether the last one fits
+    lengths = (torch.log(u[..., 0]) / math.log(1 - SPAN_P)).floor().long().clamp(0, SPAN_MAX - 1) + 1
+    for b in range(B):
+        inside = units[b] >= 0
+        if not inside.any():
+            continue
+        word, pos = units[b][inside] - units[b][inside].min(), torch.arange(T)[inside]  # words numbered 0 … W-1
+        W = int(word.max()) + 1
+        first = torch.full((W,), T).scatter_reduce(0, word, pos, "amin").tolist()  # each word's first position
+        last = torch.zeros(W, dtype=torch.long).scatter_reduce(0, word, pos, "amax").tolist()  # and its last
+        hidden, target = 0, rate * T
+        for k in range(tries):
+            w = int(u[b, k, 1] * W)
+            e = min(w + int(lengths[b, k]), W) - 1  # the span's last word
+            while e > w and last[e] + 1 - first[w] > target - hidden:
+                e -= 1
+            lo, hi = first[w], last[e] + 1
+            if chosen[b, lo:hi].any():
+                continue
+            if hi - lo > target - hidden and u[b, k, 2] >= (target - hidden) / (hi - lo):
+                break
+            chosen[b, lo:hi] = True
+            draw[b, lo:hi] = draw[b, lo]
+            hidden += hi - lo
+            if hidden >= target:
+                break
+    return chosen, draw
+
+
+def choose(x: torch.Tensor, rate: float, g: torch.Generator | None, masking: str = "chars",
+           table: torch.Tensor | None = None):
+    """The positions of x (B, T) to guess, and a draw in [0, 1) per position (equal along a word or span)."""
+    if masking == "words":
+        return choose_words(x, rate, table, g)
+    if masking == "spans":
+        return choose_spans(x, rate, table, g)
+    return torch.rand(x.shape, generator=g) < rate, torch.rand(x.shape, generator=g)
+
+
+def mask_tokens(x: torch.Tensor, rate: float, mask_id: int, vocab_size: int, g: torch.Generator | None = None,
+                masking: str = "chars", table: torch.Tensor | None = None):
+    """BERT's corruption of a batch x (B, T) -> (inputs (B, T), targets (B, T): the token, or IGNORE if not chosen).
+    `table` (word_table) says where words are, for masking = words or spans."""
+    chosen, kind = choose(x, rate, g, masking, table)  # (B, T) the positions to guess, which corruption each gets
     chosen.view(-1)[0] |= not bool(chosen.any())  # at least one, so that the loss is defined
-    kind = torch.rand(x.shape, generator=g)  # (B, T) which corruption each chosen position gets
     random_tokens = torch.randint(vocab_size, x.shape, generator=g)  # (B, T)
     inputs = torch.where(chosen & (kind < KEEP_MASK), torch.full_like(x, mask_id), x)
     inputs = torch.where(chosen & (kind >= KEEP_MASK) & (kind < KEEP_MASK + KEEP_RANDOM), random_tokens, inputs)
@@ -60,14 +169,16 @@ class MaskedVal:
         return MaskedVal(self.inputs[:n], self.targets[:n], self.chars[:n])
 
 
-def masked_val(ids: np.ndarray, chars: np.ndarray, block: int, rate: float, mask_id: int, seed: int) -> MaskedVal:
-    """Disjoint windows of `block` tokens over val (one shorter window if val is shorter); blanks from `seed`."""
+def masked_val(ids: np.ndarray, chars: np.ndarray, block: int, rate: float, mask_id: int, seed: int,
+               masking: str = "chars", table: torch.Tensor | None = None) -> MaskedVal:
+    """Disjoint windows of `block` tokens over val (one shorter window if val is shorter); blanks from `seed`,
+    chosen as training chooses them (whole words for masking = words), all of them [MASK]."""
     T = min(block, len(ids))
     n = len(ids) // T
     windows = torch.from_numpy(ids[:n * T].astype(np.int64)).view(n, T)  # (N, T)
     counts = torch.from_numpy(chars[:n * T].astype(np.int64)).view(n, T)  # (N, T)
     g = torch.Generator().manual_seed(seed)
-    chosen = torch.rand(windows.shape, generator=g) < rate  # (N, T)
+    chosen, _ = choose(windows, rate, g, masking, table)  # (N, T)
     chosen.view(-1)[0] |= not bool(chosen.any())
     inputs = torch.where(chosen, torch.full_like(windows, mask_id), windows)
     return MaskedVal(inputs, torch.where(chosen, windows, torch.full_like(windows, IGNORE)), counts)
@@ -98,13 +209,15 @@ class MaskedTokens(NextToken):
         super().__init__(cfg, out, ctx, resume)
         m, d = cfg.model, self.data
         self.masking = torch.Generator().manual_seed(cfg.train.seed + 2)  # which positions: saved for --resume
-        self.val = masked_val(d.val_ids, d.val_chars, m.block_size, m.mask_rate, m.mask_id, cfg.data.split_seed)
+        self.words = word_table(d.tokenizer.pieces)  # (V, 3) where words start and end
+        self.val = masked_val(d.val_ids, d.val_chars, m.block_size, m.mask_rate, m.mask_id, cfg.data.split_seed,
+                              m.masking, self.words)
         self.n_eval = max(1, math.ceil(cfg.train.eval_chars / d.chars_per_token / m.block_size))
 
     def next_batch(self):
         x, _ = self.batches.next()  # (B, T): the windows; their next tokens are not needed
         m = self.cfg.model
-        inputs, targets = mask_tokens(x.cpu(), m.mask_rate, m.mask_id, m.vocab_size, self.masking)
+        inputs, targets = mask_tokens(x.cpu(), m.mask_rate, m.mask_id, m.vocab_size, self.masking, m.masking, self.words)
         return inputs.to(x.device), targets.to(x.device)
 
     def loss(self, model, batch) -> torch.Tensor:
@@ -128,12 +241,24 @@ class MaskedTokens(NextToken):
         """The run as it ends: its scores in state.json; its folder, the weights' pictures and the loss curves."""
         d = self.data
         chars_per_s = trainer.step * self.tokens_per_step * d.chars_per_token / max(trainer.train_time, 1e-9)
-        trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s})
+        by_text = self.val_by_text()
+        trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s,
+                                             **({"val_accuracy_by_text": by_text} if by_text else {})})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts, samples=False)
         masked = int((self.val.targets != IGNORE).sum())
         trainer.log(f"Validación ({thousands(masked)} huecos fijos): acierta el {final['val_accuracy']:.1%} · "
                     f"{final['val_loss']:.4f} nats por hueco = {final['val_masked_bpc']:.3f} bits por carácter oculto "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s, {thousands(chars_per_s)} car/s).")
+        if by_text:
+            trainer.log(by_text_line({name: 100 * x for name, x in by_text.items()}, "% de huecos acertados", 1))
         trainer.log(f"Prueba: taller fill {trainer.out} --text \"En un lugar de la ___ de cuyo nombre no quiero acordarme\"")
         return run
+
+    def val_by_text(self) -> dict[str, float]:
+        """The share of hidden tokens guessed in each text's val, for a corpus of several texts (else {})."""
+        m, seed = self.cfg.model, self.cfg.data.split_seed
+        return {name: evaluate_masked(self.model, masked_val(ids, chars, m.block_size, m.mask_rate, m.mask_id, seed,
+                                                             m.masking, self.words), m.vocab_size, self.ctx.device,
+                                      self.autocast)["val_accuracy"]
+                for name, ids, chars in part_vals(self.data)}

@@ -30,6 +30,7 @@ from taller.runs.folder import Run
 from taller.text import number, thousands
 from taller.training import distributed
 from taller.training.artefacts import Pictures
+from taller.training.by_text import by_text_line, part_vals
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
 from taller.training.verdict import judge
@@ -186,16 +187,27 @@ class NextToken:
         chars_per_s = trainer.step * self.tokens_per_step * d.chars_per_token / max(trainer.train_time, 1e-9)
         with trainer.parts.part("8-grama"):
             judged = judge(final["val_bpc"], d, self.train_ids, trainer.step, self.epochs_done(trainer.step))
+        with trainer.parts.part("evaluación"):
+            by_text = self.val_by_text()
         trainer.commit(finished=True, extra={"val_loss": final["val_loss"], "val_bpc": final["val_bpc"],
                                              "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s,
-                                             "val_chars_per_token": self.val_chars_per_token, **judged})
+                                             "val_chars_per_token": self.val_chars_per_token, **judged,
+                                             **({"val_bpc_by_text": by_text} if by_text else {})})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts)
         per = "carácter" if d.tokenizer.kind == "char" else "token"
         trainer.log(f"Validación: {number(final['val_loss'], 4)} nats/{per} = {number(final['val_bpc'], 3)} bits/carácter "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s de entrenamiento, {thousands(chars_per_s)} car/s).")
+        if by_text:
+            trainer.log(by_text_line(by_text, "bits/carácter"))
         trainer.log(judged["verdict"])
         return run
+
+    def val_by_text(self) -> dict[str, float]:
+        """Bits per character of each text's val, for a corpus of several texts (else {})."""
+        block = self.cfg.model.block_size
+        return {name: evaluate(self.model, val_text(ids, chars, block), self.ctx.device, self.autocast).bpc
+                for name, ids, chars in part_vals(self.data)}
 
     def interrupted_run(self, trainer) -> Run:
         return Run(trainer.out, self.cfg, self.data.tokenizer, self.model, trainer.saved_state,

@@ -7,6 +7,7 @@ from pathlib import Path
 from taller.inspect.classify import answer_table, classify
 from taller.inspect.fill import candidates_table, fill, fill_table, rank_candidates
 from taller.inspect.tildes import tildes
+from taller.inspect.word_blanks import auto_table
 from taller.runs.folder import load_run
 
 
@@ -30,7 +31,8 @@ def add_classify_and_fill(sub) -> None:
     fl.add_argument("run", metavar="EJECUCION", help="carpeta de un BERT (taller train --model bert)")
     fl.add_argument("--text", required=True, help="el texto con huecos: cada _ es un carácter que falta")
     fl.add_argument("--candidates", metavar="A,B,C", help="palabras para el único hueco, separadas por comas: las "
-                    "ordena por pseudo-verosimilitud, con su probabilidad")
+                    "ordena por pseudo-verosimilitud, con su probabilidad; `auto`: las palabras del entrenamiento "
+                    "con tantas letras como _ tiene el hueco")
     fl.set_defaults(func=cmd_fill)
 
 
@@ -46,6 +48,9 @@ def cmd_tildes(args) -> None:
 
 def cmd_fill(args) -> None:
     run = load_run(args.run, can="fills")
+    if args.candidates == "auto":
+        print(auto_table(run, args.text))
+        return
     if args.candidates:
         print(f"Candidatos para el hueco de «{args.text}»:")
         print(candidates_table(rank_candidates(run, args.text, args.candidates.split(","))))

@@ -11,6 +11,7 @@ from taller.errors import TallerError
 from taller.files import atomic_write
 from taller.inspect import probability_table
 from taller.inspect.fill import RIGHT_CONTEXTS, two_sided_probe
+from taller.inspect.pairs import PAIRS_EXAMPLE, PAIRS_FILE, pairs_probe, read_pairs
 from taller.inspect.probe import EXAMPLES, last_sentence, probe, probe_table
 from taller.models import kind_of
 from taller.runs.folder import check_output, load_run
@@ -51,7 +52,10 @@ def add_probe(sub) -> None:
                          "lado")
     pr.add_argument("--context", help="el texto que lee el modelo antes de los candidatos")
     pr.add_argument("--candidates", nargs="+", metavar="PALABRA", help="las palabras que compiten")
-    pr.add_argument("--example", metavar="NOMBRE", help="un ejemplo de la lección: coche")
+    pr.add_argument("--example", metavar="NOMBRE", help="un ejemplo de la lección: coche; quijote: parejas de frases "
+                    "del Quijote que sólo se distinguen después del hueco (para poner un GPT junto a un BERT)")
+    pr.add_argument("--pairs", type=Path, metavar="FICHERO", help="tus parejas, como las de --example quijote: "
+                    "antes, final 1, respuesta 1, final 2, respuesta 2 (separados por tabuladores)")
     pr.add_argument("--also-short", action="store_true", help="repite sólo con la última frase del contexto")
     pr.set_defaults(func=cmd_probe)
 
@@ -103,9 +107,13 @@ def print_samples(args, by_temperature: list[list]) -> None:
 
 
 def cmd_probe(args) -> None:
+    if args.pairs or args.example == PAIRS_EXAMPLE:
+        pairs = read_pairs(args.pairs or PAIRS_FILE)  # the file first: a mistake in it is said before loading runs
+        print(pairs_probe([load_run(r, can=("language_model", "fills")) for r in args.run], pairs))
+        return
     if args.example:
         if args.example not in EXAMPLES:
-            raise TallerError(f"--example {args.example}: no existe; los ejemplos son {', '.join(EXAMPLES)}.")
+            raise TallerError(f"--example {args.example}: no existe; los ejemplos son {', '.join([*EXAMPLES, PAIRS_EXAMPLE])}.")
         context, candidates = EXAMPLES[args.example]
         context, candidates = args.context or context, args.candidates or candidates
     elif not (args.context and args.candidates):

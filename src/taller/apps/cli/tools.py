@@ -8,6 +8,7 @@ from pathlib import Path
 from taller.apps.cli.training import default_out
 from taller.apps.cli.types import add_threads, finite_positive, fit_threads, learning_rate, path_text
 from taller.apps.compare import compare, format_table
+from taller.apps.compare_labels import compare_labels
 from taller.apps.compress import compress_file, decompress_file
 from taller.apps.export import FORMATS, export_run
 from taller.apps.web.app import serve
@@ -20,10 +21,12 @@ from taller.training.adapt import OPTIMIZERS, Adaptation, score_run
 def add_compare(sub) -> None:
     cmp_ = sub.add_parser("compare", aliases=["comparar"],
                           help="entrena varios modelos con el mismo tiempo y los compara")
-    cmp_.add_argument("--corpus", default="quijote",
-                      help="refranes, quijote o la ruta de un fichero de texto (quijote)")
-    cmp_.add_argument("--models", default="ngram,lstm,transformer",
-                      help="lista separada por comas (ngram,lstm,transformer)")
+    cmp_.add_argument("--corpus", help="refranes, quijote o la ruta de un fichero de texto (quijote; con --task "
+                      "clasificar, un fichero «etiqueta<TAB>texto» o refranero-o-cervantes, el de por defecto)")
+    cmp_.add_argument("--task", choices=["clasificar"], help="clasificar: clasificadores (--models ngram,bert,t5; "
+                      "MODELO=RUN empieza desde una ejecución preentrenada) con su acierto y su tabla de confusión")
+    cmp_.add_argument("--models", help="lista separada por comas (ngram,lstm,transformer; con --task clasificar, "
+                      "ngram,bert,t5)")
     cmp_.add_argument("--max-time", type=finite_positive, default=120, metavar="SEGUNDOS",
                       help="segundos por modelo (120)")
     cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR",
@@ -96,7 +99,14 @@ def add_serve(sub) -> None:
 
 
 def cmd_compare(args) -> None:
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    default = "ngram,bert,t5" if args.task == "clasificar" else "ngram,lstm,transformer"
+    models = [m.strip() for m in (args.models or default).split(",") if m.strip()]
+    if args.task == "clasificar":
+        out = Path(args.out) if args.out else default_out("compare", "clasificar")
+        print(compare_labels(args.corpus, models, args.max_time, out, overrides=args.set, progress=not args.quiet,
+                             threads=args.threads))
+        return
+    args.corpus = args.corpus or "quijote"
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
     rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
                    progress=not args.quiet, adapt=args.adapt, mix=args.mix, threads=args.threads)
