@@ -4,14 +4,16 @@ import json
 
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from conftest import PROVERBS, one_line_error, run_cli, tiny_config
 
 import taller
+from taller.apps.web.app import create_app
 from taller.config import Config
 from taller.data.accents import ACUTE, DIAERESIS, NONE, Lookup, apply_marks, marks_of, strip, word_scores
 from taller.data.tokenizers import CharTokenizer
 from taller.inspect import tildes as tildes_module
-from taller.inspect.tildes import fix_text, marked, noisy_channel
+from taller.inspect.tildes import fix_text, marked, noisy_channel, write_text
 from taller.models import build_model
 from taller.models.bert import TaggerConfig
 
@@ -86,6 +88,17 @@ def test_the_tagger_never_puts_an_impossible_mark_and_keeps_the_length():
     model, tok = tiny_tagger(text, [10.0, 0.0, 0.0])  # none everywhere: the input itself
     assert fix_text(model, tok, text) == text
     assert fix_text(model, tok, "ñandú ¿x?") == "ñandu ¿x?"  # unknown characters keep their place
+
+
+def test_a_word_seen_in_training_takes_one_of_its_training_forms():
+    text = "esta pinguino Esta, rapido"
+    model, tok = tiny_tagger(text, [0.0, 10.0, -10.0])  # acute wherever allowed
+    lookup = Lookup("esta está está pingüino")
+    # «esta»: «está» (the acute on its last letter is the likelier form); «pinguino»: its one form, whatever the tagger
+    # says; «Esta»: the forms of «esta»; «rapido», never seen: the tagger's own marks
+    assert fix_text(model, tok, text, lookup) == "está pingüino Está, rápídó"
+    model, tok = tiny_tagger(text, [10.0, -10.0, -10.0])  # none everywhere: «esta» stays as it is
+    assert fix_text(model, tok, text, lookup) == "esta pingüino Esta, rapido"
 
 
 def tagger_config(corpus, **overrides):
@@ -169,3 +182,43 @@ def test_a_language_model_fixes_accents_through_the_noisy_channel(trained_run, c
 
 def test_marked_puts_carets_under_the_changed_letters():
     assert marked("el esta\nbien", "él está\nbien") == "él está\n^     ^\nbien"
+
+
+@pytest.fixture(scope="module")
+def t5_run(tmp_path_factory):
+    """A tiny T5 de tildes trained for 20 steps: too few to learn, enough to go through the objective and the command."""
+    root = tmp_path_factory.mktemp("tildes-t5")
+    corpus = root / "cancion.txt"
+    corpus.write_text(SONG * 30, encoding="utf-8")
+    cfg = tiny_config(corpus, max_steps=20, samples=0, block_size=24, split="tail")
+    cfg.set_kind("t5-tildes")
+    return taller.train(cfg, root / "run", progress=False, log=lambda *a: None)
+
+
+def test_a_t5_writes_the_input_again_with_marks_only(t5_run, capsys):
+    state = json.loads((t5_run.dir / "state.json").read_text())
+    assert state["finished"] and state["step"] == 20 and state["val_words_words"] == 30
+    text = "Pinguino, bcd; Uva a la AUA rapido y el raton"  # longer than its window of 16: overlapping windows
+    fixed = write_text(t5_run.model, t5_run.tokenizer, text)
+    assert len(fixed) == len(text) and strip(fixed) == text  # the input's letters, marks at most
+    assert all(a == b or a in "áéíóúüÁÉÍÓÚÜ" for a, b in zip(fixed, text))
+    # every word of the song has one form in its training text: the constrained writer can only write that
+    code, out, _ = run_cli(["tildes", str(t5_run.dir), "--text", "el raton y la cancion del balcon"], capsys)
+    assert code == 0 and out.split("\n")[0] == "el ratón y la canción del balcón"
+
+
+def test_init_takes_a_run_of_the_same_task_only(t5_run, tagger_run, tmp_path, capsys):
+    args = ["train", "--model", "bert", "--task", "tildes", "--init", str(t5_run.dir), "--corpus",
+            str(tagger_run.config.data.corpus), "--out", str(tmp_path / "x")]
+    line = one_line_error(*run_cli(args, capsys)[::2])
+    assert "T5 de tildes" in line and not (tmp_path / "x").exists()
+
+
+def test_serve_puts_the_accents_back_in_its_box(tagger_run):
+    client = TestClient(create_app(tagger_run.dir.parent), base_url="http://127.0.0.1")
+    listed = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert listed["run"]["tildes"] is True and "etiquetador" in listed["run"]["error"]  # not a language model
+    reply = client.post("/api/tildes", json={"run": "run", "text": "el raton del balcon"})
+    assert reply.status_code == 200 and reply.json() == {"text": "el ratón del balcón", "changed": [6, 17]}
+    empty = client.post("/api/tildes", json={"run": "run", "text": "  "})
+    assert empty.status_code == 400 and "vacío" in empty.json()["error"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from taller.apps.cli.training import default_out
 from taller.apps.cli.types import add_threads, finite_positive, fit_threads, path_text
 from taller.apps.compare import compare, format_table
+from taller.apps.compare_tildes import MODELS as TILDES_MODELS, compare_tildes, format_tildes
 from taller.apps.compress import compress_file, decompress_file
 from taller.apps.export import FORMATS, export_run
 from taller.apps.web.app import serve
@@ -22,8 +23,9 @@ def add_compare(sub) -> None:
                           help="entrena varios modelos con el mismo tiempo y los compara")
     cmp_.add_argument("--corpus", default="quijote",
                       help="refranes, quijote o la ruta de un fichero de texto (quijote)")
-    cmp_.add_argument("--models", default="ngram,lstm,transformer",
-                      help="lista separada por comas (ngram,lstm,transformer)")
+    cmp_.add_argument("--models", help="lista separada por comas (ngram,lstm,transformer; con --task tildes: "
+                      "lookup,ngram,transformer,bert,t5, y NOMBRE=RUN para una ejecución ya entrenada)")
+    cmp_.add_argument("--task", choices=["tildes"], help="tildes: quién pone mejor las tildes a la validación")
     cmp_.add_argument("--max-time", type=finite_positive, default=120, metavar="SEGUNDOS",
                       help="segundos por modelo (120)")
     cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR",
@@ -96,13 +98,25 @@ def add_serve(sub) -> None:
 
 
 def cmd_compare(args) -> None:
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.task == "tildes":
+        return cmd_compare_tildes(args)
+    models = [m.strip() for m in (args.models or "ngram,lstm,transformer").split(",") if m.strip()]
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
     rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
                    progress=not args.quiet, adapt=args.adapt, mix=args.mix, threads=args.threads)
     print()
     print(format_table(rows))
     print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
+
+
+def cmd_compare_tildes(args) -> None:
+    models = [m.strip() for m in (args.models or ",".join(TILDES_MODELS)).split(",") if m.strip()]
+    out = Path(args.out) if args.out else default_out("tildes", Path(args.corpus).stem)
+    rows = compare_tildes(args.corpus, models, args.max_time, out, overrides=args.set, progress=not args.quiet,
+                          threads=args.threads)
+    print()
+    print(format_tildes(rows))
+    print(f"\nResultados en {out}/ (tildes.md, tildes.csv y una carpeta por modelo entrenado)")
 
 
 def cmd_export(args) -> None:
