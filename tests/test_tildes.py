@@ -9,8 +9,10 @@ from conftest import PROVERBS, one_line_error, run_cli, tiny_config
 
 import taller
 from taller.apps.web.app import create_app
-from taller.config import Config
-from taller.data.accents import ACUTE, DIAERESIS, NONE, Lookup, apply_marks, marks_of, strip, word_scores
+from taller.config import Config, DataConfig
+from taller.data.accents import ACUTE, DIAERESIS, NONE, Lookup, apply_marks, marks_of, strip, word_scores, words
+from taller.data.corpora import prepare_corpus
+from taller.data.split import split_corpus
 from taller.data.tokenizers import CharTokenizer
 from taller.inspect import tildes as tildes_module
 from taller.inspect.tildes import fix_text, marked, noisy_channel, write_text
@@ -95,8 +97,8 @@ def test_a_word_seen_in_training_takes_one_of_its_training_forms():
     model, tok = tiny_tagger(text, [0.0, 10.0, -10.0])  # acute wherever allowed
     lookup = Lookup("esta está está pingüino")
     # «esta»: «está» (the acute on its last letter is the likelier form); «pinguino»: its one form, whatever the tagger
-    # says; «Esta»: the forms of «esta»; «rapido», never seen: the tagger's own marks
-    assert fix_text(model, tok, text, lookup) == "está pingüino Está, rápídó"
+    # says; «Esta»: the forms of «esta»; «rapido», never seen: the tagger's own marks, one acute at most
+    assert fix_text(model, tok, text, lookup) == "está pingüino Está, rápido"  # one acute at most
     model, tok = tiny_tagger(text, [10.0, -10.0, -10.0])  # none everywhere: «esta» stays as it is
     assert fix_text(model, tok, text, lookup) == "esta pingüino Esta, rapido"
 
@@ -222,3 +224,25 @@ def test_serve_puts_the_accents_back_in_its_box(tagger_run):
     assert reply.status_code == 200 and reply.json() == {"text": "el ratón del balcón", "changed": [6, 17]}
     empty = client.post("/api/tildes", json={"run": "run", "text": "  "})
     assert empty.status_code == 400 and "vacío" in empty.json()["error"]
+
+
+def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagger_run, capsys):
+    corpus = tmp_path / "cancion.txt"
+    corpus.write_text((SONG + "esta casa es grande.\nestá cansado hoy.\n") * 20, encoding="utf-8")
+    out = tmp_path / "cmp"
+    tiny = ["split=tail", "max_steps=20", "block_size=16", "d_model=32", "n_heads=2", "n_layers=1", "d_ff=64", "batch_size=8"]
+    code, printed, _ = run_cli(["compare", "--task", "tildes", "--corpus", str(corpus), "--models", "lookup,bert",
+                                "--max-time", "30", *[a for s in tiny for a in ("--set", s)], "--out", str(out),
+                                "--quiet"], capsys)
+    assert code == 0, printed
+    rows = (out / "tildes.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("modelo,ejecucion,palabras,errores") and "esta/está" in rows[0]
+    assert [r.split(",")[0] for r in rows[1:]] == ["lookup", "bert"] and (out / "bert" / "state.json").exists()
+    val = split_corpus(prepare_corpus(DataConfig(corpus=str(corpus), split="tail")), DataConfig(split="tail")).val
+    lookup = rows[1].split(",")  # «esta» and «está» as often in training: the lookup writes «esta», the first seen
+    assert lookup[2] == str(len(words(val))) and lookup[3] == str(val.count("está"))
+    assert "palabra ambigua" in printed and "| lookup |" in (out / "tildes.md").read_text(encoding="utf-8")
+    # a run trained on another text is refused before anything is written
+    line = one_line_error(*run_cli(["compare", "--task", "tildes", "--corpus", str(corpus), "--models",
+                                    f"lookup,bert={tagger_run.dir}", "--out", str(tmp_path / "no")], capsys)[::2])
+    assert "otro texto" in line and not (tmp_path / "no").exists()

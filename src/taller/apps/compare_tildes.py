@@ -108,9 +108,10 @@ def compare_tildes(corpus: str, models: list[str], max_time: float, out: str | P
     configs = {name: config_for(name, corpus, max_time, overrides) for name, run in specs if run is None and MODELS[name]}
     out = Path(out)
     check_run_dir(out, resume=False)
-    data = Config().data
-    data.corpus = corpus
-    split = split_corpus(prepare_corpus(data), data)
+    base = Config()
+    base.data.corpus = corpus
+    base.apply_overrides(list(overrides), skip_other_kinds=True)  # --set split=tail speaks to the text as well
+    split = split_corpus(prepare_corpus(base.data), base.data)
     given = {name: load_fixer(run) for name, run in specs if run}  # checked before anything is trained
     for name, (run, _) in given.items():
         if run_split(run.config, "comparar tildes").val != split.val:

@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from taller.data.accents import WITH_MARK, Lookup, apply_marks, can_carry, centred, marks_of, strip, window_starts, words
+from taller.data.accents import (ACUTE, WITH_MARK, Lookup, apply_marks, can_carry, centred, marks_of, strip,
+                                 window_starts, words)
 from taller.errors import TallerError
 from taller.evaluate import scoring_window
 from taller.files import MB, atomic_write, megabytes, read_bounded
@@ -72,15 +74,31 @@ def fix_text(model, tokenizer, text: str, lookup: Lookup | None = None) -> str:
 def seen_forms(marks: list[int], logp, bare: str, lookup: Lookup) -> None:
     """Each word of `bare` that the training text has (as it is or in small letters) takes, in `marks`, the marks of
     the training form the tagger finds most probable (the sum of its characters' log-probabilities, logp (N,
-    N_MARKS)); a word never seen keeps the tagger's own marks, so it can still get an accent it never saw."""
+    N_MARKS)); a word never seen takes the tagger's own marks, one acute at most (`one_acute`), so it can still get
+    an accent it never saw."""
     for a, b in words(bare):
         forms = lookup.forms.get(bare[a:b]) or lookup.forms.get(bare[a:b].lower())
         if not forms:
+            marks[a:b] = one_acute(logp[a:b])
             continue
         options = [marks_of(form) for form in forms]
         rows = logp[a:b]
         marks[a:b] = max(options, key=lambda m: sum(rows[i, k] for i, k in enumerate(m))) if len(options) > 1 \
             else options[0]
+
+
+def one_acute(rows) -> list[int]:
+    """A word's likeliest marks (rows (L, N_MARKS) of log-probabilities) with one acute at most, as Spanish writes
+    them: each letter's best mark but the acute, and the acute on the letter where it gains most over that, if it
+    gains anywhere."""
+    other = rows.copy()
+    other[:, ACUTE] = -np.inf
+    out = other.argmax(-1).tolist()
+    gain = rows[:, ACUTE] - other.max(-1)  # (L,): -inf where no acute is possible
+    best = int(gain.argmax())
+    if gain[best] > 0:
+        out[best] = ACUTE
+    return out
 
 
 def word_options(bare: str, lookup: Lookup | None) -> dict[int, tuple[int, list[list[int]]]]:
