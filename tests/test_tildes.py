@@ -139,14 +139,14 @@ def test_tildes_fixes_a_file_and_refuses_what_it_must(tagger_run, tmp_path, caps
     source.write_text("el raton\ndel balcon\n", encoding="utf-8")
     code, out, _ = run_cli(["tildes", str(tagger_run.dir), "--file", str(source), "-o", str(target)], capsys)
     assert code == 0 and target.read_text(encoding="utf-8") == "el ratón\ndel balcón\n" and "2 letras" in out
-    for args, words in ((["--file", str(source), "-o", str(source)], "entrada"),
+    for args, expected in ((["--file", str(source), "-o", str(source)], "entrada"),
                         (["--file", str(source), "-o", str(tagger_run.dir / "config.toml")], "ejecución"),
                         (["--file", str(source), "-o", str(target)], "--force"),
                         (["--text", "   "], "vacío"),
                         (["--file", str(source)], "-o"),
                         (["--file", str(tmp_path / "no.txt"), "-o", str(tmp_path / "b.txt")], "no existe")):
         line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), *args], capsys)[::2])
-        assert words in line, line
+        assert expected in line, line
     binary = tmp_path / "bin.dat"
     binary.write_bytes(b"\x00\x01\xff" * 10)
     line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), "--file", str(binary), "-o", str(tmp_path / "c.txt")],
