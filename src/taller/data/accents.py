@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
+import torch
+
 NONE, ACUTE, DIAERESIS = 0, 1, 2  # the marks a character can get, as label ids
 MARKS = ("ninguna", "aguda", "diéresis")  # their Spanish names
 MARKED = {"á": ("a", ACUTE), "é": ("e", ACUTE), "í": ("i", ACUTE), "ó": ("o", ACUTE), "ú": ("u", ACUTE),
@@ -51,6 +53,29 @@ def apply_marks(bare: str, marks) -> str:
 def words(text: str) -> list[tuple[int, int]]:
     """Where the words of `text` are: (start, end) of each run of letters."""
     return [m.span() for m in WORD.finditer(text)]
+
+
+def window_starts(n: int, T: int) -> list[int]:
+    """Where the windows of T characters start that cover a text of n, overlapping by half (T = min(T, n))."""
+    starts = list(range(0, max(1, n - T + 1), max(1, T // 2)))
+    if starts[-1] + T < n:
+        starts.append(n - T)
+    return starts
+
+
+def centred(starts: list[int], answers, n: int):
+    """Each window's answers (W, T, …) -> the text's (n, …): each position takes its answer from the window where it
+    sits farthest from an edge (where the model read most on both sides)."""
+    T = answers.shape[1]
+    out = answers.new_zeros((n, *answers.shape[2:]))
+    best = torch.full((n,), -1)  # (n,) distance to the nearest edge of the window that answered
+    pos = torch.arange(T)
+    margin = torch.minimum(pos, T - 1 - pos)  # (T,)
+    for s, answer in zip(starts, answers):
+        better = margin > best[s:s + T]
+        out[s:s + T][better] = answer[better]
+        best[s:s + T][better] = margin[better]
+    return out
 
 
 class Lookup:

@@ -17,15 +17,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from taller.data.accents import Lookup, apply_marks, can_carry, strip, words
+from taller.data.accents import (ACUTE, WITH_MARK, Lookup, apply_marks, can_carry, centred, marks_of, strip,
+                                 window_starts, words)
 from taller.errors import TallerError
 from taller.evaluate import scoring_window
 from taller.files import MB, atomic_write, megabytes, read_bounded
 from taller.models import kind_of
 from taller.models.bert import N_MARKS
+from taller.models.modes import evaluating
+from taller.models.t5 import TILDES_PREFIX
 from taller.runs.folder import Run, check_output, load_run, run_split
 
 TEXT_LIMIT = 8 * MB  # bytes of text `taller tildes --file` reads (a Quijote is 2 MB)
@@ -39,6 +43,14 @@ def allowed_marks(tokenizer) -> torch.Tensor:
     return torch.tensor([[can_carry(ch, m) for m in range(N_MARKS)] for ch in tokenizer.pieces])
 
 
+def mark_ids(tokenizer) -> torch.Tensor:
+    """(V, N_MARKS): the id of each character of a tokenizer with each mark on (none: itself), -1 where there is no
+    such character (a consonant with an acute, or one the tokenizer lacks): what a T5 may write for a bare letter."""
+    pieces = tokenizer.pieces
+    return torch.tensor([[tokenizer.index.get(WITH_MARK.get((ch, m), "") if m else ch, -1) for m in range(N_MARKS)]
+                         for ch in pieces])
+
+
 def char_ids(tokenizer, text: str) -> torch.Tensor:
     """One id per character (N,), whatever the text: an unknown character becomes its replacement (tokenizers.py) or,
     if it has none, the first token, so that every character keeps its place."""
@@ -46,12 +58,116 @@ def char_ids(tokenizer, text: str) -> torch.Tensor:
     return torch.tensor(tokenizer.encode(known), dtype=torch.long)
 
 
-def fix_text(model, tokenizer, text: str) -> str:
-    """The text with its accents put back by a tagger: stripped, marked per character, same length as the input."""
+def fix_text(model, tokenizer, text: str, lookup: Lookup | None = None) -> str:
+    """The text with its accents put back by a tagger: stripped, marked per character, same length as the input.
+    With `lookup`, a word seen in training is written in one of its training forms (`seen_forms`)."""
     bare = strip(text)
     if not bare:
         return bare
-    return apply_marks(bare, model.marks(char_ids(tokenizer, bare), allowed_marks(tokenizer)).tolist())
+    logp = model.mark_log_probs(char_ids(tokenizer, bare), allowed_marks(tokenizer))  # (N, N_MARKS)
+    marks = logp.argmax(-1).tolist()
+    if lookup is not None:
+        seen_forms(marks, logp.numpy(), bare, lookup)
+    return apply_marks(bare, marks)
+
+
+def seen_forms(marks: list[int], logp, bare: str, lookup: Lookup) -> None:
+    """Each word of `bare` that the training text has (as it is or in small letters) takes, in `marks`, the marks of
+    the training form the tagger finds most probable (the sum of its characters' log-probabilities, logp (N,
+    N_MARKS)); a word never seen takes the tagger's own marks, one acute at most (`one_acute`), so it can still get
+    an accent it never saw."""
+    for a, b in words(bare):
+        forms = lookup.forms.get(bare[a:b]) or lookup.forms.get(bare[a:b].lower())
+        if not forms:
+            marks[a:b] = one_acute(logp[a:b])
+            continue
+        options = [marks_of(form) for form in forms]
+        rows = logp[a:b]
+        marks[a:b] = max(options, key=lambda m: sum(rows[i, k] for i, k in enumerate(m))) if len(options) > 1 \
+            else options[0]
+
+
+def one_acute(rows) -> list[int]:
+    """A word's likeliest marks (rows (L, N_MARKS) of log-probabilities) with one acute at most, as Spanish writes
+    them: each letter's best mark but the acute, and the acute on the letter where it gains most over that, if it
+    gains anywhere."""
+    other = rows.copy()
+    other[:, ACUTE] = -np.inf
+    out = other.argmax(-1).tolist()
+    gain = rows[:, ACUTE] - other.max(-1)  # (L,): -inf where no acute is possible
+    best = int(gain.argmax())
+    if gain[best] > 0:
+        out[best] = ACUTE
+    return out
+
+
+def word_options(bare: str, lookup: Lookup | None) -> dict[int, tuple[int, list[list[int]]]]:
+    """Every position inside a word the training text has: (where the word starts, the marks of its training forms)."""
+    options = {}
+    for a, b in words(bare) if lookup is not None else ():
+        forms = lookup.forms.get(bare[a:b]) or lookup.forms.get(bare[a:b].lower())
+        if forms:
+            patterns = [marks_of(form) for form in forms]
+            options.update((p, (a, patterns)) for p in range(a, b))
+    return options
+
+
+def on_the_way(options, chosen: list[int], start: int, p: int) -> set[int] | None:
+    """The marks position p may take so that its word can still become one of its training forms, given the marks
+    chosen from `start` (the window's first position) on; None: any mark (a word never seen)."""
+    if p not in options:
+        return None
+    a, patterns = options[p]
+    lo = max(a, start)
+    done = chosen[lo - start:p - start]
+    return {m[p - a] for m in patterns if m[lo - a:p - a] == done}
+
+
+@torch.no_grad()
+def write_marks(model, prefix: torch.Tensor, x: torch.Tensor, variants: torch.Tensor, options: dict,
+                starts: list[int]) -> torch.Tensor:
+    """A T5 writes windows of stripped text (B, T) again, greedy, one character at a time: each the input's letter
+    with one of the marks it can carry (`variants` (V, N_MARKS)) and, inside a word seen in training, one that keeps
+    the word on the way to a training form. -> the marks written (B, T)."""
+    B, T = x.shape
+    memory = model.encode(torch.cat([prefix.expand(B, -1), x], dim=1))  # (B, P + T, C)
+    written = torch.full((B, 1), model.cfg.start_id)
+    out = [[] for _ in range(B)]
+    mine = variants[x]  # (B, T, N_MARKS)
+    for t in range(T):
+        scores = model.decode(written, memory)[:, -1].float().gather(-1, mine[:, t].clamp(min=0))  # (B, N_MARKS)
+        ok = mine[:, t] >= 0
+        for b in range(B):
+            way = on_the_way(options, out[b], starts[b], starts[b] + t)
+            if way is not None and any(ok[b, m] for m in way):
+                ok[b] &= torch.tensor([m in way for m in range(N_MARKS)])
+        marks = scores.masked_fill(~ok, float("-inf")).argmax(-1)  # (B,)
+        for b in range(B):
+            out[b].append(int(marks[b]))
+        written = torch.cat([written, mine[:, t].gather(-1, marks[:, None])], dim=1)
+    return torch.tensor(out)
+
+
+def write_text(model, tokenizer, text: str, lookup: Lookup | None = None) -> str:
+    """The text with its accents put back by a T5 that writes it («tildes: …» -> the text): windows of the stripped
+    text overlapping by half, each position written by the window where it sits farthest from an edge."""
+    bare = strip(text)
+    if not bare:
+        return bare
+    ids, variants = char_ids(tokenizer, bare), mark_ids(tokenizer)
+    prefix, options = char_ids(tokenizer, TILDES_PREFIX)[None, :], word_options(bare, lookup)
+    N, T = len(ids), min(model.cfg.text_window, len(ids))
+    starts = window_starts(N, T)
+    device = next(model.parameters()).device
+    with evaluating(model):
+        rows = [write_marks(model, prefix.to(device), torch.stack([ids[s:s + T] for s in starts[i:i + 64]]).to(device),
+                            variants.to(device), options, starts[i:i + 64]).cpu() for i in range(0, len(starts), 64)]
+    return apply_marks(bare, centred(starts, torch.cat(rows), N).tolist())
+
+
+def put_accents(model, tokenizer, text: str, lookup: Lookup | None, writes: bool) -> str:
+    """A tagger's marks (`fix_text`) or, when `writes` (a T5), the text written again (`write_text`)."""
+    return (write_text if writes else fix_text)(model, tokenizer, text, lookup)
 
 
 @torch.no_grad()
@@ -96,8 +212,10 @@ def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM) -
 
 def accent_fixer(run: Run):
     """What puts the accents back with this run: text -> text (a tagger's marks, or the noisy channel)."""
-    if kind_of(run.config).fixes_accents:
-        return lambda text: fix_text(run.model, run.tokenizer, text)
+    kind = kind_of(run.config)
+    if kind.fixes_accents:
+        lookup = Lookup(run_split(run.config, "poner tildes").train)
+        return lambda text: put_accents(run.model, run.tokenizer, text, lookup, kind.encoder_decoder)
     if run.tokenizer.kind != "char":
         raise TallerError(f"{run.dir} usa tokens {run.tokenizer.kind}; poner tildes con un modelo de lenguaje compara "
                           "palabras letra a letra y necesita uno de caracteres (--tokenizer char).")

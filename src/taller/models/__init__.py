@@ -18,7 +18,7 @@ from taller.models.transformer import Transformer
 
 KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, rnn.KIND, ngram.KIND, bigram.KIND,
                                                  skipgram.KIND, bert.KIND, bert.CLASSIFIER, bert.TAGGER, t5.KIND,
-                                                 t5.TASKS, mix.KIND, counted_labels.KIND)}
+                                                 t5.TASKS, t5.TILDES, mix.KIND, counted_labels.KIND)}
 
 
 def kind_named(name: str) -> Kind:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from taller.data.accents import centred, window_starts
 from taller.models.kind import Kind, need
 from taller.models.transformer import Transformer, TransformerConfig
 
@@ -142,27 +143,22 @@ class BertTagger(EncoderAndHead):
         return self.head(self.encoder.features(idx, keys=keys))
 
     @torch.no_grad()
-    def marks(self, ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """The mark of every token of a text of any length, ids (N,) -> (N,). `allowed` (V, N_MARKS) says which
-        marks each token can carry; the others are never chosen. Windows of block_size overlap by half, and each
-        position takes its answer from the window where it sits farthest from an edge."""
+    def mark_log_probs(self, ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """The log-probability of every mark of every token of a text of any length, ids (N,) -> (N, N_MARKS).
+        `allowed` (V, N_MARKS) says which marks each token can carry; the others get -inf (the rest share the
+        probability). Windows of block_size overlap by half, and each position takes its answer from the window where
+        it sits farthest from an edge."""
         N, T = len(ids), min(self.cfg.block_size, len(ids))
-        starts = list(range(0, max(1, N - T + 1), max(1, T // 2)))
-        if starts[-1] + T < N:
-            starts.append(N - T)
+        starts = window_starts(N, T)
         windows = torch.stack([ids[s:s + T] for s in starts])  # (W, T)
         device = next(self.parameters()).device
         logits = torch.cat([self(windows[i:i + 64].to(device)).float().cpu() for i in range(0, len(windows), 64)])
-        answers = logits.masked_fill(~allowed[windows], float("-inf")).argmax(-1)  # (W, T)
-        best = torch.full((N,), -1)  # (N,) distance to the nearest edge of the window that answered
-        out = torch.zeros(N, dtype=torch.long)
-        pos = torch.arange(T)
-        margin = torch.minimum(pos, T - 1 - pos)  # (T,)
-        for s, answer in zip(starts, answers):
-            better = margin > best[s:s + T]
-            out[s:s + T][better] = answer[better]
-            best[s:s + T][better] = margin[better]
-        return out
+        logp = logits.masked_fill(~allowed[windows], float("-inf")).log_softmax(-1)  # (W, T, N_MARKS)
+        return centred(starts, logp, N)
+
+    def marks(self, ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """The most probable allowed mark of every token, ids (N,) -> (N,)."""
+        return self.mark_log_probs(ids, allowed).argmax(-1)
 
 
 KIND = Kind(name="bert", title="BERT", config=BertConfig, build=Transformer, objective="masked", preset="bert",

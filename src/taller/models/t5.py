@@ -91,6 +91,29 @@ class T5TaskConfig(T5Config):
     init: str = ""  # folder of a pretrained T5 run whose weights start this one ("" = from scratch)
 
 
+TILDES_PREFIX = "tildes: "  # the accents task, written in the input: «tildes: el dijo que si» -> «él dijo que sí»
+
+
+@dataclass
+class T5TildesConfig(T5Config):
+    """The [model] section of a T5 that puts the accents back, text to text: the input «tildes: » and a window of
+    the stripped text, the answer the same window with its accents (block_size - len(«tildes: ») characters)."""
+
+    kind: str = "t5-tildes"
+    init: str = ""  # folder of a pretrained T5 run whose weights start this one ("" = from scratch)
+
+    def check(self, data) -> None:
+        super().check(data)
+        need(data.tokenizer == "char", f"data.tokenizer={data.tokenizer}: el T5 de tildes escribe el texto letra a "
+                                       "letra y necesita caracteres (--set tokenizer=char).")
+        need(self.text_window >= 8, f"model.block_size={self.block_size}: al T5 de tildes le quedan "
+                                    f"{self.text_window} caracteres de texto tras «{TILDES_PREFIX}»; súbelo a 32 o más.")
+
+    @property
+    def text_window(self) -> int:
+        return self.block_size - len(TILDES_PREFIX)  # characters of text the encoder reads and the decoder writes
+
+
 class CrossAttention(nn.Module):
     """The decoder's positions (queries) look at the encoder's memory (keys and values): answer × input."""
 
@@ -147,7 +170,7 @@ class T5(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embedding = nn.Embedding(cfg.n_ids, cfg.d_model)  # shared by the input and the answer
-        longest = max(cfg.block_size, cfg.target_size)
+        longest = max(cfg.block_size, cfg.target_size)  # the decoder of a T5 de tildes writes up to block_size
         self.register_buffer("pe", sinusoidal_positions(longest, cfg.d_model), persistent=False)
         self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))  # the encoder (causal mask off)
@@ -248,7 +271,7 @@ def label_scores(model, src: torch.Tensor, keys: torch.Tensor, dec_in: torch.Ten
     return torch.stack(scores, dim=1)
 
 
-T5_TASKS = (("clasificar", "t5-tareas"),)
+T5_TASKS = (("clasificar", "t5-tareas"), ("tildes", "t5-tildes"))
 KIND = Kind(name="t5", title="T5", config=T5Config, build=T5, objective="spans", preset="t5", timed_preset="t5",
             language_model=False, fills=True, encoder_decoder=True, distributed=False, prepared_data=False, tasks=T5_TASKS,
             shows_attention=True, shows_embedding=True, slower_parts=True, score_head=True,
@@ -261,3 +284,10 @@ TASKS = Kind(name="t5-tareas", title="T5 de tareas", config=T5TaskConfig, build=
              score_head=True,
              refusal="{run} es un T5 que responde una tarea escrita como texto («clasifica: …»): pregúntale con "
                      "`taller classify {run} --text \"…\"`.")
+
+TILDES = Kind(name="t5-tildes", title="T5 de tildes", config=T5TildesConfig, build=T5, objective="tildes",
+              preset="t5-tildes", timed_preset="t5-tildes", language_model=False, fixes_accents=True,
+              encoder_decoder=True, distributed=False, prepared_data=False, shows_attention=True,
+              shows_embedding=True, slower_parts=True, score_head=True,
+              refusal="{run} es un T5 que pone tildes («tildes: …» -> el texto con ellas): úsalo con "
+                      "`taller tildes {run} --text \"el dijo que si\"`.")

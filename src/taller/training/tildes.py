@@ -6,13 +6,15 @@
     its loss: cross_entropy over the characters that could carry a mark — the encoder reads both sides of each one
 
 Any corpus is the task's data: no labelled file, its own train/validation split. With `--init RUN` the encoder
-starts from a pretrained BERT run (its tokenizer and size too). Validation: disjoint windows of the stripped val
+starts from a pretrained BERT run (its tokenizer and size too), or from a tagger run
+(all of it: a long training in two parts). Validation: disjoint windows of the stripped val
 text; at each epoch the loss and the share of marks right; at the end the val text fixed whole and scored word by
 word against the lookup baseline's words (data/accents.py: word_scores).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -24,13 +26,13 @@ from taller.data.corpora import prepare_corpus
 from taller.data.split import Split, split_corpus
 from taller.data.tokenizers import build_tokenizer, load_tokenizer
 from taller.errors import TallerError
-from taller.inspect.tildes import char_ids, fix_text
-from taller.models import build_model
+from taller.inspect.tildes import char_ids, mark_ids, put_accents
+from taller.models import build_model, kind_of
 from taller.models.bert import N_MARKS
-from taller.runs.folder import Run
+from taller.models.t5 import TILDES_PREFIX
+from taller.runs.folder import Run, load_run
 from taller.text import thousands
-from taller.training.classify import EncoderTask
-from taller.training.classify import pretrained_run
+from taller.training.classify import NOT_COPIED, EncoderTask, pretrained_run
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
 
@@ -44,48 +46,75 @@ def char_tokenizer(tokenizer, where: str):
     return tokenizer
 
 
-def encode_task(tokenizer, text: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A text -> the ids of its stripped characters (N,) and each one's mark, or IGNORE where none is possible (N,)."""
+def encode_task(tokenizer, text: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A text -> the ids of its stripped characters (N,), each one's mark, or IGNORE where none is possible (N,), and
+    the ids of the text itself (N,): what a T5 writes."""
     bare = strip(text)
     ids = char_ids(tokenizer, bare)
     marks = [m if len(CAN_CARRY.get(ch, ())) > 1 else IGNORE for ch, m in zip(bare, marks_of(text))]
-    return ids, torch.tensor(marks, dtype=torch.long)
+    return ids, torch.tensor(marks, dtype=torch.long), char_ids(tokenizer, text)
+
+
+def starting_run(cfg, path: str) -> Run:
+    """--init: a pretrained BERT (its encoder starts the tagger) or an accent tagger (all of it goes on learning: a
+    long training in two parts). The new run takes its size."""
+    run = load_run(path, can=("fills", "fixes_accents"))
+    if not kind_of(run.config).fixes_accents:
+        return pretrained_run(cfg, path)
+    if kind_of(run.config) is not kind_of(cfg):
+        raise TallerError(f"--init {path}: es {kind_of(run.config).a_title} y no puede empezar {kind_of(cfg).a_title}; "
+                          "usa una ejecución del mismo tipo o una preentrenada.")
+    for f in dataclasses.fields(run.config.model):
+        if f.name not in (*NOT_COPIED, "init"):
+            setattr(cfg.model, f.name, getattr(run.config.model, f.name))
+    return run
 
 
 class Accents(EncoderTask):
-    """Stripped text in, one mark per character out: what the training loop needs to teach an accent tagger."""
+    """Stripped text in, one mark per character out: what the training loop needs to teach an accent tagger. A T5
+    (a kind that is `encoder_decoder`) reads «tildes: » and the window, and writes the window with its accents: its
+    loss is the decoder's over every character it writes; its marks' score, teacher-forced, over the marks only."""
 
     speed_key, speed_unit = "chars_per_s", "car/s"
     clip_gradients = True
 
     def __init__(self, cfg, out: Path, ctx, resume: bool):
         m, t, self.cfg, self.ctx = cfg.model, cfg.train, cfg, ctx
+        self.writes = kind_of(cfg).encoder_decoder  # a T5: the decoder writes the text
         self.corpus = prepare_corpus(cfg.data)
         self.split = split_corpus(self.corpus, cfg.data)
-        pretrained = pretrained_run(cfg, m.init) if m.init and not resume else None
+        pretrained = starting_run(cfg, m.init) if m.init and not resume else None
         if resume:
             self.tokenizer = load_tokenizer(out / "tokenizer.json")
         elif pretrained is not None:
             self.tokenizer = char_tokenizer(pretrained.tokenizer, f"--init {m.init}")
-        else:  # it reads stripped text only: the characters of the stripped text
-            stripped = Split(strip(self.split.train), strip(self.split.val), self.split.kind)
-            self.tokenizer = build_tokenizer(cfg.data, stripped)
+        else:  # a tagger reads stripped text only; a T5 writes the text as well
+            train, val = strip(self.split.train), strip(self.split.val)
+            if self.writes:
+                train, val = self.split.train + train, self.split.val + val
+            self.tokenizer = build_tokenizer(cfg.data, Split(train, val, self.split.kind))
         m.vocab_size = self.tokenizer.vocab_size
-        self.train_x, self.train_y = encode_task(self.tokenizer, self.split.train)
-        val_x, val_y = encode_task(self.tokenizer, self.split.val)
-        T = m.block_size
+        self.train_x, self.train_y, self.train_text = encode_task(self.tokenizer, self.split.train)
+        val_x, val_y, val_text = encode_task(self.tokenizer, self.split.val)
+        T = self.window = m.text_window if self.writes else m.block_size
         if len(self.train_x) <= T or len(val_x) < 2:
             raise TallerError(f"el texto es demasiado corto para aprender tildes: {len(self.train_x)} caracteres de "
                               f"entrenamiento y {len(val_x)} de validación; usa un texto más largo o baja "
                               "block_size.")
         n = max(1, len(val_x) // T)
         self.val_x, self.val_y = val_x[:n * T].view(n, T), val_y[:n * T].view(n, T)  # (N, T) disjoint windows
+        self.val_text = val_text[:n * T].view(n, T)
+        self.variants = mark_ids(self.tokenizer)  # (V, N_MARKS): each bare character's id with each mark, -1: none
+        self.prefix = char_ids(self.tokenizer, TILDES_PREFIX)  # (P,) what a T5 reads first
         self.chosen = cfg.fit_to_text(len(self.train_x))
         cfg.validate()
         torch.manual_seed(t.seed)
         self.model = build_model(m).to(ctx.device)
         if pretrained is not None:
-            self.model.encoder.load_state_dict(pretrained.model.state_dict())  # the head starts anew
+            if kind_of(pretrained.config).fixes_accents or self.writes:
+                self.model.load_state_dict(pretrained.model.state_dict())  # a tagger, a T5: all of it
+            else:
+                self.model.encoder.load_state_dict(pretrained.model.state_dict())  # the head starts anew
         self.autocast = autocast_for(ctx.device, t.dtype)
         self.n_eval = max(1, math.ceil(t.eval_chars / T))
         self.generator = torch.Generator().manual_seed(t.seed + 1)  # which windows each batch takes
@@ -96,7 +125,7 @@ class Accents(EncoderTask):
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.train_x) / (self.cfg.train.batch_size * self.cfg.model.block_size)))
+        return max(1, math.ceil(len(self.train_x) / (self.cfg.train.batch_size * self.window)))
 
     def epochs_done(self, step: int) -> float:
         return step / self.steps_per_epoch
@@ -105,16 +134,38 @@ class Accents(EncoderTask):
         return step % self.steps_per_epoch == 0
 
     def next_batch(self):
-        B, T = self.cfg.train.batch_size, self.cfg.model.block_size
+        B, T = self.cfg.train.batch_size, self.window
         starts = torch.randint(len(self.train_x) - T + 1, (B,), generator=self.generator)
         rows = starts[:, None] + torch.arange(T)[None, :]  # (B, T)
-        return self.train_x[rows].to(self.ctx.device), self.train_y[rows].to(self.ctx.device)
+        device = self.ctx.device
+        return self.train_x[rows].to(device), self.train_y[rows].to(device), self.train_text[rows].to(device)
 
     def items(self, batch) -> int:
         return batch[0].numel()
 
+    def written(self, model, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """A T5's logits for each character of the text, teacher-forced (B, T, n_ids): «tildes: » and the stripped
+        window in, <start> and the text so far into the decoder."""
+        B = len(x)
+        src = torch.cat([self.prefix.to(x.device).expand(B, -1), x], dim=1)  # (B, P + T)
+        start = torch.full((B, 1), model.cfg.start_id, device=x.device)
+        with self.autocast:
+            return model(src, torch.cat([start, text[:, :-1]], dim=1)).float()
+
+    def mark_logits(self, model, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(B, T, N_MARKS): a tagger's head; a T5's scores for the character with each mark (-inf: none such)."""
+        if not self.writes:
+            with self.autocast:
+                return model(x).float()
+        options = self.variants.to(x.device)[x]  # (B, T, N_MARKS)
+        scores = self.written(model, x, text).gather(-1, options.clamp(min=0))
+        return scores.masked_fill(options < 0, float("-inf"))
+
     def loss(self, model, batch) -> torch.Tensor:
-        x, y = batch
+        x, y, text = batch
+        if self.writes:  # the decoder writes every character: the copied ones too
+            logits = self.written(model, x, text)  # (B, T, n_ids)
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), text.reshape(-1))
         with self.autocast:
             logits = model(x)  # (B, T, N_MARKS)
         return F.cross_entropy(logits.float().view(-1, N_MARKS), y.reshape(-1), ignore_index=IGNORE)
@@ -123,12 +174,11 @@ class Accents(EncoderTask):
     def evaluate(self, whole: bool = False) -> dict:
         """The loss and the share of marks right, over the characters that can carry one."""
         self.model.eval()
-        x, y = (self.val_x, self.val_y) if whole else (self.val_x[:self.n_eval], self.val_y[:self.n_eval])
+        n = len(self.val_x) if whole else min(self.n_eval, len(self.val_x))
         total, right, count = 0.0, 0, 0
-        for i in range(0, len(x), 64):
-            xb, yb = x[i:i + 64].to(self.ctx.device), y[i:i + 64].to(self.ctx.device)
-            with self.autocast:
-                logits = self.model(xb).float()  # (B, T, N_MARKS)
+        for i in range(0, n, 64):
+            xb, yb, tb = (v[i:min(i + 64, n)].to(self.ctx.device) for v in (self.val_x, self.val_y, self.val_text))
+            logits = self.mark_logits(self.model, xb, tb)  # (B, T, N_MARKS)
             m = yb != IGNORE
             total += F.cross_entropy(logits[m], yb[m], reduction="sum").item()
             right += int((logits[m].argmax(-1) == yb[m]).sum())
@@ -139,9 +189,10 @@ class Accents(EncoderTask):
     def word_scores(self) -> dict:
         """The val text fixed whole, word by word against the original (the ambiguous words: by the training text)."""
         self.model.eval()
-        fixed = fix_text(self.model, self.tokenizer, self.split.val)
+        lookup = Lookup(self.split.train)
+        fixed = put_accents(self.model, self.tokenizer, self.split.val, lookup, self.writes)
         self.model.train()
-        return word_scores(fixed, self.split.val, Lookup(self.split.train))
+        return word_scores(fixed, self.split.val, lookup)
 
     # --- saving and resuming ----------------------------------------------------------------------------------------
     def random_state(self) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ from taller.apps.cli.training import default_out
 from taller.apps.cli.types import add_threads, finite_positive, fit_threads, learning_rate, path_text
 from taller.apps.compare import compare, format_table
 from taller.apps.compare_labels import compare_labels
+from taller.apps.compare_tildes import MODELS as TILDES_MODELS, compare_tildes, format_tildes
 from taller.apps.compress import compress_file, decompress_file
 from taller.apps.export import FORMATS, export_run
 from taller.apps.web.app import serve
@@ -23,10 +24,12 @@ def add_compare(sub) -> None:
                           help="entrena varios modelos con el mismo tiempo y los compara")
     cmp_.add_argument("--corpus", help="refranes, quijote o la ruta de un fichero de texto (quijote; con --task "
                       "clasificar, un fichero «etiqueta<TAB>texto» o refranero-o-cervantes, el de por defecto)")
-    cmp_.add_argument("--task", choices=["clasificar"], help="clasificar: clasificadores (--models ngram,bert,t5; "
-                      "MODELO=RUN empieza desde una ejecución preentrenada) con su acierto y su tabla de confusión")
+    cmp_.add_argument("--task", choices=["clasificar", "tildes"],
+                      help="clasificar: clasificadores (--models ngram,bert,t5) con su acierto y su tabla de confusión; "
+                      "tildes: quién pone mejor las tildes a la validación (--models lookup,ngram,transformer,bert,t5)")
     cmp_.add_argument("--models", help="lista separada por comas (ngram,lstm,transformer; con --task clasificar, "
-                      "ngram,bert,t5)")
+                      "ngram,bert,t5; con --task tildes, lookup,ngram,transformer,bert,t5); MODELO=RUN parte de una "
+                      "ejecución ya entrenada")
     cmp_.add_argument("--max-time", type=finite_positive, default=120, metavar="SEGUNDOS",
                       help="segundos por modelo (120)")
     cmp_.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR",
@@ -99,6 +102,9 @@ def add_serve(sub) -> None:
 
 
 def cmd_compare(args) -> None:
+    if args.task == "tildes":
+        args.corpus = args.corpus or "quijote"
+        return cmd_compare_tildes(args)
     default = "ngram,bert,t5" if args.task == "clasificar" else "ngram,lstm,transformer"
     models = [m.strip() for m in (args.models or default).split(",") if m.strip()]
     if args.task == "clasificar":
@@ -113,6 +119,16 @@ def cmd_compare(args) -> None:
     print()
     print(format_table(rows))
     print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
+
+
+def cmd_compare_tildes(args) -> None:
+    models = [m.strip() for m in (args.models or ",".join(TILDES_MODELS)).split(",") if m.strip()]
+    out = Path(args.out) if args.out else default_out("tildes", Path(args.corpus).stem)
+    rows = compare_tildes(args.corpus, models, args.max_time, out, overrides=args.set, progress=not args.quiet,
+                          threads=args.threads)
+    print()
+    print(format_tildes(rows))
+    print(f"\nResultados en {out}/ (tildes.md, tildes.csv y una carpeta por modelo entrenado)")
 
 
 def cmd_export(args) -> None:

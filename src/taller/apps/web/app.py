@@ -6,6 +6,7 @@
     POST /api/attention    {run, text}                                        → per layer and head, the attention
     POST /api/sample       {run, text, temperature, top_k, top_p, mode, stop} → one token, or up to `stop`
     POST /api/surprise     {run, text, against}                               → the bits paid for each character
+    POST /api/tildes       {run, text}                                        → the text with its accents put back
 
 Every request passes the guards first (guards.py: the Host allow-list, the body limit). Only run folders found under
 PATH are served, at most runs.KEEP of them loaded at once, and no reply shows an absolute path. Bad requests get a
@@ -30,7 +31,7 @@ from taller.apps.web.guards import ANY_ADDRESS, LOOPBACK, MAX_BODY, BodyLimit, H
 from taller.apps.web.refusals import QUOTED, ApiError, SafeJSON, refusal, without_paths
 from taller.apps.web.replies import (MAX_TEXT, SampleRequest, ShapedRequest, SurpriseRequest, TextRequest,
                                      attention_reply, checked_request, checked_sampling, predict_reply, sample_reply,
-                                     surprise_request_reply)
+                                     surprise_request_reply, tildes_reply)
 from taller.apps.web.runs import RunCache, find_runs, run_summary, served_runs
 from taller.errors import TallerError
 from taller.runs.folder import load_run
@@ -68,7 +69,7 @@ def add_error_replies(app: FastAPI, root: Path) -> None:
 
 
 def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
-    """The page and the five endpoints of this module's docstring."""
+    """The page and the six endpoints of this module's docstring."""
 
     @app.get("/")
     def index():
@@ -94,6 +95,12 @@ def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
     @app.post("/api/surprise")
     def surprise_map(req: SurpriseRequest):
         return surprise_request_reply(runs, checked_request(req))
+
+    fixers = RunCache(root, partial(load_run, inside=root.resolve(), can="fixes_accents"), keep=2)  # taggers, T5
+
+    @app.post("/api/tildes")
+    def tildes(req: TextRequest):
+        return tildes_reply(fixers.get(checked_request(req).run), req.text)
 
 
 def create_app(root: Path, loader=load_run, hosts: Iterable[str] = LOOPBACK) -> FastAPI:

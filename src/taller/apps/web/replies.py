@@ -6,6 +6,7 @@ returns.
     /api/attention  per layer and head, the (T, T) attention
     /api/sample     one sampled token, or up to `stop` (mode line; the end of the line by default)
     /api/surprise   the bits paid for each character (a surprise map), and with `against` (another run) the difference
+    /api/tildes     the text with its accents put back by an accent tagger or T5 (`taller tildes`), and which letters
 
 A request that fails a check raises ApiError (a 4xx with one Spanish line); one the library refuses, TallerError.
 """
@@ -21,6 +22,7 @@ from taller.apps.web.refusals import SURROGATE, ApiError
 from taller.apps.web.runs import LISTED, RunCache
 from taller.inspect.inside import NO_ATTENTION, has_attention
 from taller.inspect.surprise import known_text, reply, surprise, validation_text
+from taller.inspect.tildes import accent_fixer
 from taller.runs.folder import Run
 from taller.sampling import is_plain, next_token_logits, sampling_probs
 from taller.text import show_token, thousands
@@ -169,3 +171,24 @@ def surprise_request_reply(runs: RunCache, req: SurpriseRequest) -> dict:
         a, b = surprise(run, text), surprise(other, text) if other is not None else None
     source = "tu texto" if req.text else f"los primeros {thousands(len(text))} caracteres del texto de validación"
     return {**reply(a, b), "source": source}
+
+
+FIXERS: dict[int, tuple[Run, object]] = {}  # id(run) -> (the run, its fixer): its training text's forms read once
+FIXERS_LOCK = threading.Lock()  # requests are answered in a pool of threads
+
+
+def tildes_reply(run: Run, text: str) -> dict:
+    """/api/tildes: the text (at most MAX_TEXT characters) with its accents put back, and where letters changed."""
+    if len(text) > MAX_TEXT:
+        raise ApiError(413, f"el texto tiene {thousands(len(text))} caracteres y el máximo es {thousands(MAX_TEXT)}; "
+                            "acórtalo.")
+    if not text.strip():
+        raise ApiError(400, "el texto está vacío; escribe algo sin tildes, p. ej. «el dijo que si».")
+    with FIXERS_LOCK:
+        if id(run) not in FIXERS:
+            while len(FIXERS) >= 2:  # the runs' own cache lets go of runs; these go with them
+                FIXERS.pop(next(iter(FIXERS)))
+            FIXERS[id(run)] = (run, accent_fixer(run))
+        fixer = FIXERS[id(run)][1]
+    fixed = fixer(text)
+    return {"text": fixed, "changed": [i for i, (a, b) in enumerate(zip(text, fixed)) if a != b]}

@@ -128,8 +128,9 @@ def run_summary(name: str, path: Path, root: Path) -> dict:
         return {"name": name, "error": without_paths(str(e), root)}
     except BROKEN as e:
         return {"name": name, "error": unreadable(name, e)}
-    if not kind.language_model:  # e.g. word vectors: listed, with where to look instead
-        return {"name": name, "kind": kind.name, "error": without_paths(str(kind.refuse(name)), root)}
+    if not kind.language_model:  # e.g. word vectors: listed, with where to look instead (a tagger: the tildes box)
+        return {"name": name, "kind": kind.name, "error": without_paths(str(kind.refuse(name)), root),
+                "tildes": kind.fixes_accents}
     return {"name": name, "kind": cfg.model.kind, "corpus": plain(state.get("corpus"), str),
             "parameters": plain(state.get("parameters"), int), "val_bpc": plain(state.get("val_bpc"), float),
             "block_size": cfg.model.context, "prompt": cfg.train.prompt}  # block_size: None for no limit

@@ -31,6 +31,8 @@ async function loadRuns() {
   runSelect.innerHTML = "";
   for (const r of runs) runSelect.add(new Option(r.error ? `${r.name} (no se puede abrir)` : r.name, r.name));
   for (const r of runs) if (!r.error) $("against").add(new Option(r.name, r.name));
+  for (const r of runs) if (r.tildes) $("tildes-run").add(new Option(r.name, r.name));
+  $("tildes-card").hidden = !runs.some((r) => r.tildes);
   const wanted = new URLSearchParams(location.search).get("run");
   if (wanted && runs.some((r) => r.name === wanted)) runSelect.value = wanted;
   chooseRun(true);
@@ -206,6 +208,26 @@ async function measure() {
   }
 }
 
+// --- tildes --------------------------------------------------------------------------------------------------------
+async function fixAccents() {
+  $("tildes-fix").disabled = true;
+  const out = $("tildes-out");
+  try {
+    const data = await api("/api/tildes", { run: $("tildes-run").value, text: $("tildes-text").value });
+    const changed = new Set(data.changed);
+    out.innerHTML = "";
+    [...data.text].forEach((c, i) => {
+      const span = document.createElement(changed.has(i) ? "mark" : "span");
+      span.textContent = c;
+      out.appendChild(span);
+    });
+  } catch (e) {
+    out.textContent = e.message;
+  } finally {
+    $("tildes-fix").disabled = false;
+  }
+}
+
 const later = () => { clearTimeout(timer); timer = setTimeout(refresh, 120); };
 prompt.addEventListener("input", later);
 runSelect.addEventListener("change", () => chooseRun(false));
@@ -215,5 +237,6 @@ $("top-p").addEventListener("input", later);
 $("sample").addEventListener("click", () => sample("char"));
 $("generate").addEventListener("click", () => sample("line"));
 $("measure").addEventListener("click", measure);
+$("tildes-fix").addEventListener("click", fixAccents);
 $("clear").addEventListener("click", () => { prompt.value = ""; refresh(); prompt.focus(); });
 loadRuns().catch((e) => say(e.message));
