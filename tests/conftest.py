@@ -142,7 +142,8 @@ def tiny_config(corpus: Path | str, **overrides) -> Config:
     cfg.data.corpus = str(corpus)
     settings = dict(block_size=16, d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.0, batch_size=8,
                     lr=3e-3, min_lr=3e-4, warmup_steps=5, max_steps=30, epochs=1000, eval_chars=200,
-                    log_every=5, plot_every=0, samples=2, prompt="No hay ", report=False)  # report: `trained_run`'s
+                    log_every=5, plot_every=0, samples=2, prompt="No hay ", report=False, health_every=0)
+    # (no report.html nor health checkups, each a few matplotlib seconds: the tests that look at them ask for them)
     settings.update(overrides)
     for key, value in settings.items():
         cfg.set(key, value)
@@ -163,7 +164,7 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    yield from read_only(taller.train(tiny_config(corpus, max_steps=150, report=True), root / "run", progress=False))
+    yield from read_only(taller.train(tiny_config(corpus, max_steps=150, report=True, health_every=100), root / "run", progress=False))
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,7 @@ def test_one_step_with_zero_init_warns_of_nothing(tmp_path):
     corpus = tmp_path / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     said = []
-    taller.train(tiny_config(corpus, max_steps=1, zero_init=True, samples=0), tmp_path / "r", progress=False,
+    taller.train(tiny_config(corpus, max_steps=1, zero_init=True, samples=0, health_every=100), tmp_path / "r", progress=False,
                  log=said.append)
     entry = json.loads((tmp_path / "r" / "health.jsonl").read_text().splitlines()[0])
     zero = [name for name, g in entry["gradients"].items() if g == 0]
