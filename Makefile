@@ -34,8 +34,7 @@ browser:
 	  echo "make: no pude instalar chromium; la prueba del navegador se saltará."
 
 # The tests run in a random order (pytest-randomly), a new one each time; the seed is printed so that an order that
-# fails can be run again: `make test SEED=1234`. They run in one process per core (pytest-xdist, `-n auto`; a file's
-# tests in one process, so its module fixtures are built once), each
+# fails can be run again: `make test SEED=1234`. They run in one process per core (pytest-xdist, `-n auto`), each
 # computing with its share of the cores (tests/conftest.py); which process takes which test depends on the clock, so
 # an order is repeated exactly in one process: `make test SEED=1234 WORKERS=0`.
 WORKERS ?= auto
@@ -44,7 +43,7 @@ SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(10**6))')
 endif
 test: install browser lint
 	@echo "make test: orden aleatorio con la semilla $(SEED) (repítelo en un solo proceso con: make test SEED=$(SEED) WORKERS=0)"
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --durations=15 --randomly-seed=$(SEED)
+	$(BIN)/python -m pytest -n $(WORKERS) --durations=15 --randomly-seed=$(SEED)
 
 # The house's rules, checked by the ecosystem's tools: imports point down the layers of pyproject.toml
 # (import-linter), and no unused or undefined name (ruff's pyflakes rules). The whole rule set of pyproject.toml,

@@ -52,7 +52,7 @@ def test_compare_refuses_an_unknown_model(tmp_path, corpus_file, capsys):
 
 def probabilities(stdout: str, block: int = 0) -> list[float]:
     table = stdout.split("candidato")[block + 1].split("\n\n")[0]
-    return [float(line.split()[1]) for line in table.strip().split("\n")[1:] if not line.strip().startswith("(")]
+    return [float(line.split()[1].replace(",", ".")) for line in table.strip().split("\n")[1:] if not line.strip().startswith("(")]
 
 
 @pytest.mark.parametrize("kind", ["transformer", "ngram", "lstm"])

@@ -33,7 +33,7 @@ from taller.evaluate import LN2
 from taller.inspect.probe import EXAMPLES, Candidate, check_candidates, probe
 from taller.models import kind_of
 from taller.models.modes import evaluating
-from taller.text import show_token
+from taller.text import number, show_token
 
 BLANK = re.compile(r"_+")
 TOP = 5  # alternatives shown per step
@@ -164,7 +164,7 @@ def fill_spans(run, text: str) -> Filled:
 def fill_table(filled: Filled) -> str:
     lines = [f"{'Paso':>4}  {'Posición':>8}  {'Elegido':<8} {'Prob.':>6}  alternativas", ]
     for k, s in enumerate(filled.steps, start=1):
-        alternatives = "  ".join(f"{show_token(c)} {p:.3f}" for c, p in s.top)
+        alternatives = "  ".join(f"{show_token(c)} {number(p, 3)}" for c, p in s.top)
         lines.append(f"{k:>4}  {s.position:>8}  {show_token(s.token):<8} {s.probability:>6.3f}  {alternatives}")
         lines.append(f"{'':>4}  → {s.text}")
     return "\n".join(lines)

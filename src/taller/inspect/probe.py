@@ -17,7 +17,7 @@ from taller.data.corpora import clean_like
 from taller.errors import TallerError
 from taller.evaluate import LN2
 from taller.models.modes import evaluating
-from taller.text import thousands
+from taller.text import number, thousands
 
 EXAMPLES = {
     "coche": ("Estoy harto de que mi coche no pare de tener averías. Ya he visto el modelo de coche que me quiero "
@@ -123,7 +123,7 @@ def probe_table(result: ProbeResult, title: str) -> str:
     lines = [f"{title}: «{result.context.strip()}»",
              f"  {'candidato':<16} {'probabilidad':>12} {'bits/carácter':>14} {'bits en total':>14}"]
     for c in result.candidates:
-        shown = f"{c.probability:.4f}" if c.probability >= 1e-4 else f"{c.probability:.1e}"
+        shown = f"{number(c.probability, 4)}" if c.probability >= 1e-4 else f"{c.probability:.1e}"
         lines.append(f"  {c.word:<16} {shown:>12} {c.bits_per_char:>14.3f} {-c.log_prob / LN2:>14.2f}")
     if result.replaced:
         lines.append(f"  (el modelo no conoce {' '.join(repr(ch) for ch in result.replaced)}: los he sustituido)")

@@ -32,7 +32,7 @@ from taller.models import KINDS, build_model, kind_of
 from taller.models.modes import evaluating
 from taller.runs.folder import Run, load_run
 from taller.runs.metrics import read_metrics
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
 
@@ -208,7 +208,7 @@ class Classify(EncoderTask):
             write_confusion(trainer.out, names, counts)
         trainer.commit(finished=True, extra=final)
         self.stopped(trainer)
-        trainer.log(f"Validación: acierta el {final['val_accuracy']:.1%} de {thousands(len(self.val_idx))} textos "
+        trainer.log(f"Validación: acierta el {number(100 * final['val_accuracy'], 1)} % de {thousands(len(self.val_idx))} textos "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s).\n{confusion_table(counts, names)}")
         trainer.log(f"Prueba: taller classify {trainer.out} --text \"Quien mucho abarca, poco aprieta.\"")
         return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state)

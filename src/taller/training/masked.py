@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from taller.evaluate import LN2
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training.by_text import by_text_line, part_vals
 from taller.training.next_token import NextToken
 
@@ -247,8 +247,8 @@ class MaskedTokens(NextToken):
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts, samples=False)
         masked = int((self.val.targets != IGNORE).sum())
-        trainer.log(f"Validación ({thousands(masked)} huecos fijos): acierta el {final['val_accuracy']:.1%} · "
-                    f"{final['val_loss']:.4f} nats por hueco = {final['val_masked_bpc']:.3f} bits por carácter oculto "
+        trainer.log(f"Validación ({thousands(masked)} huecos fijos): acierta el {number(100 * final['val_accuracy'], 1)} % · "
+                    f"{number(final['val_loss'], 4)} nats por hueco = {number(final['val_masked_bpc'], 3)} bits por carácter oculto "
                     f"({trainer.step} pasos, {trainer.train_time:.0f} s, {thousands(chars_per_s)} car/s).")
         if by_text:
             trainer.log(by_text_line({name: 100 * x for name, x in by_text.items()}, "% de huecos acertados", 1))

@@ -31,7 +31,7 @@ from taller.models import build_model, kind_of
 from taller.models.bert import N_MARKS
 from taller.models.t5 import TILDES_PREFIX
 from taller.runs.folder import Run, load_run
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training.classify import NOT_COPIED, EncoderTask, pretrained_run
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
@@ -218,9 +218,9 @@ class Accents(EncoderTask):
         words = self.word_scores()
         trainer.commit(finished=True, extra={**final, **{f"val_words_{k}": v for k, v in words.items()}})
         self.stopped(trainer)
-        trainer.log(f"Validación: {final['val_accuracy']:.2%} de las marcas; palabras: {words['accuracy']:.2%} "
+        trainer.log(f"Validación: {number(100 * final['val_accuracy'], 2)} % de las marcas; palabras: {number(100 * words['accuracy'], 2)} % "
                     f"({thousands(words['errors'])} errores de {thousands(words['words'])}), ambiguas: "
-                    f"{words['ambiguous_accuracy']:.1%} de {thousands(words['ambiguous'])} ({trainer.step} pasos, "
+                    f"{number(100 * words['ambiguous_accuracy'], 1)} % de {thousands(words['ambiguous'])} ({trainer.step} pasos, "
                     f"{trainer.train_time:.0f} s).")
         trainer.log(f"Prueba: taller tildes {trainer.out} --text \"El dijo que si, que esta cansado\"")
         return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state)

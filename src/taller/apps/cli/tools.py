@@ -15,7 +15,7 @@ from taller.apps.export import FORMATS, export_run
 from taller.apps.web.app import serve
 from taller.errors import TallerError
 from taller.runs.folder import load_run
-from taller.text import thousands
+from taller.text import number, thousands
 from taller.training.adapt import OPTIMIZERS, Adaptation, score_run
 
 
@@ -147,11 +147,11 @@ def cmd_score(args) -> None:
     scores = score_run(run, how)
     s = scores.static
     print(f"{run.dir}: {thousands(s.chars)} caracteres de validación, ventanas de {scores.window} tokens")
-    print(f"  estático:  {s.bpc:.3f} bits/carácter ({s.loss:.4f} nats/token)")
+    print(f"  estático:  {number(s.bpc, 3)} bits/carácter ({number(s.loss, 4)} nats/token)")
     if scores.adapted:
         a = scores.adapted
-        print(f"  --adapt:   {a.bpc:.3f} bits/carácter ({a.loss:.4f} nats/token; {scores.how}): "
-              f"{a.bpc - s.bpc:+.3f} respecto al estático. Los pesos guardados no cambian.")
+        print(f"  --adapt:   {number(a.bpc, 3)} bits/carácter ({number(a.loss, 4)} nats/token; {scores.how}): "
+              f"{'+' if a.bpc >= s.bpc else ''}{number(a.bpc - s.bpc, 3)} respecto al estático. Los pesos guardados no cambian.")
 
 
 def cmd_compress(args) -> None:
@@ -159,10 +159,10 @@ def cmd_compress(args) -> None:
     run = load_run(args.run)
     started = time.perf_counter()
     result = compress_file(run, Path(args.file), out, args.force)
-    bpc = f"{result.bits_per_char:.3f}" if result.chars else "—"
+    bpc = f"{number(result.bits_per_char, 3)}" if result.chars else "—"
     print(f"{args.file}: {thousands(result.chars)} caracteres → {out}: {thousands(len(result.data))} bytes = {bpc} "
-          f"bits/carácter (el modelo promete {result.ideal_bits / max(1, result.chars):.3f}; "
-          f"{time.perf_counter() - started:.1f} s)")
+          f"bits/carácter (el modelo promete {number(result.ideal_bits / max(1, result.chars), 3)}; "
+          f"{number(time.perf_counter() - started, 1)} s)")
 
 
 def cmd_decompress(args) -> None:
