@@ -1,5 +1,6 @@
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import taller
 from taller.apps.cli import main
@@ -197,6 +199,20 @@ def mix_run(trained_run):
     mix.model.runs, mix.train.samples, mix.model.fit_steps = f"{trained_run.dir},{root / 'ngram'}", 0, 100
     taller.train(mix, root / "mix", progress=False, log=lambda *a: None)
     yield from read_only(load_run(root / "mix"))
+
+
+def poison_weights(run: Path, value: float) -> None:
+    """`value` (NaN, an infinity, a huge number) in the first element of the run's first floating tensor, and
+    state.json made to vouch for the new file (its SHA-256): what loading must refuse is the value itself."""
+    path = run / "model.safetensors"
+    tensors = load_file(str(path))
+    name = next(k for k, t in sorted(tensors.items()) if t.is_floating_point())
+    tensors[name].view(-1)[0] = value
+    path.unlink()
+    save_file(tensors, str(path))
+    state = json.loads((run / "state.json").read_text(encoding="utf-8"))
+    state["files"]["model.safetensors"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (run / "state.json").write_text(json.dumps(state), encoding="utf-8")
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:

@@ -3,8 +3,6 @@ to do, and leaves every file it was not told to write exactly as it was (hashed 
 defect found (issue 18: overwritten weights, a second training on one folder, nan flags, seeds beyond 64 bits, memory
 the machine does not have, folders stuck after an early stop)."""
 
-import hashlib
-import json
 import os
 import random
 import shutil
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import taller.training.loop as loop
-from conftest import PROVERBS, one_line_error, run_cli, snapshot, tiny_flags
+from conftest import PROVERBS, one_line_error, poison_weights, run_cli, snapshot, tiny_flags
 import taller.apps.compress as compress
 from taller.apps.cli import main as cli_main
 from taller.config import Config
@@ -92,22 +90,6 @@ def lowercase_run(w: Path, run: Path) -> None:
     code = cli_main(["train", "--corpus", str(corpus), "--out", str(w / "otra"), "--steps", "2", "--quiet", *TINY])
     assert code in (None, 0)
     (w / "texto.txt").write_text("No hay mal que por bien no venga.\n", encoding="utf-8")
-
-
-def tampered(run: Path, value: float) -> None:
-    """`value` written into the first element of the run's first floating tensor, and state.json made to vouch for
-    the new file (its SHA-256): what loading must refuse is the value itself."""
-    from safetensors.torch import load_file, save_file
-
-    path = run / "model.safetensors"
-    tensors = load_file(str(path))
-    name = next(k for k, t in sorted(tensors.items()) if t.is_floating_point())
-    tensors[name].view(-1)[0] = value
-    path.unlink()
-    save_file(tensors, str(path))
-    state = json.loads((run / "state.json").read_text())
-    state["files"]["model.safetensors"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    (run / "state.json").write_text(json.dumps(state))
 
 
 PACKED: dict[str, bytes] = {}  # a real .tllr of the small run, made once
@@ -270,7 +252,7 @@ def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp
     if setup == "mix":
         mixed(tmp_path, run, request.getfixturevalue("mix_run").dir)
     if name in TAMPERED:
-        tampered(tmp_path / TAMPERED[name][0], TAMPERED[name][1])
+        poison_weights(tmp_path / TAMPERED[name][0], TAMPERED[name][1])
     capsys.readouterr()  # what a setup's training printed
     lock = RunLock(run).acquire() if setup == "lock" else None  # this test process is "the first training"
     try:

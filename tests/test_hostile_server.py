@@ -2,7 +2,6 @@
 lone surrogates, broken JSON, damaged run folders), each with its status and its Spanish {"error": …}; a real
 server fed a 64 MiB chunked body, whose memory must not grow; and the command's refusals in one line."""
 
-import hashlib
 import json
 import os
 import re
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import PROVERBS, one_line_error, run_cli, snapshot
+from conftest import PROVERBS, one_line_error, poison_weights, run_cli, snapshot
 from taller.apps.web.app import create_app
 from taller.apps.web.guards import MAX_BODY
 from taller.apps.web.refusals import without_paths
@@ -39,21 +38,6 @@ def with_state(source: Path, target: Path, **raw: str) -> None:
     (target / "state.json").write_text(text, encoding="utf-8")
 
 
-def poisoned(run: Path, value: float) -> None:
-    """`value` (NaN, an infinity) in the run's first floating tensor, and state.json vouching for the new file."""
-    from safetensors.torch import load_file, save_file
-
-    path = run / "model.safetensors"
-    tensors = load_file(str(path))
-    name = next(k for k, t in sorted(tensors.items()) if t.is_floating_point())
-    tensors[name].view(-1)[0] = value
-    path.unlink()
-    save_file(tensors, str(path))
-    state = json.loads((run / "state.json").read_text(encoding="utf-8"))
-    state["files"]["model.safetensors"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    (run / "state.json").write_text(json.dumps(state), encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def root(trained_run, mix_run, tmp_path_factory):
     """runs/ with a good run, a mix of it and an n-gram (and two copies of the mix with a NaN or an infinity in its
@@ -65,7 +49,7 @@ def root(trained_run, mix_run, tmp_path_factory):
     for name, value in (("mezcla", None), ("mezcla-nan", float("nan")), ("mezcla-inf", float("inf"))):
         shutil.copytree(mix_run.dir, root / name)
         if value is not None:
-            poisoned(root / name, value)
+            poison_weights(root / name, value)
     with_state(trained_run.dir, root / "paso-enorme", step=HUGE_STEP)
     with_state(trained_run.dir, root / "paso-infinito", step="1e400")
     with_state(trained_run.dir, root / "paso-texto", step='"mucho"')
