@@ -45,6 +45,13 @@ PROVERBS = [
 ]
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked `slow` (ten seconds or more) run first, in their random order. `-n auto` hands out the first
+    tests in turn, so each worker starts on its share of the long ones, and the short ones fill the gaps after: the
+    longest-first rule for sharing work. (pytest-randomly has shuffled the list before this hook runs.)"""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # a stable sort: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def no_downloads(tmp_path_factory, monkeypatch):
     """Tests never touch the network or the user's cache (a test that plays a download lifts TALLER_OFFLINE itself)."""

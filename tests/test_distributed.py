@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import taller
 from taller.runs.checkpoint import load_tensors, read_state
 from taller.runs.metrics import read_metrics
@@ -26,6 +28,7 @@ def torchrun(cwd, *args):
     return result
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(tmp_path):
     (tmp_path / "dichos.txt").write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     tiny_config(tmp_path / "dichos.txt", batch_size=4, **SETTINGS).save(tmp_path / "tiny.toml")  # per process

@@ -3,6 +3,7 @@
 
 import json
 import math
+import os
 import shutil
 
 import pytest
@@ -100,9 +101,17 @@ def test_training_writes_health_and_the_report_shows_it(trained_run, tmp_path):
     shutil.copytree(trained_run.dir, run)
     sick = {**entries[-1], "step": 150, "activations": [{**a, "dead": 0.4 if a["layer"] == 2 else 0.0}
                                                         for a in entries[-1]["activations"]]}
-    with open(run / "health.jsonl", "a") as f:
+    picture, checkups = run / "health.png", run / "health.jsonl"
+    os.utime(picture, (1e9, 1e9))
+    os.utime(checkups, (1e9 - 1, 1e9 - 1))  # drawn after its last checkup: the report does not draw it again
+    again = lambda: health_html(Run(run, trained_run.config, trained_run.tokenizer, trained_run.model,  # noqa: E731
+                                    trained_run.state))
+    again()
+    assert picture.stat().st_mtime == 1e9
+    with open(checkups, "a") as f:  # a checkup added since (as a resumed training does): drawn again
         f.write(json.dumps(sick) + "\n")
-    shown = health_html(Run(run, trained_run.config, trained_run.tokenizer, trained_run.model, trained_run.state))
+    shown = again()
+    assert picture.stat().st_mtime > 1e9 and picture.stat().st_size > 10_000
     assert "En la última revisión (paso 150)" in shown
     assert "la capa 2 (blocks.1.feed_forward.bend, GELU) tiene el 40 % de unidades muertas" in shown
 

@@ -14,6 +14,7 @@ from conftest import one_line_error, run_cli, tiny_flags, use_fake_clock
 TINY = tiny_flags()
 
 
+@pytest.mark.slow
 def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
     use_fake_clock(monkeypatch, 0.25)  # every step takes 0.25 s, whatever the machine: two steps reach the 0.5 s
     out = tmp_path / "cmp"
@@ -22,7 +23,7 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
                                "--set", "n_layers=1", "--set", "block_size=16", "--set", "batch_size=8",
                                "--set", "eval_chars=200", "--set", "plot_every=0", "--set", "order=3", "--set", "log_every=1"], capsys)
     assert code == 0
-    for name in ("compare.csv", "compare.md", "compare.png", "ngram/state.json", "lstm/model.safetensors",
+    for name in ("compare.csv", "compare.md", "compare.png", "memory.png", "ngram/state.json", "lstm/model.safetensors",
                  "transformer/table.txt"):
         assert (out / name).exists(), name
     rows = list(csv.DictReader((out / "compare.csv").open(encoding="utf-8")))
@@ -41,6 +42,16 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
     header = next(line for line in stdout.split("\n") if line.startswith("modelo "))  # the table's
     assert "val bits/car" in header and "lzma" in stdout and "cuentas" in stdout
     assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 11 + len(ppmd)  # header, rule, rows
+
+
+def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, capsys):
+    out = tmp_path / "cmp"
+    code, stdout, _ = run_cli(["compare", "--corpus", str(corpus_file), "--models", "bigram,ngram", "--no-memory",
+                               "--no-mix", "--out", str(out), "--quiet", "--set", "order=3"], capsys)
+    assert code == 0 and (out / "compare.png").is_file() and not (out / "memory.png").exists()
+    assert [r["model"] for r in csv.DictReader((out / "compare.csv").open(encoding="utf-8"))][:3] == ["bigram", "ngram",
+                                                                                                      "zlib"]
+    assert f"Resultados en {out}/ (compare.csv, compare.md, compare.png y una carpeta por modelo)" in stdout
 
 
 def test_compare_refuses_an_unknown_model(tmp_path, corpus_file, capsys):

@@ -9,6 +9,7 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "escribir-como-cervantes.ipynb"
 
 
+@pytest.mark.slow
 def test_the_lesson_notebook_runs(quijote_corpora, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

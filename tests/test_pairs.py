@@ -1,10 +1,6 @@
 """The two-sided probe's pairs (inspect/pairs.py): the built-in file, and a malformed file refused."""
 
-import re
-from collections import Counter
-
-import pytest
-from conftest import one_line_error, run_cli, shared_corpus
+from conftest import one_line_error, run_cli
 
 from taller.inspect.pairs import PAIRS_FILE, read_pairs
 
@@ -13,12 +9,6 @@ def test_the_built_in_pairs_are_twenty_or_more_with_two_answers_each():
     pairs = read_pairs(PAIRS_FILE)
     assert len(pairs) >= 20 and all(a != b and a.isalpha() and b.isalpha() for a, b in (p.answers for p in pairs))
     assert all(p.endings[0] != p.endings[1] for p in pairs)
-
-
-@pytest.mark.skipif(shared_corpus("quijote") is None, reason="sin TALLER_DATA/quijote.txt")
-def test_every_answer_is_a_word_of_the_quijote():
-    words = Counter(re.findall(r"[^\W\d_]+", shared_corpus("quijote").read_text(encoding="utf-8")))
-    assert [a for p in read_pairs(PAIRS_FILE) for a in p.answers if not words[a]] == []
 
 
 def test_a_malformed_line_is_refused_with_its_number(trained_run, tmp_path, capsys):

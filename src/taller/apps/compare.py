@@ -62,10 +62,11 @@ class Row:
 
 
 def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
-            prompt: str = "", progress: bool = False, adapt: bool = False, mix: bool = True, log=print,
-            threads: int = 0) -> list[Row]:
+            prompt: str = "", progress: bool = False, adapt: bool = False, mix: bool = True, memory: bool = True,
+            log=print, threads: int = 0) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val (and, with `adapt`, while learning from
-    it), compress val with it; mix the character models; add the compressors; write the results."""
+    it), compress val with it; mix the character models; add the compressors; write the results. `memory=False`:
+    no memory.png (its curves cost each model 64 × 65 windows of reading)."""
     configs = check_request(corpus, models, max_time, overrides)
     out = Path(out)
     check_run_dir(out, resume=False)
@@ -77,15 +78,18 @@ def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *,
         run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log, threads=threads)
         runs.append(run)
         rows.append(model_row(run, name, prompt, split.val, adapt, log))
-        curves[rows[-1].model] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
+        if memory:
+            curves[rows[-1].model] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
     chars = [run for run in runs if run.tokenizer.kind == "char"]  # the same text and tokens: they can be mixed
     chars = [run for run in chars if run.config.data == chars[0].config.data]
     if mix and len(chars) >= 2:
         log(f"\n== mix: {' + '.join(run.dir.name for run in chars)} ==")
         run = train(mix_config(chars), out / "mix", progress=progress, log=log, threads=threads)
         rows.append(model_row(run, "mix", prompt, split.val, adapt, log))
-        curves["mix"] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
-    memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")
+        if memory:
+            curves["mix"] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
+    if memory:
+        memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")
     rows += compressor_rows(split)
     write_results(rows, out, corpus, max_time)
     return rows

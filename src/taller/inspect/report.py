@@ -20,7 +20,7 @@ from taller._version import __version__
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
 from taller.inspect import by_component, loss_plot, parameter_rows
-from taller.inspect.health import health_plot, read_health, summary
+from taller.inspect.health import HEALTH, health_plot, read_health, summary
 from taller.inspect.health import number as finite
 from taller.inspect.inside import explain_run
 from taller.inspect.surprise import (SURPRISE_CSS, difference_fragment, known_text, surprise, surprise_fragment,
@@ -137,6 +137,14 @@ def generation_html(sample) -> str:
             f"<table><tr><th>Posición</th><th>{sample.unit}</th><th>Los 5 más probables (probabilidad)</th></tr>{''.join(rows)}</table>")
 
 
+def drawn_since(picture: Path, source: Path) -> bool:
+    """Whether `picture` exists and was written after the last change to `source` (then it need not be drawn again)."""
+    try:
+        return picture.stat().st_mtime >= source.stat().st_mtime
+    except OSError:
+        return False
+
+
 def health_html(run) -> str:
     """health.png (drawn again from health.jsonl) and what is out of its usual range, in words."""
     entries = read_health(run.dir)
@@ -144,7 +152,9 @@ def health_html(run) -> str:
         why = ("un modelo de cuentas no se entrena por pasos" if kind_of(run.config).counted else
                "train.health_every = 0, o la ejecución es anterior a las revisiones")
         return f"<p class='note'>Esta ejecución no tiene revisiones de salud ({why}).</p>"
-    health_plot(entries, run.dir / "health.png")
+    drawn = run.dir / "health.png"
+    if not drawn_since(drawn, run.dir / HEALTH):  # the training drew it at its end; a resume adds checkups
+        health_plot(entries, drawn)
     said = "".join(f"<h3>{html.escape(title)}</h3>" + ("".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
                                                          or "<p>Todo en su rango habitual: sin avisos.</p>")
                    for title, notes in summary(entries))
@@ -158,7 +168,7 @@ def health_html(run) -> str:
     return (f"<p>Cada {run.config.train.health_every} pasos, el entrenamiento mira un paso normal por dentro: cómo se "
             "reparten las activaciones de cada capa, cuántas unidades están muertas o saturadas, cuánto gradiente "
             "llega a cada matriz y qué parte de ella cambia en un paso (el diagnóstico de las clases de makemore de "
-            f"Karpathy).</p>{said}{picture(run.dir / 'health.png', 'salud de la red')}{table}")
+            f"Karpathy).</p>{said}{picture(drawn, 'salud de la red')}{table}")
 
 
 def surprise_sections(run, surprise_text: str | None, against) -> list[tuple[str, str]]:

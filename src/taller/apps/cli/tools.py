@@ -40,6 +40,8 @@ def add_compare(sub) -> None:
                       "lee la validación (unos segundos por modelo; un n-grama sigue contando)")
     cmp_.add_argument("--no-mix", dest="mix", action="store_false",
                       help="sin la fila mix (la mezcla de los modelos de caracteres)")
+    cmp_.add_argument("--no-memory", dest="memory", action="store_false",
+                      help="sin memory.png (cuánto mira atrás cada modelo: unos segundos por modelo)")
     cmp_.add_argument("--quiet", action="store_true", help="sin barras de progreso")
     add_threads(cmp_)
     cmp_.set_defaults(func=cmd_compare)
@@ -115,10 +117,12 @@ def cmd_compare(args) -> None:
     args.corpus = args.corpus or "quijote"
     out = Path(args.out) if args.out else default_out("compare", Path(args.corpus).stem)
     rows = compare(args.corpus, models, args.max_time, out, overrides=args.set, prompt=args.prompt,
-                   progress=not args.quiet, adapt=args.adapt, mix=args.mix, threads=args.threads)
+                   progress=not args.quiet, adapt=args.adapt, mix=args.mix, memory=args.memory,
+                   threads=args.threads)
     print()
     print(format_table(rows))
-    print(f"\nResultados en {out}/ (compare.csv, compare.md, compare.png, memory.png y una carpeta por modelo)")
+    pictures = "compare.png, memory.png" if args.memory else "compare.png"
+    print(f"\nResultados en {out}/ (compare.csv, compare.md, {pictures} y una carpeta por modelo)")
 
 
 def cmd_compare_tildes(args) -> None:
