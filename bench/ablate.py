@@ -15,11 +15,18 @@ import tempfile
 import time
 
 from machine import cpu_info
+
 from taller.config import Config
 from taller.training.loop import train
 
-MODERN = ["pos_encoding=rotary", "norm=rmsnorm", "qk_norm=true", "activation=relu2", "zero_init=true",
-          "schedule=trapezoid"]
+MODERN = [
+    "pos_encoding=rotary",
+    "norm=rmsnorm",
+    "qk_norm=true",
+    "activation=relu2",
+    "zero_init=true",
+    "schedule=trapezoid",
+]
 VARIANTS = {
     "clasico": [],
     "rotary": ["pos_encoding=rotary"],
@@ -50,9 +57,15 @@ def run(preset: str, corpus: str, overrides: list[str], budget: float, seed: int
     with tempfile.TemporaryDirectory() as out:
         result = train(cfg, f"{out}/run", progress=False, log=lambda *_: None)
     s = result.state
-    return {"train_s": s["train_time"], "steps": s["step"], "chars_per_s": s["chars_per_s"],
-            "parameters": s["parameters"], "val_loss_nats": s["val_loss"], "val_bpc": s["val_bpc"],
-            "wall_s": time.perf_counter() - started}
+    return {
+        "train_s": s["train_time"],
+        "steps": s["step"],
+        "chars_per_s": s["chars_per_s"],
+        "parameters": s["parameters"],
+        "val_loss_nats": s["val_loss"],
+        "val_bpc": s["val_bpc"],
+        "wall_s": time.perf_counter() - started,
+    }
 
 
 def chosen_variants(names: str, extra: list[str]) -> dict[str, list[str]]:
@@ -76,5 +89,19 @@ if __name__ == "__main__":
     for seed in a.seeds:  # seed by seed: a cut-short session still has every variant once
         for name, overrides in chosen_variants(a.variants, a.variant).items():
             figures = run(a.preset, a.corpus, overrides, a.budget, seed)
-            print(json.dumps({"bench": "ablate", "variant": name, "preset": a.preset, "overrides": overrides,
-                              "corpus": a.corpus, "budget_s": a.budget, "seed": seed, **figures, **machine}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "bench": "ablate",
+                        "variant": name,
+                        "preset": a.preset,
+                        "overrides": overrides,
+                        "corpus": a.corpus,
+                        "budget_s": a.budget,
+                        "seed": seed,
+                        **figures,
+                        **machine,
+                    }
+                ),
+                flush=True,
+            )

@@ -24,8 +24,23 @@ LOOP = "while True: pass"
 
 
 def train(corpus: str, seconds: float, threads: str, out: Path) -> dict:
-    command = [sys.executable, "-m", "taller", "train", "--corpus", corpus, "--max-time", str(seconds), "--out",
-               str(out), "--quiet", "--set", "samples=0", "--set", "plot_every=0"]
+    command = [
+        sys.executable,
+        "-m",
+        "taller",
+        "train",
+        "--corpus",
+        corpus,
+        "--max-time",
+        str(seconds),
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        "samples=0",
+        "--set",
+        "plot_every=0",
+    ]
     if threads != "auto":
         command += ["--threads", threads]
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
@@ -34,8 +49,12 @@ def train(corpus: str, seconds: float, threads: str, out: Path) -> dict:
         raise SystemExit(done.stderr[-2000:])
     state = json.loads((out / "state.json").read_text())
     said = [line for line in done.stdout.splitlines() if "hilo" in line]
-    return {"chars_per_s": round(state["chars_per_s"]), "steps": state["step"], "val_bpc": round(state["val_bpc"], 3),
-            "said": said}
+    return {
+        "chars_per_s": round(state["chars_per_s"]),
+        "steps": state["step"],
+        "val_bpc": round(state["val_bpc"], 3),
+        "said": said,
+    }
 
 
 def measure(corpus: str, seconds: float, busy: int, threads: str) -> dict:
@@ -67,6 +86,14 @@ if __name__ == "__main__":
         return statistics.median(r["chars_per_s"] for r in rows if r["busy"] == busy and r["threads"] == threads)
 
     quiet = median(0, "auto")
-    print(json.dumps({"quiet_auto": quiet, "quiet_all_cores": median(0, cores),
-                      "kept_auto": round(median(a.busy, "auto") / quiet, 3),
-                      "kept_all_cores": round(median(a.busy, cores) / median(0, cores), 3), "cpu": cpu_info()}))
+    print(
+        json.dumps(
+            {
+                "quiet_auto": quiet,
+                "quiet_all_cores": median(0, cores),
+                "kept_auto": round(median(a.busy, "auto") / quiet, 3),
+                "kept_all_cores": round(median(a.busy, cores) / median(0, cores), 3),
+                "cpu": cpu_info(),
+            }
+        )
+    )

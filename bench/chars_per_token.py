@@ -11,6 +11,7 @@ import json
 import time
 
 from machine import cpu_info
+
 from taller.config import DataConfig
 from taller.data.corpora import prepare_corpus
 from taller.data.split import split_text
@@ -26,15 +27,22 @@ if __name__ == "__main__":
     data = DataConfig(corpus=a.corpus)
     corpus = prepare_corpus(data)
     split = split_text(corpus.text, lines=corpus.lines, val_fraction=data.val_fraction, seed=data.split_seed)
-    result = {"bench": "chars_per_token", "corpus": a.corpus, "train_chars": len(split.train),
-              "val_chars": len(split.val)}
+    result = {
+        "bench": "chars_per_token",
+        "corpus": a.corpus,
+        "train_chars": len(split.train),
+        "val_chars": len(split.val),
+    }
     for kind, sizes in SIZES.items():
         for size in sizes:
             started = time.perf_counter()
             tok = KINDS[kind].train(split.train, size)
             ids, chars = tok.token_chars(split.val)
             assert chars.sum() == len(split.val)  # every val character is covered exactly once
-            result[f"{kind}_{size}"] = {"vocab": tok.vocab_size, "val_tokens": len(ids),
-                                        "chars_per_token": round(len(split.val) / len(ids), 3),
-                                        "train_s": round(time.perf_counter() - started, 2)}
+            result[f"{kind}_{size}"] = {
+                "vocab": tok.vocab_size,
+                "val_tokens": len(ids),
+                "chars_per_token": round(len(split.val) / len(ids), 3),
+                "train_s": round(time.perf_counter() - started, 2),
+            }
     print(json.dumps({**result, **cpu_info()}))

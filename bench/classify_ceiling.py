@@ -9,8 +9,8 @@ import argparse
 import json
 
 import numpy as np
-
 from machine import cpu_info
+
 from taller.config import DataConfig
 from taller.data.labelled import BUILTIN_TASK, load_labelled
 from taller.models.ngram import NGram, NGramConfig
@@ -23,12 +23,17 @@ def accuracy(order: int, data, train: list[int], val: list[int]) -> float:
     def encode(text: str) -> np.ndarray:
         return np.array([index[c] for c in "\n" + text + "\n"])  # each line between two newlines
 
-    models = [NGram(NGramConfig(vocab_size=len(chars), order=order))
-              .fit(np.concatenate([encode(data.texts[i]) for i in train if data.labels[i] == label]))
-              for label in range(len(data.names))]
+    models = [
+        NGram(NGramConfig(vocab_size=len(chars), order=order)).fit(
+            np.concatenate([encode(data.texts[i]) for i in train if data.labels[i] == label])
+        )
+        for label in range(len(data.names))
+    ]
     prior = np.log(np.bincount([data.labels[i] for i in train]))
-    right = sum(int(np.argmax([m.log_probs(encode(data.texts[i])).sum() + p for m, p in zip(models, prior)])
-                    == data.labels[i]) for i in val)
+    right = sum(
+        int(np.argmax([m.log_probs(encode(data.texts[i])).sum() + p for m, p in zip(models, prior)]) == data.labels[i])
+        for i in val
+    )
     return right / len(val)
 
 
@@ -40,5 +45,16 @@ if __name__ == "__main__":
     data = load_labelled(BUILTIN_TASK)
     train, val = data.split(defaults.val_fraction, defaults.split_seed)
     for order in a.orders:
-        print(json.dumps({"bench": "classify_ceiling", "task": BUILTIN_TASK, "order": order, "val_lines": len(val),
-                          "accuracy": accuracy(order, data, train, val), **cpu_info()}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "classify_ceiling",
+                    "task": BUILTIN_TASK,
+                    "order": order,
+                    "val_lines": len(val),
+                    "accuracy": accuracy(order, data, train, val),
+                    **cpu_info(),
+                }
+            ),
+            flush=True,
+        )

@@ -28,8 +28,12 @@ def machine() -> dict:
         lines = []
     flags = next((line for line in lines if line.startswith("flags")), "")
     cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    return {"cpu": cpu or platform.processor(), "avx512": "avx512f" in flags, "amx": "amx_tile" in flags,
-            "date": time.strftime("%Y-%m-%d")}
+    return {
+        "cpu": cpu or platform.processor(),
+        "avx512": "avx512f" in flags,
+        "amx": "amx_tile" in flags,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def compress_run(path: str) -> dict:
@@ -42,10 +46,21 @@ def compress_run(path: str) -> dict:
     back = decompress_bytes(run, packed.data)
     decompress_s = time.perf_counter() - started
     claimed = run.state["val_bpc"]
-    return {"bench": "compress", "run": path, "kind": run.config.model.kind, "chars": packed.chars,
-            "bytes": len(packed.data), "real_bpc": packed.bits_per_char, "claimed_bpc": claimed,
-            "ideal_bpc": packed.ideal_bits / packed.chars, "real_over_claimed": packed.bits_per_char / claimed - 1,
-            "round_trip": back == val, "compress_s": compress_s, "decompress_s": decompress_s, **machine()}
+    return {
+        "bench": "compress",
+        "run": path,
+        "kind": run.config.model.kind,
+        "chars": packed.chars,
+        "bytes": len(packed.data),
+        "real_bpc": packed.bits_per_char,
+        "claimed_bpc": claimed,
+        "ideal_bpc": packed.ideal_bits / packed.chars,
+        "real_over_claimed": packed.bits_per_char / claimed - 1,
+        "round_trip": back == val,
+        "compress_s": compress_s,
+        "decompress_s": decompress_s,
+        **machine(),
+    }
 
 
 if __name__ == "__main__":
@@ -62,10 +77,26 @@ if __name__ == "__main__":
             optimizer, lr = setting.split(":")
             started = time.perf_counter()
             scores = score_run(run, Adaptation(optimizer, float(lr)))
-            print(json.dumps({"bench": "adapt", "run": path, "optimizer": optimizer, "lr": float(lr),
-                              "static_bpc": scores.static.bpc, "adapt_bpc": scores.adapted.bpc,
-                              "seconds": time.perf_counter() - started, **machine()}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "bench": "adapt",
+                        "run": path,
+                        "optimizer": optimizer,
+                        "lr": float(lr),
+                        "static_bpc": scores.static.bpc,
+                        "adapt_bpc": scores.adapted.bpc,
+                        "seconds": time.perf_counter() - started,
+                        **machine(),
+                    }
+                ),
+                flush=True,
+            )
     split = run_split(load_run(a.runs[0]).config, "comparar con los compresores")
     for row in compressor_rows(split):
-        print(json.dumps({"bench": "compressor", "name": row.model, "bpc": row.val_bpc, "seconds": row.train_time,
-                          **machine()}), flush=True)
+        print(
+            json.dumps(
+                {"bench": "compressor", "name": row.model, "bpc": row.val_bpc, "seconds": row.train_time, **machine()}
+            ),
+            flush=True,
+        )

@@ -44,11 +44,18 @@ def page_figures(run, page: Path) -> dict:
             want = next_token_probs(run.model, run.tokenizer, prompt, unknown="replace")
             worst = max(worst, float((got - want).abs().max()))
         long = "No hay mal que por bien no venga. Más vale tarde que nunca."[: run.model.block_size or 60]
-        ms = tab.evaluate("t => { const s = performance.now(); for (let i = 0; i < 5; i++) taller.predict(t); "
-                          "return (performance.now() - s) / 5; }", long)
+        ms = tab.evaluate(
+            "t => { const s = performance.now(); for (let i = 0; i < 5; i++) taller.predict(t); "
+            "return (performance.now() - s) / 5; }",
+            long,
+        )
         browser.close()
-    return {"page_max_abs_prob_diff": worst, "page_load_s": round(load_s, 2), "page_predict_ms": round(ms, 1),
-            "predict_chars": len(long)}
+    return {
+        "page_max_abs_prob_diff": worst,
+        "page_load_s": round(load_s, 2),
+        "page_predict_ms": round(ms, 1),
+        "predict_chars": len(long),
+    }
 
 
 def onnx_figures(run, path: Path) -> dict:
@@ -80,9 +87,13 @@ def main() -> None:
             run = load_run(taller.train(cfg, tmp / "base", progress=False, log=lambda *a, **k: None).dir)
         export_run(run.dir, "html", tmp / "modelo.html")
         export_run(run.dir, "onnx", tmp / "modelo.onnx")
-        figures = {"run": str(args.run or f"{args.preset}, refranes, {args.max_time:g} s"),
-                   "parameters": sum(p.numel() for p in run.model.parameters()), "vocab": run.tokenizer.vocab_size,
-                   "val_bpc": run.state.get("val_bpc"), "html_bytes": (tmp / "modelo.html").stat().st_size}
+        figures = {
+            "run": str(args.run or f"{args.preset}, refranes, {args.max_time:g} s"),
+            "parameters": sum(p.numel() for p in run.model.parameters()),
+            "vocab": run.tokenizer.vocab_size,
+            "val_bpc": run.state.get("val_bpc"),
+            "html_bytes": (tmp / "modelo.html").stat().st_size,
+        }
         figures |= page_figures(run, tmp / "modelo.html")
         figures |= onnx_figures(run, tmp / "modelo.onnx")
     print(json.dumps(figures))

@@ -1,22 +1,22 @@
 """One-word blanks: how often does each run write back the exact word?
 
-    python bench/fill_words.py RUN [RUN …] [--n 300] [--seed 0]
-        Refranes the runs never trained on (they read the Quijote), one word of 3+ letters hidden in each, chosen with
-        a fixed seed. A BERT run gets one `_` per hidden letter (it fills a given number of characters: it is told the
-        word's length); a T5 run gets a single blank and writes a span of any length (it is not told). A hit is the
-        exact word.
+python bench/fill_words.py RUN [RUN …] [--n 300] [--seed 0]
+    Refranes the runs never trained on (they read the Quijote), one word of 3+ letters hidden in each, chosen with
+    a fixed seed. A BERT run gets one `_` per hidden letter (it fills a given number of characters: it is told the
+    word's length); a T5 run gets a single blank and writes a span of any length (it is not told). A hit is the
+    exact word.
 
-    python bench/fill_words.py --held-out RUN [RUN …] [--n 500] [--seed 0] [--vocab 0]
-        The validation split of the corpus the runs trained on (all of them the same corpus and split): one line per
-        blank, one word of 3+ letters hidden in it, told its length, fixed seed. In a corpus of lines (the refranes)
-        the model reads the line; in a book (the Quijote, whose lines are wrapped) the line and the ones before and
-        after it. Scored side by side on the same blanks, one JSON line per run:
-          rank_exact  every word of the training text with the blank's length goes into the blank, the best one kept
-                      (inspect/word_blanks.py: the whole line's probability for an n-gram or a GPT — the counting
-                      filler is the 8-gram's —, the hidden word's for a BERT, the answer's for a T5);
-                      --vocab K keeps the K most frequent of each length (0: all); `covered` says how many blanks
-                      had their word among the candidates
-          fill_exact  BERT and T5 only: `taller fill`, which writes the blank with no list of words
+python bench/fill_words.py --held-out RUN [RUN …] [--n 500] [--seed 0] [--vocab 0]
+    The validation split of the corpus the runs trained on (all of them the same corpus and split): one line per
+    blank, one word of 3+ letters hidden in it, told its length, fixed seed. In a corpus of lines (the refranes)
+    the model reads the line; in a book (the Quijote, whose lines are wrapped) the line and the ones before and
+    after it. Scored side by side on the same blanks, one JSON line per run:
+      rank_exact  every word of the training text with the blank's length goes into the blank, the best one kept
+                  (inspect/word_blanks.py: the whole line's probability for an n-gram or a GPT — the counting
+                  filler is the 8-gram's —, the hidden word's for a BERT, the answer's for a T5);
+                  --vocab K keeps the K most frequent of each length (0: all); `covered` says how many blanks
+                  had their word among the candidates
+      fill_exact  BERT and T5 only: `taller fill`, which writes the blank with no list of words
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def held_out_blanks(run, n: int, seed: int) -> list[tuple[str, int, int]]:
     rng = random.Random(seed)
     usable = [i for i, line in enumerate(lines) if WORD.search(line) and set(line) <= known]
     if len(usable) < n:
-        raise TallerError(f"la validación tiene {len(usable)} líneas con palabras de 3 letras o más; pide --n {len(usable)}.")
+        raise TallerError(
+            f"la validación tiene {len(usable)} líneas con palabras de 3 letras o más; pide --n {len(usable)}."
+        )
     out = []
     for i in sorted(rng.sample(usable, n)):
         m = rng.choice(list(WORD.finditer(lines[i])))
@@ -83,7 +85,7 @@ def fill_exact(run, items) -> float:
             filled = fill(run, text).text
         except TallerError:  # a T5 that wrote no span for the blank: a miss
             continue
-        hits += filled[a:len(filled) - (len(line) - b)] == line[a:b]
+        hits += filled[a : len(filled) - (len(line) - b)] == line[a:b]
     return hits / len(items)
 
 
@@ -107,8 +109,16 @@ def held_out(paths: list[str], n: int, seed: int, limit: int) -> None:
     for path, run in zip(paths, runs):
         kind, started = kind_of(run.config), time.perf_counter()
         exact, covered = rank_exact(run, items, limit, counts)
-        row = {"run": path, "kind": kind.title, "corpus": run.config.data.corpus, "blanks": n, "seed": seed,
-               "vocab": limit, "covered": round(covered, 4), "rank_exact": round(exact, 4)}
+        row = {
+            "run": path,
+            "kind": kind.title,
+            "corpus": run.config.data.corpus,
+            "blanks": n,
+            "seed": seed,
+            "vocab": limit,
+            "covered": round(covered, 4),
+            "rank_exact": round(exact, 4),
+        }
         if kind.fills:
             row["fill_exact"] = round(fill_exact(run, items), 4)
         row["seconds"] = round(time.perf_counter() - started, 1)

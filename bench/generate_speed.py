@@ -14,8 +14,8 @@ import pstats
 import sys
 import time
 
-
 from machine import cpu_info
+
 from taller import sampling, threads
 from taller.config import Config
 from taller.data.tokenizers import CharTokenizer
@@ -28,8 +28,17 @@ def chars_per_s(model, tok, a, cached: bool, one_thread: bool) -> float:
     times = []
     for _ in range(a.repeat):
         start = time.perf_counter()
-        sampling.generate(model, tok, "En un lugar de la Mancha", a.batch, max_chars=a.chars, seed=0, stop=None,
-                          use_cache=cached, top=a.top)
+        sampling.generate(
+            model,
+            tok,
+            "En un lugar de la Mancha",
+            a.batch,
+            max_chars=a.chars,
+            seed=0,
+            stop=None,
+            use_cache=cached,
+            top=a.top,
+        )
         times.append(time.perf_counter() - start)
     return a.batch * a.chars / sorted(times)[len(times) // 2]  # median
 
@@ -56,8 +65,15 @@ if __name__ == "__main__":
         cfg = whole.model
         cfg.vocab_size, cfg.block_size = tok.vocab_size, a.block
         model = build_model(cfg).eval()
-    result = {"bench": "generate_speed", "preset": None if a.run else a.preset, "overrides": a.set, "block_size": model.block_size,
-              "batch": a.batch, "chars": a.chars, "top": a.top}
+    result = {
+        "bench": "generate_speed",
+        "preset": None if a.run else a.preset,
+        "overrides": a.set,
+        "block_size": model.block_size,
+        "batch": a.batch,
+        "chars": a.chars,
+        "top": a.top,
+    }
     result["chars_per_s_cache"] = chars_per_s(model, tok, a, cached=True, one_thread=True)
     result["chars_per_s_cache_all_threads"] = chars_per_s(model, tok, a, cached=True, one_thread=False)
     result["chars_per_s_no_cache"] = chars_per_s(model, tok, a, cached=False, one_thread=True)

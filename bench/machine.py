@@ -33,9 +33,15 @@ def cpu_info() -> dict:
     """{"cpu", "isa", "torch_capability", "bf16_fast", "threads", "cores"}: what every bench line records."""
     name, flags = cpu_flags()
     isa = [f for f in ISA if f in flags]
-    return {"cpu": name, "isa": isa, "torch_capability": torch.backends.cpu.get_cpu_capability(),
-            "bf16_fast": "amx_bf16" in flags or "avx512_bf16" in flags, "threads": torch.get_num_threads(),
-            "cores": os.cpu_count(), "torch": torch.__version__}
+    return {
+        "cpu": name,
+        "isa": isa,
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_fast": "amx_bf16" in flags or "avx512_bf16" in flags,
+        "threads": torch.get_num_threads(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }
 
 
 if __name__ == "__main__":

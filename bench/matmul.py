@@ -9,7 +9,6 @@ import json
 import time
 
 import torch
-
 from machine import cpu_info
 
 

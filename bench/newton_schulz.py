@@ -9,8 +9,8 @@ import json
 import time
 
 import torch
-
 from machine import cpu_info
+
 from taller.config import Config
 from taller.models import build_model
 from taller.training.optim import hidden_matrices, orthogonalise
@@ -37,6 +37,15 @@ if __name__ == "__main__":
     cfg = Config.preset(a.preset).model
     cfg.vocab_size = 92
     shapes = [m.shape for m in hidden_matrices(build_model(cfg))]
-    print(json.dumps({"bench": "newton_schulz", "preset": a.preset, "matrices": len(shapes),
-                      "ms_float32": ms_per_step(shapes, torch.float32, a.repeat),
-                      "ms_bfloat16": ms_per_step(shapes, torch.bfloat16, a.repeat), **cpu_info()}))
+    print(
+        json.dumps(
+            {
+                "bench": "newton_schulz",
+                "preset": a.preset,
+                "matrices": len(shapes),
+                "ms_float32": ms_per_step(shapes, torch.float32, a.repeat),
+                "ms_bfloat16": ms_per_step(shapes, torch.bfloat16, a.repeat),
+                **cpu_info(),
+            }
+        )
+    )

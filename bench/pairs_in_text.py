@@ -29,8 +29,17 @@ def main() -> None:
     words = Counter(WORD.findall(load_corpus(args.corpus).text))
     answers = [a for pair in read_pairs(args.pairs) for a in pair.answers]
     counts = sorted((words[a], a) for a in answers)
-    print(json.dumps({"corpus": args.corpus, "answers": len(answers), "fewest": counts[:8],
-                      "missing": [a for n, a in counts if n == 0]}, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "corpus": args.corpus,
+                "answers": len(answers),
+                "fewest": counts[:8],
+                "missing": [a for n, a in counts if n == 0],
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from machine import cpu_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,8 +49,13 @@ def write_big_text(path: Path, size_mb: float, seed: int = 0) -> int:
         while written < target:
             order = rng.permutation(len(lines))
             change = rng.random(len(lines))  # (n,) which lines get a variation in this pass
-            block = "\n".join(lines[i].lower() if c < 0.1 else lines[i].upper() if c < 0.12 else lines[i]
-                              for i, c in zip(order, change)) + "\n"
+            block = (
+                "\n".join(
+                    lines[i].lower() if c < 0.1 else lines[i].upper() if c < 0.12 else lines[i]
+                    for i, c in zip(order, change)
+                )
+                + "\n"
+            )
             f.write(block)
             written += len(block.encode("utf-8"))  # whole passes: a little over size_mb
     return path.stat().st_size
@@ -104,23 +108,54 @@ def main() -> None:
         started = time.perf_counter()
         size = write_big_text(text, args.size_mb)
         generate_s = time.perf_counter() - started
-        prep_s, prep_rss, _ = measure(TALLER + ["prepare", "--corpus", str(text), "--out", str(work / "prep"), "--quiet"], env)
+        prep_s, prep_rss, _ = measure(
+            TALLER + ["prepare", "--corpus", str(text), "--out", str(work / "prep"), "--quiet"], env
+        )
         meta = json.loads((work / "prep" / "meta.json").read_text(encoding="utf-8"))
         text.unlink()  # the text is no longer needed: training reads only the tokens
-        train_s, train_rss, _ = measure(TALLER + ["train", "--corpus", str(work / "prep"), "--out", str(work / "run"),
-                                                  "--steps", str(args.steps), "--device", "cpu", "--quiet",
-                                                  "--set", "samples=1", "--set", "plot_every=0"], env)
+        train_s, train_rss, _ = measure(
+            TALLER
+            + [
+                "train",
+                "--corpus",
+                str(work / "prep"),
+                "--out",
+                str(work / "run"),
+                "--steps",
+                str(args.steps),
+                "--device",
+                "cpu",
+                "--quiet",
+                "--set",
+                "samples=1",
+                "--set",
+                "plot_every=0",
+            ],
+            env,
+        )
         state = json.loads((work / "run" / "state.json").read_text(encoding="utf-8"))
-        result = {"bench": "prepare_big", "source_mb": round(size / 1e6, 1), "generate_s": round(generate_s, 1),
-                  "tokens": meta["count"], "dtype": meta["dtype"], "vocab": meta["vocab_size"],
-                  "val_tokens": meta["count"] - meta["split"],
-                  "prepare_s": round(prep_s, 1), "prepare_mb_s": round(size / 1e6 / prep_s, 1),
-                  "prepare_peak_rss_mb": round(prep_rss), "train_steps": state["step"], "train_s": round(train_s, 1),
-                  "train_peak_rss_mb": round(train_rss), "final_val_bpc": round(state["val_bpc"], 3)}
+        result = {
+            "bench": "prepare_big",
+            "source_mb": round(size / 1e6, 1),
+            "generate_s": round(generate_s, 1),
+            "tokens": meta["count"],
+            "dtype": meta["dtype"],
+            "vocab": meta["vocab_size"],
+            "val_tokens": meta["count"] - meta["split"],
+            "prepare_s": round(prep_s, 1),
+            "prepare_mb_s": round(size / 1e6 / prep_s, 1),
+            "prepare_peak_rss_mb": round(prep_rss),
+            "train_steps": state["step"],
+            "train_s": round(train_s, 1),
+            "train_peak_rss_mb": round(train_rss),
+            "final_val_bpc": round(state["val_bpc"], 3),
+        }
         if args.readers:
             tokens = str(work / "prep" / "tokens.bin")
             for how in ("memmap", "pread"):
-                seconds, rss, _ = measure([sys.executable, "-c", READER, tokens, how, str(args.reader_batches), "32", "64"])
+                seconds, rss, _ = measure(
+                    [sys.executable, "-c", READER, tokens, how, str(args.reader_batches), "32", "64"]
+                )
                 result[f"{how}_peak_rss_mb"], result[f"{how}_s"] = round(rss), round(seconds, 1)
         print(json.dumps({**result, **cpu_info()}))
     finally:

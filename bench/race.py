@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from machine import cpu_info
+
 from taller.config import Config
 from taller.training import distributed
 from taller.training.device import pick_device
@@ -71,8 +72,18 @@ def mark_of_the_baby(corpus: str, budget: float, out: Path) -> dict:
 def chase(cfg: Config, mark: float, within: float, out: Path) -> Chaser:
     ctx = distributed.start(pick_device(cfg.train.device))
     objective = NextToken(cfg, out, ctx, False)
-    chaser = Chaser(cfg, out, ctx, objective, resume=False, progress=False, log=quiet, mark=mark,
-                    first=cfg.train.max_time / 30, within=within)
+    chaser = Chaser(
+        cfg,
+        out,
+        ctx,
+        objective,
+        resume=False,
+        progress=False,
+        log=quiet,
+        mark=mark,
+        first=cfg.train.max_time / 30,
+        within=within,
+    )
     run = chaser.run()
     if chaser.reached is None and not run.interrupted:  # the end of its schedule: scored there too
         chaser.scored.append((chaser.train_time, run.state["val_bpc"]))
@@ -88,21 +99,44 @@ if __name__ == "__main__":
     p.add_argument("--budget", type=float, default=300, help="seconds of training for the baby (and the schedule)")
     p.add_argument("--preset", default="base", help="the challenger (default: base)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the challenger")
-    p.add_argument("--schedule", type=float, default=None, help="seconds the challenger's schedule (and run) lasts "
-                   "(default: --budget)")
+    p.add_argument(
+        "--schedule",
+        type=float,
+        default=None,
+        help="seconds the challenger's schedule (and run) lasts (default: --budget)",
+    )
     p.add_argument("--within", type=float, default=0.05, help="scoring times grow by this fraction")
     a = p.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         baby = mark_of_the_baby(a.corpus, a.budget, Path(tmp))
-        chaser = chase(configured(a.preset, a.corpus, a.set, a.schedule or a.budget), baby["val_bpc"], a.within,
-                       Path(tmp) / "challenger")
+        chaser = chase(
+            configured(a.preset, a.corpus, a.set, a.schedule or a.budget),
+            baby["val_bpc"],
+            a.within,
+            Path(tmp) / "challenger",
+        )
     reached, schedule = chaser.reached, a.schedule or a.budget
     within_a_third = bool(reached and (reached <= a.budget / 3 or (chaser.at_end and schedule <= a.budget / 3)))
-    print(json.dumps({"bench": "race", "corpus": a.corpus, "budget_s": a.budget, "baby": baby, "mark_bpc": baby["val_bpc"],
-                      "challenger": a.preset, "overrides": a.set, "schedule_s": schedule, "reached_s": reached,
-                      "reached_after_s": chaser.scored[-2][0] if reached and len(chaser.scored) > 1 else 0.0,
-                      "speedup": a.budget / reached if reached else None,
-                      "reached_at_schedule_end": chaser.at_end, "target_met": within_a_third,
-                      "scored": [[round(t, 1), round(b, 4)] for t, b in chaser.scored],
-                      "wall_s": time.perf_counter() - started, **cpu_info()}))
+    print(
+        json.dumps(
+            {
+                "bench": "race",
+                "corpus": a.corpus,
+                "budget_s": a.budget,
+                "baby": baby,
+                "mark_bpc": baby["val_bpc"],
+                "challenger": a.preset,
+                "overrides": a.set,
+                "schedule_s": schedule,
+                "reached_s": reached,
+                "reached_after_s": chaser.scored[-2][0] if reached and len(chaser.scored) > 1 else 0.0,
+                "speedup": a.budget / reached if reached else None,
+                "reached_at_schedule_end": chaser.at_end,
+                "target_met": within_a_third,
+                "scored": [[round(t, 1), round(b, 4)] for t, b in chaser.scored],
+                "wall_s": time.perf_counter() - started,
+                **cpu_info(),
+            }
+        )
+    )

@@ -59,8 +59,12 @@ def request_mix(run: str, rng: random.Random):
 def hostile_transfer(run: str, r: float, rng: random.Random):
     """The last 10% of the mix: wrong Host headers (3%), small chunked bodies (2%), chunked bodies of 2 MB (5%)."""
     if r < 0.93:
-        return "POST", "/api/predict", json.dumps({"run": run, "text": "No"}), {"Host": rng.choice(WRONG_HOSTS),
-                                                                               "Content-Type": "application/json"}
+        return (
+            "POST",
+            "/api/predict",
+            json.dumps({"run": run, "text": "No"}),
+            {"Host": rng.choice(WRONG_HOSTS), "Content-Type": "application/json"},
+        )
     if r < 0.95:  # a list of pieces is sent chunked: a good request the server reads as it comes
         text = json.dumps({"run": run, "text": rng.choice(["No hay ", "Más vale "])}).encode()
         return "POST", "/api/predict", [text[:10], text[10:]], {"Content-Type": "application/json"}
@@ -85,7 +89,11 @@ def plain_request(run: str, r: float, rng: random.Random):
     if r < 0.76:
         return "POST", "/api/predict", '{"run": "' + run + '", "text": '  # malformed JSON
     if r < 0.80:
-        return "POST", "/api/predict", json.dumps({"run": rng.choice(["../" + run, "..", "/etc/passwd", "a/../b"]), "text": "x"})
+        return (
+            "POST",
+            "/api/predict",
+            json.dumps({"run": rng.choice(["../" + run, "..", "/etc/passwd", "a/../b"]), "text": "x"}),
+        )
     if r < 0.84:
         return "POST", "/api/predict", json.dumps({"run": "no-existe", "text": "x"})
     if r < 0.87:
@@ -125,8 +133,13 @@ def big_chunked(pid: int, port: int, mb: int) -> dict:
     start = time.perf_counter()
     status = answer(conn, "POST", "/api/predict", ("chunked", mb * 1024 * 1024), {"Content-Type": "application/json"})
     conn.close()
-    return {"big_chunked_mb": mb, "big_chunked_status": status, "big_chunked_s": round(time.perf_counter() - start, 1),
-            "big_rss_mb_before": round(before / 1024, 1), "big_rss_mb_after": round(memory_kb(pid, "VmRSS") / 1024, 1)}
+    return {
+        "big_chunked_mb": mb,
+        "big_chunked_status": status,
+        "big_chunked_s": round(time.perf_counter() - start, 1),
+        "big_rss_mb_before": round(before / 1024, 1),
+        "big_rss_mb_after": round(memory_kb(pid, "VmRSS") / 1024, 1),
+    }
 
 
 def main() -> None:
@@ -139,13 +152,34 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="taller-load-")
     runs = Path(a.runs) if a.runs else Path(tmp)
     if not a.runs:
-        subprocess.run([sys.executable, "-m", "taller", "train", "--corpus", "refranes", "--steps", "150", "--quiet",
-                        "--set", "plot_every=0", "--set", "samples=1", "--out", str(runs / "refranes")],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "taller",
+                "train",
+                "--corpus",
+                "refranes",
+                "--steps",
+                "150",
+                "--quiet",
+                "--set",
+                "plot_every=0",
+                "--set",
+                "samples=1",
+                "--out",
+                str(runs / "refranes"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     run = sorted(d.name for d in runs.iterdir() if (d / "state.json").exists())[0]
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "taller", "serve", str(runs), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "taller", "serve", str(runs), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(600):  # until the port answers (at most a minute)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
@@ -157,7 +191,7 @@ def main() -> None:
     jobs = [request_mix(run, rng) for _ in range(a.requests)]
     results: list = []
     rss_samples = []
-    threads = [threading.Thread(target=worker, args=(port, jobs[i::a.threads], results)) for i in range(a.threads)]
+    threads = [threading.Thread(target=worker, args=(port, jobs[i :: a.threads], results)) for i in range(a.threads)]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -172,15 +206,26 @@ def main() -> None:
     server.wait(10)
     latencies = sorted(t for _, t in results)
     half = len(rss_samples) // 2
-    print(json.dumps({**cpu_info(),
-        "bench": "serve_load", "requests": len(results), "threads": a.threads, "seconds": round(elapsed, 1),
-        "requests_per_s": round(len(results) / elapsed, 1),
-        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2), "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2),
-        "by_status": dict(sorted(Counter(str(s) for s, _ in results).items())),
-        "server_alive_after": alive, "server_peak_rss_mb": round(peak_kb / 1024, 1),
-        "rss_mb_first_half_max": round(max(rss_samples[:half] or [0]) / 1024, 1),
-        "rss_mb_second_half_max": round(max(rss_samples[half:] or [0]) / 1024, 1), **big,
-    }))
+    print(
+        json.dumps(
+            {
+                **cpu_info(),
+                "bench": "serve_load",
+                "requests": len(results),
+                "threads": a.threads,
+                "seconds": round(elapsed, 1),
+                "requests_per_s": round(len(results) / elapsed, 1),
+                "p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
+                "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2),
+                "by_status": dict(sorted(Counter(str(s) for s, _ in results).items())),
+                "server_alive_after": alive,
+                "server_peak_rss_mb": round(peak_kb / 1024, 1),
+                "rss_mb_first_half_max": round(max(rss_samples[:half] or [0]) / 1024, 1),
+                "rss_mb_second_half_max": round(max(rss_samples[half:] or [0]) / 1024, 1),
+                **big,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import tempfile
 import time
 
 from machine import cpu_info
+
 from taller.config import Config
 from taller.inspect.words import WordVectors
 from taller.runs.metrics import read_metrics
@@ -41,15 +42,38 @@ if __name__ == "__main__":
         s, metrics = run.state, read_metrics(run.dir)
         vectors = WordVectors.load(run.dir)
         known = [w for w in NEAR if w in vectors.vocab.index]
-        near = {w: [(r.word, round(r.similarity, 3)) for r in vectors.ranked(vectors.near_scores(w), [w], 2)]
-                for w in known}
+        near = {
+            w: [(r.word, round(r.similarity, 3)) for r in vectors.ranked(vectors.near_scores(w), [w], 2)] for w in known
+        }
         ranks = {}
         for x, y, z, expected in ANALOGIES:
             if all(w in vectors.vocab.index for w in (x, y, z, expected)):
                 rank, competing, sim = vectors.rank_of(vectors.analogy_scores(x, y, z), expected, [x, y, z])
-                ranks[f"{x}-{y}+{z}"] = {"expected": expected, "rank": rank, "of": competing, "similarity": round(sim, 3)}
-    print(json.dumps({**cpu_info(), "bench": "skipgram", "corpus": a.corpus, "overrides": a.set, "epochs": s["epoch"],
-                      "steps": s["step"], "vocab": s["vocab_size"], "train_words": s["train_words"],
-                      "train_s": round(s["train_time"], 1), "wall_s": round(wall, 1),
-                      "pairs_per_s": round(s["pairs_per_s"]), "val_loss_start": round(metrics[0]["val_loss"], 4),
-                      "val_loss": round(s["val_loss"], 4), "near": near, "analogies": ranks}, ensure_ascii=False))
+                ranks[f"{x}-{y}+{z}"] = {
+                    "expected": expected,
+                    "rank": rank,
+                    "of": competing,
+                    "similarity": round(sim, 3),
+                }
+    print(
+        json.dumps(
+            {
+                **cpu_info(),
+                "bench": "skipgram",
+                "corpus": a.corpus,
+                "overrides": a.set,
+                "epochs": s["epoch"],
+                "steps": s["step"],
+                "vocab": s["vocab_size"],
+                "train_words": s["train_words"],
+                "train_s": round(s["train_time"], 1),
+                "wall_s": round(wall, 1),
+                "pairs_per_s": round(s["pairs_per_s"]),
+                "val_loss_start": round(metrics[0]["val_loss"], 4),
+                "val_loss": round(s["val_loss"], 4),
+                "near": near,
+                "analogies": ranks,
+            },
+            ensure_ascii=False,
+        )
+    )

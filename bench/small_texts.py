@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from machine import cpu_info
+
 from taller.data.corpora import load_corpus
 
 
@@ -33,12 +34,31 @@ def one_size(lines: list[str], n: int, seed: int, budget: float, sets: list[str]
     extra = [a for s in sets for a in ("--set", s)]
     t = train("--corpus", str(corpus), "--max-time", str(budget), "--out", str(tmp / f"t{n}"), *extra)
     g = train("--model", "ngram", "--corpus", str(corpus), "--out", str(tmp / f"g{n}"))
-    m = train("--model", "mix", "--corpus", str(corpus), "--set", f"runs={tmp / f't{n}'},{tmp / f'g{n}'}",
-              "--out", str(tmp / f"m{n}"))
-    return {"bench": "small_texts", "lines": n, "chars": len(text), "seed": seed, "budget_s": budget, "overrides": sets,
-            "transformer_bpc": t["val_bpc"], "steps": t["step"], "best_step": t.get("best_step"),
-            "ngram_bpc": g["val_bpc"], "mix_bpc": m["val_bpc"],
-            "transformer_minus_ngram": t["val_bpc"] - g["val_bpc"], **cpu_info()}
+    m = train(
+        "--model",
+        "mix",
+        "--corpus",
+        str(corpus),
+        "--set",
+        f"runs={tmp / f't{n}'},{tmp / f'g{n}'}",
+        "--out",
+        str(tmp / f"m{n}"),
+    )
+    return {
+        "bench": "small_texts",
+        "lines": n,
+        "chars": len(text),
+        "seed": seed,
+        "budget_s": budget,
+        "overrides": sets,
+        "transformer_bpc": t["val_bpc"],
+        "steps": t["step"],
+        "best_step": t.get("best_step"),
+        "ngram_bpc": g["val_bpc"],
+        "mix_bpc": m["val_bpc"],
+        "transformer_minus_ngram": t["val_bpc"] - g["val_bpc"],
+        **cpu_info(),
+    }
 
 
 if __name__ == "__main__":
@@ -52,5 +72,12 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         for n in a.lines:
             started = time.perf_counter()
-            print(json.dumps({**one_size(refranes, n, a.seed, a.budget, a.set, Path(tmp)),
-                              "wall_s": time.perf_counter() - started}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        **one_size(refranes, n, a.seed, a.budget, a.set, Path(tmp)),
+                        "wall_s": time.perf_counter() - started,
+                    }
+                ),
+                flush=True,
+            )

@@ -13,6 +13,7 @@ import json
 import time
 
 from machine import cpu_info
+
 from taller.config import DataConfig
 from taller.data.accents import Lookup, strip, word_scores
 from taller.data.corpora import prepare_corpus

@@ -11,6 +11,7 @@ import tempfile
 import time
 
 from machine import cpu_info
+
 from taller.config import Config
 from taller.training.loop import train
 
@@ -34,8 +35,23 @@ if __name__ == "__main__":
     if getattr(run, "interrupted", False):
         raise SystemExit("time_to_loss: interrupted before the budget was spent; no figure.")
     s = run.state
-    print(json.dumps({"bench": "time_to_loss", "corpus": a.corpus, "preset": preset, "overrides": a.set,
-                      "budget_s": a.budget, "train_s": s["train_time"], "steps": s["step"],
-                      "chars_per_s": s["chars_per_s"], "parameters": s["parameters"],
-                      "val_loss_nats": s["val_loss"], "val_bpc": s["val_bpc"], "tokenizer": cfg.data.tokenizer,
-                      "wall_s": time.perf_counter() - started, **cpu_info()}))
+    print(
+        json.dumps(
+            {
+                "bench": "time_to_loss",
+                "corpus": a.corpus,
+                "preset": preset,
+                "overrides": a.set,
+                "budget_s": a.budget,
+                "train_s": s["train_time"],
+                "steps": s["step"],
+                "chars_per_s": s["chars_per_s"],
+                "parameters": s["parameters"],
+                "val_loss_nats": s["val_loss"],
+                "val_bpc": s["val_bpc"],
+                "tokenizer": cfg.data.tokenizer,
+                "wall_s": time.perf_counter() - started,
+                **cpu_info(),
+            }
+        )
+    )

@@ -22,14 +22,15 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from machine import cpu_info
 from matmul import peak
+
 from taller.config import Config
 from taller.inspect.health import Checkup, NoCheckup
 from taller.models import build_model
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
+
 
 def speed(cfg: Config, steps: int) -> dict:
     torch.manual_seed(0)
@@ -54,7 +55,12 @@ def speed(cfg: Config, steps: int) -> dict:
     step = sorted(times)[len(times) // 2]
     params = sum(p.numel() for p in model.parameters())
     chars = B * T / step
-    return {"parameters": params, "median_step_ms": 1000 * step, "chars_per_s": chars, "model_gflops": 6 * params * chars / 1e9}
+    return {
+        "parameters": params,
+        "median_step_ms": 1000 * step,
+        "chars_per_s": chars,
+        "model_gflops": 6 * params * chars / 1e9,
+    }
 
 
 def timed_steps(cfg: Config, steps: int, health_every: int) -> tuple[list[float], list[float]]:
@@ -98,10 +104,17 @@ def health_cost(cfg: Config, steps: int, every: int, repeats: int) -> dict:
         step = statistics.median(plain)
         extra.append((statistics.mean(watched) - step) / every / step)
     a, b = statistics.median(with_), statistics.median(without)
-    return {"health_every": every, "steps": steps, "repeats": repeats, "chars_per_s_without": b,
-            "chars_per_s_with": a, "cost_percent_from_speeds": 100 * (1 - a / b),
-            "cost_percent_from_watched_steps": 100 * statistics.median(extra),
-            "runs_without": without, "runs_with": with_}
+    return {
+        "health_every": every,
+        "steps": steps,
+        "repeats": repeats,
+        "chars_per_s_without": b,
+        "chars_per_s_with": a,
+        "cost_percent_from_speeds": 100 * (1 - a / b),
+        "cost_percent_from_watched_steps": 100 * statistics.median(extra),
+        "runs_without": without,
+        "runs_with": with_,
+    }
 
 
 if __name__ == "__main__":
@@ -110,15 +123,27 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
     p.add_argument("--no-baby", action="store_true", help="skip nanoGPT's shape")
-    p.add_argument("--compile", action="store_true", help="torch.compile both shapes (compile=true; needs a C++ compiler)")
-    p.add_argument("--health", type=int, metavar="N", help="the cost of a health checkup every N steps (the preset only)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile both shapes (compile=true; needs a C++ compiler)"
+    )
+    p.add_argument(
+        "--health", type=int, metavar="N", help="the cost of a health checkup every N steps (the preset only)"
+    )
     p.add_argument("--repeats", type=int, default=7, help="--health: runs with and without (7)")
     a = p.parse_args()
     if a.health:
         cfg = Config.preset(a.preset)
         cfg.apply_overrides(a.set)
-        print(json.dumps({"bench": "train_speed.health", "shape": a.preset, "overrides": a.set,
-                          **health_cost(cfg, a.steps, a.health, a.repeats)}))
+        print(
+            json.dumps(
+                {
+                    "bench": "train_speed.health",
+                    "shape": a.preset,
+                    "overrides": a.set,
+                    **health_cost(cfg, a.steps, a.health, a.repeats),
+                }
+            )
+        )
         raise SystemExit
     machine = peak()
     best = max(rate for rate in machine.values() if rate)
@@ -131,7 +156,18 @@ if __name__ == "__main__":
     for name, cfg in shapes.items():
         r = speed(cfg, a.steps)
         overrides = a.set if name == a.preset else []
-        print(json.dumps({"bench": "train_speed", "shape": name, "overrides": overrides, "dtype": cfg.train.dtype,
-                          "compile": cfg.train.compile,
-                          **r, **machine,
-                          "fraction_of_peak": r["model_gflops"] / best, **cpu_info()}))
+        print(
+            json.dumps(
+                {
+                    "bench": "train_speed",
+                    "shape": name,
+                    "overrides": overrides,
+                    "dtype": cfg.train.dtype,
+                    "compile": cfg.train.compile,
+                    **r,
+                    **machine,
+                    "fraction_of_peak": r["model_gflops"] / best,
+                    **cpu_info(),
+                }
+            )
+        )

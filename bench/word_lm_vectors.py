@@ -14,15 +14,15 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from machine import cpu_info
+
 from taller.config import Config
-from taller.models.transformer import TransformerConfig
 from taller.data.corpora import prepare_corpus
 from taller.data.split import split_text
 from taller.inspect.words import WordVectors
-from taller.models.skipgram import WordVocab, words_of
 from taller.models import build_model
+from taller.models.skipgram import WordVocab, words_of
+from taller.models.transformer import TransformerConfig
 
 NEAR = ["sancho", "caballero", "dulcinea", "rocinante"]
 ANALOGIES = [("rey", "hombre", "mujer", "reina"), ("caballero", "don", "doña", "reina")]
@@ -45,8 +45,9 @@ if __name__ == "__main__":
         return torch.tensor([vocab.index.get(w, unk) for w in words])
 
     train_ids, val_ids = encode(train_words), encode(val_words)
-    m = TransformerConfig(vocab_size=len(vocab) + 1, block_size=32, d_model=128, n_heads=4, n_layers=2,
-                    d_ff=512, dropout=0.1)
+    m = TransformerConfig(
+        vocab_size=len(vocab) + 1, block_size=32, d_model=128, n_heads=4, n_layers=2, d_ff=512, dropout=0.1
+    )
     lm_cfg = Config(model=m)
     lm_cfg.apply_overrides(a.set)
     model = build_model(lm_cfg.model)
@@ -80,7 +81,21 @@ if __name__ == "__main__":
     for x, y, z, expected in ANALOGIES:
         rank, competing, sim = vectors.rank_of(vectors.analogy_scores(x, y, z), expected, [x, y, z])
         ranks[f"{x}-{y}+{z}"] = {"expected": expected, "rank": rank, "of": competing, "similarity": round(sim, 3)}
-    print(json.dumps({**cpu_info(), "bench": "word_lm_vectors", "corpus": a.corpus, "overrides": a.set, "vocab": len(vocab) + 1,
-                      "steps": steps, "train_s": round(train_s, 1), "val_loss_nats_per_word": round(val_loss, 4),
-                      "val_perplexity": round(math.exp(val_loss), 1), "near": near, "analogies": ranks},
-                      ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                **cpu_info(),
+                "bench": "word_lm_vectors",
+                "corpus": a.corpus,
+                "overrides": a.set,
+                "vocab": len(vocab) + 1,
+                "steps": steps,
+                "train_s": round(train_s, 1),
+                "val_loss_nats_per_word": round(val_loss, 4),
+                "val_perplexity": round(math.exp(val_loss), 1),
+                "near": near,
+                "analogies": ranks,
+            },
+            ensure_ascii=False,
+        )
+    )

@@ -14,12 +14,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import taller
+import taller.apps.compare  # noqa: F401  (loaded here, with the training loop and the fits, for use_fake_clock)
+import taller.training.loop  # noqa: F401
 from taller.apps.cli import main
 from taller.config import Config
 from taller.data.tokenizers import CharTokenizer
 from taller.models.transformer import Transformer, TransformerConfig
-import taller.apps.compare  # noqa: F401  (loaded here, with the training loop and the fits, for use_fake_clock)
-import taller.training.loop  # noqa: F401
 from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
 
@@ -61,8 +61,9 @@ def no_downloads(tmp_path_factory, monkeypatch):
 
 # --- what several test files share -----------------------------------------------------------------------------------
 
-TINY_SETTINGS = dict(block_size=16, d_model=16, n_heads=2, n_layers=1, d_ff=32, batch_size=8, eval_chars=64,
-                     samples=1, plot_every=0)  # the smallest Transformer the command line trains in a second
+TINY_SETTINGS = dict(
+    block_size=16, d_model=16, n_heads=2, n_layers=1, d_ff=32, batch_size=8, eval_chars=64, samples=1, plot_every=0
+)  # the smallest Transformer the command line trains in a second
 
 
 def tiny_flags(**overrides) -> list[str]:
@@ -127,8 +128,9 @@ def use_fake_clock(monkeypatch, tick: float) -> FakeClock:
         if getattr(module, "time", None) is time:  # `import time`
             monkeypatch.setattr(module, "time", fake)
             patched.append(name)
-    assert any(name.startswith("taller.training") for name in patched), \
+    assert any(name.startswith("taller.training") for name in patched), (
         "no taller training module reads time.perf_counter any more: update this test"
+    )
     return clock
 
 
@@ -149,9 +151,27 @@ def corpus_file(tmp_path) -> Path:
 def tiny_config(corpus: Path | str, **overrides) -> Config:
     cfg = Config()
     cfg.data.corpus = str(corpus)
-    settings = dict(block_size=16, d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.0, batch_size=8,
-                    lr=3e-3, min_lr=3e-4, warmup_steps=5, max_steps=30, epochs=1000, eval_chars=200,
-                    log_every=5, plot_every=0, samples=2, prompt="No hay ", report=False, health_every=0)
+    settings = dict(
+        block_size=16,
+        d_model=32,
+        n_heads=2,
+        n_layers=2,
+        d_ff=64,
+        dropout=0.0,
+        batch_size=8,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=5,
+        max_steps=30,
+        epochs=1000,
+        eval_chars=200,
+        log_every=5,
+        plot_every=0,
+        samples=2,
+        prompt="No hay ",
+        report=False,
+        health_every=0,
+    )
     # (no report.html nor health checkups, each a few matplotlib seconds: the tests that look at them ask for them)
     settings.update(overrides)
     for key, value in settings.items():
@@ -173,7 +193,9 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    yield from read_only(taller.train(tiny_config(corpus, max_steps=150, report=True, health_every=100), root / "run", progress=False))
+    yield from read_only(
+        taller.train(tiny_config(corpus, max_steps=150, report=True, health_every=100), root / "run", progress=False)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -185,11 +207,48 @@ def trained_lstm_run(tmp_path_factory):
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     out = root / "run"
     with pytest.raises(SystemExit) as e:
-        main(["train", "--corpus", str(corpus), "--preset", "lstm", "--model", "lstm", "--epochs", "20", "--seed", "5",
-              "--out", str(out), "--quiet", "--set", "block_size=16", "--set", "d_embed=16", "--set", "d_model=32",
-              "--set", "n_layers=1", "--set", "batch_size=8", "--set", "warmup_steps=5", "--set", "eval_chars=200",
-              "--set", "samples=2", "--set", "prompt=No hay ", "--set", "lr=1e-2", "--set", "plot_every=0",
-              "--set", "ema=0"])  # its own last weights, not their average: sharper, so what it reads shows
+        main(
+            [
+                "train",
+                "--corpus",
+                str(corpus),
+                "--preset",
+                "lstm",
+                "--model",
+                "lstm",
+                "--epochs",
+                "20",
+                "--seed",
+                "5",
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "block_size=16",
+                "--set",
+                "d_embed=16",
+                "--set",
+                "d_model=32",
+                "--set",
+                "n_layers=1",
+                "--set",
+                "batch_size=8",
+                "--set",
+                "warmup_steps=5",
+                "--set",
+                "eval_chars=200",
+                "--set",
+                "samples=2",
+                "--set",
+                "prompt=No hay ",
+                "--set",
+                "lr=1e-2",
+                "--set",
+                "plot_every=0",
+                "--set",
+                "ema=0",
+            ]
+        )  # its own last weights, not their average: sharper, so what it reads shows
         sys.exit(0)
     assert e.value.code == 0
     yield from read_only(load_run(out))
@@ -285,8 +344,16 @@ def quijote_corpora(tmp_path_factory) -> Corpora:
 
 # --- the browser (Debian's chromium through Playwright) and a small random model ---------------------------------
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium() -> str | None:
@@ -298,7 +365,9 @@ TOK = CharTokenizer(list("abcdefghijklmnopqr \n"))
 
 def random_model() -> Transformer:
     torch.manual_seed(0)
-    m = Transformer(TransformerConfig(vocab_size=20, block_size=32, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0))
+    m = Transformer(
+        TransformerConfig(vocab_size=20, block_size=32, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0)
+    )
     with torch.no_grad():
         for p in m.parameters():  # large random weights: peaked, context-dependent predictions
             p.normal_(0, 0.3)

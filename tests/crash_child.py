@@ -28,10 +28,10 @@ def train(corpus: str, out: str, settings: dict, resume: bool, max_steps: int | 
     import torch
 
     torch.set_num_threads(1)
+    from conftest import tiny_config
+
     from taller.config import Config
     from taller.training.loop import train as run_training
-
-    from conftest import tiny_config
 
     if kill:
         kill_at(*kill)

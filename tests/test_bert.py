@@ -24,8 +24,9 @@ from taller.training.masked import IGNORE, mask_tokens, masked_val
 def tiny(kind: str, vocab: int = 20, attention: str = "fused"):
     cfg = Config()
     cfg.set_kind(kind)
-    for key, value in dict(block_size=16, d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.0,
-                           attention=attention).items():
+    for key, value in dict(
+        block_size=16, d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.0, attention=attention
+    ).items():
         cfg.set(key, value)
     cfg.model.vocab_size = vocab
     torch.manual_seed(0)
@@ -49,7 +50,11 @@ def test_bert_reads_what_comes_after_and_gpt_does_not(attention):
 
 def test_the_mask_token_is_one_id_past_the_tokenizers():
     cfg, model = tiny("bert", vocab=20)
-    assert cfg.model.mask_id == 20 and model.embedding.num_embeddings == 21 and model(torch.zeros(1, 3).long()).shape[-1] == 21
+    assert (
+        cfg.model.mask_id == 20
+        and model.embedding.num_embeddings == 21
+        and model(torch.zeros(1, 3).long()).shape[-1] == 21
+    )
 
 
 def test_masking_proportions_on_a_large_batch():
@@ -118,8 +123,11 @@ def test_a_bert_run_scores_its_blanks_and_is_refused_where_it_makes_no_sense(ber
     assert state["finished"] and state["val_accuracy"] > 0.1 and 0 < state["val_masked_bpc"] < math.log2(vocab)
     assert "val_bpc" not in state  # not a left-to-right model: no bits per character of the text
     assert not (bert_run.dir / "samples.txt").exists()
-    for command in (["generate", str(bert_run.dir)], ["report", str(bert_run.dir)],
-                    ["classify", str(bert_run.dir), "--text", "hola"]):
+    for command in (
+        ["generate", str(bert_run.dir)],
+        ["report", str(bert_run.dir)],
+        ["classify", str(bert_run.dir), "--text", "hola"],
+    ):
         line = one_line_error(*run_cli(command, capsys)[::2])
         assert "es un BERT" in line and "taller fill" in line
     code, out, _ = run_cli(["explain", str(bert_run.dir)], capsys)
@@ -129,8 +137,9 @@ def test_a_bert_run_scores_its_blanks_and_is_refused_where_it_makes_no_sense(ber
 
 
 def test_fill_candidates_auto_prints_the_best_training_words(bert_run, capsys):
-    code, out, _ = run_cli(["fill", str(bert_run.dir), "--text", "No hay ____ sin espinas.", "--candidates", "auto"],
-                           capsys)
+    code, out, _ = run_cli(
+        ["fill", str(bert_run.dir), "--text", "No hay ____ sin espinas.", "--candidates", "auto"], capsys
+    )
     lines = out.strip().split("\n")
     assert code == 0 and "palabras de 4 letras del entrenamiento" in lines[0]
     shown = [line.split()[0] for line in lines[2:-1]]
@@ -171,7 +180,10 @@ def test_resume_continues_a_bert_run(bert_run, tmp_path):
 
 # --- the classifier: fine-tuned from a BERT run, or from scratch -------------------------------------------------
 
-SUMMER, WINTER = ["sol", "playa", "calor", "arena", "verano", "helado"], ["nieve", "frío", "invierno", "hielo", "bufanda", "abrigo"]
+SUMMER, WINTER = (
+    ["sol", "playa", "calor", "arena", "verano", "helado"],
+    ["nieve", "frío", "invierno", "hielo", "bufanda", "abrigo"],
+)
 
 
 @pytest.fixture
@@ -220,22 +232,46 @@ def test_fine_tuning_starts_from_the_bert_runs_encoder_tensor_by_tensor(bert_run
     assert encoder.keys() == pretrained.keys() and len(encoder) > 10
     for name, tensor in pretrained.items():
         assert torch.equal(encoder[name], tensor), name
-    assert (cfg.model.block_size, cfg.model.d_model) == (16, 32) and objective.tokenizer.chars == bert_run.tokenizer.chars
+    assert (cfg.model.block_size, cfg.model.d_model) == (
+        16,
+        32,
+    ) and objective.tokenizer.chars == bert_run.tokenizer.chars
 
 
 def test_train_with_a_task_and_init_from_the_command_line(bert_run, labelled_file, tmp_path, capsys):
     out = tmp_path / "ft"
-    code, stdout, err = run_cli(["train", "--model", "bert", "--task", "clasificar", "--init", str(bert_run.dir),
-                                 "--corpus", str(labelled_file), "--steps", "3", "--out", str(out), "--quiet"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "train",
+            "--model",
+            "bert",
+            "--task",
+            "clasificar",
+            "--init",
+            str(bert_run.dir),
+            "--corpus",
+            str(labelled_file),
+            "--steps",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert Config.load(out / "config.toml", saved=True).model.init == str(bert_run.dir) and "acierta el" in stdout
-    line = one_line_error(*run_cli(["train", "--model", "bert", "--task", "resumir", "--out", str(tmp_path / "x")], capsys)[::2])
+    line = one_line_error(
+        *run_cli(["train", "--model", "bert", "--task", "resumir", "--out", str(tmp_path / "x")], capsys)[::2]
+    )
     assert "clasificar" in line
     line = one_line_error(*run_cli(["train", "--init", str(bert_run.dir), "--out", str(tmp_path / "x")], capsys)[::2])
     assert "--task" in line
     bad = tmp_path / "malo.tsv"
     bad.write_text("a\tuno\nsin tabulador\n", encoding="utf-8")
-    line = one_line_error(*run_cli(["train", "--task", "clasificar", "--corpus", str(bad), "--out", str(tmp_path / "x")], capsys)[::2])
+    line = one_line_error(
+        *run_cli(["train", "--task", "clasificar", "--corpus", str(bad), "--out", str(tmp_path / "x")], capsys)[::2]
+    )
     assert "línea 2" in line and not (tmp_path / "x" / "state.json").exists()
 
 
@@ -264,7 +300,11 @@ def test_t5s_encoder_learns_at_its_own_fraction_of_the_learning_rate(optimizer):
     opt = make_optimizer(model, cfg)
     set_learning_rate(opt, 1e-3)
     encoder = {id(p) for p in [*model.blocks.parameters(), *model.norm.parameters()]}
-    lr_of = {id(p): g["lr"] / (cfg.train.muon_lr_ratio if g.get("muon") else 1.0) for g in opt.param_groups for p in g["params"]}
+    lr_of = {
+        id(p): g["lr"] / (cfg.train.muon_lr_ratio if g.get("muon") else 1.0)
+        for g in opt.param_groups
+        for p in g["params"]
+    }
     assert len(lr_of) == sum(1 for _ in model.parameters())  # every parameter in exactly one group
     assert all(lr_of[id(p)] == pytest.approx(2.5e-4 if id(p) in encoder else 1e-3) for p in model.parameters())
     assert any(id(p) not in encoder for p in model.embedding.parameters())  # the shared embedding: full rate
@@ -324,5 +364,7 @@ def test_t5_learns_a_task_written_as_text_from_its_pretrained_weights(labelled_f
 
 
 def test_compare_refuses_models_that_fill_blanks(tmp_path, capsys):
-    line = one_line_error(*run_cli(["compare", "--models", "transformer,bert", "--out", str(tmp_path / "c")], capsys)[::2])
+    line = one_line_error(
+        *run_cli(["compare", "--models", "transformer,bert", "--out", str(tmp_path / "c")], capsys)[::2]
+    )
     assert "BERT no lee de izquierda a derecha" in line and "fill_words.py" in line and not (tmp_path / "c").exists()

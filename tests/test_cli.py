@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import PROVERBS, copy_run, one_line_error, run_cli, snapshot, tiny_flags
 
 from taller.apps.cli import main
 from taller.runs.checkpoint import FORMAT_VERSION
 from taller.runs.folder import load_run
-
-from conftest import PROVERBS, copy_run, one_line_error, run_cli, snapshot, tiny_flags
 
 TINY = tiny_flags(d_model=32, n_layers=2, d_ff=64, eval_chars=200, log_every=5, samples=3, plot_every=1)
 
@@ -34,10 +33,25 @@ def cli_run(tmp_path_factory):
 def test_train_writes_every_artefact(cli_run):
     out, _ = cli_run
     names = {p.name for p in out.iterdir()}
-    for name in ["config.toml", "tokenizer.json", "model.safetensors", "best.safetensors", "optim.safetensors",
-                 "state.json", "metrics.jsonl", "parameters.txt", "loss.png", "samples.txt", "table.txt",
-                 "epoch_000.safetensors", "evolution.jsonl", "attention.png", "embeddings.png", "evolution.png",
-                 "report.html"]:
+    for name in [
+        "config.toml",
+        "tokenizer.json",
+        "model.safetensors",
+        "best.safetensors",
+        "optim.safetensors",
+        "state.json",
+        "metrics.jsonl",
+        "parameters.txt",
+        "loss.png",
+        "samples.txt",
+        "table.txt",
+        "epoch_000.safetensors",
+        "evolution.jsonl",
+        "attention.png",
+        "embeddings.png",
+        "evolution.png",
+        "report.html",
+    ]:
         assert name in names, name
     assert {"epoch_000.png", "epoch_001.png", "epoch_002.png", "epoch_003.png"} <= names
     report = (out / "report.html").read_text(encoding="utf-8")
@@ -60,7 +74,7 @@ def check_table(path: Path, samples: int):
     body = [r.split("\t") for r in rows[1:]]
     assert body and len(body) % 5 == 0
     for i in range(0, len(body), 5):
-        group = body[i:i + 5]
+        group = body[i : i + 5]
         assert len({tuple(r[:-3]) for r in group}) == 1  # five rows for one position
         for column in (-2, -1):  # the model's probabilities, and the sampling's: the same order
             probs = [float(r[column]) for r in group]
@@ -74,8 +88,22 @@ def test_table_txt(cli_run):
 
 def test_generate_prompt_show_probs_and_table(cli_run, capsys, tmp_path):
     out, _ = cli_run
-    code, stdout, _ = run_cli(["generate", str(out), "--prompt", "No hay ", "-n", "2", "--seed", "1",
-                               "--show-probs", "--table", str(tmp_path / "t.txt")], capsys)
+    code, stdout, _ = run_cli(
+        [
+            "generate",
+            str(out),
+            "--prompt",
+            "No hay ",
+            "-n",
+            "2",
+            "--seed",
+            "1",
+            "--show-probs",
+            "--table",
+            str(tmp_path / "t.txt"),
+        ],
+        capsys,
+    )
     assert code == 0
     texts = [line for line in stdout.split("\n") if line.startswith("No hay ")]
     assert len(texts) == 2
@@ -83,7 +111,7 @@ def test_generate_prompt_show_probs_and_table(cli_run, capsys, tmp_path):
     body = check_table(tmp_path / "t.txt", samples=2)
     assert {r[0] for r in body} == {"1", "2"}
     code2, stdout2, _ = run_cli(["generate", str(out), "--prompt", "No hay ", "-n", "2", "--seed", "1"], capsys)
-    assert [l for l in stdout2.split("\n") if l.startswith("No hay ")] == texts  # same seed, same samples
+    assert [s for s in stdout2.split("\n") if s.startswith("No hay ")] == texts  # same seed, same samples
 
 
 def test_generate_greedy_is_deterministic_and_stops_at_the_end_of_the_line(cli_run, capsys):
@@ -98,17 +126,20 @@ def test_unknown_characters_in_a_prompt(cli_run, capsys):
     code, _, err = run_cli(["generate", str(out), "--prompt", "Ñandú ¿€?"], capsys)
     one_line_error(code, err)
     assert "'€'" in err and "--reemplazar-desconocidos" in err
-    code, stdout, _ = run_cli(["generate", str(out), "--prompt", "Ñandú ¿€?", "--reemplazar-desconocidos", "--seed", "0"], capsys)
+    code, stdout, _ = run_cli(
+        ["generate", str(out), "--prompt", "Ñandú ¿€?", "--reemplazar-desconocidos", "--seed", "0"], capsys
+    )
     assert code == 0 and stdout.startswith("Ñandú ¿€?")  # the user's own prompt is shown...
     # ...and the model read it as Ñ and ú without their marks (the proverbs have N and u) and ¿, € and ? as spaces
     # (they have no mark to lose): the same continuation as from that prompt typed by hand, with the same seed
     code, typed, _ = run_cli(["generate", str(out), "--prompt", "Nandu    ", "--seed", "0"], capsys)
     assert code == 0 and typed.startswith("Nandu    ") and len(typed) > 20
-    assert stdout[len("Ñandú ¿€?"):] == typed[len("Nandu    "):]
+    assert stdout[len("Ñandú ¿€?") :] == typed[len("Nandu    ") :]
 
 
-@pytest.mark.parametrize("setting, fragment", [("d_model=33", "divisible"), ("lr=-1", "train.lr"),
-                                              ("sabor=fresa", "clave desconocida")])
+@pytest.mark.parametrize(
+    "setting, fragment", [("d_model=33", "divisible"), ("lr=-1", "train.lr"), ("sabor=fresa", "clave desconocida")]
+)
 def test_impossible_config(cli_run, capsys, tmp_path, setting, fragment):
     _, corpus = cli_run
     out = tmp_path / "nuevo"
@@ -133,7 +164,9 @@ def test_a_failed_command_never_overwrites_an_existing_run(cli_run, capsys):
     code, _, err = run_cli(["train", "--corpus", str(corpus), "--out", str(out), *TINY, "--steps", "2"], capsys)
     one_line_error(code, err)
     assert "--resume" in err
-    code, _, err = run_cli(["train", "--corpus", str(corpus), "--out", str(out), "--resume", "--set", "d_model=hola"], capsys)
+    code, _, err = run_cli(
+        ["train", "--corpus", str(corpus), "--out", str(out), "--resume", "--set", "d_model=hola"], capsys
+    )
     one_line_error(code, err)
     assert snapshot(out) == before
 
@@ -148,14 +181,17 @@ def test_corrupt_checkpoints_are_refused(cli_run, capsys, tmp_path, damage):
     elif damage == "truncated":
         model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     elif damage == "pickle":
+
         class Payload:
             def __reduce__(self):
                 return (open, (str(marker), "w"))
+
         model.write_bytes(pickle.dumps(Payload()))
     elif damage == "huge-header":
         model.write_bytes((10**12).to_bytes(8, "little") + b"{}")
     elif damage == "wrong-shape":
         from safetensors.torch import save_file
+
         tensors = {k: torch.zeros(3) for k in load_run(cli_run[0]).model.state_dict()}
         save_file(tensors, str(model))
     elif damage == "state":
@@ -167,6 +203,7 @@ def test_corrupt_checkpoints_are_refused(cli_run, capsys, tmp_path, damage):
 
 def test_newer_format_names_both_versions(cli_run, capsys, tmp_path):
     import json
+
     run = copy_run(cli_run[0], tmp_path / "copia")
     state = json.loads((run / "state.json").read_text())
     state["format"] = 99
@@ -187,7 +224,11 @@ def test_unknown_run_and_argument_errors(capsys, tmp_path):
 
 def test_the_installed_command_exits_2_with_one_line(tmp_path):
     env = {**os.environ, "TALLER_CACHE": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "taller", "train", "--corpus", str(tmp_path / "falta.txt")],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "taller", "train", "--corpus", str(tmp_path / "falta.txt")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "no existe" in result.stderr and result.stdout == ""

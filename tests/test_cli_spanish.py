@@ -12,22 +12,36 @@ from taller.text import number, spanish_list, thousands
 MISTAKES = [  # (argv, the whole line the user reads)
     (["corpus"], "faltan estos argumentos: ORDEN. Prueba `taller corpus --help`."),
     (["--nada"], "argumentos no reconocidos: --nada. Prueba `taller --help`."),
-    (["score", "r", "--optimizer", "x"],
-     "argumento --optimizer: opción no válida: 'x' (elige entre 'sgd', 'adam'). Prueba `taller score --help`."),
+    (
+        ["score", "r", "--optimizer", "x"],
+        "argumento --optimizer: opción no válida: 'x' (elige entre 'sgd', 'adam'). Prueba `taller score --help`.",
+    ),
     (["train", "--set"], "argumento --set: espera un valor. Prueba `taller train --help`."),
-    (["generate", "r", "--temperature"],
-     "argumento --temperature: espera al menos un valor. Prueba `taller generate --help`."),
-    (["embeddings", "r", "--analogy", "a", "b"],
-     "argumento --analogy: espera 3 valores. Prueba `taller embeddings --help`."),
-    (["train", "--seed", "x"],
-     "argumento --seed: valor semilla (entero entre 0 y 2**63-1) no válido: 'x'. Prueba `taller train --help`."),
+    (
+        ["generate", "r", "--temperature"],
+        "argumento --temperature: espera al menos un valor. Prueba `taller generate --help`.",
+    ),
+    (
+        ["embeddings", "r", "--analogy", "a", "b"],
+        "argumento --analogy: espera 3 valores. Prueba `taller embeddings --help`.",
+    ),
+    (
+        ["train", "--seed", "x"],
+        "argumento --seed: valor semilla (entero entre 0 y 2**63-1) no válido: 'x'. Prueba `taller train --help`.",
+    ),
     (["serve", "--port", "x"], "argumento --port: valor int no válido: 'x'. Prueba `taller serve --help`."),
-    (["train", "--epochs", "2", "--max-time", "3"],
-     "argumento --max-time: no se puede usar junto con --epochs. Prueba `taller train --help`."),
-    (["generate", "r", "--greedy=1"],
-     "argumento --greedy: no lleva valor (sobra '1'). Prueba `taller generate --help`."),
-    (["generate", "r", "--to", "1"],
-     "opción ambigua: --to puede ser --top-k, --top-p. Prueba `taller generate --help`."),
+    (
+        ["train", "--epochs", "2", "--max-time", "3"],
+        "argumento --max-time: no se puede usar junto con --epochs. Prueba `taller train --help`.",
+    ),
+    (
+        ["generate", "r", "--greedy=1"],
+        "argumento --greedy: no lleva valor (sobra '1'). Prueba `taller generate --help`.",
+    ),
+    (
+        ["generate", "r", "--to", "1"],
+        "opción ambigua: --to puede ser --top-k, --top-p. Prueba `taller generate --help`.",
+    ),
 ]
 
 
@@ -38,8 +52,10 @@ def test_argparse_mistakes_are_said_in_spanish(argv, said, capsys):
 
 def test_a_value_that_looks_like_a_message_is_left_as_typed():
     typed = "invalid x value: y (choose from z)"
-    assert spanish_error(f"argument --seed: invalid semilla value: {typed!r}") == \
-        f"argumento --seed: valor semilla no válido: {typed!r}"
+    assert (
+        spanish_error(f"argument --seed: invalid semilla value: {typed!r}")
+        == f"argumento --seed: valor semilla no válido: {typed!r}"
+    )
     assert spanish_error("a message argparse may add one day") == "a message argparse may add one day"
 
 
@@ -56,8 +72,13 @@ def test_the_help_is_spanish_and_argparse_is_left_as_it_was(capsys):
 
 def test_every_alias_reaches_the_same_handler():
     parser = build_parser()
-    pairs = [("train", "entrenar", []), ("generate", "generar", ["r"]), ("fill", "rellenar", ["r", "--text", "_"]),
-             ("decompress", "descomprimir", ["r", "f"]), ("serve", "servir", [])]
+    pairs = [
+        ("train", "entrenar", []),
+        ("generate", "generar", ["r"]),
+        ("fill", "rellenar", ["r", "--text", "_"]),
+        ("decompress", "descomprimir", ["r", "f"]),
+        ("serve", "servir", []),
+    ]
     for english, spanish, rest in pairs:
         handler = parser.parse_args([english, *rest]).func
         assert handler is parser.parse_args([spanish, *rest]).func and handler.__name__ == "cmd_" + english

@@ -39,9 +39,14 @@ def texts(run, seed: int = 0) -> list[str]:
     """Random and hostile texts over the run's own characters."""
     rng = random.Random(seed)
     chars = run.tokenizer.pieces
-    return ["", chars[0], "\n", "No hay mal que por bien no venga.\n" * 3,
-            "".join(rng.choice(chars) for _ in range(700)),  # noise: every character, in no order
-            chars[-1] * 1500]  # one character 1,500 times: two rows read side by side
+    return [
+        "",
+        chars[0],
+        "\n",
+        "No hay mal que por bien no venga.\n" * 3,
+        "".join(rng.choice(chars) for _ in range(700)),  # noise: every character, in no order
+        chars[-1] * 1500,
+    ]  # one character 1,500 times: two rows read side by side
 
 
 def test_compress_round_trips_random_and_hostile_texts(trained_run):
@@ -57,7 +62,7 @@ def test_compress_round_trips_random_and_hostile_texts(trained_run):
 
 def test_the_command_line_round_trips_a_file_byte_for_byte(trained_run, tmp_path, capsys):
     original = tmp_path / "texto.txt"
-    original.write_bytes("Más vale tarde que nunca.\nNo hay rosa sin espinas.\n".encode("utf-8"))
+    original.write_bytes("Más vale tarde que nunca.\nNo hay rosa sin espinas.\n".encode())
     code, out, _ = run_cli(["compress", str(trained_run.dir), str(original)], capsys)
     assert code == 0 and "bits/carácter" in out
     packed = tmp_path / "texto.txt.tllr"
@@ -68,8 +73,9 @@ def test_the_command_line_round_trips_a_file_byte_for_byte(trained_run, tmp_path
     assert "ya existe" in one_line_error(code, err)  # never over an existing file without --force
 
 
-def test_unseen_characters_and_other_runs_files_are_refused_in_one_line(trained_run, trained_lstm_run, tmp_path,
-                                                                         capsys):
+def test_unseen_characters_and_other_runs_files_are_refused_in_one_line(
+    trained_run, trained_lstm_run, tmp_path, capsys
+):
     strange = tmp_path / "raro.txt"
     strange.write_text("No hay €uros\n", encoding="utf-8")
     code, _, err = run_cli(["compress", str(trained_run.dir), str(strange)], capsys)
@@ -78,14 +84,17 @@ def test_unseen_characters_and_other_runs_files_are_refused_in_one_line(trained_
     plain = tmp_path / "refran.txt"
     plain.write_text("No hay mal que por bien no venga.\n", encoding="utf-8")
     assert run_cli(["compress", str(trained_lstm_run.dir), str(plain), "-o", str(tmp_path / "r.tllr")], capsys)[0] == 0
-    code, _, err = run_cli(["decompress", str(trained_run.dir), str(tmp_path / "r.tllr"), "-o",
-                            str(tmp_path / "r.txt")], capsys)
+    code, _, err = run_cli(
+        ["decompress", str(trained_run.dir), str(tmp_path / "r.tllr"), "-o", str(tmp_path / "r.txt")], capsys
+    )
     assert "otra ejecución" in one_line_error(code, err) and not (tmp_path / "r.txt").exists()
 
     code, _, err = run_cli(["decompress", str(trained_run.dir), str(plain), "-o", str(tmp_path / "x.txt")], capsys)
     assert ".tllr" in one_line_error(code, err)  # not a .tllr at all
     data = bytearray((tmp_path / "r.tllr").read_bytes())
-    data[HEADER.size + 4:] = bytes(len(data) - HEADER.size - 4)  # the coder's bits wiped: caught by a CRC, or cut short
+    data[HEADER.size + 4 :] = bytes(
+        len(data) - HEADER.size - 4
+    )  # the coder's bits wiped: caught by a CRC, or cut short
     with pytest.raises(TallerError, match="dañado"):
         decompress_bytes(trained_lstm_run, bytes(data))
 
@@ -101,8 +110,9 @@ def test_compression_leaves_the_run_as_it_was(trained_run):
     assert hashlib.sha256((trained_run.dir / "model.safetensors").read_bytes()).hexdigest() == before
 
 
-def test_a_bit_flipped_in_the_middle_stops_the_decoder_at_its_block_and_writes_nothing(trained_run, tmp_path, capsys,
-                                                                                       monkeypatch):
+def test_a_bit_flipped_in_the_middle_stops_the_decoder_at_its_block_and_writes_nothing(
+    trained_run, tmp_path, capsys, monkeypatch
+):
     """Blocks of 256 tokens here (64 Ki in use): 3,000 characters in 2 rows make 12 blocks; a bit flipped in the
     middle of the coder's bits is caught by the CRC of a block before the last, and no output is left."""
     import taller.apps.compress as compress

@@ -19,16 +19,19 @@ def test_set_converts_types_and_accepts_bare_or_dotted_keys():
     assert cfg.data.corpus == "quijote"
 
 
-@pytest.mark.parametrize("pairs, fragment", [
-    (["d_model=130", "n_heads=4"], "no es divisible"),
-    (["lr=-0.1"], "train.lr"),
-    (["colour=red"], "clave desconocida 'colour'"),
-    (["d_model=grande"], "debe ser un entero"),
-    (["dropout=1.5"], "model.dropout"),
-    (["n_layers=200", "d_model=8192", "d_ff=65536"], "millones de parámetros"),
-    (["d_model"], "clave=valor"),
-    (["lr=nan"], "train.lr"),
-])
+@pytest.mark.parametrize(
+    "pairs, fragment",
+    [
+        (["d_model=130", "n_heads=4"], "no es divisible"),
+        (["lr=-0.1"], "train.lr"),
+        (["colour=red"], "clave desconocida 'colour'"),
+        (["d_model=grande"], "debe ser un entero"),
+        (["dropout=1.5"], "model.dropout"),
+        (["n_layers=200", "d_model=8192", "d_ff=65536"], "millones de parámetros"),
+        (["d_model"], "clave=valor"),
+        (["lr=nan"], "train.lr"),
+    ],
+)
 def test_impossible_configurations_are_explained(pairs, fragment):
     cfg = Config()
     with pytest.raises(TallerError) as e:

@@ -6,18 +6,17 @@ import tarfile
 import pytest
 
 from taller.data import corpora
-from taller.data.corpora import extract_from_deb, load_corpus, looks_like_lines, parse_fortunes, strip_gutenberg
 from taller.data.batches import eval_windows
+from taller.data.corpora import extract_from_deb, load_corpus, looks_like_lines, parse_fortunes, strip_gutenberg
 from taller.data.split import split_text
 from taller.errors import TallerError
-
 
 FORTUNES = """A año tuerto, el huerto.
 %
 De quince a veinte, que venga, tenga y convenga; de veinte a veinticinco, que
 venga y tenga, aunque no convenga.
 %
-El amor y los celos  son compañeros.  
+El amor y los celos  son compañeros.\x20\x20
 %
 %
 Último refrán sin separador final
@@ -27,14 +26,18 @@ El amor y los celos  son compañeros.
 def test_fortune_parser_joins_entries_and_trims_spaces():
     assert parse_fortunes(FORTUNES) == [
         "A año tuerto, el huerto.",
-        "De quince a veinte, que venga, tenga y convenga; de veinte a veinticinco, que venga y tenga, aunque no convenga.",
+        "De quince a veinte, que venga, tenga y convenga; de veinte a veinticinco, que venga y tenga, aunque no "
+        "convenga.",
         "El amor y los celos son compañeros.",
         "Último refrán sin separador final",
     ]
 
 
 def test_gutenberg_header_and_footer_are_removed():
-    raw = "\ufeffThe Project Gutenberg eBook\r\n*** START OF THE PROJECT GUTENBERG EBOOK 2000 ***\r\nEn un lugar\r\nde la Mancha\r\n*** END OF THE PROJECT GUTENBERG EBOOK 2000 ***\r\nlicense"
+    raw = (
+        "\ufeffThe Project Gutenberg eBook\r\n*** START OF THE PROJECT GUTENBERG EBOOK 2000 ***\r\nEn un lugar\r\n"
+        "de la Mancha\r\n*** END OF THE PROJECT GUTENBERG EBOOK 2000 ***\r\nlicense"
+    )
     assert strip_gutenberg(raw) == "En un lugar\nde la Mancha\n"
 
 
@@ -48,10 +51,23 @@ def fake_deb(fortunes: str) -> bytes:
         tar.addfile(info, io.BytesIO(body))
 
     def member(name: bytes, body: bytes) -> bytes:
-        header = name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8) + str(len(body)).encode().ljust(10) + b"`\n"
+        header = (
+            name.ljust(16)
+            + b"0".ljust(12)
+            + b"0".ljust(6)
+            + b"0".ljust(6)
+            + b"100644".ljust(8)
+            + str(len(body)).encode().ljust(10)
+            + b"`\n"
+        )
         return header + body + (b"\n" if len(body) % 2 else b"")
 
-    return b"!<arch>\n" + member(b"debian-binary", b"2.0\n") + member(b"control.tar.xz", b"x") + member(b"data.tar.xz", data.getvalue())
+    return (
+        b"!<arch>\n"
+        + member(b"debian-binary", b"2.0\n")
+        + member(b"control.tar.xz", b"x")
+        + member(b"data.tar.xz", data.getvalue())
+    )
 
 
 def test_a_deb_package_is_read_without_dpkg():
@@ -122,8 +138,16 @@ def test_no_way_to_find_a_corpus_names_every_way(tmp_path, monkeypatch):
     assert "TALLER_DATA" in msg and "quijote.txt" in msg and "ruta" in msg and "internet" in msg
 
 
-@pytest.mark.parametrize("content, fragment", [(None, "no existe"), (b"", "vacío"), (b"  \n\n", "vacío"),
-                                               (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "binario"), (b"caf\xe9 con leche", "UTF-8")])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "no existe"),
+        (b"", "vacío"),
+        (b"  \n\n", "vacío"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "binario"),
+        (b"caf\xe9 con leche", "UTF-8"),
+    ],
+)
 def test_bad_files_are_explained(tmp_path, content, fragment):
     path = tmp_path / "texto.txt"
     if content is not None:
@@ -154,6 +178,7 @@ def test_tail_split_and_detection():
 
 def test_eval_windows_score_every_character_once_with_at_least_half_a_context():
     import numpy as np
+
     ids = np.arange(103)  # each id is its own position, so the scored targets tell which characters were scored
     windows, mask = eval_windows(ids, 16)
     targets = windows[:, 1:][mask]

@@ -5,21 +5,22 @@ These run only where CUDA exists; elsewhere pytest skips them and says why.
 
 import pytest
 import torch
+from conftest import tiny_config
 
 import taller
-from taller.models.transformer import TransformerConfig
 from taller.models import Transformer
+from taller.models.transformer import TransformerConfig
 from taller.runs.metrics import read_metrics
 from taller.training.device import autocast_for, pick_device
-
-from conftest import tiny_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no hay GPU CUDA en esta máquina")
 
 
 def gpu_model(**kw) -> Transformer:
     torch.manual_seed(0)
-    cfg = TransformerConfig(vocab_size=20, block_size=32, d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.0, **kw)
+    cfg = TransformerConfig(
+        vocab_size=20, block_size=32, d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.0, **kw
+    )
     return Transformer(cfg).cuda().eval()
 
 
@@ -47,8 +48,8 @@ def test_kv_cache_matches_the_full_pass_on_the_gpu():
     with torch.no_grad():
         logits, state = m.start(x[:, :4])
         for t in range(4, 12):
-            logits, state = m.step(x[:, t:t + 1], state)
-            assert torch.allclose(logits, m(x[:, :t + 1])[:, -1], atol=1e-4)
+            logits, state = m.step(x[:, t : t + 1], state)
+            assert torch.allclose(logits, m(x[:, : t + 1])[:, -1], atol=1e-4)
 
 
 @pytest.mark.parametrize("compile", [False, True])

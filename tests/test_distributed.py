@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PROVERBS, tiny_config, train_losses
 
 import taller
 from taller.runs.checkpoint import load_tensors, read_state
 from taller.runs.metrics import read_metrics
-
-from conftest import PROVERBS, tiny_config, train_losses
 
 SETTINGS = dict(dropout=0.0, log_every=1, samples=1, plot_every=0)  # no dropout: its masks differ per rank
 # The two runs differ only in how the gradient average is rounded (DDP sums the ranks' gradients, then divides):
@@ -20,10 +19,24 @@ TOLERANCE = 1e-5
 
 def torchrun(cwd, *args):
     """`torchrun --standalone --nproc_per_node 2 -m taller train …`, through the venv's Python (no PATH needed)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "taller", "train", "--device", "cpu", "--quiet", *args]
-    result = subprocess.run(command, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "taller",
+        "train",
+        "--device",
+        "cpu",
+        "--quiet",
+        *args,
+    ]
+    result = subprocess.run(
+        command, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -39,8 +52,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(t
     assert not [p for p in (tmp_path / "ddp").iterdir() if p.name.startswith(".") and p.name != ".lock"]  # no leftovers
     torchrun(tmp_path, "--out", "ddp", "--resume", "--steps", "40")  # both ranks read rank 0's checkpoint
 
-    one = taller.train(tiny_config(tmp_path / "dichos.txt", batch_size=8, max_steps=40, **SETTINGS),
-                       tmp_path / "one", progress=False)
+    one = taller.train(
+        tiny_config(tmp_path / "dichos.txt", batch_size=8, max_steps=40, **SETTINGS), tmp_path / "one", progress=False
+    )
     ddp, single = train_losses(tmp_path / "ddp"), train_losses(one.dir)
     assert [s for s, _ in ddp] == [s for s, _ in single] == list(range(1, 41))
     assert max(abs(a - b) for (_, a), (_, b) in zip(ddp[:20], single[:20])) < TOLERANCE, "2 procesos ≠ 1 proceso"

@@ -14,15 +14,27 @@ from taller.inspect.words import WordVectors
 from taller.models.skipgram import WordVocab, words_of
 from taller.training.skipgram import keep_probability, skipgram_pairs
 
-FILLER = ("la casa del monte tiene un patio grande donde juegan los niños con una pelota roja mientras "
-          "su abuela lee cartas viejas junto al fuego y el viento sopla fuerte sobre las tejas").split()
+FILLER = (
+    "la casa del monte tiene un patio grande donde juegan los niños con una pelota roja mientras "
+    "su abuela lee cartas viejas junto al fuego y el viento sopla fuerte sobre las tejas"
+).split()
 # Planted: «gato» and «minino» live in exactly the same company; so do «perro» and «chucho». Nothing else does.
-TEMPLATES = ["el {} come pescado fresco", "mi {} duerme sobre cojines", "aquel {} maúlla cada noche",
-             "el {} ladra al cartero", "mi {} roe huesos grandes", "aquel {} mueve la cola"]
-PLANTED = {0: ("gato", "minino"), 1: ("gato", "minino"), 2: ("gato", "minino"),
-           3: ("perro", "chucho"), 4: ("perro", "chucho"), 5: ("perro", "chucho")}
-
-
+TEMPLATES = [
+    "el {} come pescado fresco",
+    "mi {} duerme sobre cojines",
+    "aquel {} maúlla cada noche",
+    "el {} ladra al cartero",
+    "mi {} roe huesos grandes",
+    "aquel {} mueve la cola",
+]
+PLANTED = {
+    0: ("gato", "minino"),
+    1: ("gato", "minino"),
+    2: ("gato", "minino"),
+    3: ("perro", "chucho"),
+    4: ("perro", "chucho"),
+    5: ("perro", "chucho"),
+}
 
 
 def planted_text(sentences: int = 1500, seed: int = 0) -> str:
@@ -37,8 +49,22 @@ def planted_text(sentences: int = 1500, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-TINY = ["--set", "d_model=16", "--set", "window=2", "--set", "min_count=2", "--set", "subsample=0",
-        "--set", "batch_size=512", "--set", "lr=0.03", "--set", "log_every=5"]
+TINY = [
+    "--set",
+    "d_model=16",
+    "--set",
+    "window=2",
+    "--set",
+    "min_count=2",
+    "--set",
+    "subsample=0",
+    "--set",
+    "batch_size=512",
+    "--set",
+    "lr=0.03",
+    "--set",
+    "log_every=5",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +74,21 @@ def sg_run(tmp_path_factory):
     corpus.write_text(planted_text(), encoding="utf-8")
     out = root / "sg"
     with pytest.raises(SystemExit) as e:
-        main(["train", "--corpus", str(corpus), "--model", "skipgram", "--epochs", "3", "--out", str(out), "--quiet", *TINY])
+        main(
+            [
+                "train",
+                "--corpus",
+                str(corpus),
+                "--model",
+                "skipgram",
+                "--epochs",
+                "3",
+                "--out",
+                str(out),
+                "--quiet",
+                *TINY,
+            ]
+        )
         sys.exit(0)
     assert e.value.code == 0
     return out, corpus
@@ -56,8 +96,15 @@ def sg_run(tmp_path_factory):
 
 def test_training_writes_a_run_folder_and_lowers_the_val_loss(sg_run):
     out, _ = sg_run
-    for name in ("config.toml", "vocab.json", "model.safetensors", "optim.safetensors", "state.json", "metrics.jsonl",
-                 "loss.png"):
+    for name in (
+        "config.toml",
+        "vocab.json",
+        "model.safetensors",
+        "optim.safetensors",
+        "state.json",
+        "metrics.jsonl",
+        "loss.png",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.tmp"))
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -94,9 +141,16 @@ def test_the_plot_is_written(sg_run, capsys):
     assert (out / "words.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("args", [["generate", "{run}", "--prompt", "el "], ["probe", "{run}", "--context", "el",
-                                  "--candidates", "gato", "perro"], ["explain", "{run}"], ["report", "{run}"],
-                                  ["tokenize", "{run}", "--text", "el gato"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "{run}", "--prompt", "el "],
+        ["probe", "{run}", "--context", "el", "--candidates", "gato", "perro"],
+        ["explain", "{run}"],
+        ["report", "{run}"],
+        ["tokenize", "{run}", "--text", "el gato"],
+    ],
+)
 def test_other_commands_refuse_a_skipgram_run(sg_run, capsys, args):
     out, _ = sg_run
     code, _, err = run_cli([a.format(run=out) for a in args], capsys)
@@ -119,7 +173,9 @@ def test_the_server_lists_it_as_not_for_this_page_and_answers_4xx(sg_run):
 def test_a_character_run_has_no_word_vectors(sg_run, capsys, tmp_path):
     _, corpus = sg_run
     chars = tmp_path / "ngram"
-    assert run_cli(["train", "--corpus", str(corpus), "--model", "ngram", "--out", str(chars), "--quiet"], capsys)[0] == 0
+    assert (
+        run_cli(["train", "--corpus", str(corpus), "--model", "ngram", "--out", str(chars), "--quiet"], capsys)[0] == 0
+    )
     code, _, err = run_cli(["embeddings", str(chars), "--near", "gato"], capsys)
     assert "no un skip-gram" in one_line_error(code, err)
 
@@ -128,8 +184,10 @@ def test_a_corrupt_vocabulary_is_refused(sg_run, capsys, tmp_path):
     import shutil
 
     out, _ = sg_run
-    for bad, fragment in (("{ roto", "no es JSON válido"), (json.dumps({"type": "words", "words": ["a", "a"],
-                                                                       "counts": [3, 3]}), "no es un vocabulario")):
+    for bad, fragment in (
+        ("{ roto", "no es JSON válido"),
+        (json.dumps({"type": "words", "words": ["a", "a"], "counts": [3, 3]}), "no es un vocabulario"),
+    ):
         copy = tmp_path / f"copia{len(bad)}"
         shutil.copytree(out, copy)
         (copy / "vocab.json").write_text(bad, encoding="utf-8")
@@ -143,7 +201,9 @@ def test_resume_continues_where_it_stopped(sg_run, tmp_path, capsys):
     assert run_cli(common + ["--out", str(tmp_path / "whole")], capsys)[0] == 0
     assert run_cli(common + ["--out", str(tmp_path / "cut"), "--steps", "7"], capsys)[0] == 0
     assert json.loads((tmp_path / "cut" / "state.json").read_text())["step"] == 7
-    code, _, _ = run_cli(["train", "--out", str(tmp_path / "cut"), "--resume", "--quiet", "--set", "max_steps=0"], capsys)
+    code, _, _ = run_cli(
+        ["train", "--out", str(tmp_path / "cut"), "--resume", "--quiet", "--set", "max_steps=0"], capsys
+    )
     assert code == 0
     whole, cut = (WordVectors.load(tmp_path / name).unit for name in ("whole", "cut"))
     # The same pairs, negatives and optimizer state: the same vectors (up to rounding: Adam's step count comes back
@@ -155,7 +215,14 @@ def test_resume_continues_where_it_stopped(sg_run, tmp_path, capsys):
 
 
 def test_words_pairs_and_subsampling():
-    assert words_of("¿Qué dice, Sancho? ¡Doña Rodríguez, 3 veces!") == ["qué", "dice", "sancho", "doña", "rodríguez", "veces"]
+    assert words_of("¿Qué dice, Sancho? ¡Doña Rodríguez, 3 veces!") == [
+        "qué",
+        "dice",
+        "sancho",
+        "doña",
+        "rodríguez",
+        "veces",
+    ]
     ids = torch.arange(6)
     pairs = skipgram_pairs(ids, torch.ones(6), window=1, g=torch.Generator().manual_seed(0))
     expected = {(i, i + 1) for i in range(5)} | {(i + 1, i) for i in range(5)}
@@ -173,7 +240,7 @@ def test_analogy_arithmetic_on_hand_set_vectors():
     assert [r.word for r in best] == ["reina", "perro"]
     v = torch.tensor([1 / 2**0.5 - 1, 1, 1 / 2**0.5])
     assert best[0].similarity == pytest.approx(float(v @ torch.tensor([0, 1, 1.0]) / (v.norm() * 2**0.5)), abs=1e-6)
-    assert wv.rank_of(scores, "perro", ["rey", "hombre", "mujer"]) [:2] == (2, 2)
+    assert wv.rank_of(scores, "perro", ["rey", "hombre", "mujer"])[:2] == (2, 2)
 
     from taller.inspect.words import expectation
 

@@ -6,19 +6,34 @@ import json
 import sys
 
 import pytest
+from conftest import PROVERBS, one_line_error, run_cli
 from fastapi.testclient import TestClient
 
 from taller.apps.cli import main
 from taller.apps.web.app import create_app
 from taller.models import KINDS
 
-from conftest import PROVERBS, one_line_error, run_cli
-
 TINY = {  # a second or so each: the count models as they are, the RNN for a few steps of a tiny network
     "bigram": [],
     "ngram": ["--order", "3"],
-    "rnn": ["--steps", "4", "--epochs", "50", "--set", "block_size=8", "--set", "d_model=16", "--set", "batch_size=8",
-            "--set", "eval_chars=200", "--set", "plot_every=0", "--set", "samples=1"],
+    "rnn": [
+        "--steps",
+        "4",
+        "--epochs",
+        "50",
+        "--set",
+        "block_size=8",
+        "--set",
+        "d_model=16",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "eval_chars=200",
+        "--set",
+        "plot_every=0",
+        "--set",
+        "samples=1",
+    ],
 }
 
 
@@ -52,8 +67,10 @@ def test_a_language_kind_goes_through_every_command(runs, kind, capsys):
     code, out, _ = run_cli(["report", str(run), "--against", str(runs / "bigram")], capsys)
     page = (run / "report.html").read_text(encoding="utf-8")
     assert code == 0 and "Probabilidades de una generación" in page and "bigram" in page
-    code, out, _ = run_cli(["generate", str(run), "--prompt", "No ", "--stop", ".", "--seed", "0", "--temperature",
-                            "0.7", "--show-probs"], capsys)
+    code, out, _ = run_cli(
+        ["generate", str(run), "--prompt", "No ", "--stop", ".", "--seed", "0", "--temperature", "0.7", "--show-probs"],
+        capsys,
+    )
     assert code == 0 and "modelo → muestreo" in out and out.split("\n")[-2].startswith("No ")
 
     client = TestClient(create_app(runs), base_url="http://127.0.0.1")
@@ -61,12 +78,15 @@ def test_a_language_kind_goes_through_every_command(runs, kind, capsys):
     assert listed[kind]["kind"] == kind and "error" not in listed[kind]
     body = {"run": kind, "text": "No hay ", "temperature": 0.5}
     bars = client.post("/api/predict", json=body).json()
-    assert len(bars["bars"]) == 10 and sum(b["sampled"] for b in bars["bars"]) + bars["rest_sampled"] == pytest.approx(1)
+    assert len(bars["bars"]) == 10 and sum(b["sampled"] for b in bars["bars"]) + bars["rest_sampled"] == pytest.approx(
+        1
+    )
     assert client.post("/api/sample", json={**body, "mode": "line"}).json()["text"].startswith("No hay ")
     assert "note" in client.post("/api/attention", json=body).json()  # no attention: a note, not an error
     for against in ("", "mix"):
-        reply = client.post("/api/surprise", json={"run": kind, "text": "No hay mal que por bien no venga.",
-                                                   "against": against})
+        reply = client.post(
+            "/api/surprise", json={"run": kind, "text": "No hay mal que por bien no venga.", "against": against}
+        )
         assert reply.status_code == 200 and len(reply.json()["bits"]) == 33, reply.text
 
     code, _, err = run_cli(["train", "--out", str(run), "--resume", "--quiet", "--steps", "6"], capsys)
@@ -79,6 +99,18 @@ def test_a_language_kind_goes_through_every_command(runs, kind, capsys):
 
 def test_compare_refuses_word_vectors_in_one_line(runs, capsys, tmp_path):
     """(compare races bigram and rnn with the other kinds in test_lesson_cli.py.)"""
-    line = one_line_error(*run_cli(["compare", "--corpus", str(runs.parent / "dichos.txt"), "--models",
-                                    "bigram,skipgram", "--out", str(tmp_path / "x")], capsys)[::2])
+    line = one_line_error(
+        *run_cli(
+            [
+                "compare",
+                "--corpus",
+                str(runs.parent / "dichos.txt"),
+                "--models",
+                "bigram,skipgram",
+                "--out",
+                str(tmp_path / "x"),
+            ],
+            capsys,
+        )[::2]
+    )
     assert "skip-gram, no un modelo de lenguaje" in line and not (tmp_path / "x").exists()

@@ -4,13 +4,12 @@ import re
 import shutil
 
 import pytest
+from conftest import run_cli, tiny_config
 
 import taller
 from taller.inspect.evolution import read_evolution
 from taller.inspect.inside import NO_ATTENTION, NO_EMBEDDING, explain_run
 from taller.runs.folder import load_run
-
-from conftest import run_cli, tiny_config
 
 
 def copy_without(run, path, pictures):
@@ -23,7 +22,9 @@ def copy_without(run, path, pictures):
 
 @pytest.fixture
 def run_dir(trained_run, tmp_path):
-    return copy_without(trained_run, tmp_path / "run", ("attention.png", "embeddings.png", "evolution.png", "memory.png"))
+    return copy_without(
+        trained_run, tmp_path / "run", ("attention.png", "embeddings.png", "evolution.png", "memory.png")
+    )
 
 
 def is_png(path):
@@ -57,8 +58,14 @@ def test_report_is_one_self_contained_page(run_dir, capsys):
     code, out, _ = run_cli(["report", str(run_dir)], capsys)
     assert code == 0 and "report.html" in out
     page = (run_dir / "report.html").read_text(encoding="utf-8")
-    for title in ("Curvas de pérdida", "Los pesos a lo largo del entrenamiento", "Muestras",
-                  "Probabilidades de una generación", "Atención", "Embeddings de los caracteres"):
+    for title in (
+        "Curvas de pérdida",
+        "Los pesos a lo largo del entrenamiento",
+        "Muestras",
+        "Probabilidades de una generación",
+        "Atención",
+        "Embeddings de los caracteres",
+    ):
         assert f"<h2>{title}" in page, title
     assert "<summary>La configuración completa</summary>" in page and "<summary>Todos los parámetros" in page
     sources = re.findall(r"""(?:src|href)=['"]([^'"]*)""", page)
@@ -72,8 +79,9 @@ def test_report_is_one_self_contained_page(run_dir, capsys):
 
 @pytest.fixture
 def lstm_dir(trained_lstm_run, tmp_path):
-    return copy_without(trained_lstm_run, tmp_path / "lstm", ("embeddings.png", "evolution.png", "memory.png",
-                                                              "recurrent.png"))
+    return copy_without(
+        trained_lstm_run, tmp_path / "lstm", ("embeddings.png", "evolution.png", "memory.png", "recurrent.png")
+    )
 
 
 def test_an_lstm_gets_a_note_for_attention_and_pictures_of_the_rest(lstm_dir, capsys):
@@ -84,9 +92,13 @@ def test_an_lstm_gets_a_note_for_attention_and_pictures_of_the_rest(lstm_dir, ca
     for name in ("embeddings.png", "evolution.png", "memory.png", "recurrent.png"):  # embeddings, epochs, memory, gates
         assert is_png(lstm_dir / name) and name in out
     results = explain_run(load_run(lstm_dir), "No hay")
-    assert results == {"attention": NO_ATTENTION, "embeddings": lstm_dir / "embeddings.png",
-                       "evolution": lstm_dir / "evolution.png", "memory": lstm_dir / "memory.png",
-                       "recurrent": lstm_dir / "recurrent.png"}
+    assert results == {
+        "attention": NO_ATTENTION,
+        "embeddings": lstm_dir / "embeddings.png",
+        "evolution": lstm_dir / "evolution.png",
+        "memory": lstm_dir / "memory.png",
+        "recurrent": lstm_dir / "recurrent.png",
+    }
     assert [e["epoch"] for e in read_evolution(lstm_dir)] == list(range(21))
 
 
@@ -95,8 +107,11 @@ def test_the_report_of_an_lstm_has_the_note_and_no_attention_picture(lstm_dir, c
     assert code == 0
     page = (lstm_dir / "report.html").read_text(encoding="utf-8")
     assert NO_ATTENTION.split(":")[0] in page and NO_EMBEDDING.split(" de ")[0] not in page
-    for title in ("Probabilidades de una generación", "Embeddings de los caracteres",
-                  "Los pesos a lo largo del entrenamiento"):
+    for title in (
+        "Probabilidades de una generación",
+        "Embeddings de los caracteres",
+        "Los pesos a lo largo del entrenamiento",
+    ):
         assert f"<h2>{title}" in page, title
     assert all(f">{name}<" in page for name, _ in load_run(lstm_dir).model.named_parameters())
     assert "lstm.weight_hh_l0" in page

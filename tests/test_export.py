@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import CHROMIUM_ARGS, chromium, one_line_error, run_cli
+
 from taller.apps.export import export_run, tokenizer_path
 from taller.apps.export.html_page import check_tokenizer, render_page
 from taller.apps.export.onnx_model import onnx_bytes
@@ -25,16 +25,53 @@ from taller.sampling import filter_logits, next_token_probs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-0.1.0"
 TEXT = "No hay mal que por bien no venga.\nMás vale pájaro en mano, ¿verdad? Año: niño.\n"
-PROMPTS = ["No hay ", "", "Más vale pájaro en mano que ciento", "¿Año?", "€uro"]  # € is unknown: replaced as taller does
+PROMPTS = [
+    "No hay ",
+    "",
+    "Más vale pájaro en mano que ciento",
+    "¿Año?",
+    "€uro",
+]  # € is unknown: replaced as taller does
 # The [model] switches of the Transformer that static/model.js follows (one branch each). A new switch in
 # transformer.py needs its branch there, and its name here once the page's test covers it.
-PAGE_SWITCHES = {"kind", "vocab_size", "block_size", "d_model", "n_heads", "n_layers", "d_ff", "dropout",
-                 "pos_encoding", "tie_weights", "attention", "bias", "norm", "activation", "qk_norm", "zero_init",
-                 "bigram_buckets", "value_embeddings", "logit_cap"}
+PAGE_SWITCHES = {
+    "kind",
+    "vocab_size",
+    "block_size",
+    "d_model",
+    "n_heads",
+    "n_layers",
+    "d_ff",
+    "dropout",
+    "pos_encoding",
+    "tie_weights",
+    "attention",
+    "bias",
+    "norm",
+    "activation",
+    "qk_norm",
+    "zero_init",
+    "bigram_buckets",
+    "value_embeddings",
+    "logit_cap",
+}
 # Every switch of the modern recipe on at once, tiny (memory_run stirs zero_init's zeros).
-MODERN = dict(pos_encoding="rotary", norm="rmsnorm", qk_norm=True, activation="relu2", zero_init=True, bias=False,
-              bigram_buckets=37, value_embeddings=True, logit_cap=4.0, block_size=12, d_model=24, n_heads=2,
-              n_layers=2, d_ff=40)
+MODERN = dict(
+    pos_encoding="rotary",
+    norm="rmsnorm",
+    qk_norm=True,
+    activation="relu2",
+    zero_init=True,
+    bias=False,
+    bigram_buckets=37,
+    value_embeddings=True,
+    logit_cap=4.0,
+    block_size=12,
+    d_model=24,
+    n_heads=2,
+    n_layers=2,
+    d_ff=40,
+)
 TINY = dict(block_size=12, d_model=24, n_heads=2, n_layers=2, d_ff=40)  # sizes for a preset's switches
 
 
@@ -73,11 +110,24 @@ def pages(trained_run, trained_lstm_run, tmp_path_factory):
     runs = {"transformer": trained_run, "lstm": trained_lstm_run}
     for name, run in runs.items():
         export_run(run.dir, "html", root / f"{name}.html")
-    variants = {"aprendidas": dict(pos_encoding="learned", tie_weights=True, block_size=12, d_model=24, n_heads=3,
-                                   n_layers=2, d_ff=40, attention="explicit", activation="relu", bias=False),
-                "moderna": MODERN, "base": dict(preset="base", **TINY),
-                "rnn": dict(kind="rnn", d_model=20, n_layers=2, d_embed=12),
-                "bigrama": dict(kind="bigram", smoothing=0.5)}
+    variants = {
+        "aprendidas": dict(
+            pos_encoding="learned",
+            tie_weights=True,
+            block_size=12,
+            d_model=24,
+            n_heads=3,
+            n_layers=2,
+            d_ff=40,
+            attention="explicit",
+            activation="relu",
+            bias=False,
+        ),
+        "moderna": MODERN,
+        "base": dict(preset="base", **TINY),
+        "rnn": dict(kind="rnn", d_model=20, n_layers=2, d_embed=12),
+        "bigrama": dict(kind="bigram", smoothing=0.5),
+    }
     for name, model in variants.items():
         runs[name] = memory_run(root, name, **model)
         write_page(runs[name], root)
@@ -145,14 +195,17 @@ def test_the_page_in_use(pages, browser, tmp_path):
     for slider, value in (("#top-p", "0.6"), ("#temperature", "0.7")):
         page.eval_on_selector(slider, f"e => {{ e.value = '{value}'; e.dispatchEvent(new Event('input')); }}")
     text = page.input_value("#prompt")
-    shaped = F.softmax(filter_logits(torch.log(next_token_probs(run.model, run.tokenizer, text))[None], 0.7, 5, 0.6), -1)[0]
+    shaped = F.softmax(
+        filter_logits(torch.log(next_token_probs(run.model, run.tokenizer, text))[None], 0.7, 5, 0.6), -1
+    )[0]
     bars = page.eval_on_selector_all(".bar", "els => els.map(e => [e.dataset.char, parseFloat(e.dataset.prob)])")
     assert all(abs(p - float(shaped[run.tokenizer.index[c]])) < 1e-3 for c, p in bars)
     assert sum(p > 0 for _, p in bars) == int((shaped > 0).sum()) <= 5
 
     page.click("#line")  # sampling a line writes until its end (or 200 characters)
-    page.wait_for_function(f"document.querySelector('#bars').dataset.text !== {text!r} && "
-                           "!document.querySelector('#line').disabled")
+    page.wait_for_function(
+        f"document.querySelector('#bars').dataset.text !== {text!r} && !document.querySelector('#line').disabled"
+    )
     grown = page.input_value("#prompt")
     assert grown.startswith(text) and (grown.endswith("\n") or len(grown) == len(text) + 200)
     page.screenshot(path=str(tmp_path / "pagina.png"), full_page=True)
@@ -163,7 +216,7 @@ def test_the_page_holds_the_text_as_itself_and_nothing_that_closes_its_script(pa
     root, runs = pages
     page = (root / "bigrama.html").read_text(encoding="utf-8")
     assert "¿" in page and "ñ" in page and "á" in page  # UTF-8, not escapes
-    assert page.count("</script>") == 3 and "<script id=\"taller-data\"" in page
+    assert page.count("</script>") == 3 and '<script id="taller-data"' in page
     data = json.loads(re.search(r'<script id="taller-data" type="application/json">(.*)</script>', page).group(1))
     assert data["chars"] == runs["bigrama"].tokenizer.chars and data["tensors"]["counts"]["dtype"] == "int32"
     page = (root / "aprendidas.html").read_text(encoding="utf-8")  # tied weights: stored once
@@ -199,11 +252,24 @@ def test_onnx_gives_pytorchs_logits(trained_run, trained_lstm_run, tmp_path, cap
             assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
 
 
-@pytest.mark.parametrize("model", [dict(kind="rnn", recurrence="explicit", n_layers=2, d_model=16),
-                                   dict(kind="transformer", attention="explicit", pos_encoding="learned", block_size=12,
-                                        d_model=16, n_heads=2, n_layers=1, d_ff=32),
-                                   dict(kind="transformer", **MODERN),
-                                   dict(kind="bigram")])
+@pytest.mark.parametrize(
+    "model",
+    [
+        dict(kind="rnn", recurrence="explicit", n_layers=2, d_model=16),
+        dict(
+            kind="transformer",
+            attention="explicit",
+            pos_encoding="learned",
+            block_size=12,
+            d_model=16,
+            n_heads=2,
+            n_layers=1,
+            d_ff=32,
+        ),
+        dict(kind="transformer", **MODERN),
+        dict(kind="bigram"),
+    ],
+)
 def test_onnx_of_the_other_paths_and_kinds(tmp_path, model):
     ort = pytest.importorskip("onnxruntime", reason="falta onnxruntime (pip install 'taller[export]')")
     run = memory_run(tmp_path, "m", **model)

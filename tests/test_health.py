@@ -47,12 +47,15 @@ def test_a_layer_with_dead_units_is_seen_and_said():
         model.blocks[1].feed_forward.up.bias[:8] = -100.0
     entry = watched_step(model)
     layers = entry["activations"]
-    assert [(a["layer"], a["name"], a["kind"]) for a in layers] == [(1, "blocks.0.feed_forward.bend", "GELU"),
-                                                                     (2, "blocks.1.feed_forward.bend", "GELU")]
+    assert [(a["layer"], a["name"], a["kind"]) for a in layers] == [
+        (1, "blocks.0.feed_forward.bend", "GELU"),
+        (2, "blocks.1.feed_forward.bend", "GELU"),
+    ]
     assert layers[0]["dead"] == 0.0 and layers[1]["dead"] == pytest.approx(0.4)
     said = notes(entry)
-    assert len(said) == 1 and said[0].startswith("la capa 2 (blocks.1.feed_forward.bend, GELU) tiene el 40 % de "
-                                                 "unidades muertas")
+    assert len(said) == 1 and said[0].startswith(
+        "la capa 2 (blocks.1.feed_forward.bend, GELU) tiene el 40 % de unidades muertas"
+    )
     assert not notes(watched_step(tiny_model(n_layers=2, n_heads=2, d_ff=20)))  # the same model, healthy: silence
 
 
@@ -95,22 +98,24 @@ def test_training_writes_health_and_the_report_shows_it(trained_run, tmp_path):
     assert entries[0]["warming_up"] and not entries[1]["warming_up"]
     assert (trained_run.dir / "health.png").stat().st_size > 10_000
     report = (trained_run.dir / "report.html").read_text(encoding="utf-8")
-    assert "Salud de la red mientras aprende" in report and "alt=\"salud de la red\"" in report
+    assert "Salud de la red mientras aprende" in report and 'alt="salud de la red"' in report
 
     run = tmp_path / "enfermo"  # the same run with a last checkup that found dead units
     shutil.copytree(trained_run.dir, run)
-    sick = {**entries[-1], "step": 150, "activations": [{**a, "dead": 0.4 if a["layer"] == 2 else 0.0}
-                                                        for a in entries[-1]["activations"]]}
+    sick = {
+        **entries[-1],
+        "step": 150,
+        "activations": [{**a, "dead": 0.4 if a["layer"] == 2 else 0.0} for a in entries[-1]["activations"]],
+    }
     picture, checkups = run / "health.png", run / "health.jsonl"
     os.utime(picture, (1e9, 1e9))
     os.utime(checkups, (1e9 - 1, 1e9 - 1))  # drawn after its last checkup: the report does not draw it again
-    again = lambda: health_html(Run(run, trained_run.config, trained_run.tokenizer, trained_run.model,  # noqa: E731
-                                    trained_run.state))
-    again()
+    copy = Run(run, trained_run.config, trained_run.tokenizer, trained_run.model, trained_run.state)
+    health_html(copy)
     assert picture.stat().st_mtime == 1e9
     with open(checkups, "a") as f:  # a checkup added since (as a resumed training does): drawn again
         f.write(json.dumps(sick) + "\n")
-    shown = again()
+    shown = health_html(copy)
     assert picture.stat().st_mtime > 1e9 and picture.stat().st_size > 10_000
     assert "En la última revisión (paso 150)" in shown
     assert "la capa 2 (blocks.1.feed_forward.bend, GELU) tiene el 40 % de unidades muertas" in shown

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import taller.training.loop as loop
 from conftest import PROVERBS, one_line_error, poison_weights, run_cli, snapshot, tiny_flags
+
 import taller.apps.compress as compress
+import taller.training.loop as loop
 from taller.apps.cli import main as cli_main
 from taller.config import Config
 from taller.runs.folder import RunLock, load_run
@@ -103,19 +103,32 @@ def tllr_files(w: Path, run: Path) -> None:
         PACKED["real"] = compress.compress_text(load_run(run), "No hay mal que por bien no venga.\n" * 20).data
     real = PACKED["real"]
     n = 16_000_000
-    header = compress.HEADER.pack(b"TLLR", 2, bytes.fromhex(compress.run_identity(load_run(run))), n,
-                                  compress.layout(n)[0], 0)
+    header = compress.HEADER.pack(
+        b"TLLR", 2, bytes.fromhex(compress.run_identity(load_run(run))), n, compress.layout(n)[0], 0
+    )
     noise = random.Random(0).randbytes(compress.CRC.size * compress.blocks(n) + 256 * 1024)
     flipped = bytearray(real)
     flipped[(compress.HEADER.size + len(real)) // 2] ^= 0x10
-    for name, data in {"imposible.tllr": header + bytes(10), "aleatorio.tllr": header + noise,
-                       "cortado.tllr": real[:len(real) // 2], "volteado.tllr": bytes(flipped),
-                       "version9.tllr": real[:4] + b"\x09" + real[5:]}.items():
+    for name, data in {
+        "imposible.tllr": header + bytes(10),
+        "aleatorio.tllr": header + noise,
+        "cortado.tllr": real[: len(real) // 2],
+        "volteado.tllr": bytes(flipped),
+        "version9.tllr": real[:4] + b"\x09" + real[5:],
+    }.items():
         (w / name).write_bytes(data)
 
 
-SETUPS = {"unfinished": unfinished, "foreign": foreign, "own_config": own_config, "files": files,
-          "devices": devices, "big": big_text, "lowercase": lowercase_run, "tllr": tllr_files}
+SETUPS = {
+    "unfinished": unfinished,
+    "foreign": foreign,
+    "own_config": own_config,
+    "files": files,
+    "devices": devices,
+    "big": big_text,
+    "lowercase": lowercase_run,
+    "tllr": tllr_files,
+}
 
 BIG_WIDTH = ["--set", "d_model=8192", "--set", "d_ff=32768", "--set", "n_layers=1"]
 BIG_BATCH = ["--set", "block_size=8192", "--set", "batch_size=65536"]
@@ -123,28 +136,54 @@ TRAIN = ["train", "--corpus", "{corpus}", "--quiet", *TINY]
 
 CASES = [
     # 1. never overwrite what the user did not name as output
-    ("table-onto-weights", ["generate", "{run}", "--prompt", "No", "--table", "{run}/model.safetensors"], "no se sobrescribe nunca"),
-    ("table-onto-weights-force", ["generate", "{run}", "--table", "{run}/model.safetensors", "--force"], "no se sobrescribe nunca"),
-    ("table-onto-state-force", ["generate", "{run}", "--table", "{run}/state.json", "--force"], "no se sobrescribe nunca"),
-    ("table-onto-own-table-force", ["generate", "{run}", "--table", "{run}/table.txt", "--force"], "no se sobrescribe nunca"),
+    (
+        "table-onto-weights",
+        ["generate", "{run}", "--prompt", "No", "--table", "{run}/model.safetensors"],
+        "no se sobrescribe nunca",
+    ),
+    (
+        "table-onto-weights-force",
+        ["generate", "{run}", "--table", "{run}/model.safetensors", "--force"],
+        "no se sobrescribe nunca",
+    ),
+    (
+        "table-onto-state-force",
+        ["generate", "{run}", "--table", "{run}/state.json", "--force"],
+        "no se sobrescribe nunca",
+    ),
+    (
+        "table-onto-own-table-force",
+        ["generate", "{run}", "--table", "{run}/table.txt", "--force"],
+        "no se sobrescribe nunca",
+    ),
     ("table-onto-metrics", ["generate", "{run}", "--table", "{run}/metrics.jsonl"], "no se sobrescribe nunca"),
     ("table-through-a-link", ["generate", "{run}", "--table", "{w}/enlace.txt", "--force"], "no se sobrescribe nunca"),
     ("table-existing-file", ["generate", "{run}", "--table", "{w}/notas.txt"], "--force"),
     ("table-a-folder", ["generate", "{run}", "--table", "{w}/carpeta", "--force"], "es una carpeta"),
     ("table-empty-name", ["generate", "{run}", "--table", ""], "--table"),
     # 2. a second writer of a run folder
-    ("second-training-while-locked", ["train", "--out", "{run}", "--resume", "--steps", "20", "--quiet"], "proceso {pid}"),
+    (
+        "second-training-while-locked",
+        ["train", "--out", "{run}", "--resume", "--steps", "20", "--quiet"],
+        "proceso {pid}",
+    ),
     ("fresh-start-over-a-run", [*TRAIN, "--out", "{run}"], "--resume"),
     # 3. memory the machine does not have (4 GB free in these cases)
     ("memory-wide-model", [*TRAIN, "--out", "{w}/nueva", *BIG_WIDTH], "d_model (ahora 8192)"),
     ("memory-huge-batch", [*TRAIN, "--out", "{w}/nueva", *BIG_BATCH], "--set batch_size=1"),
-    ("memory-large-batch", [*TRAIN, "--out", "{w}/nueva", "--set", "batch_size=65536", "--set", "block_size=256"],
-     "--set batch_size="),
+    (
+        "memory-large-batch",
+        [*TRAIN, "--out", "{w}/nueva", "--set", "batch_size=65536", "--set", "block_size=256"],
+        "--set batch_size=",
+    ),
     # 4. an early stop is never a dead end
     ("resume-an-unfinished-start", ["train", "--out", "{w}/temprana", "--resume"], "sin --resume"),
     ("fresh-start-over-foreign-files", [*TRAIN, "--out", "{w}/mia"], "no está vacía"),
-    ("fresh-start-over-the-users-config", ["train", "--config", "{w}/exp/config.toml", "--corpus", "{corpus}",
-                                           "--out", "{w}/exp"], "no está vacía"),
+    (
+        "fresh-start-over-the-users-config",
+        ["train", "--config", "{w}/exp/config.toml", "--corpus", "{corpus}", "--out", "{w}/exp"],
+        "no está vacía",
+    ),
     ("resume-nothing", ["train", "--out", "{w}/no-existe", "--resume"], "falta state.json"),
     # 5. tracebacks that became one line
     ("resume-a-file", ["train", "--out", "{w}/fichero", "--resume"], "es un fichero"),
@@ -166,34 +205,76 @@ CASES = [
     # 7. issue 31: --force never replaces what is not a regular file
     ("table-onto-a-fifo-force", ["generate", "{run}", "--table", "{w}/tubo", "--force"], "sino una tubería"),
     ("table-onto-a-device-force", ["generate", "{run}", "--table", "{w}/nulo", "--force"], "sino un dispositivo"),
-    ("compress-onto-a-device-force", ["compress", "{run}", "{w}/notas.txt", "-o", "{w}/nulo", "--force"],
-     "sino un dispositivo"),
-    ("decompress-onto-a-fifo-force", ["decompress", "{run}", "{w}/notas.txt", "-o", "{w}/tubo", "--force"],
-     "sino una tubería"),
+    (
+        "compress-onto-a-device-force",
+        ["compress", "{run}", "{w}/notas.txt", "-o", "{w}/nulo", "--force"],
+        "sino un dispositivo",
+    ),
+    (
+        "decompress-onto-a-fifo-force",
+        ["decompress", "{run}", "{w}/notas.txt", "-o", "{w}/tubo", "--force"],
+        "sino una tubería",
+    ),
     ("export-onto-a-fifo-force", ["export", "{run}", "-o", "{w}/tubo", "--force"], "sino una tubería"),
-    ("export-onnx-tokenizer-onto-a-fifo", ["export", "{run}", "--format", "onnx", "-o", "{w}/m.onnx", "--force"],
-     "sino una tubería"),
+    (
+        "export-onnx-tokenizer-onto-a-fifo",
+        ["export", "{run}", "--format", "onnx", "-o", "{w}/m.onnx", "--force"],
+        "sino una tubería",
+    ),
     # 8. issue 31: mixes that would train and never load
-    ("mix-of-a-mix", ["train", "--model", "mix", "--set", "runs={w}/mezcla,{run}", "--out", "{w}/nueva", "--quiet"],
-     "una mezcla no se mezcla"),
-    ("mix-one-run-twice", ["train", "--model", "mix", "--set", "runs={run},{w}/./run", "--out", "{w}/nueva", "--quiet"],
-     "dos veces la misma ejecución"),
-    ("mix-nine-parts", ["train", "--model", "mix", "--set", "levels=1", "--set",
-                        "runs=" + ",".join(f"{{w}}/r{i}" for i in range(9)), "--out", "{w}/nueva", "--quiet"],
-     "como mucho 8"),
+    (
+        "mix-of-a-mix",
+        ["train", "--model", "mix", "--set", "runs={w}/mezcla,{run}", "--out", "{w}/nueva", "--quiet"],
+        "una mezcla no se mezcla",
+    ),
+    (
+        "mix-one-run-twice",
+        ["train", "--model", "mix", "--set", "runs={run},{w}/./run", "--out", "{w}/nueva", "--quiet"],
+        "dos veces la misma ejecución",
+    ),
+    (
+        "mix-nine-parts",
+        [
+            "train",
+            "--model",
+            "mix",
+            "--set",
+            "levels=1",
+            "--set",
+            "runs=" + ",".join(f"{{w}}/r{i}" for i in range(9)),
+            "--out",
+            "{w}/nueva",
+            "--quiet",
+        ],
+        "como mucho 8",
+    ),
     ("fill-a-mix", ["fill", "{w}/mezcla", "--text", "No ___ mal"], "es una mezcla que lee"),
     # 9. issue 31: messages that said the wrong thing
     ("set-lr-1e6", [*TRAIN, "--out", "{w}/nueva", "--set", "lr=1e6"], "menor que 10"),
     ("adapt-lr-1e9", ["score", "{run}", "--adapt", "--lr", "1e9"], "demasiado grande"),
     ("adapt-sgd-lr-1e9", ["score", "{run}", "--adapt", "--optimizer", "sgd", "--lr", "1e9"], "demasiado grande"),
-    ("compress-17-million-bytes", ["compress", "{run}", "{w}/grande.txt", "-o", "{w}/g.tllr"],
-     "ocupa 17.000.000 bytes y el límite para este fichero es 16 MB (16.777.216 bytes)"),
-    ("against-a-run-that-never-saw-a-character", ["explain", "{run}", "--surprise", "{w}/texto.txt", "--against",
-                                                  "{w}/otra"], "que {w}/otra nunca vio: 'N'"),
+    (
+        "compress-17-million-bytes",
+        ["compress", "{run}", "{w}/grande.txt", "-o", "{w}/g.tllr"],
+        "ocupa 17.000.000 bytes y el límite para este fichero es 16 MB (16.777.216 bytes)",
+    ),
+    (
+        "against-a-run-that-never-saw-a-character",
+        ["explain", "{run}", "--surprise", "{w}/texto.txt", "--against", "{w}/otra"],
+        "que {w}/otra nunca vio: 'N'",
+    ),
     # 10. issue 30: learning rates a float32 cannot hold, and other numbers out of range
-    ("adapt-sgd-lr-1e308", ["score", "{run}", "--adapt", "--optimizer", "sgd", "--lr", "1e308"], "que quepa en float32"),
+    (
+        "adapt-sgd-lr-1e308",
+        ["score", "{run}", "--adapt", "--optimizer", "sgd", "--lr", "1e308"],
+        "que quepa en float32",
+    ),
     ("adapt-sgd-lr-1e39", ["score", "{run}", "--adapt", "--optimizer", "sgd", "--lr", "1e39"], "de 1,2e-38 a 3,4e38"),
-    ("adapt-adam-lr-1e300", ["score", "{run}", "--adapt", "--optimizer", "adam", "--lr", "1e300"], "que quepa en float32"),
+    (
+        "adapt-adam-lr-1e300",
+        ["score", "{run}", "--adapt", "--optimizer", "adam", "--lr", "1e300"],
+        "que quepa en float32",
+    ),
     ("adapt-lr-1e-45", ["score", "{run}", "--adapt", "--lr", "1e-45"], "que quepa en float32"),
     ("adapt-lr-negative", ["score", "{run}", "--adapt", "--lr=-0.1"], "que quepa en float32"),
     ("adapt-lr-nan", ["score", "{run}", "--adapt", "--lr", "nan"], "que quepa en float32"),
@@ -201,10 +282,16 @@ CASES = [
     ("lr-without-adapt", ["score", "{run}", "--lr", "0.1"], "añade --adapt"),
     ("top-k-negative", ["generate", "{run}", "--top-k=-3"], "--top-k"),
     # 11. issue 30: crafted and damaged .tllr files: refused, and no output left
-    ("decompress-an-impossible-header", ["decompress", "{run}", "{w}/imposible.tllr", "-o", "{w}/x.txt"],
-     "no pueden contener tantos"),
-    ("decompress-a-crafted-file", ["decompress", "{run}", "{w}/aleatorio.tllr", "-o", "{w}/x.txt"],
-     "el bloque 1 de 245 no coincide con su CRC"),
+    (
+        "decompress-an-impossible-header",
+        ["decompress", "{run}", "{w}/imposible.tllr", "-o", "{w}/x.txt"],
+        "no pueden contener tantos",
+    ),
+    (
+        "decompress-a-crafted-file",
+        ["decompress", "{run}", "{w}/aleatorio.tllr", "-o", "{w}/x.txt"],
+        "el bloque 1 de 245 no coincide con su CRC",
+    ),
     ("decompress-a-cut-file", ["decompress", "{run}", "{w}/cortado.tllr", "-o", "{w}/x.txt"], "está dañado"),
     ("decompress-a-flipped-bit", ["decompress", "{run}", "{w}/volteado.tllr", "-o", "{w}/x.txt"], "está dañado"),
     ("decompress-version-9", ["decompress", "{run}", "{w}/version9.tllr", "-o", "{w}/x.txt"], "la versión 9"),
@@ -213,32 +300,55 @@ CASES = [
     ("compress-out-empty", ["compress", "{run}", "{w}/notas.txt", "-o", ""], "-o"),
     # 12. issue 30: tampered weights are refused when loaded, naming the file
     ("generate-nan-weights", ["generate", "{run}"], "{w}/run/model.safetensors: el tensor"),
-    ("compress-a-mix-with-nan-weights", ["compress", "{w}/mezcla", "{w}/notas.txt", "-o", "{w}/n.tllr"],
-     "{w}/mezcla/model.safetensors: el tensor 'weights' tiene valores NaN o infinitos"),
-    ("compress-a-mix-with-inf-weights", ["compress", "{w}/mezcla", "{w}/notas.txt", "-o", "{w}/n.tllr"],
-     "NaN o infinitos"),
+    (
+        "compress-a-mix-with-nan-weights",
+        ["compress", "{w}/mezcla", "{w}/notas.txt", "-o", "{w}/n.tllr"],
+        "{w}/mezcla/model.safetensors: el tensor 'weights' tiene valores NaN o infinitos",
+    ),
+    (
+        "compress-a-mix-with-inf-weights",
+        ["compress", "{w}/mezcla", "{w}/notas.txt", "-o", "{w}/n.tllr"],
+        "NaN o infinitos",
+    ),
     ("generate-a-mix-with-a-huge-weight", ["generate", "{w}/mezcla"], "fuera de ±1.000"),
     # 13. issue 30: candidates without end
-    ("probe-201-candidates", ["probe", "{run}", "--context", "Más vale ", "--candidates",
-                              *(f"c{i}" for i in range(201))], "el límite es 200"),
-    ("probe-a-20000-character-candidate", ["probe", "{run}", "--context", "Más vale ", "--candidates", "tarde",
-                                           "a" * 20_000], "20.000 caracteres y el límite es 64"),
+    (
+        "probe-201-candidates",
+        ["probe", "{run}", "--context", "Más vale ", "--candidates", *(f"c{i}" for i in range(201))],
+        "el límite es 200",
+    ),
+    (
+        "probe-a-20000-character-candidate",
+        ["probe", "{run}", "--context", "Más vale ", "--candidates", "tarde", "a" * 20_000],
+        "20.000 caracteres y el límite es 64",
+    ),
 ]
-TAMPERED = {"generate-nan-weights": ("run", float("nan")), "compress-a-mix-with-nan-weights": ("mezcla", float("nan")),
-            "compress-a-mix-with-inf-weights": ("mezcla", float("inf")),
-            "generate-a-mix-with-a-huge-weight": ("mezcla", 1e30)}
-NEEDS = {"second-training-while-locked": "lock", "resume-an-unfinished-start": "unfinished",
-         "fresh-start-over-foreign-files": "foreign", "fresh-start-over-the-users-config": "own_config",
-         **{c[0]: "devices" for c in CASES if "{w}/tubo" in c[1] or "{w}/nulo" in c[1]},
-         "export-onnx-tokenizer-onto-a-fifo": "devices", "mix-of-a-mix": "mix", "fill-a-mix": "mix",
-         "compress-17-million-bytes": "big", "against-a-run-that-never-saw-a-character": "lowercase",
-         **{c[0]: "tllr" for c in CASES if c[0].startswith("decompress-") and ".tllr" in c[1][2]},
-         **{name: "mix" for name, (folder, _) in TAMPERED.items() if folder == "mezcla"}}
+TAMPERED = {
+    "generate-nan-weights": ("run", float("nan")),
+    "compress-a-mix-with-nan-weights": ("mezcla", float("nan")),
+    "compress-a-mix-with-inf-weights": ("mezcla", float("inf")),
+    "generate-a-mix-with-a-huge-weight": ("mezcla", 1e30),
+}
+NEEDS = {
+    "second-training-while-locked": "lock",
+    "resume-an-unfinished-start": "unfinished",
+    "fresh-start-over-foreign-files": "foreign",
+    "fresh-start-over-the-users-config": "own_config",
+    **{c[0]: "devices" for c in CASES if "{w}/tubo" in c[1] or "{w}/nulo" in c[1]},
+    "export-onnx-tokenizer-onto-a-fifo": "devices",
+    "mix-of-a-mix": "mix",
+    "fill-a-mix": "mix",
+    "compress-17-million-bytes": "big",
+    "against-a-run-that-never-saw-a-character": "lowercase",
+    **{c[0]: "tllr" for c in CASES if c[0].startswith("decompress-") and ".tllr" in c[1][2]},
+    **{name: "mix" for name, (folder, _) in TAMPERED.items() if folder == "mezcla"},
+}
 
 
 @pytest.mark.parametrize("name, argv, fragment", CASES, ids=[c[0] for c in CASES])
-def test_hostile_command_lines_end_in_one_line_and_change_nothing(small_run, tmp_path, monkeypatch, capsys, request,
-                                                                  name, argv, fragment):
+def test_hostile_command_lines_end_in_one_line_and_change_nothing(
+    small_run, tmp_path, monkeypatch, capsys, request, name, argv, fragment
+):
     monkeypatch.setattr(loop, "available_memory", lambda device: FOUR_GB)
     monkeypatch.chdir(tmp_path)  # a default output folder, if any were made, would be here and be seen
     run = tmp_path / "run"
@@ -279,7 +389,9 @@ def test_a_table_goes_to_a_new_file_or_with_force_and_touches_nothing_else(small
     code, _, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1", "--table", str(table)], capsys)
     assert code == 0 and table.read_text(encoding="utf-8").startswith("Posición"), err
     table.write_text("vieja\n")
-    code, _, err = run_cli(["generate", str(run), "--prompt", "No", "--seed", "1", "--table", str(table), "--force"], capsys)
+    code, _, err = run_cli(
+        ["generate", str(run), "--prompt", "No", "--seed", "1", "--table", str(table), "--force"], capsys
+    )
     assert code == 0 and table.read_text(encoding="utf-8").startswith("Posición"), err
     code, _, err = run_cli(["generate", str(run), "--seed", "1", "--table", str(run / "mi_tabla.txt")], capsys)
     after = snapshot(run, deep=True)
@@ -292,8 +404,21 @@ def test_a_fresh_start_takes_over_an_unfinished_start_and_says_so(small_run, tmp
     shutil.copytree(small_run[0], run)
     unfinished(tmp_path, run)
     (tmp_path / "temprana" / "metrics.jsonl").write_text('{"step": 999, "train_loss": 9.0}\n')  # of the stopped run
-    code, out, err = run_cli(["train", "--corpus", str(small_run[1]), "--out", str(tmp_path / "temprana"),
-                              "--steps", "3", "--set", "log_every=1", *TINY], capsys)
+    code, out, err = run_cli(
+        [
+            "train",
+            "--corpus",
+            str(small_run[1]),
+            "--out",
+            str(tmp_path / "temprana"),
+            "--steps",
+            "3",
+            "--set",
+            "log_every=1",
+            *TINY,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "empiezo de cero" in out and "state.json" in out
     metrics = (tmp_path / "temprana" / "metrics.jsonl").read_text()

@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from conftest import PROVERBS, one_line_error, run_cli, snapshot, tiny_flags
+
 from taller.apps.cli import main
 
 TINY = tiny_flags(warmup_steps=1)
@@ -30,7 +30,9 @@ def small_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hostile")
     corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    main(["train", "--corpus", str(corpus), "--steps", "4", "--out", str(root / "run"), "--quiet", "--seed", "1", *TINY])
+    main(
+        ["train", "--corpus", str(corpus), "--steps", "4", "--out", str(root / "run"), "--quiet", "--seed", "1", *TINY]
+    )
     return root / "run"
 
 
@@ -40,8 +42,28 @@ def small_skipgram(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hostile-sg")
     corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    main(["train", "--corpus", str(corpus), "--model", "skipgram", "--epochs", "1", "--out", str(root / "run"), "--quiet",
-          "--set", "d_model=8", "--set", "min_count=1", "--set", "subsample=0", "--set", "batch_size=64"])
+    main(
+        [
+            "train",
+            "--corpus",
+            str(corpus),
+            "--model",
+            "skipgram",
+            "--epochs",
+            "1",
+            "--out",
+            str(root / "run"),
+            "--quiet",
+            "--set",
+            "d_model=8",
+            "--set",
+            "min_count=1",
+            "--set",
+            "subsample=0",
+            "--set",
+            "batch_size=64",
+        ]
+    )
     return root / "run"
 
 
@@ -76,15 +98,18 @@ def folder(path: Path) -> None:
 
 def sparse(size: int) -> Callable[[Path], None]:
     """A file of `size` bytes that takes no room on disk (and no time to write)."""
+
     def make(path: Path) -> None:
         with open(path, "wb") as f:
             f.truncate(size)
+
     return make
 
 
 def text(content: str | bytes) -> Callable[[Path], None]:
     def make(path: Path) -> None:
         path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+
     return make
 
 
@@ -98,17 +123,20 @@ def edit_state(**changes) -> Callable[[Path], None]:
         state.update(changes)
         path.unlink()
         path.write_text(json.dumps(state))
+
     return make
 
 
 def raw_state(key: str, fragment: str) -> Callable[[Path], None]:
     """state.json with `key` written as `fragment`, as is (numbers json.dumps would never write)."""
+
     def make(path: Path) -> None:
         state = json.loads(path.read_text())
         state[key] = "@@"
         content = json.dumps(state).replace('"@@"', fragment)
         path.unlink()
         path.write_text(content)
+
     return make
 
 
@@ -123,6 +151,7 @@ def trailing_bytes(path: Path) -> None:
 def poisoned(value: float) -> Callable[[Path], None]:
     """Weights with `value` (NaN, an infinity) in their first floating tensor, and a state.json that vouches for them:
     loading must refuse the value itself (issue 30: a NaN reached the arithmetic coder as an AssertionError)."""
+
     def make(path: Path) -> None:
         from safetensors.torch import load_file, save_file
 
@@ -132,22 +161,27 @@ def poisoned(value: float) -> Callable[[Path], None]:
         path.unlink()
         save_file(tensors, str(path))
         edit_state(files={path.name: hashlib.sha256(path.read_bytes()).hexdigest()})(path.parent / "state.json")
+
     return make
 
 
 def prepared(make_meta: Callable[[Path], None]) -> Callable[[Path], None]:
     """A folder given as a prepared corpus, with this meta.json."""
+
     def make(path: Path) -> None:
         path.mkdir()
         make_meta(path / "meta.json")
+
     return make
 
 
 def without_loss_picture(make: Callable[[Path], None]) -> Callable[[Path], None]:
     """`report` reads metrics.jsonl to draw loss.png when it is missing."""
+
     def both(path: Path) -> None:
         (path.parent / "loss.png").unlink(missing_ok=True)
         make(path)
+
     return both
 
 
@@ -157,6 +191,7 @@ def edit_config(old: str, new: str) -> Callable[[Path], None]:
         assert old in content
         path.unlink()
         path.write_text(content.replace(old, new))
+
     return make
 
 
@@ -164,6 +199,7 @@ def replace_with(make: Callable[[Path], None]) -> Callable[[Path], None]:
     def swap(path: Path) -> None:
         path.unlink()
         make(path)
+
     return swap
 
 
@@ -186,7 +222,10 @@ class Case:
 
 CASES = [
     # corpora given to `taller train`
-    *[Case(f"corpus-{Path(d).name}", "train", d, None, "no es un fichero normal sino un dispositivo") for d in CHAR_DEVICES],
+    *[
+        Case(f"corpus-{Path(d).name}", "train", d, None, "no es un fichero normal sino un dispositivo")
+        for d in CHAR_DEVICES
+    ],
     Case("corpus-link-to-dev-zero", "train", "texto.txt", link_to("/dev/zero"), "sino un dispositivo"),
     Case("corpus-fifo", "train", "tubo.txt", fifo, "sino una tubería"),
     Case("corpus-socket", "train", "enchufe.txt", a_socket, "sino un socket"),
@@ -194,28 +233,52 @@ CASES = [
     Case("corpus-through-a-file", "train", "dichos.txt/otro.txt", None, "una parte de la ruta no es una carpeta"),
     Case("corpus-over-the-limit", "train", "enorme.txt", sparse(300 * MB), "taller prepare"),
     Case("prepared-meta-dev-zero", "train", "preparado", prepared(link_to("/dev/zero")), "sino un dispositivo"),
-    Case("prepared-meta-huge-number", "train", "preparado",
-         prepared(text(f'{{"format": "taller-tokens-v1", "count": {HUGE_NUMBER}}}')), "no es JSON válido"),
+    Case(
+        "prepared-meta-huge-number",
+        "train",
+        "preparado",
+        prepared(text(f'{{"format": "taller-tokens-v1", "count": {HUGE_NUMBER}}}')),
+        "no es JSON válido",
+    ),
     # configuration files
     Case("config-dev-zero", "config", "/dev/zero", None, "sino un dispositivo"),
     Case("config-folder", "config", "configs", folder, "sino una carpeta"),
     Case("config-fifo", "config", "c.toml", fifo, "sino una tubería"),
     Case("config-over-the-limit", "config", "grande.toml", sparse(2 * MB), "el límite para este fichero es 1 MB"),
     Case("config-huge-number", "config", "n.toml", text(f"[train]\nseed = {HUGE_NUMBER}\n"), "no es TOML válido"),
-    Case("config-latin1", "config", "l.toml", text('[train]\nprompt = "Ma\xf1ana"\n'.encode("latin-1")), "no es texto UTF-8"),
+    Case(
+        "config-latin1",
+        "config",
+        "l.toml",
+        text('[train]\nprompt = "Ma\xf1ana"\n'.encode("latin-1")),
+        "no es texto UTF-8",
+    ),
     Case("config-syntax", "config", "s.toml", text("[train\n"), "línea 1"),
     # `taller prepare`
     Case("prepare-dev-zero", "prepare", "/dev/zero", None, "sino un dispositivo"),
     Case("prepare-fifo", "prepare", "tubo.txt", fifo, "sino una tubería"),
     Case("prepare-tokenizer-dev-zero", "tokenizer-file", "tok.json", link_to("/dev/zero"), "sino un dispositivo"),
     # files of a run folder, read by `generate`
-    Case("weights-dev-zero", "generate", "model.safetensors", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
-    Case("weights-dev-urandom", "generate", "model.safetensors", replace_with(link_to("/dev/urandom")), "sino un dispositivo"),
+    Case(
+        "weights-dev-zero", "generate", "model.safetensors", replace_with(link_to("/dev/zero")), "sino un dispositivo"
+    ),
+    Case(
+        "weights-dev-urandom",
+        "generate",
+        "model.safetensors",
+        replace_with(link_to("/dev/urandom")),
+        "sino un dispositivo",
+    ),
     Case("weights-fifo", "generate", "model.safetensors", replace_with(fifo), "sino una tubería"),
     Case("weights-folder", "generate", "model.safetensors", replace_with(folder), "sino una carpeta"),
     Case("weights-trailing-bytes", "generate", "model.safetensors", trailing_bytes, "su cabecera declara"),
-    Case("weights-nan", "generate", "model.safetensors", poisoned(float("nan")),
-         "model.safetensors: el tensor 'blocks.0.attention.key.bias' tiene valores NaN o infinitos"),
+    Case(
+        "weights-nan",
+        "generate",
+        "model.safetensors",
+        poisoned(float("nan")),
+        "model.safetensors: el tensor 'blocks.0.attention.key.bias' tiene valores NaN o infinitos",
+    ),
     Case("weights-minus-inf", "generate", "model.safetensors", poisoned(float("-inf")), "NaN o infinitos"),
     Case("state-dev-zero", "generate", "state.json", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
     Case("state-over-the-limit", "generate", "state.json", replace_with(sparse(2 * MB)), "el límite"),
@@ -223,23 +286,55 @@ CASES = [
     Case("state-step-negative", "generate", "state.json", edit_state(step=-1), "'step' vale -1"),
     Case("state-epoch-absurd", "generate", "state.json", edit_state(epoch=10**20), "'epoch' vale"),
     Case("state-time-nan", "generate", "state.json", raw_state("train_time", "NaN"), "'train_time' vale nan"),
-    Case("state-file-outside", "generate", "state.json", edit_state(files={"../fuera.safetensors": "0" * 64}), "fuera de la carpeta"),
+    Case(
+        "state-file-outside",
+        "generate",
+        "state.json",
+        edit_state(files={"../fuera.safetensors": "0" * 64}),
+        "fuera de la carpeta",
+    ),
     Case("tokenizer-dev-zero", "generate", "tokenizer.json", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
     Case("tokenizer-over-the-limit", "generate", "tokenizer.json", replace_with(sparse(65 * MB)), "es 64 MB"),
-    Case("run-config-dev-urandom", "generate", "config.toml", replace_with(link_to("/dev/urandom")), "sino un dispositivo"),
-    Case("run-config-vocab-size", "generate", "config.toml", edit_config("vocab_size = ", "vocab_size = 1"),
-         "tokenizer.json tiene"),
-    Case("run-config-vocab-size-huge", "generate", "config.toml", edit_config("vocab_size = ", "vocab_size = 1000000"),
-         "model.vocab_size=100000"),
+    Case(
+        "run-config-dev-urandom",
+        "generate",
+        "config.toml",
+        replace_with(link_to("/dev/urandom")),
+        "sino un dispositivo",
+    ),
+    Case(
+        "run-config-vocab-size",
+        "generate",
+        "config.toml",
+        edit_config("vocab_size = ", "vocab_size = 1"),
+        "tokenizer.json tiene",
+    ),
+    Case(
+        "run-config-vocab-size-huge",
+        "generate",
+        "config.toml",
+        edit_config("vocab_size = ", "vocab_size = 1000000"),
+        "model.vocab_size=100000",
+    ),
     # a skip-gram's vocabulary, read by `embeddings`
     Case("vocab-dev-zero", "embeddings", "vocab.json", replace_with(link_to("/dev/zero")), "sino un dispositivo"),
-    Case("vocab-huge-number", "embeddings", "vocab.json", replace_with(text(f'{{"counts": [{HUGE_NUMBER}]}}')),
-         "no es JSON válido"),
+    Case(
+        "vocab-huge-number",
+        "embeddings",
+        "vocab.json",
+        replace_with(text(f'{{"counts": [{HUGE_NUMBER}]}}')),
+        "no es JSON válido",
+    ),
     # `train --resume` of a folder whose state was tampered with
     Case("resume-step-negative", "resume", "state.json", edit_state(step=-1), "'step' vale -1"),
     # `report` reads what training wrote
-    Case("report-metrics-dev-zero", "report", "metrics.jsonl", without_loss_picture(replace_with(link_to("/dev/zero"))),
-         "sino un dispositivo"),
+    Case(
+        "report-metrics-dev-zero",
+        "report",
+        "metrics.jsonl",
+        without_loss_picture(replace_with(link_to("/dev/zero"))),
+        "sino un dispositivo",
+    ),
 ]
 
 
@@ -301,20 +396,24 @@ def test_an_unreadable_corpus_says_so_in_spanish(place, capsys, monkeypatch):
             if Path(path) == corpus:
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, *args, **kwargs)
+
         monkeypatch.setattr(os, "open", refuse)
-    code, _, err = run_cli(["train", "--corpus", str(corpus), "--steps", "2", "--quiet", "--out", str(place / "o"), *TINY],
-                           capsys)
+    code, _, err = run_cli(
+        ["train", "--corpus", str(corpus), "--steps", "2", "--quiet", "--out", str(place / "o"), *TINY], capsys
+    )
     line = one_line_error(code, err)
     assert "permiso denegado" in line and "chmod" in line and "Permission" not in line
 
 
 def test_a_corpus_of_one_character_trains_and_reports(place, capsys):
-    """"a" × 5000: one point in the embedding picture (report draws it, as explain does), not an IndexError after the
+    """ "a" × 5000: one point in the embedding picture (report draws it, as explain does), not an IndexError after the
     run was saved."""
     corpus = place / "aes.txt"
     corpus.write_text("a" * 5000, encoding="utf-8")
     run = place / "run"
-    code, _, err = run_cli(["train", "--corpus", str(corpus), "--steps", "3", "--quiet", "--out", str(run), *TINY], capsys)
+    code, _, err = run_cli(
+        ["train", "--corpus", str(corpus), "--steps", "3", "--quiet", "--out", str(run), *TINY], capsys
+    )
     assert code == 0, err
     code, _, err = run_cli(["report", str(run)], capsys)
     assert code == 0, err
@@ -345,16 +444,24 @@ def test_endless_files_leave_memory_flat(small_run, place):
     corpus.write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
     out = str(place / "salida")
     argvs = [["train", "--corpus", d, "--quiet", "--out", out] for d in CHAR_DEVICES]
-    argvs += [["train", "--config", "/dev/zero", "--corpus", str(corpus), "--quiet", "--out", out],
-              ["prepare", "--corpus", "/dev/zero", "--quiet", "--out", out],
-              ["generate", str(run), "--prompt", "No"]]
+    argvs += [
+        ["train", "--config", "/dev/zero", "--corpus", str(corpus), "--quiet", "--out", out],
+        ["prepare", "--corpus", "/dev/zero", "--quiet", "--out", out],
+        ["generate", str(run), "--prompt", "No"],
+    ]
 
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (8 * 1024**3, 8 * 1024**3))  # a regression fails, not the machine
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(argvs=argvs)], capture_output=True, text=True,
-                          timeout=120, env=env, preexec_fn=cap)
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT.format(argvs=argvs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        preexec_fn=cap,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("error: ") == len(argvs), done.stderr
     peak_mb = int(done.stdout.split()[-1])
@@ -377,18 +484,28 @@ def cache_link(path: Path, text: str) -> None:
     path.symlink_to(path.parent / "secreto.txt")
 
 
-@pytest.mark.parametrize("make, fragment", [(cache_truncated, "truncada o modificada"),
-                                            (cache_edited, "truncada o modificada"),
-                                            (cache_link, "enlace simbólico")], ids=["truncated", "edited", "link"])
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (cache_truncated, "truncada o modificada"),
+        (cache_edited, "truncada o modificada"),
+        (cache_link, "enlace simbólico"),
+    ],
+    ids=["truncated", "edited", "link"],
+)
 def test_a_cached_download_is_checked_on_every_read(place, capsys, monkeypatch, make, fragment):
     """The cache holds what was downloaded and checked: anything else there (cut short, edited, a link to /etc/passwd)
     is refused in one line saying how to fetch it again, and the cache is left as it was."""
     import dataclasses
+
     import taller.data.corpora as corpora
 
     text = "\n".join(PROVERBS * 3) + "\n"
-    info = dataclasses.replace(corpora.CORPORA["refranes"], system_paths=(str(place / "no-existe"),),
-                               sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+    info = dataclasses.replace(
+        corpora.CORPORA["refranes"],
+        system_paths=(str(place / "no-existe"),),
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
     monkeypatch.setitem(corpora.CORPORA, "refranes", info)
     monkeypatch.delenv("TALLER_DATA", raising=False)
     monkeypatch.setenv("TALLER_OFFLINE", "1")
@@ -399,21 +516,42 @@ def test_a_cached_download_is_checked_on_every_read(place, capsys, monkeypatch, 
     (place / "cache" / "refranes.txt").unlink()
     make(place / "cache" / "refranes.txt", text)
     before = snapshot(place / "cache")
-    code, _, err = run_cli(["train", "--corpus", "refranes", "--steps", "2", "--quiet", "--out", str(place / "salida"),
-                            *TINY], capsys)
+    code, _, err = run_cli(
+        ["train", "--corpus", "refranes", "--steps", "2", "--quiet", "--out", str(place / "salida"), *TINY], capsys
+    )
     line = one_line_error(code, err)
     assert fragment in line and "rm " in line, line
     assert snapshot(place / "cache") == before and not (place / "salida").exists()
 
 
 def labelled_lines(labels: int, per_label: int = 2, width: int = 4) -> str:
-    return "".join(f"e{i:0{width}d}\t{PROVERBS[(i + k) % len(PROVERBS)]}\n" for i in range(labels) for k in range(per_label))
+    return "".join(
+        f"e{i:0{width}d}\t{PROVERBS[(i + k) % len(PROVERBS)]}\n" for i in range(labels) for k in range(per_label)
+    )
 
 
 def test_a_label_longer_than_100_characters_is_refused(place, capsys):
-    (place / "etiquetas.tsv").write_text(labelled_lines(3) + "x" * 101 + "\tNo hay rosa sin espinas.\n", encoding="utf-8")
-    code, _, err = run_cli(["train", "--model", "bert", "--task", "clasificar", "--corpus", str(place / "etiquetas.tsv"),
-                            "--steps", "1", "--quiet", "--out", str(place / "salida"), *TINY], capsys)
+    (place / "etiquetas.tsv").write_text(
+        labelled_lines(3) + "x" * 101 + "\tNo hay rosa sin espinas.\n", encoding="utf-8"
+    )
+    code, _, err = run_cli(
+        [
+            "train",
+            "--model",
+            "bert",
+            "--task",
+            "clasificar",
+            "--corpus",
+            str(place / "etiquetas.tsv"),
+            "--steps",
+            "1",
+            "--quiet",
+            "--out",
+            str(place / "salida"),
+            *TINY,
+        ],
+        capsys,
+    )
     assert "101 caracteres y el máximo es 100" in one_line_error(code, err)
     assert not (place / "salida").exists()
 
@@ -424,25 +562,61 @@ def classifiers(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hostile-bert")
     corpus = root / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    main(["train", "--corpus", str(corpus), "--model", "bert", "--steps", "2", "--out", str(root / "bert"), "--quiet",
-          *TINY])
+    main(
+        [
+            "train",
+            "--corpus",
+            str(corpus),
+            "--model",
+            "bert",
+            "--steps",
+            "2",
+            "--out",
+            str(root / "bert"),
+            "--quiet",
+            *TINY,
+        ]
+    )
     for name, labels in (("dos", 2), ("mil", 1000)):
         (root / f"{name}.tsv").write_text(labelled_lines(labels), encoding="utf-8")
-        main(["train", "--model", "bert", "--task", "clasificar", "--init", str(root / "bert"), "--corpus",
-              str(root / f"{name}.tsv"), "--steps", "2", "--out", str(root / name), "--quiet", "--set", "batch_size=8"])
+        main(
+            [
+                "train",
+                "--model",
+                "bert",
+                "--task",
+                "clasificar",
+                "--init",
+                str(root / "bert"),
+                "--corpus",
+                str(root / f"{name}.tsv"),
+                "--steps",
+                "2",
+                "--out",
+                str(root / name),
+                "--quiet",
+                "--set",
+                "batch_size=8",
+            ]
+        )
     return {"bert": root / "bert", "dos": root / "dos", "mil": root / "mil"}
 
 
-@pytest.mark.parametrize("candidates, fragment", [(",".join(f"c{i}" for i in range(10_000)), "trae 10.000 candidatos "
-                                                   "y el límite es 200 por llamada"),
-                                                  ("tarde," + "a" * 20_000, "20.000 caracteres y el límite es 64")],
-                         ids=["10000-candidates", "a-20000-character-candidate"])
+@pytest.mark.parametrize(
+    "candidates, fragment",
+    [
+        (",".join(f"c{i}" for i in range(10_000)), "trae 10.000 candidatos y el límite es 200 por llamada"),
+        ("tarde," + "a" * 20_000, "20.000 caracteres y el límite es 64"),
+    ],
+    ids=["10000-candidates", "a-20000-character-candidate"],
+)
 def test_fill_candidates_are_bounded_in_number_and_length(classifiers, capsys, candidates, fragment):
     """Issue 30: 10,000 candidates, or one of 20,000 characters, ran past a minute; now one line says the limit and
     how to score more, before the model runs."""
     before = snapshot(classifiers["bert"])
-    code, _, err = run_cli(["fill", str(classifiers["bert"]), "--text", "Más vale ___ que nunca.", "--candidates",
-                            candidates], capsys)
+    code, _, err = run_cli(
+        ["fill", str(classifiers["bert"]), "--text", "Más vale ___ que nunca.", "--candidates", candidates], capsys
+    )
     assert fragment in one_line_error(code, err)
     assert snapshot(classifiers["bert"]) == before
 
@@ -459,11 +633,15 @@ def test_a_1000_label_classifier_trains_then_loads(classifiers, capsys):
     assert code == 0 and out.count("%") == 1000, err
 
 
-@pytest.mark.parametrize("command, name", [(["fill", "{bert}", "--text", "Más vale ___ que nunca ☃."], "bert"),
-                                           (["fill", "{bert}", "--text", "Más vale ___ que nunca.", "--candidates",
-                                             "tarde,☃"], "bert"),
-                                           (["classify", "{dos}", "--text", "No hay rosa sin ☃."], "dos")],
-                         ids=["fill", "fill-candidates", "classify"])
+@pytest.mark.parametrize(
+    "command, name",
+    [
+        (["fill", "{bert}", "--text", "Más vale ___ que nunca ☃."], "bert"),
+        (["fill", "{bert}", "--text", "Más vale ___ que nunca.", "--candidates", "tarde,☃"], "bert"),
+        (["classify", "{dos}", "--text", "No hay rosa sin ☃."], "dos"),
+    ],
+    ids=["fill", "fill-candidates", "classify"],
+)
 def test_unknown_characters_are_listed_not_dropped(classifiers, capsys, command, name):
     """As generate does: «☃» is named in one line; the answer would otherwise be for another text."""
     before = snapshot(classifiers[name])
@@ -476,6 +654,7 @@ def test_unknown_characters_are_listed_not_dropped(classifiers, capsys, command,
 def test_an_onnx_export_on_a_full_disk_leaves_neither_file(small_run, place, capsys, monkeypatch):
     """The tokenizer's write fails (no space): no .onnx is left without it, and an old pair stays as it was."""
     import errno
+
     import taller.apps.export as export
     import taller.files as files
 
@@ -486,13 +665,16 @@ def test_an_onnx_export_on_a_full_disk_leaves_neither_file(small_run, place, cap
         if path.name.endswith(".tokenizer.json"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
+
     monkeypatch.setattr(files, "written_aside", full)
     code, _, err = run_cli(["export", str(small_run), "--format", "onnx", "-o", str(place / "m.onnx")], capsys)
     assert "no queda espacio" in one_line_error(code, err)
     assert sorted(p.name for p in place.iterdir()) == []  # nor any temporary file
     (place / "m.onnx").write_bytes(b"vieja")
     (place / "m.tokenizer.json").write_bytes(b"viejo")
-    code, _, err = run_cli(["export", str(small_run), "--format", "onnx", "-o", str(place / "m.onnx"), "--force"], capsys)
+    code, _, err = run_cli(
+        ["export", str(small_run), "--format", "onnx", "-o", str(place / "m.onnx"), "--force"], capsys
+    )
     one_line_error(code, err)
     assert (place / "m.onnx").read_bytes() == b"vieja" and (place / "m.tokenizer.json").read_bytes() == b"viejo"
     assert len(list(place.iterdir())) == 2
@@ -503,6 +685,7 @@ def test_a_full_disk_at_the_first_checkpoint_leaves_a_folder_a_fresh_start_takes
     """The disk fills as the first checkpoint is written, after epoch_001.png: one line, and then the same command
     starts afresh (and --resume says to do so) instead of refusing the folder for good."""
     import errno
+
     import taller.files as files
 
     corpus = place / "dichos.txt"
@@ -515,9 +698,23 @@ def test_a_full_disk_at_the_first_checkpoint_leaves_a_folder_a_fresh_start_takes
         if full:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
+
     monkeypatch.setattr(files, "written_aside", filling)
-    args = ["train", "--corpus", str(corpus), "--steps", "30", "--out", str(place / "run"), "--quiet", *TINY[:-6],
-            "--set", "plot_every=1", "--set", "warmup_steps=1"]
+    args = [
+        "train",
+        "--corpus",
+        str(corpus),
+        "--steps",
+        "30",
+        "--out",
+        str(place / "run"),
+        "--quiet",
+        *TINY[:-6],
+        "--set",
+        "plot_every=1",
+        "--set",
+        "warmup_steps=1",
+    ]
     code, _, err = run_cli(args, capsys)
     assert "no queda espacio" in one_line_error(code, err)
     assert (place / "run" / "epoch_001.png").exists() and not (place / "run" / "state.json").exists()

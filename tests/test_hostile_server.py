@@ -14,9 +14,9 @@ from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
+from conftest import PROVERBS, one_line_error, poison_weights, run_cli, snapshot
 from fastapi.testclient import TestClient
 
-from conftest import PROVERBS, one_line_error, poison_weights, run_cli, snapshot
 from taller.apps.web.app import create_app
 from taller.apps.web.guards import MAX_BODY
 from taller.apps.web.refusals import without_paths
@@ -54,7 +54,9 @@ def root(trained_run, mix_run, tmp_path_factory):
     with_state(trained_run.dir, root / "paso-infinito", step="1e400")
     with_state(trained_run.dir, root / "paso-texto", step='"mucho"')
     with_state(trained_run.dir, root / "paso-negativo", step="-1")
-    with_state(trained_run.dir, root / "cifras-raras", val_bpc="1e400", parameters="1" + "0" * 40, corpus='"/home/ana/x.txt"')
+    with_state(
+        trained_run.dir, root / "cifras-raras", val_bpc="1e400", parameters="1" + "0" * 40, corpus='"/home/ana/x.txt"'
+    )
     with_state(trained_run.dir, root / NOT_UTF8)
     return root
 
@@ -91,17 +93,38 @@ CATALOGUE = [
     ("host que imita 127.0.0.1", "GET", "/", None, {"host": "127.0.0.1.nip.io"}, 400, "no al nombre"),
     ("host IPv6 ajeno", "GET", "/api/runs", None, {"host": "[::2]:8000"}, 400, "no al nombre «[::2]:8000»"),
     ("host con puerto no numérico", "GET", "/api/runs", None, {"host": "localhost:80x"}, 400, "no al nombre"),
-    ("host en una predicción", "POST", "/api/predict", body(run="refranes", text="No"), {"host": "evil.example"},
-     400, "taller serve --allow-host"),
+    (
+        "host en una predicción",
+        "POST",
+        "/api/predict",
+        body(run="refranes", text="No"),
+        {"host": "evil.example"},
+        400,
+        "taller serve --allow-host",
+    ),
     ("host en un fichero estático", "GET", "/static/app.js", None, {"host": "evil.example"}, 400, "no al nombre"),
     ("cuerpo con Content-Length enorme", "POST", "/api/predict", b" " * (MAX_BODY + 1), {}, 413, "demasiado grande"),
     ("Content-Length absurdo", "POST", "/api/predict", b"{}", {"content-length": "9" * 30}, 413, "demasiado grande"),
     ("cuerpo troceado enorme", "POST", "/api/predict", "chunks", {}, 413, "demasiado grande"),
-    ("surrogate en text", "POST", "/api/predict", body(run="refranes", text="\ud800"), {}, 400,
-     "el campo «text» lleva un carácter que no es texto"),
+    (
+        "surrogate en text",
+        "POST",
+        "/api/predict",
+        body(run="refranes", text="\ud800"),
+        {},
+        400,
+        "el campo «text» lleva un carácter que no es texto",
+    ),
     ("surrogate en run", "POST", "/api/predict", body(run="\ud800", text="No"), {}, 400, "el campo «run»"),
-    ("surrogate en mode", "POST", "/api/sample", body(run="refranes", text="No", mode="\udfff"), {}, 400,
-     "el campo «mode»"),
+    (
+        "surrogate en mode",
+        "POST",
+        "/api/sample",
+        body(run="refranes", text="No", mode="\udfff"),
+        {},
+        400,
+        "el campo «mode»",
+    ),
     ("surrogate en atención", "POST", "/api/attention", body(run="refranes", text="No\udc80"), {}, 400, "«text»"),
     ("ruta relativa como run", "POST", "/api/predict", body(run="../refranes", text="No"), {}, 400, "no válido"),
     ("ruta absoluta como run", "POST", "/api/predict", body(run="/etc/passwd", text="No"), {}, 400, "no válido"),
@@ -110,15 +133,43 @@ CATALOGUE = [
     ("paso de 5.000 cifras", "POST", "/api/predict", body(run="paso-enorme", text="No"), {}, 400, "paso-enorme"),
     ("paso infinito", "POST", "/api/predict", body(run="paso-infinito", text="No"), {}, 400, "paso-infinito"),
     ("paso de texto", "POST", "/api/attention", body(run="paso-texto", text="No"), {}, 400, "paso-texto"),
-    ("temperatura NaN", "POST", "/api/sample", b'{"run": "refranes", "text": "No", "temperature": NaN}', {}, 400,
-     "temperatura"),
-    ("temperatura 1e400", "POST", "/api/sample", b'{"run": "refranes", "text": "No", "temperature": 1e400}', {}, 400,
-     "temperatura"),
-    ("temperatura de texto", "POST", "/api/sample", body(run="refranes", text="No", temperature="caliente"), {}, 422,
-     "temperature"),
+    (
+        "temperatura NaN",
+        "POST",
+        "/api/sample",
+        b'{"run": "refranes", "text": "No", "temperature": NaN}',
+        {},
+        400,
+        "temperatura",
+    ),
+    (
+        "temperatura 1e400",
+        "POST",
+        "/api/sample",
+        b'{"run": "refranes", "text": "No", "temperature": 1e400}',
+        {},
+        400,
+        "temperatura",
+    ),
+    (
+        "temperatura de texto",
+        "POST",
+        "/api/sample",
+        body(run="refranes", text="No", temperature="caliente"),
+        {},
+        422,
+        "temperature",
+    ),
     ("modo desconocido", "POST", "/api/sample", body(run="refranes", text="No", mode="párrafo"), {}, 400, "modo"),
-    ("texto de 100.000 caracteres", "POST", "/api/predict", body(run="refranes", text="N" * 100_000), {}, 413,
-     "100.000 caracteres"),
+    (
+        "texto de 100.000 caracteres",
+        "POST",
+        "/api/predict",
+        body(run="refranes", text="N" * 100_000),
+        {},
+        413,
+        "100.000 caracteres",
+    ),
     ("JSON cortado", "POST", "/api/predict", b'{"run": "refranes", "text": ', {}, 422, "petición no válida"),
     ("JSON anidado 100.000 veces", "POST", "/api/predict", nested(100_000), {}, 400, "petición no válida"),
     ("una lista en vez de un objeto", "POST", "/api/predict", b"[1, 2]", {}, 422, "petición no válida"),
@@ -127,32 +178,99 @@ CATALOGUE = [
     ("POST donde va GET", "POST", "/api/runs", body(), {}, 405, "método no permitido"),
     ("dirección que no existe", "GET", "/api/nada", None, {}, 404, "no existe esa dirección"),
     # issue 30: tampered weights and the surprise map: a 4xx with the reason, never a 500
-    ("predicción de una mezcla con NaN", "POST", "/api/predict", body(run="mezcla-nan", text="No"), {}, 400,
-     "mezcla-nan/model.safetensors: el tensor 'weights' tiene valores NaN o infinitos"),
-    ("muestra de una mezcla con infinitos", "POST", "/api/sample", body(run="mezcla-inf", text="No"), {}, 400,
-     "NaN o infinitos"),
-    ("sorpresa de una mezcla con NaN", "POST", "/api/surprise", body(run="mezcla-nan", text="No hay mal"), {}, 400,
-     "NaN o infinitos"),
-    ("sorpresa contra una mezcla con infinitos", "POST", "/api/surprise",
-     body(run="refranes", text="No hay mal", against="mezcla-inf"), {}, 400, "NaN o infinitos"),
-    ("sorpresa de 20.001 caracteres", "POST", "/api/surprise", body(run="mezcla", text="N" * 20_001), {}, 413,
-     "como mucho 20.000"),
-    ("sorpresa contra una ejecución que no existe", "POST", "/api/surprise",
-     body(run="mezcla", text="No hay mal", against="no-existe"), {}, 404, "en la carpeta servida"),
-    ("sorpresa contra una ruta", "POST", "/api/surprise", body(run="mezcla", text="No hay", against="../mezcla"), {},
-     400, "no válido"),
+    (
+        "predicción de una mezcla con NaN",
+        "POST",
+        "/api/predict",
+        body(run="mezcla-nan", text="No"),
+        {},
+        400,
+        "mezcla-nan/model.safetensors: el tensor 'weights' tiene valores NaN o infinitos",
+    ),
+    (
+        "muestra de una mezcla con infinitos",
+        "POST",
+        "/api/sample",
+        body(run="mezcla-inf", text="No"),
+        {},
+        400,
+        "NaN o infinitos",
+    ),
+    (
+        "sorpresa de una mezcla con NaN",
+        "POST",
+        "/api/surprise",
+        body(run="mezcla-nan", text="No hay mal"),
+        {},
+        400,
+        "NaN o infinitos",
+    ),
+    (
+        "sorpresa contra una mezcla con infinitos",
+        "POST",
+        "/api/surprise",
+        body(run="refranes", text="No hay mal", against="mezcla-inf"),
+        {},
+        400,
+        "NaN o infinitos",
+    ),
+    (
+        "sorpresa de 20.001 caracteres",
+        "POST",
+        "/api/surprise",
+        body(run="mezcla", text="N" * 20_001),
+        {},
+        413,
+        "como mucho 20.000",
+    ),
+    (
+        "sorpresa contra una ejecución que no existe",
+        "POST",
+        "/api/surprise",
+        body(run="mezcla", text="No hay mal", against="no-existe"),
+        {},
+        404,
+        "en la carpeta servida",
+    ),
+    (
+        "sorpresa contra una ruta",
+        "POST",
+        "/api/surprise",
+        body(run="mezcla", text="No hay", against="../mezcla"),
+        {},
+        400,
+        "no válido",
+    ),
     ("sorpresa de un carácter", "POST", "/api/surprise", body(run="mezcla", text="N"), {}, 400, "demasiado corto"),
-    ("sorpresa con un carácter nunca visto", "POST", "/api/surprise", body(run="mezcla", text="No hay ☃"), {}, 400,
-     "'☃'"),
-    ("sorpresa contra un número", "POST", "/api/surprise", body(run="mezcla", text="No hay", against=7), {}, 422,
-     "against"),
+    (
+        "sorpresa con un carácter nunca visto",
+        "POST",
+        "/api/surprise",
+        body(run="mezcla", text="No hay ☃"),
+        {},
+        400,
+        "'☃'",
+    ),
+    (
+        "sorpresa contra un número",
+        "POST",
+        "/api/surprise",
+        body(run="mezcla", text="No hay", against=7),
+        {},
+        422,
+        "against",
+    ),
 ]
 
 
-@pytest.mark.parametrize("method, path, content, headers, status, fragment",
-                         [case[1:] for case in CATALOGUE], ids=[case[0] for case in CATALOGUE])
-def test_a_hostile_request_gets_its_status_and_a_spanish_error(client, root, method, path, content, headers,
-                                                                status, fragment):
+@pytest.mark.parametrize(
+    "method, path, content, headers, status, fragment",
+    [case[1:] for case in CATALOGUE],
+    ids=[case[0] for case in CATALOGUE],
+)
+def test_a_hostile_request_gets_its_status_and_a_spanish_error(
+    client, root, method, path, content, headers, status, fragment
+):
     content = chunks(2 * MAX_BODY) if content == "chunks" else content
     before = snapshot(root, deep=True)
     response = client.request(method, path, content=content, headers={**HEADERS, **headers})
@@ -196,7 +314,9 @@ def test_library_errors_are_sent_without_paths_and_always_encodable(root):
     client = TestClient(create_app(root, loader=broken), base_url="http://127.0.0.1")
     response = client.post("/api/predict", content=body(run="refranes", text="No"), headers=HEADERS)
     error = response.json()["error"]
-    assert response.status_code == 400 and error.startswith(f"{root.name}/refranes/model.safetensors es un enlace a zero")
+    assert response.status_code == 400 and error.startswith(
+        f"{root.name}/refranes/model.safetensors es un enlace a zero"
+    )
     no_paths(response.text, root)
 
 
@@ -212,11 +332,16 @@ def test_an_unforeseen_failure_is_a_spanish_500(root):
 
 def test_without_paths():
     root = Path("/srv/ana/runs")
-    assert (without_paths("/srv/ana/runs/x/state.json: el campo 'step' falta; /srv/ana/runs y /dev/zero, 3/4 bits/carácter.", root)
-            == "runs/x/state.json: el campo 'step' falta; runs y zero, 3/4 bits/carácter.")
+    assert (
+        without_paths(
+            "/srv/ana/runs/x/state.json: el campo 'step' falta; /srv/ana/runs y /dev/zero, 3/4 bits/carácter.", root
+        )
+        == "runs/x/state.json: el campo 'step' falta; runs y zero, 3/4 bits/carácter."
+    )
 
 
-# --- a real server: a chunked body of 64 MiB ---------------------------------------------------------------------------
+# --- a real server: a chunked body of 64 MiB --------------------------------------------------------------------------
+
 
 def memory_kb(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
@@ -243,8 +368,11 @@ def server(root, tmp_path_factory):
         port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("log") / "serve.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "taller", "serve", str(root), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "taller", "serve", str(root), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         for _ in range(600):  # it imports torch first: up to a minute, in 0.1-s waits on the process itself
             try:
@@ -269,8 +397,10 @@ def test_a_chunked_body_is_refused_as_it_arrives_and_memory_stays_flat(server):
         sock.sendall(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert response_of(sock)[0] == 200
         before = memory_kb(pid)
-        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         sent = 0
         while sent < 2 * 1024 * 1024:  # twice the limit, then nothing more until the answer comes
             sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -300,8 +430,12 @@ def test_concurrent_surprise_maps_leave_the_server_under_1_gb(server):
     def ask(i: int) -> int:
         connection = HTTPConnection("127.0.0.1", port, timeout=120)
         against = runs[(i + 1) % len(runs)] if i % 4 == 1 else ""
-        connection.request("POST", "/api/surprise", body=body(run=runs[i % len(runs)], text=text, against=against),
-                           headers={"Host": "127.0.0.1", **HEADERS})
+        connection.request(
+            "POST",
+            "/api/surprise",
+            body=body(run=runs[i % len(runs)], text=text, against=against),
+            headers={"Host": "127.0.0.1", **HEADERS},
+        )
         status = connection.getresponse().status
         connection.close()
         return status
@@ -313,10 +447,13 @@ def test_concurrent_surprise_maps_leave_the_server_under_1_gb(server):
     assert peak < 1024 * 1024, f"el servidor llegó a {peak // 1024} MB"
 
 
-@pytest.mark.parametrize("request_line", [
-    b"GET /api/runs HTTP/1.1\r\nHost: evil.example\r\n\r\n",
-    b"GET /api/runs HTTP/1.0\r\n\r\n",  # no Host at all
-])
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET /api/runs HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        b"GET /api/runs HTTP/1.0\r\n\r\n",  # no Host at all
+    ],
+)
 def test_a_real_server_checks_host(server, request_line):
     with socket.create_connection(("127.0.0.1", server[1]), timeout=30) as sock:
         sock.sendall(request_line)
@@ -326,16 +463,19 @@ def test_a_real_server_checks_host(server, request_line):
 
 # --- the command ---------------------------------------------------------------------------------------------------
 
+
 def test_serve_refuses_in_one_spanish_line(root, tmp_path, capsys):
     (tmp_path / "notas.txt").write_text("no es una carpeta")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        for args, fragment in [([str(tmp_path / "notas.txt")], "es un archivo, no una carpeta"),
-                               ([str(root), "--port", str(port)], f"el puerto {port} ya está ocupado"),
-                               ([str(root), "--allow-host", ":80"], "--allow-host «:80» no es un nombre"),
-                               ([str(root), "--host", "192.0.2.1", "--port", str(port)], "no es una dirección de este equipo")]:
+        for args, fragment in [
+            ([str(tmp_path / "notas.txt")], "es un archivo, no una carpeta"),
+            ([str(root), "--port", str(port)], f"el puerto {port} ya está ocupado"),
+            ([str(root), "--allow-host", ":80"], "--allow-host «:80» no es un nombre"),
+            ([str(root), "--host", "192.0.2.1", "--port", str(port)], "no es una dirección de este equipo"),
+        ]:
             code, _, err = run_cli(["serve", *args], capsys)
             line = one_line_error(code, err)
             assert fragment in line and "Address" not in line, line
@@ -355,11 +495,15 @@ def test_a_mix_is_served_only_when_every_part_lies_inside_the_folder(mix_run, tm
         config = re.sub(r'runs = "[^"]*"', f'runs = "{where}/run,{where}/ngram"', config)
         (served / mix / "config.toml").write_text(config, encoding="utf-8")
     client = TestClient(create_app(served), base_url="http://127.0.0.1")
-    replies = {mix: client.post("/api/predict", content=body(run=mix, text="No"), headers=HEADERS)
-               for mix in ("dentro", "existe", "falta")}
+    replies = {
+        mix: client.post("/api/predict", content=body(run=mix, text="No"), headers=HEADERS)
+        for mix in ("dentro", "existe", "falta")
+    }
     assert replies["dentro"].status_code == 200, replies["dentro"].text
     for mix in ("existe", "falta"):
         assert replies[mix].status_code == 400 and "fuera de la carpeta servida" in replies[mix].json()["error"]
         assert "fuera/" not in replies[mix].text and "nada/" not in replies[mix].text, replies[mix].text
         no_paths(replies[mix].text, served)
-    assert replies["existe"].json()["error"].replace("existe", "X") == replies["falta"].json()["error"].replace("falta", "X")
+    assert replies["existe"].json()["error"].replace("existe", "X") == replies["falta"].json()["error"].replace(
+        "falta", "X"
+    )

@@ -9,7 +9,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from conftest import PROVERBS, THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +23,22 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     wheels = tmp_path / "wheels"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", wheels,
-         ROOT], cwd=tmp_path)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            wheels,
+            ROOT,
+        ],
+        cwd=tmp_path,
+    )
     (wheel,) = wheels.glob("taller-*.whl")
     venv = tmp_path / "v"
     run([sys.executable, "-m", "venv", "--without-pip", venv])  # this pip installs into it (--python): no ensurepip
@@ -41,8 +54,13 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     data = tmp_path / "datos"
     data.mkdir()
     (data / "refranes.txt").write_text("\n".join(PROVERBS * 20) + "\n", encoding="utf-8")
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "TALLER_DATA": str(data),
-           "TALLER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": str(THREADS)}
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TALLER_DATA": str(data),
+        "TALLER_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": str(THREADS),
+    }
     where = run([python, "-c", "import taller; print(taller.__file__)"], cwd=elsewhere, env=env).stdout
     assert where.startswith(str(venv))  # the installed wheel, not this checkout
     assert "generate" in run(["taller", "--help"], cwd=elsewhere, env=env).stdout

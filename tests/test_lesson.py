@@ -5,21 +5,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import PROVERBS, tiny_config
 
 import taller
 from taller.config import Config
+from taller.data.batches import ShuffledWindows
+from taller.data.corpora import prepare_corpus
+from taller.data.split import split_text
+from taller.data.tokenizers import CharTokenizer
+from taller.errors import TallerError
+from taller.models import LSTM, NGram, build_model
 from taller.models.lstm import LSTMConfig
 from taller.models.ngram import NGramConfig
-from taller.data.corpora import prepare_corpus
-from taller.data.batches import ShuffledWindows
-from taller.data.split import split_text
-from taller.errors import TallerError
-from taller.sampling import generate
-from taller.models import LSTM, NGram, build_model
 from taller.runs.folder import load_run
-from taller.data.tokenizers import CharTokenizer
-
-from conftest import PROVERBS, tiny_config
+from taller.sampling import generate
 
 
 def test_the_cervantes_preset_builds_the_lessons_model():
@@ -34,8 +33,16 @@ def test_the_cervantes_preset_builds_the_lessons_model():
     assert (lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.dropout) == (64, 128, 3, 0.3)
     assert sum(v for k, v in sizes.items() if k.startswith("lstm") and k.endswith("l0")) == 99_328
     t = cfg.train
-    assert (t.batch_size, t.lr, t.min_lr, t.weight_decay, t.grad_clip, t.epochs, t.sampler, t.stride) == \
-        (256, 1e-3, 1e-3, 0.0, 5.0, 10, "shuffled", 1)
+    assert (t.batch_size, t.lr, t.min_lr, t.weight_decay, t.grad_clip, t.epochs, t.sampler, t.stride) == (
+        256,
+        1e-3,
+        1e-3,
+        0.0,
+        5.0,
+        10,
+        "shuffled",
+        1,
+    )
     assert cfg.model.block_size == 100 and cfg.data.max_chars == 100_000
 
 
@@ -44,7 +51,9 @@ def test_data_options_cut_between_markers_lowercase_and_join(tmp_path):
     path.write_text("Prólogo que sobra.\nCAPÍTULO I\nEn un Lugar\nde la Mancha.\nFin", encoding="utf-8")
     cfg = Config()
     cfg.data.corpus, cfg.data.start_marker, cfg.data.lowercase, cfg.data.join_lines = str(path), "CAPÍTULO", True, True
-    cfg.data.end_marker = "Fin de la obra"  # absent: as the lesson's text.find() = -1, the slice drops the last character
+    cfg.data.end_marker = (
+        "Fin de la obra"  # absent: as the lesson's text.find() = -1, the slice drops the last character
+    )
     assert prepare_corpus(cfg.data).text == "capítulo i en un lugar de la mancha. fi"
     cfg.data.end_marker = "Fin"
     assert prepare_corpus(cfg.data).text == "capítulo i en un lugar de la mancha. "
@@ -65,12 +74,17 @@ def test_split_after_trains_on_exactly_max_chars_and_validates_on_what_follows()
 def test_the_lessons_text_from_the_quijote(quijote_corpora, monkeypatch):
     monkeypatch.setenv("TALLER_DATA", str(quijote_corpora.folder))
     # The real book (CI), else the tests' small book told 33 times (a fresh clone): its length and its characters.
-    length, start, chars = (2_071_775, "primera parte del ingenioso hidalgo", 48) if quijote_corpora.real else \
-        (117_628, "primera parte del ingenioso hidalgo de las pruebas", 38)
+    length, start, chars = (
+        (2_071_775, "primera parte del ingenioso hidalgo", 48)
+        if quijote_corpora.real
+        else (117_628, "primera parte del ingenioso hidalgo de las pruebas", 38)
+    )
     data = Config.preset("cervantes").data
     corpus = prepare_corpus(data)
     assert len(corpus.text) == length and corpus.text.startswith(start)
-    s = split_text(corpus.text, lines=corpus.lines, val_fraction=data.val_fraction, kind=data.split, max_chars=data.max_chars)
+    s = split_text(
+        corpus.text, lines=corpus.lines, val_fraction=data.val_fraction, kind=data.split, max_chars=data.max_chars
+    )
     assert len(s.train) == 100_000 and len(s.val) == 10_000
     assert CharTokenizer.from_text(s.train + s.val).vocab_size == len(set(s.train)) == chars
 
@@ -86,7 +100,7 @@ def test_shuffled_windows_show_every_window_once_per_epoch_and_resume_in_place()
         starts += x[:, 0].tolist()
     assert sorted(starts) == list(range(40))
     second = [b.next()[0] for _ in range(3)]
-    assert [s[:, 0].tolist() for s in second] != [starts[i * 8:(i + 1) * 8] for i in range(3)]  # a new order
+    assert [s[:, 0].tolist() for s in second] != [starts[i * 8 : (i + 1) * 8] for i in range(3)]  # a new order
     again = ShuffledWindows(ids, block_size=10, batch_size=8, device=torch.device("cpu"), seed=3)
     again.seek(b.steps_per_epoch + 1)
     assert torch.equal(again.next()[0], second[1])
@@ -94,8 +108,7 @@ def test_shuffled_windows_show_every_window_once_per_epoch_and_resume_in_place()
 
 def lstm(**kw) -> LSTM:
     torch.manual_seed(0)
-    return LSTM(LSTMConfig(vocab_size=20, block_size=8, d_model=24, d_embed=12, n_layers=2,
-                            dropout=0.0, **kw)).eval()
+    return LSTM(LSTMConfig(vocab_size=20, block_size=8, d_model=24, d_embed=12, n_layers=2, dropout=0.0, **kw)).eval()
 
 
 def test_lstm_step_by_step_gives_the_same_logits_as_the_whole_sequence():
@@ -106,7 +119,7 @@ def test_lstm_step_by_step_gives_the_same_logits_as_the_whole_sequence():
     logits, state = m.start(x[:, :5])
     steps = [logits]
     for t in range(5, 30):
-        logits, state = m.step(x[:, t:t + 1], state)
+        logits, state = m.step(x[:, t : t + 1], state)
         steps.append(logits)
     assert torch.allclose(torch.stack(steps, dim=1), whole[:, 4:], atol=1e-5)
 
@@ -163,8 +176,16 @@ def test_ngram_forward_matches_its_text_scores_and_survives_saving():
 def test_ngram_through_train_writes_a_run_that_generates(tmp_path, corpus_file):
     run = taller.train(tiny_config(corpus_file, kind="ngram", order=4, samples=2), tmp_path / "ng", progress=False)
     names = {p.name for p in run.dir.iterdir()}
-    assert {"config.toml", "tokenizer.json", "model.safetensors", "state.json", "metrics.jsonl", "parameters.txt",
-            "samples.txt", "table.txt"} <= names
+    assert {
+        "config.toml",
+        "tokenizer.json",
+        "model.safetensors",
+        "state.json",
+        "metrics.jsonl",
+        "parameters.txt",
+        "samples.txt",
+        "table.txt",
+    } <= names
     assert 0 < run.state["val_bpc"] < math.log2(run.tokenizer.vocab_size) and run.state["counts"] > 0
     assert "Total:" in (run.dir / "parameters.txt").read_text(encoding="utf-8")
     loaded = load_run(run.dir)
@@ -175,8 +196,17 @@ def test_ngram_through_train_writes_a_run_that_generates(tmp_path, corpus_file):
 
 
 def test_lstm_through_train_with_shuffled_windows(tmp_path, corpus_file):
-    cfg = tiny_config(corpus_file, kind="lstm", sampler="shuffled", stride=8, batch_size=16, max_steps=0, epochs=2,
-                      plot_every=1, samples=1)
+    cfg = tiny_config(
+        corpus_file,
+        kind="lstm",
+        sampler="shuffled",
+        stride=8,
+        batch_size=16,
+        max_steps=0,
+        epochs=2,
+        plot_every=1,
+        samples=1,
+    )
     run = taller.train(cfg, tmp_path / "lstm", progress=False)
     n_train = len(split_text(corpus_file.read_text(encoding="utf-8"), lines=True).train)
     assert run.state["steps_per_epoch"] == math.ceil(len(range(0, n_train - 16, 8)) / 16)  # every 8th window once

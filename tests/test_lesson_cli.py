@@ -5,11 +5,10 @@ import math
 import shutil
 
 import pytest
+from conftest import one_line_error, run_cli, tiny_flags, use_fake_clock
 
 from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
-
-from conftest import one_line_error, run_cli, tiny_flags, use_fake_clock
 
 TINY = tiny_flags()
 
@@ -18,24 +17,71 @@ TINY = tiny_flags()
 def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
     use_fake_clock(monkeypatch, 0.25)  # every step takes 0.25 s, whatever the machine: two steps reach the 0.5 s
     out = tmp_path / "cmp"
-    code, stdout, _ = run_cli(["compare", "--corpus", str(corpus_file), "--models", "bigram,ngram,rnn,lstm,transformer",
-                               "--max-time", "0.5", "--out", str(out), "--quiet", "--set", "d_model=16",
-                               "--set", "n_layers=1", "--set", "block_size=16", "--set", "batch_size=8",
-                               "--set", "eval_chars=200", "--set", "plot_every=0", "--set", "order=3", "--set", "log_every=1"], capsys)
+    code, stdout, _ = run_cli(
+        [
+            "compare",
+            "--corpus",
+            str(corpus_file),
+            "--models",
+            "bigram,ngram,rnn,lstm,transformer",
+            "--max-time",
+            "0.5",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "d_model=16",
+            "--set",
+            "n_layers=1",
+            "--set",
+            "block_size=16",
+            "--set",
+            "batch_size=8",
+            "--set",
+            "eval_chars=200",
+            "--set",
+            "plot_every=0",
+            "--set",
+            "order=3",
+            "--set",
+            "log_every=1",
+        ],
+        capsys,
+    )
     assert code == 0
-    for name in ("compare.csv", "compare.md", "compare.png", "memory.png", "ngram/state.json", "lstm/model.safetensors",
-                 "transformer/table.txt"):
+    for name in (
+        "compare.csv",
+        "compare.md",
+        "compare.png",
+        "memory.png",
+        "ngram/state.json",
+        "lstm/model.safetensors",
+        "transformer/table.txt",
+    ):
         assert (out / name).exists(), name
     rows = list(csv.DictReader((out / "compare.csv").open(encoding="utf-8")))
     ppmd = ["ppmd"] if shutil.which("7z") else []  # 7-Zip's PPMd, where `7z` is installed
-    assert [r["model"] for r in rows] == ["bigram", "ngram", "rnn", "lstm", "transformer", "mix", "zlib", "bz2",
-                                          "lzma"] + ppmd
+    assert [r["model"] for r in rows] == [
+        "bigram",
+        "ngram",
+        "rnn",
+        "lstm",
+        "transformer",
+        "mix",
+        "zlib",
+        "bz2",
+        "lzma",
+    ] + ppmd
     for r in rows[:6]:  # each model's real compressed size: the header weighs on so small a text
         assert float(r["val_bpc"]) < float(r["file_bpc"]) < float(r["val_bpc"]) + 8 * 60 / 160 + 0.5
     for r in rows:  # (on so tiny a text a compressor may even save bits: only the models must be positive)
         assert float(r["val_bpc"]) < 12 and abs(float(r["val_loss"]) / math.log(2) - float(r["val_bpc"])) < 1e-9
         assert r["sample"] == "—" or float(r["val_bpc"]) > 0
-    for kind in ("rnn", "lstm", "transformer"):  # every neural model trained for the budget: it stopped at the step that reached it
+    for kind in (
+        "rnn",
+        "lstm",
+        "transformer",
+    ):  # every neural model trained for the budget: it stopped at the step that reached it
         state = load_run(out / kind).state
         times = [m["time"] for m in read_metrics(out / kind) if "train_loss" in m]  # (log_every=1)
         assert state["step"] == 2 and times == [0.25, 0.5] and state["train_time"] == 0.5
@@ -46,35 +92,77 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
 
 def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, capsys):
     out = tmp_path / "cmp"
-    code, stdout, _ = run_cli(["compare", "--corpus", str(corpus_file), "--models", "bigram,ngram", "--no-memory",
-                               "--no-mix", "--out", str(out), "--quiet", "--set", "order=3"], capsys)
+    code, stdout, _ = run_cli(
+        [
+            "compare",
+            "--corpus",
+            str(corpus_file),
+            "--models",
+            "bigram,ngram",
+            "--no-memory",
+            "--no-mix",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "order=3",
+        ],
+        capsys,
+    )
     assert code == 0 and (out / "compare.png").is_file() and not (out / "memory.png").exists()
-    assert [r["model"] for r in csv.DictReader((out / "compare.csv").open(encoding="utf-8"))][:3] == ["bigram", "ngram",
-                                                                                                      "zlib"]
+    assert [r["model"] for r in csv.DictReader((out / "compare.csv").open(encoding="utf-8"))][:3] == [
+        "bigram",
+        "ngram",
+        "zlib",
+    ]
     assert f"Resultados en {out}/ (compare.csv, compare.md, compare.png y una carpeta por modelo)" in stdout
 
 
 def test_compare_refuses_an_unknown_model(tmp_path, corpus_file, capsys):
-    code, _, err = run_cli(["compare", "--corpus", str(corpus_file), "--models", "ngram,gpt5", "--out",
-                            str(tmp_path / "c")], capsys)
+    code, _, err = run_cli(
+        ["compare", "--corpus", str(corpus_file), "--models", "ngram,gpt5", "--out", str(tmp_path / "c")], capsys
+    )
     one_line_error(code, err)
     assert "gpt5" in err and not (tmp_path / "c").exists()
 
 
 def probabilities(stdout: str, block: int = 0) -> list[float]:
     table = stdout.split("candidato")[block + 1].split("\n\n")[0]
-    return [float(line.split()[1].replace(",", ".")) for line in table.strip().split("\n")[1:] if not line.strip().startswith("(")]
+    return [
+        float(line.split()[1].replace(",", "."))
+        for line in table.strip().split("\n")[1:]
+        if not line.strip().startswith("(")
+    ]
 
 
 @pytest.mark.parametrize("kind", ["transformer", "ngram", "lstm"])
-def test_probe_scores_whole_words_and_the_short_context(trained_run, trained_lstm_run, tmp_path, corpus_file, capsys, kind):
+def test_probe_scores_whole_words_and_the_short_context(
+    trained_run, trained_lstm_run, tmp_path, corpus_file, capsys, kind
+):
     run = str(trained_lstm_run.dir if kind == "lstm" else trained_run.dir)
     if kind == "ngram":
         run = str(tmp_path / "ng")
-        assert run_cli(["train", "--corpus", str(corpus_file), "--model", "ngram", "--order", "4", "--out", run,
-                        "--quiet"], capsys)[0] == 0
-    code, stdout, _ = run_cli(["probe", run, "--context", "Más vale pájaro en mano que ciento. No hay mal que por",
-                               "--candidates", "bien", "mal", "nunca", "--also-short"], capsys)
+        assert (
+            run_cli(
+                ["train", "--corpus", str(corpus_file), "--model", "ngram", "--order", "4", "--out", run, "--quiet"],
+                capsys,
+            )[0]
+            == 0
+        )
+    code, stdout, _ = run_cli(
+        [
+            "probe",
+            run,
+            "--context",
+            "Más vale pájaro en mano que ciento. No hay mal que por",
+            "--candidates",
+            "bien",
+            "mal",
+            "nunca",
+            "--also-short",
+        ],
+        capsys,
+    )
     assert code == 0
     for block in (0, 1):
         probs = probabilities(stdout, block)
@@ -92,8 +180,23 @@ def test_probe_bad_input(trained_run, capsys):
 
 
 def test_generate_several_temperatures_side_by_side(trained_run, capsys):
-    code, stdout, _ = run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", "--temperature", "0.2", "0.7",
-                               "1.2", "--seed", "4", "--max-chars", "40"], capsys)
+    code, stdout, _ = run_cli(
+        [
+            "generate",
+            str(trained_run.dir),
+            "--prompt",
+            "No hay ",
+            "--temperature",
+            "0.2",
+            "0.7",
+            "1.2",
+            "--seed",
+            "4",
+            "--max-chars",
+            "40",
+        ],
+        capsys,
+    )
     assert code == 0
     head = stdout.split("\n")[0]
     assert head.count("|") == 2 and "temperatura 0.2" in head and "temperatura 1.2" in head
@@ -103,13 +206,30 @@ def test_generate_several_temperatures_side_by_side(trained_run, capsys):
 
 def test_train_model_lstm_from_the_command_line(tmp_path, corpus_file, capsys):
     out = tmp_path / "l"
-    code, _, err = run_cli(["train", "--corpus", str(corpus_file), "--model", "lstm", "--steps", "5", "--out",
-                            str(out), "--quiet", *TINY], capsys)
+    code, _, err = run_cli(
+        ["train", "--corpus", str(corpus_file), "--model", "lstm", "--steps", "5", "--out", str(out), "--quiet", *TINY],
+        capsys,
+    )
     one_line_error(code, err)  # TINY sets n_heads and d_ff: keys an LSTM does not have, named as such
     assert "'n_heads' es una clave de otro modelo" in err and not out.exists()
-    lstm_keys = [arg for pair in zip(TINY[::2], TINY[1::2]) if not pair[1].startswith(("n_heads", "d_ff"))
-                 for arg in pair]  # ("--set", "key=value") pairs an LSTM has
-    code, stdout, _ = run_cli(["train", "--corpus", str(corpus_file), "--model", "lstm", "--steps", "5", "--out",
-                               str(out), "--quiet", *lstm_keys], capsys)
+    lstm_keys = [
+        arg for pair in zip(TINY[::2], TINY[1::2]) if not pair[1].startswith(("n_heads", "d_ff")) for arg in pair
+    ]  # ("--set", "key=value") pairs an LSTM has
+    code, stdout, _ = run_cli(
+        [
+            "train",
+            "--corpus",
+            str(corpus_file),
+            "--model",
+            "lstm",
+            "--steps",
+            "5",
+            "--out",
+            str(out),
+            "--quiet",
+            *lstm_keys,
+        ],
+        capsys,
+    )
     assert code == 0
     assert load_run(out).config.model.kind == "lstm"

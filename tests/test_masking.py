@@ -16,7 +16,7 @@ MASK = TOK.vocab_size
 def windows(n: int, T: int = 64, seed: int = 0) -> torch.Tensor:
     ids = torch.tensor(TOK.encode(TEXT))
     starts = torch.randint(0, len(ids) - T, (n,), generator=torch.Generator().manual_seed(seed))
-    return torch.stack([ids[s:s + T] for s in starts])  # (n, T)
+    return torch.stack([ids[s : s + T] for s in starts])  # (n, T)
 
 
 def whole(chosen: torch.Tensor, units: torch.Tensor) -> bool:
@@ -59,13 +59,17 @@ def test_the_validation_blanks_are_whole_words_and_fixed():
     b = masked_val(ids, chars, 64, 0.15, MASK, 7, "words", TABLE)
     assert torch.equal(a.inputs, b.inputs)
     chosen = a.targets != IGNORE
-    windows_ = torch.from_numpy(ids[:len(ids) // 64 * 64]).view(-1, 64)
+    windows_ = torch.from_numpy(ids[: len(ids) // 64 * 64]).view(-1, 64)
     assert bool((a.inputs[chosen] == MASK).all()) and whole(chosen, word_units(windows_, TABLE))
     assert abs(chosen.float().mean().item() - 0.15) < 0.02
 
 
 def test_an_unknown_masking_is_refused_in_one_line(corpus_file, tmp_path, capsys):
     out = tmp_path / "run"
-    line = one_line_error(*run_cli(["train", "--model", "bert", "--corpus", str(corpus_file), "--out", str(out),
-                                    *tiny_flags(masking="bogus")], capsys)[::2])
+    line = one_line_error(
+        *run_cli(
+            ["train", "--model", "bert", "--corpus", str(corpus_file), "--out", str(out), *tiny_flags(masking="bogus")],
+            capsys,
+        )[::2]
+    )
     assert "model.masking=bogus" in line and "words" in line and not out.exists()

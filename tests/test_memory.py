@@ -30,14 +30,15 @@ def test_an_ngram_remembers_exactly_n_minus_1_characters(order):
     ids, V = ids_and_vocab()
     model = NGram(NGramConfig(vocab_size=V, order=order)).fit(ids)
     curve = memory_curve(model, ids, V, reach=12, windows=16)
-    assert (curve[:order - 1] > 0).all() and (curve[order - 1:] == 0).all()
+    assert (curve[: order - 1] > 0).all() and (curve[order - 1 :] == 0).all()
 
 
 def test_a_transformer_looks_across_its_whole_window_and_no_further():
     ids, V = ids_and_vocab()
     torch.manual_seed(0)
-    model = Transformer(TransformerConfig(vocab_size=V, block_size=10, d_model=32, n_heads=4, n_layers=2, d_ff=64,
-                                          dropout=0.0))
+    model = Transformer(
+        TransformerConfig(vocab_size=V, block_size=10, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0.0)
+    )
     for p in model.parameters():  # large random weights: every position matters a little
         torch.nn.init.normal_(p, std=0.3)
     curve = memory_curve(model, ids, V, reach=30, windows=8)

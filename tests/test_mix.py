@@ -61,7 +61,7 @@ def test_a_mix_is_a_language_model_like_any_other(mix_run, trained_run, tmp_path
     first, state = mix_run.model.start(x[:, :5])  # the incremental path gives the same numbers
     for t in range(5, 16):
         assert torch.allclose(first, logp[:, t - 1], atol=1e-4)
-        first, state = mix_run.model.step(x[:, t:t + 1], state)
+        first, state = mix_run.model.step(x[:, t : t + 1], state)
     samples = mix_run.generate("No hay ", 2, seed=0, max_chars=40)
     assert all(s.text.startswith("No hay ") for s in samples)
     assert "confianza" in (mix_run.dir / "parameters.txt").read_text(encoding="utf-8")
@@ -82,8 +82,10 @@ def test_a_mix_refuses_parts_that_changed_or_read_another_text(mix_run, trained_
         if f.is_file():
             (copy / f.name).write_bytes(f.read_bytes())
     saved = tomllib.loads((mix_run.dir / "config.toml").read_text(encoding="utf-8"))
-    for parts, works in (([mix_run.parts[0].dir, mix_run.parts[1].dir], True),
-                         ([mix_run.parts[0].dir, trained_lstm_run.dir], False)):  # another run in the n-gram's place
+    for parts, works in (
+        ([mix_run.parts[0].dir, mix_run.parts[1].dir], True),
+        ([mix_run.parts[0].dir, trained_lstm_run.dir], False),
+    ):  # another run in the n-gram's place
         saved["model"]["runs"] = ",".join(str(p.resolve()) for p in parts)
         (copy / "config.toml").write_text(tomli_w.dumps(saved), encoding="utf-8")
         if works:
@@ -99,7 +101,9 @@ def test_adapt_learns_while_reading_and_leaves_the_weights_on_disk(trained_run, 
     in_memory = {k: v.clone() for k, v in trained_run.model.state_dict().items()}
     scores = score_run(trained_run, Adaptation("sgd", 0.05))
     assert scores.static.bpc == pytest.approx(trained_run.state["val_bpc"], abs=1e-4)  # the training's own figure
-    assert scores.adapted.chars == scores.static.chars and scores.adapted.bpc < scores.static.bpc  # it learnt: fewer bits
+    assert (
+        scores.adapted.chars == scores.static.chars and scores.adapted.bpc < scores.static.bpc
+    )  # it learnt: fewer bits
     code, out, _ = run_cli(["score", str(mix_run.dir), "--adapt", "--optimizer", "adam"], capsys)
     assert code == 0 and "estático" in out and "--adapt" in out
     assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before
@@ -115,8 +119,28 @@ def test_an_ngram_learns_while_reading_by_counting_and_a_bigram_is_refused(tmp_p
     corpus = tmp_path / "eco.txt"
     corpus.write_text(train + phrase * 12, encoding="utf-8")
     for kind in ("ngram", "bigram"):
-        assert run_cli(["train", "--corpus", str(corpus), "--model", kind, "--quiet", "--out", str(tmp_path / kind),
-                        "--set", "split=after", "--set", "max_chars=3000", "--set", "val_fraction=0.49"], capsys)[0] == 0
+        assert (
+            run_cli(
+                [
+                    "train",
+                    "--corpus",
+                    str(corpus),
+                    "--model",
+                    kind,
+                    "--quiet",
+                    "--out",
+                    str(tmp_path / kind),
+                    "--set",
+                    "split=after",
+                    "--set",
+                    "max_chars=3000",
+                    "--set",
+                    "val_fraction=0.49",
+                ],
+                capsys,
+            )[0]
+            == 0
+        )
     monkeypatch.setattr(adapt, "COUNT_EVERY", 200)
     scores = score_run(load_run(tmp_path / "ngram"), Adaptation())
     assert scores.static.chars == scores.adapted.chars == 1469
@@ -139,7 +163,9 @@ def test_an_ngram_that_reads_on_counts_as_if_it_had_read_everything_at_once():
         at_once = NGram(NGramConfig(vocab_size=vocab, order=order)).fit(np.concatenate([a, b]))
         read_on = NGram(NGramConfig(vocab_size=vocab, order=order)).fit(a).read(np.concatenate([a, b]), len(a))
         for k in range(order):
-            assert np.array_equal(at_once.keys[k], read_on.keys[k]) and np.array_equal(at_once.counts[k], read_on.counts[k])
+            assert np.array_equal(at_once.keys[k], read_on.keys[k]) and np.array_equal(
+                at_once.counts[k], read_on.counts[k]
+            )
 
 
 def test_the_ngram_gives_all_next_characters_at_once_as_it_gives_one():
@@ -154,11 +180,18 @@ def test_the_ngram_gives_all_next_characters_at_once_as_it_gives_one():
 def test_a_network_leaves_the_mixs_slice_unread_and_a_mix_warns_of_one_that_read_it(trained_run, tmp_path):
     """By default a network never trains on the end of its training text where a mix fits its table (a mix of a
     network that memorised the slice would trust it too much there); one that did read it is mixed with a warning."""
-    train_tokens = len(trained_run.tokenizer.encode_array(split_corpus(prepare_corpus(trained_run.config.data),
-                                                                       trained_run.config.data).train))
+    train_tokens = len(
+        trained_run.tokenizer.encode_array(
+            split_corpus(prepare_corpus(trained_run.config.data), trained_run.config.data).train
+        )
+    )
     assert trained_run.state["mix_slice_tokens"] == mix_slice_length(train_tokens) == int(train_tokens * 0.05)
-    reader = taller.train(tiny_config(trained_run.config.data.corpus, max_steps=5, mix_slice=0.0), tmp_path / "lee",
-                          progress=False, log=lambda *a: None)
+    reader = taller.train(
+        tiny_config(trained_run.config.data.corpus, max_steps=5, mix_slice=0.0),
+        tmp_path / "lee",
+        progress=False,
+        log=lambda *a: None,
+    )
     assert reader.state["mix_slice_tokens"] == 0
     said = []
     for name, parts in (("bien", trained_run.dir), ("aviso", reader.dir)):
@@ -178,4 +211,3 @@ def test_a_small_slice_fits_a_smaller_table():
     weights, the Quijote's 94,982 the whole table of 4 bands × 4 bands."""
     assert [bands_for(n, 2, 4) for n in (601, 2_000, 4_000, 16_000, 94_982)] == [1, 1, 2, 4, 4]
     assert bands_for(94_982, 3, 4) == 3 and bands_for(94_982, 2, 2) == 2
-

@@ -2,10 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from taller.data.tokenizers import CharTokenizer
+from taller.models import Transformer
 from taller.models.transformer import TransformerConfig
 from taller.sampling import generate
-from taller.models import Transformer
-from taller.data.tokenizers import CharTokenizer
 
 
 def model(**kw) -> Transformer:
@@ -89,9 +89,9 @@ def test_kv_cache_step_logits_equal_a_full_forward_over_the_same_prefix_within_t
         logits, state = m.start(x[:, :prompt_length])
         assert torch.allclose(logits, m(x[:, :prompt_length])[:, -1], atol=1e-5)
         for t in range(prompt_length, 12):  # up to a full window
-            logits, state = m.step(x[:, t:t + 1], state)
+            logits, state = m.step(x[:, t : t + 1], state)
             assert m.state_length(state) == t + 1
-            assert torch.allclose(logits, m(x[:, :t + 1])[:, -1], atol=1e-5), t
+            assert torch.allclose(logits, m(x[:, : t + 1])[:, -1], atol=1e-5), t
 
 
 def step_probs(sample) -> list[tuple[list[int], list[float]]]:
@@ -117,7 +117,7 @@ def test_generation_with_and_without_cache_agree_while_the_text_fits_the_window(
             assert all(close(p, q) for p, q in zip(step_probs(sa), step_probs(sb)))
     with torch.inference_mode():  # and both are the model's own prediction over the text so far
         for k, probs in enumerate(step_probs(a[0])):
-            assert close(probs, expected_probs(m, TOK.encode(a[0].text[:3 + k])))
+            assert close(probs, expected_probs(m, TOK.encode(a[0].text[: 3 + k])))
 
 
 def test_past_the_window_the_cache_restarts_from_the_last_half_window():
@@ -138,13 +138,13 @@ def test_past_the_window_the_cache_restarts_from_the_last_half_window():
             assert close(probs, expected_probs(m, ids[start:end])), (k, start, end)
             assert sample.steps[k].token == sample.steps[k].top[0][0]  # greedy: the most likely
             if end > 12 and end - start < 12:  # a shorter context than the uncached path's last 12 characters...
-                assert not close(probs, expected_probs(m, ids[end - 12:end]))  # ...gives other probabilities
+                assert not close(probs, expected_probs(m, ids[end - 12 : end]))  # ...gives other probabilities
     assert restarts == [13, 20, 27]
     uncached = generate(m, TOK, "abc", 1, max_chars=30, greedy=True, stop=None, use_cache=False)[0]
     ids = TOK.encode(uncached.text)
     with torch.inference_mode():
         for k, probs in enumerate(step_probs(uncached)):
-            assert close(probs, expected_probs(m, ids[max(0, 3 + k - 12):3 + k]))  # always the last 12
+            assert close(probs, expected_probs(m, ids[max(0, 3 + k - 12) : 3 + k]))  # always the last 12
 
 
 def test_a_tiny_text_is_learned_to_near_zero_loss():
@@ -152,7 +152,9 @@ def test_a_tiny_text_is_learned_to_near_zero_loss():
     text = "el sol sale por el este. " * 40
     tok = CharTokenizer.from_text(text)
     ids = torch.tensor(tok.encode(text))
-    cfg = TransformerConfig(vocab_size=tok.vocab_size, block_size=16, d_model=48, n_heads=4, n_layers=2, d_ff=96, dropout=0.0)
+    cfg = TransformerConfig(
+        vocab_size=tok.vocab_size, block_size=16, d_model=48, n_heads=4, n_layers=2, d_ff=96, dropout=0.0
+    )
     m = Transformer(cfg)
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     for _ in range(250):

@@ -13,7 +13,10 @@ def test_the_built_in_pairs_are_twenty_or_more_with_two_answers_each():
 
 def test_a_malformed_line_is_refused_with_its_number(trained_run, tmp_path, capsys):
     bad = tmp_path / "parejas.tsv"
-    bad.write_text("# mis parejas\nSancho pidió\t, porque tenía sed.\tagua\t, porque tenía sueño.\tcama\n"
-                   "Don Quijote tomó la\t y arremetió.\tlanza\n", encoding="utf-8")
+    bad.write_text(
+        "# mis parejas\nSancho pidió\t, porque tenía sed.\tagua\t, porque tenía sueño.\tcama\n"
+        "Don Quijote tomó la\t y arremetió.\tlanza\n",
+        encoding="utf-8",
+    )
     line = one_line_error(*run_cli(["probe", str(trained_run.dir), "--pairs", str(bad)], capsys)[::2])
     assert "línea 3" in line and "5 campos" in line

@@ -6,22 +6,27 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import PROVERBS, run_cli, tiny_config
 
 import taller
 from taller.data import prepare as prepare_module
-from taller.data.corpora import read_text_file
 from taller.data.batches import Batches
+from taller.data.corpora import read_text_file
 from taller.data.prepare import prepare
-from taller.runs.metrics import read_metrics
 from taller.data.prepared import TokenFile, open_prepared, read_meta
 from taller.data.tokenizers import BpeTokenizer, CharTokenizer, load_tokenizer, smallest_dtype
-
-from conftest import PROVERBS, run_cli, tiny_config
+from taller.runs.metrics import read_metrics
 
 
 def test_the_smallest_dtype_that_holds_the_vocabulary():
-    assert [smallest_dtype(v).name for v in (1, 256, 257, 65536, 65537, 1_114_112)] == \
-           ["uint8", "uint8", "uint16", "uint16", "uint32", "uint32"]
+    assert [smallest_dtype(v).name for v in (1, 256, 257, 65536, 65537, 1_114_112)] == [
+        "uint8",
+        "uint8",
+        "uint16",
+        "uint16",
+        "uint32",
+        "uint32",
+    ]
 
 
 def test_streamed_chunks_give_back_the_text_exactly(tmp_path, monkeypatch):
@@ -48,13 +53,13 @@ def test_windows_read_from_disk_are_the_windows_of_the_text(tmp_path):
     prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)
     cfg = tiny_config(tmp_path / "p")
     _, _, tokenizer, train, val = open_prepared(cfg.data)
-    in_memory = tokenizer.encode_array(read_text_file(source))[:len(train)]
+    in_memory = tokenizer.encode_array(read_text_file(source))[: len(train)]
     disk = train.batches(cfg, torch.device("cpu"), 8)
     memory = Batches(in_memory, cfg.model.block_size, 8, torch.device("cpu"), seed=cfg.train.seed + 1)
     for _ in range(5):  # the same generator draws the same starts: the same windows, read from disk
         (xd, yd), (xm, ym) = disk.next(), memory.next()
         assert xd.shape == (8, 16) and torch.equal(xd, xm) and torch.equal(yd, ym)
-    assert np.array_equal(val, tokenizer.encode_array(read_text_file(source))[len(train):])
+    assert np.array_equal(val, tokenizer.encode_array(read_text_file(source))[len(train) :])
 
 
 def test_training_from_a_prepared_folder_equals_training_from_the_text(tmp_path):
@@ -66,17 +71,22 @@ def test_training_from_a_prepared_folder_equals_training_from_the_text(tmp_path)
     text = taller.train(tiny_config(source, **settings), tmp_path / "a", progress=False)
     disk = taller.train(tiny_config(tmp_path / "p", **settings), tmp_path / "b", progress=False)
     assert read_metrics(text.dir)[-1]["val_loss"] == read_metrics(disk.dir)[-1]["val_loss"]
-    assert [m.get("train_loss") for m in read_metrics(text.dir)] == [m.get("train_loss") for m in read_metrics(disk.dir)]
+    assert [m.get("train_loss") for m in read_metrics(text.dir)] == [
+        m.get("train_loss") for m in read_metrics(disk.dir)
+    ]
     assert disk.state["split"] == "prepared" and (tmp_path / "b" / "samples.txt").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no existe el fichero"),
-    (b"", "está vacío"),
-    (b"  \n\t\n", "sólo tiene espacios"),
-    (b"PK\x03\x04\x00\x00binario", "parece un fichero binario"),
-    ("año".encode("latin-1"), "no es texto UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no existe el fichero"),
+        (b"", "está vacío"),
+        (b"  \n\t\n", "sólo tiene espacios"),
+        (b"PK\x03\x04\x00\x00binario", "parece un fichero binario"),
+        ("año".encode("latin-1"), "no es texto UTF-8"),
+    ],
+)
 def test_bad_input_is_one_spanish_line_and_exit_2(tmp_path, capsys, content, message):
     source = tmp_path / "x.txt"
     if content is not None:
@@ -94,11 +104,14 @@ def test_damaged_prepared_folders_are_refused_before_training(tmp_path, capsys):
     assert code == 2 and "ya existe" in err
     meta = read_meta(tmp_path / "p")
     first = TokenFile(tmp_path / "p" / "tokens.bin", smallest_dtype(meta["vocab_size"]), 0, 10).read(0, 10)
-    assert load_tokenizer(tmp_path / "p" / "tokenizer.json").decode(first) == PROVERBS[0][:10]  # intact before the damage
+    assert (
+        load_tokenizer(tmp_path / "p" / "tokenizer.json").decode(first) == PROVERBS[0][:10]
+    )  # intact before the damage
 
     def train_error():
-        code, _, err = run_cli(["train", "--corpus", str(tmp_path / "p"), "--out", str(tmp_path / "run"), "--steps", "1"],
-                               capsys)
+        code, _, err = run_cli(
+            ["train", "--corpus", str(tmp_path / "p"), "--out", str(tmp_path / "run"), "--steps", "1"], capsys
+        )
         return code, err
 
     tokens = tmp_path / "p" / "tokens.bin"
@@ -120,8 +133,19 @@ def test_a_given_vocabulary_must_cover_the_text(tmp_path, capsys):
     source = tmp_path / "t.txt"
     source.write_text("\n".join(PROVERBS) + "\n", encoding="utf-8")
     CharTokenizer.from_text("No hay mal que por bien\n").save(tmp_path / "tokenizer.json")
-    code, _, err = run_cli(["prepare", "--corpus", str(source), "--out", str(tmp_path / "p"), "--quiet",
-                            "--tokenizer-file", str(tmp_path / "tokenizer.json")], capsys)
+    code, _, err = run_cli(
+        [
+            "prepare",
+            "--corpus",
+            str(source),
+            "--out",
+            str(tmp_path / "p"),
+            "--quiet",
+            "--tokenizer-file",
+            str(tmp_path / "tokenizer.json"),
+        ],
+        capsys,
+    )
     assert code == 2 and "no están en el vocabulario dado" in err and "'v'" in err and err.count("\n") == 1
     assert not (tmp_path / "p" / "tokens.bin").exists() and not (tmp_path / "p" / "meta.json").exists()
 
@@ -130,8 +154,9 @@ def test_a_prepared_folder_with_a_bpe_vocabulary_scores_bits_per_character(tmp_p
     source = tmp_path / "t.txt"
     source.write_text("\n".join(PROVERBS * 6) + "\n", encoding="utf-8")
     BpeTokenizer.train(source.read_text(encoding="utf-8"), 300).save(tmp_path / "bpe.json")
-    meta = prepare(source, tmp_path / "p", tokenizer=load_tokenizer(tmp_path / "bpe.json"), progress=False,
-                   log=lambda *a: None)
+    meta = prepare(
+        source, tmp_path / "p", tokenizer=load_tokenizer(tmp_path / "bpe.json"), progress=False, log=lambda *a: None
+    )
     assert meta["tokenizer"] == "bpe" and meta["vocab_size"] == 300 and meta["dtype"] == "uint16"
     run = taller.train(tiny_config(tmp_path / "p", max_steps=6), tmp_path / "run", progress=False)
     final = read_metrics(run.dir)[-1]
@@ -144,11 +169,24 @@ def test_a_prepared_folder_keeps_its_tokenizer_and_is_not_for_compare(tmp_path, 
     source = tmp_path / "t.txt"
     source.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     prepare(source, tmp_path / "p", progress=False, log=lambda *a: None)
-    code, _, err = run_cli(["train", "--corpus", str(tmp_path / "p"), "--tokenizer", "bpe", "--out", str(tmp_path / "r")],
-                           capsys)
+    code, _, err = run_cli(
+        ["train", "--corpus", str(tmp_path / "p"), "--tokenizer", "bpe", "--out", str(tmp_path / "r")], capsys
+    )
     assert code == 2 and "ya está tokenizado (char)" in err and err.count("\n") == 1 and not (tmp_path / "r").exists()
-    code, _, err = run_cli(["compare", "--corpus", str(tmp_path / "p"), "--models", "transformer", "--max-time", "1",
-                            "--out", str(tmp_path / "c")], capsys)
+    code, _, err = run_cli(
+        [
+            "compare",
+            "--corpus",
+            str(tmp_path / "p"),
+            "--models",
+            "transformer",
+            "--max-time",
+            "1",
+            "--out",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
     assert code == 2 and "carpeta preparada" in err and not (tmp_path / "c").exists()
 
 
@@ -176,7 +214,7 @@ def test_the_streamed_line_check_agrees_with_looks_like_lines():
         shape, i = LineShape(), 0
         while i < len(text):  # fed in random pieces, as chunks cut lines anywhere
             step = rng.randint(1, 9)
-            shape.feed(text[i:i + step])
+            shape.feed(text[i : i + step])
             i += step
         assert shape.result() == looks_like_lines(text), repr(text[-60:])
 

@@ -24,8 +24,9 @@ def tiny(kind: str) -> torch.nn.Module:
     """A small model of `kind`, untrained (a mix of two parts, not attached)."""
     cfg = Config()
     cfg.set_kind(kind)
-    for key, value in dict(block_size=16, d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.0, n_labels=2,
-                           runs="a,b").items():
+    for key, value in dict(
+        block_size=16, d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.0, n_labels=2, runs="a,b"
+    ).items():
         if hasattr(cfg.model, key):
             setattr(cfg.model, key, value)
     cfg.model.vocab_size = V
@@ -57,7 +58,11 @@ def test_what_a_kind_declares_works_on_a_tiny_model():
     for name in (n for n, k in KINDS.items() if k.slower_parts):
         model = tiny(name)
         ratios = model.lr_ratios()
-        assert ratios and set(ratios) <= {id(p) for p in model.parameters()} and set(ratios.values()) == {model.cfg.encoder_lr}, name
+        assert (
+            ratios
+            and set(ratios) <= {id(p) for p in model.parameters()}
+            and set(ratios.values()) == {model.cfg.encoder_lr}
+        ), name
     for name in (n for n, k in KINDS.items() if k.count_table):
         table = tiny(name).table()
         assert table.shape == (V, V) and torch.allclose(table.sum(1), torch.ones(V, dtype=table.dtype)), name
@@ -91,8 +96,14 @@ def test_scoring_gives_back_the_training_mode():
     ids = np.arange(40) % V
     logp = log_distributions(model, ids, 16)
     assert model.training and logp.shape == (39, V)
-    list(scored_targets(model, val_text(ids, np.ones(40, dtype=np.int64), 16), torch.device("cpu"),
-                        torch.autocast("cpu", enabled=False)))
+    list(
+        scored_targets(
+            model,
+            val_text(ids, np.ones(40, dtype=np.int64), 16),
+            torch.device("cpu"),
+            torch.autocast("cpu", enabled=False),
+        )
+    )
     assert model.training
 
 

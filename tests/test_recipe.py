@@ -6,21 +6,28 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_config
 
 import taller
 from taller.config import Config
 from taller.data.tokenizers import CharTokenizer
 from taller.errors import TallerError
 from taller.models.transformer import Transformer, TransformerConfig, bigram_rows, rotary_angles, rotate
-from taller.training.optim import Muon, hidden_matrices, learning_rate, make_optimizer, orthogonalise
 from taller.runs.checkpoint import flatten_optimizer, unflatten_optimizer
 from taller.runs.folder import load_run
 from taller.sampling import generate
+from taller.training.optim import Muon, hidden_matrices, learning_rate, make_optimizer, orthogonalise
 
-from conftest import tiny_config
-
-MODERN = dict(pos_encoding="rotary", norm="rmsnorm", qk_norm=True, activation="relu2", bias=False,
-              bigram_buckets=64, value_embeddings=True, logit_cap=5.0)
+MODERN = dict(
+    pos_encoding="rotary",
+    norm="rmsnorm",
+    qk_norm=True,
+    activation="relu2",
+    bias=False,
+    bigram_buckets=64,
+    value_embeddings=True,
+    logit_cap=5.0,
+)
 
 
 def model(seed: int = 0, large: bool = False, **kw) -> Transformer:
@@ -39,8 +46,10 @@ def test_rotary_scores_depend_only_on_relative_positions():
     torch.manual_seed(0)
     q, k = torch.randn(2, 3, 8, 16), torch.randn(2, 3, 8, 16)  # (B, H, T, D)
     cos, sin = rotary_angles(32, 16)
-    scores = [rotate(q, cos[s:s + 8], sin[s:s + 8]) @ rotate(k, cos[s:s + 8], sin[s:s + 8]).transpose(-2, -1)
-              for s in (0, 5, 24)]  # the same 8 characters, moved 5 and 24 positions on
+    scores = [
+        rotate(q, cos[s : s + 8], sin[s : s + 8]) @ rotate(k, cos[s : s + 8], sin[s : s + 8]).transpose(-2, -1)
+        for s in (0, 5, 24)
+    ]  # the same 8 characters, moved 5 and 24 positions on
     assert torch.allclose(scores[0], scores[1], atol=1e-4) and torch.allclose(scores[0], scores[2], atol=1e-4)
     moved_key = rotate(q, cos[:8], sin[:8]) @ rotate(k, cos[1:9], sin[1:9]).transpose(-2, -1)  # keys one step later
     assert (moved_key - scores[0]).abs().max() > 0.1  # ...is another relative position: other scores
@@ -119,18 +128,23 @@ def test_cached_and_uncached_logits_agree_step_by_step_inside_the_window(switche
         logits, state = m.start(x[:, :3])
         steps = [logits]
         for t in range(3, 12):
-            logits, state = m.step(x[:, t:t + 1], state)
+            logits, state = m.step(x[:, t : t + 1], state)
             steps.append(logits)
     assert torch.allclose(torch.stack(steps[:-1], dim=1), full[:, 2:11], atol=1e-4)
     assert torch.allclose(steps[-1], full[:, 11], atol=1e-4)
 
 
 def test_impossible_switches_are_one_line():
-    for pairs, fragment in ((["pos_encoding=rotary", "d_model=12", "n_heads=4"], "debe ser par"),
-                            (["norm=batchnorm"], "model.norm"), (["activation=tanh"], "model.activation"),
-                            (["bigram_buckets=1"], "bigram_buckets"), (["logit_cap=-1"], "logit_cap"),
-                            (["optimizer=sgd"], "train.optimizer"), (["schedule=step"], "train.schedule"),
-                            (["cooldown=0"], "train.cooldown")):
+    for pairs, fragment in (
+        (["pos_encoding=rotary", "d_model=12", "n_heads=4"], "debe ser par"),
+        (["norm=batchnorm"], "model.norm"),
+        (["activation=tanh"], "model.activation"),
+        (["bigram_buckets=1"], "bigram_buckets"),
+        (["logit_cap=-1"], "logit_cap"),
+        (["optimizer=sgd"], "train.optimizer"),
+        (["schedule=step"], "train.schedule"),
+        (["cooldown=0"], "train.cooldown"),
+    ):
         cfg = Config()
         with pytest.raises(TallerError, match=fragment):
             cfg.apply_overrides(pairs)
@@ -220,12 +234,18 @@ def test_a_modern_run_with_muon_and_a_tied_head_trains_and_resumes_step_for_step
     assert torch.equal(loaded.model.output.weight, resumed.model.embedding.weight)
 
 
-# --- the presets that name a recipe ------------------------------------------------------------------------------------
+# --- the presets that name a recipe -----------------------------------------------------------------------------------
 def test_nanogpt_baby_is_nanogpts_cpu_recipe():
     cfg = Config.preset("nanogpt-baby").validate()
     m, t = cfg.model, cfg.train
     assert (m.n_layers, m.n_heads, m.d_model, m.d_ff, m.block_size, m.dropout) == (4, 4, 128, 512, 64, 0.0)
-    assert (m.pos_encoding, m.activation, m.norm, m.bias, m.tie_weights) == ("learned", "gelu", "layernorm", False, True)
+    assert (m.pos_encoding, m.activation, m.norm, m.bias, m.tie_weights) == (
+        "learned",
+        "gelu",
+        "layernorm",
+        False,
+        True,
+    )
     assert (t.batch_size, t.lr, t.min_lr, t.warmup_steps, t.schedule) == (12, 1e-3, 1e-4, 100, "cosine")
     assert (t.optimizer, t.beta1, t.beta2, t.weight_decay, t.grad_clip) == ("adamw", 0.9, 0.99, 0.1, 1.0)
 
@@ -236,7 +256,13 @@ def test_seed_trains_with_the_original_recipe_and_clasico_is_the_lessons_gpt():
     assert (t.batch_size, t.grad_clip, t.beta2, m.activation) == (20, 0.5, 0.999, "relu")
     c = Config.preset("clasico").model
     assert (c.pos_encoding, c.norm, c.activation, c.tie_weights, c.qk_norm, c.zero_init) == (
-        "sinusoidal", "layernorm", "gelu", False, False, False)
+        "sinusoidal",
+        "layernorm",
+        "gelu",
+        False,
+        False,
+        False,
+    )
 
 
 def test_a_small_generation_runs_on_one_thread_and_gives_the_threads_back():

@@ -93,21 +93,49 @@ def test_bigram_scores_a_text_by_its_table():
     ids = np.array(tok.encode("abac"))
     expected = [math.log(71 / 103), math.log(71 / 73), math.log(31 / 103)]
     assert model.log_probs(ids) == pytest.approx(expected)
-    assert torch.allclose(model(torch.from_numpy(ids[None, :-1]))[0].gather(1, torch.from_numpy(ids[1:, None])).squeeze(1),
-                          torch.tensor(expected, dtype=torch.float32))
+    assert torch.allclose(
+        model(torch.from_numpy(ids[None, :-1]))[0].gather(1, torch.from_numpy(ids[1:, None])).squeeze(1),
+        torch.tensor(expected, dtype=torch.float32),
+    )
 
 
 def test_bigram_and_rnn_runs_through_the_command_line(corpus_file, tmp_path, capsys):
     bigram, rnn = tmp_path / "bg", tmp_path / "rnn"
-    assert run_cli(["train", "--corpus", str(corpus_file), "--model", "bigram", "--quiet", "--out", str(bigram)],
-                   capsys)[0] == 0
+    assert (
+        run_cli(["train", "--corpus", str(corpus_file), "--model", "bigram", "--quiet", "--out", str(bigram)], capsys)[
+            0
+        ]
+        == 0
+    )
     assert (bigram / "parameters.txt").read_text(encoding="utf-8").startswith("Tabla de bigramas")
     code, out, _ = run_cli(["explain", str(bigram)], capsys)
     assert code == 0 and (bigram / "bigram.png").exists() and "bigram.png" in out
     one_line_error(*run_cli(["train", "--out", str(bigram), "--resume"], capsys)[::2])
-    code, _, _ = run_cli(["train", "--corpus", str(corpus_file), "--model", "rnn", "--steps", "8", "--epochs", "50",
-                          "--set", "block_size=8", "--set", "d_model=16", "--set", "plot_every=0", "--set", "samples=1",
-                          "--quiet", "--out", str(rnn)], capsys)
+    code, _, _ = run_cli(
+        [
+            "train",
+            "--corpus",
+            str(corpus_file),
+            "--model",
+            "rnn",
+            "--steps",
+            "8",
+            "--epochs",
+            "50",
+            "--set",
+            "block_size=8",
+            "--set",
+            "d_model=16",
+            "--set",
+            "plot_every=0",
+            "--set",
+            "samples=1",
+            "--quiet",
+            "--out",
+            str(rnn),
+        ],
+        capsys,
+    )
     assert code == 0
     code, out, _ = run_cli(["generate", str(rnn), "--prompt", "No ", "--greedy", "--max-chars", "10"], capsys)
     assert code == 0 and out.startswith("No ")

@@ -23,8 +23,12 @@ def test_every_kind_builds_from_its_own_section(name):
     model = build_model(cfg)
     assert isinstance(model, torch.nn.Module)
     if kind.combines:
-        model.attach([build_model(KINDS["bigram"].config(vocab_size=12)).fit(torch.randint(0, 12, (200,)).numpy())
-                      for _ in range(2)])
+        model.attach(
+            [
+                build_model(KINDS["bigram"].config(vocab_size=12)).fit(torch.randint(0, 12, (200,)).numpy())
+                for _ in range(2)
+            ]
+        )
     if kind.language_model:  # the contract of left-to-right models: (B, T) ids -> (B, T, V) logits
         if kind.counted:
             model.fit(torch.randint(0, 12, (200,)).numpy())
@@ -64,18 +68,24 @@ def test_compare_sets_a_key_only_for_the_models_that_have_it():
 
 def test_a_saved_config_with_every_kinds_keys_still_loads(tmp_path):
     """taller 0.1 wrote all kinds' keys in every config.toml: a run folder skips them, a user's file refuses them."""
-    old = {"model": {"kind": "lstm", "vocab_size": 30, "d_model": 32, "order": 8, "window": 5, "n_heads": 4},
-           "train": {"lr": 0.002}}
+    old = {
+        "model": {"kind": "lstm", "vocab_size": 30, "d_model": 32, "order": 8, "window": 5, "n_heads": 4},
+        "train": {"lr": 0.002},
+    }
     path = tmp_path / "config.toml"
-    path.write_text("[model]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in old["model"].items())
-                    + "[train]\nlr = 0.002\n")
+    path.write_text(
+        "[model]\n"
+        + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in old["model"].items())
+        + "[train]\nlr = 0.002\n"
+    )
     cfg = Config.load(path, saved=True)
     assert cfg.model.kind == "lstm" and cfg.model.d_model == 32 and cfg.train.lr == 0.002
     with pytest.raises(TallerError, match="clave de otro modelo"):
         Config.load(path)
     cfg.save(tmp_path / "again.toml")
     assert set(tomllib.loads((tmp_path / "again.toml").read_text())["model"]) == {
-        f.name for f in dataclasses.fields(cfg.model)}
+        f.name for f in dataclasses.fields(cfg.model)
+    }
 
 
 def test_the_command_line_offers_the_registrys_kinds():

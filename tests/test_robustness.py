@@ -11,12 +11,12 @@ import signal
 import tempfile
 from pathlib import Path
 
+import crash_child
 import pytest
+from conftest import copy_run, run_cli, snapshot, train_losses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import crash_child
-from conftest import copy_run, run_cli, snapshot, train_losses
 from taller.apps.cli import main
 from taller.config import Config
 from taller.errors import TallerError
@@ -24,11 +24,21 @@ from taller.runs.checkpoint import load_tensors, read_state
 from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
 
-
 # A tiny model with short epochs (2 steps of 32 windows): a checkpoint is committed every 2 steps, so each child
 # reaches the instants worth killing at quickly. Dropout makes an exact resume depend on the saved random state too.
-SETTINGS = dict(dropout=0.1, log_every=1, epochs=1000, eval_chars=32, samples=0, d_model=16, n_heads=2, n_layers=1,
-                d_ff=32, batch_size=32, plot_every=0)
+SETTINGS = dict(
+    dropout=0.1,
+    log_every=1,
+    epochs=1000,
+    eval_chars=32,
+    samples=0,
+    d_model=16,
+    n_heads=2,
+    n_layers=1,
+    d_ff=32,
+    batch_size=32,
+    plot_every=0,
+)
 
 
 @pytest.fixture
@@ -77,9 +87,15 @@ def test_sigkill_at_27_instants_never_loses_the_last_checkpoint_and_resume_is_ex
     reference = ram_dir / "reference"
     # 7 kills at exact points of the two-phase commit, then 20 at random instants of a training process that has
     # committed a checkpoint of its own (some of them die in the middle of writing the next one).
-    protocol = [("model.next.safetensors", "before"), ("model.next.safetensors", "after"),
-                ("optim.next.safetensors", "before"), ("state.json", "before"), ("state.json", "after"),
-                ("model.safetensors", "after"), ("optim.safetensors", "after")]
+    protocol = [
+        ("model.next.safetensors", "before"),
+        ("model.next.safetensors", "after"),
+        ("optim.next.safetensors", "before"),
+        ("state.json", "before"),
+        ("state.json", "after"),
+        ("model.safetensors", "after"),
+        ("optim.safetensors", "after"),
+    ]
     rng = random.Random(20261122)
     kills, committed = 0, 0
     for i in range(27):
@@ -126,9 +142,16 @@ def cli_args(corpus, out, settings: dict, *extra) -> list[str]:
     return ["train", "--corpus", str(corpus), "--out", str(out), "--quiet", *sets, *extra]
 
 
-@pytest.mark.parametrize("name, when", [("best.next.safetensors", "after"), ("state.json", "before"),
-                                        ("state.json", "after"), ("best.safetensors", "before"),
-                                        ("best.safetensors", "after")])
+@pytest.mark.parametrize(
+    "name, when",
+    [
+        ("best.next.safetensors", "after"),
+        ("state.json", "before"),
+        ("state.json", "after"),
+        ("best.safetensors", "before"),
+        ("best.safetensors", "after"),
+    ],
+)
 def test_a_kill_around_the_best_weights_leaves_state_json_naming_their_step(forks, ram_dir, corpus_file, name, when):
     """The best weights are committed with the checkpoint that names their step: a kill at any point of the commit
     of the second best weights leaves best.safetensors and state.json's best_step in agreement (after the
@@ -164,7 +187,8 @@ def test_a_kill_before_the_first_checkpoint_is_no_dead_end(forks, ram_dir, corpu
     p.join(120)
     assert p.exitcode == -signal.SIGKILL
     assert not (out / "state.json").exists() and {"config.toml", "tokenizer.json", "parameters.txt"} <= {
-        q.name for q in out.iterdir()}
+        q.name for q in out.iterdir()
+    }
     code, _, err = run_cli(["train", "--out", str(out), "--resume"], capsys)
     assert code == 2 and "sin --resume" in err and err.count("\n") == 1  # says what to do...
     code, stdout, err = run_cli(args, capsys)  # ...and doing it works: the same command takes the folder over
@@ -175,16 +199,19 @@ def test_a_kill_before_the_first_checkpoint_is_no_dead_end(forks, ram_dir, corpu
 # --- hostile files -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, content", [
-    ("tokenizer.json", '{"type": "char"}'),
-    ("tokenizer.json", '{"type": "char", "chars": "abc"}'),
-    ("state.json", '{"format": 1, "step": 3, "epoch": 0, "train_time": 1.0}'),
-    ("state.json", '{"format": 1, "step": 3, "epoch": 0, "train_time": 1.0, "files": {"model.safetensors": 7}}'),
-    ("state.json", '[]'),
-    ("config.toml", '[model]\ncolor = "rojo"\n'),
-    ("config.toml", '[model]\nd_model = 8192\nn_layers = 256\nd_ff = 65536\n'),
-    ("config.toml", '[model]\nd_model = "ancho"\n'),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("tokenizer.json", '{"type": "char"}'),
+        ("tokenizer.json", '{"type": "char", "chars": "abc"}'),
+        ("state.json", '{"format": 1, "step": 3, "epoch": 0, "train_time": 1.0}'),
+        ("state.json", '{"format": 1, "step": 3, "epoch": 0, "train_time": 1.0, "files": {"model.safetensors": 7}}'),
+        ("state.json", "[]"),
+        ("config.toml", '[model]\ncolor = "rojo"\n'),
+        ("config.toml", "[model]\nd_model = 8192\nn_layers = 256\nd_ff = 65536\n"),
+        ("config.toml", '[model]\nd_model = "ancho"\n'),
+    ],
+)
 def test_hostile_metadata_is_refused_with_one_line(trained_run, tmp_path, capsys, name, content):
     run = tmp_path / "copia"
     shutil.copytree(trained_run.dir, run)
@@ -195,6 +222,7 @@ def test_hostile_metadata_is_refused_with_one_line(trained_run, tmp_path, capsys
 
 def test_tensors_of_the_wrong_dtype_are_refused(trained_run, tmp_path, capsys):
     from safetensors.torch import save_file
+
     run = tmp_path / "copia"
     shutil.copytree(trained_run.dir, run)
     save_file({k: v.double() for k, v in trained_run.model.state_dict().items()}, str(run / "model.safetensors"))
@@ -231,8 +259,8 @@ class RefusedFile:
 def refuse_writes_under(monkeypatch, folder: Path, error: int) -> None:
     """Every write to a file under `folder` fails with `error` (ENOSPC: a full disk; EROFS: a read-only one), as the
     kernel answers, without root or a real small disk (a full disk still lets a file be created; a read-only one does
-not); files elsewhere are written as usual. taller writes files only
-    through os.fdopen and os.write (files.atomic_write, metrics.jsonl, the lock)."""
+    not); files elsewhere are written as usual. taller writes files only
+        through os.fdopen and os.write (files.atomic_write, metrics.jsonl, the lock)."""
     folder = folder.resolve()
     real_open, real_fdopen, real_write = os.open, os.fdopen, os.write
 
@@ -259,11 +287,15 @@ not); files elsewhere are written as usual. taller writes files only
     monkeypatch.setattr(os, "write", write)
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="necesita /proc/self/fd (Linux) para saber qué fichero se escribe")
-@pytest.mark.parametrize("error, said", [(errno.ENOSPC, "no queda espacio en el disco"),
-                                         (errno.EROFS, "es de sólo lectura")])
-def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkpoint(trained_run, tmp_path, capsys,
-                                                                                      monkeypatch, error, said):
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="necesita /proc/self/fd (Linux) para saber qué fichero se escribe"
+)
+@pytest.mark.parametrize(
+    "error, said", [(errno.ENOSPC, "no queda espacio en el disco"), (errno.EROFS, "es de sólo lectura")]
+)
+def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkpoint(
+    trained_run, tmp_path, capsys, monkeypatch, error, said
+):
     run = copy_run(trained_run.dir, tmp_path / "run")
     before = snapshot(run, hidden=False)
     with monkeypatch.context() as disk:
@@ -279,11 +311,33 @@ def test_a_full_disk_or_read_only_folder_fails_clearly_and_keeps_the_last_checkp
 
 # --- fuzzing --------------------------------------------------------------------------------------------------------
 
-KEYS = ["d_model", "model.n_heads", "lr", "train.batch_size", "dropout", "corpus", "split", "epochs", "max_time",
-        "tie_weights", "pos_encoding", "modelo.x", "", "a.b.c", "train", "=", "seed", "block_size", "val_fraction"]
-VALUES = st.one_of(st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True).map(str),
-                   st.sampled_from(["true", "sí", "no", "nan", "inf", "-0", "1e400", "", "fused", "learned"]),
-                   st.text(max_size=12))
+KEYS = [
+    "d_model",
+    "model.n_heads",
+    "lr",
+    "train.batch_size",
+    "dropout",
+    "corpus",
+    "split",
+    "epochs",
+    "max_time",
+    "tie_weights",
+    "pos_encoding",
+    "modelo.x",
+    "",
+    "a.b.c",
+    "train",
+    "=",
+    "seed",
+    "block_size",
+    "val_fraction",
+]
+VALUES = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.floats(allow_nan=True).map(str),
+    st.sampled_from(["true", "sí", "no", "nan", "inf", "-0", "1e400", "", "fused", "learned"]),
+    st.text(max_size=12),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -297,18 +351,24 @@ def test_fuzz_set_and_validation_only_ever_raise_taller_error(pairs):
         assert str(e) and "\n" not in str(e)
 
 
-TOML_VALUES = st.recursive(st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=False), st.booleans(),
-                                      st.text(max_size=10)),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                           max_leaves=8)
+TOML_VALUES = st.recursive(
+    st.one_of(st.integers(-(10**20), 10**20), st.floats(allow_nan=False), st.booleans(), st.text(max_size=10)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["model", "data", "train", "modelo", ""]) | st.text(max_size=6),
-                       st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), TOML_VALUES, max_size=5) | TOML_VALUES,
-                       max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["model", "data", "train", "modelo", ""]) | st.text(max_size=6),
+        st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), TOML_VALUES, max_size=5) | TOML_VALUES,
+        max_size=4,
+    )
+)
 def test_fuzz_config_files_only_ever_raise_taller_error(tmp_path_factory, document):
     import tomli_w
+
     path = tmp_path_factory.mktemp("toml") / "config.toml"
     try:
         path.write_text(tomli_w.dumps(document), encoding="utf-8")
@@ -320,11 +380,55 @@ def test_fuzz_config_files_only_ever_raise_taller_error(tmp_path_factory, docume
         assert str(e)
 
 
-WORDS = ["train", "entrenar", "generate", "generar", "corpus", "show", "list", "demo", "--corpus", "--preset", "--set",
-         "--epochs", "--max-time", "--steps", "--seed", "--device", "--out", "--resume", "--prompt", "-n",
-         "--temperature", "--top-k", "--top-p", "--greedy", "--max-chars", "--table", "--show-probs", "--config",
-         "0", "-1", "3", "1e9", "nan", "cuda", "mps", "seed", "base", "refranes", "quijote", "d_model=7", "lr=-1",
-         "../../etc/passwd", "no-existe.txt", "¿Ñandú?", "", "--help", "--version"]
+WORDS = [
+    "train",
+    "entrenar",
+    "generate",
+    "generar",
+    "corpus",
+    "show",
+    "list",
+    "demo",
+    "--corpus",
+    "--preset",
+    "--set",
+    "--epochs",
+    "--max-time",
+    "--steps",
+    "--seed",
+    "--device",
+    "--out",
+    "--resume",
+    "--prompt",
+    "-n",
+    "--temperature",
+    "--top-k",
+    "--top-p",
+    "--greedy",
+    "--max-chars",
+    "--table",
+    "--show-probs",
+    "--config",
+    "0",
+    "-1",
+    "3",
+    "1e9",
+    "nan",
+    "cuda",
+    "mps",
+    "seed",
+    "base",
+    "refranes",
+    "quijote",
+    "d_model=7",
+    "lr=-1",
+    "../../etc/passwd",
+    "no-existe.txt",
+    "¿Ñandú?",
+    "",
+    "--help",
+    "--version",
+]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -6,10 +6,9 @@ from collections import Counter
 
 import pytest
 import torch
+from conftest import PROVERBS, TOK, one_line_error, random_model, run_cli
 
 from taller.sampling import filter_logits, generate
-
-from conftest import PROVERBS, TOK, one_line_error, random_model, run_cli
 
 NEG_INF = float("-inf")
 
@@ -62,8 +61,10 @@ def test_top_k_of_0_or_at_least_the_vocabulary_keeps_everything(k):
 # --- top-p -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("p, kept", [(0.45, {2}), (0.55, {2, 0}), (0.79, {2, 0}), (0.85, {2, 0, 3}), (0.97, {0, 1, 2, 3}),
-                                     (1.0, {0, 1, 2, 3})])
+@pytest.mark.parametrize(
+    "p, kept",
+    [(0.45, {2}), (0.55, {2, 0}), (0.79, {2, 0}), (0.85, {2, 0, 3}), (0.97, {0, 1, 2, 3}), (1.0, {0, 1, 2, 3})],
+)
 def test_top_p_by_hand(p, kept):
     # probabilities 0.3, 0.05, 0.5, 0.15 (in that order): sorted 0.5, 0.3, 0.15, 0.05, running sums 0.5, 0.8, 0.95, 1
     logits = torch.tensor([[0.3, 0.05, 0.5, 0.15]]).log()
@@ -103,6 +104,7 @@ def test_top_p_applies_to_the_tempered_distribution_after_top_k():
 
 # --- greedy and sampling through generate ----------------------------------------------------------------------------
 
+
 def test_greedy_takes_the_arg_max_at_every_step_whatever_the_temperature():
     m = random_model()
     samples = generate(m, TOK, "abc", 3, max_chars=20, greedy=True, stop=None)
@@ -110,7 +112,7 @@ def test_greedy_takes_the_arg_max_at_every_step_whatever_the_temperature():
     text = samples[0].text
     with torch.inference_mode():
         for k in range(20):
-            logits = m(torch.tensor([TOK.encode(text[:3 + k])]))[0, -1]
+            logits = m(torch.tensor([TOK.encode(text[: 3 + k])]))[0, -1]
             assert text[3 + k] == TOK.pieces[int(logits.argmax())], k
     hot = generate(m, TOK, "abc", 1, max_chars=20, greedy=True, stop=None, temperature=5.0, top_k=7, top_p=0.5, seed=1)
     assert hot[0].text == text  # greedy ignores the sampling knobs
@@ -132,17 +134,20 @@ def test_sampling_with_top_k_only_ever_picks_one_of_the_k_best():
 # --- the generate command's checks ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flags, fragment", [
-    (["--temperature", "0"], "--temperature=0 debe ser positiva"),
-    (["--temperature", "-0.5"], "--temperature=-0.5 debe ser positiva"),
-    (["--temperature", "0.8", "0"], "--greedy"),
-    (["--top-p", "0"], "--top-p=0.0 debe estar en (0, 1]"),
-    (["--top-p", "1.5"], "--top-p=1.5 debe estar en (0, 1]"),
-    (["--top-p", "-0.2"], "--top-p"),
-    (["--top-k", "-1"], "--top-k=-1 no puede ser negativo"),
-    (["--top-k", "dos"], "--top-k"),
-    (["--temperature", "caliente"], "--temperature"),
-])
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--temperature", "0"], "--temperature=0 debe ser positiva"),
+        (["--temperature", "-0.5"], "--temperature=-0.5 debe ser positiva"),
+        (["--temperature", "0.8", "0"], "--greedy"),
+        (["--top-p", "0"], "--top-p=0.0 debe estar en (0, 1]"),
+        (["--top-p", "1.5"], "--top-p=1.5 debe estar en (0, 1]"),
+        (["--top-p", "-0.2"], "--top-p"),
+        (["--top-k", "-1"], "--top-k=-1 no puede ser negativo"),
+        (["--top-k", "dos"], "--top-k"),
+        (["--temperature", "caliente"], "--temperature"),
+    ],
+)
 def test_generate_refuses_bad_sampling_flags_with_one_line(trained_run, capsys, flags, fragment):
     code, out, err = run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", *flags], capsys)
     line = one_line_error(code, err)
@@ -151,7 +156,9 @@ def test_generate_refuses_bad_sampling_flags_with_one_line(trained_run, capsys, 
 
 def test_generate_accepts_the_edges_of_the_sampling_flags(trained_run, capsys):
     for flags in (["--top-p", "1"], ["--top-k", "0"], ["--top-p", "0.01"], ["--temperature", "0.01"]):
-        code, out, err = run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", "--seed", "1", *flags], capsys)
+        code, out, err = run_cli(
+            ["generate", str(trained_run.dir), "--prompt", "No hay ", "--seed", "1", *flags], capsys
+        )
         assert code == 0 and out.startswith("No hay ") and err == "", flags
     a = run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", "--top-k", "1", "--seed", "1"], capsys)[1]
     b = run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", "--greedy"], capsys)[1]
@@ -195,15 +202,21 @@ def test_corpus_show_of_a_file(tmp_path, capsys):
     assert head["Tipo"].startswith("una entrada por línea")
     frequent = out.split("Caracteres más frecuentes:\n")[1].split("\n\n")[0].split("\n")
     counts = Counter(text).most_common(15)
-    assert len(frequent) == 15 and frequent[0].split() == ["␣", str(counts[0][1]), f"{100 * counts[0][1] / len(text):.2f}", "%"]
+    assert len(frequent) == 15 and frequent[0].split() == [
+        "␣",
+        str(counts[0][1]),
+        f"{100 * counts[0][1] / len(text):.2f}",
+        "%",
+    ]
     assert [int(line.split()[1]) for line in frequent] == [n for _, n in counts]
     examples = [line.strip() for line in out.split("Algunas líneas:\n")[1].strip().split("\n")]
     assert len(examples) == 5 and all(e in PROVERBS for e in examples)
     assert run_cli(["corpus", "ver", str(path)], capsys)[1] == out  # the Spanish alias
 
     prose = tmp_path / "prosa.txt"  # a few long lines: continuous text
-    prose.write_text("En un lugar de la Mancha, de cuyo nombre no quiero acordarme.\nNo ha mucho tiempo.\n",
-                     encoding="utf-8")
+    prose.write_text(
+        "En un lugar de la Mancha, de cuyo nombre no quiero acordarme.\nNo ha mucho tiempo.\n", encoding="utf-8"
+    )
     assert describe_lines(run_cli(["corpus", "show", str(prose)], capsys)[1])["Tipo"].startswith("texto continuo")
 
 
@@ -221,7 +234,9 @@ def test_corpus_show_refranes(corpora, capsys, monkeypatch):
     assert code == 0
     head = describe_lines(out)
     assert head["Corpus"] == f"refranes   (fuente: {path})"
-    assert head["Caracteres"] == f"{len(text):,}".replace(",", ".") and head["Líneas (no vacías)"] == ("4.995" if corpora.real else "123")
+    assert head["Caracteres"] == f"{len(text):,}".replace(",", ".") and head["Líneas (no vacías)"] == (
+        "4.995" if corpora.real else "123"
+    )
     assert head["Vocabulario"] == f"{len(set(text))} caracteres distintos" and head["Tipo"].startswith("una entrada")
     examples = [line.strip() for line in out.split("Algunas líneas:\n")[1].strip().split("\n")]
     known = set(text.split("\n"))

@@ -4,25 +4,31 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config
 
 import taller
 from taller.config import Config
 from taller.models import build_model
 from taller.models.kind import BY_SIZE, DROPOUT_BY_SIZE
-from taller.text import short
 from taller.runs.checkpoint import load_tensors
+from taller.text import short
 from taller.training.next_token import NextToken
-from conftest import tiny_config
 
 
-@pytest.mark.parametrize("tokens, dropout", [(10_000, 0.2), (49_999, 0.2), (200_000, 0.1), (999_999, 0.1),
-                                             (1_000_000, 0.0), (1_900_000, 0.0)])
+@pytest.mark.parametrize(
+    "tokens, dropout",
+    [(10_000, 0.2), (49_999, 0.2), (200_000, 0.1), (999_999, 0.1), (1_000_000, 0.0), (1_900_000, 0.0)],
+)
 def test_the_dropout_by_size_follows_its_table(tokens, dropout):
     cfg = Config.preset("base")
     assert cfg.model.dropout == BY_SIZE
     said = cfg.model.fit_to_text(tokens)
     assert cfg.model.dropout == dropout
-    assert said.startswith(f"dropout {short(dropout)} (") and "tokens de entrenamiento" in said and "--set dropout=" in said
+    assert (
+        said.startswith(f"dropout {short(dropout)} (")
+        and "tokens de entrenamiento" in said
+        and "--set dropout=" in said
+    )
     assert [limit for limit, _ in DROPOUT_BY_SIZE] == sorted(limit for limit, _ in DROPOUT_BY_SIZE)
 
 
@@ -42,8 +48,12 @@ def test_a_model_built_without_a_text_has_no_dropout_yet():
 
 def test_training_chooses_the_dropout_writes_it_and_says_so(tmp_path, corpus_file):
     said = []
-    taller.train(tiny_config(corpus_file, dropout=-1, max_steps=5), tmp_path / "run", progress=False,
-                 log=lambda *a, **k: said.append(" ".join(map(str, a))))
+    taller.train(
+        tiny_config(corpus_file, dropout=-1, max_steps=5),
+        tmp_path / "run",
+        progress=False,
+        log=lambda *a, **k: said.append(" ".join(map(str, a))),
+    )
     saved = (tmp_path / "run" / "config.toml").read_text()
     assert "dropout = 0.2" in saved  # 1,300 characters: the smallest row of the table
     assert any("Según el tamaño del texto: dropout 0,2" in line for line in said)
@@ -55,6 +65,7 @@ def scripted_scores(monkeypatch, losses: list[float]):
 
     def evaluate(self, whole: bool = False):
         return real(self, whole) if whole else {"val_loss": next(script), "val_bpc": 0.0}
+
     monkeypatch.setattr(NextToken, "evaluate", evaluate)
 
 
@@ -62,8 +73,12 @@ def scripted_scores(monkeypatch, losses: list[float]):
 def test_the_run_keeps_the_weights_of_its_best_validation(tmp_path, corpus_file, monkeypatch, keep):
     scripted_scores(monkeypatch, [3.0, 2.0, 2.5, 2.8, 2.9, 2.9, 2.9])  # best at the second epoch, then worse
     said = []
-    run = taller.train(tiny_config(corpus_file, max_steps=40, keep_best=keep), tmp_path / "run", progress=False,
-                       log=lambda *a, **k: said.append(" ".join(map(str, a))))
+    run = taller.train(
+        tiny_config(corpus_file, max_steps=40, keep_best=keep),
+        tmp_path / "run",
+        progress=False,
+        log=lambda *a, **k: said.append(" ".join(map(str, a))),
+    )
     folder = tmp_path / "run"
     state = json.loads((folder / "state.json").read_text())
     best, meta = load_tensors(folder / "best.safetensors")
@@ -81,8 +96,9 @@ def test_a_classifier_chooses_its_dropout_from_its_labelled_texts_too(tmp_path):
     from taller.training.distributed import Context
 
     labelled = tmp_path / "etiquetado.tsv"
-    labelled.write_text("".join(f"{'a' if i % 2 else 'b'}\tuna línea corta número {i}\n" for i in range(100)),
-                        encoding="utf-8")
+    labelled.write_text(
+        "".join(f"{'a' if i % 2 else 'b'}\tuna línea corta número {i}\n" for i in range(100)), encoding="utf-8"
+    )
     cfg = tiny_config(labelled, samples=0)
     cfg.set_kind("bert-clasificador")
     cfg.set("dropout", "-1")

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import one_line_error, run_cli
 
 import taller
 from taller.config import Config
@@ -14,8 +15,6 @@ from taller.files import MB
 from taller.inspect.report import write_report
 from taller.inspect.surprise import difference, known_text, spread, surprise, validation_text
 from taller.runs.folder import load_run
-
-from conftest import one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +58,9 @@ def test_explain_surprise_against_another_run(transformer, ngram_run, tmp_path, 
     trained_run = transformer
     text = tmp_path / "texto.txt"
     text.write_text("No hay mal que por bien no venga.\nMás vale tarde que nunca.\n", encoding="utf-8")
-    code, out, err = run_cli(["explain", str(trained_run.dir), "--surprise", str(text), "--against", str(ngram_run.dir)],
-                             capsys)
+    code, out, err = run_cli(
+        ["explain", str(trained_run.dir), "--surprise", str(text), "--against", str(ngram_run.dir)], capsys
+    )
     assert code == 0, err
     a, b = surprise(trained_run, text.read_text()), surprise(ngram_run, text.read_text())
     assert f"{a.total:.2f}".replace(".", ",") + " bits en 59 caracteres" in out
@@ -81,12 +81,15 @@ def test_the_report_shows_the_map_and_the_difference(transformer, ngram_run):
     assert f"¿Dónde gana cada uno? run contra {ngram_run.dir.name}" in page
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--against", "{run}"], "úsalo con --surprise"),
-    (["--surprise", "{tmp}/no-existe.txt"], "no existe el fichero"),
-    (["--surprise", "{tmp}/grande.txt"], "ocupa 5 MB"),
-    (["--surprise", "{tmp}/raro.txt"], "nunca vio"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--against", "{run}"], "úsalo con --surprise"),
+        (["--surprise", "{tmp}/no-existe.txt"], "no existe el fichero"),
+        (["--surprise", "{tmp}/grande.txt"], "ocupa 5 MB"),
+        (["--surprise", "{tmp}/raro.txt"], "nunca vio"),
+    ],
+)
 def test_surprise_mistakes_are_one_line(trained_run, tmp_path, capsys, args, fragment):
     with open(tmp_path / "grande.txt", "wb") as f:
         f.truncate(5 * MB)  # sparse: over the 4 MB limit without writing it

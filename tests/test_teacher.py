@@ -13,6 +13,8 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from conftest import PROVERBS, one_line_error, run_cli, tiny_config
+from test_web import CHROMIUM_ARGS, chromium
 
 import taller
 from taller.apps.cli import main
@@ -22,11 +24,24 @@ from taller.runs.folder import load_run
 from taller.text import number
 from taller.training.verdict import MIN_STEPS, verdict
 
-from conftest import PROVERBS, one_line_error, run_cli, tiny_config
-from test_web import CHROMIUM_ARGS, chromium
-
-TINY = ["--set", "block_size=16", "--set", "d_model=32", "--set", "n_heads=2", "--set", "n_layers=2",
-        "--set", "d_ff=64", "--set", "batch_size=8", "--set", "eval_chars=200", "--set", "samples=2"]
+TINY = [
+    "--set",
+    "block_size=16",
+    "--set",
+    "d_model=32",
+    "--set",
+    "n_heads=2",
+    "--set",
+    "n_layers=2",
+    "--set",
+    "d_ff=64",
+    "--set",
+    "batch_size=8",
+    "--set",
+    "eval_chars=200",
+    "--set",
+    "samples=2",
+]
 
 
 def markov_text(chars: int = 20_000) -> str:
@@ -76,7 +91,12 @@ def test_the_last_line_says_how_long_each_part_of_the_end_took(ten_steps):
     last = out.splitlines()[-2]  # (the very last line says where the results are)
     parts = dict(re.findall(r"(evaluación|8-grama|pesos y curvas|muestras|informe) (\d+,\d) s", last))
     assert last.startswith("Después del entrenamiento: ") and set(parts) == {
-        "evaluación", "8-grama", "pesos y curvas", "muestras", "informe"}, last
+        "evaluación",
+        "8-grama",
+        "pesos y curvas",
+        "muestras",
+        "informe",
+    }, last
     total = float(re.search(r"total (\d+,\d) s", last)[1].replace(",", "."))
     assert abs(total - sum(float(v.replace(",", ".")) for v in parts.values())) <= 0.3
     assert not (run / "memory.png").exists()
@@ -101,9 +121,17 @@ def test_the_report_opens_with_the_story_in_a_browser(ten_steps):
         page.click("summary >> text=La configuración completa")
         unfolded = page.inner_text("body")
         browser.close()
-    order = ["Muestras", "Curvas de pérdida", "Probabilidades de una generación", "Atención",
-             "Embeddings de los caracteres", "¿Hasta dónde mira atrás?", "Mapa de sorpresa",
-             "Salud de la red mientras aprende", "Los pesos a lo largo del entrenamiento"]
+    order = [
+        "Muestras",
+        "Curvas de pérdida",
+        "Probabilidades de una generación",
+        "Atención",
+        "Embeddings de los caracteres",
+        "¿Hasta dónde mira atrás?",
+        "Mapa de sorpresa",
+        "Salud de la red mientras aprende",
+        "Los pesos a lo largo del entrenamiento",
+    ]
     found = [next(i for i, t in enumerate(titles) if t.startswith(title)) for title in order]
     assert found == sorted(found), titles
     assert visible.index("Veredicto: pocos pasos") < visible.index("Muestras")
@@ -132,8 +160,12 @@ def test_one_step_with_zero_init_warns_of_nothing(tmp_path):
     corpus = tmp_path / "dichos.txt"
     corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     said = []
-    taller.train(tiny_config(corpus, max_steps=1, zero_init=True, samples=0, health_every=100), tmp_path / "r", progress=False,
-                 log=said.append)
+    taller.train(
+        tiny_config(corpus, max_steps=1, zero_init=True, samples=0, health_every=100),
+        tmp_path / "r",
+        progress=False,
+        log=said.append,
+    )
     entry = json.loads((tmp_path / "r" / "health.jsonl").read_text().splitlines()[0])
     zero = [name for name, g in entry["gradients"].items() if g == 0]
     assert any("query" in name for name in zero)  # zero by design: the output projections start at zero
@@ -148,18 +180,27 @@ def test_the_demos_closing_suggestion_runs_from_a_new_shell(monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a new shell: no virtual environment activated
     command = this_taller()
     assert command != "taller"
-    done = subprocess.run(f"{command} --help", shell=True, cwd=root, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")})
+    done = subprocess.run(
+        f"{command} --help",
+        shell=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")},
+    )
     assert done.returncode == 0 and "generate" in done.stdout
 
 
-@pytest.mark.parametrize("command", [
-    ["compare", "--corpus", "{missing}", "--models", "ngram", "--max-time", "1"],
-    ["compare", "--corpus", "{empty}", "--models", "ngram", "--max-time", "1"],
-    ["train", "--corpus", "{missing}", "--steps", "1"],
-    ["train", "--corpus", "{empty}", "--model", "ngram"],
-    ["train", "--corpus", "{short}", "--steps", "1"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compare", "--corpus", "{missing}", "--models", "ngram", "--max-time", "1"],
+        ["compare", "--corpus", "{empty}", "--models", "ngram", "--max-time", "1"],
+        ["train", "--corpus", "{missing}", "--steps", "1"],
+        ["train", "--corpus", "{empty}", "--model", "ngram"],
+        ["train", "--corpus", "{short}", "--steps", "1"],
+    ],
+)
 def test_a_refused_command_leaves_no_folder(tmp_path, capsys, command):
     (tmp_path / "vacio.txt").write_text("", encoding="utf-8")
     (tmp_path / "corto.txt").write_text("ab\n", encoding="utf-8")

@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+from conftest import TOK, copy_run, one_line_error, random_model, run_cli
 from fastapi.testclient import TestClient
 
 from taller.apps.web.app import create_app
@@ -10,13 +11,15 @@ from taller.data.tokenizers import CharTokenizer
 from taller.inspect.temperature import at_temperatures, entropy_bits
 from taller.sampling import generate
 
-from conftest import TOK, copy_run, one_line_error, random_model, run_cli
-
 
 def first_steps(temperature=1.0, **options):
     """The first step of 8 samples after "abc": the same context, so the same model distribution in each."""
-    return [s.steps[0] for s in generate(random_model(), TOK, "abc", 8, max_chars=3, seed=0, stop=None,
-                                         temperature=temperature, **options)]
+    return [
+        s.steps[0]
+        for s in generate(
+            random_model(), TOK, "abc", 8, max_chars=3, seed=0, stop=None, temperature=temperature, **options
+        )
+    ]
 
 
 def test_a_low_temperature_sharpens_and_a_high_one_flattens_what_is_recorded():
@@ -46,31 +49,50 @@ def test_the_entropy_of_the_shown_distribution_follows_the_temperature(trained_r
     run = copy_run(trained_run.dir, tmp_path / "run")  # explain draws into the run folder: a copy of the shared one
     png = run / "temperature.png"
     png.unlink(missing_ok=True)
-    code, out, err = run_cli(["explain", str(run), "--text", "No hay ", "--temperature", "0.5", "1", "2"],
-                             capsys)
+    code, out, err = run_cli(["explain", str(run), "--text", "No hay ", "--temperature", "0.5", "1", "2"], capsys)
     assert code == 0 and png.read_bytes()[:4] == b"\x89PNG" and "temperature.png" in out
-    shown = [float(part.split(":")[1].split()[0].replace(",", ".")) for part in out.split("Entropía del siguiente carácter: ")[1]
-             .split("\n")[0].split(" · ")]
+    shown = [
+        float(part.split(":")[1].split()[0].replace(",", "."))
+        for part in out.split("Entropía del siguiente carácter: ")[1].split("\n")[0].split(" · ")
+    ]
     assert shown == pytest.approx([entropy[0.5], entropy[1.0], entropy[2.0]], abs=0.006)
     assert "--temperature=0 debe ser positiva" in one_line_error(
-        *run_cli(["explain", str(run), "--temperature", "1", "0"], capsys)[::2])
-    assert "como mucho 8" in one_line_error(
-        *run_cli(["explain", str(run), "--temperature", *"123456789"], capsys)[::2])
+        *run_cli(["explain", str(run), "--temperature", "1", "0"], capsys)[::2]
+    )
+    assert "como mucho 8" in one_line_error(*run_cli(["explain", str(run), "--temperature", *"123456789"], capsys)[::2])
 
 
 def test_show_probs_and_the_table_carry_both_columns(trained_run, capsys, tmp_path):
     table = tmp_path / "t.txt"
-    code, out, _ = run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", "--temperature", "0.5",
-                            "--top-k", "3", "--seed", "1", "--show-probs", "--table", str(table)], capsys)
+    code, out, _ = run_cli(
+        [
+            "generate",
+            str(trained_run.dir),
+            "--prompt",
+            "No hay ",
+            "--temperature",
+            "0.5",
+            "--top-k",
+            "3",
+            "--seed",
+            "1",
+            "--show-probs",
+            "--table",
+            str(table),
+        ],
+        capsys,
+    )
     assert code == 0 and "modelo → muestreo" in out and "temperatura 0.5 · top-k 3" in out
     rows = [r.split("\t") for r in table.read_text(encoding="utf-8").splitlines()]
     assert rows[0] == ["Posición", "Carácter", "Modelo", "Muestreo"] and len(rows) > 5
     for i in range(1, len(rows), 5):
-        model, drawn = [float(r[2]) for r in rows[i:i + 5]], [float(r[3]) for r in rows[i:i + 5]]
+        model, drawn = [float(r[2]) for r in rows[i : i + 5]], [float(r[3]) for r in rows[i : i + 5]]
         assert drawn[0] >= model[0] and drawn[3:] == [0.0, 0.0]  # colder, and only the 3 best can be drawn
         assert sum(drawn[:3]) == pytest.approx(1, abs=1e-3)
-    run_cli(["generate", str(trained_run.dir), "--prompt", "No hay ", "--seed", "1", "--table", str(table),
-             "--force"], capsys)
+    run_cli(
+        ["generate", str(trained_run.dir), "--prompt", "No hay ", "--seed", "1", "--table", str(table), "--force"],
+        capsys,
+    )
     rows = [r.split("\t") for r in table.read_text(encoding="utf-8").splitlines()[1:]]
     assert all(r[2] == r[3] for r in rows)  # plain sampling: both columns agree
 
@@ -79,16 +101,18 @@ def test_the_explorer_shows_the_distribution_drawn_from(trained_run):
     client = TestClient(create_app(trained_run.dir), base_url="http://127.0.0.1")
     plain = client.post("/api/predict", json={"run": trained_run.dir.name, "text": "No hay "}).json()
     assert "rest_sampled" not in plain and all("sampled" not in b for b in plain["bars"])
-    cold = client.post("/api/predict", json={"run": trained_run.dir.name, "text": "No hay ", "temperature": 0.5,
-                                             "top_k": 4}).json()
+    cold = client.post(
+        "/api/predict", json={"run": trained_run.dir.name, "text": "No hay ", "temperature": 0.5, "top_k": 4}
+    ).json()
     assert [b["prob"] for b in cold["bars"]] == pytest.approx([b["prob"] for b in plain["bars"]])
     drawn = [b["sampled"] for b in cold["bars"]]
     assert drawn[0] > cold["bars"][0]["prob"] and drawn[4:] == [0.0] * 6 and sum(drawn) == pytest.approx(1, abs=1e-5)
     assert cold["rest_sampled"] == pytest.approx(0, abs=1e-6)
     bad = client.post("/api/predict", json={"run": trained_run.dir.name, "text": "No", "top_p": 0})
     assert bad.status_code == 400 and "top_p" in bad.json()["error"]
-    line = client.post("/api/sample", json={"run": trained_run.dir.name, "text": "No", "mode": "line", "stop": " ",
-                                            "temperature": 0.5}).json()
+    line = client.post(
+        "/api/sample", json={"run": trained_run.dir.name, "text": "No", "mode": "line", "stop": " ", "temperature": 0.5}
+    ).json()
     assert " " not in line["added"]
 
 

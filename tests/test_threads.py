@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from conftest import run_cli
 from fastapi.testclient import TestClient
 
 from taller import threads
-from conftest import run_cli
 from taller.apps.web.app import create_app
 from taller.threads import Choice, StepCheck
 
@@ -119,16 +119,45 @@ def test_the_server_keeps_its_threads_through_50_concurrent_samples(trained_run,
     assert torch.get_num_threads() == 2 and threads_of_a_new_thread() == 2
 
 
-@pytest.mark.parametrize("given, said", [(["--threads", "1"], "Calculo con 1 hilo (--threads)."),
-                                         ([], "Calculo con 2 hilos, uno por núcleo libre.")])
-def test_a_training_says_in_one_line_how_many_threads_it_computes_with(corpus_file, tmp_path, capsys, monkeypatch,
-                                                                       restore_threads, given, said):
+@pytest.mark.parametrize(
+    "given, said",
+    [(["--threads", "1"], "Calculo con 1 hilo (--threads)."), ([], "Calculo con 2 hilos, uno por núcleo libre.")],
+)
+def test_a_training_says_in_one_line_how_many_threads_it_computes_with(
+    corpus_file, tmp_path, capsys, monkeypatch, restore_threads, given, said
+):
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setattr(threads, "others_busy", lambda: 0.0)  # a quiet machine, whatever runs beside the tests
-    code, out, _ = run_cli(["train", "--corpus", str(corpus_file), "--out", str(tmp_path / "run"), "--steps", "2",
-                            "--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "d_ff=32",
-                            "--set", "block_size=16", "--set", "batch_size=4", "--set", "samples=0",
-                            "--set", "plot_every=0", "--quiet", *given], capsys)
+    code, out, _ = run_cli(
+        [
+            "train",
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "2",
+            "--set",
+            "d_model=16",
+            "--set",
+            "n_layers=1",
+            "--set",
+            "n_heads=2",
+            "--set",
+            "d_ff=32",
+            "--set",
+            "block_size=16",
+            "--set",
+            "batch_size=4",
+            "--set",
+            "samples=0",
+            "--set",
+            "plot_every=0",
+            "--quiet",
+            *given,
+        ],
+        capsys,
+    )
     assert code == 0 and said in out.splitlines()
     assert torch.get_num_threads() == (1 if given else 2)

@@ -1,11 +1,12 @@
-"""«Tildes»: accents stripped and put back — the task's data, the lookup, the noisy channel, the BERT tagger, the command."""
+"""«Tildes»: accents stripped and put back — the task's data, the lookup, the noisy channel, the BERT tagger, the
+command."""
 
 import json
 
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from conftest import PROVERBS, one_line_error, run_cli, tiny_config
+from fastapi.testclient import TestClient
 
 import taller
 from taller.apps.web.app import create_app
@@ -104,8 +105,18 @@ def test_a_word_seen_in_training_takes_one_of_its_training_forms():
 
 
 def tagger_config(corpus, **overrides):
-    cfg = tiny_config(corpus, **{"max_steps": 200, "samples": 0, "batch_size": 16, "lr": 3e-3, "block_size": 32,
-                                 "split": "tail", **overrides})
+    cfg = tiny_config(
+        corpus,
+        **{
+            "max_steps": 200,
+            "samples": 0,
+            "batch_size": 16,
+            "lr": 3e-3,
+            "block_size": 32,
+            "split": "tail",
+            **overrides,
+        },
+    )
     cfg.set_kind("bert-tildes")
     return cfg
 
@@ -139,18 +150,21 @@ def test_tildes_fixes_a_file_and_refuses_what_it_must(tagger_run, tmp_path, caps
     source.write_text("el raton\ndel balcon\n", encoding="utf-8")
     code, out, _ = run_cli(["tildes", str(tagger_run.dir), "--file", str(source), "-o", str(target)], capsys)
     assert code == 0 and target.read_text(encoding="utf-8") == "el ratón\ndel balcón\n" and "2 letras" in out
-    for args, expected in ((["--file", str(source), "-o", str(source)], "entrada"),
-                        (["--file", str(source), "-o", str(tagger_run.dir / "config.toml")], "ejecución"),
-                        (["--file", str(source), "-o", str(target)], "--force"),
-                        (["--text", "   "], "vacío"),
-                        (["--file", str(source)], "-o"),
-                        (["--file", str(tmp_path / "no.txt"), "-o", str(tmp_path / "b.txt")], "no existe")):
+    for args, expected in (
+        (["--file", str(source), "-o", str(source)], "entrada"),
+        (["--file", str(source), "-o", str(tagger_run.dir / "config.toml")], "ejecución"),
+        (["--file", str(source), "-o", str(target)], "--force"),
+        (["--text", "   "], "vacío"),
+        (["--file", str(source)], "-o"),
+        (["--file", str(tmp_path / "no.txt"), "-o", str(tmp_path / "b.txt")], "no existe"),
+    ):
         line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), *args], capsys)[::2])
         assert expected in line, line
     binary = tmp_path / "bin.dat"
     binary.write_bytes(b"\x00\x01\xff" * 10)
-    line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), "--file", str(binary), "-o", str(tmp_path / "c.txt")],
-                                   capsys)[::2])
+    line = one_line_error(
+        *run_cli(["tildes", str(tagger_run.dir), "--file", str(binary), "-o", str(tmp_path / "c.txt")], capsys)[::2]
+    )
     assert "binario" in line and not (tmp_path / "c.txt").exists()
 
 
@@ -158,8 +172,9 @@ def test_tildes_reads_a_bounded_file(tagger_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tildes_module, "TEXT_LIMIT", 100)
     big = tmp_path / "grande.txt"
     big.write_text("esta casa " * 20, encoding="utf-8")
-    line = one_line_error(*run_cli(["tildes", str(tagger_run.dir), "--file", str(big), "-o", str(tmp_path / "d.txt")],
-                                   capsys)[::2])
+    line = one_line_error(
+        *run_cli(["tildes", str(tagger_run.dir), "--file", str(big), "-o", str(tmp_path / "d.txt")], capsys)[::2]
+    )
     assert "límite" in line and not (tmp_path / "d.txt").exists()
 
 
@@ -188,7 +203,7 @@ def test_marked_puts_carets_under_the_changed_letters():
 
 @pytest.fixture(scope="module")
 def t5_run(tmp_path_factory):
-    """A tiny T5 de tildes trained for 20 steps: too few to learn, enough to go through the objective and the command."""
+    """A tiny T5 de tildes trained for 20 steps: too few to learn, enough to go through the objective and the CLI."""
     root = tmp_path_factory.mktemp("tildes-t5")
     corpus = root / "cancion.txt"
     corpus.write_text(SONG * 30, encoding="utf-8")
@@ -210,8 +225,19 @@ def test_a_t5_writes_the_input_again_with_marks_only(t5_run, capsys):
 
 
 def test_init_takes_a_run_of_the_same_task_only(t5_run, tagger_run, tmp_path, capsys):
-    args = ["train", "--model", "bert", "--task", "tildes", "--init", str(t5_run.dir), "--corpus",
-            str(tagger_run.config.data.corpus), "--out", str(tmp_path / "x")]
+    args = [
+        "train",
+        "--model",
+        "bert",
+        "--task",
+        "tildes",
+        "--init",
+        str(t5_run.dir),
+        "--corpus",
+        str(tagger_run.config.data.corpus),
+        "--out",
+        str(tmp_path / "x"),
+    ]
     line = one_line_error(*run_cli(args, capsys)[::2])
     assert "T5 de tildes" in line and not (tmp_path / "x").exists()
 
@@ -230,10 +256,34 @@ def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagge
     corpus = tmp_path / "cancion.txt"
     corpus.write_text((SONG + "esta casa es grande.\nestá cansado hoy.\n") * 20, encoding="utf-8")
     out = tmp_path / "cmp"
-    tiny = ["split=tail", "max_steps=20", "block_size=16", "d_model=32", "n_heads=2", "n_layers=1", "d_ff=64", "batch_size=8"]
-    code, printed, _ = run_cli(["compare", "--task", "tildes", "--corpus", str(corpus), "--models", "lookup,bert",
-                                "--max-time", "30", *[a for s in tiny for a in ("--set", s)], "--out", str(out),
-                                "--quiet"], capsys)
+    tiny = [
+        "split=tail",
+        "max_steps=20",
+        "block_size=16",
+        "d_model=32",
+        "n_heads=2",
+        "n_layers=1",
+        "d_ff=64",
+        "batch_size=8",
+    ]
+    code, printed, _ = run_cli(
+        [
+            "compare",
+            "--task",
+            "tildes",
+            "--corpus",
+            str(corpus),
+            "--models",
+            "lookup,bert",
+            "--max-time",
+            "30",
+            *[a for s in tiny for a in ("--set", s)],
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, printed
     rows = (out / "tildes.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("modelo,ejecucion,palabras,errores") and "esta/está" in rows[0]
@@ -243,6 +293,20 @@ def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagge
     assert lookup[2] == str(len(words(val))) and lookup[3] == str(val.count("está"))
     assert "palabra ambigua" in printed and "| lookup |" in (out / "tildes.md").read_text(encoding="utf-8")
     # a run trained on another text is refused before anything is written
-    line = one_line_error(*run_cli(["compare", "--task", "tildes", "--corpus", str(corpus), "--models",
-                                    f"lookup,bert={tagger_run.dir}", "--out", str(tmp_path / "no")], capsys)[::2])
+    line = one_line_error(
+        *run_cli(
+            [
+                "compare",
+                "--task",
+                "tildes",
+                "--corpus",
+                str(corpus),
+                "--models",
+                f"lookup,bert={tagger_run.dir}",
+                "--out",
+                str(tmp_path / "no"),
+            ],
+            capsys,
+        )[::2]
+    )
     assert "otro texto" in line and not (tmp_path / "no").exists()

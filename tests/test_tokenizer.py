@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taller.errors import TallerError
 from taller.data.tokenizers import CharTokenizer
+from taller.errors import TallerError
 
 
 def test_round_trip_and_vocabulary():
@@ -36,8 +36,17 @@ def test_save_and_load(tmp_path):
     assert CharTokenizer.load(tmp_path / "tokenizer.json").chars == tok.chars
 
 
-@pytest.mark.parametrize("content", ["not json", '{"type": "bpe", "chars": ["a"]}', '{"type": "char", "chars": ["ab"]}',
-                                     '{"type": "char", "chars": 5}', "[1, 2]", '{"type": "char", "chars": ["a", "a"]}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        '{"type": "bpe", "chars": ["a"]}',
+        '{"type": "char", "chars": ["ab"]}',
+        '{"type": "char", "chars": 5}',
+        "[1, 2]",
+        '{"type": "char", "chars": ["a", "a"]}',
+    ],
+)
 def test_damaged_tokenizer_json_is_refused(tmp_path, content):
     (tmp_path / "tokenizer.json").write_text(content)
     with pytest.raises(TallerError):

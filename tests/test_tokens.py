@@ -12,10 +12,10 @@ from conftest import PROVERBS, one_line_error, run_cli, tiny_flags
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taller.evaluate import LN2, bits_per_char, evaluate, val_text
 from taller.config import Config
-from taller.errors import TallerError
 from taller.data.tokenizers import BpeTokenizer, CharTokenizer, WordTokenizer, load_tokenizer
+from taller.errors import TallerError
+from taller.evaluate import LN2, bits_per_char, evaluate, val_text
 from taller.inspect.tokens import tokenize_text
 
 TEXT = "\n".join(PROVERBS * 3) + "\n"
@@ -25,6 +25,7 @@ TINY = tiny_flags(d_model=32, d_ff=64, eval_chars=200, samples=2, prompt="No hay
 
 
 # --- tokenizers -----------------------------------------------------------------------------------------------------
+
 
 def test_word_tokenizer_keeps_frequent_words_and_spells_the_rest():
     assert WORDS.vocab_size == 60 and WORDS.words[0] == "que"  # the most frequent word of the proverbs
@@ -76,18 +77,27 @@ def hostile_bpe(change) -> str:
     return json.dumps(d)
 
 
-@pytest.mark.parametrize("content", [
-    "{", "[]", '{"type": "gpt2"}', '{"type": "word", "chars": ["a"], "words": ["a b"]}',
-    '{"type": "word", "chars": ["a"], "words": "ab"}', '{"type": "bpe"}', '{"type": "bpe", "tokenizer": 3}',
-    hostile_bpe(lambda t: t["model"].update(type="WordPiece")),
-    hostile_bpe(lambda t: t.update(normalizer={"type": "Lowercase"})),
-    hostile_bpe(lambda t: t.update(added_tokens=[{"id": 0, "content": "<s>"}])),
-    hostile_bpe(lambda t: t["model"]["vocab"].update({"zz": 10**9})),
-    hostile_bpe(lambda t: t["model"]["vocab"].pop("Ġ")),
-    hostile_bpe(lambda t: t["model"].update(merges=[["no", "such"]] * 3)),
-    hostile_bpe(lambda t: t.update(pre_tokenizer={"type": "Whitespace"})),
-    hostile_bpe(lambda t: t.update(pre_tokenizer="ByteLevel")),
-], ids=lambda c: c[:20])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{",
+        "[]",
+        '{"type": "gpt2"}',
+        '{"type": "word", "chars": ["a"], "words": ["a b"]}',
+        '{"type": "word", "chars": ["a"], "words": "ab"}',
+        '{"type": "bpe"}',
+        '{"type": "bpe", "tokenizer": 3}',
+        hostile_bpe(lambda t: t["model"].update(type="WordPiece")),
+        hostile_bpe(lambda t: t.update(normalizer={"type": "Lowercase"})),
+        hostile_bpe(lambda t: t.update(added_tokens=[{"id": 0, "content": "<s>"}])),
+        hostile_bpe(lambda t: t["model"]["vocab"].update({"zz": 10**9})),
+        hostile_bpe(lambda t: t["model"]["vocab"].pop("Ġ")),
+        hostile_bpe(lambda t: t["model"].update(merges=[["no", "such"]] * 3)),
+        hostile_bpe(lambda t: t.update(pre_tokenizer={"type": "Whitespace"})),
+        hostile_bpe(lambda t: t.update(pre_tokenizer="ByteLevel")),
+    ],
+    ids=lambda c: c[:20],
+)
 def test_malformed_tokenizer_json_is_refused(tmp_path, content):
     (tmp_path / "tokenizer.json").write_text(content, encoding="utf-8")
     with pytest.raises(TallerError):
@@ -95,6 +105,7 @@ def test_malformed_tokenizer_json_is_refused(tmp_path, content):
 
 
 # --- bits per character ---------------------------------------------------------------------------------------------
+
 
 class Uniform(torch.nn.Module):
     """Logits of zeros: every one of V tokens has probability 1/V, so each token costs ln V nats."""
@@ -110,7 +121,9 @@ class Uniform(torch.nn.Module):
 def test_bits_per_char_is_total_nats_over_ln2_over_characters():
     ids = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2])
     chars = np.array([5, 1, 2, 3, 1, 2, 3, 1, 2, 3, 4])  # the first token is context only: its 5 never count
-    score = evaluate(Uniform(4), val_text(ids, chars, block_size=4), torch.device("cpu"), torch.autocast("cpu", enabled=False))
+    score = evaluate(
+        Uniform(4), val_text(ids, chars, block_size=4), torch.device("cpu"), torch.autocast("cpu", enabled=False)
+    )
     assert score.tokens == 10 and score.chars == 22
     assert score.loss == pytest.approx(math.log(4))  # nats per token
     assert score.bpc == pytest.approx(10 * math.log(4) / math.log(2) / 22)  # = 20 bits / 22 characters
@@ -124,6 +137,7 @@ def test_a_char_run_reports_loss_over_ln2(trained_run):
 
 # --- a BPE run end to end -------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def bpe_run(tmp_path_factory):
     """One BPE model, trained through `taller compare` with a `:bpe` spec; its run folder serves the other tests."""
@@ -134,8 +148,23 @@ def bpe_run(tmp_path_factory):
     corpus.write_text(TEXT, encoding="utf-8")
     code = None
     try:
-        main(["compare", "--corpus", str(corpus), "--models", "transformer:bpe", "--max-time", "0.3", "--out",
-              str(root / "cmp"), "--quiet", "--set", "tokenizer_vocab=280", *TINY])
+        main(
+            [
+                "compare",
+                "--corpus",
+                str(corpus),
+                "--models",
+                "transformer:bpe",
+                "--max-time",
+                "0.3",
+                "--out",
+                str(root / "cmp"),
+                "--quiet",
+                "--set",
+                "tokenizer_vocab=280",
+                *TINY,
+            ]
+        )
     except SystemExit as e:
         code = e.code
     assert code is None
@@ -157,8 +186,21 @@ def test_bpe_training_writes_tokens_and_bits_per_character(bpe_run):
 
 def test_bpe_run_generates_and_tokenizes(bpe_run, capsys):
     out, _ = bpe_run
-    code, stdout, _ = run_cli(["generate", str(out), "--prompt", "No hay ", "--seed", "1", "--max-chars", "30",
-                               "--table", str(out / "t.txt")], capsys)
+    code, stdout, _ = run_cli(
+        [
+            "generate",
+            str(out),
+            "--prompt",
+            "No hay ",
+            "--seed",
+            "1",
+            "--max-chars",
+            "30",
+            "--table",
+            str(out / "t.txt"),
+        ],
+        capsys,
+    )
     assert code == 0 and stdout.startswith("No hay ") and len(stdout.split("\n")[0]) <= len("No hay ") + 30
     code, stdout, _ = run_cli(["tokenize", str(out), "--text", "No hay mal ¿qué?"], capsys)
     assert code == 0 and "\x1b[" not in stdout  # not a terminal: plain, with separators
@@ -170,21 +212,27 @@ def test_tokenize_colours_tokens_apart_in_a_terminal():
     shown = tokenize_text(BPE, "No hay mal", colour=True)
     assert shown.count("\x1b[30;48;5;") == len(BPE.encode("No hay mal"))
     assert "153m" in shown and "222m" in shown  # alternating backgrounds
-    assert "caracteres por token" in tokenize_text(CharTokenizer.from_text(TEXT), "No hay") and "1,00" in \
-        tokenize_text(CharTokenizer.from_text(TEXT), "No hay")
+    assert "caracteres por token" in tokenize_text(CharTokenizer.from_text(TEXT), "No hay") and "1,00" in tokenize_text(
+        CharTokenizer.from_text(TEXT), "No hay"
+    )
 
 
 def test_char_only_features_refuse_token_runs(bpe_run, tmp_path, capsys):
     out, corpus = bpe_run
-    code, _, err = run_cli(["probe", str(out), "--context", "No hay mal que por", "--candidates", "bien", "mal"], capsys)
+    code, _, err = run_cli(
+        ["probe", str(out), "--context", "No hay mal que por", "--candidates", "bien", "mal"], capsys
+    )
     one_line_error(code, err)
     assert "carácter a carácter" in err and "--tokenizer char" in err
-    code, _, err = run_cli(["train", "--corpus", str(corpus), "--model", "ngram", "--tokenizer", "bpe",
-                            "--out", str(tmp_path / "ng")], capsys)
+    code, _, err = run_cli(
+        ["train", "--corpus", str(corpus), "--model", "ngram", "--tokenizer", "bpe", "--out", str(tmp_path / "ng")],
+        capsys,
+    )
     one_line_error(code, err)
     assert "n-grama" in err and not (tmp_path / "ng").exists()
-    code, _, err = run_cli(["compare", "--corpus", str(corpus), "--models", "transformer,ngram:bpe",
-                            "--out", str(tmp_path / "c")], capsys)
+    code, _, err = run_cli(
+        ["compare", "--corpus", str(corpus), "--models", "transformer,ngram:bpe", "--out", str(tmp_path / "c")], capsys
+    )
     one_line_error(code, err)
     assert not (tmp_path / "c").exists()
 
@@ -192,9 +240,9 @@ def test_char_only_features_refuse_token_runs(bpe_run, tmp_path, capsys):
 def test_explain_and_serve_show_tokens(bpe_run):
     from fastapi.testclient import TestClient
 
+    from taller.apps.web.app import create_app
     from taller.inspect.inside import attention_for
     from taller.runs.folder import load_run
-    from taller.apps.web.app import create_app
 
     out, _ = bpe_run
     run = load_run(out)
@@ -236,10 +284,15 @@ def test_compare_with_a_bpe_model(bpe_run):
     assert "car/token" in (out.parent / "compare.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("pairs, fragment", [(["tokenizer=sílabas"], "data.tokenizer"),
-                                             (["tokenizer=bpe", "tokenizer_vocab=100"], "256"),
-                                             (["tokenizer=word", "tokenizer_vocab=1"], "2000"),
-                                             (["epochs=0", "max_time=5"], "al menos 1")])
+@pytest.mark.parametrize(
+    "pairs, fragment",
+    [
+        (["tokenizer=sílabas"], "data.tokenizer"),
+        (["tokenizer=bpe", "tokenizer_vocab=100"], "256"),
+        (["tokenizer=word", "tokenizer_vocab=1"], "2000"),
+        (["epochs=0", "max_time=5"], "al menos 1"),
+    ],
+)
 def test_impossible_tokenizer_settings_are_explained(pairs, fragment):
     cfg = Config()
     cfg.apply_overrides(pairs)

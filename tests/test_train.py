@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_config, train_losses, use_fake_clock
 
 import taller
 from taller.config import Config
@@ -13,8 +14,6 @@ from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
 from taller.training.adapt import score_run
 from taller.training.average import WeightAverage
-
-from conftest import tiny_config, train_losses, use_fake_clock
 
 
 def test_the_same_seed_gives_the_same_losses(tmp_path, corpus_file):
@@ -46,7 +45,9 @@ def test_a_saved_and_loaded_run_gives_identical_logits(trained_run):
 
 def test_resume_reproduces_the_uninterrupted_run_step_for_step(tmp_path, corpus_file):
     settings = dict(log_every=1, dropout=0.1, epochs=3, health_every=5)
-    full = train_losses(taller.train(tiny_config(corpus_file, max_steps=24, **settings), tmp_path / "full", progress=False).dir)
+    full = train_losses(
+        taller.train(tiny_config(corpus_file, max_steps=24, **settings), tmp_path / "full", progress=False).dir
+    )
     taller.train(tiny_config(corpus_file, max_steps=13, **settings), tmp_path / "half", progress=False)
     cfg = Config.load(tmp_path / "half" / "config.toml")
     cfg.train.max_steps = 24
@@ -86,7 +87,9 @@ def test_the_average_of_the_weights_is_what_a_run_scores_and_keeps(tmp_path, cor
     optim, _ = load_tensors(tmp_path / "r" / "optim.safetensors")
     assert all(torch.equal(kept[k], optim["average." + k]) for k in kept)  # the model kept is the average ...
     assert not all(torch.equal(kept[k], optim["last." + k]) for k in kept)  # ... not the last weights
-    assert score_run(load_run(run.dir)).static.bpc == pytest.approx(run.state["val_bpc"], abs=1e-4)  # its score: the average's
+    assert score_run(load_run(run.dir)).static.bpc == pytest.approx(
+        run.state["val_bpc"], abs=1e-4
+    )  # its score: the average's
 
 
 def expected_lr(cfg, step: int, progress: float) -> float:
@@ -98,8 +101,9 @@ def expected_lr(cfg, step: int, progress: float) -> float:
 
 
 @pytest.mark.parametrize("tick, max_time, steps", [(0.25, 2.0, 8), (1.0, 12.5, 13)])
-def test_max_time_stops_at_the_first_step_that_reaches_it_and_the_lr_follows_the_clock(tmp_path, corpus_file, monkeypatch,
-                                                                                      tick, max_time, steps):
+def test_max_time_stops_at_the_first_step_that_reaches_it_and_the_lr_follows_the_clock(
+    tmp_path, corpus_file, monkeypatch, tick, max_time, steps
+):
     # Each step reads the clock at its start and at its end: with readings `tick` apart every step takes `tick`
     # seconds, whatever the speed of the machine. 8 × 0.25 s reach 2 s exactly; the 13th 1-s step crosses 12.5 s.
     use_fake_clock(monkeypatch, tick)

@@ -8,17 +8,15 @@ import time
 
 import pytest
 import torch
+from conftest import CHROMIUM_ARGS, chromium
 from fastapi.testclient import TestClient
 
-from taller.sampling import next_token_probs
-from taller.runs.folder import load_run
 from taller.apps.web.app import create_app
 from taller.apps.web.replies import MAX_TEXT
-
 from taller.inspect.inside import NO_ATTENTION
 from taller.inspect.surprise import surprise
-
-from conftest import CHROMIUM_ARGS, chromium
+from taller.runs.folder import load_run
+from taller.sampling import next_token_probs
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +55,22 @@ def test_attention_of_every_head(client, trained_run):
     assert data["chars"] == ["N", "o", "␣", "h", "a", "y"]
     assert len(data["layers"]) == cfg.n_layers and len(data["layers"][0]) == cfg.n_heads
     for row, weights in enumerate(data["layers"][0][0]):
-        assert abs(sum(weights) - 1) < 1e-3 and all(w == 0 for w in weights[row + 1:])
+        assert abs(sum(weights) - 1) < 1e-3 and all(w == 0 for w in weights[row + 1 :])
 
 
-@pytest.mark.parametrize("body, status, fragment", [
-    ({"run": "refranes", "text": "N" * 100_000}, 413, "100.000 caracteres"),
-    ({"run": "no-existe", "text": "No"}, 404, "no hay ninguna ejecución «no-existe»"),
-    ({"run": "../refranes", "text": "No"}, 400, "nombre de ejecución no válido"),
-    ({"run": "..", "text": "No"}, 400, "nombre de ejecución no válido"),
-    ({"run": "/etc", "text": "No"}, 400, "nombre de ejecución no válido"),
-    ({"run": "mini", "text": "No"}, 404, "no hay ninguna ejecución"),
-    ({"run": "refranes", "text": "€"}, 400, "nunca vio"),
-    ({"text": "No"}, 422, "petición no válida"),
-])
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        ({"run": "refranes", "text": "N" * 100_000}, 413, "100.000 caracteres"),
+        ({"run": "no-existe", "text": "No"}, 404, "no hay ninguna ejecución «no-existe»"),
+        ({"run": "../refranes", "text": "No"}, 400, "nombre de ejecución no válido"),
+        ({"run": "..", "text": "No"}, 400, "nombre de ejecución no válido"),
+        ({"run": "/etc", "text": "No"}, 400, "nombre de ejecución no válido"),
+        ({"run": "mini", "text": "No"}, 404, "no hay ninguna ejecución"),
+        ({"run": "refranes", "text": "€"}, 400, "nunca vio"),
+        ({"text": "No"}, 422, "petición no válida"),
+    ],
+)
 def test_bad_requests_get_a_4xx_and_a_spanish_message(client, body, status, fragment):
     response = client.post("/api/predict", json=body)
     assert response.status_code == status and fragment in response.json()["error"]
@@ -90,7 +91,9 @@ def test_an_lstm_is_served_with_its_probabilities_and_a_note_for_attention(clien
     run = load_run(runs_dir / "lstm")
     assert run.config.model.kind == "lstm" and not hasattr(run.model, "attention_maps")
     listed = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
-    assert listed["lstm"]["kind"] == "lstm" and listed["lstm"]["parameters"] == sum(p.numel() for p in run.model.parameters())
+    assert listed["lstm"]["kind"] == "lstm" and listed["lstm"]["parameters"] == sum(
+        p.numel() for p in run.model.parameters()
+    )
     response = client.post("/api/predict", json={"run": "lstm", "text": "No hay "})
     assert response.status_code == 200
     data = response.json()
@@ -106,7 +109,9 @@ def test_an_lstm_is_served_with_its_probabilities_and_a_note_for_attention(clien
     assert (expected - next_token_probs(run.model, run.tokenizer, "y ")).abs().max() > 0.05
     data = client.post("/api/attention", json={"run": "lstm", "text": "No"}).json()
     assert data["note"] == NO_ATTENTION and "no tiene atención" in data["note"] and "layers" not in data
-    line = client.post("/api/sample", json={"run": "lstm", "text": "No hay ", "mode": "line", "temperature": 0.5}).json()
+    line = client.post(
+        "/api/sample", json={"run": "lstm", "text": "No hay ", "mode": "line", "temperature": 0.5}
+    ).json()
     assert line["text"].startswith("No hay ") and "\n" not in line["text"] and line["text"] == "No hay " + line["added"]
 
 
@@ -133,9 +138,11 @@ def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        for args, fragment in [([str(tmp_path / "no-existe")], "no existe la carpeta"),
-                               ([str(tmp_path / "vacía")], "no tiene ninguna ejecución"),
-                               ([str(runs_dir), "--port", str(port)], "--port")]:
+        for args, fragment in [
+            ([str(tmp_path / "no-existe")], "no existe la carpeta"),
+            ([str(tmp_path / "vacía")], "no tiene ninguna ejecución"),
+            ([str(runs_dir), "--port", str(port)], "--port"),
+        ]:
             with pytest.raises(SystemExit) as e:
                 main(["serve", *args])
             err = capsys.readouterr().err
@@ -143,6 +150,7 @@ def test_serve_refuses_what_it_cannot_serve(runs_dir, tmp_path, capsys):
 
 
 # --- the page in a real browser --------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -154,8 +162,11 @@ def free_port() -> int:
 def server(runs_dir, tmp_path):
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "taller", "serve", str(runs_dir), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taller", "serve", str(runs_dir), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60  # it imports torch first
         while True:

@@ -2,10 +2,10 @@
 at a time (inspect/surprise.py: LOGITS_HELD), and what the library refuses while answering is a 4xx, not a 500."""
 
 import pytest
+from conftest import PROVERBS
 from fastapi.testclient import TestClient
 
 import taller.inspect.surprise as surprise_module
-from conftest import PROVERBS
 from taller.apps.web.app import create_app
 from taller.apps.web.runs import KEEP, RunCache
 from taller.inspect.surprise import known_text, surprise

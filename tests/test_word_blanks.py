@@ -1,12 +1,13 @@
-"""One hidden word told its length: the training vocabulary as candidates, ranked by each family (inspect/word_blanks)."""
+"""One hidden word told its length: the training vocabulary as candidates, ranked by each family
+(inspect/word_blanks)."""
 
 import dataclasses
 
 import pytest
+from conftest import PROVERBS
 from test_bert import tiny
 
 import taller
-from conftest import PROVERBS
 from taller.config import Config
 from taller.data.tokenizers import BpeTokenizer, CharTokenizer
 from taller.errors import TallerError

@@ -1,11 +1,11 @@
 """taller — build a small language model from nothing, watch it learn, and look inside it.
 
-    import taller
-    corpus = taller.load_corpus("refranes")
-    cfg = taller.preset("base", corpus="refranes", max_time=60)
-    run = taller.train(cfg, "runs/mi-modelo")
-    for s in run.generate("No hay ", n=3, seed=0):
-        print(s.text)
+import taller
+corpus = taller.load_corpus("refranes")
+cfg = taller.preset("base", corpus="refranes", max_time=60)
+run = taller.train(cfg, "runs/mi-modelo")
+for s in run.generate("No hay ", n=3, seed=0):
+    print(s.text)
 """
 
 import importlib
@@ -19,9 +19,15 @@ if TYPE_CHECKING:  # for readers and type checkers only: at run time Config is l
 
 # The public names, each loaded from its module on first use (PEP 562): `import taller` stays light, so that the
 # command line (taller/__main__.py) can catch a Ctrl-C that arrives while PyTorch is still loading.
-LAZY = {"Config": "taller.config", "load_corpus": "taller.data.corpora", "build_model": "taller.models",
-        "Run": "taller.runs.folder", "load_run": "taller.runs.folder", "CharTokenizer": "taller.data.tokenizers",
-        "train": "taller.training.loop"}
+LAZY = {
+    "Config": "taller.config",
+    "load_corpus": "taller.data.corpora",
+    "build_model": "taller.models",
+    "Run": "taller.runs.folder",
+    "load_run": "taller.runs.folder",
+    "CharTokenizer": "taller.data.tokenizers",
+    "train": "taller.training.loop",
+}
 
 
 def __getattr__(name: str):
@@ -44,4 +50,15 @@ def preset(name: str = "base", **overrides) -> "Config":
     return cfg
 
 
-__all__ = ["__version__", "Config", "Run", "TallerError", "CharTokenizer", "build_model", "load_corpus", "load_run", "preset", "train"]
+__all__ = [
+    "__version__",
+    "Config",
+    "Run",
+    "TallerError",
+    "CharTokenizer",
+    "build_model",
+    "load_corpus",
+    "load_run",
+    "preset",
+    "train",
+]

@@ -34,7 +34,9 @@ class DataConfig:
     val_fraction: float = 0.1
     split_seed: int = 1234  # fixed rule for choosing validation lines
     start_marker: str = ""  # the text starts where this first appears ("" = at the beginning)
-    end_marker: str = ""  # ...and ends where this first appears (as the lesson's find(): absent = all but the last character)
+    end_marker: str = (
+        ""  # ...and ends where this first appears (as the lesson's find(): absent = all but the last character)
+    )
     lowercase: bool = False
     join_lines: bool = False  # newlines become spaces (one long line)
     max_chars: int = 0  # keep only the first max_chars characters (0 = all)
@@ -91,7 +93,9 @@ def average_for(train: TrainConfig, train_tokens: int) -> str | None:
     if train.ema != BY_SIZE:
         return None
     train.ema = by_size(AVERAGE_BY_SIZE, train_tokens)
-    return f"media de los pesos {short(train.ema)}" + (" (la de los últimos ~100 pasos; --set ema=0 la quita)" if train.ema else "")
+    return f"media de los pesos {short(train.ema)}" + (
+        " (la de los últimos ~100 pasos; --set ema=0 la quita)" if train.ema else ""
+    )
 
 
 BEFORE_THEY_EXISTED = {"mix_slice": 0.0, "ema": 0.0}  # [train] keys whose default changes what a run does
@@ -129,7 +133,9 @@ class Config:
         other kinds (taller 0.1 wrote every kind's keys in every run): those are skipped, not refused."""
         for section, values in d.items():
             if section != "model" and section not in SECTIONS:
-                raise TallerError(f"{where}: sección desconocida [{section}]; las válidas son model, {', '.join(SECTIONS)}.")
+                raise TallerError(
+                    f"{where}: sección desconocida [{section}]; las válidas son model, {', '.join(SECTIONS)}."
+                )
             if not isinstance(values, dict):
                 raise TallerError(f"{where}: [{section}] debe ser una tabla de claves.")
         cfg = cls()
@@ -153,8 +159,11 @@ class Config:
     def load(cls, path: str | Path, saved: bool = False) -> Config:
         """A configuration file; `saved`: a run folder's config.toml (which also says the vocabulary's size)."""
         path = Path(path)
-        advice = (f"la carpeta {path.parent} está dañada: vuelve a entrenar" if saved
-                  else "indica un fichero TOML con [model], [data] y [train]")
+        advice = (
+            f"la carpeta {path.parent} está dañada: vuelve a entrenar"
+            if saved
+            else "indica un fichero TOML con [model], [data] y [train]"
+        )
         try:
             d = tomllib.loads(read_bounded(path, CONFIG_LIMIT, advice).decode("utf-8"))
         except FileNotFoundError:
@@ -163,9 +172,11 @@ class Config:
             raise toml_error(path, e) from None
         cfg = cls.from_dict(d, where=str(path), saved=saved)
         if saved and cfg.model.vocab_size > MAX_VOCAB:  # before validate() blames the model's size on d_model
-            raise TallerError(f"{path}: model.vocab_size={str(cfg.model.vocab_size)[:24]} es imposible (ningún tokenizador "
-                              f"de taller pasa de {thousands(MAX_VOCAB)} tokens; tokenizer.json o vocab.json dicen cuántos "
-                              "hay de verdad): el fichero está manipulado o mezcla ejecuciones distintas; vuelve a entrenar.")
+            raise TallerError(
+                f"{path}: model.vocab_size={str(cfg.model.vocab_size)[:24]} es imposible (ningún tokenizador "
+                f"de taller pasa de {thousands(MAX_VOCAB)} tokens; tokenizer.json o vocab.json dicen cuántos "
+                "hay de verdad): el fichero está manipulado o mezcla ejecuciones distintas; vuelve a entrenar."
+            )
         return cfg
 
     @classmethod
@@ -228,8 +239,10 @@ class Config:
                 return owners[0], key
         if section in (None, "model") and name in other_kinds_keys():
             owners = ", ".join(k.name for k in KINDS.values() if name in _fields(k.config))
-            raise TallerError(f"{where}: {name!r} es una clave de otro modelo ({owners}), no de {self.model.kind}; "
-                              f"elige ese modelo con --model o quita la clave.")
+            raise TallerError(
+                f"{where}: {name!r} es una clave de otro modelo ({owners}), no de {self.model.kind}; "
+                f"elige ese modelo con --model o quita la clave."
+            )
         known = ", ".join(f"{s}.{n}" for s, c in sections.items() for n in _fields(c))
         raise TallerError(f"{where}: clave desconocida {key!r}. Claves válidas: {known}.")
 
@@ -247,8 +260,11 @@ class Config:
         check_data(self.data)
         check_train(self.train)
         params = self.model.estimate_parameters()  # a model that would not fit in memory is refused before it is built
-        need(params <= MEMORY_LIMIT, f"el modelo tendría unos {number(params / 1e9, 1)} mil millones de parámetros; "
-             "reduce d_model, d_ff o n_layers.")
+        need(
+            params <= MEMORY_LIMIT,
+            f"el modelo tendría unos {number(params / 1e9, 1)} mil millones de parámetros; "
+            "reduce d_model, d_ff o n_layers.",
+        )
         return self
 
     # --- memory ---------------------------------------------------------------------------------------------
@@ -260,8 +276,12 @@ class Config:
             guess = self.data.tokenizer_vocab if self.data.tokenizer != "char" else 256
             model = dataclasses.replace(model, vocab_size=guess)
         params = model.estimate_parameters()
-        return {"parámetros": 4.0 * params, "gradientes": 4.0 * params, "optimizador": 8.0 * params,
-                "activaciones": 4.0 * model.estimate_activations(self.train.batch_size)}
+        return {
+            "parámetros": 4.0 * params,
+            "gradientes": 4.0 * params,
+            "optimizador": 8.0 * params,
+            "activaciones": 4.0 * model.estimate_activations(self.train.batch_size),
+        }
 
     def check_memory(self, available: float | None, processes: int = 1) -> None:
         """Refuse, in one line with the numbers and the flag to change, a training that would not fit in the memory
@@ -271,9 +291,11 @@ class Config:
         if available is None or needed <= MEMORY_SHARE * available:
             return
         shown = ", ".join(f"{name} {number(value * processes / GB, 1)}" for name, value in parts.items())
-        raise TallerError(f"este entrenamiento necesita unos {number(needed / GB, 1)} GB de memoria ({shown}) y el equipo "
-                          f"tiene {number(available / GB, 1)} GB libres (taller usa como mucho el {number(100 * MEMORY_SHARE, 0)} %); "
-                          f"{self.memory_advice(parts, MEMORY_SHARE * available / processes)}.")
+        raise TallerError(
+            f"este entrenamiento necesita unos {number(needed / GB, 1)} GB de memoria ({shown}) y el equipo "
+            f"tiene {number(available / GB, 1)} GB libres (taller usa como mucho el {number(100 * MEMORY_SHARE, 0)} "
+            f"%); {self.memory_advice(parts, MEMORY_SHARE * available / processes)}."
+        )
 
     def memory_advice(self, parts: dict[str, float], budget: float) -> str:
         """What to change so that one process fits in `budget` bytes: the batch if activations weigh most, else
@@ -292,14 +314,22 @@ class Config:
 
 def check_data(d: DataConfig) -> None:
     need(d.tokenizer in TOKENIZER_KINDS, f"data.tokenizer='{d.tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}.")
-    need(d.tokenizer != "bpe" or 256 <= d.tokenizer_vocab <= 200_000, f"data.tokenizer_vocab={d.tokenizer_vocab}: "
-         "un BPE de bytes empieza con 256 tokens (uno por byte); usa entre 256 y 200000, por ejemplo 512.")
-    need(d.tokenizer != "word" or 2 <= d.tokenizer_vocab <= 200_000,
-         f"data.tokenizer_vocab={d.tokenizer_vocab}: usa entre 2 y 200000 palabras, por ejemplo 2000.")
+    need(
+        d.tokenizer != "bpe" or 256 <= d.tokenizer_vocab <= 200_000,
+        f"data.tokenizer_vocab={d.tokenizer_vocab}: "
+        "un BPE de bytes empieza con 256 tokens (uno por byte); usa entre 256 y 200000, por ejemplo 512.",
+    )
+    need(
+        d.tokenizer != "word" or 2 <= d.tokenizer_vocab <= 200_000,
+        f"data.tokenizer_vocab={d.tokenizer_vocab}: usa entre 2 y 200000 palabras, por ejemplo 2000.",
+    )
     need(d.split in ("auto", "lines", "tail", "after"), f"data.split='{d.split}': usa auto, lines, tail o after.")
     need(d.max_chars >= 0, f"data.max_chars={d.max_chars} no puede ser negativo (0 = todo el texto).")
-    need(d.split != "after" or d.max_chars > 0, "data.split='after' necesita data.max_chars > 0 "
-         "(la validación son los caracteres que siguen a los primeros max_chars).")
+    need(
+        d.split != "after" or d.max_chars > 0,
+        "data.split='after' necesita data.max_chars > 0 "
+        "(la validación son los caracteres que siguen a los primeros max_chars).",
+    )
     need(0.0 < d.val_fraction < 0.5, f"data.val_fraction={d.val_fraction} debe estar entre 0 y 0.5.")
 
 
@@ -308,25 +338,37 @@ def check_train(t: TrainConfig) -> None:
     need(0 <= t.seed < SEED_LIMIT, f"train.seed={t.seed} debe estar entre 0 y 2**63-1.")
     need(t.dtype in ("auto", "float32", "bfloat16"), f"train.dtype='{t.dtype}': usa auto, float32 o bfloat16.")
     need(1 <= t.batch_size <= 65536, f"train.batch_size={t.batch_size} debe estar entre 1 y 65536.")
-    need(0.0 < t.lr < 10.0 and math.isfinite(t.lr), f"train.lr={t.lr:g} debe ser mayor que 0 y menor que 10 (por "
-         "ejemplo 3e-3).")
+    need(
+        0.0 < t.lr < 10.0 and math.isfinite(t.lr),
+        f"train.lr={t.lr:g} debe ser mayor que 0 y menor que 10 (por ejemplo 3e-3).",
+    )
     need(0.0 <= t.min_lr <= t.lr, f"train.min_lr={t.min_lr} debe estar entre 0 y train.lr={t.lr}.")
     need(t.warmup_steps >= 0, f"train.warmup_steps={t.warmup_steps} no puede ser negativo.")
     need(t.weight_decay >= 0.0, f"train.weight_decay={t.weight_decay} no puede ser negativo.")
     need(0.0 <= t.beta1 < 1.0 and 0.0 <= t.beta2 < 1.0, "train.beta1 y train.beta2 deben estar en [0, 1).")
     need(t.optimizer in OPTIMIZERS, f"train.optimizer='{t.optimizer}': usa {' o '.join(OPTIMIZERS)}.")
-    need(0.0 < t.muon_lr_ratio <= 100.0, f"train.muon_lr_ratio={t.muon_lr_ratio} debe estar en (0, 100] (por ejemplo 1).")
+    need(
+        0.0 < t.muon_lr_ratio <= 100.0, f"train.muon_lr_ratio={t.muon_lr_ratio} debe estar en (0, 100] (por ejemplo 1)."
+    )
     need(t.schedule in SCHEDULES, f"train.schedule='{t.schedule}': usa {' o '.join(SCHEDULES)}.")
-    need(0.0 < t.cooldown <= 1.0, f"train.cooldown={t.cooldown} debe estar en (0, 1]: la parte final del "
-         "entrenamiento en que el learning rate baja (por ejemplo 0.5).")
+    need(
+        0.0 < t.cooldown <= 1.0,
+        f"train.cooldown={t.cooldown} debe estar en (0, 1]: la parte final del "
+        "entrenamiento en que el learning rate baja (por ejemplo 0.5).",
+    )
     need(t.grad_clip >= 0.0, f"train.grad_clip={t.grad_clip} no puede ser negativo (0 = sin recorte).")
-    need(t.epochs >= 1, f"train.epochs={t.epochs} debe ser al menos 1 (con train.max_time > 0 manda el reloj y "
-         "train.max_steps corta antes).")
+    need(
+        t.epochs >= 1,
+        f"train.epochs={t.epochs} debe ser al menos 1 (con train.max_time > 0 manda el reloj y "
+        "train.max_steps corta antes).",
+    )
     need(t.max_time >= 0 and math.isfinite(t.max_time), f"train.max_time={t.max_time} no puede ser negativo.")
     need(t.max_steps >= 0, f"train.max_steps={t.max_steps} no puede ser negativo.")
     need(t.eval_chars >= 1, f"train.eval_chars={t.eval_chars} debe ser al menos 1.")
-    need(t.ema == BY_SIZE or 0 <= t.ema < 1, f"train.ema={t.ema} debe estar entre 0 y 1 (0: sin media; -1: según "
-         "el tamaño del texto).")
+    need(
+        t.ema == BY_SIZE or 0 <= t.ema < 1,
+        f"train.ema={t.ema} debe estar entre 0 y 1 (0: sin media; -1: según el tamaño del texto).",
+    )
     need(0 <= t.mix_slice < 0.5, f"train.mix_slice={t.mix_slice} debe estar entre 0 y 0.5 (0: no apartar nada).")
     need(t.log_every >= 1, f"train.log_every={t.log_every} debe ser al menos 1.")
     need(t.plot_every >= 0, f"train.plot_every={t.plot_every} no puede ser negativo.")
@@ -335,7 +377,9 @@ def check_train(t: TrainConfig) -> None:
     need(t.temperature > 0, f"train.temperature={t.temperature} debe ser positiva (por ejemplo 0.7).")
     need(t.sampler in ("random", "shuffled"), f"train.sampler='{t.sampler}': usa random o shuffled.")
     need(t.stride >= 1, f"train.stride={t.stride} debe ser al menos 1.")
-    need(t.health_every >= 0, f"train.health_every={t.health_every} no puede ser negativo (0 = sin revisiones de salud).")
+    need(
+        t.health_every >= 0, f"train.health_every={t.health_every} no puede ser negativo (0 = sin revisiones de salud)."
+    )
 
 
 def toml_error(path: Path, e: Exception) -> TallerError:

@@ -56,16 +56,19 @@ class Score:
     chars: int
 
 
-def window_logits(model, val: ValText, device, autocast=nullcontext(), batch_size: int = 64):
+NO_AUTOCAST = nullcontext()  # reusable: it does nothing on entry and exit
+
+
+def window_logits(model, val: ValText, device, autocast=NO_AUTOCAST, batch_size: int = 64):
     """The one scoring loop over the windows of `val` (data.eval_windows): batch by batch, the model's logits
     (B, T, V), the targets (B, T), which of them are scored (B, T) and the characters each completes (B, T). Each batch
     is read when the caller asks for it, so a caller may learn from one batch before the next is scored (adapt.py).
     Gradients and the model's mode are the caller's."""
     for i in range(0, len(val.windows), batch_size):
-        w, m = val.windows[i:i + batch_size].to(device), val.mask[i:i + batch_size].to(device)
+        w, m = val.windows[i : i + batch_size].to(device), val.mask[i : i + batch_size].to(device)
         with autocast:
             logits = model(w[:, :-1])  # (B, T, V)
-        yield logits, w[:, 1:], m, val.chars[i:i + batch_size]
+        yield logits, w[:, 1:], m, val.chars[i : i + batch_size]
 
 
 @torch.no_grad()
@@ -103,8 +106,10 @@ def log_distributions(model, ids: np.ndarray, block_size: int, batch_size: int =
     windows, mask = eval_windows(ids, block_size)  # (W, T+1), (W, T): each target scored once
     val = ValText(windows, mask, mask.long())  # (the characters are not counted here)
     with evaluating(model):
-        out = [F.log_softmax(logits.float(), dim=-1)[m]  # (scored, V), row by row
-               for logits, _, m, _ in window_logits(model, val, windows.device, batch_size=batch_size)]
+        out = [
+            F.log_softmax(logits.float(), dim=-1)[m]  # (scored, V), row by row
+            for logits, _, m, _ in window_logits(model, val, windows.device, batch_size=batch_size)
+        ]
     return torch.cat(out)
 
 

@@ -43,9 +43,13 @@ ERRNO_SPANISH = {
 }
 
 # What a path is when it is not a regular file, for the messages.
-FILE_KINDS = ((stat.S_ISDIR, "una carpeta"), (stat.S_ISFIFO, "una tubería (FIFO), que espera a quien escriba en ella"),
-              (stat.S_ISCHR, "un dispositivo (como /dev/zero o /dev/urandom), que no se acaba nunca"),
-              (stat.S_ISBLK, "un dispositivo de bloques (un disco entero)"), (stat.S_ISSOCK, "un socket"))
+FILE_KINDS = (
+    (stat.S_ISDIR, "una carpeta"),
+    (stat.S_ISFIFO, "una tubería (FIFO), que espera a quien escriba en ella"),
+    (stat.S_ISCHR, "un dispositivo (como /dev/zero o /dev/urandom), que no se acaba nunca"),
+    (stat.S_ISBLK, "un dispositivo de bloques (un disco entero)"),
+    (stat.S_ISSOCK, "un socket"),
+)
 
 
 def reason(e: OSError) -> str:
@@ -58,7 +62,7 @@ def megabytes(n: int) -> str:
 
 
 def over_limit(size: int, limit: int) -> str:
-    """"ocupa X y el límite … es Y" in words where X and Y never read the same (17,000,000 bytes is not "16 MB" when
+    """ "ocupa X y el límite … es Y" in words where X and Y never read the same (17,000,000 bytes is not "16 MB" when
     the limit is 16 MB: it is said in bytes, and so is the limit)."""
     shown, most = megabytes(size), megabytes(limit)
     if shown == most:
@@ -174,8 +178,10 @@ def atomic_write_all(outputs: list[tuple[Path, bytes]]) -> None:
             except OSError:
                 pass  # renamed already, or never made
         if isinstance(e, OSError):
-            raise TallerError(f"no pude escribir {path}: {reason(e)}; comprueba "
-                              "el espacio libre y los permisos. Lo que ya estaba guardado sigue intacto.") from None
+            raise TallerError(
+                f"no pude escribir {path}: {reason(e)}; comprueba "
+                "el espacio libre y los permisos. Lo que ya estaba guardado sigue intacto."
+            ) from None
         raise
 
 

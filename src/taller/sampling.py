@@ -27,7 +27,9 @@ MIN_TEMPERATURE = 1e-6  # logits are divided by the temperature: never by 0 (gre
 class Step:
     position: int  # 1-based position of the generated token in the whole text, prompt included
     token: str  # the chosen token's text: a character, a word or a BPE piece
-    top: list[tuple[str, float]]  # the model's `top` (5) most likely tokens' texts with their probabilities; [] if top=0
+    top: list[
+        tuple[str, float]
+    ]  # the model's `top` (5) most likely tokens' texts with their probabilities; [] if top=0
     sampled: list[float] = field(default_factory=list)  # the same tokens' probabilities in the distribution drawn from
 
 
@@ -62,8 +64,9 @@ def is_plain(temperature: float, top_k: int, top_p: float) -> bool:
     return temperature == 1.0 and not top_k and top_p >= 1.0
 
 
-def sampling_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                   greedy: bool = False) -> torch.Tensor:
+def sampling_probs(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, greedy: bool = False
+) -> torch.Tensor:
     """(B, V) logits -> (B, V) the probabilities the next token is actually drawn with. Greedy is temperature 0: all
     of it on the best token."""
     if greedy:
@@ -81,10 +84,11 @@ def prompt_ids(tokenizer, prompt: str, unknown: str = "error") -> list[int]:
 def next_token_logits(model, tokenizer, prompt: str, unknown: str = "error") -> torch.Tensor:
     """(V,) the model's scores (logits) for the token after `prompt`: the first step of `generate`."""
     model.eval()
-    context = torch.tensor([prompt_ids(tokenizer, prompt, unknown)],
-                           device=next(model.parameters(), torch.zeros(0)).device)  # (1, T)
+    context = torch.tensor(
+        [prompt_ids(tokenizer, prompt, unknown)], device=next(model.parameters(), torch.zeros(0)).device
+    )  # (1, T)
     if model.block_size is not None:
-        context = context[:, -model.block_size:]
+        context = context[:, -model.block_size :]
     logits, _ = model.start(context)  # (1, V)
     return logits[0].float().cpu()
 
@@ -107,7 +111,9 @@ class StopWatch:
 
     def __init__(self, tokenizer, stop: str | None, n: int):
         self.stop, self.pieces = stop or "", tokenizer.pieces
-        self.ids = torch.tensor([i for i, p in enumerate(self.pieces) if self.stop and self.stop in p], dtype=torch.long)
+        self.ids = torch.tensor(
+            [i for i, p in enumerate(self.pieces) if self.stop and self.stop in p], dtype=torch.long
+        )
         self.tails = [""] * n if len(self.stop) > 1 else None  # per row: its last len(stop) - 1 characters
         self.done = torch.zeros(n, dtype=torch.bool)
 
@@ -121,7 +127,7 @@ class StopWatch:
                 text = self.tails[b] + self.pieces[j]
                 if self.stop in text:
                     self.done[b] = True
-                self.tails[b] = text[-(len(self.stop) - 1):]
+                self.tails[b] = text[-(len(self.stop) - 1) :]
         return bool(self.done.all())
 
 
@@ -139,7 +145,7 @@ class Reader:
         self.logits, self.state = model.start(self.recent) if cached else (model(self.recent)[:, -1], None)
 
     def window(self, text: torch.Tensor) -> torch.Tensor:
-        return text if self.block is None else text[:, -self.block:]
+        return text if self.block is None else text[:, -self.block :]
 
     def feed(self, tokens: torch.Tensor) -> None:
         """One more token per row: (rows,)."""
@@ -149,15 +155,29 @@ class Reader:
         if not self.cached:  # read the whole window again
             self.logits = self.model(self.recent)[:, -1]
         elif self.block is not None and self.model.state_length(self.state) >= self.block:  # full: its last half again
-            self.logits, self.state = self.model.start(self.recent[:, -max(1, self.block // 2):])
+            self.logits, self.state = self.model.start(self.recent[:, -max(1, self.block // 2) :])
         else:  # only the new token is read; the cache holds the rest
             self.logits, self.state = self.model.step(new, self.state)
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompt: str, n: int = 1, *, max_chars: int = 200, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, greedy: bool = False, seed: int | None = None,
-             stop: str | None = "\n", unknown: str = "error", use_cache: bool = True, top: int = TOP) -> list[Sample]:
+def generate(
+    model,
+    tokenizer,
+    prompt: str,
+    n: int = 1,
+    *,
+    max_chars: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    seed: int | None = None,
+    stop: str | None = "\n",
+    unknown: str = "error",
+    use_cache: bool = True,
+    top: int = TOP,
+) -> list[Sample]:
     """Continue `prompt` n times (as one batch), at most `max_chars` characters each, stopping after the first
     `stop` (any text; None or "": only max_chars stops it).
 
@@ -200,11 +220,12 @@ def cut_at_stop(tokenizer, row: list[int], stop: str | None) -> tuple[list[int],
         return row, text
     # the fewest tokens whose text reaches the stop's end: a prefix (decoded text grows with it), by binary search
     k = bisect.bisect_left(range(1, len(row) + 1), at + len(stop), key=lambda i: len(tokenizer.decode(row[:i])))
-    return row[:k + 1], text[:at]
+    return row[: k + 1], text[:at]
 
 
-def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop: str | None,
-               max_chars: int) -> list[Sample]:
+def to_samples(
+    tokenizer, prompt: str, n: int, chosen: list, records: list, stop: str | None, max_chars: int
+) -> list[Sample]:
     """The loop's tensors as text: each row up to its stop (the stop itself is recorded but not written).
 
     With words or BPE the text is decoded and cut at the stop and at max_chars."""
@@ -214,13 +235,15 @@ def to_samples(tokenizer, prompt: str, n: int, chosen: list, records: list, stop
         return samples
     ids = torch.stack(chosen, dim=1).tolist()  # (n, steps)
     if records:
-        probs, best, sampled = (torch.stack([r[k] for r in records], dim=1).tolist() for k in range(3))  # (n, steps, top)
+        probs, best, sampled = (
+            torch.stack([r[k] for r in records], dim=1).tolist() for k in range(3)
+        )  # (n, steps, top)
     for b, sample in enumerate(samples):
         row, sample.generated = cut_at_stop(tokenizer, ids[b], stop)
         if len(sample.generated) > max_chars:  # words or BPE wrote past max_chars: cut, and keep the steps shown
             sample.generated = sample.generated[:max_chars]
             # the tokens that start before max_chars: a prefix (decoded text grows with it), found by binary search
-            row = row[:bisect.bisect_left(range(len(row)), max_chars, key=lambda i: len(tokenizer.decode(row[:i])))]
+            row = row[: bisect.bisect_left(range(len(row)), max_chars, key=lambda i: len(tokenizer.decode(row[:i])))]
         sample.unit = "Carácter" if tokenizer.kind == "char" else "Token"
         start = len(prompt) if tokenizer.kind == "char" else len(tokenizer.encode(prompt, unknown="replace"))
         for i, j in enumerate(row):

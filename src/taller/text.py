@@ -37,7 +37,9 @@ def side_by_side(titles: list[str], texts: list[str], width: int = 110) -> str:
     import textwrap
 
     col = max(12, (width - 3 * (len(texts) - 1)) // len(texts))
-    columns = [[title.ljust(col), "-" * col] + [line.ljust(col) for line in textwrap.wrap(" ".join(text.split()), col)]
-               for title, text in zip(titles, texts)]
+    columns = [
+        [title.ljust(col), "-" * col] + [line.ljust(col) for line in textwrap.wrap(" ".join(text.split()), col)]
+        for title, text in zip(titles, texts)
+    ]
     rows = max(map(len, columns))
     return "\n".join(" | ".join(c[i] if i < len(c) else " " * col for c in columns).rstrip() for i in range(rows))

@@ -102,8 +102,12 @@ def choose(requested: int = 0) -> Choice:
     free = max(1, min(n, round(n - busy)))
     if free == n:
         return Choice(n, f"{threads_words(n)}, uno por núcleo libre", True)
-    return Choice(free, f"{threads_words(free)}: otros programas ocupan {number(busy, 1)} de los {n} núcleos"
-                  + " (--threads N para elegir)", True)
+    return Choice(
+        free,
+        f"{threads_words(free)}: otros programas ocupan {number(busy, 1)} de los {n} núcleos"
+        + " (--threads N para elegir)",
+        True,
+    )
 
 
 def set_threads(threads: int) -> None:
@@ -177,8 +181,10 @@ class StepCheck:
         set_threads(best)
         if best == before:
             return None
-        return (f"Con {threads_words(best)} los pasos van {number(medians[before] / medians[best], 1)} veces más rápido que con "
-                f"{before}: otro programa usa la CPU; sigo así (--threads N para elegir).")
+        return (
+            f"Con {threads_words(best)} los pasos van {number(medians[before] / medians[best], 1)} veces más rápido "
+            f"que con {before}: otro programa usa la CPU; sigo así (--threads N para elegir)."
+        )
 
     def watch(self, seconds: float) -> str | None:
         if self.usual is None or self.threads == 1:
@@ -189,5 +195,7 @@ class StepCheck:
         self.threads, self.slow = self.threads // 2, 0
         set_threads(self.threads)
         self.plan, self.times, self.skip = [self.threads], {}, 1  # the new usual step
-        return (f"Los pasos tardan {SLOWER:g} veces más que antes: otro programa usa la CPU; sigo con "
-                f"{threads_words(self.threads)} (--threads N para elegir).")
+        return (
+            f"Los pasos tardan {SLOWER:g} veces más que antes: otro programa usa la CPU; sigo con "
+            f"{threads_words(self.threads)} (--threads N para elegir)."
+        )

@@ -2,7 +2,8 @@
 
 Each model is trained (or, the n-gram, fitted) on the same training text, for at most the same number of seconds,
 and scored on the same val text in bits per character. A model is named `kind` or `kind:tokenizer`
-(`transformer:bpe`, `lstm:word`): whatever its tokens, its loss is turned into bits per character of the same text. As reference rows, general-purpose compressors from the
+(`transformer:bpe`, `lstm:word`): whatever its tokens, its loss is turned into bits per character of the same text.
+As reference rows, general-purpose compressors from the
 standard library: a compressor that has read the training text needs this many extra bits per character to store
 the val text (size(train + val) − size(train)), which is also a prediction score.
 
@@ -25,6 +26,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from taller.apps.compress import compress_text
 from taller.config import TOKENIZER_KINDS, Config
 from taller.data.corpora import clean_like, prepare_corpus
 from taller.data.prepared import is_prepared
@@ -34,12 +36,12 @@ from taller.evaluate import LN2
 from taller.files import atomic_write
 from taller.inspect.memory import memory_curve, memory_plot, validation_ids
 from taller.inspect.plots import new_figure, save_figure
-from taller.apps.compress import compress_text
 from taller.models import KINDS, kind_named, kind_of, language_models
 from taller.runs.folder import check_run_dir, create_run_dir
 from taller.text import thousands
 from taller.training.adapt import Adaptation, can_adapt, score_run
 from taller.training.loop import train
+
 COMPRESSORS = {  # name -> bytes -> compressed bytes
     "zlib": lambda b: zlib.compress(b, 9),  # a 32 KB window: it barely remembers the training text
     "bz2": lambda b: bz2.compress(b, 9),
@@ -58,12 +60,26 @@ class Row:
     sample: str
     chars_per_token: float = 1.0  # characters of val per token: 1 for characters, about 2 for a BPE of 512
     adapt_bpc: float = math.nan  # with --adapt: learning while reading the val text (nan: not measured)
-    file_bpc: float = math.nan  # the real size of the val text compressed by the model (`taller compress`), in bits/char
+    file_bpc: float = (
+        math.nan
+    )  # the real size of the val text compressed by the model (`taller compress`), in bits/char
 
 
-def compare(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides: list[str] = (),
-            prompt: str = "", progress: bool = False, adapt: bool = False, mix: bool = True, memory: bool = True,
-            log=print, threads: int = 0) -> list[Row]:
+def compare(
+    corpus: str,
+    models: list[str],
+    max_time: float,
+    out: str | Path,
+    *,
+    overrides: list[str] = (),
+    prompt: str = "",
+    progress: bool = False,
+    adapt: bool = False,
+    mix: bool = True,
+    memory: bool = True,
+    log=print,
+    threads: int = 0,
+) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val (and, with `adapt`, while learning from
     it), compress val with it; mix the character models; add the compressors; write the results. `memory=False`:
     no memory.png (its curves cost each model 64 × 65 windows of reading)."""
@@ -105,8 +121,10 @@ def check_request(corpus: str, models: list[str], max_time: float, overrides) ->
     if not max_time > 0:
         raise TallerError(f"--max-time={max_time} debe ser positivo (segundos de entrenamiento por modelo).")
     if is_prepared(corpus):
-        raise TallerError(f"{corpus} es una carpeta: compare mide también los compresores sobre el texto, así que "
-                          "necesita el fichero de texto (o refranes, quijote), no una carpeta preparada.")
+        raise TallerError(
+            f"{corpus} es una carpeta: compare mide también los compresores sobre el texto, así que "
+            "necesita el fichero de texto (o refranes, quijote), no una carpeta preparada."
+        )
     configs = []
     for kind, tokenizer in specs:
         cfg = Config.preset(kind_named(kind).timed_preset)
@@ -130,13 +148,34 @@ def mix_config(runs: list) -> Config:
 def model_row(run, name: str, prompt: str, val: str, adapt: bool, log) -> Row:
     """A trained run's row: its scores, a sample, and its real compressed size on val."""
     s, kind = run.state, kind_of(run.config)
-    size = (f"{thousands(s['counts'])} cuentas" if "counts" in s  # a count model
-            else "—" if kind.combines else thousands(s["parameters"]))  # a mix: its parts' are in their own rows
+    size = (
+        f"{thousands(s['counts'])} cuentas"
+        if "counts" in s  # a count model
+        else "—"
+        if kind.combines
+        else thousands(s["parameters"])
+    )  # a mix: its parts' are in their own rows
     label = name if run.tokenizer.kind == "char" else f"{kind.name}:{run.tokenizer.kind}-{run.tokenizer.vocab_size}"
-    sample = run.generate(clean_like(prompt, run.config.data), 1, max_chars=70, seed=0, temperature=0.8, stop=None,
-                          unknown="replace", top=0)[0].text
-    row = Row(label, size, s["train_time"], s["chars_per_s"], s["val_loss"], s["val_bpc"], " ".join(sample.split()),
-              s.get("val_chars_per_token", 1.0))
+    sample = run.generate(
+        clean_like(prompt, run.config.data),
+        1,
+        max_chars=70,
+        seed=0,
+        temperature=0.8,
+        stop=None,
+        unknown="replace",
+        top=0,
+    )[0].text
+    row = Row(
+        label,
+        size,
+        s["train_time"],
+        s["chars_per_s"],
+        s["val_loss"],
+        s["val_bpc"],
+        " ".join(sample.split()),
+        s.get("val_chars_per_token", 1.0),
+    )
     if adapt and can_adapt(run):
         log("Puntúo la validación aprendiendo mientras la leo (--adapt)…")
         row.adapt_bpc = score_run(run, Adaptation()).adapted.bpc
@@ -157,8 +196,11 @@ def compressor_rows(split) -> list[Row]:
         extra_bits = 8 * (compress(val_bytes) - compress(train_bytes))
         elapsed = time.perf_counter() - started
         bpc = extra_bits / len(split.val)
-        rows.append(Row(name, "—", elapsed, (2 * len(split.train) + len(split.val)) / elapsed, bpc * LN2, bpc, "—",
-                        file_bpc=bpc))
+        rows.append(
+            Row(
+                name, "—", elapsed, (2 * len(split.train) + len(split.val)) / elapsed, bpc * LN2, bpc, "—", file_bpc=bpc
+            )
+        )
     return rows
 
 
@@ -175,8 +217,12 @@ def ppmd_size(data: bytes) -> int:
     with tempfile.TemporaryDirectory() as folder:
         text, archive = Path(folder) / "texto", Path(folder) / "texto.7z"
         text.write_bytes(data)
-        subprocess.run([shutil.which("7z"), "a", "-bd", "-y", "-t7z", "-m0=PPMd:o=8:mem=256m", str(archive), str(text)],
-                       capture_output=True, check=True, timeout=600)
+        subprocess.run(
+            [shutil.which("7z"), "a", "-bd", "-y", "-t7z", "-m0=PPMd:o=8:mem=256m", str(archive), str(text)],
+            capture_output=True,
+            check=True,
+            timeout=600,
+        )
         return archive.stat().st_size
 
 
@@ -189,20 +235,30 @@ def parse_spec(spec: str) -> tuple[str, str]:
     """'transformer' -> ('transformer', ''); 'transformer:bpe' -> ('transformer', 'bpe')."""
     kind, _, tokenizer = spec.partition(":")
     if kind in KINDS and KINDS[kind].fills:  # BERT, T5: no bits per character of the text to race with
-        raise TallerError(f"--models: {KINDS[kind].a_title} no lee de izquierda a derecha y no tiene bits por carácter "
-                          "que poner junto a los demás; compara los que rellenan huecos con `python bench/fill_words.py "
-                          "RUN_BERT RUN_T5` (palabras exactas en refranes).")
+        raise TallerError(
+            f"--models: {KINDS[kind].a_title} no lee de izquierda a derecha y no tiene bits por carácter "
+            "que poner junto a los demás; compara los que rellenan huecos con `python bench/fill_words.py "
+            "RUN_BERT RUN_T5` (palabras exactas en refranes)."
+        )
     if kind in KINDS and not KINDS[kind].language_model:  # a kind, but one that does not predict text
-        raise TallerError(f"--models: {kind} es {KINDS[kind].a_title}, no un modelo de lenguaje: no predice texto, así "
-                          f"que no se puntúa en bits por carácter; compara {', '.join(comparable())}.")
+        raise TallerError(
+            f"--models: {kind} es {KINDS[kind].a_title}, no un modelo de lenguaje: no predice texto, así "
+            f"que no se puntúa en bits por carácter; compara {', '.join(comparable())}."
+        )
     if kind in language_models() and kind_named(kind).combines:
-        raise TallerError(f"--models: '{spec}': compare añade la mezcla de los modelos de caracteres por su cuenta; "
-                          "quítala de la lista.")
+        raise TallerError(
+            f"--models: '{spec}': compare añade la mezcla de los modelos de caracteres por su cuenta; "
+            "quítala de la lista."
+        )
     if kind not in comparable():
-        raise TallerError(f"--models: '{spec}' no es un modelo; usa {', '.join(comparable())}, con :bpe o :word si "
-                          "quieres otros tokens (por ejemplo transformer:bpe), separados por comas.")
+        raise TallerError(
+            f"--models: '{spec}' no es un modelo; usa {', '.join(comparable())}, con :bpe o :word si "
+            "quieres otros tokens (por ejemplo transformer:bpe), separados por comas."
+        )
     if tokenizer and tokenizer not in TOKENIZER_KINDS:
-        raise TallerError(f"--models: '{spec}': el tokenizador '{tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}.")
+        raise TallerError(
+            f"--models: '{spec}': el tokenizador '{tokenizer}' no existe; usa {', '.join(TOKENIZER_KINDS)}."
+        )
     return kind, tokenizer
 
 
@@ -211,22 +267,44 @@ def the_split(cfg: Config):
     return split_corpus(corpus, cfg.data)
 
 
-HEADER = ["modelo", "parámetros", "tiempo (s)", "car/s", "car/token", "val (nats/token)", "val bits/car",
-          "--adapt bits/car", "fichero bits/car", "muestra"]
+HEADER = [
+    "modelo",
+    "parámetros",
+    "tiempo (s)",
+    "car/s",
+    "car/token",
+    "val (nats/token)",
+    "val bits/car",
+    "--adapt bits/car",
+    "fichero bits/car",
+    "muestra",
+]
 LEFT = (0, 1, 9)  # the columns aligned to the left
 
 
 def cells(row: Row) -> list[str]:
     maybe = lambda x: "—" if math.isnan(x) else f"{x:.3f}"  # noqa: E731
-    return [row.model, row.parameters, f"{row.train_time:.1f}", thousands(row.chars_per_s), f"{row.chars_per_token:.2f}" if row.sample != "—" else "—",
-            f"{row.val_loss:.4f}", f"{row.val_bpc:.3f}", maybe(row.adapt_bpc), maybe(row.file_bpc), row.sample]
+    return [
+        row.model,
+        row.parameters,
+        f"{row.train_time:.1f}",
+        thousands(row.chars_per_s),
+        f"{row.chars_per_token:.2f}" if row.sample != "—" else "—",
+        f"{row.val_loss:.4f}",
+        f"{row.val_bpc:.3f}",
+        maybe(row.adapt_bpc),
+        maybe(row.file_bpc),
+        row.sample,
+    ]
 
 
 def format_table(rows: list[Row], sample_width: int = 50) -> str:
     table = [HEADER] + [cells(r)[:-1] + [r.sample[:sample_width]] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
-    lines = ["  ".join(c.ljust(w) if i in LEFT else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
-             for line in table]
+    lines = [
+        "  ".join(c.ljust(w) if i in LEFT else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        for line in table
+    ]
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
@@ -237,15 +315,22 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
     writer.writerows([list(asdict(r).values()) for r in rows])
     atomic_write(out / "compare.csv", buffer.getvalue().encode("utf-8"))
 
-    md = [f"# Comparación en {corpus} ({max_time:g} s por modelo)", "",
-          "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
+    md = [
+        f"# Comparación en {corpus} ({max_time:g} s por modelo)",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(["---"] * len(HEADER)) + "|",
+    ]
     md += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
-    md += ["", "Compresores: bits extra para guardar la validación después del texto de entrenamiento.",
-           "fichero bits/car: el tamaño real de la validación comprimida con el modelo (`taller compress`, codificación "
-           "aritmética); --adapt: el modelo aprende mientras lee la validación (`taller score --adapt`).",
-           "mix: la mezcla de los modelos de caracteres, con pesos ajustados en un trozo del texto de entrenamiento.",
-           "Modelos de tokens (bpe, word): su pérdida es por token; bits/car la reparte entre los caracteres del mismo "
-           "texto de validación, así todas las filas se comparan en la misma escala."]
+    md += [
+        "",
+        "Compresores: bits extra para guardar la validación después del texto de entrenamiento.",
+        "fichero bits/car: el tamaño real de la validación comprimida con el modelo (`taller compress`, codificación "
+        "aritmética); --adapt: el modelo aprende mientras lee la validación (`taller score --adapt`).",
+        "mix: la mezcla de los modelos de caracteres, con pesos ajustados en un trozo del texto de entrenamiento.",
+        "Modelos de tokens (bpe, word): su pérdida es por token; bits/car la reparte entre los caracteres del mismo "
+        "texto de validación, así todas las filas se comparan en la misma escala.",
+    ]
     atomic_write(out / "compare.md", ("\n".join(md) + "\n").encode("utf-8"))
     compare_plot(rows, out / "compare.png", f"{corpus}: {max_time:g} s por modelo")
 

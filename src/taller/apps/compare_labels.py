@@ -41,8 +41,17 @@ def label_config(spec: str, corpus: str, max_time: float, overrides) -> Config:
     return cfg.validate()
 
 
-def compare_labels(corpus: str | None, models: list[str], max_time: float, out: Path, *, overrides=(),
-                   progress: bool = False, log=print, threads: int = 0) -> str:
+def compare_labels(
+    corpus: str | None,
+    models: list[str],
+    max_time: float,
+    out: Path,
+    *,
+    overrides=(),
+    progress: bool = False,
+    log=print,
+    threads: int = 0,
+) -> str:
     """Train each classifier, then the table: accuracy on the held-out lines and each one's confusion table."""
     if not models or len({m.partition("=")[0] for m in models}) != len(models):
         raise TallerError("--models necesita una lista de modelos distintos, p. ej. --models ngram,bert,t5.")
@@ -65,10 +74,14 @@ def compare_labels(corpus: str | None, models: list[str], max_time: float, out: 
 
 def results_table(results: list, corpus: str) -> str:
     total = results[0][3]
-    lines = [f"«{corpus}»: {thousands(total)} textos de validación, los mismos para todos", "",
-             f"  {'modelo':<12} {'tipo':<28} {'acierta':>9}"]
-    lines += [f"  {name:<12} {title:<28} {number(100 * right / max(1, n), 1):>7} %"
-              for name, title, right, n, _, _ in results]
+    lines = [
+        f"«{corpus}»: {thousands(total)} textos de validación, los mismos para todos",
+        "",
+        f"  {'modelo':<12} {'tipo':<28} {'acierta':>9}",
+    ]
+    lines += [
+        f"  {name:<12} {title:<28} {number(100 * right / max(1, n), 1):>7} %" for name, title, right, n, _, _ in results
+    ]
     for name, _, _, _, labels, counts in results:
         lines += ["", f"{name}:", confusion_table(counts, labels)]
     return "\n".join(lines)

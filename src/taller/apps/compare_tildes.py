@@ -37,8 +37,13 @@ from taller.text import number, thousands
 from taller.training.loop import train
 
 # a name -> the kind trained for it (None: no model)
-MODELS = {"lookup": None, "ngram": "ngram", "transformer": "transformer", "bert": task_kind("tildes", "bert"),
-          "t5": task_kind("tildes", "t5")}
+MODELS = {
+    "lookup": None,
+    "ngram": "ngram",
+    "transformer": "transformer",
+    "bert": task_kind("tildes", "bert"),
+    "t5": task_kind("tildes", "t5"),
+}
 PAIRS = 20  # the most frequent ambiguous words of the validation text, each with its own column of accuracy
 
 
@@ -97,15 +102,35 @@ def score(name: str, source: str, fixer, split, lookup: Lookup, pairs: dict[str,
         if bare in pairs:
             seen[bare] += 1
             right[bare] += fixed[a:b] == split.val[a:b]
-    return TildesRow(name, source, s["words"], s["errors"], s["accuracy"], s["ambiguous"], s["ambiguous_accuracy"],
-                     seconds, {pairs[w]: right[w] / seen[w] for w in pairs})
+    return TildesRow(
+        name,
+        source,
+        s["words"],
+        s["errors"],
+        s["accuracy"],
+        s["ambiguous"],
+        s["ambiguous_accuracy"],
+        seconds,
+        {pairs[w]: right[w] / seen[w] for w in pairs},
+    )
 
 
-def compare_tildes(corpus: str, models: list[str], max_time: float, out: str | Path, *, overrides=(),
-                   progress: bool = False, log=print, threads: int = 0) -> list[TildesRow]:
+def compare_tildes(
+    corpus: str,
+    models: list[str],
+    max_time: float,
+    out: str | Path,
+    *,
+    overrides=(),
+    progress: bool = False,
+    log=print,
+    threads: int = 0,
+) -> list[TildesRow]:
     """Each model (trained here, or a run given) fixes the corpus's validation text; one row each."""
     specs = parse(models)
-    configs = {name: config_for(name, corpus, max_time, overrides) for name, run in specs if run is None and MODELS[name]}
+    configs = {
+        name: config_for(name, corpus, max_time, overrides) for name, run in specs if run is None and MODELS[name]
+    }
     out = Path(out)
     check_run_dir(out, resume=False)
     base = Config()
@@ -115,8 +140,10 @@ def compare_tildes(corpus: str, models: list[str], max_time: float, out: str | P
     given = {name: load_fixer(run) for name, run in specs if run}  # checked before anything is trained
     for name, (run, _) in given.items():
         if run_split(run.config, "comparar tildes").val != split.val:
-            raise TallerError(f"--models {name}={run.dir}: se entrenó con otro texto o partición; la comparación "
-                              f"necesita ejecuciones de {corpus} con su partición de siempre.")
+            raise TallerError(
+                f"--models {name}={run.dir}: se entrenó con otro texto o partición; la comparación "
+                f"necesita ejecuciones de {corpus} con su partición de siempre."
+            )
     create_run_dir(out)
     lookup = Lookup(split.train)
     pairs = pair_names(split, lookup)
@@ -139,8 +166,13 @@ HEADER = ["modelo", "palabras bien", "errores", "ambiguas bien", "segundos"]
 
 
 def cells(row: TildesRow) -> list[str]:
-    return [row.model, f"{number(100 * row.accuracy)} %", thousands(row.errors),
-            f"{number(100 * row.ambiguous_accuracy, 1)} %", number(row.seconds, 1)]
+    return [
+        row.model,
+        f"{number(100 * row.accuracy)} %",
+        thousands(row.errors),
+        f"{number(100 * row.ambiguous_accuracy, 1)} %",
+        number(row.seconds, 1),
+    ]
 
 
 def format_tildes(rows: list[TildesRow]) -> str:
@@ -158,17 +190,50 @@ def format_tildes(rows: list[TildesRow]) -> str:
 def write_tildes(rows: list[TildesRow], out: Path, corpus: str) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["modelo", "ejecucion", "palabras", "errores", "acierto", "ambiguas", "acierto_ambiguas",
-                     "segundos", *rows[0].pairs])
-    writer.writerows([[r.model, r.source, r.words, r.errors, f"{r.accuracy:.5f}", r.ambiguous,
-                       f"{r.ambiguous_accuracy:.5f}", f"{r.seconds:.1f}", *(f"{v:.4f}" for v in r.pairs.values())]
-                      for r in rows])
+    writer.writerow(
+        [
+            "modelo",
+            "ejecucion",
+            "palabras",
+            "errores",
+            "acierto",
+            "ambiguas",
+            "acierto_ambiguas",
+            "segundos",
+            *rows[0].pairs,
+        ]
+    )
+    writer.writerows(
+        [
+            [
+                r.model,
+                r.source,
+                r.words,
+                r.errors,
+                f"{r.accuracy:.5f}",
+                r.ambiguous,
+                f"{r.ambiguous_accuracy:.5f}",
+                f"{r.seconds:.1f}",
+                *(f"{v:.4f}" for v in r.pairs.values()),
+            ]
+            for r in rows
+        ]
+    )
     atomic_write(out / "tildes.csv", buffer.getvalue().encode("utf-8"))
-    md = [f"# Tildes en {corpus}: la validación sin tildes, puesta de nuevo", "",
-          "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
+    md = [
+        f"# Tildes en {corpus}: la validación sin tildes, puesta de nuevo",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(["---"] * len(HEADER)) + "|",
+    ]
     md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
-    md += ["", "| palabra ambigua | " + " | ".join(r.model for r in rows) + " |",
-           "|" + "|".join(["---"] * (len(rows) + 1)) + "|"]
-    md += [f"| {pair} | " + " | ".join(f"{number(100 * r.pairs[pair], 0)} %" for r in rows) + " |"
-           for pair in rows[0].pairs]
+    md += [
+        "",
+        "| palabra ambigua | " + " | ".join(r.model for r in rows) + " |",
+        "|" + "|".join(["---"] * (len(rows) + 1)) + "|",
+    ]
+    md += [
+        f"| {pair} | " + " | ".join(f"{number(100 * r.pairs[pair], 0)} %" for r in rows) + " |"
+        for pair in rows[0].pairs
+    ]
     atomic_write(out / "tildes.md", ("\n".join(md) + "\n").encode("utf-8"))

@@ -37,8 +37,8 @@ from taller.errors import TallerError
 from taller.files import MB, atomic_write, megabytes, read_bounded
 from taller.runs.folder import Run, check_output, run_identity
 from taller.sampling import Reader
-from taller.threads import limited
 from taller.text import thousands
+from taller.threads import limited
 
 MAGIC = b"TLLR"
 VERSION = 2  # 1: without the blocks' CRCs (still read)
@@ -125,7 +125,7 @@ def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float, bytes]:
     if rows == 0:
         return b"", 0, 0.0, b""
     grid = torch.full((rows * length,), FILLER, dtype=torch.long)
-    grid[:len(ids)] = torch.tensor(ids, dtype=torch.long)
+    grid[: len(ids)] = torch.tensor(ids, dtype=torch.long)
     grid = grid.view(rows, length)  # (S, L)
     live = [min(length, len(ids) - r * length) for r in range(rows)]  # tokens in each row
     encoder, ideal = Encoder(), 0.0
@@ -144,13 +144,14 @@ def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float, bytes]:
                     ideal -= p[r]
             reader.feed(tokens.contiguous())
     step = block_steps(rows)
-    crcs = b"".join(CRC.pack(block_crc(grid[:, t:t + step])) for t in range(0, length, step))
+    crcs = b"".join(CRC.pack(block_crc(grid[:, t : t + step])) for t in range(0, length, step))
     return encoder.finish(), rows, ideal, crcs
 
 
 def damaged(name: str, why: str) -> TallerError:
-    return TallerError(f"{name} está dañado: {why}; no escribo nada. Vuelve a comprimir el texto original con "
-                       "`taller compress`.")
+    return TallerError(
+        f"{name} está dañado: {why}; no escribo nada. Vuelve a comprimir el texto original con `taller compress`."
+    )
 
 
 def decode_tokens(run: Run, data: bytes, n: int, rows: int, crcs: list[int] | None, name: str) -> list[int]:
@@ -177,9 +178,12 @@ def decode_tokens(run: Run, data: bytes, n: int, rows: int, crcs: list[int] | No
             grid[:, t] = torch.tensor(tokens, dtype=torch.int32)
             if crcs is not None and ((t + 1) % step == 0 or t + 1 == length):
                 b = t // step
-                if block_crc(grid[:, b * step:t + 1]) != crcs[b]:
-                    raise damaged(name, f"el bloque {thousands(b + 1)} de {thousands(len(crcs))} no coincide con su "
-                                  "CRC (el resto no se descodifica)")
+                if block_crc(grid[:, b * step : t + 1]) != crcs[b]:
+                    raise damaged(
+                        name,
+                        f"el bloque {thousands(b + 1)} de {thousands(len(crcs))} no coincide con su "
+                        "CRC (el resto no se descodifica)",
+                    )
             reader.feed(torch.tensor(tokens, dtype=torch.long))
     return grid.view(-1)[:n].tolist()  # rows one after another: the text's order
 
@@ -189,36 +193,49 @@ def compress_text(run: Run, text: str, name: str = "el texto") -> Compressed:
     missing = run.tokenizer.unknown(text)
     if missing:
         shown = " ".join(repr(c) for c in missing[:8])
-        raise TallerError(f"{name} tiene caracteres que la ejecución {run.dir} nunca vio ({shown}): su modelo no "
-                          "puede escribirlos; comprime con una ejecución entrenada con un texto que los tenga.")
+        raise TallerError(
+            f"{name} tiene caracteres que la ejecución {run.dir} nunca vio ({shown}): su modelo no "
+            "puede escribirlos; comprime con una ejecución entrenada con un texto que los tenga."
+        )
     ids = run.tokenizer.encode(text)
     if run.tokenizer.decode(ids) != text:
-        raise TallerError(f"el tokenizador de {run.dir} no reproduce {name} exactamente, así que no puede comprimirlo "
-                          "sin pérdidas; usa una ejecución de caracteres o de BPE.")
+        raise TallerError(
+            f"el tokenizador de {run.dir} no reproduce {name} exactamente, así que no puede comprimirlo "
+            "sin pérdidas; usa una ejecución de caracteres o de BPE."
+        )
     payload, rows, ideal, crcs = encode_tokens(run, ids)
-    header = HEADER.pack(MAGIC, VERSION, bytes.fromhex(run_identity(run)), len(ids), rows,
-                         zlib.crc32(text.encode("utf-8")))
+    header = HEADER.pack(
+        MAGIC, VERSION, bytes.fromhex(run_identity(run)), len(ids), rows, zlib.crc32(text.encode("utf-8"))
+    )
     return Compressed(header + crcs + payload, len(ids), len(text), ideal)
 
 
 def decompress_bytes(run: Run, data: bytes, name: str = "el fichero") -> str:
     magic, version, identity, n, rows, crc = read_header(data, name)
     if identity != bytes.fromhex(run_identity(run)):
-        raise TallerError(f"{name} lo comprimió otra ejecución (o {run.dir} ha cambiado desde entonces): "
-                          "descomprímelo con la misma ejecución que lo comprimió.")
+        raise TallerError(
+            f"{name} lo comprimió otra ejecución (o {run.dir} ha cambiado desde entonces): "
+            "descomprímelo con la misma ejecución que lo comprimió."
+        )
     if n > TEXT_LIMIT or rows != layout(n)[0]:
-        raise TallerError(f"{name}: la cabecera dice {thousands(n)} tokens en {rows} filas, lo que es imposible; "
-                          "el fichero está dañado.")
+        raise TallerError(
+            f"{name}: la cabecera dice {thousands(n)} tokens en {rows} filas, lo que es imposible; "
+            "el fichero está dañado."
+        )
     table = CRC.size * blocks(n) if version >= 2 else 0
     payload = len(data) - HEADER.size - table
     if payload < 0 or n > most_tokens(payload, run.tokenizer.vocab_size):
-        raise TallerError(f"{name}: la cabecera dice {thousands(n)} tokens y sus {thousands(max(0, payload))} bytes "
-                          "de datos no pueden contener tantos; el fichero está dañado o manipulado.")
-    crcs = [c for (c,) in CRC.iter_unpack(data[HEADER.size:HEADER.size + table])] if version >= 2 else None
-    text = run.tokenizer.decode(decode_tokens(run, data[HEADER.size + table:], n, rows, crcs, name))
+        raise TallerError(
+            f"{name}: la cabecera dice {thousands(n)} tokens y sus {thousands(max(0, payload))} bytes "
+            "de datos no pueden contener tantos; el fichero está dañado o manipulado."
+        )
+    crcs = [c for (c,) in CRC.iter_unpack(data[HEADER.size : HEADER.size + table])] if version >= 2 else None
+    text = run.tokenizer.decode(decode_tokens(run, data[HEADER.size + table :], n, rows, crcs, name))
     if zlib.crc32(text.encode("utf-8")) != crc:
-        raise TallerError(f"{name}: el texto descomprimido no coincide con el original (CRC distinto): el fichero "
-                          "está dañado, o se comprimió con otra versión de PyTorch u otro tipo de CPU.")
+        raise TallerError(
+            f"{name}: el texto descomprimido no coincide con el original (CRC distinto): el fichero "
+            "está dañado, o se comprimió con otra versión de PyTorch u otro tipo de CPU."
+        )
     return text
 
 
@@ -227,8 +244,10 @@ def read_header(data: bytes, name: str) -> tuple:
         raise TallerError(f"{name} no es un fichero comprimido por taller (.tllr); comprime uno con `taller compress`.")
     fields = HEADER.unpack_from(data)
     if fields[1] not in (1, VERSION):
-        raise TallerError(f"{name} usa la versión {fields[1]} del formato .tllr y este taller lee la {VERSION}; "
-                          "actualiza taller o vuelve a comprimir.")
+        raise TallerError(
+            f"{name} usa la versión {fields[1]} del formato .tllr y este taller lee la {VERSION}; "
+            "actualiza taller o vuelve a comprimir."
+        )
     return fields
 
 
@@ -238,8 +257,12 @@ def read_header(data: bytes, name: str) -> tuple:
 def compress_file(run: Run, path: Path, out: Path, force: bool = False) -> Compressed:
     check_output(out, force, "-o")
     try:
-        raw = read_bounded(path, TEXT_LIMIT, "indica un fichero de texto UTF-8",
-                           f"taller comprime ficheros de hasta {megabytes(TEXT_LIMIT)}; pártelo en trozos")
+        raw = read_bounded(
+            path,
+            TEXT_LIMIT,
+            "indica un fichero de texto UTF-8",
+            f"taller comprime ficheros de hasta {megabytes(TEXT_LIMIT)}; pártelo en trozos",
+        )
     except FileNotFoundError:
         raise TallerError(f"no existe el fichero {path}.") from None
     try:

@@ -20,9 +20,20 @@ import torch
 
 NONE, ACUTE, DIAERESIS = 0, 1, 2  # the marks a character can get, as label ids
 MARKS = ("ninguna", "aguda", "diéresis")  # their Spanish names
-MARKED = {"á": ("a", ACUTE), "é": ("e", ACUTE), "í": ("i", ACUTE), "ó": ("o", ACUTE), "ú": ("u", ACUTE),
-          "ü": ("u", DIAERESIS), "Á": ("A", ACUTE), "É": ("E", ACUTE), "Í": ("I", ACUTE), "Ó": ("O", ACUTE),
-          "Ú": ("U", ACUTE), "Ü": ("U", DIAERESIS)}  # marked letter -> (bare letter, mark)
+MARKED = {
+    "á": ("a", ACUTE),
+    "é": ("e", ACUTE),
+    "í": ("i", ACUTE),
+    "ó": ("o", ACUTE),
+    "ú": ("u", ACUTE),
+    "ü": ("u", DIAERESIS),
+    "Á": ("A", ACUTE),
+    "É": ("E", ACUTE),
+    "Í": ("I", ACUTE),
+    "Ó": ("O", ACUTE),
+    "Ú": ("U", ACUTE),
+    "Ü": ("U", DIAERESIS),
+}  # marked letter -> (bare letter, mark)
 WITH_MARK = {(bare, mark): ch for ch, (bare, mark) in MARKED.items()}  # (bare letter, mark) -> marked letter
 CAN_CARRY = {bare: tuple(sorted({NONE} | {m for (b, m) in WITH_MARK if b == bare})) for bare, _ in MARKED.values()}
 STRIP_TABLE = str.maketrans({ch: bare for ch, (bare, _) in MARKED.items()})
@@ -72,9 +83,9 @@ def centred(starts: list[int], answers, n: int):
     pos = torch.arange(T)
     margin = torch.minimum(pos, T - 1 - pos)  # (T,)
     for s, answer in zip(starts, answers):
-        better = margin > best[s:s + T]
-        out[s:s + T][better] = answer[better]
-        best[s:s + T][better] = margin[better]
+        better = margin > best[s : s + T]
+        out[s : s + T][better] = answer[better]
+        best[s : s + T][better] = margin[better]
     return out
 
 
@@ -115,5 +126,10 @@ def word_scores(fixed: str, target: str, lookup: Lookup) -> dict:
     right = [fixed[a:b] == target[a:b] for a, b in spans]
     hard = [lookup.ambiguous(strip(target[a:b])) for a, b in spans]
     n_hard = sum(hard)
-    return {"words": len(spans), "errors": len(spans) - sum(right), "accuracy": sum(right) / max(1, len(spans)),
-            "ambiguous": n_hard, "ambiguous_accuracy": sum(r for r, h in zip(right, hard) if h) / max(1, n_hard)}
+    return {
+        "words": len(spans),
+        "errors": len(spans) - sum(right),
+        "accuracy": sum(right) / max(1, len(spans)),
+        "ambiguous": n_hard,
+        "ambiguous_accuracy": sum(r for r, h in zip(right, hard) if h) / max(1, n_hard),
+    }

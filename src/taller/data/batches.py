@@ -21,11 +21,20 @@ class Batches:
 
     share: tuple[int, int] = (0, 1)  # (this rank, how many): a single process reads the whole batch
 
-    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, device: torch.device, seed: int,
-                 share: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        ids: np.ndarray,
+        block_size: int,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        share: tuple[int, int] = (0, 1),
+    ):
         if len(ids) < block_size + 1:
-            raise TallerError(f"el texto de entrenamiento tiene {len(ids)} caracteres, menos que el contexto "
-                              f"({block_size}) + 1; usa un texto más largo o --set block_size={max(1, len(ids) // 2)}.")
+            raise TallerError(
+                f"el texto de entrenamiento tiene {len(ids)} caracteres, menos que el contexto "
+                f"({block_size}) + 1; usa un texto más largo o --set block_size={max(1, len(ids) // 2)}."
+            )
         self.ids = torch.from_numpy(ids.astype(np.int64))
         self.block_size, self.batch_size, self.device = block_size, batch_size, device
         self.generator = torch.Generator().manual_seed(seed)  # data order: its own generator, saved for --resume
@@ -66,8 +75,16 @@ class ShuffledWindows(Batches):
     epoch e comes from (seed, e) alone, so a resumed run picks up at the same window; the last batch may be smaller.
     """
 
-    def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, device: torch.device, seed: int, stride: int = 1,
-                 share: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        ids: np.ndarray,
+        block_size: int,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        stride: int = 1,
+        share: tuple[int, int] = (0, 1),
+    ):
         super().__init__(ids, block_size, batch_size, device, seed, share)
         self.seed, self.step, self.order = seed, 0, None
         self.starts = torch.arange(0, len(self.ids) - block_size, stride)  # (W,) where each window begins
@@ -85,11 +102,12 @@ class ShuffledWindows(Batches):
             self.generator.manual_seed(self.seed + epoch)
             self.order = torch.randperm(len(self.starts), generator=self.generator)  # (W,)
         self.step += 1
-        return self.windows(self.own(self.starts[self.order[i * self.batch_size:(i + 1) * self.batch_size]]))
+        return self.windows(self.own(self.starts[self.order[i * self.batch_size : (i + 1) * self.batch_size]]))
 
 
-def make_batches(ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0,
-                 share: tuple[int, int] = (0, 1)) -> Batches:
+def make_batches(
+    ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0, share: tuple[int, int] = (0, 1)
+) -> Batches:
     """`batch_size`: the global batch (torchrun: processes × train.batch_size; 0 = train.batch_size); `share`:
     (rank, world), the block of it this process reads. A prepared corpus on disk (prepared.TokenFile, not an array)
     reads its own windows."""
@@ -98,8 +116,9 @@ def make_batches(ids: np.ndarray, cfg, device: torch.device, batch_size: int = 0
     if not isinstance(ids, np.ndarray):
         return ids.batches(cfg, device, batch_size, share)
     if t.sampler == "shuffled":
-        return ShuffledWindows(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, stride=t.stride,
-                               share=share)
+        return ShuffledWindows(
+            ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, stride=t.stride, share=share
+        )
     return Batches(ids, cfg.model.block_size, batch_size, device, seed=t.seed + 1, share=share)
 
 

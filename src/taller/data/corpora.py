@@ -30,7 +30,9 @@ from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
 from taller.text import show_char, thousands
 
-CORPUS_LIMIT = 256 * MB  # a corpus read whole into memory (its text, its ids, the int64 windows); larger: `taller prepare`
+CORPUS_LIMIT = (
+    256 * MB
+)  # a corpus read whole into memory (its text, its ids, the int64 windows); larger: `taller prepare`
 TEXT_FILE = "indica un fichero de texto UTF-8 (.txt)"
 BINARY_CHECK = 64 * 1024  # bytes at the start searched for a NUL byte, which no text file has
 DOWNLOAD_TIMEOUT = 60  # seconds to wait for a corpus's server
@@ -103,7 +105,7 @@ def strip_gutenberg(raw: str) -> str:
     text = raw.lstrip("\ufeff").replace("\r\n", "\n")
     start = text.find("*** START OF")
     if start != -1:
-        text = text[text.index("\n", start) + 1:]
+        text = text[text.index("\n", start) + 1 :]
     end = text.find("*** END OF")
     if end != -1:
         text = text[:end]
@@ -120,11 +122,17 @@ def cache_dir() -> Path:
 def read_text_file(path: Path) -> str:
     """Read a user's text file, refusing what is not text with a message that says how to fix it."""
     try:
-        data = read_bounded(path, CORPUS_LIMIT, TEXT_FILE,
-                            beyond=f"para un corpus así prepáralo en disco con `taller prepare --corpus {path} --out CARPETA` "
-                                   "y entrena con --corpus CARPETA")
+        data = read_bounded(
+            path,
+            CORPUS_LIMIT,
+            TEXT_FILE,
+            beyond=f"para un corpus así prepáralo en disco con `taller prepare --corpus {path} --out CARPETA` "
+            "y entrena con --corpus CARPETA",
+        )
     except FileNotFoundError:
-        raise TallerError(f"no existe el fichero {path}; comprueba la ruta o usa un corpus con nombre (taller corpus list).") from None
+        raise TallerError(
+            f"no existe el fichero {path}; comprueba la ruta o usa un corpus con nombre (taller corpus list)."
+        ) from None
     if not data.strip():
         raise TallerError(f"{path} está vacío; el corpus necesita texto con el que aprender.")
     if b"\x00" in data[:BINARY_CHECK]:
@@ -132,8 +140,10 @@ def read_text_file(path: Path) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise TallerError(f"{path} no es texto UTF-8 (byte {e.start}); conviértelo, p. ej. con "
-                          f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.txt`.") from None
+        raise TallerError(
+            f"{path} no es texto UTF-8 (byte {e.start}); conviértelo, p. ej. con "
+            f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.txt`."
+        ) from None
     return text.lstrip("\ufeff").replace("\r\n", "\n")
 
 
@@ -145,7 +155,9 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
         if path.suffix or os.sep in name_or_path or path.exists():
             text = read_text_file(path)
             return Corpus(name=path.stem, text=text, source=str(path), lines=looks_like_lines(text))
-        raise TallerError(f"corpus desconocido '{name_or_path}': usa {', '.join(CORPORA)} o la ruta de un fichero de texto UTF-8.")
+        raise TallerError(
+            f"corpus desconocido '{name_or_path}': usa {', '.join(CORPORA)} o la ruta de un fichero de texto UTF-8."
+        )
 
     download = download and not os.environ.get("TALLER_OFFLINE")
     tried = []
@@ -175,10 +187,12 @@ def load_corpus(name_or_path: str, *, download: bool = True) -> Corpus:
             _save_verified(cached, text, info)
             return Corpus(info.name, text, f"descargado en {cached}", info.lines)
     offline = " (TALLER_OFFLINE está definida: no descargo nada)" if os.environ.get("TALLER_OFFLINE") else ""
-    raise TallerError(f"no encuentro el corpus '{info.name}'{offline}. Probé: {'; '.join(tried)}. "
-                      f"Soluciones: define TALLER_DATA con la carpeta que tiene {info.name}.txt, "
-                      f"pasa la ruta del fichero, {where_else(info)}o conéctate a internet (sin TALLER_OFFLINE) para "
-                      "descargarlo.")
+    raise TallerError(
+        f"no encuentro el corpus '{info.name}'{offline}. Probé: {'; '.join(tried)}. "
+        f"Soluciones: define TALLER_DATA con la carpeta que tiene {info.name}.txt, "
+        f"pasa la ruta del fichero, {where_else(info)}"
+        "o conéctate a internet (sin TALLER_OFFLINE) para descargarlo."
+    )
 
 
 # --- options: the part of the text a configuration asks for ------------------------------------------------------
@@ -207,8 +221,10 @@ def prepare_corpus(data, download: bool = True) -> Corpus:
     if len(names) == 1:
         return prepare_one(data, download)
     if data.start_marker or data.end_marker:
-        raise TallerError(f"--corpus {data.corpus} junta varios textos y start_marker/end_marker cortarían sólo uno; "
-                          "quítalos (--set start_marker= --set end_marker=) o recorta cada fichero antes.")
+        raise TallerError(
+            f"--corpus {data.corpus} junta varios textos y start_marker/end_marker cortarían sólo uno; "
+            "quítalos (--set start_marker= --set end_marker=) o recorta cada fichero antes."
+        )
     parts = tuple(prepare_one(replace(data, corpus=name), download) for name in names)
     text = "".join(p.text if p.text.endswith("\n") else p.text + "\n" for p in parts)
     return Corpus(JOIN.join(p.name for p in parts), text, " + ".join(p.source for p in parts), False, parts)
@@ -224,12 +240,14 @@ def prepare_one(data, download: bool = True) -> Corpus:
     if data.start_marker:
         start = text.find(data.start_marker)
         if start == -1:
-            raise TallerError(f"el corpus '{corpus.name}' no contiene start_marker={data.start_marker!r}; "
-                              "corrígelo o déjalo vacío (--set start_marker=) para empezar al principio.")
+            raise TallerError(
+                f"el corpus '{corpus.name}' no contiene start_marker={data.start_marker!r}; "
+                "corrígelo o déjalo vacío (--set start_marker=) para empezar al principio."
+            )
     if data.end_marker:
         # The lesson's text[start:text.find("Fin de la obra")]. When the marker is absent find() gives -1 and the
         # slice drops only the last character (this edition ends with a bare "Fin"): reproduced, not "fixed".
-        text = text[start:text.find(data.end_marker)]
+        text = text[start : text.find(data.end_marker)]
     else:
         text = text[start:]
     text = clean_like(text, data)
@@ -299,8 +317,9 @@ def _apt_download() -> bytes:
     if not shutil.which("apt-get"):
         raise TallerError("apt-get no está disponible")
     with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(["apt-get", "download", "fortunes-es"], cwd=tmp, capture_output=True, text=True,
-                                timeout=APT_TIMEOUT)
+        result = subprocess.run(
+            ["apt-get", "download", "fortunes-es"], cwd=tmp, capture_output=True, text=True, timeout=APT_TIMEOUT
+        )
         debs = list(Path(tmp).glob("fortunes-es_*.deb"))
         if result.returncode != 0 or not debs:
             raise TallerError(f"apt-get download fortunes-es falló: {result.stderr.strip()[:200]}")
@@ -317,8 +336,10 @@ def _archive_download(url: str = "", sha256: str = "") -> bytes:
         raise TallerError(f"no pude descargar {url}: {e}") from None
     digest = hashlib.sha256(deb).hexdigest()
     if len(deb) > DEBIAN_PACKAGE_LIMIT or digest != sha256:
-        raise TallerError(f"el paquete descargado de {url} no es el esperado (SHA-256 {digest[:12]}… ≠ {sha256[:12]}…); "
-                          "no lo uso: descarga refranes.txt a mano y usa TALLER_DATA")
+        raise TallerError(
+            f"el paquete descargado de {url} no es el esperado (SHA-256 {digest[:12]}… ≠ {sha256[:12]}…); "
+            "no lo uso: descarga refranes.txt a mano y usa TALLER_DATA"
+        )
     return deb
 
 
@@ -328,10 +349,10 @@ def extract_from_deb(deb: bytes, filename: str) -> bytes:
         raise TallerError("el fichero .deb no es un archivo ar")
     pos = 8
     while pos + AR_HEADER <= len(deb):
-        header = deb[pos:pos + AR_HEADER]
+        header = deb[pos : pos + AR_HEADER]
         name = header[:16].decode().strip().rstrip("/")  # bytes 0-15: the member's name; 48-57: its size
         size = int(header[48:58].decode().strip())
-        body = deb[pos + AR_HEADER:pos + AR_HEADER + size]
+        body = deb[pos + AR_HEADER : pos + AR_HEADER + size]
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(body)) as tar:
                 for member in tar.getmembers():
@@ -346,24 +367,30 @@ def read_cached(path: Path, info: CorpusInfo) -> str:
     pointing at /etc/passwd), its SHA-256 checked on every read (a truncated or edited copy is refused)."""
     again = f"bórrala (`rm {path}`) y taller la descargará de nuevo, o usa TALLER_DATA"
     if path.is_symlink():
-        raise TallerError(f"la copia en caché {path} es un enlace simbólico y taller sólo lee las copias que él mismo "
-                          f"descargó; {again}.")
+        raise TallerError(
+            f"la copia en caché {path} es un enlace simbólico y taller sólo lee las copias que él mismo "
+            f"descargó; {again}."
+        )
     try:
         data = read_bounded(path, CORPUS_LIMIT, again)
     except FileNotFoundError:
         raise TallerError(f"la copia en caché {path} desapareció mientras la leía; vuelve a intentarlo.") from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != info.sha256:
-        raise TallerError(f"la copia en caché {path} no es la que se descargó (SHA-256 {digest[:12]}… ≠ "
-                          f"{info.sha256[:12]}…): está truncada o modificada; {again}.")
+        raise TallerError(
+            f"la copia en caché {path} no es la que se descargó (SHA-256 {digest[:12]}… ≠ "
+            f"{info.sha256[:12]}…): está truncada o modificada; {again}."
+        )
     return data.decode("utf-8")
 
 
 def _save_verified(path: Path, text: str, info: CorpusInfo) -> None:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if digest != info.sha256:
-        raise TallerError(f"el texto descargado de '{info.name}' no coincide con la suma SHA-256 esperada "
-                          f"({digest[:12]}… ≠ {info.sha256[:12]}…); la fuente ha cambiado: descárgalo a mano y usa TALLER_DATA.")
+        raise TallerError(
+            f"el texto descargado de '{info.name}' no coincide con la suma SHA-256 esperada "
+            f"({digest[:12]}… ≠ {info.sha256[:12]}…); la fuente ha cambiado: descárgalo a mano y usa TALLER_DATA."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text.encode("utf-8"))
 
@@ -381,7 +408,12 @@ def describe(corpus: Corpus, top: int = 15, samples: int = 5) -> str:
         f"Caracteres: {thousands(len(text))}",
         f"Líneas (no vacías): {thousands(len(lines))}",
         f"Vocabulario: {len(counts)} caracteres distintos",
-        f"Tipo: {'una entrada por línea (la validación toma líneas enteras)' if corpus.lines else 'texto continuo (la validación es el final)'}",
+        "Tipo: "
+        + (
+            "una entrada por línea (la validación toma líneas enteras)"
+            if corpus.lines
+            else "texto continuo (la validación es el final)"
+        ),
         "",
         "Caracteres más frecuentes:",
     ]

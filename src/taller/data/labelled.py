@@ -52,11 +52,15 @@ def parse_tsv(text: str, where: str) -> list[tuple[str, str]]:
             continue
         label, tab, body = line.partition("\t")
         if not tab or not label.strip() or not body.strip():
-            raise TallerError(f"{where}, línea {number}: se esperaba «etiqueta<TAB>texto» (un tabulador entre la "
-                              "etiqueta y el texto, ninguno de los dos vacío); corrige esa línea.")
+            raise TallerError(
+                f"{where}, línea {number}: se esperaba «etiqueta<TAB>texto» (un tabulador entre la "
+                "etiqueta y el texto, ninguno de los dos vacío); corrige esa línea."
+            )
         if len(label.strip()) > MAX_LABEL_CHARS:
-            raise TallerError(f"{where}, línea {number}: la etiqueta tiene {len(label.strip())} caracteres y el máximo es "
-                              f"{MAX_LABEL_CHARS}; una etiqueta es un nombre corto (¿falta el tabulador tras ella?).")
+            raise TallerError(
+                f"{where}, línea {number}: la etiqueta tiene {len(label.strip())} caracteres y el máximo es "
+                f"{MAX_LABEL_CHARS}; una etiqueta es un nombre corto (¿falta el tabulador tras ella?)."
+            )
         pairs.append((label.strip(), body.strip()))
     return pairs
 
@@ -91,12 +95,16 @@ def load_labelled(corpus: str) -> Labelled:
     else:
         path = Path(corpus).expanduser()
         if not path.is_file():
-            raise TallerError(f"no existe el fichero {path}; un clasificador aprende de un fichero «etiqueta<TAB>texto» "
-                              f"por línea, o del ejemplo incorporado: --corpus {BUILTIN_TASK}.")
+            raise TallerError(
+                f"no existe el fichero {path}; un clasificador aprende de un fichero «etiqueta<TAB>texto» "
+                f"por línea, o del ejemplo incorporado: --corpus {BUILTIN_TASK}."
+            )
         pairs, name, source = parse_tsv(read_text_file(path), str(path)), path.stem, str(path)
     names = sorted({label for label, _ in pairs})
     if len(pairs) < MIN_TEXTS or not 2 <= len(names) <= MAX_LABELS:
-        raise TallerError(f"{source}: {len(pairs)} textos con {len(names)} etiquetas; un clasificador necesita al menos "
-                          f"{MIN_TEXTS} textos y entre 2 y {MAX_LABELS} etiquetas distintas.")
+        raise TallerError(
+            f"{source}: {len(pairs)} textos con {len(names)} etiquetas; un clasificador necesita al menos "
+            f"{MIN_TEXTS} textos y entre 2 y {MAX_LABELS} etiquetas distintas."
+        )
     index = {label: i for i, label in enumerate(names)}
     return Labelled(name, source, names, [t for _, t in pairs], [index[label] for label, _ in pairs])

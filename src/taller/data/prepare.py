@@ -23,19 +23,20 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from taller.files import atomic_write, open_regular, reason, regular_file
 from taller.data.corpora import BINARY_CHECK, MAX_LINE, MIN_LINES, TEXT_FILE
-from taller.errors import TallerError
-from taller.text import number, thousands
 from taller.data.prepared import FORMAT, META, TOKENS, VAL_MAX
 from taller.data.tokenizers import LISTED, AnyTokenizer, CharTokenizer, smallest_dtype
+from taller.errors import TallerError
+from taller.files import atomic_write, open_regular, reason, regular_file
+from taller.text import number, thousands
 
 CHUNK = 8 * 1024 * 1024  # bytes read at a time
 LINE_CHECK = 64 * 1024 * 1024  # characters inspected to tell a corpus of lines from prose
 
 
 def text_chunks(path: Path, hasher=None, bar=None):
-    """The UTF-8 text of `path`, chunk by chunk, cleaned as read_text_file cleans a whole file (no BOM, \\n newlines)."""
+    """The UTF-8 text of `path`, chunk by chunk, cleaned as read_text_file cleans a whole file (no BOM, \\n
+    newlines)."""
     try:
         yield from _text_chunks(path, hasher, bar)
     except OSError as e:  # unreadable, or gone while reading: the source's fault, not the output's
@@ -53,8 +54,10 @@ def _text_chunks(path: Path, hasher, bar):
             try:
                 text = decoder.decode(data, final=not data)
             except UnicodeDecodeError as e:
-                raise TallerError(f"{path} no es texto UTF-8 (cerca del byte {offset + e.start}); conviértelo, p. ej. con "
-                                  f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.txt`.") from None
+                raise TallerError(
+                    f"{path} no es texto UTF-8 (cerca del byte {offset + e.start}); conviértelo, p. ej. con "
+                    f"`iconv -f latin1 -t utf-8 {path.name} > nuevo.txt`."
+                ) from None
             if hasher is not None:
                 hasher.update(data)
             if bar is not None:
@@ -109,7 +112,7 @@ def char_vocabulary(path: Path, bar=None) -> list[str]:
     for text in text_chunks(path, bar=bar):
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (n,)
         counts = np.bincount(codes)  # (max code + 1,)
-        seen[:len(counts)] |= counts > 0
+        seen[: len(counts)] |= counts > 0
     return [chr(c) for c in np.flatnonzero(seen)]
 
 
@@ -142,7 +145,9 @@ class Encoded:
 
 def check_out_folder(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TallerError(f"{out} ya existe y no está vacía; bórrala o elige otra carpeta con --out. No se ha tocado nada.")
+        raise TallerError(
+            f"{out} ya existe y no está vacía; bórrala o elige otra carpeta con --out. No se ha tocado nada."
+        )
 
 
 def make_out_folder(out: Path) -> None:
@@ -170,8 +175,10 @@ def encode_into(f, source: Path, tokenizer, dtype: np.dtype, bar) -> Encoded:
             ids = encode_chunk(tokenizer, text).astype(dtype)  # (n,) little-endian
         except TallerError:  # a given vocabulary that lacks characters of this text
             missing = " ".join(repr(c) for c in tokenizer.unknown(text)[:LISTED])
-            raise TallerError(f"{source} tiene caracteres que no están en el vocabulario dado: {missing}; "
-                              "prepara sin --tokenizer-file para sacar el vocabulario del texto.") from None
+            raise TallerError(
+                f"{source} tiene caracteres que no están en el vocabulario dado: {missing}; "
+                "prepara sin --tokenizer-file para sacar el vocabulario del texto."
+            ) from None
         data = ids.tobytes()
         f.write(data)
         tokens_hasher.update(data)
@@ -185,11 +192,15 @@ def validation_tokens(source: Path, count: int, val_fraction: float, val_max: in
     """How many of the last tokens are held out for validation; at least 2 must be left to train on."""
     n_val = min(val_max, max(2, round(count * val_fraction)))
     if count - n_val < 2:
-        raise TallerError(f"{source} tiene sólo {count} tokens: no alcanza para entrenar y validar; usa un texto más largo.")
+        raise TallerError(
+            f"{source} tiene sólo {count} tokens: no alcanza para entrenar y validar; usa un texto más largo."
+        )
     return n_val
 
 
-def write_tokens(source: Path, out: Path, tokenizer, dtype: np.dtype, bar, val_fraction: float, val_max: int) -> Encoded:
+def write_tokens(
+    source: Path, out: Path, tokenizer, dtype: np.dtype, bar, val_fraction: float, val_max: int
+) -> Encoded:
     """out/tokens.bin, written to a hidden file first and renamed once complete: it never exists half written."""
     tmp = out / f".{TOKENS}.tmp"
     try:
@@ -207,23 +218,44 @@ def write_tokens(source: Path, out: Path, tokenizer, dtype: np.dtype, bar, val_f
     return encoded
 
 
-def prepared_meta(source: Path, size: int, tokenizer, dtype: np.dtype, encoded: Encoded, val_rule: str,
-                  seconds: float) -> dict:
+def prepared_meta(
+    source: Path, size: int, tokenizer, dtype: np.dtype, encoded: Encoded, val_rule: str, seconds: float
+) -> dict:
     """meta.json: the format, where validation starts, and the source it came from."""
     count = encoded.count
-    return {"format": FORMAT, "tokens": TOKENS, "dtype": dtype.name, "count": count, "split": count - encoded.val,
-            "val_tokens": encoded.val, "val_rule": val_rule,
-            "vocab_size": tokenizer.vocab_size, "tokenizer": tokenizer.kind,
-            "characters": encoded.characters,
-            "lines": encoded.lines,  # its first 64 M characters are short lines: samples stop at a line's end
-            "tokens_sha256": encoded.tokens_sha256,
-            "source": {"path": str(source.resolve()), "bytes": size, "mtime": source.stat().st_mtime,
-                       "sha256": encoded.source_sha256},
-            "seconds": round(seconds, 2)}
+    return {
+        "format": FORMAT,
+        "tokens": TOKENS,
+        "dtype": dtype.name,
+        "count": count,
+        "split": count - encoded.val,
+        "val_tokens": encoded.val,
+        "val_rule": val_rule,
+        "vocab_size": tokenizer.vocab_size,
+        "tokenizer": tokenizer.kind,
+        "characters": encoded.characters,
+        "lines": encoded.lines,  # its first 64 M characters are short lines: samples stop at a line's end
+        "tokens_sha256": encoded.tokens_sha256,
+        "source": {
+            "path": str(source.resolve()),
+            "bytes": size,
+            "mtime": source.stat().st_mtime,
+            "sha256": encoded.source_sha256,
+        },
+        "seconds": round(seconds, 2),
+    }
 
 
-def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction: float = 0.1, val_max: int = VAL_MAX,
-            progress: bool = True, log=print) -> dict:
+def prepare(
+    corpus: str | Path,
+    out: str | Path,
+    *,
+    tokenizer=None,
+    val_fraction: float = 0.1,
+    val_max: int = VAL_MAX,
+    progress: bool = True,
+    log=print,
+) -> dict:
     """Write the prepared folder `out` for the text file `corpus`; return its metadata."""
     source, out = Path(corpus).expanduser(), Path(out).expanduser()
     size = check_source(source)
@@ -243,8 +275,12 @@ def prepare(corpus: str | Path, out: str | Path, *, tokenizer=None, val_fraction
     val_rule = f"los últimos min({val_fraction:g} × count, {val_max}) tokens"
     meta = prepared_meta(source, size, tokenizer, dtype, encoded, val_rule, seconds)
     tokenizer.save(out / "tokenizer.json")
-    atomic_write(out / META, json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8"))  # last: the folder is complete
-    log(f"Preparado {out}: {thousands(encoded.count)} tokens ({dtype.name}, vocabulario de {tokenizer.vocab_size}), "
+    atomic_write(
+        out / META, json.dumps(meta, indent=1, ensure_ascii=False).encode("utf-8")
+    )  # last: the folder is complete
+    log(
+        f"Preparado {out}: {thousands(encoded.count)} tokens ({dtype.name}, vocabulario de {tokenizer.vocab_size}), "
         f"{thousands(encoded.val)} de validación al final · {number(size / 1e6, 1)} MB en {number(seconds, 1)} s "
-        f"({number(size / 1e6 / max(seconds, 1e-9), 1)} MB/s).")
+        f"({number(size / 1e6 / max(seconds, 1e-9), 1)} MB/s)."
+    )
     return meta

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from taller.data.batches import Batches
-from taller.data.split import Split
 from taller.data.corpora import CORPORA, Corpus
+from taller.data.split import Split
+from taller.data.tokenizers import load_tokenizer
 from taller.errors import TallerError
 from taller.files import SMALL_JSON, load_json
-from taller.data.tokenizers import load_tokenizer
 
 FORMAT = "taller-tokens-v1"
 META = "meta.json"
@@ -52,21 +52,33 @@ def read_meta(folder: Path) -> dict:
     try:
         meta = load_json(path, SMALL_JSON, f"está dañado: {redo}")
     except FileNotFoundError:
-        raise TallerError(f"{folder} es una carpeta pero no un corpus preparado (falta {META}); indica un fichero de "
-                          f"texto o prepara uno con `taller prepare --corpus TEXTO.txt --out {folder}`.") from None
-    ok = (isinstance(meta, dict) and meta.get("format") == FORMAT and meta.get("dtype") in DTYPES
-          and all(isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) for k in ("count", "split", "vocab_size")))
+        raise TallerError(
+            f"{folder} es una carpeta pero no un corpus preparado (falta {META}); indica un fichero de "
+            f"texto o prepara uno con `taller prepare --corpus TEXTO.txt --out {folder}`."
+        ) from None
+    ok = (
+        isinstance(meta, dict)
+        and meta.get("format") == FORMAT
+        and meta.get("dtype") in DTYPES
+        and all(
+            isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool) for k in ("count", "split", "vocab_size")
+        )
+    )
     if not ok:
         raise TallerError(f"{path} no tiene el formato {FORMAT} (format, dtype, count, split, vocab_size); {redo}.")
     if not 0 < meta["split"] < meta["count"] or meta["count"] - meta["split"] < 2:
-        raise TallerError(f"{path}: split={meta['split']} no deja entrenamiento y validación en {meta['count']} tokens; {redo}.")
+        raise TallerError(
+            f"{path}: split={meta['split']} no deja entrenamiento y validación en {meta['count']} tokens; {redo}."
+        )
     tokens = folder / TOKENS
     expected = meta["count"] * np.dtype(DTYPES[meta["dtype"]]).itemsize
     size = tokens.stat().st_size if tokens.exists() else None
     if size != expected:
         found = "no existe" if size is None else f"tiene {size} bytes"
-        raise TallerError(f"{tokens} {found} y {META} espera {expected} ({meta['count']} × {meta['dtype']}): "
-                          f"está incompleto o es de otra preparación; {redo}.")
+        raise TallerError(
+            f"{tokens} {found} y {META} espera {expected} ({meta['count']} × {meta['dtype']}): "
+            f"está incompleto o es de otra preparación; {redo}."
+        )
     return meta
 
 
@@ -104,19 +116,30 @@ class TokenFile:
 
     def batches(self, cfg, device: torch.device, batch_size: int, share: tuple[int, int] = (0, 1)) -> DiskBatches:
         if cfg.train.sampler != "random":
-            raise TallerError("un corpus preparado se muestrea con ventanas al azar: usa --set sampler=random "
-                              "(sampler=shuffled necesitaría la lista de todas las ventanas en memoria).")
+            raise TallerError(
+                "un corpus preparado se muestrea con ventanas al azar: usa --set sampler=random "
+                "(sampler=shuffled necesitaría la lista de todas las ventanas en memoria)."
+            )
         return DiskBatches(self, cfg.model.block_size, batch_size, device, seed=cfg.train.seed + 1, share=share)
 
 
 class DiskBatches(Batches):
     """Random windows as Batches draws them (the same generator, the same starts), read from disk."""
 
-    def __init__(self, tokens: TokenFile, block_size: int, batch_size: int, device: torch.device, seed: int,
-                 share: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        tokens: TokenFile,
+        block_size: int,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        share: tuple[int, int] = (0, 1),
+    ):
         if len(tokens) < block_size + 1:
-            raise TallerError(f"el corpus preparado tiene {len(tokens)} tokens de entrenamiento, menos que el contexto "
-                              f"({block_size}) + 1; usa un texto más largo o un block_size menor.")
+            raise TallerError(
+                f"el corpus preparado tiene {len(tokens)} tokens de entrenamiento, menos que el contexto "
+                f"({block_size}) + 1; usa un texto más largo o un block_size menor."
+            )
         self.ids = tokens  # len() only: never loaded
         self.block_size, self.batch_size, self.device = block_size, batch_size, device
         self.generator = torch.Generator().manual_seed(seed)
@@ -134,18 +157,24 @@ def open_prepared(data, tokenizer_path: Path | None = None):
     folder = Path(data.corpus).expanduser()
     meta = read_meta(folder)
     if data.start_marker or data.end_marker or data.lowercase or data.join_lines or data.max_chars:
-        raise TallerError("start_marker, end_marker, lowercase, join_lines y max_chars no se aplican a un corpus ya "
-                          "preparado: quítalos, o recorta el texto antes de `taller prepare`.")
+        raise TallerError(
+            "start_marker, end_marker, lowercase, join_lines y max_chars no se aplican a un corpus ya "
+            "preparado: quítalos, o recorta el texto antes de `taller prepare`."
+        )
     tokenizer = load_tokenizer(tokenizer_path or folder / "tokenizer.json")
     if data.tokenizer not in ("char", tokenizer.kind):  # "char" is also the default: the folder's own is taken
-        raise TallerError(f"{folder} ya está tokenizado ({tokenizer.kind}): quita --tokenizer, o prepara el texto con "
-                          f"`taller prepare --tokenizer-file runs/…/tokenizer.json` de una ejecución {data.tokenizer}.")
+        raise TallerError(
+            f"{folder} ya está tokenizado ({tokenizer.kind}): quita --tokenizer, o prepara el texto con "
+            f"`taller prepare --tokenizer-file runs/…/tokenizer.json` de una ejecución {data.tokenizer}."
+        )
     data.tokenizer = tokenizer.kind  # config.toml says what was really used
     if tokenizer.kind != "char":
         data.tokenizer_vocab = tokenizer.vocab_size
     if tokenizer.vocab_size != meta["vocab_size"]:
-        raise TallerError(f"el vocabulario ({tokenizer.vocab_size} tokens) no es el de {folder} "
-                          f"({meta['vocab_size']}): la ejecución se entrenó con otra preparación.")
+        raise TallerError(
+            f"el vocabulario ({tokenizer.vocab_size} tokens) no es el de {folder} "
+            f"({meta['vocab_size']}): la ejecución se entrenó con otra preparación."
+        )
     dtype = np.dtype(DTYPES[meta["dtype"]]).newbyteorder("<")
     train = TokenFile(folder / TOKENS, dtype, 0, meta["split"])
     val = TokenFile(folder / TOKENS, dtype, meta["split"], meta["count"]).array()

@@ -8,7 +8,6 @@ import numpy as np
 
 from taller.errors import TallerError
 
-
 MIX_SLICE = 0.05  # the share of the training text, at its end, on which a mix fits its table (models/mix.py) …
 MAX_MIX_SLICE = 100_000  # … but at most this many tokens
 
@@ -27,8 +26,9 @@ class Split:
     parts: tuple[tuple[str, int, int], ...] = ()  # several texts (a+b): (name, start, end) of each one's val in `val`
 
 
-def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto",
-               max_chars: int = 0) -> Split:
+def split_text(
+    text: str, *, lines: bool, val_fraction: float = 0.1, seed: int = 1234, kind: str = "auto", max_chars: int = 0
+) -> Split:
     """Hold out validation text that training never sees. `kind` is "tail", "lines", "after" or "auto" (lines for a
     corpus of lines, else tail).
 
@@ -43,15 +43,19 @@ def split_text(text: str, *, lines: bool, val_fraction: float = 0.1, seed: int =
     if kind == "after":
         n_val = max(2, round(max_chars * val_fraction))
         if len(text) < max_chars + n_val:
-            raise TallerError(f"el texto tiene {len(text)} caracteres, menos que max_chars={max_chars} más {n_val} de "
-                              "validación; baja data.max_chars o usa --set split=tail.")
-        return Split(text[:max_chars], text[max_chars:max_chars + n_val], kind)
+            raise TallerError(
+                f"el texto tiene {len(text)} caracteres, menos que max_chars={max_chars} más {n_val} de "
+                "validación; baja data.max_chars o usa --set split=tail."
+            )
+        return Split(text[:max_chars], text[max_chars : max_chars + n_val], kind)
     if max_chars:
         text = text[:max_chars]
     if kind == "lines":
         items = [line for line in text.split("\n") if line.strip()]
         if len(items) < 2:
-            raise TallerError("el corpus tiene menos de 2 líneas: no se puede separar validación por líneas; usa --set split=tail.")
+            raise TallerError(
+                "el corpus tiene menos de 2 líneas: no se puede separar validación por líneas; usa --set split=tail."
+            )
         n_val = max(1, round(len(items) * val_fraction))
         val_idx = set(np.random.default_rng(seed).choice(len(items), size=n_val, replace=False).tolist())
         train = [s for i, s in enumerate(items) if i not in val_idx]
@@ -66,8 +70,14 @@ def split_corpus(corpus, data) -> Split:
     (a book by its tail, proverbs by whole lines), and the trains and the vals put one after another."""
     if corpus.parts:
         return joined([(p.name, split_corpus(p, data)) for p in corpus.parts])
-    return split_text(corpus.text, lines=corpus.lines, val_fraction=data.val_fraction, seed=data.split_seed,
-                      kind=data.split, max_chars=data.max_chars)
+    return split_text(
+        corpus.text,
+        lines=corpus.lines,
+        val_fraction=data.val_fraction,
+        seed=data.split_seed,
+        kind=data.split,
+        max_chars=data.max_chars,
+    )
 
 
 def joined(splits: list[tuple[str, Split]]) -> Split:

@@ -188,8 +188,10 @@ class WordTokenizer(CharTokenizer):
         chars = sorted(set(text))
         n_words = vocab_size - len(chars) - 1
         if n_words < 1:
-            raise TallerError(f"data.tokenizer_vocab={vocab_size} no alcanza: el vocabulario de palabras incluye los "
-                              f"{len(chars)} caracteres del texto y <unk>; usa al menos {len(chars) + 2} (por ejemplo 2000).")
+            raise TallerError(
+                f"data.tokenizer_vocab={vocab_size} no alcanza: el vocabulario de palabras incluye los "
+                f"{len(chars)} caracteres del texto y <unk>; usa al menos {len(chars) + 2} (por ejemplo 2000)."
+            )
         counts = Counter(w for w in WORD.findall(text) if len(w) >= 2)
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))  # most frequent first; ties alphabetical
         return cls(chars, [w for w, _ in ranked[:n_words]])
@@ -236,15 +238,19 @@ class WordTokenizer(CharTokenizer):
         return "".join(pieces[int(i)] for i in ids)
 
     def to_json(self) -> str:
-        return json.dumps({"format": "taller-word-v1", "type": "word", "chars": self.chars, "words": self.words},
-                          ensure_ascii=False, indent=1)
+        return json.dumps(
+            {"format": "taller-word-v1", "type": "word", "chars": self.chars, "words": self.words},
+            ensure_ascii=False,
+            indent=1,
+        )
 
     @classmethod
     def from_dict(cls, d: dict, path) -> WordTokenizer:
         chars, words = CharTokenizer.from_dict(d, path).chars, d.get("words")
         if not isinstance(words, list) or len(chars) + len(words) + 1 > MAX_VOCAB:
-            raise TallerError(f"{path}: 'words' debe ser una lista de palabras (como mucho {MAX_VOCAB}); "
-                              "el fichero está dañado.")
+            raise TallerError(
+                f"{path}: 'words' debe ser una lista de palabras (como mucho {MAX_VOCAB}); el fichero está dañado."
+            )
         return cls(chars, words)
 
 
@@ -286,8 +292,12 @@ class BpeTokenizer:
         hf = Tokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # words keep their leading space: Ġcasa
         hf.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      special_tokens=[], show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            special_tokens=[],
+            show_progress=False,
+        )
         hf.train_from_iterator([text], trainer)
         return cls(hf)
 
@@ -303,7 +313,9 @@ class BpeTokenizer:
         """id -> text; a token that holds only part of a character shows its bytes, e.g. \\xc3."""
         if self._pieces is None:
             texts = [self.token_bytes(i).decode("utf-8", errors="backslashreplace") for i in range(self.vocab_size)]
-            self._pieces = ["".join(c if c.isprintable() or c in " \n\t" else f"\\x{ord(c):02x}" for c in t) for t in texts]
+            self._pieces = [
+                "".join(c if c.isprintable() or c in " \n\t" else f"\\x{ord(c):02x}" for c in t) for t in texts
+            ]
         return self._pieces
 
     def unknown(self, text: str) -> list[str]:
@@ -332,8 +344,11 @@ class BpeTokenizer:
         return np.array(enc.ids, dtype=smallest_dtype(self.vocab_size)), np.diff(done, prepend=0).astype(np.int32)
 
     def to_json(self) -> str:
-        return json.dumps({"format": "taller-bpe-v1", "type": "bpe", "tokenizer": json.loads(self.hf.to_str())},
-                          ensure_ascii=False, indent=1)
+        return json.dumps(
+            {"format": "taller-bpe-v1", "type": "bpe", "tokenizer": json.loads(self.hf.to_str())},
+            ensure_ascii=False,
+            indent=1,
+        )
 
     def save(self, path: Path) -> None:
         atomic_write(path, self.to_json().encode("utf-8"))
@@ -352,20 +367,32 @@ class BpeTokenizer:
                 raise TallerError(f"{path}: {what}; el fichero está dañado o no es de taller.")
 
         need(isinstance(model, dict) and model.get("type") == "BPE", "se esperaba un modelo BPE")
-        need(isinstance(vocab, dict) and 256 <= len(vocab) <= MAX_VOCAB, f"el vocabulario debe tener de 256 a {MAX_VOCAB} tokens")
+        need(
+            isinstance(vocab, dict) and 256 <= len(vocab) <= MAX_VOCAB,
+            f"el vocabulario debe tener de 256 a {MAX_VOCAB} tokens",
+        )
         need(all(isinstance(k, str) and k and set(k) <= BYTES.keys() for k in vocab), "hay tokens que no son bytes")
-        need(sorted(v for v in vocab.values() if isinstance(v, int) and not isinstance(v, bool)) == list(range(len(vocab))),
-             "los números de los tokens deben ser 0, 1, 2… sin huecos")
+        need(
+            sorted(v for v in vocab.values() if isinstance(v, int) and not isinstance(v, bool))
+            == list(range(len(vocab))),
+            "los números de los tokens deben ser 0, 1, 2… sin huecos",
+        )
         need(BYTES.keys() <= vocab.keys(), "faltan bytes en el vocabulario")
         need(isinstance(model.get("merges"), list) and len(model["merges"]) < len(vocab), "'merges' no es válido")
-        need(all(isinstance(t.get(k), dict) and t[k].get("type") == "ByteLevel" for k in ("pre_tokenizer", "decoder")),
-             "se esperaba un BPE de bytes (ByteLevel)")
-        need(not t.get("normalizer") and not t.get("post_processor") and not t.get("added_tokens"),
-             "no se admiten normalizador, postprocesado ni tokens añadidos")
+        need(
+            all(isinstance(t.get(k), dict) and t[k].get("type") == "ByteLevel" for k in ("pre_tokenizer", "decoder")),
+            "se esperaba un BPE de bytes (ByteLevel)",
+        )
+        need(
+            not t.get("normalizer") and not t.get("post_processor") and not t.get("added_tokens"),
+            "no se admiten normalizador, postprocesado ni tokens añadidos",
+        )
         try:
             hf = Tokenizer.from_str(json.dumps(t))
         except Exception as e:  # the Rust parser's own error: any message, one type
-            raise TallerError(f"{path}: el tokenizador BPE no se puede leer ({str(e)[:200]}); el fichero está dañado.") from None
+            raise TallerError(
+                f"{path}: el tokenizador BPE no se puede leer ({str(e)[:200]}); el fichero está dañado."
+            ) from None
         need(hf.get_vocab_size() == len(vocab), "el vocabulario no cuadra")
         return cls(hf)
 

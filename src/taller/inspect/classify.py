@@ -24,7 +24,7 @@ def encode_text(run, text: str) -> list[int]:
     """A text as the classifier reads it: prepared like its training texts, cut to its window."""
     text = clean_like(text.strip(), run.config.data)
     check_known(run.tokenizer, text)  # never dropped silently: the answer would be for another text
-    ids = run.tokenizer.encode(text, unknown="replace")[:run.config.model.block_size]
+    ids = run.tokenizer.encode(text, unknown="replace")[: run.config.model.block_size]
     if not ids:
         raise TallerError("--text está vacío (o no tiene ningún carácter que el modelo conozca): escribe una frase.")
     return ids
@@ -35,13 +35,17 @@ def classify(run, text: str) -> list[tuple[str, float]]:
     """(label, probability) for every label of the run, the most probable first."""
     labels = run.state.get("labels")
     if not isinstance(labels, list) or len(labels) != run.config.model.n_labels:
-        raise TallerError(f"{run.dir}/state.json no dice las etiquetas del clasificador; la carpeta está dañada o el "
-                          "entrenamiento no llegó a su primer punto de control: vuelve a entrenar.")
+        raise TallerError(
+            f"{run.dir}/state.json no dice las etiquetas del clasificador; la carpeta está dañada o el "
+            "entrenamiento no llegó a su primer punto de control: vuelve a entrenar."
+        )
     with evaluating(run.model):
         if kind_of(run.config).encoder_decoder:  # a T5: each label's probability as the answer it writes
             ids = run.tokenizer.encode(CLASSIFY_PREFIX, unknown="replace") + encode_text(run, text)
-            x = torch.tensor([ids[:run.config.model.block_size]])
-            logits = label_scores(run.model, x, torch.ones_like(x, dtype=torch.bool), *answers_of(run.tokenizer, labels, run.config.model))[0]
+            x = torch.tensor([ids[: run.config.model.block_size]])
+            logits = label_scores(
+                run.model, x, torch.ones_like(x, dtype=torch.bool), *answers_of(run.tokenizer, labels, run.config.model)
+            )[0]
         else:
             logits = run.model(torch.tensor([encode_text(run, text)])).float()[0]  # (L,)
         probs = torch.softmax(logits, dim=-1)
@@ -67,8 +71,12 @@ def write_confusion(run_dir: Path, labels: list[str], counts: list[list[int]]) -
 
 def read_confusion(run_dir: Path) -> tuple[list[str], list[list[int]]]:
     """The labels and the confusion table of a finished classifier, read with their own bound."""
-    value = load_json_object(Path(run_dir) / CONFUSION, CONFUSION_LIMIT, f"{Path(run_dir) / CONFUSION} no existe: el "
-                             "entrenamiento del clasificador no terminó; termínalo con `taller train --resume`.")
+    value = load_json_object(
+        Path(run_dir) / CONFUSION,
+        CONFUSION_LIMIT,
+        f"{Path(run_dir) / CONFUSION} no existe: el "
+        "entrenamiento del clasificador no terminó; termínalo con `taller train --resume`.",
+    )
     labels, counts = value.get("labels"), value.get("counts")
     if not isinstance(labels, list) or not isinstance(counts, list) or len(counts) != len(labels):
         raise TallerError(f"{Path(run_dir) / CONFUSION} no tiene una tabla de confusión; el fichero está dañado.")
@@ -77,8 +85,10 @@ def read_confusion(run_dir: Path) -> tuple[list[str], list[list[int]]]:
 
 def confusion_table(counts: list[list[int]], labels: list[str]) -> str:
     if len(labels) > SHOWN_LABELS:
-        return (f"La tabla de confusión ({len(labels)} × {len(labels)} etiquetas) no cabe en la terminal: está en "
-                f"{CONFUSION}.")
+        return (
+            f"La tabla de confusión ({len(labels)} × {len(labels)} etiquetas) no cabe en la terminal: está en "
+            f"{CONFUSION}."
+        )
     width = max(10, *(len(label) for label in labels)) + 2
     lines = [f"{'real ↓  predicho →':<{width + 8}}" + "".join(f"{label:>{width}}" for label in labels)]
     for label, row in zip(labels, counts):

@@ -46,8 +46,10 @@ def weight_change(model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> d
 
 
 def read_evolution(run_dir: Path) -> list[dict]:
-    return read_jsonl(Path(run_dir) / EVOLUTION,
-                      lambda entry: isinstance(entry.get("epoch"), int) and isinstance(entry.get("change"), dict))
+    return read_jsonl(
+        Path(run_dir) / EVOLUTION,
+        lambda entry: isinstance(entry.get("epoch"), int) and isinstance(entry.get("change"), dict),
+    )
 
 
 def write_evolution(run_dir: Path, entries: list[dict]) -> None:

@@ -63,7 +63,7 @@ def encode_with_blanks(run, text: str) -> tuple[list[int], list[int]]:
     tok, m = run.tokenizer, run.config.model
     text = clean_like(text, run.config.data)
     if "_" not in text:
-        raise TallerError("--text no tiene ningún hueco: marca lo que falta con _ (p. ej. \"Más vale ___ que nunca\").")
+        raise TallerError('--text no tiene ningún hueco: marca lo que falta con _ (p. ej. "Más vale ___ que nunca").')
     check_known(tok, BLANK.sub("", text))  # never dropped silently: the blanks would be filled for another text
     ids, blanks = [], []
     pieces = BLANK.split(text)
@@ -80,8 +80,10 @@ def encode_with_blanks(run, text: str) -> tuple[list[int], list[int]]:
 def window(ids: list[int], lo: int, hi: int, block: int) -> int:
     """Where a window of `block` tokens starts so that positions lo … hi are inside it, centred on them."""
     if hi - lo + 1 > block:
-        raise TallerError(f"los huecos abarcan {hi - lo + 1} tokens y el modelo lee {block} a la vez; "
-                          "acércalos o rellénalos por partes.")
+        raise TallerError(
+            f"los huecos abarcan {hi - lo + 1} tokens y el modelo lee {block} a la vez; "
+            "acércalos o rellénalos por partes."
+        )
     start = (lo + hi + 1) // 2 - block // 2
     return max(0, min(start, len(ids) - block))
 
@@ -98,22 +100,29 @@ def fill(run, text: str) -> Filled:
     ids, blanks = encode_with_blanks(run, text)
     m, pieces = run.config.model, pieces_of(run)
     start = window(ids, min(blanks), max(blanks), m.block_size)
-    x = torch.tensor(ids[start:start + m.block_size])  # (T,) what the model reads
+    x = torch.tensor(ids[start : start + m.block_size])  # (T,) what the model reads
     open_ = [b - start for b in blanks]
     with evaluating(run.model):
         steps = []
         while open_:
-            probs = torch.softmax(run.model(x[None])[0, :, :m.vocab_size].float(), dim=-1)  # (T, V): never [MASK]
+            probs = torch.softmax(run.model(x[None])[0, :, : m.vocab_size].float(), dim=-1)  # (T, V): never [MASK]
             rows = probs[open_]  # (open, V)
             best_p, best_id = rows.max(dim=-1)  # (open,) each blank's surest answer
             k = int(best_p.argmax())
             pos = open_.pop(k)
             x[pos] = best_id[k]
             top_p, top_id = probs[pos].topk(min(TOP, m.vocab_size))
-            steps.append(FillStep(pos + start, pieces[int(best_id[k])], float(best_p[k]),
-                                  [(pieces[int(i)], float(p)) for p, i in zip(top_p, top_id)],
-                                  "".join(pieces[int(i)] for i in ids[:start]) + "".join(pieces[int(i)] for i in x)
-                                  + "".join(pieces[int(i)] for i in ids[start + len(x):])))
+            steps.append(
+                FillStep(
+                    pos + start,
+                    pieces[int(best_id[k])],
+                    float(best_p[k]),
+                    [(pieces[int(i)], float(p)) for p, i in zip(top_p, top_id)],
+                    "".join(pieces[int(i)] for i in ids[:start])
+                    + "".join(pieces[int(i)] for i in x)
+                    + "".join(pieces[int(i)] for i in ids[start + len(x) :]),
+                )
+            )
         return Filled(steps[-1].text, steps)
 
 
@@ -125,9 +134,11 @@ def encode_with_sentinels(run, text: str) -> tuple[list[int], list[str], list[st
     pieces, holes = BLANK.split(text), BLANK.findall(text)
     check_known(tok, "".join(pieces))
     if not holes:
-        raise TallerError("--text no tiene ningún hueco: marca lo que falta con _ (p. ej. \"Más vale ___ que nunca\").")
+        raise TallerError('--text no tiene ningún hueco: marca lo que falta con _ (p. ej. "Más vale ___ que nunca").')
     if len(holes) > m.n_sentinels:
-        raise TallerError(f"el texto tiene {len(holes)} huecos y el modelo conoce {m.n_sentinels} centinelas; usa menos huecos.")
+        raise TallerError(
+            f"el texto tiene {len(holes)} huecos y el modelo conoce {m.n_sentinels} centinelas; usa menos huecos."
+        )
     ids, where = [], []
     for k, piece in enumerate(pieces):
         ids += tok.encode(piece, unknown="replace") if piece else []
@@ -135,7 +146,7 @@ def encode_with_sentinels(run, text: str) -> tuple[list[int], list[str], list[st
             where.append(len(ids))
             ids.append(m.sentinel(k))
     start = window(ids, where[0], where[-1], m.block_size)
-    return ids[start:start + m.block_size], pieces, holes
+    return ids[start : start + m.block_size], pieces, holes
 
 
 def fill_spans(run, text: str) -> Filled:
@@ -153,8 +164,15 @@ def fill_spans(run, text: str) -> Filled:
                 shown = names[token]
             else:
                 continue  # a sentinel of no blank, or words before the first sentinel: not part of any span
-            filled = "".join(piece + (run.tokenizer.decode(spans[k]) if k < len(holes) and spans[k] else
-                                      (holes[k] if k < len(holes) else "")) for k, piece in enumerate(pieces))
+            filled = "".join(
+                piece
+                + (
+                    run.tokenizer.decode(spans[k])
+                    if k < len(holes) and spans[k]
+                    else (holes[k] if k < len(holes) else "")
+                )
+                for k, piece in enumerate(pieces)
+            )
             steps.append(FillStep(position, shown, p, [(shown, p)], filled))
         if not steps:
             raise TallerError("el modelo no ha escrito ninguna respuesta para los huecos; entrénalo más tiempo.")
@@ -162,7 +180,9 @@ def fill_spans(run, text: str) -> Filled:
 
 
 def fill_table(filled: Filled) -> str:
-    lines = [f"{'Paso':>4}  {'Posición':>8}  {'Elegido':<8} {'Prob.':>6}  alternativas", ]
+    lines = [
+        f"{'Paso':>4}  {'Posición':>8}  {'Elegido':<8} {'Prob.':>6}  alternativas",
+    ]
     for k, s in enumerate(filled.steps, start=1):
         alternatives = "  ".join(f"{show_token(c)} {number(p, 3)}" for c, p in s.top)
         lines.append(f"{k:>4}  {s.position:>8}  {show_token(s.token):<8} {s.probability:>6.3f}  {alternatives}")
@@ -206,7 +226,9 @@ def rank_candidates(run, text: str, candidates: list[str], unknown: str = "error
         raise TallerError("--candidates necesita al menos dos palabras, p. ej. --candidates taller,desguace.")
     check_candidates(candidates)
     if len(BLANK.findall(text)) != 1:
-        raise TallerError("con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato.")
+        raise TallerError(
+            "con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato."
+        )
     tok, m = run.tokenizer, run.config.model
     left, right = (clean_like(t, run.config.data) for t in BLANK.split(text))
     if unknown == "error":  # the built-in examples (two_sided_probe) are read with replacements, as probe does
@@ -221,9 +243,9 @@ def rank_candidates(run, text: str, candidates: list[str], unknown: str = "error
             ids = before + inside + (tok.encode(right, unknown="replace") if right else [])
             lo, hi = len(before), len(before) + len(inside) - 1
             start = window(ids, lo, hi, m.block_size)
-            ids = ids[start:start + m.block_size]
+            ids = ids[start : start + m.block_size]
             if kind_of(run.config).encoder_decoder:  # T5: ln P(«<X0> word <end>» | the text with <X0> in the blank)
-                src = ids[:lo - start] + [m.sentinel(0)] + ids[hi - start + 1:]
+                src = ids[: lo - start] + [m.sentinel(0)] + ids[hi - start + 1 :]
                 score = answer_log_prob(run.model, src, [m.sentinel(0), *inside, m.end_id], m.start_id)
             else:
                 positions = list(range(lo - start, hi - start + 1))
@@ -260,8 +282,11 @@ def two_sided_probe(runs: list, example: str) -> str:
         else:
             same = probe(run, context, candidates).candidates
             columns, how = [same, same], "lee sólo lo anterior al hueco: el final no puede cambiar nada"
-        out += ["", f"{run.dir} ({kind.title}: {how})",
-                f"  {'candidato':<16}" + "".join(f"{f'con el final {k}':>18}" for k in range(1, len(endings) + 1))]
+        out += [
+            "",
+            f"{run.dir} ({kind.title}: {how})",
+            f"  {'candidato':<16}" + "".join(f"{f'con el final {k}':>18}" for k in range(1, len(endings) + 1)),
+        ]
         for i, word in enumerate(candidates):
             out.append(f"  {word:<16}" + "".join(f"{col[i].probability:>18.4f}" for col in columns))
         answers = [max(col, key=lambda c: c.probability).word for col in columns]

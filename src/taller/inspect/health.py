@@ -68,8 +68,9 @@ def slope(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def activation_stats(y: torch.Tensor, bounds: tuple[float, float] | None,
-                     slopes: torch.Tensor | None = None) -> dict[str, float]:
+def activation_stats(
+    y: torch.Tensor, bounds: tuple[float, float] | None, slopes: torch.Tensor | None = None
+) -> dict[str, float]:
     """Mean, spread and the share saturated (bounded) or dead (rectifier) of one layer's output y (..., H). A unit is
     dead when its slope (`slopes`, like y) is ~0 for every input of the batch; without slopes, when it is ≤ 0 (ReLU)."""
     y = y.detach().float().reshape(-1, y.shape[-1])  # (N, H): every position of the batch, per unit
@@ -103,8 +104,10 @@ class Checkup:
         """The matrices as they are before the step, and hooks on every activation layer for its forward pass."""
         self.before = {name: p.detach().clone() for name, p in self.matrices.items()}
         if self.activations:
-            self.hooks = [module.register_forward_hook(partial(self.record, name, bounds))
-                          for name, module, bounds in watched_layers(self.model)]
+            self.hooks = [
+                module.register_forward_hook(partial(self.record, name, bounds))
+                for name, module, bounds in watched_layers(self.model)
+            ]
 
     def record(self, name: str, bounds, module: nn.Module, inputs, output) -> None:
         y = output[0] if isinstance(output, tuple) else output  # a recurrent layer: (output, state)
@@ -112,8 +115,14 @@ class Checkup:
             return
         elementwise = bounds is None and not isinstance(module, nn.RNNBase)  # a rectifier: its slope at its inputs
         slopes = slope(module, inputs[0]) if elementwise else None
-        self.layers.append({"layer": len(self.layers) + 1, "name": name, "kind": type(module).__name__,
-                            **activation_stats(y, bounds, slopes)})
+        self.layers.append(
+            {
+                "layer": len(self.layers) + 1,
+                "name": name,
+                "kind": type(module).__name__,
+                **activation_stats(y, bounds, slopes),
+            }
+        )
 
     def gradients(self) -> None:
         """After backward (before clipping): the hooks go, the activations and each matrix's gradient norm stay."""
@@ -158,9 +167,15 @@ class NoCheckup:
 
 
 def read_health(run_dir: Path) -> list[dict]:
-    return read_jsonl(Path(run_dir) / HEALTH, lambda e: isinstance(e.get("step"), int)
-                      and isinstance(e.get("activations", []), list) and isinstance(e.get("gradients", {}), dict)
-                      and isinstance(e.get("updates", {}), dict))
+    return read_jsonl(
+        Path(run_dir) / HEALTH,
+        lambda e: (
+            isinstance(e.get("step"), int)
+            and isinstance(e.get("activations", []), list)
+            and isinstance(e.get("gradients", {}), dict)
+            and isinstance(e.get("updates", {}), dict)
+        ),
+    )
 
 
 # --- what is out of range, in words ----------------------------------------------------------------------------------
@@ -192,13 +207,17 @@ def activation_notes(layers: list[dict]) -> list[str]:
         where = f"la capa {a.get('layer', '?')} ({a.get('name', '?')}, {a.get('kind', '?')})"
         dead, saturated = number(a.get("dead", 0)), number(a.get("saturated", 0))
         if dead > DEAD_LIMIT:
-            notes.append(f"{where} tiene el {percent(dead)} de unidades muertas: con todas las entradas del lote su "
-                         "pendiente es casi 0, así que no dejan pasar gradiente y ya no aprenden; revisa la "
-                         "inicialización o baja el learning rate.")
+            notes.append(
+                f"{where} tiene el {percent(dead)} de unidades muertas: con todas las entradas del lote su "
+                "pendiente es casi 0, así que no dejan pasar gradiente y ya no aprenden; revisa la "
+                "inicialización o baja el learning rate."
+            )
         if saturated > SATURATED_LIMIT:
-            notes.append(f"{where} tiene el {percent(saturated)} de sus valores saturados (pegados a sus límites, "
-                         "como |tanh| > 0,97): allí la pendiente es casi 0 y el gradiente apenas pasa; la "
-                         "inicialización es demasiado grande.")
+            notes.append(
+                f"{where} tiene el {percent(saturated)} de sus valores saturados (pegados a sus límites, "
+                "como |tanh| > 0,97): allí la pendiente es casi 0 y el gradiente apenas pasa; la "
+                "inicialización es demasiado grande."
+            )
     return notes
 
 
@@ -207,8 +226,14 @@ def gradient_notes(gradients: dict, first_step: bool = False) -> list[str]:
     projection that starts at zero (a Transformer's zero_init) the query, key and value get none until it moves."""
     broken = [n for n, g in gradients.items() if not math.isfinite(number(g))]
     zero = [n for n, g in gradients.items() if number(g) == 0] if not first_step else []
-    notes = [f"el gradiente de {listed(broken)} no es un número (nan o infinito): el entrenamiento diverge; baja el "
-             "learning rate."] if broken else []
+    notes = (
+        [
+            f"el gradiente de {listed(broken)} no es un número (nan o infinito): el entrenamiento diverge; baja el "
+            "learning rate."
+        ]
+        if broken
+        else []
+    )
     if zero:
         what = "esas matrices no aprenden" if len(zero) > 1 else "esa matriz no aprende"
         notes.append(f"el gradiente de {listed(zero)} es cero: {what}.")
@@ -222,21 +247,26 @@ def update_notes(updates: dict) -> list[str]:
     notes = []
     if fast:
         worst = max(number(updates[n]) for n in fast)
-        notes.append(f"la razón actualización/peso de {listed(fast)} llega a {power(worst)} por paso (lo habitual: "
-                     f"entre {power(low)} y {power(high)}; la regla clásica dice en torno a 1e-3): cada paso cambia "
-                     "demasiado esas matrices; baja el learning rate.")
+        notes.append(
+            f"la razón actualización/peso de {listed(fast)} llega a {power(worst)} por paso (lo habitual: "
+            f"entre {power(low)} y {power(high)}; la regla clásica dice en torno a 1e-3): cada paso cambia "
+            "demasiado esas matrices; baja el learning rate."
+        )
     if slow:
         worst = min(number(updates[n]) for n in slow)
-        notes.append(f"la razón actualización/peso de {listed(slow)} baja a {power(worst)} por paso (lo habitual: "
-                     f"entre {power(low)} y {power(high)}): esas matrices apenas se mueven; sube el learning rate.")
+        notes.append(
+            f"la razón actualización/peso de {listed(slow)} baja a {power(worst)} por paso (lo habitual: "
+            f"entre {power(low)} y {power(high)}): esas matrices apenas se mueven; sube el learning rate."
+        )
     return notes
 
 
 def notes(entry: dict) -> list[str]:
     """What is out of its usual range in one checkup, in Spanish; [] when all is well. The update ratios are not
     judged during the learning rate's warm-up, when they are small on purpose."""
-    said = activation_notes(entry.get("activations", [])) + gradient_notes(entry.get("gradients", {}),
-                                                                            first_step=entry.get("step") == 1)
+    said = activation_notes(entry.get("activations", [])) + gradient_notes(
+        entry.get("gradients", {}), first_step=entry.get("step") == 1
+    )
     if not entry.get("warming_up"):
         said += update_notes(entry.get("updates", {}))
     return said
@@ -280,8 +310,15 @@ def draw_lines(ax, lines: dict[str, list[tuple[int, float]]], title: str, ylabel
     for k, (name, points) in enumerate(lines.items()):
         steps, values = zip(*points)
         short = name.replace("blocks.", "b").replace(".weight", "")
-        ax.plot(steps, values, marker="o" if len(steps) < 15 else None, markersize=3, linewidth=1,
-                color=colours(k / max(1, len(lines) - 1)), label=short)
+        ax.plot(
+            steps,
+            values,
+            marker="o" if len(steps) < 15 else None,
+            markersize=3,
+            linewidth=1,
+            color=colours(k / max(1, len(lines) - 1)),
+            label=short,
+        )
     if log and any(v > 0 for points in lines.values() for _, v in points):
         ax.set_yscale("log")
     ax.set_title(title, fontsize=10)
@@ -290,8 +327,13 @@ def draw_lines(ax, lines: dict[str, list[tuple[int, float]]], title: str, ylabel
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     if lines:
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.02), frameon=False,
-                  ncol=1 + len(lines) // (LEGEND_ROWS + 1))
+        ax.legend(
+            fontsize=6,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.02),
+            frameon=False,
+            ncol=1 + len(lines) // (LEGEND_ROWS + 1),
+        )
     else:
         ax.text(0.5, 0.5, "nada que medir en este modelo", ha="center", va="center", transform=ax.transAxes)
 
@@ -302,16 +344,18 @@ def health_plot(entries: list[dict], path) -> None:
     fig = new_figure(figsize=(15 + 2.5 * (columns - 1), 8.5), dpi=90)
     fig.suptitle("Salud de la red mientras aprende (una revisión cada train.health_every pasos)", fontsize=12)
     axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
-    draw_lines(axes[0], series(entries, "activations", "std"), "Activaciones: desviación típica por capa",
-               "desviación típica")
+    draw_lines(
+        axes[0], series(entries, "activations", "std"), "Activaciones: desviación típica por capa", "desviación típica"
+    )
     bad = {f"{name} · muertas": pts for name, pts in series(entries, "activations", "dead").items()}
     bad.update({f"{name} · saturadas": pts for name, pts in series(entries, "activations", "saturated").items()})
     bad = {name: [(s, 100 * v) for s, v in pts] for name, pts in bad.items()}
     draw_lines(axes[1], bad, "Unidades muertas o valores saturados", "% de la capa")
     axes[1].axhline(100 * DEAD_LIMIT, color="tab:red", linestyle=":", linewidth=1)
     draw_lines(axes[2], series(entries, "gradients"), "Norma del gradiente de cada matriz", "‖gradiente‖", log=True)
-    draw_lines(axes[3], series(entries, "updates"), "Razón actualización/peso de cada matriz", "‖ΔW‖ / ‖W‖ por paso",
-               log=True)
+    draw_lines(
+        axes[3], series(entries, "updates"), "Razón actualización/peso de cada matriz", "‖ΔW‖ / ‖W‖ por paso", log=True
+    )
     axes[3].axhspan(*UPDATE_RANGE, color="tab:green", alpha=0.08)
     axes[3].axhline(1e-3, color="tab:green", linestyle="--", linewidth=1)
     legend = 2.0 * columns / fig.get_figwidth()  # the share of the width a legend takes, beside its panel

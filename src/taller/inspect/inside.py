@@ -19,23 +19,28 @@ import numpy as np
 import torch
 
 from taller.errors import TallerError
-from taller.text import number, show_token
 from taller.inspect.bigram import bigram_plot
 from taller.inspect.evolution import read_evolution
 from taller.inspect.memory import run_memory
 from taller.inspect.mixing import mixing_plot
-from taller.inspect.recurrent import recurrent_plot
-from taller.inspect.temperature import temperature_plot
 from taller.inspect.parameters import component_of
 from taller.inspect.plots import colormap, new_figure, principal_plane, save_figure
+from taller.inspect.recurrent import recurrent_plot
+from taller.inspect.temperature import temperature_plot
 from taller.models import kind_of
 from taller.models.modes import evaluating
 from taller.models.protocols import HasEmbedding, ShowsAttention, ShowsCrossAttention
 from taller.runs.folder import validation_tokens
+from taller.text import number, show_token
 
 VOWELS = set("aeiouáéíóúüAEIOUÁÉÍÓÚÜ")
-KINDS = {"vocal": "tab:red", "consonante": "tab:blue", "dígito": "tab:green", "puntuación": "tab:purple",
-         "espacio": "tab:gray"}
+KINDS = {
+    "vocal": "tab:red",
+    "consonante": "tab:blue",
+    "dígito": "tab:green",
+    "puntuación": "tab:purple",
+    "espacio": "tab:gray",
+}
 NO_ATTENTION = "Este modelo no tiene atención (por ejemplo, un LSTM): no hay mapas de atención que mostrar."
 NO_EMBEDDING = "Este modelo no tiene una tabla de embeddings de caracteres que dibujar."
 BOTH_SIDES_TEXT = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme"  # what a BERT's maps read by default
@@ -44,10 +49,16 @@ NO_MEMORY = "No mido la memoria: es una medida de los modelos que leen de izquie
 
 def memory_later(run) -> str:
     """The note where the memory curve is not drawn at the end of a training (64 windows read 65 times each)."""
-    return (f"La curva de memoria cuesta unos segundos más (64 ventanas leídas 65 veces cada una): "
-            f"`taller report {run.dir}` la dibuja.")
-NO_NEXT = ("No dibujo temperature.png: este modelo no escribe de izquierda a derecha, no hay un siguiente carácter "
-           "que repartir a cada temperatura.")
+    return (
+        f"La curva de memoria cuesta unos segundos más (64 ventanas leídas 65 veces cada una): "
+        f"`taller report {run.dir}` la dibuja."
+    )
+
+
+NO_NEXT = (
+    "No dibujo temperature.png: este modelo no escribe de izquierda a derecha, no hay un siguiente carácter "
+    "que repartir a cada temperatura."
+)
 MIXING_CHARS = 97  # characters of validation text for a mix's picture
 
 
@@ -77,20 +88,21 @@ def default_text(run, max_chars: int = 32) -> str:
 
 @torch.no_grad()
 def attention_for(run, text: str, unknown: str = "error") -> tuple[list[str], list[np.ndarray]] | None:
-    """The characters of `text` (the first block_size) and, per layer, its (H, T, T) attention; None without attention."""
+    """The characters of `text` (the first block_size) and, per layer, its (H, T, T) attention; None without it."""
     if not has_attention(run):
         return None
     ids = run.tokenizer.encode(text, unknown=unknown)[: run.model.block_size]
     if not ids:
-        raise TallerError("el texto está vacío; escribe unos caracteres con --text \"No hay \".")
+        raise TallerError('el texto está vacío; escribe unos caracteres con --text "No hay ".')
     model: ShowsAttention = run.model
     with evaluating(run.model):
         maps = model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
     return [run.tokenizer.pieces[i] for i in ids], [m[0].float().cpu().numpy() for m in maps]
 
 
-def attention_plot(chars: list[str], maps: list[np.ndarray], path, causal: bool = True, rows: list[str] | None = None,
-                   title: str = "") -> None:
+def attention_plot(
+    chars: list[str], maps: list[np.ndarray], path, causal: bool = True, rows: list[str] | None = None, title: str = ""
+) -> None:
     """A grid: one row per layer, one column per head; row i of a matrix is where character i looks (`rows`: the
     pieces that look, when they are not `chars`: a T5's answer looking at its input)."""
     layers, heads, T = len(maps), maps[0].shape[0], max(len(chars), len(rows or []))
@@ -110,8 +122,14 @@ def attention_plot(chars: list[str], maps: list[np.ndarray], path, causal: bool 
             ax.set_xticks(range(T), labels if bottom else [], fontsize=fontsize)
             ax.set_yticks(range(len(row_labels)), row_labels if left else [], fontsize=fontsize)
             ax.tick_params(length=0, pad=1)
-    fig.subplots_adjust(left=0.3 / fig.get_figwidth(), right=1 - 0.1 / fig.get_figwidth(), bottom=0.3 / fig.get_figheight(),
-                        top=1 - 0.9 / fig.get_figheight(), wspace=0.15, hspace=0.25)
+    fig.subplots_adjust(
+        left=0.3 / fig.get_figwidth(),
+        right=1 - 0.1 / fig.get_figwidth(),
+        bottom=0.3 / fig.get_figheight(),
+        top=1 - 0.9 / fig.get_figheight(),
+        wspace=0.15,
+        hspace=0.25,
+    )
     save_figure(fig, path)
 
 
@@ -122,7 +140,9 @@ def embedding_points(run) -> tuple[list[str], np.ndarray, list[float]] | None:
     if not kind_of(run.config).shows_embedding:
         return None
     model: HasEmbedding = run.model
-    points, explained = principal_plane(model.embedding.weight.detach().cpu())  # (V, 2): where the characters differ most
+    points, explained = principal_plane(
+        model.embedding.weight.detach().cpu()
+    )  # (V, 2): where the characters differ most
     return list(run.tokenizer.pieces), points.numpy(), explained
 
 
@@ -135,8 +155,16 @@ def embedding_plot(chars: list[str], points: np.ndarray, explained: list[float],
         if idx:
             ax.scatter(points[idx, 0], points[idx, 1], s=18, color=colour, alpha=0.35, label=kind)
     for (x, y), c, kind in zip(points, chars, kinds):
-        ax.annotate(show_token(c), (x, y), fontsize=10, color=KINDS[kind], ha="center", va="bottom",
-                    xytext=(0, 3), textcoords="offset points")
+        ax.annotate(
+            show_token(c),
+            (x, y),
+            fontsize=10,
+            color=KINDS[kind],
+            ha="center",
+            va="bottom",
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
     ax.set_xlabel(f"componente principal 1 ({100 * explained[0]:.0f} % de la varianza)")
     ax.set_ylabel(f"componente principal 2 ({100 * explained[1]:.0f} % de la varianza)")
     ax.set_title("Embeddings de los caracteres (PCA a 2 dimensiones)")
@@ -170,10 +198,17 @@ def evolution_plot(entries: list[dict], path) -> None:
         ax.set_xlabel("paso", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.02), ncol=2 if len(members) > 14 else 1,
-                  frameon=False)  # beside the panel, never over the lines
-    fig.subplots_adjust(left=0.05, right=0.86, bottom=0.6 / fig.get_figheight(), top=1 - 0.7 / fig.get_figheight(),
-                        wspace=0.75, hspace=0.45)
+        ax.legend(
+            fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.02), ncol=2 if len(members) > 14 else 1, frameon=False
+        )  # beside the panel, never over the lines
+    fig.subplots_adjust(
+        left=0.05,
+        right=0.86,
+        bottom=0.6 / fig.get_figheight(),
+        top=1 - 0.7 / fig.get_figheight(),
+        wspace=0.75,
+        hspace=0.45,
+    )
     save_figure(fig, path)
 
 
@@ -182,7 +217,7 @@ def cross_attention_for(run, text: str) -> tuple[list[str], list[str], list[np.n
     """A T5's cross-attention on `text` with a few tokens in its middle hidden behind <X0>, while it writes the true
     answer «<X0> hidden <end>»: (input pieces, answer pieces, per decoder layer (H, answer, input))."""
     m, pieces = run.config.model, run.tokenizer.pieces
-    ids = run.tokenizer.encode(text, unknown="replace")[:m.block_size]
+    ids = run.tokenizer.encode(text, unknown="replace")[: m.block_size]
     if len(ids) < 4:
         raise TallerError("el texto es demasiado corto para esconder un tramo; escribe una frase con --text.")
     lo, hi = len(ids) // 2, min(len(ids) - 1, len(ids) // 2 + max(1, round(m.span_length)))
@@ -192,12 +227,27 @@ def cross_attention_for(run, text: str) -> tuple[list[str], list[str], list[np.n
     model: ShowsCrossAttention = run.model
     with evaluating(run.model):
         maps = model.cross_attention_maps(torch.tensor([src]), torch.tensor([answer]))
-    return ([name.get(i) or pieces[i] for i in src], [name.get(i) or pieces[i] for i in answer],
-            [w[0].float().cpu().numpy() for w in maps])
+    return (
+        [name.get(i) or pieces[i] for i in src],
+        [name.get(i) or pieces[i] for i in answer],
+        [w[0].float().cpu().numpy() for w in maps],
+    )
 
 
-def explain_run(run, text: str | None = None, unknown: str = "error",
-                temperatures: list[float] = (), memory: bool = True) -> dict[str, Path | str]:
+def cross_attention_plot(run, text: str) -> Path:
+    """cross_attention.png: a T5's answer (rows) against its input (columns), one panel per layer and head."""
+    inputs, answer, maps = cross_attention_for(run, text)
+    title = (
+        "Atención cruzada (decodificador × codificador)\nfila: el token de la respuesta que se escribe · "
+        "columna: a qué parte de la entrada mira"
+    )
+    attention_plot(inputs, maps, run.dir / "cross_attention.png", causal=False, rows=answer, title=title)
+    return run.dir / "cross_attention.png"
+
+
+def explain_run(
+    run, text: str | None = None, unknown: str = "error", temperatures: list[float] = (), memory: bool = True
+) -> dict[str, Path | str]:
     """Draw attention.png, embeddings.png, evolution.png and memory.png (and a bigram's table, and with `temperatures`
     temperature.png) into the run folder; a note (str) where one can't be drawn. `memory=False`: no memory curve (it
     costs seconds: the end of a training leaves it to `taller report`)."""
@@ -214,11 +264,7 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
         attention_plot(*attention, run.dir / "attention.png", causal=run.config.model.causal)
         out["attention"] = run.dir / "attention.png"
     if kind.encoder_decoder:  # a T5: where its decoder looked in the input
-        inputs, answer, maps = cross_attention_for(run, text)
-        attention_plot(inputs, maps, run.dir / "cross_attention.png", causal=False, rows=answer,
-                       title="Atención cruzada (decodificador × codificador)\nfila: el token de la respuesta que se "
-                             "escribe · columna: a qué parte de la entrada mira")
-        out["cross_attention"] = run.dir / "cross_attention.png"
+        out["cross_attention"] = cross_attention_plot(run, text)
     points = embedding_points(run)
     if points is None:
         out["embeddings"] = NO_EMBEDDING
@@ -227,7 +273,9 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
         out["embeddings"] = run.dir / "embeddings.png"
     entries = read_evolution(run.dir)
     if len(entries) < 2:
-        out["evolution"] = "Aún no hay pesos guardados después del inicio con los que ver cómo cambian (evolution.jsonl)."
+        out["evolution"] = (
+            "Aún no hay pesos guardados después del inicio con los que ver cómo cambian (evolution.jsonl)."
+        )
     else:
         evolution_plot(entries, run.dir / "evolution.png")
         out["evolution"] = run.dir / "evolution.png"
@@ -247,7 +295,8 @@ def explain_run(run, text: str | None = None, unknown: str = "error",
         entropies = temperature_plot(run, text, list(temperatures), run.dir / "temperature.png", unknown)
         out["temperature"] = run.dir / "temperature.png"
         out["entropy"] = "Entropía del siguiente carácter: " + " · ".join(
-            f"temperatura {t:g}: {number(h, 2)} bits" for t, h in entropies.items())
+            f"temperatura {t:g}: {number(h, 2)} bits" for t, h in entropies.items()
+        )
     return out
 
 

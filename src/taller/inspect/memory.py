@@ -26,8 +26,9 @@ REACH = 64  # how far back to look at most (a Transformer's window is its own li
 
 
 @torch.no_grad()
-def memory_curve(model, ids: np.ndarray, vocab_size: int, reach: int = REACH, windows: int = WINDOWS,
-                 seed: int = 0) -> np.ndarray:
+def memory_curve(
+    model, ids: np.ndarray, vocab_size: int, reach: int = REACH, windows: int = WINDOWS, seed: int = 0
+) -> np.ndarray:
     """memory(k) for k = 1 … reach (a Transformer: at most its block_size), averaged over `windows` windows of `ids`."""
     with evaluating(model):
         reach = min(reach, model.block_size or reach, len(ids) - 1)
@@ -37,7 +38,7 @@ def memory_curve(model, ids: np.ndarray, vocab_size: int, reach: int = REACH, wi
         ends = g.integers(reach, len(ids), size=windows)  # each window: ids[end - reach : end]
         total = np.zeros(reach)
         for end in ends:
-            window = torch.from_numpy(np.asarray(ids[end - reach:end], dtype=np.int64))  # (R,)
+            window = torch.from_numpy(np.asarray(ids[end - reach : end], dtype=np.int64))  # (R,)
             variants = window.repeat(reach + 1, 1)  # (R+1, R): row 0 as it is, row k with position R-k changed
             k = torch.arange(1, reach + 1)
             offsets = torch.from_numpy(g.integers(1, vocab_size, size=reach))  # another character, never the same

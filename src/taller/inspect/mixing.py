@@ -22,7 +22,7 @@ def mixing_trace(run, text: str, unknown: str = "error") -> tuple[list[str], tor
     """The characters predicted (the 2nd … of `text`), each part's weight there (T, K), each part's probability of
     that character (T, K) and the mix's (T,)."""
     block = run.model.block_size or CHARACTERS + 1
-    ids = run.tokenizer.encode(text, unknown=unknown)[:min(CHARACTERS, block) + 1]
+    ids = run.tokenizer.encode(text, unknown=unknown)[: min(CHARACTERS, block) + 1]
     idx = torch.tensor([ids])  # (1, T+1)
     logp = run.model.part_predictions(idx[:, :-1])[0]  # (T, K, V)
     targets = idx[0, 1:]  # (T,)

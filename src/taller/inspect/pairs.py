@@ -49,8 +49,10 @@ def read_pairs(path: Path | str) -> list[Pair]:
             continue
         fields = line.split("\t")
         if len(fields) != 5 or not all(fields[i].strip() for i in (0, 2, 4)) or fields[2] == fields[4]:
-            raise TallerError(f"{path}, línea {n}: cada pareja son 5 campos separados por tabuladores ({FIELDS}), "
-                              "con dos respuestas distintas; corrige esa línea.")
+            raise TallerError(
+                f"{path}, línea {n}: cada pareja son 5 campos separados por tabuladores ({FIELDS}), "
+                "con dos respuestas distintas; corrige esa línea."
+            )
         pairs.append(Pair(fields[0].strip(), (fields[1], fields[3]), (fields[2].strip(), fields[4].strip())))
     if not pairs:
         raise TallerError(f"{path} no tiene ninguna pareja; escribe una por línea ({FIELDS}).")
@@ -60,8 +62,10 @@ def read_pairs(path: Path | str) -> list[Pair]:
 def preferred(run, pair: Pair) -> tuple[str, str]:
     """The answer the run prefers with each ending."""
     if kind_of(run.config).fills:
-        return tuple(max(rank_candidates(run, pair.text(k), list(pair.answers), "replace"),
-                         key=lambda c: c.probability).word for k in (0, 1))
+        return tuple(
+            max(rank_candidates(run, pair.text(k), list(pair.answers), "replace"), key=lambda c: c.probability).word
+            for k in (0, 1)
+        )
     best = max(probe(run, pair.before, list(pair.answers)).candidates, key=lambda c: c.probability).word
     return best, best  # what comes after the blank is never read
 
@@ -70,8 +74,10 @@ def pairs_probe(runs: list, pairs: list[Pair]) -> str:
     """A mark per run and question (✓ the run preferred that ending's answer), then each run's share right."""
     chosen = [[preferred(run, pair) for pair in pairs] for run in runs]  # [run][pair] -> (answer 1, answer 2)
     width = max(len(p.text(k)) for p in pairs for k in (0, 1))
-    out = [f"{len(pairs)} parejas que sólo se distinguen después del hueco ({2 * len(pairs)} preguntas); "
-           "columnas: " + ", ".join(f"[{i}] {run.dir}" for i, run in enumerate(runs, start=1))]
+    out = [
+        f"{len(pairs)} parejas que sólo se distinguen después del hueco ({2 * len(pairs)} preguntas); "
+        "columnas: " + ", ".join(f"[{i}] {run.dir}" for i, run in enumerate(runs, start=1))
+    ]
     for j, pair in enumerate(pairs):
         for k in (0, 1):
             marks = "  ".join(" ✓ " if chosen[i][j][k] == pair.answers[k] else " ✗ " for i in range(len(runs)))
@@ -81,6 +87,8 @@ def pairs_probe(runs: list, pairs: list[Pair]) -> str:
         right = sum(c[k] == p.answers[k] for c, p in zip(chosen[i - 1], pairs) for k in (0, 1))
         kind = kind_of(run.config)
         how = "lee a los dos lados del hueco" if kind.fills else "lee sólo lo anterior al hueco: 50 % por construcción"
-        out.append(f"[{i}] {run.dir} ({kind.title}, {how}): {right} de {2 * len(pairs)} = "
-                   f"{number(100 * right / (2 * len(pairs)), 1)} %")
+        out.append(
+            f"[{i}] {run.dir} ({kind.title}, {how}): {right} de {2 * len(pairs)} = "
+            f"{number(100 * right / (2 * len(pairs)), 1)} %"
+        )
     return "\n".join(out)

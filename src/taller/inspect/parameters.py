@@ -31,9 +31,19 @@ def parameter_rows(model: torch.nn.Module) -> list[dict]:
     rows = []
     for name, p in params:
         x = p.detach().float()
-        rows.append({"name": name, "shape": tuple(p.shape), "count": p.numel(), "percent": 100 * p.numel() / total,
-                     "component": component_of(name), "mean": x.mean().item(),
-                     "std": x.std().item() if x.numel() > 1 else 0.0, "min": x.min().item(), "max": x.max().item()})
+        rows.append(
+            {
+                "name": name,
+                "shape": tuple(p.shape),
+                "count": p.numel(),
+                "percent": 100 * p.numel() / total,
+                "component": component_of(name),
+                "mean": x.mean().item(),
+                "std": x.std().item() if x.numel() > 1 else 0.0,
+                "min": x.min().item(),
+                "max": x.max().item(),
+            }
+        )
     return rows
 
 
@@ -50,8 +60,10 @@ def parameter_table(model: torch.nn.Module) -> str:
     header = f"{'Nombre':<40} {'Forma':<14} {'Cantidad':>10} {'%':>6} {'Media':>9} {'Desv.':>8} {'Mín.':>8} {'Máx.':>8}"
     lines = ["Parámetros del modelo", "=" * len(header), header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['name']:<40} {str(r['shape']):<14} {thousands(r['count']):>10} {r['percent']:>5.1f}% "
-                     f"{r['mean']:>9.4f} {r['std']:>8.4f} {r['min']:>8.4f} {r['max']:>8.4f}")
+        lines.append(
+            f"{r['name']:<40} {str(r['shape']):<14} {thousands(r['count']):>10} {r['percent']:>5.1f}% "
+            f"{r['mean']:>9.4f} {r['std']:>8.4f} {r['min']:>8.4f} {r['max']:>8.4f}"
+        )
     lines += ["-" * len(header), "", "Por componente:"]
     for component, count in by_component(rows).items():
         lines.append(f"  {component:<16} {thousands(count):>10}  {100 * count / total:5.1f}%")

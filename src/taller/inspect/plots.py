@@ -79,12 +79,15 @@ def epoch_plot(model, epoch: int, path, step: int | None = None) -> None:
     rows = math.ceil(len(params) / cols)
     fig = new_figure(figsize=(cols * 3.2, rows * 2.6 + 1.2), dpi=80)
     when = f"Época {epoch}" if step is None else f"Paso {step}"
-    fig.suptitle(f"Estado de la red neuronal - {when} (rojo +, azul −; cada matriz, hasta el ±máx de su título)", fontsize=14)
+    fig.suptitle(
+        f"Estado de la red neuronal - {when} (rojo +, azul −; cada matriz, hasta el ±máx de su título)", fontsize=14
+    )
     for i, (name, x) in enumerate(params):
         ax = fig.add_subplot(rows, cols, i + 1)
         shape = "×".join(str(n) for n in x.shape)
-        ax.set_title(f'{name.replace("blocks.", "b").replace(".weight", ".w").replace(".bias", ".b")} ({shape})',
-                     fontsize=8)
+        ax.set_title(
+            f"{name.replace('blocks.', 'b').replace('.weight', '.w').replace('.bias', '.b')} ({shape})", fontsize=8
+        )
         ax.tick_params(labelsize=6)
         if x.ndim >= 2:  # red +, blue −, white 0, each panel scaled to its own largest |w| (said in its title)
             x = x.reshape(x.shape[0], -1)
@@ -129,11 +132,13 @@ def loss_plot(metrics: list[dict], path, baseline_bpc: float | None = None) -> N
     unit = "carácter" if abs(per_token - 1) < 1e-6 else "token"
     fig, ax = loss_curves(metrics, "paso", f"pérdida (nats por {unit})", "Curvas de pérdida")
     if baseline_bpc is not None:
-        ax.axhline(baseline_bpc * LN2 * per_token, color="#9ca3af", linestyle="--", linewidth=1,
-                   label="8-grama (solo cuenta)")
+        ax.axhline(
+            baseline_bpc * LN2 * per_token, color="#9ca3af", linestyle="--", linewidth=1, label="8-grama (solo cuenta)"
+        )
         ax.legend()
-    right = ax.secondary_yaxis("right", functions=(lambda n: n / LN2 / per_token,
-                                                   lambda b: b * LN2 * per_token))
-    right.set_ylabel("bits por carácter" + ("" if unit == "carácter" else f" ({number(per_token, 2)} caracteres por token)"))
+    right = ax.secondary_yaxis("right", functions=(lambda n: n / LN2 / per_token, lambda b: b * LN2 * per_token))
+    right.set_ylabel(
+        "bits por carácter" + ("" if unit == "carácter" else f" ({number(per_token, 2)} caracteres por token)")
+    )
     fig.tight_layout()
     save_figure(fig, path)

@@ -20,8 +20,11 @@ from taller.models.modes import evaluating
 from taller.text import number, thousands
 
 EXAMPLES = {
-    "coche": ("Estoy harto de que mi coche no pare de tener averías. Ya he visto el modelo de coche que me quiero "
-              "comprar. Mañana voy a llevar el coche al", ["taller", "desguace", "concesionario"]),
+    "coche": (
+        "Estoy harto de que mi coche no pare de tener averías. Ya he visto el modelo de coche que me quiero "
+        "comprar. Mañana voy a llevar el coche al",
+        ["taller", "desguace", "concesionario"],
+    ),
 }
 
 
@@ -59,9 +62,9 @@ def next_token_log_probs(model, ids: list[int], start: int) -> torch.Tensor:
     x = torch.tensor(ids, device=next(model.parameters(), torch.zeros(0)).device)
     block = model.block_size
     if block is None or len(ids) <= block:
-        logits = model(x[None])[0, start - 1:]  # (len - start + 1, V)
+        logits = model(x[None])[0, start - 1 :]  # (len - start + 1, V)
     else:
-        logits = torch.stack([model(x[None, max(0, p - block):p])[0, -1] for p in range(start, len(ids) + 1)])
+        logits = torch.stack([model(x[None, max(0, p - block) : p])[0, -1] for p in range(start, len(ids) + 1)])
     return F.log_softmax(logits.float(), dim=-1)
 
 
@@ -73,14 +76,18 @@ def check_candidates(candidates: list[str]) -> None:
     """At most MAX_CANDIDATES candidates of at most CANDIDATE_CHARS characters: one line with the limit and the way to
     score more, before any model runs."""
     if len(candidates) > MAX_CANDIDATES:
-        raise TallerError(f"--candidates trae {thousands(len(candidates))} candidatos y el límite es {MAX_CANDIDATES} "
-                          f"por llamada (cada uno es una pasada del modelo); puntúalos en tandas de {MAX_CANDIDATES}, "
-                          "una llamada por tanda.")
+        raise TallerError(
+            f"--candidates trae {thousands(len(candidates))} candidatos y el límite es {MAX_CANDIDATES} "
+            f"por llamada (cada uno es una pasada del modelo); puntúalos en tandas de {MAX_CANDIDATES}, "
+            "una llamada por tanda."
+        )
     longest = max(candidates, key=len, default="")
     if len(longest) > CANDIDATE_CHARS:
-        raise TallerError(f"el candidato «{longest[:20]}…» tiene {thousands(len(longest))} caracteres y el límite es "
-                          f"{CANDIDATE_CHARS} (los candidatos son palabras o frases cortas); acórtalo. La sorpresa de "
-                          "un texto largo la mide `taller explain RUN --surprise FICHERO`.")
+        raise TallerError(
+            f"el candidato «{longest[:20]}…» tiene {thousands(len(longest))} caracteres y el límite es "
+            f"{CANDIDATE_CHARS} (los candidatos son palabras o frases cortas); acórtalo. La sorpresa de "
+            "un texto largo la mide `taller explain RUN --surprise FICHERO`."
+        )
 
 
 def probe(run, context: str, candidates: list[str]) -> ProbeResult:
@@ -91,8 +98,10 @@ def probe(run, context: str, candidates: list[str]) -> ProbeResult:
     check_candidates(candidates)
     data, tok = run.config.data, run.tokenizer
     if tok.kind != "char":
-        raise TallerError(f"sondear puntúa los candidatos carácter a carácter y esta ejecución usa tokens {tok.kind}; "
-                          "usa una ejecución de caracteres (taller train --tokenizer char).")
+        raise TallerError(
+            f"sondear puntúa los candidatos carácter a carácter y esta ejecución usa tokens {tok.kind}; "
+            "usa una ejecución de caracteres (taller train --tokenizer char)."
+        )
     text = clean_like(context, data)  # the context as the training text was prepared (lowercase, …)
     if not text.strip():
         raise TallerError("--context está vacío: escribe el comienzo de una frase para que el modelo la continúe.")
@@ -120,8 +129,10 @@ def probe(run, context: str, candidates: list[str]) -> ProbeResult:
 
 
 def probe_table(result: ProbeResult, title: str) -> str:
-    lines = [f"{title}: «{result.context.strip()}»",
-             f"  {'candidato':<16} {'probabilidad':>12} {'bits/carácter':>14} {'bits en total':>14}"]
+    lines = [
+        f"{title}: «{result.context.strip()}»",
+        f"  {'candidato':<16} {'probabilidad':>12} {'bits/carácter':>14} {'bits en total':>14}",
+    ]
     for c in result.candidates:
         shown = f"{number(c.probability, 4)}" if c.probability >= 1e-4 else f"{c.probability:.1e}"
         lines.append(f"  {c.word:<16} {shown:>12} {c.bits_per_char:>14.3f} {-c.log_prob / LN2:>14.2f}")

@@ -27,8 +27,14 @@ def recurrent_plot(run, text: str, path: Path, unknown: str = "error") -> Path:
     for row, (name, values) in enumerate(trace.items()):
         ax = fig.add_subplot(len(trace), 1, row + 1)
         gate = name.startswith("puerta")
-        image = ax.imshow(values[:, moving].T.numpy(), aspect="auto", cmap="viridis" if gate else "RdBu_r",
-                          vmin=0.0 if gate else -1.0, vmax=1.0, interpolation="nearest")
+        image = ax.imshow(
+            values[:, moving].T.numpy(),
+            aspect="auto",
+            cmap="viridis" if gate else "RdBu_r",
+            vmin=0.0 if gate else -1.0,
+            vmax=1.0,
+            interpolation="nearest",
+        )
         ax.set_title(name + (" (0 = cerrada, 1 = abierta)" if gate else " h (de −1 a 1)"), fontsize=10)
         ax.set_ylabel(f"{len(moving)} unidades", fontsize=8)
         ax.set_yticks([])

@@ -72,8 +72,12 @@ class Surprise:
 def read_text(path: Path) -> str:
     """A text file to score, read with a bound."""
     try:
-        data = read_bounded(Path(path), TEXT_LIMIT, "indica un fichero de texto UTF-8",
-                            "usa un trozo más corto (por ejemplo con `head -c 2000000`)")
+        data = read_bounded(
+            Path(path),
+            TEXT_LIMIT,
+            "indica un fichero de texto UTF-8",
+            "usa un trozo más corto (por ejemplo con `head -c 2000000`)",
+        )
     except FileNotFoundError:
         raise TallerError(f"no existe el fichero {path}; indica un fichero de texto UTF-8.") from None
     try:
@@ -112,8 +116,9 @@ def target_nats(run, ids: np.ndarray, chars: np.ndarray) -> np.ndarray:
     device = next(model.parameters()).device
     val = val_text(ids, chars, scoring_window(model, cfg.model))  # evaluate.py's windows (a mix: its parts')
     # in bfloat16 if the run was trained in it (on a CPU, as training/device.py decides; on CUDA torch picks bf16)
-    bf16 = cfg.train.dtype == "bfloat16" or (cfg.train.dtype == "auto" and device.type == "cuda"
-                                             and torch.cuda.is_bf16_supported())
+    bf16 = cfg.train.dtype == "bfloat16" or (
+        cfg.train.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     batch = min(64, max(1, LOGITS_HELD // (val.windows.shape[1] * run.tokenizer.vocab_size)))  # 64: evaluate's
     parts = [nats.double().cpu() for nats, _ in scored_targets(model, val, device, autocast, batch)]  # (n,) each
@@ -143,8 +148,9 @@ def surprise(run, text: str) -> Surprise:
     with torch.no_grad():
         ids, token_chars = run.tokenizer.token_chars(text)
         if len(ids) < 2:
-            raise TallerError(f"el texto es demasiado corto para {run.dir}: hacen falta al menos 2 tokens para medir "
-                              "la sorpresa.")
+            raise TallerError(
+                f"el texto es demasiado corto para {run.dir}: hacen falta al menos 2 tokens para medir la sorpresa."
+            )
         nats = target_nats(run, np.asarray(ids), np.asarray(token_chars))
     return Surprise(run.dir.name, text, spread(nats, token_chars, len(text)))
 
@@ -153,8 +159,16 @@ def top_spots(bits: list[float | None], text: str, k: int = TOP, sign: float = 1
     """The k characters with the most bits (sign −1: the fewest), with the text around them."""
     scored = [(sign * b, i) for i, b in enumerate(bits) if b is not None]
     scored.sort(reverse=True)
-    return [{"position": i, "char": text[i], "bits": bits[i], "before": text[max(0, i - BEFORE):i],
-             "after": text[i + 1:i + 1 + AFTER]} for _, i in scored[:k]]
+    return [
+        {
+            "position": i,
+            "char": text[i],
+            "bits": bits[i],
+            "before": text[max(0, i - BEFORE) : i],
+            "after": text[i + 1 : i + 1 + AFTER],
+        }
+        for _, i in scored[:k]
+    ]
 
 
 def difference(a: Surprise, b: Surprise) -> list[float | None]:
@@ -171,14 +185,29 @@ def sendable(values):
 
 def reply(a: Surprise, b: Surprise | None = None, shown: int = SHOWN) -> dict:
     """The map as JSON (the explorer's /api/surprise): the first `shown` characters, totals of the whole text."""
-    out = {"run": a.run, "chars": list(a.text[:shown]), "bits": sendable(a.bits[:shown]), "total": sendable(a.total),
-           "scored": a.scored, "bpc": sendable(a.bpc), "top": spots_json(a.bits, a.text),
-           "shown": min(shown, len(a.text)), "length": len(a.text)}
+    out = {
+        "run": a.run,
+        "chars": list(a.text[:shown]),
+        "bits": sendable(a.bits[:shown]),
+        "total": sendable(a.total),
+        "scored": a.scored,
+        "bpc": sendable(a.bpc),
+        "top": spots_json(a.bits, a.text),
+        "shown": min(shown, len(a.text)),
+        "length": len(a.text),
+    }
     if b is not None:
         diff = difference(a, b)
-        out["against"] = {"run": b.run, "bits": sendable(b.bits[:shown]), "total": sendable(b.total),
-                          "scored": b.scored, "bpc": sendable(b.bpc), "difference": sendable(diff[:shown]),
-                          "wins": spots_json(diff, a.text, -1.0), "losses": spots_json(diff, a.text, 1.0)}
+        out["against"] = {
+            "run": b.run,
+            "bits": sendable(b.bits[:shown]),
+            "total": sendable(b.total),
+            "scored": b.scored,
+            "bpc": sendable(b.bpc),
+            "difference": sendable(diff[:shown]),
+            "wins": spots_json(diff, a.text, -1.0),
+            "losses": spots_json(diff, a.text, 1.0),
+        }
     return out
 
 
@@ -217,7 +246,9 @@ def coloured(text: str, values: list[float | None], colour, unit: str) -> str:
     spans = []
     for c, v in zip(text, values):
         shown = "⏎" if c == "\n" else html.escape(c)
-        tip = f"«{html.escape(show_char(c))}»: " + ("sin contexto, no se puntúa" if v is None else f"{number(v)} {unit}")
+        tip = f"«{html.escape(show_char(c))}»: " + (
+            "sin contexto, no se puntúa" if v is None else f"{number(v)} {unit}"
+        )
         spans.append(f"<span style='background:{colour(v)}' title='{tip}'>{shown}</span>")
         if c == "\n":
             spans.append("<br>")
@@ -229,11 +260,16 @@ def visible(text: str) -> str:
 
 
 def spots_table(spots: list[dict], unit: str, title: str) -> str:
-    rows = "".join(f"<tr><td class='n'>{thousands(s['position'] + 1)}</td><td class='mono'>…{visible(s['before'])}"
-                   f"<b style='background:#fde68a'>{visible(s['char'])}</b>{visible(s['after'])}…"
-                   f"</td><td class='n'>{number(s['bits'])} {unit}</td></tr>" for s in spots)
-    return (f"<div><h3>{title}</h3><table><tr><th>Posición</th><th>Dónde</th><th>{unit.capitalize()}</th></tr>{rows}"
-            "</table></div>")
+    rows = "".join(
+        f"<tr><td class='n'>{thousands(s['position'] + 1)}</td><td class='mono'>…{visible(s['before'])}"
+        f"<b style='background:#fde68a'>{visible(s['char'])}</b>{visible(s['after'])}…"
+        f"</td><td class='n'>{number(s['bits'])} {unit}</td></tr>"
+        for s in spots
+    )
+    return (
+        f"<div><h3>{title}</h3><table><tr><th>Posición</th><th>Dónde</th><th>{unit.capitalize()}</th></tr>{rows}"
+        "</table></div>"
+    )
 
 
 def legend_bar(colour, low: float, high: float, labels: list[str]) -> str:
@@ -245,24 +281,32 @@ def legend_bar(colour, low: float, high: float, labels: list[str]) -> str:
 def cut_note(s: Surprise) -> str:
     if len(s.text) <= SHOWN:
         return ""
-    return (f"<p class='note'>Se colorean los primeros {thousands(SHOWN)} de {thousands(len(s.text))} caracteres; "
-            "los totales y la lista son del texto entero.</p>")
+    return (
+        f"<p class='note'>Se colorean los primeros {thousands(SHOWN)} de {thousands(len(s.text))} caracteres; "
+        "los totales y la lista son del texto entero.</p>"
+    )
 
 
 def surprise_fragment(s: Surprise, reference: float | None = None) -> str:
     """The map of one run as an HTML fragment: legend, totals, coloured text and the most surprising spots.
     `reference`: the run's own bits/char on its validation text, to compare with."""
-    ref = (f" (la evaluación de la ejecución dio {number(reference, 3)} bits/carácter en su texto de validación)"
-           if reference is not None else "")
-    return (f"<p>Cada carácter tiene el color de los <b>bits</b> que <b>{html.escape(s.run)}</b> pagó por él: "
-            "−log₂ P(carácter | lo anterior). Blanco: lo esperaba (0 bits); rojo oscuro: le sorprendió mucho "
-            f"({MAX_BITS:g} bits o más, una probabilidad de 1 entre {2 ** MAX_BITS:.0f}). Gris: sin contexto, no se "
-            "puntúa. Pasa el ratón por encima de un carácter para ver sus bits.</p>"
-            + legend_bar(heat, 0, MAX_BITS, ["0 bits", "2", "4", "6", f"{MAX_BITS:g}+"])
-            + f"<p class='total'>Total: <b>{number(s.total)} bits</b> en {thousands(s.scored)} caracteres puntuados "
-            f"= <b>{number(s.bpc, 3)} bits/carácter</b>{ref}.</p>"
-            + cut_note(s) + coloured(s.text[:SHOWN], s.bits[:SHOWN], heat, "bits")
-            + spots_table(top_spots(s.bits, s.text), "bits", "Los puntos más sorprendentes"))
+    ref = (
+        f" (la evaluación de la ejecución dio {number(reference, 3)} bits/carácter en su texto de validación)"
+        if reference is not None
+        else ""
+    )
+    return (
+        f"<p>Cada carácter tiene el color de los <b>bits</b> que <b>{html.escape(s.run)}</b> pagó por él: "
+        "−log₂ P(carácter | lo anterior). Blanco: lo esperaba (0 bits); rojo oscuro: le sorprendió mucho "
+        f"({MAX_BITS:g} bits o más, una probabilidad de 1 entre {2**MAX_BITS:.0f}). Gris: sin contexto, no se "
+        "puntúa. Pasa el ratón por encima de un carácter para ver sus bits.</p>"
+        + legend_bar(heat, 0, MAX_BITS, ["0 bits", "2", "4", "6", f"{MAX_BITS:g}+"])
+        + f"<p class='total'>Total: <b>{number(s.total)} bits</b> en {thousands(s.scored)} caracteres puntuados "
+        f"= <b>{number(s.bpc, 3)} bits/carácter</b>{ref}.</p>"
+        + cut_note(s)
+        + coloured(s.text[:SHOWN], s.bits[:SHOWN], heat, "bits")
+        + spots_table(top_spots(s.bits, s.text), "bits", "Los puntos más sorprendentes")
+    )
 
 
 def difference_fragment(a: Surprise, b: Surprise) -> str:
@@ -270,26 +314,34 @@ def difference_fragment(a: Surprise, b: Surprise) -> str:
     diff, unit = difference(a, b), "bits de diferencia"
     saved = b.total - a.total
     who = a.run if saved >= 0 else b.run
-    return (f"<p>Cada carácter tiene el color de la diferencia de bits: los de <b>{html.escape(a.run)}</b> menos los "
-            f"de <b>{html.escape(b.run)}</b>. <span style='color:#2166ac'><b>Azul</b></span>: {html.escape(a.run)} "
-            f"gana allí (le sorprende menos); <span style='color:#b2182b'><b>rojo</b></span>: gana "
-            f"{html.escape(b.run)}; blanco: empatan. {MAX_DIFFERENCE:g} bits de diferencia o más es el color más "
-            "intenso.</p>"
-            + legend_bar(diverging, -MAX_DIFFERENCE, MAX_DIFFERENCE,
-                         [f"−{MAX_DIFFERENCE:g} (gana {a.run})", "0", f"+{MAX_DIFFERENCE:g} (gana {b.run})"])
-            + f"<p class='total'>{html.escape(a.run)}: {number(a.total)} bits ({number(a.bpc, 3)} bits/carácter) · "
-            f"{html.escape(b.run)}: {number(b.total)} bits ({number(b.bpc, 3)} bits/carácter) · "
-            f"<b>{html.escape(who)}</b> ahorra {number(abs(saved))} bits en el texto.</p>"
-            + cut_note(a) + coloured(a.text[:SHOWN], diff[:SHOWN], diverging, unit)
-            + "<div class='cols'>"
-            + spots_table(top_spots(diff, a.text, sign=-1.0), unit, f"Donde más gana {html.escape(a.run)}")
-            + spots_table(top_spots(diff, a.text), unit, f"Donde más gana {html.escape(b.run)}")
-            + "</div>")
+    return (
+        f"<p>Cada carácter tiene el color de la diferencia de bits: los de <b>{html.escape(a.run)}</b> menos los "
+        f"de <b>{html.escape(b.run)}</b>. <span style='color:#2166ac'><b>Azul</b></span>: {html.escape(a.run)} "
+        f"gana allí (le sorprende menos); <span style='color:#b2182b'><b>rojo</b></span>: gana "
+        f"{html.escape(b.run)}; blanco: empatan. {MAX_DIFFERENCE:g} bits de diferencia o más es el color más "
+        "intenso.</p>"
+        + legend_bar(
+            diverging,
+            -MAX_DIFFERENCE,
+            MAX_DIFFERENCE,
+            [f"−{MAX_DIFFERENCE:g} (gana {a.run})", "0", f"+{MAX_DIFFERENCE:g} (gana {b.run})"],
+        )
+        + f"<p class='total'>{html.escape(a.run)}: {number(a.total)} bits ({number(a.bpc, 3)} bits/carácter) · "
+        f"{html.escape(b.run)}: {number(b.total)} bits ({number(b.bpc, 3)} bits/carácter) · "
+        f"<b>{html.escape(who)}</b> ahorra {number(abs(saved))} bits en el texto.</p>"
+        + cut_note(a)
+        + coloured(a.text[:SHOWN], diff[:SHOWN], diverging, unit)
+        + "<div class='cols'>"
+        + spots_table(top_spots(diff, a.text, sign=-1.0), unit, f"Donde más gana {html.escape(a.run)}")
+        + spots_table(top_spots(diff, a.text), unit, f"Donde más gana {html.escape(b.run)}")
+        + "</div>"
+    )
 
 
 SURPRISE_CSS = """
 .surprise-text { font: 15px/1.9 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap;
-                 word-break: break-all; background: #fff; padding: .6rem; border: 1px solid #e5e7eb; border-radius: 6px; }
+                 word-break: break-all; background: #fff; padding: .6rem; border: 1px solid #e5e7eb;
+                 border-radius: 6px; }
 .surprise-text span { border-radius: 2px; }
 .legend-bar { display: flex; width: 320px; height: 14px; border: 1px solid #d1d5db; }
 .legend-bar span { flex: 1; }
@@ -310,9 +362,11 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; } .mono { font-fam
 
 def page(title: str, fragment: str) -> str:
     """A whole page around a fragment: opens from disk, no network."""
-    return (f"<!doctype html><html lang='es'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{PAGE_CSS}{SURPRISE_CSS}</style></head><body><main><h1>{html.escape(title)}</h1>{fragment}"
-            "</main></body></html>")
+    return (
+        f"<!doctype html><html lang='es'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{PAGE_CSS}{SURPRISE_CSS}</style></head><body><main><h1>{html.escape(title)}</h1>{fragment}"
+        "</main></body></html>"
+    )
 
 
 # --- the picture -----------------------------------------------------------------------------------------------------
@@ -331,8 +385,15 @@ def surprise_plot(text: str, values: list[float | None], path, title: str, diver
     cmap = colormap(name).with_extremes(bad="#e5e7eb")  # grey: not scored
     image = ax.imshow(grid, cmap=cmap, vmin=limits[0], vmax=limits[1], aspect="auto", interpolation="nearest")
     for i, c in enumerate(text):
-        ax.text(i % PICTURE_COLUMNS, i // PICTURE_COLUMNS, show_char(c), ha="center", va="center", fontsize=7,
-                family="monospace")
+        ax.text(
+            i % PICTURE_COLUMNS,
+            i // PICTURE_COLUMNS,
+            show_char(c),
+            ha="center",
+            va="center",
+            fontsize=7,
+            family="monospace",
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
@@ -358,8 +419,10 @@ def write_surprise(run, text: str, other=None, unknown: str = "error") -> tuple[
     if b is None:
         return a, None, files
     files += [run.dir / "surprise_diff.html", run.dir / "surprise_diff.png"]
-    atomic_write(files[2], page(f"{a.run} contra {b.run}: dónde gana cada uno", difference_fragment(a, b))
-                 .encode("utf-8"))
-    surprise_plot(a.text, difference(a, b), files[3], f"Bits de {a.run} menos bits de {b.run} (azul: gana {a.run})",
-                  diverge=True)
+    atomic_write(
+        files[2], page(f"{a.run} contra {b.run}: dónde gana cada uno", difference_fragment(a, b)).encode("utf-8")
+    )
+    surprise_plot(
+        a.text, difference(a, b), files[3], f"Bits de {a.run} menos bits de {b.run} (azul: gana {a.run})", diverge=True
+    )
     return a, b, files

@@ -17,5 +17,7 @@ def probability_table(samples) -> str:
     for k, sample in enumerate(samples, start=1):
         for step in sample.steps:
             for (token, prob), drawn in zip(step.top, step.sampled or [p for _, p in step.top]):
-                rows.append((f"{k}\t" if several else "") + f"{step.position}\t{show_token(token)}\t{prob:.4f}\t{drawn:.4f}")
+                rows.append(
+                    (f"{k}\t" if several else "") + f"{step.position}\t{show_token(token)}\t{prob:.4f}\t{drawn:.4f}"
+                )
     return "\n".join(rows) + "\n"

@@ -34,7 +34,9 @@ def at_temperatures(run, text: str, temperatures: list[float], unknown: str = "e
     return {t: sampling_probs(logits[None], t)[0] for t in temperatures}
 
 
-def temperature_plot(run, text: str, temperatures: list[float], path: Path, unknown: str = "error") -> dict[float, float]:
+def temperature_plot(
+    run, text: str, temperatures: list[float], path: Path, unknown: str = "error"
+) -> dict[float, float]:
     """Draw temperature.png; return each temperature's entropy in bits."""
     dists = at_temperatures(run, text, temperatures, unknown)
     any_one = next(iter(dists.values()))  # temperature keeps the order: the model's likeliest first in each
@@ -45,8 +47,7 @@ def temperature_plot(run, text: str, temperatures: list[float], path: Path, unkn
     fig = new_figure(figsize=(max(6.0, 3.4 * len(dists)), 3.8), dpi=100)
     quoted = text if len(text) <= QUOTED else "…" + text[-QUOTED:]
     unit = "carácter" if run.tokenizer.kind == "char" else "token"
-    fig.suptitle(f"¿Qué {unit} sigue a «{show_token(quoted)}»? "
-                 "La misma predicción a cada temperatura", fontsize=11)
+    fig.suptitle(f"¿Qué {unit} sigue a «{show_token(quoted)}»? La misma predicción a cada temperatura", fontsize=11)
     for k, (t, probs) in enumerate(dists.items()):
         ax = fig.add_subplot(1, len(dists), k + 1)
         values = probs[order].numpy()

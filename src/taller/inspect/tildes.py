@@ -21,8 +21,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from taller.data.accents import (ACUTE, WITH_MARK, Lookup, apply_marks, can_carry, centred, marks_of, strip,
-                                 window_starts, words)
+from taller.data.accents import (
+    ACUTE,
+    WITH_MARK,
+    Lookup,
+    apply_marks,
+    can_carry,
+    centred,
+    marks_of,
+    strip,
+    window_starts,
+    words,
+)
 from taller.errors import TallerError
 from taller.evaluate import scoring_window
 from taller.files import MB, atomic_write, megabytes, read_bounded
@@ -47,8 +57,9 @@ def mark_ids(tokenizer) -> torch.Tensor:
     """(V, N_MARKS): the id of each character of a tokenizer with each mark on (none: itself), -1 where there is no
     such character (a consonant with an acute, or one the tokenizer lacks): what a T5 may write for a bare letter."""
     pieces = tokenizer.pieces
-    return torch.tensor([[tokenizer.index.get(WITH_MARK.get((ch, m), "") if m else ch, -1) for m in range(N_MARKS)]
-                         for ch in pieces])
+    return torch.tensor(
+        [[tokenizer.index.get(WITH_MARK.get((ch, m), "") if m else ch, -1) for m in range(N_MARKS)] for ch in pieces]
+    )
 
 
 def char_ids(tokenizer, text: str) -> torch.Tensor:
@@ -83,8 +94,9 @@ def seen_forms(marks: list[int], logp, bare: str, lookup: Lookup) -> None:
             continue
         options = [marks_of(form) for form in forms]
         rows = logp[a:b]
-        marks[a:b] = max(options, key=lambda m: sum(rows[i, k] for i, k in enumerate(m))) if len(options) > 1 \
-            else options[0]
+        marks[a:b] = (
+            max(options, key=lambda m: sum(rows[i, k] for i, k in enumerate(m))) if len(options) > 1 else options[0]
+        )
 
 
 def one_acute(rows) -> list[int]:
@@ -119,13 +131,14 @@ def on_the_way(options, chosen: list[int], start: int, p: int) -> set[int] | Non
         return None
     a, patterns = options[p]
     lo = max(a, start)
-    done = chosen[lo - start:p - start]
-    return {m[p - a] for m in patterns if m[lo - a:p - a] == done}
+    done = chosen[lo - start : p - start]
+    return {m[p - a] for m in patterns if m[lo - a : p - a] == done}
 
 
 @torch.no_grad()
-def write_marks(model, prefix: torch.Tensor, x: torch.Tensor, variants: torch.Tensor, options: dict,
-                starts: list[int]) -> torch.Tensor:
+def write_marks(
+    model, prefix: torch.Tensor, x: torch.Tensor, variants: torch.Tensor, options: dict, starts: list[int]
+) -> torch.Tensor:
     """A T5 writes windows of stripped text (B, T) again, greedy, one character at a time: each the input's letter
     with one of the marks it can carry (`variants` (V, N_MARKS)) and, inside a word seen in training, one that keeps
     the word on the way to a training form. -> the marks written (B, T)."""
@@ -160,8 +173,17 @@ def write_text(model, tokenizer, text: str, lookup: Lookup | None = None) -> str
     starts = window_starts(N, T)
     device = next(model.parameters()).device
     with evaluating(model):
-        rows = [write_marks(model, prefix.to(device), torch.stack([ids[s:s + T] for s in starts[i:i + 64]]).to(device),
-                            variants.to(device), options, starts[i:i + 64]).cpu() for i in range(0, len(starts), 64)]
+        rows = [
+            write_marks(
+                model,
+                prefix.to(device),
+                torch.stack([ids[s : s + T] for s in starts[i : i + 64]]).to(device),
+                variants.to(device),
+                options,
+                starts[i : i + 64],
+            ).cpu()
+            for i in range(0, len(starts), 64)
+        ]
     return apply_marks(bare, centred(starts, torch.cat(rows), N).tolist())
 
 
@@ -177,7 +199,7 @@ def segment_logp(model, tokenizer, rows: list[str], seg: int, window: int) -> to
     window is scored on its last characters."""
     seg = max(1, min(seg, window - 2))
     ctx = max(1, min(NOISY_CONTEXT, window - seg - 1))
-    rows = [r[-(ctx + seg):] for r in rows]
+    rows = [r[-(ctx + seg) :] for r in rows]
     if len(rows[0]) == seg:
         rows = [tokenizer.pieces[tokenizer.start_ids()[0]] + r for r in rows]
     ids = torch.stack([char_ids(tokenizer, r) for r in rows])  # (R, L)
@@ -198,14 +220,16 @@ def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM) -
     if not choices:
         return base
     window = scoring_window(model, run.config.model)
-    beams = [(0.0, base[:choices[0][0]])]  # (log-probability, text so far); every text has the same length
+    beams = [(0.0, base[: choices[0][0]])]  # (log-probability, text so far); every text has the same length
     for i, (a, b, forms) in enumerate(choices):
-        after = base[b:choices[i + 1][0] if i + 1 < len(choices) else len(bare)]
+        after = base[b : choices[i + 1][0] if i + 1 < len(choices) else len(bare)]
         pairs = [(score, done, form) for score, done in beams for form in forms]
         rows = [done + form + after[:NOISY_AHEAD] for _, done, form in pairs]
         logp = segment_logp(model, tokenizer, rows, b - a + min(len(after), NOISY_AHEAD), window)
-        grown = sorted(((score + float(lp), done + form + after) for (score, done, form), lp in zip(pairs, logp)),
-                       key=lambda sb: -sb[0])
+        grown = sorted(
+            ((score + float(lp), done + form + after) for (score, done, form), lp in zip(pairs, logp)),
+            key=lambda sb: -sb[0],
+        )
         beams = grown[:beam]
     return beams[0][1]
 
@@ -217,8 +241,10 @@ def accent_fixer(run: Run):
         lookup = Lookup(run_split(run.config, "poner tildes").train)
         return lambda text: put_accents(run.model, run.tokenizer, text, lookup, kind.encoder_decoder)
     if run.tokenizer.kind != "char":
-        raise TallerError(f"{run.dir} usa tokens {run.tokenizer.kind}; poner tildes con un modelo de lenguaje compara "
-                          "palabras letra a letra y necesita uno de caracteres (--tokenizer char).")
+        raise TallerError(
+            f"{run.dir} usa tokens {run.tokenizer.kind}; poner tildes con un modelo de lenguaje compara "
+            "palabras letra a letra y necesita uno de caracteres (--tokenizer char)."
+        )
     lookup = Lookup(run_split(run.config, "poner tildes con un modelo de lenguaje").train)
     return lambda text: noisy_channel(run, lookup, text)
 
@@ -233,7 +259,7 @@ def marked(before: str, after: str) -> str:
     """The fixed text, each line followed by a line with ^ under the letters that changed (if any did)."""
     out, start = [], 0
     for line in after.split("\n"):
-        old = before[start:start + len(line)]
+        old = before[start : start + len(line)]
         carets = "".join("^" if a != b else " " for a, b in zip(line, old)).rstrip()
         out += [line, carets] if carets else [line]
         start += len(line) + 1
@@ -244,8 +270,9 @@ def read_text(path: Path) -> str:
     """A UTF-8 text file, bounded; an empty, binary or oversized file is refused in one line."""
     advice = "indica un fichero de texto UTF-8"
     try:
-        data = read_bounded(path, TEXT_LIMIT, advice, f"taller tildes lee ficheros de hasta {megabytes(TEXT_LIMIT)}; "
-                                                      "pártelo en trozos")
+        data = read_bounded(
+            path, TEXT_LIMIT, advice, f"taller tildes lee ficheros de hasta {megabytes(TEXT_LIMIT)}; pártelo en trozos"
+        )
     except FileNotFoundError:
         raise TallerError(f"--file {path}: no existe; {advice}.") from None
     try:
@@ -270,8 +297,13 @@ def check_target(source: Path, target: Path, force: bool) -> None:
     check_output(target, force, "-o")
 
 
-def tildes(run_path: str | Path, text: str | None = None, source: Path | None = None, target: Path | None = None,
-           force: bool = False) -> str:
+def tildes(
+    run_path: str | Path,
+    text: str | None = None,
+    source: Path | None = None,
+    target: Path | None = None,
+    force: bool = False,
+) -> str:
     """`taller tildes`: the text (--text) fixed, with the changed letters marked; or the file `source` fixed into
     `target` (what was done, in one line). Everything the user can get wrong is refused before anything is written."""
     if (text is None) == (source is None) or (source is None) != (target is None):

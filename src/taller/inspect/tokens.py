@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from taller.data.tokenizers import LISTED, load_tokenizer
 from taller.errors import TallerError
 from taller.text import number, show_token
-from taller.data.tokenizers import LISTED, load_tokenizer
 
 BACKGROUNDS = (153, 222, 157, 218)  # light blue, yellow, green, pink (256-colour palette), with black text
 SEPARATOR = "│"
@@ -43,7 +43,7 @@ def plain(pieces: list[str]) -> str:
 def tokenize_text(tokenizer, text: str, colour: bool = False) -> str:
     """The report `taller tokenize` prints for one text."""
     if not text:
-        raise TallerError("--text está vacío; escribe el texto que quieres partir, por ejemplo --text \"No hay mal\".")
+        raise TallerError('--text está vacío; escribe el texto que quieres partir, por ejemplo --text "No hay mal".')
     missing = tokenizer.unknown(text)
     if missing:
         shown = " ".join(repr(c) for c in missing[:LISTED])
@@ -51,13 +51,20 @@ def tokenize_text(tokenizer, text: str, colour: bool = False) -> str:
     ids, _ = tokenizer.token_chars(text)
     pieces = [tokenizer.pieces[int(i)] for i in ids]
     per_token = len(text) / len(ids)
-    lines = [f"Tokenizador {NAMES[tokenizer.kind]} ({tokenizer.vocab_size} tokens en el vocabulario)", "",
-             coloured(pieces) if colour else plain(pieces), "",
-             "ids: " + " ".join(str(int(i)) for i in ids), "",
-             f"{len(ids)} tokens para {len(text)} caracteres: {number(per_token)} caracteres por token"]
+    lines = [
+        f"Tokenizador {NAMES[tokenizer.kind]} ({tokenizer.vocab_size} tokens en el vocabulario)",
+        "",
+        coloured(pieces) if colour else plain(pieces),
+        "",
+        "ids: " + " ".join(str(int(i)) for i in ids),
+        "",
+        f"{len(ids)} tokens para {len(text)} caracteres: {number(per_token)} caracteres por token",
+    ]
     if tokenizer.kind == "bpe" and any(p.startswith("\\x") for p in pieces):
-        lines.append("(\\xNN: un byte suelto; los caracteres fuera del ASCII ocupan 2 a 4 bytes y a veces se "
-                     "reparten entre tokens)")
+        lines.append(
+            "(\\xNN: un byte suelto; los caracteres fuera del ASCII ocupan 2 a 4 bytes y a veces se "
+            "reparten entre tokens)"
+        )
     return "\n".join(lines)
 
 
@@ -65,9 +72,13 @@ def tokenize_run(run_dir: str | Path, text: str, colour: bool | None = None) -> 
     """Read only the run's tokenizer.json (no model) and show how it cuts `text`."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
+        raise TallerError(
+            f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`."
+        )
     if (run_dir / "vocab.json").exists() and not (run_dir / "tokenizer.json").exists():
-        raise TallerError(f"{run_dir} es un skip-gram: sus palabras no se tokenizan, se consultan con "
-                          f"`taller embeddings {run_dir} --near palabra`.")
+        raise TallerError(
+            f"{run_dir} es un skip-gram: sus palabras no se tokenizan, se consultan con "
+            f"`taller embeddings {run_dir} --near palabra`."
+        )
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     return tokenize_text(tokenizer, text, use_colour() if colour is None else colour)

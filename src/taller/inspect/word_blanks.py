@@ -47,20 +47,26 @@ def vocabulary(config) -> Counter:
 def auto_candidates(run, length: int, limit: int = 0, counts: Counter | None = None) -> list[str]:
     """The training text's words of `length` letters, the most frequent first (at most `limit`; 0: all)."""
     if run.tokenizer.kind != "char":
-        raise TallerError("--candidates auto pone en el hueco las palabras del entrenamiento que tienen tantas letras "
-                          "como _ hay, y eso necesita un modelo de caracteres; da tú las palabras: --candidates a,b,c.")
+        raise TallerError(
+            "--candidates auto pone en el hueco las palabras del entrenamiento que tienen tantas letras "
+            "como _ hay, y eso necesita un modelo de caracteres; da tú las palabras: --candidates a,b,c."
+        )
     counts = vocabulary(run.config) if counts is None else counts
     words = [w for w, _ in counts.most_common() if len(w) == length]
     if len(words) < 2:
-        raise TallerError(f"el texto de entrenamiento tiene {len(words)} palabras de {length} letras: no hay "
-                          "candidatos que ordenar; da tú las palabras: --candidates a,b,c.")
+        raise TallerError(
+            f"el texto de entrenamiento tiene {len(words)} palabras de {length} letras: no hay "
+            "candidatos que ordenar; da tú las palabras: --candidates a,b,c."
+        )
     return words[:limit] if limit else words
 
 
 def blank_length(text: str) -> int:
     holes = BLANK.findall(text)
     if len(holes) != 1:
-        raise TallerError("con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato.")
+        raise TallerError(
+            "con --candidates el texto necesita exactamente un hueco (una serie de _), donde va cada candidato."
+        )
     return len(holes[0])
 
 
@@ -88,17 +94,17 @@ def rank_words(run, text: str, words: list[str]) -> list[Candidate]:
 
 
 def left_to_right(run, left: list[int], ids: torch.Tensor, right: list[int]) -> torch.Tensor:
-    """ln P(left w right) − ln P(left), for each row w of ids (C, L): the characters from the blank to RIGHT after it."""
+    """ln P(left w right) − ln P(left), for each row w of ids (C, L): the characters from the blank to RIGHT."""
     C, L = ids.shape
     width = min(scoring_window(run.model, run.config.model), RANK_WINDOW)
-    right = right[:max(0, min(RIGHT, width - L - 1))]
-    left = left[max(0, len(left) - (width - L - len(right))):] or tok_start(run)
+    right = right[: max(0, min(RIGHT, width - L - 1))]
+    left = left[max(0, len(left) - (width - L - len(right))) :] or tok_start(run)
     seq = torch.cat([torch.tensor(left).expand(C, -1), ids, torch.tensor(right, dtype=torch.long).expand(C, -1)], 1)
-    x, y = seq[:, :-1], seq[:, len(left):]  # (C, S-1) read, (C, L + R) scored
+    x, y = seq[:, :-1], seq[:, len(left) :]  # (C, S-1) read, (C, L + R) scored
     out = []
     for i in range(0, C, max(1, ROWS // 4)):
-        logp = F.log_softmax(run.model(x[i:i + ROWS // 4]).float()[:, len(left) - 1:], dim=-1)  # (c, L + R, V)
-        out.append(logp.gather(-1, y[i:i + ROWS // 4, :, None])[..., 0].sum(1))
+        logp = F.log_softmax(run.model(x[i : i + ROWS // 4]).float()[:, len(left) - 1 :], dim=-1)  # (c, L + R, V)
+        out.append(logp.gather(-1, y[i : i + ROWS // 4, :, None])[..., 0].sum(1))
     return torch.cat(out)
 
 
@@ -111,8 +117,8 @@ def whole_word(run, text: str, ids: torch.Tensor) -> torch.Tensor:
     seq, blanks = encode_with_blanks(run, text)
     m = run.config.model
     start = window(seq, blanks[0], blanks[-1], m.block_size)
-    x = torch.tensor(seq[start:start + m.block_size])[None]  # (1, T)
-    logp = F.log_softmax(run.model(x)[0, [b - start for b in blanks], :m.vocab_size].float(), dim=-1)  # (L, V)
+    x = torch.tensor(seq[start : start + m.block_size])[None]  # (1, T)
+    logp = F.log_softmax(run.model(x)[0, [b - start for b in blanks], : m.vocab_size].float(), dim=-1)  # (L, V)
     return logp[torch.arange(ids.shape[1]), ids].sum(1)  # (C,)
 
 
@@ -121,7 +127,7 @@ def pseudo_likelihoods(run, text: str, ids: torch.Tensor) -> torch.Tensor:
     seq, blanks = encode_with_blanks(run, text)
     m = run.config.model
     start = window(seq, blanks[0], blanks[-1], m.block_size)
-    base = torch.tensor(seq[start:start + m.block_size])  # (T,)
+    base = torch.tensor(seq[start : start + m.block_size])  # (T,)
     C, L = ids.shape
     pos = torch.tensor([b - start for b in blanks])  # (L,)
     x = base.repeat(C, 1)
@@ -131,9 +137,13 @@ def pseudo_likelihoods(run, text: str, ids: torch.Tensor) -> torch.Tensor:
     x[torch.arange(C * L), pos[k]] = m.mask_id
     out = []
     for i in range(0, C * L, ROWS):
-        logp = F.log_softmax(run.model(x[i:i + ROWS])[torch.arange(len(x[i:i + ROWS])), pos[k[i:i + ROWS]],
-                                                        :m.vocab_size].float(), dim=-1)  # (r, V)
-        out.append(logp.gather(-1, ids.view(-1)[i:i + ROWS, None])[:, 0])
+        logp = F.log_softmax(
+            run.model(x[i : i + ROWS])[
+                torch.arange(len(x[i : i + ROWS])), pos[k[i : i + ROWS]], : m.vocab_size
+            ].float(),
+            dim=-1,
+        )  # (r, V)
+        out.append(logp.gather(-1, ids.view(-1)[i : i + ROWS, None])[:, 0])
     return torch.cat(out).view(C, L).sum(1)
 
 
@@ -144,14 +154,14 @@ def answers(run, text: str, ids: torch.Tensor) -> torch.Tensor:
     before, after = tok.encode(left, unknown="replace"), tok.encode(right, unknown="replace")
     src = before + [m.sentinel(0)] + after
     start = window(src, len(before), len(before), m.block_size)
-    src = torch.tensor(src[start:start + m.block_size])[None]  # (1, S)
+    src = torch.tensor(src[start : start + m.block_size])[None]  # (1, S)
     C, L = ids.shape
     answer = torch.cat([torch.full((C, 1), m.sentinel(0)), ids, torch.full((C, 1), m.end_id)], 1)  # (C, L + 2)
     dec_in = torch.cat([torch.full((C, 1), m.start_id), answer[:, :-1]], 1)
     out = []
     for i in range(0, C, ROWS // 8):
-        logits = run.model(src.expand(len(dec_in[i:i + ROWS // 8]), -1), dec_in[i:i + ROWS // 8]).float()
-        out.append(F.log_softmax(logits, -1).gather(-1, answer[i:i + ROWS // 8, :, None])[..., 0].sum(1))
+        logits = run.model(src.expand(len(dec_in[i : i + ROWS // 8]), -1), dec_in[i : i + ROWS // 8]).float()
+        out.append(F.log_softmax(logits, -1).gather(-1, answer[i : i + ROWS // 8, :, None])[..., 0].sum(1))
     return torch.cat(out)
 
 
@@ -163,7 +173,10 @@ def auto_table(run, text: str) -> str:
     L = blank_length(text)
     words = auto_candidates(run, L)
     scored = sorted(rank_words(run, text, words), key=lambda c: -c.probability)
-    lines = [f"Las {thousands(len(words))} palabras de {L} letras del entrenamiento en el hueco de «{text}»; "
-             f"las {min(SHOWN, len(words))} más probables:", f"  {'candidato':<16} {'probabilidad':>12}"]
+    lines = [
+        f"Las {thousands(len(words))} palabras de {L} letras del entrenamiento en el hueco de «{text}»; "
+        f"las {min(SHOWN, len(words))} más probables:",
+        f"  {'candidato':<16} {'probabilidad':>12}",
+    ]
     lines += [f"  {c.word:<16} {number(c.probability, 4):>12}" for c in scored[:SHOWN]]
     return "\n".join(lines + [BLANK.sub(scored[0].word, text, count=1)])

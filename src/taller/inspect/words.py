@@ -30,8 +30,10 @@ class WordVectors:
 
     def __init__(self, vocab: WordVocab, vectors: torch.Tensor, run_dir: Path | None = None, state: dict | None = None):
         if vectors.shape[0] != len(vocab):
-            raise TallerError(f"el vocabulario tiene {len(vocab)} palabras pero los vectores son {vectors.shape[0]}; "
-                              "la carpeta mezcla ficheros de ejecuciones distintas.")
+            raise TallerError(
+                f"el vocabulario tiene {len(vocab)} palabras pero los vectores son {vectors.shape[0]}; "
+                "la carpeta mezcla ficheros de ejecuciones distintas."
+            )
         self.vocab, self.dir, self.state = vocab, run_dir, state or {}
         self.unit = F.normalize(vectors.float(), dim=1)  # (V, D): cosine similarity is a dot product now
 
@@ -39,13 +41,17 @@ class WordVectors:
     def load(cls, run_dir: str | Path) -> WordVectors:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
-            raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con "
-                              f"`taller train --corpus quijote --model skipgram --out {run_dir}`.")
+            raise TallerError(
+                f"no existe la carpeta de ejecución {run_dir}; entrena una con "
+                f"`taller train --corpus quijote --model skipgram --out {run_dir}`."
+            )
         state = read_state(run_dir)
         cfg = Config.load(run_dir / "config.toml", saved=True)
         if not kind_of(cfg).word_vectors:
-            raise TallerError(f"{run_dir} es un modelo de lenguaje «{cfg.model.kind}», no un skip-gram: no tiene vectores "
-                              "de palabras. Entrena uno con `taller train --corpus quijote --model skipgram`.")
+            raise TallerError(
+                f"{run_dir} es un modelo de lenguaje «{cfg.model.kind}», no un skip-gram: no tiene vectores "
+                "de palabras. Entrena uno con `taller train --corpus quijote --model skipgram`."
+            )
         vocab = WordVocab.load(run_dir / VOCAB_FILE)
         cfg.model.vocab_size = len(vocab)
         expected = build_model(cfg.model).state_dict()
@@ -59,9 +65,11 @@ class WordVectors:
         if unknown:
             shown = ", ".join(f"«{w}»" for w in unknown)
             where = f" de {self.dir}" if self.dir else ""
-            raise TallerError(f"no están en el vocabulario{where}: {shown} (sólo tiene las {thousands(len(self.vocab))} "
-                              f"palabras que aparecen al menos {self.vocab.counts[-1]} veces en el texto de "
-                              "entrenamiento); prueba con otras.")
+            raise TallerError(
+                f"no están en el vocabulario{where}: {shown} (sólo tiene las {thousands(len(self.vocab))} "
+                f"palabras que aparecen al menos {self.vocab.counts[-1]} veces en el texto de "
+                "entrenamiento); prueba con otras."
+            )
         return words
 
     def scores(self, query: torch.Tensor) -> torch.Tensor:
@@ -75,7 +83,7 @@ class WordVectors:
         return [Ranked(self.vocab.words[i], float(s)) for s, i in zip(top.values, top.indices)]
 
     def rank_of(self, scores: torch.Tensor, word: str, exclude: list[str]) -> tuple[int, int, float]:
-        """(rank of `word` counting from 1, how many words compete, its similarity); the excluded words do not compete."""
+        """(rank of `word` from 1, how many words compete, its similarity); the excluded words do not compete."""
         excluded = {self.vocab.index[w] for w in exclude}
         target = float(scores[self.vocab.index[word]])
         mask = torch.ones(len(scores), dtype=torch.bool)
@@ -103,8 +111,11 @@ def ranked_table(title: str, ranked) -> str:
 def near(vectors, word: str, k: int = 10) -> str:
     (word,) = vectors.check_known([word])
     ranked = vectors.ranked(vectors.near_scores(word), exclude=[word], k=k)
-    return ranked_table(f"Las {len(ranked)} palabras más cercanas a «{word}» (similitud coseno, entre "
-                        f"{thousands(len(vectors.vocab) - 1)}):", ranked)
+    return ranked_table(
+        f"Las {len(ranked)} palabras más cercanas a «{word}» (similitud coseno, entre "
+        f"{thousands(len(vectors.vocab) - 1)}):",
+        ranked,
+    )
 
 
 def analogy(vectors, a: str, b: str, c: str, k: int = 10) -> str:
@@ -124,8 +135,10 @@ def expectation(vectors, scores: torch.Tensor, expected: str, exclude: list[str]
     if rank <= k:
         return f"{where}: {verb} {top}."
     size = f"unas {thousands(round(corpus_words, -3) if corpus_words >= 10_000 else corpus_words)} palabras"
-    return (f"{where}: NO {verb} {top}. Un corpus de {size} es pequeño para analogías: word2vec "
-            "las aprendió con miles de millones de palabras; aquí los vecinos salen bien más a menudo que las analogías.")
+    return (
+        f"{where}: NO {verb} {top}. Un corpus de {size} es pequeño para analogías: word2vec "
+        "las aprendió con miles de millones de palabras; aquí los vecinos salen bien más a menudo que las analogías."
+    )
 
 
 def word_map(vectors, words: list[str], path: Path) -> Path:
@@ -133,7 +146,9 @@ def word_map(vectors, words: list[str], path: Path) -> Path:
     words = vectors.check_known(words)
     words = list(dict.fromkeys(words))
     if len(words) < 2:
-        raise TallerError("--plot necesita al menos dos palabras distintas, p. ej. --plot sancho quijote rocinante rucio.")
+        raise TallerError(
+            "--plot necesita al menos dos palabras distintas, p. ej. --plot sancho quijote rocinante rucio."
+        )
     xy, share = principal_plane(vectors.unit[[vectors.vocab.index[w] for w in words]])  # (n, D) -> (n, 2)
     fig = new_figure(figsize=(7.5, 6), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
@@ -152,8 +167,9 @@ def word_map(vectors, words: list[str], path: Path) -> Path:
 
 def skipgram_loss_plot(metrics: list[dict], path) -> None:
     """Train and val loss of a skip-gram (nats per pair: one true context and K negatives) against the step."""
-    fig, ax = loss_curves(metrics, "paso (un lote de pares centro–contexto)", "pérdida (nats por par)",
-                          "Skip-gram: curvas de pérdida")
+    fig, ax = loss_curves(
+        metrics, "paso (un lote de pares centro–contexto)", "pérdida (nats por par)", "Skip-gram: curvas de pérdida"
+    )
     val = [m["val_loss"] for m in metrics if "val_loss" in m]
     if val and math.isfinite(val[0]):
         ax.set_ylim(bottom=0)

@@ -16,9 +16,25 @@ from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
 from taller.models.transformer import Transformer
 
-KINDS: dict[str, Kind] = {k.name: k for k in (transformer.KIND, lstm.KIND, rnn.KIND, ngram.KIND, bigram.KIND,
-                                                 skipgram.KIND, bert.KIND, bert.CLASSIFIER, bert.TAGGER, t5.KIND,
-                                                 t5.TASKS, t5.TILDES, mix.KIND, counted_labels.KIND)}
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        transformer.KIND,
+        lstm.KIND,
+        rnn.KIND,
+        ngram.KIND,
+        bigram.KIND,
+        skipgram.KIND,
+        bert.KIND,
+        bert.CLASSIFIER,
+        bert.TAGGER,
+        t5.KIND,
+        t5.TASKS,
+        t5.TILDES,
+        mix.KIND,
+        counted_labels.KIND,
+    )
+}
 
 
 def kind_named(name: str) -> Kind:
@@ -57,5 +73,17 @@ def language_models() -> list[str]:
     return [name for name, kind in KINDS.items() if kind.language_model]
 
 
-__all__ = ["KINDS", "LSTM", "Kind", "ModelConfig", "NGram", "Transformer", "build_model", "kind_named", "kind_of",
-           "language_models", "need", "task_kind"]
+__all__ = [
+    "KINDS",
+    "LSTM",
+    "Kind",
+    "ModelConfig",
+    "NGram",
+    "Transformer",
+    "build_model",
+    "kind_named",
+    "kind_of",
+    "language_models",
+    "need",
+    "task_kind",
+]

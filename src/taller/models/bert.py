@@ -49,14 +49,19 @@ class BertConfig(EncoderConfig):
     """The [model] section of a BERT (masked-token pretraining)."""
 
     kind: str = "bert"
-    mask_rate: float = 0.15  # share of positions hidden for the model to guess (of them: 80% [MASK], 10% random, 10% kept)
+    mask_rate: float = (
+        0.15  # share of positions hidden for the model to guess (of them: 80% [MASK], 10% random, 10% kept)
+    )
     masking: str = "words"  # what is hidden at once (MASKINGS): whole words, single tokens, or spans of whole words
 
     def check(self, data) -> None:
         super().check(data)
         need(0.0 < self.mask_rate < 1.0, f"model.mask_rate={self.mask_rate} debe estar entre 0 y 1 (BERT usa 0.15).")
-        need(self.masking in MASKINGS, f"model.masking={self.masking} no existe; elige {', '.join(MASKINGS)} "
-                                       "(palabras enteras, caracteres sueltos o tramos de palabras).")
+        need(
+            self.masking in MASKINGS,
+            f"model.masking={self.masking} no existe; elige {', '.join(MASKINGS)} "
+            "(palabras enteras, caracteres sueltos o tramos de palabras).",
+        )
 
 
 @dataclass
@@ -69,8 +74,10 @@ class ClassifierConfig(EncoderConfig):
 
     def check(self, data) -> None:
         super().check(data)
-        need(self.n_labels == 0 or 2 <= self.n_labels <= 1000,
-             f"model.n_labels={self.n_labels}: un clasificador necesita entre 2 y 1000 etiquetas.")
+        need(
+            self.n_labels == 0 or 2 <= self.n_labels <= 1000,
+            f"model.n_labels={self.n_labels}: un clasificador necesita entre 2 y 1000 etiquetas.",
+        )
 
     def estimate_parameters(self) -> int:
         return super().estimate_parameters() + (self.d_model + 1) * max(2, self.n_labels)
@@ -94,7 +101,7 @@ class EncoderAndHead(nn.Module):
 
 
 class BertClassifier(EncoderAndHead):
-    """text (B, T) ──► encoder's states (B, T, C) ──► mean over the text's positions (B, C) ──► Linear ──► (B, labels)"""
+    """text (B, T) ──► encoder's states (B, T, C) ──► mean over its positions (B, C) ──► Linear ──► (B, labels)"""
 
     def __init__(self, cfg: ClassifierConfig):
         super().__init__(cfg, max(2, cfg.n_labels))
@@ -118,8 +125,11 @@ class TaggerConfig(EncoderConfig):
 
     def check(self, data) -> None:
         super().check(data)
-        need(data.tokenizer == "char", f"data.tokenizer={data.tokenizer}: el etiquetador de tildes pone una marca por "
-                                       "carácter y necesita caracteres (--set tokenizer=char).")
+        need(
+            data.tokenizer == "char",
+            f"data.tokenizer={data.tokenizer}: el etiquetador de tildes pone una marca por "
+            "carácter y necesita caracteres (--set tokenizer=char).",
+        )
 
     def estimate_parameters(self) -> int:
         return super().estimate_parameters() + (self.d_model + 1) * N_MARKS
@@ -150,9 +160,9 @@ class BertTagger(EncoderAndHead):
         it sits farthest from an edge."""
         N, T = len(ids), min(self.cfg.block_size, len(ids))
         starts = window_starts(N, T)
-        windows = torch.stack([ids[s:s + T] for s in starts])  # (W, T)
+        windows = torch.stack([ids[s : s + T] for s in starts])  # (W, T)
         device = next(self.parameters()).device
-        logits = torch.cat([self(windows[i:i + 64].to(device)).float().cpu() for i in range(0, len(windows), 64)])
+        logits = torch.cat([self(windows[i : i + 64].to(device)).float().cpu() for i in range(0, len(windows), 64)])
         logp = logits.masked_fill(~allowed[windows], float("-inf")).log_softmax(-1)  # (W, T, N_MARKS)
         return centred(starts, logp, N)
 
@@ -161,22 +171,55 @@ class BertTagger(EncoderAndHead):
         return self.mark_log_probs(ids, allowed).argmax(-1)
 
 
-KIND = Kind(name="bert", title="BERT", config=BertConfig, build=Transformer, objective="masked", preset="bert",
-            timed_preset="bert", language_model=False, fills=True, distributed=False, prepared_data=False,
-            shows_attention=True, shows_embedding=True, score_head=True,
-            tasks=(("clasificar", "bert-clasificador"), ("tildes", "bert-tildes")),
-            refusal="{run} es un BERT: lee a los dos lados de un hueco y no escribe texto de izquierda a derecha; "
-                    "úsalo con `taller fill {run} --text \"Más vale ___ que …\"` o afínalo para clasificar "
-                    "(`taller train --model bert --task clasificar --init {run} --corpus etiquetado.tsv`).")
+KIND = Kind(
+    name="bert",
+    title="BERT",
+    config=BertConfig,
+    build=Transformer,
+    objective="masked",
+    preset="bert",
+    timed_preset="bert",
+    language_model=False,
+    fills=True,
+    distributed=False,
+    prepared_data=False,
+    shows_attention=True,
+    shows_embedding=True,
+    score_head=True,
+    tasks=(("clasificar", "bert-clasificador"), ("tildes", "bert-tildes")),
+    refusal="{run} es un BERT: lee a los dos lados de un hueco y no escribe texto de izquierda a derecha; "
+    'úsalo con `taller fill {run} --text "Más vale ___ que …"` o afínalo para clasificar '
+    "(`taller train --model bert --task clasificar --init {run} --corpus etiquetado.tsv`).",
+)
 
-CLASSIFIER = Kind(name="bert-clasificador", title="clasificador BERT", config=ClassifierConfig, build=BertClassifier,
-                  objective="classify", preset="clasificador", timed_preset="clasificador", language_model=False,
-                  classifies=True, distributed=False, prepared_data=False,
-                  refusal="{run} es un clasificador de textos: no escribe ni rellena texto; pregúntale con "
-                          "`taller classify {run} --text \"…\"`.")
+CLASSIFIER = Kind(
+    name="bert-clasificador",
+    title="clasificador BERT",
+    config=ClassifierConfig,
+    build=BertClassifier,
+    objective="classify",
+    preset="clasificador",
+    timed_preset="clasificador",
+    language_model=False,
+    classifies=True,
+    distributed=False,
+    prepared_data=False,
+    refusal="{run} es un clasificador de textos: no escribe ni rellena texto; pregúntale con "
+    '`taller classify {run} --text "…"`.',
+)
 
-TAGGER = Kind(name="bert-tildes", title="etiquetador de tildes BERT", config=TaggerConfig, build=BertTagger,
-              objective="tildes", preset="tildes", timed_preset="tildes", language_model=False, fixes_accents=True,
-              distributed=False, prepared_data=False,
-              refusal="{run} es un etiquetador de tildes: no escribe ni rellena texto; úsalo con "
-                      "`taller tildes {run} --text \"el dijo que si\"`.")
+TAGGER = Kind(
+    name="bert-tildes",
+    title="etiquetador de tildes BERT",
+    config=TaggerConfig,
+    build=BertTagger,
+    objective="tildes",
+    preset="tildes",
+    timed_preset="tildes",
+    language_model=False,
+    fixes_accents=True,
+    distributed=False,
+    prepared_data=False,
+    refusal="{run} es un etiquetador de tildes: no escribe ni rellena texto; úsalo con "
+    '`taller tildes {run} --text "el dijo que si"`.',
+)

@@ -30,9 +30,15 @@ class BigramConfig(ModelConfig):
     smoothing: float = 1.0  # k of add-k: a pseudo-count added to every cell (0 = none: unseen pairs are impossible)
 
     def check(self, data) -> None:
-        need(0.0 <= self.smoothing <= 1000.0, f"model.smoothing={self.smoothing} debe estar entre 0 y 1000 (1 = Laplace).")
-        need(data.tokenizer == "char", f"el bigrama cuenta parejas de caracteres y no admite "
-             f"data.tokenizer='{data.tokenizer}'; usa --tokenizer char.")
+        need(
+            0.0 <= self.smoothing <= 1000.0,
+            f"model.smoothing={self.smoothing} debe estar entre 0 y 1000 (1 = Laplace).",
+        )
+        need(
+            data.tokenizer == "char",
+            f"el bigrama cuenta parejas de caracteres y no admite "
+            f"data.tokenizer='{data.tokenizer}'; usa --tokenizer char.",
+        )
 
     def estimate_parameters(self) -> int:
         return 0  # counts, not parameters
@@ -95,7 +101,9 @@ class Bigram(nn.Module):
     def load_state_dict(self, tensors: dict, strict: bool = True, assign: bool = False):
         counts = tensors.get("counts")
         if counts is None or tuple(counts.shape) != (self.V, self.V) or (counts < 0).any():
-            raise TallerError("la tabla de cuentas guardada está dañada o no es de esta ejecución; vuelve a ajustar el modelo.")
+            raise TallerError(
+                "la tabla de cuentas guardada está dañada o no es de esta ejecución; vuelve a ajustar el modelo."
+            )
         self.counts = counts.to(torch.int64).clone()
 
     def count_table(self, tokenizer=None) -> str:
@@ -103,15 +111,33 @@ class Bigram(nn.Module):
         c = self.counts
         name = (lambda i: show_char(tokenizer.decode([i]))) if tokenizer is not None else str
         top = torch.topk(c.flatten(), min(10, c.numel()))
-        lines = [f"Tabla de bigramas: {self.V} × {self.V} = {thousands(self.V * self.V)} casillas, "
-                 f"{thousands(self.num_counts)} parejas distintas vistas, {thousands(int(c.sum()))} parejas en total",
-                 f"Suavizado add-k: k = {self.k:g}", "", "Las parejas más frecuentes:"]
-        lines += [f"  {name(int(i) // self.V):>4} → {name(int(i) % self.V):<4} {thousands(int(n)):>10}"
-                  for n, i in zip(top.values, top.indices) if n > 0]
+        lines = [
+            f"Tabla de bigramas: {self.V} × {self.V} = {thousands(self.V * self.V)} casillas, "
+            f"{thousands(self.num_counts)} parejas distintas vistas, {thousands(int(c.sum()))} parejas en total",
+            f"Suavizado add-k: k = {self.k:g}",
+            "",
+            "Las parejas más frecuentes:",
+        ]
+        lines += [
+            f"  {name(int(i) // self.V):>4} → {name(int(i) % self.V):<4} {thousands(int(n)):>10}"
+            for n, i in zip(top.values, top.indices)
+            if n > 0
+        ]
         lines += ["", "Un modelo de cuentas no tiene parámetros entrenados: la tabla es el modelo."]
         return "\n".join(lines) + "\n"
 
 
-KIND = Kind(name="bigram", title="bigrama", config=BigramConfig, build=Bigram, objective="counts",
-            preset="base", timed_preset="ngram", resumable=False, distributed=False, prepared_data=False,
-            count_table=True, exports=("html", "onnx"))
+KIND = Kind(
+    name="bigram",
+    title="bigrama",
+    config=BigramConfig,
+    build=Bigram,
+    objective="counts",
+    preset="base",
+    timed_preset="ngram",
+    resumable=False,
+    distributed=False,
+    prepared_data=False,
+    count_table=True,
+    exports=("html", "onnx"),
+)

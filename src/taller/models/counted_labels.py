@@ -38,10 +38,15 @@ class CountedLabelsConfig(ModelConfig):
 
     def check(self, data) -> None:
         need(1 <= self.order <= MAX_ORDER, f"model.order={self.order} debe estar entre 1 y {MAX_ORDER}.")
-        need(data.tokenizer == "char", f"el clasificador de n-gramas cuenta caracteres y no admite "
-                                       f"data.tokenizer='{data.tokenizer}'; usa --tokenizer char.")
-        need(self.n_labels == 0 or 2 <= self.n_labels <= 1000,
-             f"model.n_labels={self.n_labels}: un clasificador necesita entre 2 y 1000 etiquetas.")
+        need(
+            data.tokenizer == "char",
+            f"el clasificador de n-gramas cuenta caracteres y no admite "
+            f"data.tokenizer='{data.tokenizer}'; usa --tokenizer char.",
+        )
+        need(
+            self.n_labels == 0 or 2 <= self.n_labels <= 1000,
+            f"model.n_labels={self.n_labels}: un clasificador necesita entre 2 y 1000 etiquetas.",
+        )
 
 
 class CountedLabels(nn.Module):
@@ -50,7 +55,9 @@ class CountedLabels(nn.Module):
     def __init__(self, cfg: CountedLabelsConfig):
         super().__init__()
         self.cfg = cfg
-        self.parts = [NGram(NGramConfig(vocab_size=cfg.vocab_size, order=cfg.order)) for _ in range(max(2, cfg.n_labels))]
+        self.parts = [
+            NGram(NGramConfig(vocab_size=cfg.vocab_size, order=cfg.order)) for _ in range(max(2, cfg.n_labels))
+        ]
         self.log_prior = np.zeros(len(self.parts))  # (L,) ln of each label's share of the training texts
 
     @property
@@ -65,7 +72,9 @@ class CountedLabels(nn.Module):
         for k, part in enumerate(self.parts):
             mine = [self.framed(t) for t, label in zip(texts, labels) if label == k]
             if not mine:
-                raise TallerError(f"la etiqueta {k} no tiene ningún texto de entrenamiento; cada etiqueta necesita alguno.")
+                raise TallerError(
+                    f"la etiqueta {k} no tiene ningún texto de entrenamiento; cada etiqueta necesita alguno."
+                )
             part.fit(np.concatenate(mine))
         self.log_prior = np.log(np.bincount(labels, minlength=len(self.parts)) / len(labels))
         return self
@@ -74,8 +83,10 @@ class CountedLabels(nn.Module):
         """idx (B, T) texts, keys (B, T) True where there is text (False: padding) -> label logits (B, L)."""
         rows = idx.cpu().numpy()
         keep = np.ones(rows.shape, bool) if keys is None else keys.cpu().numpy()
-        out = [[part.log_probs(self.framed(row[k])).sum() + p for part, p in zip(self.parts, self.log_prior)]
-               for row, k in zip(rows, keep)]
+        out = [
+            [part.log_probs(self.framed(row[k])).sum() + p for part, p in zip(self.parts, self.log_prior)]
+            for row, k in zip(rows, keep)
+        ]
         return torch.tensor(out, dtype=torch.float32, device=idx.device)
 
     # --- files: the counts of each label, and the prior -----------------------------------------------------------
@@ -87,15 +98,28 @@ class CountedLabels(nn.Module):
 
     def load_state_dict(self, tensors: dict, strict: bool = True, assign: bool = False):
         if "log_prior" not in tensors or tensors["log_prior"].shape != (len(self.parts),):
-            raise TallerError("las cuentas guardadas no son las de este clasificador; el fichero no es de esta ejecución.")
+            raise TallerError(
+                "las cuentas guardadas no son las de este clasificador; el fichero no es de esta ejecución."
+            )
         self.log_prior = tensors["log_prior"].numpy().astype(np.float64)
         for k, part in enumerate(self.parts):
             prefix = f"label{k}."
-            part.load_state_dict({name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)})
+            part.load_state_dict({name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)})
 
 
-KIND = Kind(name="ngram-clasificador", title="clasificador de n-gramas", config=CountedLabelsConfig,
-            build=CountedLabels, objective="counts", preset="ngram", timed_preset="ngram", language_model=False,
-            classifies=True, resumable=False, distributed=False, prepared_data=False,
-            refusal="{run} es un clasificador de n-gramas: no escribe ni rellena texto; pregúntale con "
-                    "`taller classify {run} --text \"…\"`.")
+KIND = Kind(
+    name="ngram-clasificador",
+    title="clasificador de n-gramas",
+    config=CountedLabelsConfig,
+    build=CountedLabels,
+    objective="counts",
+    preset="ngram",
+    timed_preset="ngram",
+    language_model=False,
+    classifies=True,
+    resumable=False,
+    distributed=False,
+    prepared_data=False,
+    refusal="{run} es un clasificador de n-gramas: no escribe ni rellena texto; pregúntale con "
+    '`taller classify {run} --text "…"`.',
+)

@@ -16,8 +16,8 @@ and taller/models/__init__.py collects them in one table. The rest of taller ask
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch.nn as nn
 
@@ -62,7 +62,10 @@ class ModelConfig:
         if getattr(self, "dropout", None) != BY_SIZE:
             return None
         self.dropout = by_size(DROPOUT_BY_SIZE, train_tokens)
-        return f"dropout {short(self.dropout)} ({thousands(train_tokens)} tokens de entrenamiento; fíjalo con --set dropout=X)"
+        return (
+            f"dropout {short(self.dropout)} ({thousands(train_tokens)} tokens de entrenamiento; "
+            "fíjalo con --set dropout=X)"
+        )
 
     def estimate_parameters(self) -> int:
         """About how many parameters the model will have, before it is built (memory guard)."""
@@ -131,8 +134,10 @@ class Kind:
         if not self.language_model and not self.refusal:
             raise ValueError(f"the kind {self.name} is not a language model: it must say so to the user (refusal=…)")
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"the kind {self.name} learns by objective={self.objective!r}: use one of "
-                             f"{', '.join(OBJECTIVES)} (a new one is added to OBJECTIVES and to training/loop.py)")
+            raise ValueError(
+                f"the kind {self.name} learns by objective={self.objective!r}: use one of "
+                f"{', '.join(OBJECTIVES)} (a new one is added to OBJECTIVES and to training/loop.py)"
+            )
 
     @property
     def a_title(self) -> str:
@@ -157,6 +162,7 @@ class Kind:
         tasks = dict(self.tasks)
         if name not in tasks:
             offered = f"las suyas son {', '.join(tasks)}" if tasks else "no tiene ninguna"
-            raise TallerError(f"--task {name}: {self.a_title} no aprende esa tarea ({offered}); "
-                              "usa --model bert --task clasificar.")
+            raise TallerError(
+                f"--task {name}: {self.a_title} no aprende esa tarea ({offered}); usa --model bert --task clasificar."
+            )
         return tasks[name]

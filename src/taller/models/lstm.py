@@ -77,6 +77,16 @@ class LSTM(Recurrent):
         return torch.stack([h for h, _ in finals]), torch.stack([c for _, c in finals])  # (L, B, H) each
 
 
-KIND = Kind(name="lstm", title="LSTM", config=LSTMConfig, build=LSTM, objective="next_token",
-            preset="base", timed_preset="lstm", shows_embedding=True, traces_state=True, score_head=True,
-            exports=("html", "onnx"))
+KIND = Kind(
+    name="lstm",
+    title="LSTM",
+    config=LSTMConfig,
+    build=LSTM,
+    objective="next_token",
+    preset="base",
+    timed_preset="lstm",
+    shows_embedding=True,
+    traces_state=True,
+    score_head=True,
+    exports=("html", "onnx"),
+)

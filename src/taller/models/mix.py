@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from taller.data.split import MAX_MIX_SLICE, MIX_SLICE
 from taller.errors import TallerError
-from taller.text import thousands
 from taller.models.kind import Kind, ModelConfig, need
+from taller.text import thousands
 
 MAX_TABLE = 4096  # rows of the weight table at most: levels ** parts
 MAX_PARTS = 8  # runs in one mix at most: each is loaded whole (50 parts of the base preset took 2 GB)
@@ -45,19 +45,30 @@ class MixConfig(ModelConfig):
     levels: int = 4  # bands of each part's confidence (its highest probability): the table has levels ** parts rows
     #                  (at most: fewer when the slice is small, training/mixing.py's bands_for)
     held_out: float = MIX_SLICE  # the share of the training text, at its end, that fits the table (never validation)
-    max_held_out: int = MAX_MIX_SLICE  # ... but at most this many tokens (a network leaves them unread: train.mix_slice)
+    max_held_out: int = (
+        MAX_MIX_SLICE  # ... but at most this many tokens (a network leaves them unread: train.mix_slice)
+    )
     fit_steps: int = 300  # steps of Adam on that slice (the table is small: a few seconds)
 
     def check(self, data) -> None:
         parts = self.parts()
-        need(len(parts) >= 2, f"model.runs='{self.runs}': una mezcla necesita al menos dos ejecuciones separadas por comas "
-             "(p. ej. --set runs=runs/ngram,runs/transformer).")
-        need(len(parts) <= MAX_PARTS, f"model.runs nombra {len(parts)} ejecuciones y una mezcla admite como mucho "
-             f"{MAX_PARTS} (cada una se carga entera en memoria); mezcla menos.")
+        need(
+            len(parts) >= 2,
+            f"model.runs='{self.runs}': una mezcla necesita al menos dos ejecuciones separadas por comas "
+            "(p. ej. --set runs=runs/ngram,runs/transformer).",
+        )
+        need(
+            len(parts) <= MAX_PARTS,
+            f"model.runs nombra {len(parts)} ejecuciones y una mezcla admite como mucho "
+            f"{MAX_PARTS} (cada una se carga entera en memoria); mezcla menos.",
+        )
         need(len(set(parts)) == len(parts), f"model.runs='{self.runs}' repite una ejecución; nombra cada una una vez.")
         need(1 <= self.levels <= 16, f"model.levels={self.levels} debe estar entre 1 (un solo juego de pesos) y 16.")
-        need(self.levels ** len(parts) <= MAX_TABLE, f"model.levels={self.levels} con {len(parts)} modelos da una tabla "
-             f"de {self.levels ** len(parts)} filas; baja levels o mezcla menos modelos (como mucho {MAX_TABLE} filas).")
+        need(
+            self.levels ** len(parts) <= MAX_TABLE,
+            f"model.levels={self.levels} con {len(parts)} modelos da una tabla "
+            f"de {self.levels ** len(parts)} filas; baja levels o mezcla menos modelos (como mucho {MAX_TABLE} filas).",
+        )
         need(0.0 < self.held_out < 0.5, f"model.held_out={self.held_out} debe estar entre 0 y 0.5.")
         need(self.max_held_out >= 100, f"model.max_held_out={self.max_held_out} debe ser al menos 100.")
         need(1 <= self.fit_steps <= 100_000, f"model.fit_steps={self.fit_steps} debe estar entre 1 y 100000.")
@@ -73,7 +84,7 @@ class Mix(nn.Module):
     def __init__(self, cfg: MixConfig):
         super().__init__()
         self.cfg, self.K, self.levels = cfg, len(cfg.parts()), cfg.levels
-        self.weights = nn.Parameter(torch.full((cfg.levels ** self.K, self.K), 1.0 / self.K))  # (rows, K)
+        self.weights = nn.Parameter(torch.full((cfg.levels**self.K, self.K), 1.0 / self.K))  # (rows, K)
         self.register_buffer("place", cfg.levels ** torch.arange(self.K), persistent=False)  # (K,) a row's digits
         self.parts: list[nn.Module] = []  # the parts' models: attached after loading, never saved with the mix
 
@@ -98,8 +109,10 @@ class Mix(nn.Module):
         finite)."""
         weights = tensors.get("weights")
         if weights is not None and bool((weights.abs() > MAX_WEIGHT).any()):
-            raise TallerError(f"la tabla de la mezcla tiene pesos fuera de ±{thousands(MAX_WEIGHT)} (un ajuste los mueve "
-                              "unas pocas unidades); el fichero está manipulado: vuelve a ajustar la mezcla.")
+            raise TallerError(
+                f"la tabla de la mezcla tiene pesos fuera de ±{thousands(MAX_WEIGHT)} (un ajuste los mueve "
+                "unas pocas unidades); el fichero está manipulado: vuelve a ajustar la mezcla."
+            )
         return super().load_state_dict(tensors, strict=strict, assign=assign)
 
     @property
@@ -147,7 +160,7 @@ class Mix(nn.Module):
 
     # --- generation: each part carries its own state ----------------------------------------------------------------
     def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, list]:
-        steps = [p.start(idx if p.block_size is None else idx[:, -p.block_size:]) for p in self.parts]
+        steps = [p.start(idx if p.block_size is None else idx[:, -p.block_size :]) for p in self.parts]
         return self.mixed(steps)
 
     def step(self, idx: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
@@ -166,5 +179,17 @@ class Mix(nn.Module):
         return f"mezcla de {self.K} modelos ({self.weights.shape[0]} juegos de pesos)"
 
 
-KIND = Kind(name="mix", title="mezcla", article="una", config=MixConfig, build=Mix, objective="mix", preset="mix",
-            timed_preset="mix", resumable=False, distributed=False, prepared_data=False, keeps_reading=True)
+KIND = Kind(
+    name="mix",
+    title="mezcla",
+    article="una",
+    config=MixConfig,
+    build=Mix,
+    objective="mix",
+    preset="mix",
+    timed_preset="mix",
+    resumable=False,
+    distributed=False,
+    prepared_data=False,
+    keeps_reading=True,
+)

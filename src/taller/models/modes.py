@@ -1,8 +1,8 @@
 """Eval mode for a while: one way to switch a model to eval mode and back.
 
-    with evaluating(model):      # dropout off, a BatchNorm's running statistics used (and not updated)
-        logits = model(idx)
-    # the model is back in the mode it was in, train or eval, even after an exception
+with evaluating(model):      # dropout off, a BatchNorm's running statistics used (and not updated)
+    logits = model(idx)
+# the model is back in the mode it was in, train or eval, even after an exception
 """
 
 from __future__ import annotations

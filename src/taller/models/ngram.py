@@ -42,8 +42,11 @@ class NGramConfig(ModelConfig):
 
     def check(self, data) -> None:
         need(1 <= self.order <= MAX_ORDER, f"model.order={self.order} debe estar entre 1 y {MAX_ORDER}.")
-        need(data.tokenizer == "char", f"el n-grama cuenta caracteres y no admite data.tokenizer='{data.tokenizer}'; "
-             f"usa --tokenizer char (o un transformer o lstm con {data.tokenizer}).")
+        need(
+            data.tokenizer == "char",
+            f"el n-grama cuenta caracteres y no admite data.tokenizer='{data.tokenizer}'; "
+            f"usa --tokenizer char (o un transformer o lstm con {data.tokenizer}).",
+        )
 
 
 class NGram(nn.Module):
@@ -68,9 +71,11 @@ class NGram(nn.Module):
     def fit(self, ids: np.ndarray) -> NGram:
         """Count every k-gram of the training text (ids, an integer array) for k = 1 … n."""
         V, n = self.V, self.n
-        if V ** n >= 2 ** 62:
-            raise TallerError(f"model.order={n} con {V} caracteres distintos no cabe en un entero de 64 bits; "
-                              f"baja el orden (como mucho {int(62 / np.log2(V))}).")
+        if V**n >= 2**62:
+            raise TallerError(
+                f"model.order={n} con {V} caracteres distintos no cabe en un entero de 64 bits; "
+                f"baja el orden (como mucho {int(62 / np.log2(V))})."
+            )
         if len(ids) < n:
             raise TallerError(f"el texto de entrenamiento tiene {len(ids)} caracteres, menos que model.order={n}.")
         self.keys = [np.zeros(0, np.int64) for _ in range(n)]
@@ -82,14 +87,14 @@ class NGram(nn.Module):
         n-1 characters are the new k-grams' context). Fitting is reading from nothing; a model that keeps reading
         while it scores (`taller score --adapt`) learns as a compressor does."""
         V, n = self.V, self.n
-        ids = np.asarray(ids[max(0, start - (n - 1)):], dtype=np.int64)
+        ids = np.asarray(ids[max(0, start - (n - 1)) :], dtype=np.int64)
         grams = [ids]  # grams[k-1][j]: the key of ids[j : j+k]
         for k in range(2, n + 1):
-            grams.append(grams[-1][:-1] * V + ids[k - 1:])
+            grams.append(grams[-1][:-1] * V + ids[k - 1 :])
         self.keys[n - 1], self.counts[n - 1] = add_counts(self.keys[n - 1], self.counts[n - 1], grams[-1])
         for k in range(n - 1, 0, -1):  # lower orders: how many distinct characters precede each k-gram
             above = self.keys[k] if k == n - 1 else np.union1d(self.keys[k], grams[k])  # the distinct (k+1)-grams
-            self.keys[k - 1], counts = np.unique(above % V ** k, return_counts=True)
+            self.keys[k - 1], counts = np.unique(above % V**k, return_counts=True)
             self.counts[k - 1] = counts.astype(np.int64)
         self._build_tables()
         return self
@@ -101,14 +106,20 @@ class NGram(nn.Module):
             history = keys // self.V  # keys are sorted, so equal histories are neighbours
             first = np.flatnonzero(np.r_[True, history[1:] != history[:-1]]) if len(keys) else np.zeros(0, np.int64)
             d = discounts(counts)
-            n_r = [np.add.reduceat((counts == r) if r < 3 else (counts >= 3), first) if len(keys) else first
-                   for r in (1, 2, 3)]
-            self.tables.append({
-                "history": history[first],
-                "total": np.add.reduceat(counts, first).astype(np.float64) if len(keys) else first.astype(np.float64),
-                "gamma": d[1] * n_r[0] + d[2] * n_r[1] + d[3] * n_r[2],  # γ(h) · c(h·)
-                "discount": d,  # [0, D1, D2, D3+], indexed by min(count, 3)
-            })
+            n_r = [
+                np.add.reduceat((counts == r) if r < 3 else (counts >= 3), first) if len(keys) else first
+                for r in (1, 2, 3)
+            ]
+            self.tables.append(
+                {
+                    "history": history[first],
+                    "total": np.add.reduceat(counts, first).astype(np.float64)
+                    if len(keys)
+                    else first.astype(np.float64),
+                    "gamma": d[1] * n_r[0] + d[2] * n_r[1] + d[3] * n_r[2],  # γ(h) · c(h·)
+                    "discount": d,  # [0, D1, D2, D3+], indexed by min(count, 3)
+                }
+            )
 
     # --- probabilities ------------------------------------------------------------------------------------------
     def prob(self, history: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -138,7 +149,7 @@ class NGram(nn.Module):
         padded = np.concatenate([np.full((B, self.n - 1), -1, np.int64), idx.astype(np.int64)], axis=1)
         if self.n == 1:
             return np.zeros((B, T, 0), np.int64)
-        return np.lib.stride_tricks.sliding_window_view(padded, self.n - 1, axis=1)[:, 1:T + 1]
+        return np.lib.stride_tricks.sliding_window_view(padded, self.n - 1, axis=1)[:, 1 : T + 1]
 
     def log_probs(self, ids: np.ndarray) -> np.ndarray:
         """ln P(ids[i] | the n-1 characters before it) for i = 1 … len-1: how a text is scored. (len-1,) float64."""
@@ -179,12 +190,12 @@ class NGram(nn.Module):
         B, T = idx.shape
         hist = self.histories(idx.cpu().numpy()).reshape(B * T, max(self.n - 1, 0))  # (BT, n-1)
         chunk = max(1, CHUNK // self.V)  # (chunk, V) float64 at a time
-        logp = np.concatenate([np.log(self.distributions(hist[i:i + chunk])) for i in range(0, B * T, chunk)])
+        logp = np.concatenate([np.log(self.distributions(hist[i : i + chunk])) for i in range(0, B * T, chunk)])
         return torch.from_numpy(logp.reshape(B, T, self.V)).float().to(idx.device)
 
     # --- generation: one interface for every model --------------------------------------------------------------
     def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        context = idx[:, -max(1, self.n - 1):]  # (B, ≤ n-1): all the model reads
+        context = idx[:, -max(1, self.n - 1) :]  # (B, ≤ n-1): all the model reads
         hist = self.histories(context.cpu().numpy())[:, -1]  # (B, n-1): the history of the next character only
         logp = torch.from_numpy(np.log(self.distributions(hist))).float().to(idx.device)  # (B, V)
         return logp, context
@@ -207,8 +218,10 @@ class NGram(nn.Module):
     def load_state_dict(self, tensors: dict, strict: bool = True, assign: bool = False):
         expected = {f"order{k + 1}.{part}" for k in range(self.n) for part in ("keys", "counts")}
         if set(tensors) != expected:
-            raise TallerError(f"las cuentas guardadas no son las de un {self.n}-grama "
-                              f"(hay {sorted(tensors)[:4]}…); el fichero no es de esta ejecución.")
+            raise TallerError(
+                f"las cuentas guardadas no son las de un {self.n}-grama "
+                f"(hay {sorted(tensors)[:4]}…); el fichero no es de esta ejecución."
+            )
         for k in range(self.n):
             keys, counts = (tensors[f"order{k + 1}.{part}"].numpy().astype(np.int64) for part in ("keys", "counts"))
             if keys.shape != counts.shape or (len(keys) > 1 and not (np.diff(keys) > 0).all()) or (counts < 1).any():
@@ -222,16 +235,26 @@ class NGram(nn.Module):
     def count_table(self, tokenizer=None) -> str:
         """parameters.txt for a count model: what it stored, order by order."""
         header = f"{'Orden':>5} {'n-gramas distintos':>19} {'historias':>10} {'D1':>6} {'D2':>6} {'D3+':>6}"
-        lines = [f"Cuentas del modelo de {self.n}-gramas (Kneser–Ney modificado, interpolado)",
-                 "=" * len(header), header, "-" * len(header)]
+        lines = [
+            f"Cuentas del modelo de {self.n}-gramas (Kneser–Ney modificado, interpolado)",
+            "=" * len(header),
+            header,
+            "-" * len(header),
+        ]
         for k, (keys, table) in enumerate(zip(self.keys, self.tables), start=1):
             d = table["discount"]
-            lines.append(f"{k:>5} {thousands(len(keys)):>19} {thousands(len(table['history'])):>10} {d[1]:>6.3f} "
-                         f"{d[2]:>6.3f} {d[3]:>6.3f}")
-        lines += ["-" * len(header), "",
-                  "Orden k: cuentas de k caracteres seguidos (orden n: veces vistas; órdenes menores: de cuántos",
-                  "caracteres distintos van precedidas). Un modelo de cuentas no tiene parámetros entrenados.",
-                  "", f"Total: {thousands(self.num_counts)} cuentas"]
+            lines.append(
+                f"{k:>5} {thousands(len(keys)):>19} {thousands(len(table['history'])):>10} {d[1]:>6.3f} "
+                f"{d[2]:>6.3f} {d[3]:>6.3f}"
+            )
+        lines += [
+            "-" * len(header),
+            "",
+            "Orden k: cuentas de k caracteres seguidos (orden n: veces vistas; órdenes menores: de cuántos",
+            "caracteres distintos van precedidas). Un modelo de cuentas no tiene parámetros entrenados.",
+            "",
+            f"Total: {thousands(self.num_counts)} cuentas",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -263,6 +286,17 @@ def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np
     return i, found
 
 
-KIND = Kind(name="ngram", title="n-grama", config=NGramConfig, build=NGram, objective="counts",
-            preset="base", timed_preset="ngram", resumable=False, distributed=False, prepared_data=False,
-            keeps_reading=True, tasks=(("clasificar", "ngram-clasificador"),))
+KIND = Kind(
+    name="ngram",
+    title="n-grama",
+    config=NGramConfig,
+    build=NGram,
+    objective="counts",
+    preset="base",
+    timed_preset="ngram",
+    resumable=False,
+    distributed=False,
+    prepared_data=False,
+    keeps_reading=True,
+    tasks=(("clasificar", "ngram-clasificador"),),
+)

@@ -80,10 +80,17 @@ class KeepsReading(Protocol):
 
 
 # Each Protocol beside the Kind field (or property) that declares it.
-PROTOCOLS: dict[str, type] = {"shows_attention": ShowsAttention, "encoder_decoder": ShowsCrossAttention,
-                              "shows_embedding": HasEmbedding, "traces_state": TracesState,
-                              "count_table": HasCountTable, "combines": Mixer, "slower_parts": SlowerParts,
-                              "score_head": HasScoreHead, "keeps_reading": KeepsReading}
+PROTOCOLS: dict[str, type] = {
+    "shows_attention": ShowsAttention,
+    "encoder_decoder": ShowsCrossAttention,
+    "shows_embedding": HasEmbedding,
+    "traces_state": TracesState,
+    "count_table": HasCountTable,
+    "combines": Mixer,
+    "slower_parts": SlowerParts,
+    "score_head": HasScoreHead,
+    "keeps_reading": KeepsReading,
+}
 
 
 def offered(kind) -> list[type]:

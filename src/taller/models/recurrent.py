@@ -39,8 +39,10 @@ def check_recurrent(cfg) -> None:
     need(1 <= cfg.block_size <= 8192, f"model.block_size={cfg.block_size} debe estar entre 1 y 8192.")
     need(1 <= cfg.d_model <= 8192, f"model.d_model={cfg.d_model} debe estar entre 1 y 8192.")
     need(1 <= cfg.n_layers <= 256, f"model.n_layers={cfg.n_layers} debe estar entre 1 y 256.")
-    need(0.0 <= cfg.dropout < 1.0 or cfg.dropout == BY_SIZE,
-         f"model.dropout={cfg.dropout} debe estar en [0, 1) (o -1: según el tamaño del texto).")
+    need(
+        0.0 <= cfg.dropout < 1.0 or cfg.dropout == BY_SIZE,
+        f"model.dropout={cfg.dropout} debe estar en [0, 1) (o -1: según el tamaño del texto).",
+    )
     need(0 <= cfg.d_embed <= 8192, f"model.d_embed={cfg.d_embed} debe estar entre 0 (= d_model) y 8192.")
     need(cfg.recurrence in ("fused", "explicit"), f"model.recurrence='{cfg.recurrence}': usa fused o explicit.")
 
@@ -54,8 +56,18 @@ class Recurrent(nn.Module):
         d_embed = cfg.d_embed or cfg.d_model
         self.embedding = nn.Embedding(cfg.vocab_size, d_embed)  # a vector per character
         self.core_name = core.__name__.lower()  # "rnn" or "lstm": the attribute that holds the layers (weights' names)
-        setattr(self, self.core_name, core(d_embed, cfg.d_model, num_layers=cfg.n_layers, batch_first=True,
-                                           dropout=cfg.dropout if cfg.n_layers > 1 else 0.0, **core_options))
+        setattr(
+            self,
+            self.core_name,
+            core(
+                d_embed,
+                cfg.d_model,
+                num_layers=cfg.n_layers,
+                batch_first=True,
+                dropout=cfg.dropout if cfg.n_layers > 1 else 0.0,
+                **core_options,
+            ),
+        )
         self.output = nn.Linear(cfg.d_model, cfg.vocab_size)  # a score (logit) per possible next character
         # PyTorch's default initialisation, as in the lesson.
 
@@ -86,7 +98,9 @@ class Recurrent(nn.Module):
         state = self.zero_state(B, x) if state is None else state
         finals = []
         for layer in range(L):
-            weights = [getattr(self.core, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            weights = [
+                getattr(self.core, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
             s = self.layer_state(state, layer)
             outputs = []
             for t in range(x.size(1)):

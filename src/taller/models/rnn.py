@@ -68,6 +68,17 @@ class RNN(Recurrent):
         return torch.stack(finals)  # (L, B, H), as nn.RNN returns it
 
 
-KIND = Kind(name="rnn", title="RNN", article="una", config=RNNConfig, build=RNN, objective="next_token",
-            preset="base", timed_preset="lstm", shows_embedding=True, traces_state=True, score_head=True,
-            exports=("html", "onnx"))
+KIND = Kind(
+    name="rnn",
+    title="RNN",
+    article="una",
+    config=RNNConfig,
+    build=RNN,
+    objective="next_token",
+    preset="base",
+    timed_preset="lstm",
+    shows_embedding=True,
+    traces_state=True,
+    score_head=True,
+    exports=("html", "onnx"),
+)

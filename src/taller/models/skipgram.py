@@ -59,9 +59,15 @@ class SkipGramConfig(ModelConfig):
         need(1 <= self.window <= 50, f"model.window={self.window} debe estar entre 1 y 50 palabras.")
         need(1 <= self.negatives <= 100, f"model.negatives={self.negatives} debe estar entre 1 y 100.")
         need(self.min_count >= 1, f"model.min_count={self.min_count} debe ser al menos 1.")
-        need(0.0 <= self.subsample < 1.0, f"model.subsample={self.subsample} debe estar en [0, 1) (0 = sin submuestreo).")
-        need(data.tokenizer == "char", f"el skip-gram hace su propio vocabulario de palabras y no usa "
-             f"data.tokenizer='{data.tokenizer}'; quita --tokenizer (o entrena un transformer o lstm con {data.tokenizer}).")
+        need(
+            0.0 <= self.subsample < 1.0, f"model.subsample={self.subsample} debe estar en [0, 1) (0 = sin submuestreo)."
+        )
+        need(
+            data.tokenizer == "char",
+            f"el skip-gram hace su propio vocabulario de palabras y no usa "
+            f"data.tokenizer='{data.tokenizer}'; quita --tokenizer (o entrena un transformer o lstm con "
+            f"{data.tokenizer}).",
+        )
 
     def estimate_parameters(self) -> int:
         return 2 * self.vocab_size * self.d_model  # two tables of word vectors
@@ -89,8 +95,10 @@ class WordVocab:
     def from_words(cls, words: list[str], min_count: int) -> WordVocab:
         counted = sorted(((n, w) for w, n in Counter(words).items() if n >= min_count), key=lambda t: (-t[0], t[1]))
         if len(counted) < 2:
-            raise TallerError(f"el texto de entrenamiento tiene menos de 2 palabras que aparezcan {min_count} veces o "
-                              f"más; usa un texto más largo o baja el mínimo (--set min_count=1).")
+            raise TallerError(
+                f"el texto de entrenamiento tiene menos de 2 palabras que aparezcan {min_count} veces o "
+                f"más; usa un texto más largo o baja el mínimo (--set min_count=1)."
+            )
         return cls([w for _, w in counted], [n for n, _ in counted])
 
     def __len__(self) -> int:
@@ -111,13 +119,21 @@ class WordVocab:
         except FileNotFoundError:
             raise TallerError(f"falta {path}; la carpeta no es una ejecución completa de un skip-gram.") from None
         words, counts = (d.get("words"), d.get("counts")) if isinstance(d, dict) else (None, None)
-        if (not isinstance(d, dict) or d.get("type") != "words" or not isinstance(words, list)
-                or not isinstance(counts, list) or len(words) != len(counts) or len(words) < 2
-                or not all(isinstance(w, str) and w for w in words)
-                or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in counts)
-                or len(set(words)) != len(words)):
-            raise TallerError(f"{path} no es un vocabulario de palabras válido (se esperaban listas 'words' y "
-                              "'counts' del mismo tamaño, sin repetidas); el fichero está dañado: vuelve a entrenar.")
+        if (
+            not isinstance(d, dict)
+            or d.get("type") != "words"
+            or not isinstance(words, list)
+            or not isinstance(counts, list)
+            or len(words) != len(counts)
+            or len(words) < 2
+            or not all(isinstance(w, str) and w for w in words)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in counts)
+            or len(set(words)) != len(words)
+        ):
+            raise TallerError(
+                f"{path} no es un vocabulario de palabras válido (se esperaban listas 'words' y "
+                "'counts' del mismo tamaño, sin repetidas); el fichero está dañado: vuelve a entrenar."
+            )
         return cls(words, counts)
 
 
@@ -146,8 +162,18 @@ class SkipGram(nn.Module):
         return -F.logsigmoid(sign * scores).sum(dim=1).mean()
 
 
-KIND = Kind(name="skipgram", title="skip-gram", config=SkipGramConfig, build=SkipGram, objective="skipgram",
-            preset="skipgram", timed_preset="skipgram", language_model=False, word_vectors=True, distributed=False,
-            prepared_data=False,
-            refusal="{run} es un skip-gram (vectores de palabras), no un modelo de lenguaje: no escribe ni predice "
-                    "texto; pregúntale con `taller embeddings {run} --near palabra`.")
+KIND = Kind(
+    name="skipgram",
+    title="skip-gram",
+    config=SkipGramConfig,
+    build=SkipGram,
+    objective="skipgram",
+    preset="skipgram",
+    timed_preset="skipgram",
+    language_model=False,
+    word_vectors=True,
+    distributed=False,
+    prepared_data=False,
+    refusal="{run} es un skip-gram (vectores de palabras), no un modelo de lenguaje: no escribe ni predice "
+    "texto; pregúntale con `taller embeddings {run} --near palabra`.",
+)

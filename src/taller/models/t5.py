@@ -44,15 +44,26 @@ class T5Config(TransformerConfig):
         need(4 <= self.target_size <= 8192, f"model.target_size={self.target_size} debe estar entre 4 y 8192.")
         need(1 <= self.n_sentinels <= 1000, f"model.n_sentinels={self.n_sentinels} debe estar entre 1 y 1000.")
         need(0.0 < self.mask_rate < 1.0, f"model.mask_rate={self.mask_rate} debe estar entre 0 y 1 (T5 usa 0.15).")
-        need(0.0 < self.encoder_lr <= 1.0, f"model.encoder_lr={self.encoder_lr} debe estar en (0, 1] (el codificador "
-             "aprende a esa fracción del learning rate; 0.1 por defecto).")
-        need(1.0 <= self.span_length <= self.block_size, f"model.span_length={self.span_length} debe estar entre 1 y "
-             f"block_size ({self.block_size}).")
+        need(
+            0.0 < self.encoder_lr <= 1.0,
+            f"model.encoder_lr={self.encoder_lr} debe estar en (0, 1] (el codificador "
+            "aprende a esa fracción del learning rate; 0.1 por defecto).",
+        )
+        need(
+            1.0 <= self.span_length <= self.block_size,
+            f"model.span_length={self.span_length} debe estar entre 1 y block_size ({self.block_size}).",
+        )
         spans = max(1, round(self.block_size * self.mask_rate / self.span_length))
-        need(spans <= self.n_sentinels, f"una ventana de {self.block_size} tokens esconde unos {spans} tramos y sólo hay "
-             f"model.n_sentinels={self.n_sentinels} centinelas; sube n_sentinels o span_length.")
-        need(round(self.block_size * self.mask_rate) + spans + 1 <= self.target_size, f"model.target_size="
-             f"{self.target_size} no alcanza para escribir los tramos escondidos de una ventana de {self.block_size}; súbelo.")
+        need(
+            spans <= self.n_sentinels,
+            f"una ventana de {self.block_size} tokens esconde unos {spans} tramos y sólo hay "
+            f"model.n_sentinels={self.n_sentinels} centinelas; sube n_sentinels o span_length.",
+        )
+        need(
+            round(self.block_size * self.mask_rate) + spans + 1 <= self.target_size,
+            f"model.target_size={self.target_size} no alcanza para escribir los tramos escondidos de una ventana de "
+            f"{self.block_size}; súbelo.",
+        )
 
     def estimate_parameters(self) -> int:
         C = self.d_model
@@ -104,10 +115,16 @@ class T5TildesConfig(T5Config):
 
     def check(self, data) -> None:
         super().check(data)
-        need(data.tokenizer == "char", f"data.tokenizer={data.tokenizer}: el T5 de tildes escribe el texto letra a "
-                                       "letra y necesita caracteres (--set tokenizer=char).")
-        need(self.text_window >= 8, f"model.block_size={self.block_size}: al T5 de tildes le quedan "
-                                    f"{self.text_window} caracteres de texto tras «{TILDES_PREFIX}»; súbelo a 32 o más.")
+        need(
+            data.tokenizer == "char",
+            f"data.tokenizer={data.tokenizer}: el T5 de tildes escribe el texto letra a "
+            "letra y necesita caracteres (--set tokenizer=char).",
+        )
+        need(
+            self.text_window >= 8,
+            f"model.block_size={self.block_size}: al T5 de tildes le quedan "
+            f"{self.text_window} caracteres de texto tras «{TILDES_PREFIX}»; súbelo a 32 o más.",
+        )
 
     @property
     def text_window(self) -> int:
@@ -130,8 +147,9 @@ class CrossAttention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None,
-                record: list | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None, record: list | None = None
+    ) -> torch.Tensor:
         """x (B, T, C) the answer so far, memory (B, S, C) the input read, keys (B, S) True where the input is text;
         record: a list the weights (B, H, T, S) are appended to."""
         B, T, C = x.shape
@@ -191,14 +209,14 @@ class T5(nn.Module):
     def lr_ratios(self) -> dict[int, float]:
         """The encoder learns at encoder_lr × lr. At the full rate it never starts: while the cross-attention is still
         uniform, every input position gets the same gradient, which carries nothing but noise; Adam turns that noise
-        into full-size steps, the encoder's output grows (6.6 → 226 in 500 steps, measured), its final LayerNorm makes it
-        a constant, and the cross-attention stays uniform for good. Slower, it keeps its size and the attention learns
-        where to look (README, «BERT y T5»)."""
+        into full-size steps, the encoder's output grows (6.6 → 226 in 500 steps, measured), its final LayerNorm makes
+        it a constant, and the cross-attention stays uniform for good. Slower, it keeps its size and the attention
+        learns where to look (README, «BERT y T5»)."""
         encoder = [*self.blocks.parameters(), *self.norm.parameters()]
         return {id(p): self.cfg.encoder_lr for p in encoder}
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.embedding(idx) + self.pe[:idx.shape[1]])  # (B, T, C)
+        return self.dropout(self.embedding(idx) + self.pe[: idx.shape[1]])  # (B, T, C)
 
     def encode(self, src: torch.Tensor, keys: torch.Tensor | None = None, record: list | None = None) -> torch.Tensor:
         """src (B, S) -> memory (B, S, C): the input read from both sides."""
@@ -207,8 +225,9 @@ class T5(nn.Module):
             x = block(x, None, record, keys=keys)
         return self.norm(x)
 
-    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None,
-               record: list | None = None) -> torch.Tensor:
+    def decode(
+        self, tgt: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None, record: list | None = None
+    ) -> torch.Tensor:
         """tgt (B, T) the answer so far (it starts with <start>) -> logits of each next answer token (B, T, n_ids)."""
         x = self.embed(tgt)
         for block in self.decoder:
@@ -244,23 +263,23 @@ class T5(nn.Module):
         return maps
 
 
-
-
 def answers_of(tokenizer, names: list[str], cfg) -> tuple[torch.Tensor, torch.Tensor]:
     """Each label as the decoder writes it: its input (L, A) (<start>, then the label) and its targets (L, A) (the
     label, then <end>; IGNORE after it)."""
-    written = [tokenizer.encode(name, unknown="replace")[:cfg.target_size - 1] + [cfg.end_id] for name in names]
+    written = [tokenizer.encode(name, unknown="replace")[: cfg.target_size - 1] + [cfg.end_id] for name in names]
     A = max(map(len, written))
     dec_in = torch.full((len(names), A), cfg.start_id)
     targets = torch.full((len(names), A), IGNORE)
     for i, row in enumerate(written):
-        dec_in[i, 1:len(row)] = torch.tensor(row[:-1])
-        targets[i, :len(row)] = torch.tensor(row)
+        dec_in[i, 1 : len(row)] = torch.tensor(row[:-1])
+        targets[i, : len(row)] = torch.tensor(row)
     return dec_in, targets
 
 
 @torch.no_grad()
-def label_scores(model, src: torch.Tensor, keys: torch.Tensor, dec_in: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def label_scores(
+    model, src: torch.Tensor, keys: torch.Tensor, dec_in: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
     """ln P(label l's answer | text) for every text (B, S) and label: (B, L)."""
     memory = model.encode(src, keys)  # (B, S, C): read once, answered once per label
     scores = []
@@ -272,22 +291,66 @@ def label_scores(model, src: torch.Tensor, keys: torch.Tensor, dec_in: torch.Ten
 
 
 T5_TASKS = (("clasificar", "t5-tareas"), ("tildes", "t5-tildes"))
-KIND = Kind(name="t5", title="T5", config=T5Config, build=T5, objective="spans", preset="t5", timed_preset="t5",
-            language_model=False, fills=True, encoder_decoder=True, distributed=False, prepared_data=False, tasks=T5_TASKS,
-            shows_attention=True, shows_embedding=True, slower_parts=True, score_head=True,
-            refusal="{run} es un T5 (codificador y decodificador): no escribe texto de izquierda a derecha; úsalo con "
-                    "`taller fill {run} --text \"Más vale ___ que nunca.\"` (cada serie de _ es un tramo de cualquier largo).")
+KIND = Kind(
+    name="t5",
+    title="T5",
+    config=T5Config,
+    build=T5,
+    objective="spans",
+    preset="t5",
+    timed_preset="t5",
+    language_model=False,
+    fills=True,
+    encoder_decoder=True,
+    distributed=False,
+    prepared_data=False,
+    tasks=T5_TASKS,
+    shows_attention=True,
+    shows_embedding=True,
+    slower_parts=True,
+    score_head=True,
+    refusal="{run} es un T5 (codificador y decodificador): no escribe texto de izquierda a derecha; úsalo con "
+    '`taller fill {run} --text "Más vale ___ que nunca."` (cada serie de _ es un tramo de cualquier largo).',
+)
 
-TASKS = Kind(name="t5-tareas", title="T5 de tareas", config=T5TaskConfig, build=T5, objective="text_to_text",
-             preset="t5-tareas", timed_preset="t5-tareas", language_model=False, classifies=True, encoder_decoder=True,
-             distributed=False, prepared_data=False, shows_attention=True, shows_embedding=True, slower_parts=True,
-             score_head=True,
-             refusal="{run} es un T5 que responde una tarea escrita como texto («clasifica: …»): pregúntale con "
-                     "`taller classify {run} --text \"…\"`.")
+TASKS = Kind(
+    name="t5-tareas",
+    title="T5 de tareas",
+    config=T5TaskConfig,
+    build=T5,
+    objective="text_to_text",
+    preset="t5-tareas",
+    timed_preset="t5-tareas",
+    language_model=False,
+    classifies=True,
+    encoder_decoder=True,
+    distributed=False,
+    prepared_data=False,
+    shows_attention=True,
+    shows_embedding=True,
+    slower_parts=True,
+    score_head=True,
+    refusal="{run} es un T5 que responde una tarea escrita como texto («clasifica: …»): pregúntale con "
+    '`taller classify {run} --text "…"`.',
+)
 
-TILDES = Kind(name="t5-tildes", title="T5 de tildes", config=T5TildesConfig, build=T5, objective="tildes",
-              preset="t5-tildes", timed_preset="t5-tildes", language_model=False, fixes_accents=True,
-              encoder_decoder=True, distributed=False, prepared_data=False, shows_attention=True,
-              shows_embedding=True, slower_parts=True, score_head=True,
-              refusal="{run} es un T5 que pone tildes («tildes: …» -> el texto con ellas): úsalo con "
-                      "`taller tildes {run} --text \"el dijo que si\"`.")
+TILDES = Kind(
+    name="t5-tildes",
+    title="T5 de tildes",
+    config=T5TildesConfig,
+    build=T5,
+    objective="tildes",
+    preset="t5-tildes",
+    timed_preset="t5-tildes",
+    language_model=False,
+    fixes_accents=True,
+    encoder_decoder=True,
+    distributed=False,
+    prepared_data=False,
+    shows_attention=True,
+    shows_embedding=True,
+    slower_parts=True,
+    score_head=True,
+    refusal="{run} es un T5 que pone tildes («tildes: …» -> el texto con ellas): úsalo con "
+    '`taller tildes {run} --text "el dijo que si"`.',
+)

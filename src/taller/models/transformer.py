@@ -64,24 +64,37 @@ class TransformerConfig(ModelConfig):
         need(1 <= self.block_size <= 8192, f"model.block_size={self.block_size} debe estar entre 1 y 8192.")
         need(1 <= self.d_model <= 8192, f"model.d_model={self.d_model} debe estar entre 1 y 8192.")
         need(1 <= self.n_heads <= 256, f"model.n_heads={self.n_heads} debe estar entre 1 y 256.")
-        need(self.d_model % self.n_heads == 0, f"model.d_model={self.d_model} no es divisible entre "
-             f"model.n_heads={self.n_heads}; elige, por ejemplo, n_heads={divisor_near(self.d_model, self.n_heads)}.")
+        need(
+            self.d_model % self.n_heads == 0,
+            f"model.d_model={self.d_model} no es divisible entre "
+            f"model.n_heads={self.n_heads}; elige, por ejemplo, n_heads={divisor_near(self.d_model, self.n_heads)}.",
+        )
         need(1 <= self.n_layers <= 256, f"model.n_layers={self.n_layers} debe estar entre 1 y 256.")
         need(1 <= self.d_ff <= 65536, f"model.d_ff={self.d_ff} debe estar entre 1 y 65536.")
-        need(0.0 <= self.dropout < 1.0 or self.dropout == BY_SIZE,
-             f"model.dropout={self.dropout} debe estar en [0, 1) (o -1: según el tamaño del texto).")
-        need(self.pos_encoding in POS_ENCODINGS,
-             f"model.pos_encoding='{self.pos_encoding}': usa {', '.join(POS_ENCODINGS)}.")
-        need(self.pos_encoding != "rotary" or (self.d_model // self.n_heads) % 2 == 0,
-             f"model.pos_encoding='rotary' gira pares de números: d_model / n_heads = {self.d_model // self.n_heads} "
-             "debe ser par; cambia d_model o n_heads.")
+        need(
+            0.0 <= self.dropout < 1.0 or self.dropout == BY_SIZE,
+            f"model.dropout={self.dropout} debe estar en [0, 1) (o -1: según el tamaño del texto).",
+        )
+        need(
+            self.pos_encoding in POS_ENCODINGS,
+            f"model.pos_encoding='{self.pos_encoding}': usa {', '.join(POS_ENCODINGS)}.",
+        )
+        need(
+            self.pos_encoding != "rotary" or (self.d_model // self.n_heads) % 2 == 0,
+            f"model.pos_encoding='rotary' gira pares de números: d_model / n_heads = {self.d_model // self.n_heads} "
+            "debe ser par; cambia d_model o n_heads.",
+        )
         need(self.attention in ("fused", "explicit"), f"model.attention='{self.attention}': usa fused o explicit.")
         need(self.norm in NORMS, f"model.norm='{self.norm}': usa {', '.join(NORMS)}.")
         need(self.activation in ACTIVATIONS, f"model.activation='{self.activation}': usa {', '.join(ACTIVATIONS)}.")
-        need(self.bigram_buckets == 0 or 2 <= self.bigram_buckets <= 1_000_000,
-             f"model.bigram_buckets={self.bigram_buckets}: usa 0 (sin pares) o entre 2 y 1000000 filas.")
-        need(self.logit_cap >= 0 and math.isfinite(self.logit_cap),
-             f"model.logit_cap={self.logit_cap}: usa 0 (sin tope) o un número positivo, por ejemplo 30.")
+        need(
+            self.bigram_buckets == 0 or 2 <= self.bigram_buckets <= 1_000_000,
+            f"model.bigram_buckets={self.bigram_buckets}: usa 0 (sin pares) o entre 2 y 1000000 filas.",
+        )
+        need(
+            self.logit_cap >= 0 and math.isfinite(self.logit_cap),
+            f"model.logit_cap={self.logit_cap}: usa 0 (sin tope) o un número positivo, por ejemplo 30.",
+        )
 
     def estimate_parameters(self) -> int:
         C, F_, V = self.d_model, self.d_ff, max(self.vocab_size, 256)
@@ -203,8 +216,10 @@ class CausalSelfAttention(nn.Module):
             return self.query(x), self.key(x), self.value(x)
         if "qkv" not in cache:  # generation: the weights stay fixed, so the three products can be one (faster)
             layers = (self.query, self.key, self.value)
-            cache["qkv"] = (torch.cat([m.weight for m in layers]),  # (3C, C)
-                            torch.cat([m.bias for m in layers]) if self.query.bias is not None else None)  # (3C,)
+            cache["qkv"] = (
+                torch.cat([m.weight for m in layers]),  # (3C, C)
+                torch.cat([m.bias for m in layers]) if self.query.bias is not None else None,
+            )  # (3C,)
         return F.linear(x, *cache["qkv"]).split(x.shape[-1], dim=-1)
 
     def remember(self, k: torch.Tensor, v: torch.Tensor, cache: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -215,12 +230,17 @@ class CausalSelfAttention(nn.Module):
             cache["k"] = k.new_empty(B, H, self.block_size, D)  # (B, H, block, D)
             cache["v"], cache["length"] = v.new_empty(B, H, self.block_size, D), 0
         past = cache["length"]
-        cache["k"][:, :, past:past + T], cache["v"][:, :, past:past + T] = k, v
+        cache["k"][:, :, past : past + T], cache["v"][:, :, past : past + T] = k, v
         cache["length"] = past + T
-        return cache["k"][:, :, :past + T], cache["v"][:, :, :past + T], past
+        return cache["k"][:, :, : past + T], cache["v"][:, :, : past + T], past
 
-    def heads(self, x: torch.Tensor, cache: dict | None = None, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-              ve: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def heads(
+        self,
+        x: torch.Tensor,
+        cache: dict | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        ve: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, T, C) -> each head's queries, keys and values of the new characters, (B, H, T, D) each."""
         q, k, v = self.project(x, cache)  # (B, T, C) each
         if ve is not None:
@@ -235,9 +255,15 @@ class CausalSelfAttention(nn.Module):
             q, k = qk.chunk(2)
         return q, k, v
 
-    def forward(self, x: torch.Tensor, cache: dict | None = None, record: list | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None, ve: torch.Tensor | None = None,
-                keys: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cache: dict | None = None,
+        record: list | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        ve: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C). rope: (cos, sin) of the new characters' positions; ve: their value embedding;
         keys (B, T) bool, encoders only: which positions are text (True) and which are padding, never looked at;
         record: a list the attention weights (B, H, T, past+T) are appended to (the module itself keeps nothing)."""
@@ -250,8 +276,15 @@ class CausalSelfAttention(nn.Module):
         y = self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again, projected
         return F.dropout(y, self.dropout, self.training) if self.dropout else y
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int, record: list | None,
-               keys: torch.Tensor | None = None) -> torch.Tensor:
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        past: int,
+        record: list | None,
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """softmax(q kᵀ / √D) v with the future masked (unless an encoder): q (B, H, T, D), k and v (B, H, past+T, D)
         -> (B, H, T, D)."""
         T, dropout = q.shape[2], self.dropout if self.training else 0.0
@@ -300,9 +333,15 @@ class Block(nn.Module):
         self.norm2 = make_norm(cfg)
         self.feed_forward = FeedForward(cfg)
 
-    def forward(self, x: torch.Tensor, cache: dict | None = None, record: list | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None, ve: torch.Tensor | None = None,
-                keys: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cache: dict | None = None,
+        record: list | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        ve: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         x = x + self.attention(self.norm1(x), cache, record, rope, ve, keys)  # residual: add, don't replace
         x = x + self.feed_forward(self.norm2(x))
         return x
@@ -358,7 +397,7 @@ class Transformer(nn.Module):
         x = self.embedding(idx)  # (B, T, C)
         T, kind = idx.shape[1], self.cfg.pos_encoding
         if kind != "rotary":
-            x = x + (self.position.weight if kind == "learned" else self.pe)[start:start + T]  # (T, C)
+            x = x + (self.position.weight if kind == "learned" else self.pe)[start : start + T]  # (T, C)
         if self.cfg.bigram_buckets:
             previous = cache[0].get("last") if cache else None  # (B, 1) the character read before idx, if any
             x = x + self.bigram_embedding(bigram_rows(idx, previous, self.cfg.bigram_buckets))
@@ -373,15 +412,20 @@ class Transformer(nn.Module):
             logits = self.cfg.logit_cap * torch.tanh(logits / self.cfg.logit_cap)
         return logits
 
-    def features(self, idx: torch.Tensor, cache: list[dict] | None = None, record: list | None = None,
-                 keys: torch.Tensor | None = None) -> torch.Tensor:
+    def features(
+        self,
+        idx: torch.Tensor,
+        cache: list[dict] | None = None,
+        record: list | None = None,
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """idx (B, T) -> the last layer's normalised states (B, T, C): what the output layer (or a classifier) reads."""
         B, T = idx.shape
         start = self.state_length(cache)  # characters already read (with a cache), else 0
         assert start + T <= self.cfg.block_size, f"context {start + T} is longer than block_size {self.cfg.block_size}"
         x = self.embed(idx, start, cache)  # (B, T, C)
         rotary = self.cfg.pos_encoding == "rotary"
-        rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T]) if rotary else None  # (T, D/2) each
+        rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T]) if rotary else None  # (T, D/2) each
         ve = self.value_embedding(idx) if self.cfg.value_embeddings else None  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, cache[i] if cache is not None else None, record, rope, ve, keys)
@@ -409,6 +453,16 @@ class Transformer(nn.Module):
         return maps
 
 
-KIND = Kind(name="transformer", title="Transformer", config=TransformerConfig, build=Transformer,
-            objective="next_token", preset="base", timed_preset="base", shows_attention=True, shows_embedding=True,
-            score_head=True, exports=("html", "onnx"))
+KIND = Kind(
+    name="transformer",
+    title="Transformer",
+    config=TransformerConfig,
+    build=Transformer,
+    objective="next_token",
+    preset="base",
+    timed_preset="base",
+    shows_attention=True,
+    shows_embedding=True,
+    score_head=True,
+    exports=("html", "onnx"),
+)

@@ -24,7 +24,16 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from taller.errors import TallerError
-from taller.files import SMALL_JSON, atomic_write, load_json_object, open_regular, read_bounded, reason, sha256, sha256_file
+from taller.files import (
+    SMALL_JSON,
+    atomic_write,
+    load_json_object,
+    open_regular,
+    read_bounded,
+    reason,
+    sha256,
+    sha256_file,
+)
 from taller.text import thousands
 
 FORMAT_VERSION = 1
@@ -32,8 +41,16 @@ DAMAGED = "la carpeta de la ejecución está dañada o no es de taller: vuelve a
 MAX_COUNT = 10**12  # steps or epochs in state.json beyond this are a damaged file, not a long training
 MAX_SECONDS = 10**9  # train_time beyond this (about 30 years) too
 MAX_HEADER = 16 * 1024 * 1024  # a safetensors header larger than this is refused before it is read
-DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-          "I32": torch.int32, "U8": torch.uint8, "F64": torch.float64, "BOOL": torch.bool}
+DTYPES = {
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "U8": torch.uint8,
+    "F64": torch.float64,
+    "BOOL": torch.bool,
+}
 
 
 # --- safetensors, read with suspicion -----------------------------------------------------------------------------
@@ -60,8 +77,10 @@ def _header(path: Path) -> tuple[dict, int]:
     except FileNotFoundError:
         raise TallerError(f"falta {path}; la carpeta no tiene un punto de control completo.") from None
     except (ValueError, struct.error) as e:
-        raise TallerError(f"{path} no es un fichero safetensors válido ({e}); está dañado o no es de taller. "
-                          "No se ha ejecutado nada de su contenido.") from None
+        raise TallerError(
+            f"{path} no es un fichero safetensors válido ({e}); está dañado o no es de taller. "
+            "No se ha ejecutado nada de su contenido."
+        ) from None
 
 
 def header_json(data: bytes):
@@ -75,8 +94,13 @@ def check_entry(name: str, info, room: int) -> int:
     """Where the data of the header's entry `name` ends (0 for the metadata); ValueError if it is malformed."""
     if name == "__metadata__":
         return 0
-    if not (isinstance(info, dict) and info.get("dtype") in DTYPES and isinstance(info.get("shape"), list)
-            and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2):
+    if not (
+        isinstance(info, dict)
+        and info.get("dtype") in DTYPES
+        and isinstance(info.get("shape"), list)
+        and isinstance(info.get("data_offsets"), list)
+        and len(info["data_offsets"]) == 2
+    ):
         raise ValueError(f"entrada '{name[:40]}' mal formada")
     begin, end = info["data_offsets"]
     if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= room):
@@ -91,13 +115,17 @@ def load_tensors(path: Path, expected: dict[str, torch.Tensor] | None = None) ->
         names = {k for k in header if k != "__metadata__"}
         missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
         if missing or extra:
-            raise TallerError(f"{path} no corresponde a este modelo (faltan {missing[:3]}, sobran {extra[:3]}); "
-                              "¿es de otra ejecución?")
+            raise TallerError(
+                f"{path} no corresponde a este modelo (faltan {missing[:3]}, sobran {extra[:3]}); "
+                "¿es de otra ejecución?"
+            )
         for name, tensor in expected.items():
             info = header[name]
             if list(tensor.shape) != info["shape"] or DTYPES[info["dtype"]] != tensor.dtype:
-                raise TallerError(f"{path}: el tensor '{name}' tiene forma {info['shape']} ({info['dtype']}) pero "
-                                  f"la configuración pide {list(tensor.shape)} ({tensor.dtype}); el fichero no es de esta ejecución.")
+                raise TallerError(
+                    f"{path}: el tensor '{name}' tiene forma {info['shape']} ({info['dtype']}) pero "
+                    f"la configuración pide {list(tensor.shape)} ({tensor.dtype}); el fichero no es de esta ejecución."
+                )
     data = read_bounded(path, size, DAMAGED)  # the size its header declares: a file that grew meanwhile is refused
     try:
         tensors = st_load(data)
@@ -142,8 +170,14 @@ def storable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_checkpoint(run_dir: Path, model_tensors: dict[str, torch.Tensor], optim_tensors: dict[str, torch.Tensor],
-                    optim_meta: dict, state: dict, best: dict[str, torch.Tensor] | None = None) -> None:
+def save_checkpoint(
+    run_dir: Path,
+    model_tensors: dict[str, torch.Tensor],
+    optim_tensors: dict[str, torch.Tensor],
+    optim_meta: dict,
+    state: dict,
+    best: dict[str, torch.Tensor] | None = None,
+) -> None:
     """One checkpoint, committed in two phases (see above); `best`: new best weights (best.safetensors), committed
     with it, so that state.json's best_step always names the weights in best.safetensors."""
     run_dir = Path(run_dir)
@@ -156,13 +190,17 @@ def save_checkpoint(run_dir: Path, model_tensors: dict[str, torch.Tensor], optim
         atomic_write(pending_name(run_dir / f"{name}.safetensors"), data)  # phase 1
         files[f"{name}.safetensors"] = sha256(data)
     state = {**state, "format": FORMAT_VERSION, "files": files}
-    atomic_write(run_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode("utf-8"))  # phase 2: commit
+    atomic_write(
+        run_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode("utf-8")
+    )  # phase 2: commit
     for name in files:  # phase 3
         try:
             os.replace(pending_name(run_dir / name), run_dir / name)
         except OSError as e:  # the commit stands: the next reader takes the pending file, a resume finishes it
-            raise TallerError(f"no pude renombrar {pending_name(run_dir / name)}: {reason(e)}; el punto de control "
-                              "está guardado (state.json) y `taller train --resume` lo completará.") from None
+            raise TallerError(
+                f"no pude renombrar {pending_name(run_dir / name)}: {reason(e)}; el punto de control "
+                "está guardado (state.json) y `taller train --resume` lo completará."
+            ) from None
 
 
 def read_state(run_dir: Path, repair: bool = False) -> dict:
@@ -171,21 +209,25 @@ def read_state(run_dir: Path, repair: bool = False) -> dict:
     file instead), so a reader can't disturb a training that is writing."""
     run_dir = Path(run_dir)
     path = run_dir / "state.json"
-    state = load_json_object(path, SMALL_JSON, f"{run_dir} no es una ejecución de taller (falta state.json); entrena "
-                                               "una con `taller train`.")
+    state = load_json_object(
+        path, SMALL_JSON, f"{run_dir} no es una ejecución de taller (falta state.json); entrena una con `taller train`."
+    )
     version = state.get("format")
     if not isinstance(version, int):
         raise TallerError(f"{path}: falta 'format' (versión del formato) o no es un entero; el fichero está dañado.")
     if version > FORMAT_VERSION:
-        raise TallerError(f"{run_dir} se escribió con el formato {version} y este taller lee hasta el {FORMAT_VERSION}; "
-                          "actualiza taller (pip install -U taller).")
+        raise TallerError(
+            f"{run_dir} se escribió con el formato {version} y este taller lee hasta el {FORMAT_VERSION}; "
+            "actualiza taller (pip install -U taller)."
+        )
     check_progress(path, state)
     for name, digest in state["files"].items():
         if not isinstance(digest, str):
             raise TallerError(f"{path}: la suma de '{name}' no es un texto; el fichero está dañado.")
         if Path(name).name != name or not name.endswith(".safetensors") or name.startswith("."):
-            raise TallerError(f"{path} nombra un fichero fuera de la carpeta ({name[:40]!r}); el fichero está manipulado: "
-                              f"{DAMAGED}.")
+            raise TallerError(
+                f"{path} nombra un fichero fuera de la carpeta ({name[:40]!r}); el fichero está manipulado: {DAMAGED}."
+            )
         if repair:
             roll_forward(run_dir / name, digest)
     return state
@@ -193,13 +235,19 @@ def read_state(run_dir: Path, repair: bool = False) -> dict:
 
 def check_progress(path: Path, state: dict) -> None:
     """step, epoch and train_time of a state.json: numbers of the right type, neither negative nor absurd."""
-    for key, typ, top in (("step", int, MAX_COUNT), ("epoch", int, MAX_COUNT), ("train_time", (int, float), MAX_SECONDS)):
+    for key, typ, top in (
+        ("step", int, MAX_COUNT),
+        ("epoch", int, MAX_COUNT),
+        ("train_time", (int, float), MAX_SECONDS),
+    ):
         value = state.get(key)
         if not isinstance(value, typ) or isinstance(value, bool):
             raise TallerError(f"{path}: el campo '{key}' falta o tiene un tipo incorrecto; el fichero está dañado.")
         if not 0 <= value <= top:  # NaN fails this too
-            raise TallerError(f"{path}: '{key}' vale {str(value)[:24]}, fuera de lo posible (de 0 a {thousands(top)}); "
-                              f"el fichero está dañado o manipulado: {DAMAGED}.")
+            raise TallerError(
+                f"{path}: '{key}' vale {str(value)[:24]}, fuera de lo posible (de 0 a {thousands(top)}); "
+                f"el fichero está dañado o manipulado: {DAMAGED}."
+            )
     if not isinstance(state.get("files"), dict):
         raise TallerError(f"{path}: el campo 'files' falta o tiene un tipo incorrecto; el fichero está dañado.")
 
@@ -229,8 +277,10 @@ def checkpoint_file(run_dir: Path, name: str, state: dict) -> Path:
             return path
     if not (Path(run_dir) / name).exists():
         raise TallerError(f"falta {Path(run_dir) / name}; la ejecución está incompleta.")
-    raise TallerError(f"{Path(run_dir) / name} no coincide con state.json (suma SHA-256 distinta): está dañado o truncado. "
-                      "Si tienes best.safetensors, cópialo encima; si no, vuelve a entrenar.")
+    raise TallerError(
+        f"{Path(run_dir) / name} no coincide con state.json (suma SHA-256 distinta): está dañado o truncado. "
+        "Si tienes best.safetensors, cópialo encima; si no, vuelve a entrenar."
+    )
 
 
 def remove_leftovers(run_dir: Path) -> None:

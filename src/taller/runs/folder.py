@@ -1,8 +1,8 @@
 """A run folder: created once, described by state.json, loaded by every command after `train`.
 
-    runs/NAME/  config.toml  tokenizer.json (or vocab.json)  model.safetensors  optim.safetensors  state.json
-                metrics.jsonl  parameters.txt  samples.txt  table.txt  epoch_NNN.png  loss.png  report.html …
-                .lock: held by the one training that writes the folder (an OS lock: a killed process leaves none)
+runs/NAME/  config.toml  tokenizer.json (or vocab.json)  model.safetensors  optim.safetensors  state.json
+            metrics.jsonl  parameters.txt  samples.txt  table.txt  epoch_NNN.png  loss.png  report.html …
+            .lock: held by the one training that writes the folder (an OS lock: a killed process leaves none)
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from taller._version import __version__
-import numpy as np
-
 from taller.config import Config
 from taller.data.corpora import prepare_corpus
 from taller.data.prepared import is_prepared
@@ -41,13 +40,36 @@ LOCK_FILE = ".lock"
 # What a fresh start writes before its first checkpoint (state.json): a folder holding only these was stopped in
 # its first seconds (or by a full disk at that checkpoint, after an epoch's picture), and a new fresh start may take
 # it over.
-FIRST_FILES = ("config.toml", "tokenizer.json", "vocab.json", "parameters.txt", "epoch_000.safetensors",
-               "epoch_*.png", "loss.png", "health.png", "evolution.jsonl", "metrics.jsonl", "health.jsonl",
-               "*.next.safetensors", ".*.tmp", LOCK_FILE)
+FIRST_FILES = (
+    "config.toml",
+    "tokenizer.json",
+    "vocab.json",
+    "parameters.txt",
+    "epoch_000.safetensors",
+    "epoch_*.png",
+    "loss.png",
+    "health.png",
+    "evolution.jsonl",
+    "metrics.jsonl",
+    "health.jsonl",
+    "*.next.safetensors",
+    ".*.tmp",
+    LOCK_FILE,
+)
 # Every file taller writes in a run folder: no output flag writes onto one of them, not even with --force.
-RUN_FILES = FIRST_FILES + ("state.json", "model.safetensors", "optim.safetensors", "best.safetensors",
-                           "samples.txt", "table.txt", "epoch_*", "*.png", "report.html", "surprise*.html",
-                           "confusion.json")
+RUN_FILES = FIRST_FILES + (
+    "state.json",
+    "model.safetensors",
+    "optim.safetensors",
+    "best.safetensors",
+    "samples.txt",
+    "table.txt",
+    "epoch_*",
+    "*.png",
+    "report.html",
+    "surprise*.html",
+    "confusion.json",
+)
 
 
 @dataclass
@@ -85,14 +107,18 @@ def check_contents(out: Path, resume: bool) -> None:
     """What the folder holds allows a fresh start (nothing, or an unfinished start) or a resume (a checkpoint)."""
     if resume and not (out / "state.json").exists():
         if out.is_dir() and any(out.iterdir()) and unfinished_start(out):
-            raise TallerError(f"--resume: {out} se detuvo antes de su primer punto de control (no tiene state.json): "
-                              "no hay nada que continuar; entrena de cero con la misma orden sin --resume "
-                              "(taller reemplaza los ficheros de ese comienzo).")
+            raise TallerError(
+                f"--resume: {out} se detuvo antes de su primer punto de control (no tiene state.json): "
+                "no hay nada que continuar; entrena de cero con la misma orden sin --resume "
+                "(taller reemplaza los ficheros de ese comienzo)."
+            )
         raise TallerError(f"--resume: {out} no tiene ninguna ejecución que continuar (falta state.json).")
     if not resume and out.exists() and any(out.iterdir()) and not unfinished_start(out):
         if (out / "state.json").exists():
-            raise TallerError(f"{out} ya tiene una ejecución; usa --resume para continuarla "
-                              "o elige otra carpeta con --out. No se ha tocado nada.")
+            raise TallerError(
+                f"{out} ya tiene una ejecución; usa --resume para continuarla "
+                "o elige otra carpeta con --out. No se ha tocado nada."
+            )
         raise TallerError(f"{out} ya existe y no está vacía; elige otra carpeta con --out. No se ha tocado nada.")
 
 
@@ -143,8 +169,10 @@ class RunLock:
                 os.close(fd)
                 raise OSError(errno.EPERM, "not a plain file")
         except OSError as e:
-            raise TallerError(f"no puedo usar {path} como cerrojo de la carpeta ({reason(e)}; debe ser un fichero "
-                              "normal de taller, no un enlace); bórralo o elige otra carpeta con --out.") from None
+            raise TallerError(
+                f"no puedo usar {path} como cerrojo de la carpeta ({reason(e)}; debe ser un fichero "
+                "normal de taller, no un enlace); bórralo o elige otra carpeta con --out."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -191,8 +219,10 @@ class RunLock:
 
 def in_use(out: Path, holder: str) -> TallerError:
     who = f"el proceso {holder}" if holder.isdigit() else "otro proceso"
-    return TallerError(f"{out} está en uso: otro entrenamiento ({who}) la está escribiendo; espera a que termine o "
-                       "elige otra carpeta con --out. No se ha tocado nada.")
+    return TallerError(
+        f"{out} está en uso: otro entrenamiento ({who}) la está escribiendo; espera a que termine o "
+        "elige otra carpeta con --out. No se ha tocado nada."
+    )
 
 
 def lock_run_dir(out: Path, resume: bool) -> RunLock:
@@ -222,16 +252,22 @@ def check_output(path: Path, force: bool, flag: str) -> None:
     try:
         target = path.resolve()  # a link into a run folder is judged by where it leads
     except (OSError, RuntimeError):
-        raise TallerError(f"{flag} {path}: demasiados enlaces simbólicos (¿un enlace que apunta a sí mismo?); "
-                          "indica un fichero.") from None
+        raise TallerError(
+            f"{flag} {path}: demasiados enlaces simbólicos (¿un enlace que apunta a sí mismo?); indica un fichero."
+        ) from None
     if is_run_dir(target.parent) and matches(target.name, RUN_FILES):
-        raise TallerError(f"{flag} {path}: es un fichero de la ejecución {target.parent} y no se sobrescribe nunca; "
-                          "elige otro nombre.")
+        raise TallerError(
+            f"{flag} {path}: es un fichero de la ejecución {target.parent} y no se sobrescribe nunca; "
+            "elige otro nombre."
+        )
     if path.is_dir():
         raise TallerError(f"{flag} {path}: es una carpeta; indica un fichero.")
     try:  # a device or a FIFO is never replaced, not even with --force (as root, -o /dev/null would break the system)
-        refuse_unless_regular(path, os.stat(path).st_mode,
-                              f"{flag} sólo escribe un fichero nuevo o reemplaza uno normal: elige otro nombre")
+        refuse_unless_regular(
+            path,
+            os.stat(path).st_mode,
+            f"{flag} sólo escribe un fichero nuevo o reemplaza uno normal: elige otro nombre",
+        )
     except FileNotFoundError:
         pass  # absent (or a link to nothing): a new file
     except OSError as e:
@@ -240,11 +276,22 @@ def check_output(path: Path, force: bool, flag: str) -> None:
         raise TallerError(f"{flag} {path}: el fichero ya existe; añade --force para reemplazarlo o elige otro nombre.")
 
 
-def run_state(*, step: int, epoch: int, train_time: float, finished: bool, corpus, split, parameters: int,
-              **extra) -> dict:
+def run_state(
+    *, step: int, epoch: int, train_time: float, finished: bool, corpus, split, parameters: int, **extra
+) -> dict:
     """What state.json says of a run, for every kind: where it is, what it read, which taller wrote it."""
-    return {"step": step, "epoch": epoch, "train_time": train_time, "finished": finished, "taller": __version__,
-            "corpus": corpus.name, "split": split.kind, "line_corpus": corpus.lines, "parameters": parameters, **extra}
+    return {
+        "step": step,
+        "epoch": epoch,
+        "train_time": train_time,
+        "finished": finished,
+        "taller": __version__,
+        "corpus": corpus.name,
+        "split": split.kind,
+        "line_corpus": corpus.lines,
+        "parameters": parameters,
+        **extra,
+    }
 
 
 # --- loading it ---------------------------------------------------------------------------------------------------
@@ -258,8 +305,10 @@ def load_weights(run_dir: Path, model, state: dict) -> None:
     tensors, _ = load_tensors(path, expected=expected)
     for name, tensor in tensors.items():  # a NaN or an infinity would reach the coder, the sampler, the server
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise TallerError(f"{path}: el tensor '{name[:60]}' tiene valores NaN o infinitos; el fichero está dañado "
-                              "o manipulado: vuelve a entrenar la ejecución o cópiala de nuevo.")
+            raise TallerError(
+                f"{path}: el tensor '{name[:60]}' tiene valores NaN o infinitos; el fichero está dañado "
+                "o manipulado: vuelve a entrenar la ejecución o cópiala de nuevo."
+            )
     try:
         model.load_state_dict(tensors)  # a model checks what only it knows (counts, a mix's table)
     except TallerError as e:
@@ -282,14 +331,19 @@ def load_optimizer(run_dir: Path, state: dict, optimizer) -> dict[str, torch.Ten
 
 CANNOT = {  # what a run says when a command asks it for what its kind cannot do, and what to use instead
     "fills": "{run} es {title} que lee de izquierda a derecha: no ve lo que hay después de un hueco, así que no "
-             "lo rellena; entrena un BERT (`taller train --model bert --corpus …`) o usa `taller probe {run}`.",
+    "lo rellena; entrena un BERT (`taller train --model bert --corpus …`) o usa `taller probe {run}`.",
     "classifies": "{run} es {title}, no un clasificador; afina un BERT para clasificar con `taller train --model "
-                  "bert --task clasificar --init RUN_BERT --corpus etiquetado.tsv`.",
+    "bert --task clasificar --init RUN_BERT --corpus etiquetado.tsv`.",
 }
 
 
-def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] = "language_model",
-             part_of: Path | None = None, inside: Path | None = None) -> Run:
+def load_run(
+    path: str | Path,
+    device: str = "cpu",
+    can: str | tuple[str, ...] = "language_model",
+    part_of: Path | None = None,
+    inside: Path | None = None,
+) -> Run:
     """Open a run folder for generation and inspection (never unpickles anything). `can`: what the command needs of
     its kind (a capability of models.Kind: language_model, fills, classifies; a tuple: any of them); a run whose kind
     cannot is refused in one line. A mix's parts are opened too (`part_of`: the mix that asks for this one).
@@ -299,9 +353,13 @@ def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] =
         check_inside(run_dir, Path(inside), part_of)
     if not run_dir.is_dir():
         if part_of is not None:
-            raise TallerError(f"la mezcla {part_of} usa la ejecución {run_dir}, que ya no existe; vuelve a ajustar la "
-                              "mezcla con `taller train --model mix --set runs=…`.")
-        raise TallerError(f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`.")
+            raise TallerError(
+                f"la mezcla {part_of} usa la ejecución {run_dir}, que ya no existe; vuelve a ajustar la "
+                "mezcla con `taller train --model mix --set runs=…`."
+            )
+        raise TallerError(
+            f"no existe la carpeta de ejecución {run_dir}; entrena una con `taller train --out {run_dir}`."
+        )
     state = read_state(run_dir)
     config = Config.load(run_dir / "config.toml", saved=True).validate()
     kind = kind_of(config)
@@ -314,8 +372,10 @@ def load_run(path: str | Path, device: str = "cpu", can: str | tuple[str, ...] =
         raise TallerError(f"la mezcla {part_of} incluye otra mezcla ({run_dir}); mezcla las ejecuciones originales.")
     tokenizer = load_tokenizer(run_dir / "tokenizer.json")
     if tokenizer.vocab_size != config.model.vocab_size:
-        raise TallerError(f"tokenizer.json tiene {tokenizer.vocab_size} tokens pero config.toml dice "
-                          f"vocab_size={config.model.vocab_size}; la carpeta mezcla ficheros de ejecuciones distintas.")
+        raise TallerError(
+            f"tokenizer.json tiene {tokenizer.vocab_size} tokens pero config.toml dice "
+            f"vocab_size={config.model.vocab_size}; la carpeta mezcla ficheros de ejecuciones distintas."
+        )
     model = build_model(config.model)
     parts = load_parts(run_dir, config, state, device, inside) if kind.combines else []
     if parts:
@@ -334,8 +394,10 @@ def check_inside(run_dir: Path, inside: Path, part_of: Path | None) -> None:
         within = False
     if not within:
         who = f"la mezcla {part_of} usa una ejecución" if part_of is not None else "la ejecución pedida está"
-        raise TallerError(f"{who} fuera de la carpeta servida, y aquí sólo se abre lo que está dentro de ella; "
-                          "mueve sus ejecuciones a la carpeta o sirve la carpeta que las contiene.")
+        raise TallerError(
+            f"{who} fuera de la carpeta servida, y aquí sólo se abre lo que está dentro de ella; "
+            "mueve sus ejecuciones a la carpeta o sirve la carpeta que las contiene."
+        )
 
 
 def load_parts(run_dir: Path, config: Config, state: dict, device: str, inside: Path | None = None) -> list[Run]:
@@ -348,8 +410,10 @@ def load_parts(run_dir: Path, config: Config, state: dict, device: str, inside: 
     for name, record in zip(names, recorded):
         part = load_run(run_dir / name, device, part_of=run_dir, inside=inside)
         if not isinstance(record, dict) or record.get("identity") != run_identity(part):
-            raise TallerError(f"la ejecución {part.dir} ha cambiado desde que se ajustó la mezcla {run_dir}; vuelve a "
-                              "ajustar la mezcla con `taller train --model mix --set runs=…`.")
+            raise TallerError(
+                f"la ejecución {part.dir} ha cambiado desde que se ajustó la mezcla {run_dir}; vuelve a "
+                "ajustar la mezcla con `taller train --model mix --set runs=…`."
+            )
         parts.append(part)
     return parts
 
@@ -373,8 +437,9 @@ def run_split(config: Config, what: str) -> Split:
     refusal of a prepared folder, whose text is never loaded whole)."""
     data = config.data
     if is_prepared(data.corpus):
-        raise TallerError(f"{what} necesita el texto y esta ejecución se entrenó con una carpeta preparada; "
-                          "no la leo entera.")
+        raise TallerError(
+            f"{what} necesita el texto y esta ejecución se entrenó con una carpeta preparada; no la leo entera."
+        )
     return split_corpus(prepare_corpus(data), data)
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from taller.errors import TallerError
 from taller.files import atomic_write, read_jsonl, reason
 
-
 METRICS = "metrics.jsonl"
 
 
@@ -23,8 +22,10 @@ def append_metrics(run_dir: Path, entry: dict, name: str = METRICS) -> None:
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
     except OSError as e:
-        raise TallerError(f"no pude escribir {path}: {reason(e)}; comprueba el espacio libre y los permisos. "
-                          "El último punto de control sigue intacto.") from None
+        raise TallerError(
+            f"no pude escribir {path}: {reason(e)}; comprueba el espacio libre y los permisos. "
+            "El último punto de control sigue intacto."
+        ) from None
 
 
 def truncate_metrics(run_dir: Path, step: int, name: str = METRICS) -> None:

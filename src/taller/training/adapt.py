@@ -61,8 +61,10 @@ def reads(model, kind: Kind) -> bool:
 def check_adaptable(run) -> None:
     kind = kind_of(run.config)
     if not can_adapt(run):
-        raise TallerError(f"--adapt aprende mientras lee, y {kind.a_title} ni tiene parámetros entrenables ni sabe "
-                          "seguir contando; úsalo con un n-grama, un transformer, un lstm, una rnn o una mezcla.")
+        raise TallerError(
+            f"--adapt aprende mientras lee, y {kind.a_title} ni tiene parámetros entrenables ni sabe "
+            "seguir contando; úsalo con un n-grama, un transformer, un lstm, una rnn o una mezcla."
+        )
 
 
 def adapt_score(model, kind: Kind, ids: np.ndarray, chars: np.ndarray, block_size: int, how: Adaptation) -> Score:
@@ -98,9 +100,11 @@ def adapt_score(model, kind: Kind, ids: np.ndarray, chars: np.ndarray, block_siz
 
 
 def diverged(how: Adaptation, window: int, windows: int) -> TallerError:
-    return TallerError(f"--lr {how.learning_rate():g} es demasiado grande para {how.optimizer}: al aprender mientras "
-                       f"lee, el modelo se desbocó en la ventana {window + 1} de {windows} (su pérdida dejó de ser un "
-                       f"número); prueba con uno menor, p. ej. el de por defecto, {DEFAULT_LR[how.optimizer]:g}.")
+    return TallerError(
+        f"--lr {how.learning_rate():g} es demasiado grande para {how.optimizer}: al aprender mientras "
+        f"lee, el modelo se desbocó en la ventana {window + 1} de {windows} (su pérdida dejó de ser un "
+        f"número); prueba con uno menor, p. ej. el de por defecto, {DEFAULT_LR[how.optimizer]:g}."
+    )
 
 
 def how_it_learns(model, kind: Kind, how: Adaptation) -> str:

@@ -1,12 +1,12 @@
 """The files a language model's run folder shows while it learns and when it is done.
 
-    parameters.txt       every tensor: shape, count, statistics (at the start and at the end)
-    epoch_NNN.png        the weights as pictures, every `plot_every` epochs (step_NNNNNN.png: where a run ended between)
-    evolution.jsonl      how far each group of weights has travelled from where it started, epoch by epoch (and at
-                         the last step)
-    loss.png             train and val curves
-    samples.txt          new text written by the model; table.txt: the probabilities behind each token
-    report.html          everything above on one page
+parameters.txt       every tensor: shape, count, statistics (at the start and at the end)
+epoch_NNN.png        the weights as pictures, every `plot_every` epochs (step_NNNNNN.png: where a run ended between)
+evolution.jsonl      how far each group of weights has travelled from where it started, epoch by epoch (and at
+                     the last step)
+loss.png             train and val curves
+samples.txt          new text written by the model; table.txt: the probabilities behind each token
+report.html          everything above on one page
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from pathlib import Path
 
 from taller.files import atomic_write
 from taller.inspect import epoch_plot, loss_plot, parameter_table, probability_table
-from taller.inspect.evolution import load_initial, read_evolution, save_initial, snapshot, weight_change, write_evolution
+from taller.inspect.evolution import (
+    load_initial,
+    read_evolution,
+    save_initial,
+    snapshot,
+    weight_change,
+    write_evolution,
+)
 from taller.inspect.report import write_report
 from taller.runs.metrics import read_metrics
 
@@ -69,8 +76,9 @@ class Pictures:
         """The weights where the run ended, when that is not an epoch's end (a run shorter than an epoch, or one
         stopped by the clock): one more point of evolution.jsonl and step_NNNNNN.png."""
         if self.initial is not None and self.evolution and self.evolution[-1]["step"] != step:
-            self.evolution.append({"epoch": epoch, "step": step, "change": weight_change(self.model, self.initial),
-                                   "last": True})
+            self.evolution.append(
+                {"epoch": epoch, "step": step, "change": weight_change(self.model, self.initial), "last": True}
+            )
             write_evolution(self.out, self.evolution)
         if self.plot_every and self.drawn_step != step:
             epoch_plot(self.model, epoch, self.out / f"step_{step:06d}.png", step=step)

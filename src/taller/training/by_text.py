@@ -20,4 +20,6 @@ def part_vals(data) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def by_text_line(scores: dict[str, float], unit: str, digits: int = 3) -> str:
     """«Validación por texto: quijote 1,850 · refranes 2,310 bits/carácter»."""
-    return "Validación por texto: " + " · ".join(f"{name} {number(x, digits)}" for name, x in scores.items()) + f" {unit}"
+    return (
+        "Validación por texto: " + " · ".join(f"{name} {number(x, digits)}" for name, x in scores.items()) + f" {unit}"
+    )

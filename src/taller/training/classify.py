@@ -25,9 +25,9 @@ from taller.data.labelled import load_labelled
 from taller.data.split import Split
 from taller.data.tokenizers import build_tokenizer, load_tokenizer
 from taller.errors import TallerError
+from taller.files import atomic_write
 from taller.inspect import loss_plot, parameter_table
 from taller.inspect.classify import confusion, confusion_table, write_confusion
-from taller.files import atomic_write
 from taller.models import KINDS, build_model, kind_of
 from taller.models.modes import evaluating
 from taller.runs.folder import Run, load_run
@@ -36,7 +36,12 @@ from taller.text import number, thousands
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
 
-NOT_COPIED = ("kind", "vocab_size", "dropout", "attention")  # a pretrained run's [model] keys the classifier keeps its own
+NOT_COPIED = (
+    "kind",
+    "vocab_size",
+    "dropout",
+    "attention",
+)  # a pretrained run's [model] keys the classifier keeps its own
 
 
 def pretrained_run(cfg, path: str) -> Run:
@@ -45,8 +50,11 @@ def pretrained_run(cfg, path: str) -> Run:
     run = load_run(path, can="fills")
     learns = dict(kind_of(run.config).tasks).values()  # the kinds that can start from this run
     if cfg.model.kind not in learns:
-        raise TallerError(f"--init {path}: es {kind_of(run.config).a_title} y {kind_of(cfg).a_title} no puede empezar "
-                          f"desde él; usa una ejecución de {' o '.join(k.title for k in KINDS.values() if cfg.model.kind in dict(k.tasks).values())}.")
+        raise TallerError(
+            f"--init {path}: es {kind_of(run.config).a_title} y {kind_of(cfg).a_title} no puede empezar "
+            "desde él; usa una ejecución de "
+            f"{' o '.join(k.title for k in KINDS.values() if cfg.model.kind in dict(k.tasks).values())}."
+        )
     for f in dataclasses.fields(run.config.model):
         if f.name not in NOT_COPIED and hasattr(cfg.model, f.name):
             setattr(cfg.model, f.name, getattr(run.config.model, f.name))
@@ -54,11 +62,11 @@ def pretrained_run(cfg, path: str) -> Run:
 
 
 def encode_texts(tokenizer, texts: list[str], data, block: int, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-    """Texts (after `prefix`) -> ids (N, block) padded with 0, and each text's length in tokens (N,), cut to the window."""
+    """Texts (after `prefix`) -> ids (N, block) padded with 0, and each text's length in tokens (N,), cut to fit."""
     ids = [tokenizer.encode(prefix + clean_like(t, data), unknown="replace")[:block] for t in texts]
     x = torch.zeros(len(ids), block, dtype=torch.long)
     for i, row in enumerate(ids):
-        x[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        x[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return x, torch.tensor([max(1, len(row)) for row in ids])
 
 
@@ -81,8 +89,9 @@ class EncoderTask:
         atomic_write(trainer.out / "parameters.txt", parameter_table(self.model).encode("utf-8"))
         init = self.cfg.model.init
         start = f"encoder preentrenado de {init}" if init else "desde cero (sin --init)"
-        trainer.log(f"{title}: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · "
-                    f"{data}")
+        trainer.log(
+            f"{title}: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · {data}"
+        )
         if self.chosen:
             trainer.log(f"Según el tamaño del texto: {self.chosen}.")
 
@@ -165,14 +174,17 @@ class Classify(EncoderTask):
         with evaluating(self.model):
             out = []
             for i in range(0, len(rows), batch_size):
-                x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i:i + batch_size]))
+                x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i : i + batch_size]))
                 with self.autocast:
                     out.append(self.model(x.to(self.ctx.device), keys.to(self.ctx.device)).float().cpu())
         return torch.cat(out)
 
     def evaluate(self, whole: bool = False) -> dict:
         logits, y = self.predict(self.val_idx), self.y[self.val_idx]
-        return {"val_loss": F.cross_entropy(logits, y).item(), "val_accuracy": (logits.argmax(-1) == y).float().mean().item()}
+        return {
+            "val_loss": F.cross_entropy(logits, y).item(),
+            "val_accuracy": (logits.argmax(-1) == y).float().mean().item(),
+        }
 
     # --- saving and resuming ----------------------------------------------------------------------------------------
     def random_state(self) -> dict[str, torch.Tensor]:
@@ -180,15 +192,23 @@ class Classify(EncoderTask):
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
         if state.get("labels") != self.labelled.names:
-            raise TallerError(f"las etiquetas de {self.labelled.source} ({', '.join(self.labelled.names)}) no son las "
-                              "de la ejecución; continúa con el mismo fichero, o entrena de cero en otra carpeta.")
+            raise TallerError(
+                f"las etiquetas de {self.labelled.source} ({', '.join(self.labelled.names)}) no son las "
+                "de la ejecución; continúa con el mismo fichero, o entrena de cero en otra carpeta."
+            )
         torch.set_rng_state(tensors["rng.torch"])
         self.generator.set_state(tensors["rng.data"])
 
     def state(self) -> dict:
         d = self.labelled
-        return {"corpus": Corpus(d.name, "", d.source, True), "split": Split("", "", "lines"), "labels": d.names,
-                "train_texts": len(self.train_idx), "val_texts": len(self.val_idx), "init": self.cfg.model.init}
+        return {
+            "corpus": Corpus(d.name, "", d.source, True),
+            "split": Split("", "", "lines"),
+            "labels": d.names,
+            "train_texts": len(self.train_idx),
+            "val_texts": len(self.val_idx),
+            "init": self.cfg.model.init,
+        }
 
     def save_vocabulary(self, out: Path) -> None:
         self.tokenizer.save(out / "tokenizer.json")
@@ -197,8 +217,12 @@ class Classify(EncoderTask):
     def begin(self, trainer) -> None:
         d = self.labelled
         counts = ", ".join(f"{name}: {d.labels.count(i)}" for i, name in enumerate(d.names))
-        self.say_start(trainer, "Clasificador", f"{d.name}: {thousands(len(self.train_idx))} textos de entrenamiento, "
-                                                f"{thousands(len(self.val_idx))} de validación ({counts})")
+        self.say_start(
+            trainer,
+            "Clasificador",
+            f"{d.name}: {thousands(len(self.train_idx))} textos de entrenamiento, "
+            f"{thousands(len(self.val_idx))} de validación ({counts})",
+        )
 
     def finish(self, trainer, final: dict) -> Run:
         """The final accuracy, the confusion table (confusion.json and the log) and the loss curves."""
@@ -208,10 +232,14 @@ class Classify(EncoderTask):
             write_confusion(trainer.out, names, counts)
         trainer.commit(finished=True, extra=final)
         self.stopped(trainer)
-        trainer.log(f"Validación: acierta el {number(100 * final['val_accuracy'], 1)} % de {thousands(len(self.val_idx))} textos "
-                    f"({trainer.step} pasos, {trainer.train_time:.0f} s).\n{confusion_table(counts, names)}")
-        trainer.log(f"Prueba: taller classify {trainer.out} --text \"Quien mucho abarca, poco aprieta.\"")
+        trainer.log(
+            f"Validación: acierta el {number(100 * final['val_accuracy'], 1)} % de {thousands(len(self.val_idx))} "
+            f"textos ({trainer.step} pasos, {trainer.train_time:.0f} s).\n{confusion_table(counts, names)}"
+        )
+        trainer.log(f'Prueba: taller classify {trainer.out} --text "Quien mucho abarca, poco aprieta."')
         return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state)
 
     def interrupted_run(self, trainer) -> Run:
-        return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state, interrupted=trainer.stopped_by)
+        return Run(
+            trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state, interrupted=trainer.stopped_by
+        )

@@ -33,7 +33,7 @@ def fit_labels(cfg, out: Path, log=print) -> Run:
     tokenizer = build_tokenizer(cfg.data, Split("\n".join(d.texts[i] for i in train) + "\n", "", "lines"))
     m.vocab_size, m.n_labels, m.line_end = tokenizer.vocab_size, len(d.names), tokenizer.encode("\n")[0]
     cfg.validate()
-    ids = [tokenizer.encode(t, unknown="replace")[:m.block_size] for t in d.texts]
+    ids = [tokenizer.encode(t, unknown="replace")[: m.block_size] for t in d.texts]
     with lock_run_dir(out, resume=False):
         clear_unfinished_start(out)
         started = time.perf_counter()
@@ -47,15 +47,29 @@ def fit_labels(cfg, out: Path, log=print) -> Run:
         tokenizer.save(out / "tokenizer.json")
         final = {"step": 0, "epoch": 1, "val_accuracy": accuracy, "time": fit_time, "final": True}
         atomic_write(out / "metrics.jsonl", (json.dumps(final) + "\n").encode("utf-8"))
-        state = run_state(step=0, epoch=1, train_time=fit_time, finished=True, corpus=Corpus(d.name, "", d.source, True), split=Split("", "", "lines"),
-                          parameters=0, labels=d.names, train_texts=len(train), val_texts=len(val),
-                          val_accuracy=accuracy)
+        state = run_state(
+            step=0,
+            epoch=1,
+            train_time=fit_time,
+            finished=True,
+            corpus=Corpus(d.name, "", d.source, True),
+            split=Split("", "", "lines"),
+            parameters=0,
+            labels=d.names,
+            train_texts=len(train),
+            val_texts=len(val),
+            val_accuracy=accuracy,
+        )
         save_checkpoint(out, model.state_dict(), {}, {}, state)
         write_confusion(out, d.names, counts)
-    log(f"Clasificador de {m.order}-gramas · {d.name}: {thousands(len(train))} textos de entrenamiento, "
-        f"{thousands(len(val))} de validación")
-    log(f"Validación: acierta el {number(100 * accuracy, 1)} % de {thousands(len(val))} textos "
+    log(
+        f"Clasificador de {m.order}-gramas · {d.name}: {thousands(len(train))} textos de entrenamiento, "
+        f"{thousands(len(val))} de validación"
+    )
+    log(
+        f"Validación: acierta el {number(100 * accuracy, 1)} % de {thousands(len(val))} textos "
         f"(ajuste {number(fit_time, 1)} s).\n"
-        f"{confusion_table(counts, d.names)}")
-    log(f"Prueba: taller classify {out} --text \"Quien mucho abarca, poco aprieta.\"")
+        f"{confusion_table(counts, d.names)}"
+    )
+    log(f'Prueba: taller classify {out} --text "Quien mucho abarca, poco aprieta."')
     return Run(out, cfg, tokenizer, model, state)

@@ -41,8 +41,10 @@ def count(cfg, out: Path, data, log) -> Run:
     cfg.save(out / "config.toml")
     data.tokenizer.save(out / "tokenizer.json")
     model = build_model(cfg.model)
-    log(f"Modelo: {model.describe()} · corpus {data.corpus.name}: {thousands(len(data.train_ids))} "
-        f"caracteres de entrenamiento, {thousands(len(data.val_ids))} de validación")
+    log(
+        f"Modelo: {model.describe()} · corpus {data.corpus.name}: {thousands(len(data.train_ids))} "
+        f"caracteres de entrenamiento, {thousands(len(data.val_ids))} de validación"
+    )
     started = time.perf_counter()
     model.fit(data.train_ids)
     fit_time = time.perf_counter() - started
@@ -51,17 +53,32 @@ def count(cfg, out: Path, data, log) -> Run:
     score_time = time.perf_counter() - started - fit_time
     final = {"step": 0, "epoch": 1, "val_loss": val_loss, "val_bpc": val_loss / LN2, "time": fit_time, "final": True}
     atomic_write(out / "metrics.jsonl", (json.dumps(final) + "\n").encode("utf-8"))
-    state = run_state(step=0, epoch=1, train_time=fit_time, finished=True, corpus=data.corpus, split=data.split,
-                      parameters=0, best_val_loss=val_loss, counts=model.num_counts, val_loss=val_loss,
-                      val_bpc=val_loss / LN2, chars_per_s=len(data.train_ids) / max(fit_time, 1e-9), score_time=score_time,
-                      **({"val_bpc_by_text": by_text} if by_text else {}))
+    state = run_state(
+        step=0,
+        epoch=1,
+        train_time=fit_time,
+        finished=True,
+        corpus=data.corpus,
+        split=data.split,
+        parameters=0,
+        best_val_loss=val_loss,
+        counts=model.num_counts,
+        val_loss=val_loss,
+        val_bpc=val_loss / LN2,
+        chars_per_s=len(data.train_ids) / max(fit_time, 1e-9),
+        score_time=score_time,
+        **({"val_bpc_by_text": by_text} if by_text else {}),
+    )
     save_checkpoint(out, model.state_dict(), {}, {}, state)
     atomic_write(out / "parameters.txt", model.count_table(data.tokenizer).encode("utf-8"))
     run = Run(out, cfg, data.tokenizer, model.eval(), state)
     if cfg.train.samples:
         write_samples(run, cfg.train)
-    log(f"Validación: {number(val_loss, 4)} nats/carácter = {number(val_loss / LN2, 3)} bits/carácter "
-        f"({thousands(model.num_counts)} cuentas; ajuste {number(fit_time, 1)} s, evaluación {number(score_time, 1)} s).")
+    log(
+        f"Validación: {number(val_loss, 4)} nats/carácter = {number(val_loss / LN2, 3)} bits/carácter "
+        f"({thousands(model.num_counts)} cuentas; ajuste {number(fit_time, 1)} s, "
+        f"evaluación {number(score_time, 1)} s)."
+    )
     if by_text:
         log(by_text_line(by_text, "bits/carácter"))
     return run

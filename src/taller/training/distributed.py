@@ -56,12 +56,16 @@ def start(device: torch.device) -> Context:
     try:
         rank, world, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     except (KeyError, ValueError):
-        raise TallerError("WORLD_SIZE está definida pero faltan RANK o LOCAL_RANK; lanza el entrenamiento con "
-                          "`torchrun --nproc_per_node N -m taller train …`.") from None
+        raise TallerError(
+            "WORLD_SIZE está definida pero faltan RANK o LOCAL_RANK; lanza el entrenamiento con "
+            "`torchrun --nproc_per_node N -m taller train …`."
+        ) from None
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise TallerError(f"el proceso local {local_rank} no tiene GPU: este equipo tiene {torch.cuda.device_count()}; "
-                              "usa --nproc_per_node como mucho igual al número de GPU.")
+            raise TallerError(
+                f"el proceso local {local_rank} no tiene GPU: este equipo tiene {torch.cuda.device_count()}; "
+                "usa --nproc_per_node como mucho igual al número de GPU."
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         dist.init_process_group("nccl", device_id=device)

@@ -44,13 +44,20 @@ from taller.training.spans import SpanCorruption
 from taller.training.text_to_text import TextToText
 from taller.training.tildes import Accents
 
-OBJECTIVES = {"next_token": NextToken, "skipgram": SkipGramPairs, "masked": MaskedTokens,
-              "classify": Classify, "spans": SpanCorruption,
-              "text_to_text": TextToText, "tildes": Accents}  # a kind's `objective` -> what the loop asks of it
+OBJECTIVES = {
+    "next_token": NextToken,
+    "skipgram": SkipGramPairs,
+    "masked": MaskedTokens,
+    "classify": Classify,
+    "spans": SpanCorruption,
+    "text_to_text": TextToText,
+    "tildes": Accents,
+}  # a kind's `objective` -> what the loop asks of it
 
 
-def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print,
-          threads: int = 0) -> Run:
+def train(
+    cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True, log=print, threads: int = 0
+) -> Run:
     """Train a model as `cfg` says, writing the run folder `out`; return the trained run.
 
     `threads`: how many threads compute on the CPU (0: fitted to the cores other programs leave free; threads.py).
@@ -61,8 +68,15 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     ctx = distributed.start(pick_device(cfg.train.device))
     try:
         out = Path(distributed.broadcast_text(ctx, str(out)))  # a name made from the clock: rank 0's, everywhere
-        run = fit(cfg, out, ctx, resume=resume, progress=progress and ctx.main, log=log if ctx.main else quiet,
-                  threads=threads)
+        run = fit(
+            cfg,
+            out,
+            ctx,
+            resume=resume,
+            progress=progress and ctx.main,
+            log=log if ctx.main else quiet,
+            threads=threads,
+        )
         distributed.barrier(ctx)  # everyone waits until rank 0 has written the last file
         return run
     finally:
@@ -88,20 +102,34 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
     choice = use(choose(threads))
     log(f"Calculo con {choice.why}.")
     watch = choice.automatic and ctx.device.type == "cpu" and not ctx.active  # are fewer threads faster?
-    return Trainer(cfg, out, ctx, objective, resume=resume, progress=progress, log=log,
-                   threads=StepCheck(choice) if watch else None).run()
+    return Trainer(
+        cfg,
+        out,
+        ctx,
+        objective,
+        resume=resume,
+        progress=progress,
+        log=log,
+        threads=StepCheck(choice) if watch else None,
+    ).run()
 
 
 def refuse_what_the_kind_cannot_do(kind: Kind, cfg: Config, ctx: distributed.Context, resume: bool) -> None:
     if ctx.active and not kind.distributed:
-        raise TallerError(f"{kind.a_title} se entrena en un solo proceso (segundos en una CPU): no se reparte entre "
-                          f"procesos; lánzalo sin torchrun (`taller train --model {kind.name} …`).")
+        raise TallerError(
+            f"{kind.a_title} se entrena en un solo proceso (segundos en una CPU): no se reparte entre "
+            f"procesos; lánzalo sin torchrun (`taller train --model {kind.name} …`)."
+        )
     if resume and not kind.resumable:
-        raise TallerError(f"{kind.a_title} no se entrena por pasos, se ajusta contando en segundos: "
-                          "vuelve a ajustarlo en otra carpeta, sin --resume.")
+        raise TallerError(
+            f"{kind.a_title} no se entrena por pasos, se ajusta contando en segundos: "
+            "vuelve a ajustarlo en otra carpeta, sin --resume."
+        )
     if not kind.prepared_data and is_prepared(cfg.data.corpus):
-        raise TallerError(f"{kind.a_title} lee el texto entero en memoria: entrénalo con el fichero de texto, "
-                          "no con una carpeta preparada.")
+        raise TallerError(
+            f"{kind.a_title} lee el texto entero en memoria: entrénalo con el fichero de texto, "
+            "no con una carpeta preparada."
+        )
 
 
 class StopFlag:
@@ -133,8 +161,18 @@ class StopFlag:
 class Trainer(Records):
     """Runs one objective to the end of its budget (epochs, seconds or steps), writing the run folder as it goes."""
 
-    def __init__(self, cfg: Config, out: Path, ctx: distributed.Context, objective, *, resume: bool, progress: bool,
-                 log, threads: StepCheck | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        out: Path,
+        ctx: distributed.Context,
+        objective,
+        *,
+        resume: bool,
+        progress: bool,
+        log,
+        threads: StepCheck | None = None,
+    ):
         self.cfg, self.out, self.ctx, self.objective = cfg, out, ctx, objective
         self.resume, self.progress, self.log = resume, progress, log
         self.threads = threads  # times the first steps: are fewer threads faster on this machine now? (threads.py)
@@ -145,7 +183,9 @@ class Trainer(Records):
         self.best_weights: dict[str, torch.Tensor] | None = None  # a copy of the weights that scored best_val
         self.best_step = 0
         self.best_unsaved = False  # best_weights changed since the last checkpoint (the next one writes them)
-        self.average = WeightAverage(self.model, cfg.train.ema) if cfg.train.ema > 0 else None  # what is scored and kept
+        self.average = (
+            WeightAverage(self.model, cfg.train.ema) if cfg.train.ema > 0 else None
+        )  # what is scored and kept
         self.last_weights: dict[str, torch.Tensor] | None = None  # at the end: the weights a --resume goes on from
         self.scores: dict = {}  # the last validation scores
         self.lr = cfg.train.lr  # the learning rate of the last step
@@ -183,8 +223,10 @@ class Trainer(Records):
         elif self.writer:
             taken_over = clear_unfinished_start(self.out)
             if taken_over:
-                self.log(f"{self.out} se detuvo antes de su primer punto de control (sin state.json): empiezo de cero "
-                         f"y reemplazo sus ficheros ({', '.join(taken_over)}).")
+                self.log(
+                    f"{self.out} se detuvo antes de su primer punto de control (sin state.json): empiezo de cero "
+                    f"y reemplazo sus ficheros ({', '.join(taken_over)})."
+                )
             self.cfg.save(self.out / "config.toml")
             self.objective.save_vocabulary(self.out)
 
@@ -193,7 +235,9 @@ class Trainer(Records):
         0's weights); compiled if asked."""
         if self.ctx.active:
             device = self.ctx.device
-            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         return torch.compile(model) if self.cfg.train.compile else model
 
     def learn(self, model: torch.nn.Module) -> bool:
@@ -240,8 +284,10 @@ class Trainer(Records):
         # torchrun: the global batch's loss, one clock and one decision to stop, the same on every rank
         loss_value, elapsed, stop_all = distributed.agree(self.ctx, loss_value, elapsed, stop_requested)
         if not math.isfinite(loss_value):
-            raise TallerError(f"la pérdida se ha vuelto {loss_value} en el paso {self.step}: el entrenamiento diverge; "
-                              f"baja el learning rate (--set lr={t.lr / 3:.2g}).")
+            raise TallerError(
+                f"la pérdida se ha vuelto {loss_value} en el paso {self.step}: el entrenamiento diverge; "
+                f"baja el learning rate (--set lr={t.lr / 3:.2g})."
+            )
         self.step, self.train_time, self.lr = self.step + 1, self.train_time + elapsed, lr
         window.add(loss_value, self.objective.items(batch), elapsed)
         self.record_health(checkup)
@@ -277,8 +323,10 @@ class Trainer(Records):
         self.commit(finished=False)
         self.health_report()
         self.objective.stopped(self)
-        self.log(f"Interrumpido: guardado en el paso {self.step} (época {self.epoch}). Continúa con "
-                 f"`taller train --out {self.out} --resume`.")
+        self.log(
+            f"Interrumpido: guardado en el paso {self.step} (época {self.epoch}). Continúa con "
+            f"`taller train --out {self.out} --resume`."
+        )
         return self.objective.interrupted_run(self)
 
     def finish(self) -> Run:
@@ -309,9 +357,11 @@ class Trainer(Records):
         the run keeps the best (train.keep_best), and says so. They were chosen by the validation curve, so the final
         figure on that same text is slightly optimistic."""
         self.model.load_state_dict(self.best_weights)
-        self.log(f"Me quedo con los pesos del paso {self.best_step}, los de menor pérdida de validación "
-                 f"({number(self.best_val, 3)}; los últimos, del paso {self.step}: {number(last_loss, 3)}). Como los elegí mirando la "
-                 "validación, su cifra final es algo optimista; --set keep_best=false guarda los últimos.")
+        self.log(
+            f"Me quedo con los pesos del paso {self.best_step}, los de menor pérdida de validación "
+            f"({number(self.best_val, 3)}; los últimos, del paso {self.step}: {number(last_loss, 3)}). Como los elegí "
+            "mirando la validación, su cifra final es algo optimista; --set keep_best=false guarda los últimos."
+        )
 
     # --- the budget and the schedule --------------------------------------------------------------------------------
     @property

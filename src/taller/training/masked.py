@@ -50,11 +50,18 @@ def word_table(pieces: list[str]) -> torch.Tensor:
     """Per token id, (V, 3) bool: whether its text has a letter, starts with one, ends with one. Two neighbouring
     tokens are one word when the first ends and the second starts with a letter (a character tokenizer: letters in a
     row; BPE: « casa» starts a word, «mente» may continue it; a piece of a multibyte character, «\\xc3», joins)."""
+
     def letter(c: str) -> bool:
         return c.isalpha()
 
-    rows = [(any(map(letter, p)) or "\\x" in p, bool(p) and (letter(p[0]) or p.startswith("\\x")),
-             bool(p) and (letter(p[-1]) or "\\x" in p[-4:])) for p in pieces]
+    rows = [
+        (
+            any(map(letter, p)) or "\\x" in p,
+            bool(p) and (letter(p[0]) or p.startswith("\\x")),
+            bool(p) and (letter(p[-1]) or "\\x" in p[-4:]),
+        )
+        for p in pieces
+    ]
     return torch.tensor(rows, dtype=torch.bool).view(-1, 3)
 
 
@@ -80,14 +87,17 @@ def choose_words(x: torch.Tensor, rate: float, table: torch.Tensor, g: torch.Gen
         return torch.zeros_like(x, dtype=torch.bool), torch.rand(x.shape, generator=g)
     inside = units >= 0
     length = torch.bincount(units[inside], minlength=U).float()  # (U,) tokens per word
-    row = torch.zeros(U, dtype=torch.long).scatter_(0, units[inside], torch.arange(B).repeat_interleave(T).view(B, T)[inside])
+    row = torch.zeros(U, dtype=torch.long).scatter_(
+        0, units[inside], torch.arange(B).repeat_interleave(T).view(B, T)[inside]
+    )
     order = torch.argsort(row.float() + torch.rand(U, generator=g))  # (U,) the words of each window, shuffled
     before = torch.cumsum(length[order], 0) - length[order]  # (U,) tokens hidden before this word, whole batch
     base = torch.zeros(B).scatter_reduce(0, row[order], before, "amin", include_self=False)  # (B,) each window's start
     before = before - base[row[order]]
     target = rate * T
-    fits = (before + length[order] <= target) | ((before < target) &
-                                                (torch.rand(U, generator=g) < (target - before) / length[order]))
+    fits = (before + length[order] <= target) | (
+        (before < target) & (torch.rand(U, generator=g) < (target - before) / length[order])
+    )
     take = torch.zeros(U, dtype=torch.bool)
     take[order] = fits
     draw = torch.rand(U, generator=g)  # (U,)
@@ -133,8 +143,9 @@ def choose_spans(x: torch.Tensor, rate: float, table: torch.Tensor, g: torch.Gen
     return chosen, draw
 
 
-def choose(x: torch.Tensor, rate: float, g: torch.Generator | None, masking: str = "chars",
-           table: torch.Tensor | None = None):
+def choose(
+    x: torch.Tensor, rate: float, g: torch.Generator | None, masking: str = "chars", table: torch.Tensor | None = None
+):
     """The positions of x (B, T) to guess, and a draw in [0, 1) per position (equal along a word or span)."""
     if masking == "words":
         return choose_words(x, rate, table, g)
@@ -143,8 +154,15 @@ def choose(x: torch.Tensor, rate: float, g: torch.Generator | None, masking: str
     return torch.rand(x.shape, generator=g) < rate, torch.rand(x.shape, generator=g)
 
 
-def mask_tokens(x: torch.Tensor, rate: float, mask_id: int, vocab_size: int, g: torch.Generator | None = None,
-                masking: str = "chars", table: torch.Tensor | None = None):
+def mask_tokens(
+    x: torch.Tensor,
+    rate: float,
+    mask_id: int,
+    vocab_size: int,
+    g: torch.Generator | None = None,
+    masking: str = "chars",
+    table: torch.Tensor | None = None,
+):
     """BERT's corruption of a batch x (B, T) -> (inputs (B, T), targets (B, T): the token, or IGNORE if not chosen).
     `table` (word_table) says where words are, for masking = words or spans."""
     chosen, kind = choose(x, rate, g, masking, table)  # (B, T) the positions to guess, which corruption each gets
@@ -169,14 +187,22 @@ class MaskedVal:
         return MaskedVal(self.inputs[:n], self.targets[:n], self.chars[:n])
 
 
-def masked_val(ids: np.ndarray, chars: np.ndarray, block: int, rate: float, mask_id: int, seed: int,
-               masking: str = "chars", table: torch.Tensor | None = None) -> MaskedVal:
+def masked_val(
+    ids: np.ndarray,
+    chars: np.ndarray,
+    block: int,
+    rate: float,
+    mask_id: int,
+    seed: int,
+    masking: str = "chars",
+    table: torch.Tensor | None = None,
+) -> MaskedVal:
     """Disjoint windows of `block` tokens over val (one shorter window if val is shorter); blanks from `seed`,
     chosen as training chooses them (whole words for masking = words), all of them [MASK]."""
     T = min(block, len(ids))
     n = len(ids) // T
-    windows = torch.from_numpy(ids[:n * T].astype(np.int64)).view(n, T)  # (N, T)
-    counts = torch.from_numpy(chars[:n * T].astype(np.int64)).view(n, T)  # (N, T)
+    windows = torch.from_numpy(ids[: n * T].astype(np.int64)).view(n, T)  # (N, T)
+    counts = torch.from_numpy(chars[: n * T].astype(np.int64)).view(n, T)  # (N, T)
     g = torch.Generator().manual_seed(seed)
     chosen, _ = choose(windows, rate, g, masking, table)  # (N, T)
     chosen.view(-1)[0] |= not bool(chosen.any())
@@ -190,16 +216,19 @@ def evaluate_masked(model, val: MaskedVal, vocab_size: int, device, autocast, ba
     with evaluating(model):
         total, tokens, chars, right = 0.0, 0, 0, 0
         for i in range(0, len(val.inputs), batch_size):
-            x, y = val.inputs[i:i + batch_size].to(device), val.targets[i:i + batch_size].to(device)
+            x, y = val.inputs[i : i + batch_size].to(device), val.targets[i : i + batch_size].to(device)
             with autocast:
                 logits = model(x).float()[..., :vocab_size]  # (B, T, V): [MASK] is never an answer
             m = y != IGNORE  # (B, T)
             total += F.cross_entropy(logits[m], y[m], reduction="sum").item()
             right += int((logits[m].argmax(-1) == y[m]).sum())
             tokens += int(m.sum())
-            chars += int(val.chars[i:i + batch_size][m.cpu()].sum())
-    return {"val_loss": total / max(1, tokens), "val_masked_bpc": total / LN2 / max(1, chars),
-            "val_accuracy": right / max(1, tokens)}
+            chars += int(val.chars[i : i + batch_size][m.cpu()].sum())
+    return {
+        "val_loss": total / max(1, tokens),
+        "val_masked_bpc": total / LN2 / max(1, chars),
+        "val_accuracy": right / max(1, tokens),
+    }
 
 
 class MaskedTokens(NextToken):
@@ -210,14 +239,17 @@ class MaskedTokens(NextToken):
         m, d = cfg.model, self.data
         self.masking = torch.Generator().manual_seed(cfg.train.seed + 2)  # which positions: saved for --resume
         self.words = word_table(d.tokenizer.pieces)  # (V, 3) where words start and end
-        self.val = masked_val(d.val_ids, d.val_chars, m.block_size, m.mask_rate, m.mask_id, cfg.data.split_seed,
-                              m.masking, self.words)
+        self.val = masked_val(
+            d.val_ids, d.val_chars, m.block_size, m.mask_rate, m.mask_id, cfg.data.split_seed, m.masking, self.words
+        )
         self.n_eval = max(1, math.ceil(cfg.train.eval_chars / d.chars_per_token / m.block_size))
 
     def next_batch(self):
         x, _ = self.batches.next()  # (B, T): the windows; their next tokens are not needed
         m = self.cfg.model
-        inputs, targets = mask_tokens(x.cpu(), m.mask_rate, m.mask_id, m.vocab_size, self.masking, m.masking, self.words)
+        inputs, targets = mask_tokens(
+            x.cpu(), m.mask_rate, m.mask_id, m.vocab_size, self.masking, m.masking, self.words
+        )
         return inputs.to(x.device), targets.to(x.device)
 
     def loss(self, model, batch) -> torch.Tensor:
@@ -242,23 +274,40 @@ class MaskedTokens(NextToken):
         d = self.data
         chars_per_s = trainer.step * self.tokens_per_step * d.chars_per_token / max(trainer.train_time, 1e-9)
         by_text = self.val_by_text()
-        trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s,
-                                             **({"val_accuracy_by_text": by_text} if by_text else {})})
+        trainer.commit(
+            finished=True,
+            extra={
+                **final,
+                "tokenizer": d.tokenizer.kind,
+                "chars_per_s": chars_per_s,
+                **({"val_accuracy_by_text": by_text} if by_text else {}),
+            },
+        )
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts, samples=False)
         masked = int((self.val.targets != IGNORE).sum())
-        trainer.log(f"Validación ({thousands(masked)} huecos fijos): acierta el {number(100 * final['val_accuracy'], 1)} % · "
-                    f"{number(final['val_loss'], 4)} nats por hueco = {number(final['val_masked_bpc'], 3)} bits por carácter oculto "
-                    f"({trainer.step} pasos, {trainer.train_time:.0f} s, {thousands(chars_per_s)} car/s).")
+        trainer.log(
+            f"Validación ({thousands(masked)} huecos fijos): acierta el {number(100 * final['val_accuracy'], 1)} % · "
+            f"{number(final['val_loss'], 4)} nats por hueco = {number(final['val_masked_bpc'], 3)} bits por carácter "
+            f"oculto ({trainer.step} pasos, {trainer.train_time:.0f} s, {thousands(chars_per_s)} car/s)."
+        )
         if by_text:
             trainer.log(by_text_line({name: 100 * x for name, x in by_text.items()}, "% de huecos acertados", 1))
-        trainer.log(f"Prueba: taller fill {trainer.out} --text \"En un lugar de la ___ de cuyo nombre no quiero acordarme\"")
+        trainer.log(
+            f'Prueba: taller fill {trainer.out} --text "En un lugar de la ___ de cuyo nombre no quiero acordarme"'
+        )
         return run
 
     def val_by_text(self) -> dict[str, float]:
         """The share of hidden tokens guessed in each text's val, for a corpus of several texts (else {})."""
         m, seed = self.cfg.model, self.cfg.data.split_seed
-        return {name: evaluate_masked(self.model, masked_val(ids, chars, m.block_size, m.mask_rate, m.mask_id, seed,
-                                                             m.masking, self.words), m.vocab_size, self.ctx.device,
-                                      self.autocast)["val_accuracy"]
-                for name, ids, chars in part_vals(self.data)}
+        return {
+            name: evaluate_masked(
+                self.model,
+                masked_val(ids, chars, m.block_size, m.mask_rate, m.mask_id, seed, m.masking, self.words),
+                m.vocab_size,
+                self.ctx.device,
+                self.autocast,
+            )["val_accuracy"]
+            for name, ids, chars in part_vals(self.data)
+        }

@@ -47,8 +47,10 @@ def fit_mix(cfg, out: Path, ctx, log=print) -> Run:
     cfg.model.vocab_size = parts[0].tokenizer.vocab_size
     cfg.validate()
     if is_prepared(cfg.data.corpus):
-        raise TallerError("una mezcla se ajusta con el texto y estas ejecuciones se entrenaron con una carpeta "
-                          "preparada; entrénalas con el fichero de texto.")
+        raise TallerError(
+            "una mezcla se ajusta con el texto y estas ejecuciones se entrenaron con una carpeta "
+            "preparada; entrénalas con el fichero de texto."
+        )
     with lock_run_dir(out, resume=False):
         clear_unfinished_start(out)
         cfg.model.runs = ",".join(os.path.relpath(p.dir.resolve(), out.resolve()) for p in parts)  # moves with out/..
@@ -65,8 +67,10 @@ def distinct_folders(names: list[str]) -> list[str]:
         except (OSError, RuntimeError):  # a link that leads to itself: load_run says what it is
             continue
         if real in seen:
-            raise TallerError(f"model.runs nombra dos veces la misma ejecución ({seen[real]} y {name} son la carpeta "
-                              f"{real}); nombra cada una una vez.")
+            raise TallerError(
+                f"model.runs nombra dos veces la misma ejecución ({seen[real]} y {name} son la carpeta "
+                f"{real}); nombra cada una una vez."
+            )
         seen[real] = name
     return names
 
@@ -74,16 +78,22 @@ def distinct_folders(names: list[str]) -> list[str]:
 def check_parts(parts: list[Run]) -> None:
     for part in parts:  # its parts are loaded from their own folders, never a mix's mix: no later command opens it
         if kind_of(part.config).combines:
-            raise TallerError(f"{part.dir} es una mezcla, y una mezcla no se mezcla otra vez; nombra en model.runs las "
-                              "ejecuciones que la forman.")
+            raise TallerError(
+                f"{part.dir} es una mezcla, y una mezcla no se mezcla otra vez; nombra en model.runs las "
+                "ejecuciones que la forman."
+            )
     first = parts[0]
     for part in parts[1:]:
         if part.config.data != first.config.data:
-            raise TallerError(f"{part.dir} y {first.dir} no leyeron el mismo texto con las mismas opciones ([data] "
-                              "distinto); una mezcla combina modelos del mismo corpus.")
+            raise TallerError(
+                f"{part.dir} y {first.dir} no leyeron el mismo texto con las mismas opciones ([data] "
+                "distinto); una mezcla combina modelos del mismo corpus."
+            )
         if part.tokenizer.to_json() != first.tokenizer.to_json():
-            raise TallerError(f"{part.dir} y {first.dir} usan tokenizadores distintos; una mezcla combina modelos "
-                              "con los mismos tokens.")
+            raise TallerError(
+                f"{part.dir} y {first.dir} usan tokenizadores distintos; una mezcla combina modelos "
+                "con los mismos tokens."
+            )
 
 
 def mix_runs(cfg, out: Path, parts: list[Run], log) -> Run:
@@ -96,19 +106,25 @@ def mix_runs(cfg, out: Path, parts: list[Run], log) -> Run:
     val_ids, val_chars = tokenizer.token_chars(split.val)
     n_slice = mix_slice_length(len(train_ids), cfg.model.held_out, cfg.model.max_held_out)
     if len(train_ids) - n_slice < 2:
-        raise TallerError(f"el texto de entrenamiento tiene {len(train_ids)} tokens: muy poco para apartar un trozo "
-                          "con el que ajustar la mezcla; usa un texto más largo.")
-    log(f"Mezcla de {len(parts)} modelos ({', '.join(str(p.dir) for p in parts)}): ajusto sus pesos con los últimos "
-        f"{thousands(n_slice)} tokens del texto de entrenamiento (la validación no se toca).")
+        raise TallerError(
+            f"el texto de entrenamiento tiene {len(train_ids)} tokens: muy poco para apartar un trozo "
+            "con el que ajustar la mezcla; usa un texto más largo."
+        )
+    log(
+        f"Mezcla de {len(parts)} modelos ({', '.join(str(p.dir) for p in parts)}): ajusto sus pesos con los últimos "
+        f"{thousands(n_slice)} tokens del texto de entrenamiento (la validación no se toca)."
+    )
     warn_of_readers(parts, n_slice, cfg.model.held_out, log)
     bands = bands_for(n_slice, len(parts), cfg.model.levels)
     if bands < cfg.model.levels:
-        log(f"Con {thousands(n_slice)} tokens para ajustarla, la tabla usa {bands} banda(s) de confianza por modelo en "
-            f"vez de {cfg.model.levels}: cada peso necesita unos {TOKENS_PER_WEIGHT} tokens.")
+        log(
+            f"Con {thousands(n_slice)} tokens para ajustarla, la tabla usa {bands} banda(s) de confianza por modelo en "
+            f"vez de {cfg.model.levels}: cada peso necesita unos {TOKENS_PER_WEIGHT} tokens."
+        )
         cfg.model.levels = bands
     model = build_model(cfg.model).attach([p.model for p in parts])
     features = slice_predictions(parts, train_ids[:-n_slice], train_ids[-n_slice:])
-    fit_table(model, features, torch.from_numpy(train_ids[-n_slice + 1:]), cfg.model.fit_steps, cfg.train.seed)
+    fit_table(model, features, torch.from_numpy(train_ids[-n_slice + 1 :]), cfg.model.fit_steps, cfg.train.seed)
     fit_time = time.perf_counter() - started
     scores = score_mix(model, parts, val_ids, val_chars)
     return write_mix(cfg, out, model, parts, scores, corpus, split, fit_time, log)
@@ -117,7 +133,7 @@ def mix_runs(cfg, out: Path, parts: list[Run], log) -> Run:
 def bands_for(slice_tokens: int, parts: int, most: int) -> int:
     """The most confidence bands (up to model.levels) whose table has TOKENS_PER_WEIGHT slice tokens per weight."""
     bands = most
-    while bands > 1 and bands ** parts * parts * TOKENS_PER_WEIGHT > slice_tokens:
+    while bands > 1 and bands**parts * parts * TOKENS_PER_WEIGHT > slice_tokens:
         bands -= 1
     return bands
 
@@ -126,8 +142,10 @@ def warn_of_readers(parts: list[Run], n_slice: int, share: float, log) -> None:
     """A network that learnt from the slice: the mix still works, but will trust it more than it deserves."""
     for part in parts:
         if not kind_of(part.config).counted and part.state.get("mix_slice_tokens", 0) < n_slice:
-            log(f"Aviso: {part.dir} aprendió del trozo con el que ajusto la mezcla, y ahí parecerá más segura de lo que "
-                f"es; vuelve a entrenarla con --set mix_slice={share:g} para que lo deje sin leer.")
+            log(
+                f"Aviso: {part.dir} aprendió del trozo con el que ajusto la mezcla, y ahí parecerá más segura de lo "
+                f"que es; vuelve a entrenarla con --set mix_slice={share:g} para que lo deje sin leer."
+            )
 
 
 def slice_predictions(parts: list[Run], before: np.ndarray, piece: np.ndarray) -> torch.Tensor:
@@ -162,10 +180,11 @@ def fit_table(model, features: torch.Tensor, targets: torch.Tensor, steps: int, 
 @torch.no_grad()
 def score_mix(model, parts: list[Run], ids: np.ndarray, chars: np.ndarray) -> dict:
     """The mix's and each part's bits per character on the validation text, from the same predictions."""
-    logp = torch.stack([log_distributions(p.model, ids, scoring_window(p.model, p.config.model)) for p in parts],
-                       dim=1)  # (N-1, K, V)
+    logp = torch.stack(
+        [log_distributions(p.model, ids, scoring_window(p.model, p.config.model)) for p in parts], dim=1
+    )  # (N-1, K, V)
     own = [score_distributions(logp[:, k], ids, chars).bpc for k in range(len(parts))]
-    mixed = torch.cat([model.mix(logp[i:i + 8192]) for i in range(0, len(logp), 8192)])  # (N-1, V)
+    mixed = torch.cat([model.mix(logp[i : i + 8192]) for i in range(0, len(logp), 8192)])  # (N-1, V)
     score = score_distributions(mixed, ids, chars)
     return {"val_loss": score.loss, "val_bpc": score.bpc, "parts_val_bpc": own, "chars": score.chars}
 
@@ -173,14 +192,32 @@ def score_mix(model, parts: list[Run], ids: np.ndarray, chars: np.ndarray) -> di
 def write_mix(cfg, out: Path, model, parts: list[Run], scores: dict, corpus, split, fit_time: float, log) -> Run:
     cfg.save(out / "config.toml")
     parts[0].tokenizer.save(out / "tokenizer.json")
-    final = {"step": 0, "epoch": 1, "val_loss": scores["val_loss"], "val_bpc": scores["val_bpc"], "time": fit_time,
-             "final": True}
+    final = {
+        "step": 0,
+        "epoch": 1,
+        "val_loss": scores["val_loss"],
+        "val_bpc": scores["val_bpc"],
+        "time": fit_time,
+        "final": True,
+    }
     atomic_write(out / "metrics.jsonl", (json.dumps(final) + "\n").encode("utf-8"))
     records = [{"run": name, "identity": run_identity(p)} for name, p in zip(cfg.model.parts(), parts)]
-    state = run_state(step=0, epoch=1, train_time=fit_time, finished=True, corpus=corpus, split=split,
-                      parameters=model.weights.numel(), best_val_loss=scores["val_loss"], val_loss=scores["val_loss"],
-                      val_bpc=scores["val_bpc"], parts=records, parts_val_bpc=scores["parts_val_bpc"],
-                      chars_per_s=scores["chars"] / max(fit_time, 1e-9), tokenizer=parts[0].tokenizer.kind)
+    state = run_state(
+        step=0,
+        epoch=1,
+        train_time=fit_time,
+        finished=True,
+        corpus=corpus,
+        split=split,
+        parameters=model.weights.numel(),
+        best_val_loss=scores["val_loss"],
+        val_loss=scores["val_loss"],
+        val_bpc=scores["val_bpc"],
+        parts=records,
+        parts_val_bpc=scores["parts_val_bpc"],
+        chars_per_s=scores["chars"] / max(fit_time, 1e-9),
+        tokenizer=parts[0].tokenizer.kind,
+    )
     save_checkpoint(out, model.state_dict(), {}, {}, state)
     names = [str(p.dir) for p in parts]
     atomic_write(out / "parameters.txt", weight_table(model, names).encode("utf-8"))
@@ -188,7 +225,10 @@ def write_mix(cfg, out: Path, model, parts: list[Run], scores: dict, corpus, spl
     if cfg.train.samples:
         write_samples(run, cfg.train)
     alone = ", ".join(f"{n} {number(b, 3)}" for n, b in zip(names, scores["parts_val_bpc"]))
-    log(f"Validación: {number(scores['val_bpc'], 3)} bits/carácter la mezcla ({alone} por separado; ajuste {number(fit_time, 1)} s).")
+    log(
+        f"Validación: {number(scores['val_bpc'], 3)} bits/carácter la mezcla ({alone} por separado; ajuste "
+        f"{number(fit_time, 1)} s)."
+    )
     return run
 
 
@@ -196,12 +236,17 @@ def weight_table(model, names: list[str]) -> str:
     """parameters.txt of a mix: its table, one row per combination of confidence bands."""
     L, K = model.levels, model.K
     bands = [f"{number(k / L, 2)}–{number((k + 1) / L, 2)}" for k in range(L)]
-    lines = [f"Pesos de la mezcla: una fila por combinación de confianzas ({L} bandas por modelo, {L ** K} filas)",
-             "Confianza: la probabilidad más alta que da cada modelo. Peso > 1 afila su opinión, < 1 la suaviza.", ""]
+    lines = [
+        f"Pesos de la mezcla: una fila por combinación de confianzas ({L} bandas por modelo, {L**K} filas)",
+        "Confianza: la probabilidad más alta que da cada modelo. Peso > 1 afila su opinión, < 1 la suaviza.",
+        "",
+    ]
     lines += [f"  modelo {i + 1}: {name}" for i, name in enumerate(names)]
-    header = "  ".join([f"{'confianza ' + str(i + 1):>13}" for i in range(K)] + [f"{'peso ' + str(i + 1):>8}" for i in range(K)])
+    header = "  ".join(
+        [f"{'confianza ' + str(i + 1):>13}" for i in range(K)] + [f"{'peso ' + str(i + 1):>8}" for i in range(K)]
+    )
     lines += ["", header, "-" * len(header)]
     for row, weights in enumerate(model.weights.detach().tolist()):
-        digits = [(row // L ** k) % L for k in range(K)]
+        digits = [(row // L**k) % L for k in range(K)]
         lines.append("  ".join([f"{bands[d]:>13}" for d in digits] + [f"{w:>8.3f}" for w in weights]))
     return "\n".join(lines) + "\n"

@@ -53,7 +53,9 @@ class TextData:
 def find_text_data(cfg, out: Path, ctx, resume: bool) -> TextData:
     """The corpus, its split and its tokens; a resumed run keeps its own tokenizer. Fills in model.vocab_size."""
     if is_prepared(cfg.data.corpus):  # a folder from `taller prepare`: tokens read from disk, never loaded whole
-        corpus, split, tokenizer, train_ids, val_ids = open_prepared(cfg.data, out / "tokenizer.json" if resume else None)
+        corpus, split, tokenizer, train_ids, val_ids = open_prepared(
+            cfg.data, out / "tokenizer.json" if resume else None
+        )
         val_ids, val_chars = tokenizer.token_chars(tokenizer.decode(val_ids))  # val is small: its characters, exactly
         chars_per_token = int(val_chars.sum()) / max(1, len(val_ids))
     else:
@@ -74,8 +76,10 @@ def check_lengths(data: TextData) -> None:
     """A text too short for any context: said once, with the one way out (the batches' advice of a smaller
     block_size only helps when both parts have at least 2 tokens)."""
     if len(data.train_ids) < 2 or len(data.val_ids) < 2:
-        raise TallerError(f"el texto es demasiado corto para entrenar: {len(data.train_ids)} tokens de entrenamiento y "
-                          f"{len(data.val_ids)} de validación (hacen falta al menos 2 en cada parte); usa un texto más largo.")
+        raise TallerError(
+            f"el texto es demasiado corto para entrenar: {len(data.train_ids)} tokens de entrenamiento y "
+            f"{len(data.val_ids)} de validación (hacen falta al menos 2 en cada parte); usa un texto más largo."
+        )
 
 
 def held_out_for_mix(cfg, train_tokens: int) -> int:
@@ -100,10 +104,11 @@ class NextToken:
         self.autocast = autocast_for(ctx.device, t.dtype)
         check_lengths(data)
         self.mix_slice = held_out_for_mix(cfg, len(data.train_ids))
-        self.train_ids = data.train_ids[:-self.mix_slice] if self.mix_slice else data.train_ids  # the end: for a mix
+        self.train_ids = data.train_ids[: -self.mix_slice] if self.mix_slice else data.train_ids  # the end: for a mix
         # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
-        self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size,
-                                    share=(ctx.rank, ctx.world))
+        self.batches = make_batches(
+            self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size, share=(ctx.rank, ctx.world)
+        )
         block = cfg.model.block_size
         self.val = val_text(data.val_ids, data.val_chars, block)  # windows over val; each target knows its characters
         self.n_eval = max(1, math.ceil(t.eval_chars / data.chars_per_token / max(1, block // 2)))  # windows per epoch
@@ -157,8 +162,12 @@ class NextToken:
 
     def state(self) -> dict:
         d = self.data
-        return {"corpus": d.corpus, "split": d.split, "steps_per_epoch": self.steps_per_epoch,
-                "mix_slice_tokens": self.mix_slice}
+        return {
+            "corpus": d.corpus,
+            "split": d.split,
+            "steps_per_epoch": self.steps_per_epoch,
+            "mix_slice_tokens": self.mix_slice,
+        }
 
     def save_vocabulary(self, out: Path) -> None:
         self.data.tokenizer.save(out / "tokenizer.json")
@@ -167,11 +176,18 @@ class NextToken:
     def begin(self, trainer) -> None:
         self.pictures.begin(trainer.resume, trainer.epoch)
         d, t, n_params = self.data, self.cfg.train, sum(p.numel() for p in self.model.parameters())
-        unit = "caracteres" if d.tokenizer.kind == "char" else f"tokens {d.tokenizer.kind} ({number(d.chars_per_token, 2)} car/token)"
-        trainer.log(f"Modelo: {self.cfg.model.kind}, {thousands(n_params)} parámetros · corpus {d.corpus.name}: "
-                    f"{thousands(len(self.train_ids))} {unit} de entrenamiento{set_aside(self.mix_slice)}, "
-                    f"{thousands(len(d.val_ids))} de validación · "
-                    f"{self.ctx.device.type}" + (f" · {self.ctx.world} procesos × lotes de {t.batch_size}" if self.ctx.active else ""))
+        unit = (
+            "caracteres"
+            if d.tokenizer.kind == "char"
+            else f"tokens {d.tokenizer.kind} ({number(d.chars_per_token, 2)} car/token)"
+        )
+        trainer.log(
+            f"Modelo: {self.cfg.model.kind}, {thousands(n_params)} parámetros · corpus {d.corpus.name}: "
+            f"{thousands(len(self.train_ids))} {unit} de entrenamiento{set_aside(self.mix_slice)}, "
+            f"{thousands(len(d.val_ids))} de validación · "
+            f"{self.ctx.device.type}"
+            + (f" · {self.ctx.world} procesos × lotes de {t.batch_size}" if self.ctx.active else "")
+        )
         if d.chosen:
             trainer.log(f"Según el tamaño del texto: {d.chosen}.")
 
@@ -189,15 +205,25 @@ class NextToken:
             judged = judge(final["val_bpc"], d, self.train_ids, trainer.step, self.epochs_done(trainer.step))
         with trainer.parts.part("evaluación"):
             by_text = self.val_by_text()
-        trainer.commit(finished=True, extra={"val_loss": final["val_loss"], "val_bpc": final["val_bpc"],
-                                             "tokenizer": d.tokenizer.kind, "chars_per_s": chars_per_s,
-                                             "val_chars_per_token": self.val_chars_per_token, **judged,
-                                             **({"val_bpc_by_text": by_text} if by_text else {})})
+        trainer.commit(
+            finished=True,
+            extra={
+                "val_loss": final["val_loss"],
+                "val_bpc": final["val_bpc"],
+                "tokenizer": d.tokenizer.kind,
+                "chars_per_s": chars_per_s,
+                "val_chars_per_token": self.val_chars_per_token,
+                **judged,
+                **({"val_bpc_by_text": by_text} if by_text else {}),
+            },
+        )
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts)
         per = "carácter" if d.tokenizer.kind == "char" else "token"
-        trainer.log(f"Validación: {number(final['val_loss'], 4)} nats/{per} = {number(final['val_bpc'], 3)} bits/carácter "
-                    f"({trainer.step} pasos, {trainer.train_time:.0f} s de entrenamiento, {thousands(chars_per_s)} car/s).")
+        trainer.log(
+            f"Validación: {number(final['val_loss'], 4)} nats/{per} = {number(final['val_bpc'], 3)} bits/carácter "
+            f"({trainer.step} pasos, {trainer.train_time:.0f} s de entrenamiento, {thousands(chars_per_s)} car/s)."
+        )
         if by_text:
             trainer.log(by_text_line(by_text, "bits/carácter"))
         trainer.log(judged["verdict"])
@@ -206,12 +232,15 @@ class NextToken:
     def val_by_text(self) -> dict[str, float]:
         """Bits per character of each text's val, for a corpus of several texts (else {})."""
         block = self.cfg.model.block_size
-        return {name: evaluate(self.model, val_text(ids, chars, block), self.ctx.device, self.autocast).bpc
-                for name, ids, chars in part_vals(self.data)}
+        return {
+            name: evaluate(self.model, val_text(ids, chars, block), self.ctx.device, self.autocast).bpc
+            for name, ids, chars in part_vals(self.data)
+        }
 
     def interrupted_run(self, trainer) -> Run:
-        return Run(trainer.out, self.cfg, self.data.tokenizer, self.model, trainer.saved_state,
-                   interrupted=trainer.stopped_by)
+        return Run(
+            trainer.out, self.cfg, self.data.tokenizer, self.model, trainer.saved_state, interrupted=trainer.stopped_by
+        )
 
 
 def set_aside(tokens: int) -> str:

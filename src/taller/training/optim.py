@@ -50,13 +50,24 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     asked = cast(SlowerParts, model).lr_ratios() if kind.slower_parts else {}
     if t.optimizer == "muon":
         hidden = {id(p) for p in hidden_matrices(model, head=kind.score_head)}
-        groups = [{"params": [p for p in params if id(p) in hidden], "weight_decay": t.weight_decay, "muon": True,
-                   "lr_ratio": t.muon_lr_ratio},
-                  {"params": [p for p in params if id(p) not in hidden and p.dim() >= 2], "weight_decay": t.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        groups = [
+            {
+                "params": [p for p in params if id(p) in hidden],
+                "weight_decay": t.weight_decay,
+                "muon": True,
+                "lr_ratio": t.muon_lr_ratio,
+            },
+            {"params": [p for p in params if id(p) not in hidden and p.dim() >= 2], "weight_decay": t.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
         return Muon(slower_groups(groups, asked), lr=t.lr, betas=(t.beta1, t.beta2))
-    groups = slower_groups([{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-                            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], asked)
+    groups = slower_groups(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        asked,
+    )
     try:
         return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=True)
     except (RuntimeError, TypeError):
@@ -107,10 +118,26 @@ class Muon(torch.optim.Optimizer):
     (train.muon_lr_ratio scales Muon's).
     """
 
-    def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.99),
-                 momentum: float = 0.95, eps: float = 1e-8):
-        super().__init__(groups, {"lr": lr, "betas": betas, "momentum": momentum, "eps": eps, "weight_decay": 0.0,
-                                  "muon": False, "lr_ratio": 1.0})
+    def __init__(
+        self,
+        groups: list[dict],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.99),
+        momentum: float = 0.95,
+        eps: float = 1e-8,
+    ):
+        super().__init__(
+            groups,
+            {
+                "lr": lr,
+                "betas": betas,
+                "momentum": momentum,
+                "eps": eps,
+                "weight_decay": 0.0,
+                "muon": False,
+                "lr_ratio": 1.0,
+            },
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -141,6 +168,19 @@ class Muon(torch.optim.Optimizer):
                 self.state[p].update(step=torch.zeros(()), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
         states = [self.state[p] for p in params]
         (beta1, beta2), fused = group["betas"], True if params[0].device.type == "cpu" else None  # None: torch chooses
-        adamw(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-              [], [s["step"] for s in states], fused=fused, amsgrad=False, beta1=beta1, beta2=beta2,
-              lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
+        adamw(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            [s["step"] for s in states],
+            fused=fused,
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )

@@ -34,8 +34,12 @@ class Window:
         self.loss, self.steps, self.items, self.seconds = 0.0, 0, 0, 0.0
 
     def add(self, loss: float, items: int, seconds: float) -> None:
-        self.loss, self.steps, self.items, self.seconds = (self.loss + loss, self.steps + 1, self.items + items,
-                                                           self.seconds + seconds)
+        self.loss, self.steps, self.items, self.seconds = (
+            self.loss + loss,
+            self.steps + 1,
+            self.items + items,
+            self.seconds + seconds,
+        )
 
 
 class Parts:
@@ -63,7 +67,7 @@ class Records:
 
     # --- the checkpoint: written, and read back ----------------------------------------------------------------
     def commit(self, finished: bool, extra: dict | None = None) -> None:
-        """A checkpoint: weights, optimizer, random generators and state.json, committed in two phases (checkpoint.py)."""
+        """A checkpoint: weights, optimizer, random states and state.json, committed in two phases (runs/checkpoint)."""
         rank_states = distributed.gather_rng_states(self.ctx)  # every rank takes part; only rank 0 writes
         if not self.writer:
             return
@@ -74,10 +78,17 @@ class Records:
         if self.last_weights is not None:  # the run's model may be the average or the best: training goes on from these
             tensors.update({LAST + k: v for k, v in self.last_weights.items()})
         tensors.update(rank_states)
-        state = run_state(step=self.step, epoch=self.epoch, train_time=self.train_time, finished=finished,
-                          parameters=sum(p.numel() for p in self.model.parameters()), best_val_loss=self.best_val,
-                          best_step=self.best_step,
-                          **self.objective.state(), **(extra or {}))
+        state = run_state(
+            step=self.step,
+            epoch=self.epoch,
+            train_time=self.train_time,
+            finished=finished,
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            best_val_loss=self.best_val,
+            best_step=self.best_step,
+            **self.objective.state(),
+            **(extra or {}),
+        )
         best = self.best_weights if self.best_unsaved else None
         save_checkpoint(self.out, self.model.state_dict(), tensors, meta, state, best=best)
         self.saved_state, self.best_unsaved = state, False
@@ -98,7 +109,7 @@ class Records:
                 self.objective.restore(tensors, state)
                 if self.average is not None:
                     self.average.restore(tensors)
-                last = {k[len(LAST):]: v for k, v in tensors.items() if k.startswith(LAST)}
+                last = {k[len(LAST) :]: v for k, v in tensors.items() if k.startswith(LAST)}
                 if last:  # a finished run goes on from its last weights, not from the model it kept
                     self.model.load_state_dict(last)
             except (KeyError, ValueError, RuntimeError) as e:
@@ -117,7 +128,6 @@ class Records:
             truncate_metrics(self.out, self.step, HEALTH)
         self.log(f"Continúo {self.out} desde el paso {self.step} (época {self.epoch}).")
 
-
     # --- the metrics and the progress bar ----------------------------------------------------------------------
     def log_metrics(self, entry: dict, name: str = METRICS) -> None:
         if self.writer:
@@ -125,13 +135,24 @@ class Records:
 
     def log_window(self, window: Window, bar) -> None:
         speed = window.items / window.seconds
-        self.log_metrics({"step": self.step, "epoch": self.epoch, "train_loss": window.loss / window.steps,
-                          "lr": self.lr, self.objective.speed_key: speed, "time": self.train_time})
+        self.log_metrics(
+            {
+                "step": self.step,
+                "epoch": self.epoch,
+                "train_loss": window.loss / window.steps,
+                "lr": self.lr,
+                self.objective.speed_key: speed,
+                "time": self.train_time,
+            }
+        )
         s = self.scores
         shown = f"val {number(s['val_loss'], 3)}" if s else "val —"
         shown += f" · {number(s['val_bpc'], 2)} bits/car" if "val_bpc" in s else ""
-        bar.set_postfix_str(f"pérdida {number(window.loss / window.steps, 3)} · {shown} · {thousands(speed)} "
-                            f"{self.objective.speed_unit}", refresh=False)
+        bar.set_postfix_str(
+            f"pérdida {number(window.loss / window.steps, 3)} · {shown} · {thousands(speed)} "
+            f"{self.objective.speed_unit}",
+            refresh=False,
+        )
 
     def progress_bar(self):
         t = self.cfg.train
@@ -139,15 +160,20 @@ class Records:
             total, initial, unit = int(t.max_time), min(int(self.train_time), int(t.max_time)), "s"
         else:
             total, initial, unit = self.total_steps(), self.step, "pasos"
-        return tqdm(total=total, initial=initial, disable=not self.progress, dynamic_ncols=True, desc="Entrenando",
-                    mininterval=1.0, bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} " + unit
-                                                + " [{elapsed}<{remaining}{postfix}]")
+        return tqdm(
+            total=total,
+            initial=initial,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            desc="Entrenando",
+            mininterval=1.0,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} " + unit + " [{elapsed}<{remaining}{postfix}]",
+        )
 
     def total_steps(self) -> int:
         t = self.cfg.train
         scheduled = t.epochs * self.objective.steps_per_epoch
         return min(scheduled, t.max_steps) if t.max_steps else scheduled
-
 
     # --- the network's health (inspect/health.py) --------------------------------------------------------------
     def checkup(self, lr: float) -> Checkup | NoCheckup:
@@ -156,8 +182,14 @@ class Records:
         every = self.cfg.train.health_every
         if not every or self.step % every:
             return NoCheckup()
-        return Checkup(self.model, self.step, activations=not self.cfg.train.compile, epoch=self.epoch,
-                       lr=lr, warming_up=self.step < self.cfg.train.warmup_steps)
+        return Checkup(
+            self.model,
+            self.step,
+            activations=not self.cfg.train.compile,
+            epoch=self.epoch,
+            lr=lr,
+            warming_up=self.step < self.cfg.train.warmup_steps,
+        )
 
     def record_health(self, checkup: Checkup | NoCheckup) -> None:
         """The watched step's line of health.jsonl (measured on every rank, written by rank 0)."""

@@ -85,8 +85,8 @@ def evaluate(model, pairs: torch.Tensor, negatives: torch.Tensor, batch: int = 8
     """Mean loss per pair over fixed pairs (P, 2) and negatives (P, K)."""
     total = 0.0
     for i in range(0, len(pairs), batch):
-        p = pairs[i:i + batch]
-        total += model(p[:, 0], p[:, 1], negatives[i:i + batch]).item() * len(p)
+        p = pairs[i : i + batch]
+        total += model(p[:, 0], p[:, 1], negatives[i : i + batch]).item() * len(p)
     return total / max(1, len(pairs))
 
 
@@ -102,7 +102,9 @@ class SkipGramPairs:
     def __init__(self, cfg, out: Path, ctx, resume: bool):
         m, t, self.cfg, self.out = cfg.model, cfg.train, cfg, out
         if t.device not in ("auto", "cpu"):
-            raise TallerError(f"el skip-gram se entrena en la CPU (sus tablas dispersas son pequeñas); quita --device {t.device}.")
+            raise TallerError(
+                f"el skip-gram se entrena en la CPU (sus tablas dispersas son pequeñas); quita --device {t.device}."
+            )
         self.corpus = prepare_corpus(cfg.data)
         self.split = split_corpus(self.corpus, cfg.data)
         train_words, val_words = words_of(self.split.train), words_of(self.split.val)
@@ -125,8 +127,10 @@ class SkipGramPairs:
         g = torch.Generator().manual_seed(seed)
         pairs = skipgram_pairs(val_ids, self.keep, self.cfg.model.window, g)
         if len(pairs) == 0:
-            raise TallerError("el texto de validación no da ningún par de palabras del vocabulario; usa un texto más "
-                              "largo o más validación (--set val_fraction=0.2).")
+            raise TallerError(
+                "el texto de validación no da ningún par de palabras del vocabulario; usa un texto más "
+                "largo o más validación (--set val_fraction=0.2)."
+            )
         return pairs, self.negative((len(pairs), self.cfg.model.negatives), g)
 
     def epoch_pairs(self, epoch: int) -> torch.Tensor:
@@ -152,7 +156,7 @@ class SkipGramPairs:
         return self.position >= len(self.pairs)
 
     def next_batch(self) -> torch.Tensor:
-        batch = self.pairs[self.position:self.position + self.cfg.train.batch_size]  # (B, 2)
+        batch = self.pairs[self.position : self.position + self.cfg.train.batch_size]  # (B, 2)
         self.position, self.seen = self.position + len(batch), self.seen + len(batch)
         return batch
 
@@ -170,17 +174,29 @@ class SkipGramPairs:
         return {"rng.negatives": self.g_neg.get_state()}
 
     def restore(self, tensors: dict[str, torch.Tensor], state: dict) -> None:
-        if state.get("kind") != self.cfg.model.kind or not all(isinstance(state.get(k), int) for k in ("position", "pairs_seen")):
-            raise TallerError(f"{self.out}/state.json no es el de un skip-gram (faltan 'position' o 'pairs_seen'); "
-                              "no se puede continuar: entrena de nuevo en otra carpeta.")
+        if state.get("kind") != self.cfg.model.kind or not all(
+            isinstance(state.get(k), int) for k in ("position", "pairs_seen")
+        ):
+            raise TallerError(
+                f"{self.out}/state.json no es el de un skip-gram (faltan 'position' o 'pairs_seen'); "
+                "no se puede continuar: entrena de nuevo en otra carpeta."
+            )
         self.g_neg.set_state(tensors["rng.negatives"])
         self.epoch, self.position, self.seen = state["epoch"], state["position"], state["pairs_seen"]
         self.pairs = self.epoch_pairs(self.epoch)
 
     def state(self) -> dict:
-        return {"corpus": self.corpus, "split": self.split, "kind": self.cfg.model.kind, "position": self.position,
-                "pairs_seen": self.seen, "vocab_size": len(self.vocab), "train_words": self.counts[0],
-                "val_words": self.counts[1], "val_pairs": len(self.val_pairs)}
+        return {
+            "corpus": self.corpus,
+            "split": self.split,
+            "kind": self.cfg.model.kind,
+            "position": self.position,
+            "pairs_seen": self.seen,
+            "vocab_size": len(self.vocab),
+            "train_words": self.counts[0],
+            "val_words": self.counts[1],
+            "val_pairs": len(self.val_pairs),
+        }
 
     def save_vocabulary(self, out: Path) -> None:
         self.vocab.save(out / VOCAB_FILE)
@@ -190,10 +206,12 @@ class SkipGramPairs:
         m = self.cfg.model
         if not trainer.resume:
             trainer.log_metrics({"step": 0, "epoch": 0, **self.evaluate(), "time": 0.0})
-        trainer.log(f"Skip-gram: {thousands(len(self.vocab))} palabras (≥ {m.min_count} apariciones) × {m.d_model} "
-                    f"dimensiones, {thousands(2 * len(self.vocab) * m.d_model)} parámetros · corpus {self.corpus.name}: "
-                    f"{thousands(self.counts[0])} palabras de entrenamiento, {thousands(self.counts[1])} de validación · "
-                    f"ventana {m.window}, {m.negatives} negativas")
+        trainer.log(
+            f"Skip-gram: {thousands(len(self.vocab))} palabras (≥ {m.min_count} apariciones) × {m.d_model} "
+            f"dimensiones, {thousands(2 * len(self.vocab) * m.d_model)} parámetros · corpus {self.corpus.name}: "
+            f"{thousands(self.counts[0])} palabras de entrenamiento, {thousands(self.counts[1])} de validación · "
+            f"ventana {m.window}, {m.negatives} negativas"
+        )
 
     def end_epoch(self, trainer) -> None:
         self.epoch, self.position = self.epoch + 1, 0
@@ -209,11 +227,12 @@ class SkipGramPairs:
         pairs_per_s = self.seen / max(trainer.train_time, 1e-9)
         trainer.commit(finished=True, extra={"val_loss": final["val_loss"], "pairs_per_s": pairs_per_s})
         first = self.stopped(trainer)[0].get("val_loss", float("nan"))
-        trainer.log(f"Validación: {number(first, 3)} → {number(final['val_loss'], 3)} nats por par ({trainer.step} pasos, "
-                    f"{trainer.epoch} épocas, {trainer.train_time:.0f} s, {thousands(pairs_per_s)} pares/s).")
+        trainer.log(
+            f"Validación: {number(first, 3)} → {number(final['val_loss'], 3)} nats por par ({trainer.step} pasos, "
+            f"{trainer.epoch} épocas, {trainer.train_time:.0f} s, {thousands(pairs_per_s)} pares/s)."
+        )
         trainer.log(f"Prueba: taller embeddings {trainer.out} --near sancho")
         return Run(trainer.out, self.cfg, self.vocab, self.model, trainer.saved_state)
 
     def interrupted_run(self, trainer) -> Run:
-        return Run(trainer.out, self.cfg, self.vocab, self.model, trainer.saved_state,
-                   interrupted=trainer.stopped_by)
+        return Run(trainer.out, self.cfg, self.vocab, self.model, trainer.saved_state, interrupted=trainer.stopped_by)

@@ -30,7 +30,7 @@ from taller.training.next_token import NextToken
 
 def random_segments(total: int, n: int, g: torch.Generator) -> list[int]:
     """`total` split at random into `n` parts of at least 1 (n ≤ total)."""
-    cuts = sorted((torch.randperm(total - 1, generator=g)[:n - 1] + 1).tolist()) if n > 1 else []
+    cuts = sorted((torch.randperm(total - 1, generator=g)[: n - 1] + 1).tolist()) if n > 1 else []
     return np.diff([0, *cuts, total]).tolist()
 
 
@@ -46,16 +46,16 @@ def corrupt(ids: list[int], cfg, g: torch.Generator) -> tuple[list[int], list[in
     spans, gaps = random_segments(hidden, n, g), random_segments(len(ids) - hidden, n, g)
     src, answer, pos = [], [], 0
     for k in range(n):  # kept gap, hidden span, kept gap, hidden span …
-        src += ids[pos:pos + gaps[k]]
+        src += ids[pos : pos + gaps[k]]
         pos += gaps[k]
         src.append(cfg.sentinel(k))
-        answer += [cfg.sentinel(k), *ids[pos:pos + spans[k]]]
+        answer += [cfg.sentinel(k), *ids[pos : pos + spans[k]]]
         pos += spans[k]
     return src, answer + [cfg.end_id]
 
 
 def corrupt_batch(x: torch.Tensor, cfg, g: torch.Generator):
-    """Windows (B, T) -> input (B, S), the decoder's input (B, L) (<start> then the answer moved one on), answer (B, L)."""
+    """Windows (B, T) -> input (B, S), the decoder's input (B, L) (<start>, then the answer one on), answer (B, L)."""
     pairs = [corrupt(row.tolist(), cfg, g) for row in x]
     src = torch.tensor([s for s, _ in pairs])
     answer = torch.tensor([a for _, a in pairs])
@@ -75,7 +75,7 @@ class SpanVal:
 
 def span_val(ids: np.ndarray, cfg, seed: int) -> SpanVal:
     T = min(cfg.block_size, len(ids))
-    windows = torch.from_numpy(ids[:len(ids) // T * T].astype(np.int64)).view(-1, T)
+    windows = torch.from_numpy(ids[: len(ids) // T * T].astype(np.int64)).view(-1, T)
     return SpanVal(*corrupt_batch(windows, cfg, torch.Generator().manual_seed(seed)))
 
 
@@ -84,7 +84,7 @@ def evaluate_spans(model, val: SpanVal, device, autocast, batch_size: int = 64) 
     with evaluating(model):
         total, right, tokens = 0.0, 0, 0
         for i in range(0, len(val.src), batch_size):
-            src, dec_in, answer = (t[i:i + batch_size].to(device) for t in (val.src, val.dec_in, val.answer))
+            src, dec_in, answer = (t[i : i + batch_size].to(device) for t in (val.src, val.dec_in, val.answer))
             with autocast:
                 logits = model(src, dec_in).float()  # (B, L, n_ids)
             total += F.cross_entropy(logits.transpose(1, 2), answer, reduction="sum").item()
@@ -113,7 +113,9 @@ class SpanCorruption(NextToken):
         return F.cross_entropy(logits.float().transpose(1, 2), answer)
 
     def evaluate(self, whole: bool = False) -> dict:
-        return evaluate_spans(self.model, self.val if whole else self.val.head(self.n_eval), self.ctx.device, self.autocast)
+        return evaluate_spans(
+            self.model, self.val if whole else self.val.head(self.n_eval), self.ctx.device, self.autocast
+        )
 
     def random_state(self) -> dict[str, torch.Tensor]:
         return {**super().random_state(), "rng.spans": self.spans.get_state()}
@@ -127,8 +129,12 @@ class SpanCorruption(NextToken):
         trainer.commit(finished=True, extra={**final, "tokenizer": d.tokenizer.kind})
         run = Run(trainer.out, self.cfg, d.tokenizer, self.model, trainer.saved_state)
         self.pictures.finish(run, trainer.epoch, self.cfg.train, trainer.parts, samples=False)
-        trainer.log(f"Validación ({thousands(self.val.answer.numel())} tokens de respuesta fijos): acierta el "
-                    f"{number(100 * final['val_accuracy'], 1)} % · {number(final['val_loss'], 4)} nats por token ({trainer.step} pasos, "
-                    f"{trainer.train_time:.0f} s).")
-        trainer.log(f"Prueba: taller fill {trainer.out} --text \"En un lugar de la ___ de cuyo nombre no quiero acordarme\"")
+        trainer.log(
+            f"Validación ({thousands(self.val.answer.numel())} tokens de respuesta fijos): acierta el "
+            f"{number(100 * final['val_accuracy'], 1)} % · {number(final['val_loss'], 4)} nats por token "
+            f"({trainer.step} pasos, {trainer.train_time:.0f} s)."
+        )
+        trainer.log(
+            f'Prueba: taller fill {trainer.out} --text "En un lugar de la ___ de cuyo nombre no quiero acordarme"'
+        )
         return run

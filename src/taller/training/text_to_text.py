@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from taller.models.t5 import CLASSIFY_PREFIX, IGNORE, answers_of, label_scores
 from taller.models.modes import evaluating
+from taller.models.t5 import CLASSIFY_PREFIX, IGNORE, answers_of, label_scores
 from taller.runs.folder import Run
 from taller.training.classify import Classify, batch_of
+
 
 class TextToText(Classify):
     """Labelled texts in, the label written out: a T5's way of classifying."""
@@ -44,8 +45,11 @@ class TextToText(Classify):
             out = []
             device = self.ctx.device
             for i in range(0, len(rows), batch_size):
-                x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i:i + batch_size]))
+                x, keys = batch_of(self.x, self.lengths, torch.tensor(rows[i : i + batch_size]))
                 with self.autocast:
-                    out.append(label_scores(self.model, x.to(device), keys.to(device), self.dec_in.to(device),
-                                            self.targets.to(device)).cpu())
+                    out.append(
+                        label_scores(
+                            self.model, x.to(device), keys.to(device), self.dec_in.to(device), self.targets.to(device)
+                        ).cpu()
+                    )
         return torch.cat(out)

@@ -41,8 +41,10 @@ IGNORE = -100  # a character that cannot carry a mark: not asked about
 
 def char_tokenizer(tokenizer, where: str):
     if tokenizer.kind != "char":
-        raise TallerError(f"{where} usa tokens {tokenizer.kind}; el etiquetador de tildes pone una marca por carácter "
-                          "y necesita un BERT de caracteres (entrénalo con --set tokenizer=char).")
+        raise TallerError(
+            f"{where} usa tokens {tokenizer.kind}; el etiquetador de tildes pone una marca por carácter "
+            "y necesita un BERT de caracteres (entrénalo con --set tokenizer=char)."
+        )
     return tokenizer
 
 
@@ -62,8 +64,10 @@ def starting_run(cfg, path: str) -> Run:
     if not kind_of(run.config).fixes_accents:
         return pretrained_run(cfg, path)
     if kind_of(run.config) is not kind_of(cfg):
-        raise TallerError(f"--init {path}: es {kind_of(run.config).a_title} y no puede empezar {kind_of(cfg).a_title}; "
-                          "usa una ejecución del mismo tipo o una preentrenada.")
+        raise TallerError(
+            f"--init {path}: es {kind_of(run.config).a_title} y no puede empezar {kind_of(cfg).a_title}; "
+            "usa una ejecución del mismo tipo o una preentrenada."
+        )
     for f in dataclasses.fields(run.config.model):
         if f.name not in (*NOT_COPIED, "init"):
             setattr(cfg.model, f.name, getattr(run.config.model, f.name))
@@ -98,12 +102,14 @@ class Accents(EncoderTask):
         val_x, val_y, val_text = encode_task(self.tokenizer, self.split.val)
         T = self.window = m.text_window if self.writes else m.block_size
         if len(self.train_x) <= T or len(val_x) < 2:
-            raise TallerError(f"el texto es demasiado corto para aprender tildes: {len(self.train_x)} caracteres de "
-                              f"entrenamiento y {len(val_x)} de validación; usa un texto más largo o baja "
-                              "block_size.")
+            raise TallerError(
+                f"el texto es demasiado corto para aprender tildes: {len(self.train_x)} caracteres de "
+                f"entrenamiento y {len(val_x)} de validación; usa un texto más largo o baja "
+                "block_size."
+            )
         n = max(1, len(val_x) // T)
-        self.val_x, self.val_y = val_x[:n * T].view(n, T), val_y[:n * T].view(n, T)  # (N, T) disjoint windows
-        self.val_text = val_text[:n * T].view(n, T)
+        self.val_x, self.val_y = val_x[: n * T].view(n, T), val_y[: n * T].view(n, T)  # (N, T) disjoint windows
+        self.val_text = val_text[: n * T].view(n, T)
         self.variants = mark_ids(self.tokenizer)  # (V, N_MARKS): each bare character's id with each mark, -1: none
         self.prefix = char_ids(self.tokenizer, TILDES_PREFIX)  # (P,) what a T5 reads first
         self.chosen = cfg.fit_to_text(len(self.train_x))
@@ -177,7 +183,7 @@ class Accents(EncoderTask):
         n = len(self.val_x) if whole else min(self.n_eval, len(self.val_x))
         total, right, count = 0.0, 0, 0
         for i in range(0, n, 64):
-            xb, yb, tb = (v[i:min(i + 64, n)].to(self.ctx.device) for v in (self.val_x, self.val_y, self.val_text))
+            xb, yb, tb = (v[i : min(i + 64, n)].to(self.ctx.device) for v in (self.val_x, self.val_y, self.val_text))
             logits = self.mark_logits(self.model, xb, tb)  # (B, T, N_MARKS)
             m = yb != IGNORE
             total += F.cross_entropy(logits[m], yb[m], reduction="sum").item()
@@ -210,21 +216,29 @@ class Accents(EncoderTask):
 
     # --- what the run folder shows ----------------------------------------------------------------------------------
     def begin(self, trainer) -> None:
-        self.say_start(trainer, "Tildes", f"{self.corpus.name}: {thousands(len(self.train_x))} caracteres de "
-                                          f"entrenamiento, {thousands(self.val_x.numel())} de validación")
+        self.say_start(
+            trainer,
+            "Tildes",
+            f"{self.corpus.name}: {thousands(len(self.train_x))} caracteres de "
+            f"entrenamiento, {thousands(self.val_x.numel())} de validación",
+        )
 
     def finish(self, trainer, final: dict) -> Run:
         """The marks' score and the val text's words (state.json and the log), and the loss curves."""
         words = self.word_scores()
         trainer.commit(finished=True, extra={**final, **{f"val_words_{k}": v for k, v in words.items()}})
         self.stopped(trainer)
-        trainer.log(f"Validación: {number(100 * final['val_accuracy'], 2)} % de las marcas; palabras: {number(100 * words['accuracy'], 2)} % "
-                    f"({thousands(words['errors'])} errores de {thousands(words['words'])}), ambiguas: "
-                    f"{number(100 * words['ambiguous_accuracy'], 1)} % de {thousands(words['ambiguous'])} ({trainer.step} pasos, "
-                    f"{trainer.train_time:.0f} s).")
-        trainer.log(f"Prueba: taller tildes {trainer.out} --text \"El dijo que si, que esta cansado\"")
+        trainer.log(
+            f"Validación: {number(100 * final['val_accuracy'], 2)} % de las marcas; palabras: "
+            f"{number(100 * words['accuracy'], 2)} % "
+            f"({thousands(words['errors'])} errores de {thousands(words['words'])}), ambiguas: "
+            f"{number(100 * words['ambiguous_accuracy'], 1)} % de {thousands(words['ambiguous'])} ({trainer.step} "
+            f"pasos, {trainer.train_time:.0f} s)."
+        )
+        trainer.log(f'Prueba: taller tildes {trainer.out} --text "El dijo que si, que esta cansado"')
         return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state)
 
     def interrupted_run(self, trainer) -> Run:
-        return Run(trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state,
-                   interrupted=trainer.stopped_by)
+        return Run(
+            trainer.out, self.cfg, self.tokenizer, self.model, trainer.saved_state, interrupted=trainer.stopped_by
+        )

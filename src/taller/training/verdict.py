@@ -47,17 +47,22 @@ def verdict(bpc: float, baseline: float | None, steps: int, epochs: float) -> tu
     beats = baseline is not None and bpc <= baseline + MARGIN
     versus = f"el 8-grama, que solo cuenta, llega a {number(baseline)}" if baseline is not None else ""
     if steps < MIN_STEPS and not beats:
-        return False, (f"Veredicto: pocos pasos ({steps}, {number(epochs, 2)} épocas); la red apenas ha empezado a "
-                       f"aprender ({number(bpc)} bits/car{'; ' + versus if versus else ''}). Dale más tiempo "
-                       "(--max-time), cierra otros programas que usen la CPU, o prueba `--model ngram`.")
+        return False, (
+            f"Veredicto: pocos pasos ({steps}, {number(epochs, 2)} épocas); la red apenas ha empezado a "
+            f"aprender ({number(bpc)} bits/car{'; ' + versus if versus else ''}). Dale más tiempo "
+            "(--max-time), cierra otros programas que usen la CPU, o prueba `--model ngram`."
+        )
     if baseline is not None and not beats:
-        return False, (f"Veredicto: la red ({number(bpc)} bits/car) no supera al 8-grama ({number(baseline)}) tras "
-                       f"{steps} pasos. Dale más tiempo (--max-time), cierra otros programas que usen la CPU, usa "
-                       "`--model ngram` o mezcla la red con un 8-grama (`--model mix --set runs=RED,NGRAMA`).")
+        return False, (
+            f"Veredicto: la red ({number(bpc)} bits/car) no supera al 8-grama ({number(baseline)}) tras "
+            f"{steps} pasos. Dale más tiempo (--max-time), cierra otros programas que usen la CPU, usa "
+            "`--model ngram` o mezcla la red con un 8-grama (`--model mix --set runs=RED,NGRAMA`)."
+        )
     if baseline is None:
         return True, f"Veredicto: {steps} pasos, {number(bpc)} bits/car (sin comparación con un 8-grama)."
-    return True, (f"Veredicto: ha aprendido: {number(bpc)} bits/car, frente a {number(baseline)} del 8-grama, en "
-                  f"{steps} pasos.")
+    return True, (
+        f"Veredicto: ha aprendido: {number(bpc)} bits/car, frente a {number(baseline)} del 8-grama, en {steps} pasos."
+    )
 
 
 def judge(bpc: float, data, train_ids, steps: int, epochs: float) -> dict:
@@ -65,5 +70,4 @@ def judge(bpc: float, data, train_ids, steps: int, epochs: float) -> dict:
     started = time.perf_counter()
     baseline = baseline_bpc(data, train_ids)
     learnt, line = verdict(bpc, baseline, steps, epochs)
-    return {"baseline_bpc": baseline, "learnt": learnt, "verdict": line,
-            "baseline_time": time.perf_counter() - started}
+    return {"baseline_bpc": baseline, "learnt": learnt, "verdict": line, "baseline_time": time.perf_counter() - started}

@@ -19,10 +19,21 @@ def build_parser() -> Parser:
     p.add_argument("--version", action="version", version=f"taller {__version__}", help="muestra la versión y termina")
     p.set_defaults(func=None)  # no command: the help
     sub = p.add_subparsers(dest="command", metavar="ORDEN", parser_class=Parser)
-    for add in (training.add_demo_and_corpus, training.add_train, training.add_prepare,  # in the help's order
-                text.add_generate, text.add_probe, tools.add_compare,
-                looking.add_explain, looking.add_report, looking.add_tokenize_and_embeddings,
-                both_sides.add_classify_and_fill, tools.add_export, tools.add_scoring, tools.add_serve):
+    for add in (
+        training.add_demo_and_corpus,
+        training.add_train,
+        training.add_prepare,  # in the help's order
+        text.add_generate,
+        text.add_probe,
+        tools.add_compare,
+        looking.add_explain,
+        looking.add_report,
+        looking.add_tokenize_and_embeddings,
+        both_sides.add_classify_and_fill,
+        tools.add_export,
+        tools.add_scoring,
+        tools.add_serve,
+    ):
         add(sub)
     return p
 

@@ -18,21 +18,30 @@ def add_classify_and_fill(sub) -> None:
     cl.set_defaults(func=cmd_classify)
 
     ti = sub.add_parser("tildes", help="pone las tildes a un texto escrito sin ellas")
-    ti.add_argument("run", metavar="EJECUCION", help="un etiquetador de tildes (taller train --model bert --task "
-                    "tildes) o un modelo de lenguaje de caracteres (canal ruidoso)")
+    ti.add_argument(
+        "run",
+        metavar="EJECUCION",
+        help="un etiquetador de tildes (taller train --model bert --task "
+        "tildes) o un modelo de lenguaje de caracteres (canal ruidoso)",
+    )
     ti.add_argument("--text", help="el texto sin tildes")
     ti.add_argument("--file", type=Path, metavar="ENTRADA", help="un fichero de texto UTF-8 (con -o)")
-    ti.add_argument("-o", type=Path, metavar="SALIDA",
-                    help="donde escribir el texto con tildes (nuevo; si existe, con --force)")
+    ti.add_argument(
+        "-o", type=Path, metavar="SALIDA", help="donde escribir el texto con tildes (nuevo; si existe, con --force)"
+    )
     ti.add_argument("--force", action="store_true", help="reemplaza el fichero de -o si ya existe")
     ti.set_defaults(func=cmd_tildes)
 
     fl = sub.add_parser("fill", aliases=["rellenar"], help="rellena los huecos (_) de un texto con un BERT")
     fl.add_argument("run", metavar="EJECUCION", help="carpeta de un BERT (taller train --model bert)")
     fl.add_argument("--text", required=True, help="el texto con huecos: cada _ es un carácter que falta")
-    fl.add_argument("--candidates", metavar="A,B,C", help="palabras para el único hueco, separadas por comas: las "
-                    "ordena por pseudo-verosimilitud, con su probabilidad; `auto`: las palabras del entrenamiento "
-                    "con tantas letras como _ tiene el hueco")
+    fl.add_argument(
+        "--candidates",
+        metavar="A,B,C",
+        help="palabras para el único hueco, separadas por comas: las "
+        "ordena por pseudo-verosimilitud, con su probabilidad; `auto`: las palabras del entrenamiento "
+        "con tantas letras como _ tiene el hueco",
+    )
     fl.set_defaults(func=cmd_fill)
 
 

@@ -23,16 +23,37 @@ def add_explain(sub) -> None:
     e = sub.add_parser("explain", aliases=["explicar"], help="dibuja atención, embeddings y evolución de los pesos")
     e.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     e.add_argument("--text", help="texto cuya atención dibujar (por defecto, lo que el modelo escribe solo)")
-    e.add_argument("--temperature", type=finite, nargs="+", metavar="T",
-                   help="dibuja en temperature.png qué carácter sigue al texto a cada temperatura, p. ej. 0.5 1 1.5")
-    e.add_argument("--reemplazar-desconocidos", "--replace-unknown", dest="replace_unknown", action="store_true",
-                   help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)")
-    e.add_argument("--surprise", "--sorpresa", nargs="?", const=True, type=path_text, metavar="FICHERO",
-                   help="mapa de sorpresa: colorea cada carácter de FICHERO por los bits que el modelo pagó por él "
-                        "(sin FICHERO: el texto de validación de la ejecución); escribe surprise.html y surprise.png")
-    e.add_argument("--against", "--contra", type=path_text, metavar="OTRA",
-                   help="con --surprise: otra ejecución; dónde gana cada una, carácter a carácter "
-                        "(surprise_diff.html)")
+    e.add_argument(
+        "--temperature",
+        type=finite,
+        nargs="+",
+        metavar="T",
+        help="dibuja en temperature.png qué carácter sigue al texto a cada temperatura, p. ej. 0.5 1 1.5",
+    )
+    e.add_argument(
+        "--reemplazar-desconocidos",
+        "--replace-unknown",
+        dest="replace_unknown",
+        action="store_true",
+        help="sustituye los caracteres que el modelo no conoce (á→a, si no, espacio)",
+    )
+    e.add_argument(
+        "--surprise",
+        "--sorpresa",
+        nargs="?",
+        const=True,
+        type=path_text,
+        metavar="FICHERO",
+        help="mapa de sorpresa: colorea cada carácter de FICHERO por los bits que el modelo pagó por él "
+        "(sin FICHERO: el texto de validación de la ejecución); escribe surprise.html y surprise.png",
+    )
+    e.add_argument(
+        "--against",
+        "--contra",
+        type=path_text,
+        metavar="OTRA",
+        help="con --surprise: otra ejecución; dónde gana cada una, carácter a carácter (surprise_diff.html)",
+    )
     e.set_defaults(func=cmd_explain)
 
 
@@ -40,21 +61,35 @@ def add_report(sub) -> None:
     r = sub.add_parser("report", aliases=["informe"], help="escribe report.html: toda la ejecución en una página")
     r.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     r.add_argument("--text", help="texto cuya atención dibujar (por defecto, una muestra del modelo)")
-    r.add_argument("--surprise", "--sorpresa", type=path_text, metavar="FICHERO",
-                   help="el texto del mapa de sorpresa (por defecto, el comienzo del texto de validación)")
-    r.add_argument("--against", "--contra", type=path_text, metavar="OTRA",
-                   help="otra ejecución: añade dónde gana cada una, carácter a carácter, sobre el mismo texto")
+    r.add_argument(
+        "--surprise",
+        "--sorpresa",
+        type=path_text,
+        metavar="FICHERO",
+        help="el texto del mapa de sorpresa (por defecto, el comienzo del texto de validación)",
+    )
+    r.add_argument(
+        "--against",
+        "--contra",
+        type=path_text,
+        metavar="OTRA",
+        help="otra ejecución: añade dónde gana cada una, carácter a carácter, sobre el mismo texto",
+    )
     r.set_defaults(func=cmd_report)
 
 
 def add_tokenize_and_embeddings(sub) -> None:
-    tk = sub.add_parser("tokenize", aliases=["tokenizar"],
-                        help="muestra cómo parte un texto el tokenizador de una ejecución")
+    tk = sub.add_parser(
+        "tokenize", aliases=["tokenizar"], help="muestra cómo parte un texto el tokenizador de una ejecución"
+    )
     tk.add_argument("run", metavar="EJECUCION", help="carpeta de una ejecución (runs/…)")
     tk.add_argument("--text", required=True, help="el texto que partir en tokens")
     tk.set_defaults(func=cmd_tokenize)
-    em = sub.add_parser("embeddings", aliases=["vectores"], help="vectores de palabras de un skip-gram: vecinos, "
-                        "analogías y un mapa en 2-D")
+    em = sub.add_parser(
+        "embeddings",
+        aliases=["vectores"],
+        help="vectores de palabras de un skip-gram: vecinos, analogías y un mapa en 2-D",
+    )
     em.add_argument("run", metavar="EJECUCION", help="carpeta de un skip-gram (taller train --model skipgram)")
     em.add_argument("--near", metavar="PALABRA", help="las palabras más cercanas a esta (similitud coseno)")
     em.add_argument("--analogy", nargs=3, metavar=("A", "B", "C"), help="A − B + C, p. ej. rey hombre mujer")
@@ -67,11 +102,14 @@ def add_tokenize_and_embeddings(sub) -> None:
 def cmd_explain(args) -> None:
     check_temperatures(args.temperature or [])
     if len(args.temperature or []) > PANELS:
-        raise TallerError(f"--temperature: {len(args.temperature)} temperaturas no caben en un dibujo; elige como "
-                          f"mucho {PANELS}, por ejemplo 0.5 1 1.5.")
+        raise TallerError(
+            f"--temperature: {len(args.temperature)} temperaturas no caben en un dibujo; elige como "
+            f"mucho {PANELS}, por ejemplo 0.5 1 1.5."
+        )
     if args.temperature and args.surprise is not None:
-        raise TallerError("--temperature dibuja la predicción tras un texto y --surprise el mapa de sorpresa: pide "
-                          "uno en cada orden.")
+        raise TallerError(
+            "--temperature dibuja la predicción tras un texto y --surprise el mapa de sorpresa: pide uno en cada orden."
+        )
     if args.against and args.surprise is None:
         raise TallerError("--against compara mapas de sorpresa: úsalo con --surprise [FICHERO].")
     run = load_run(args.run, can="language_model" if args.surprise is not None else ("language_model", "fills"))
@@ -79,8 +117,9 @@ def cmd_explain(args) -> None:
         return explain_surprise(run, args)
     if args.text and run.model.block_size and len(args.text) > run.model.block_size:
         print(f"Nota: el modelo ve {run.model.block_size} caracteres a la vez; dibujo la atención de los primeros.")
-    results = explain_run(run, args.text, unknown="replace" if args.replace_unknown else "error",
-                          temperatures=args.temperature or [])
+    results = explain_run(
+        run, args.text, unknown="replace" if args.replace_unknown else "error", temperatures=args.temperature or []
+    )
     print(f"Dibujos de {run.dir}:")
     for name, result in results.items():
         print(f"  {result}" if isinstance(result, Path) or name == "entropy" else f"  Nota: {result}")
@@ -94,8 +133,10 @@ def explain_surprise(run, args) -> None:
     other = load_run(args.against) if args.against else None
     a, b, files = write_surprise(run, text, other, unknown="replace" if args.replace_unknown or own else "error")
     for s in (a, b) if b is not None else (a,):
-        print(f"{s.run} en {where}: {number(s.total)} bits en {thousands(s.scored)} caracteres = "
-              f"{number(s.bpc, 3)} bits/carácter")
+        print(
+            f"{s.run} en {where}: {number(s.total)} bits en {thousands(s.scored)} caracteres = "
+            f"{number(s.bpc, 3)} bits/carácter"
+        )
     print_spots("Los puntos más sorprendentes", a.bits, a.text, 1.0, "bits")
     if b is not None:
         diff = difference(a, b)

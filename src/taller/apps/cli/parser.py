@@ -29,7 +29,7 @@ def spanish_error(message: str) -> str:
     """argparse's English error, in Spanish ("argument --seed: invalid int value: 'x'" → "argumento --seed: valor
     int no válido: 'x'"); a message it does not know stays as it is."""
     argument = re.match(r"argument (.+?): ", message)  # (names and metavars never hold ": "; a user's value may)
-    head, body = (f"argumento {argument[1]}: ", message[argument.end():]) if argument else ("", message)
+    head, body = (f"argumento {argument[1]}: ", message[argument.end() :]) if argument else ("", message)
     for pattern, spanish in ERRORS:
         found = re.fullmatch(pattern, body, flags=re.DOTALL)
         if found:
@@ -54,8 +54,9 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, add_help=False, **kwargs)
         if add_help:
-            self.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS,
-                              help="muestra esta ayuda y termina")
+            self.add_argument(
+                "-h", "--help", action="help", default=argparse.SUPPRESS, help="muestra esta ayuda y termina"
+            )
 
     def error(self, message: str):
         self.exit(2, f"error: {spanish_error(message)}. Prueba `{self.prog} --help`.\n")

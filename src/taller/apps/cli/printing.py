@@ -27,7 +27,9 @@ def print_probs(sample, index, how: str) -> None:
     print(f"{'Posición':>8}  {'Elegido':<7}  candidatos ({'modelo → muestreo' if how else 'probabilidad'})")
     for step in sample.steps:
         if how:
-            cands = "  ".join(f"{show_token(c)} {number(p, 3)}→{number(q, 3)}" for (c, p), q in zip(step.top, step.sampled))
+            cands = "  ".join(
+                f"{show_token(c)} {number(p, 3)}→{number(q, 3)}" for (c, p), q in zip(step.top, step.sampled)
+            )
         else:
             cands = "  ".join(f"{show_token(c)} {number(p, 3)}" for c, p in step.top)
         print(f"{step.position:>8}  {show_token(step.token):<7}  {cands}")

@@ -31,9 +31,11 @@ def default_out(*parts: str) -> Path:
 def add_demo_and_corpus(sub) -> None:
     d = sub.add_parser("demo", help="toda la historia de los refranes en unos minutos")
     budget = d.add_mutually_exclusive_group()
-    budget.add_argument("--max-time", type=finite_positive,
-                        help=f"segundos de entrenamiento (por defecto {DEMO_SECONDS}: la demo cabe en 4 minutos en "
-                             "cualquier máquina)")
+    budget.add_argument(
+        "--max-time",
+        type=finite_positive,
+        help=f"segundos de entrenamiento (por defecto {DEMO_SECONDS}: la demo cabe en 4 minutos en cualquier máquina)",
+    )
     budget.add_argument("--epochs", type=bounded_int(10_000), help="entrena estas épocas en vez de por tiempo")
     d.add_argument("--out", type=path_text, help="carpeta de la ejecución (por defecto runs/demo-FECHA)")
     add_threads(d)
@@ -50,45 +52,71 @@ def add_demo_and_corpus(sub) -> None:
 
 def add_train(sub) -> None:
     t = sub.add_parser("train", aliases=["entrenar"], help="entrena un modelo y escribe su carpeta de ejecución")
-    t.add_argument("--corpus", help="refranes, quijote, la ruta de un fichero de texto UTF-8 o una carpeta de "
-                   "`taller prepare`")
-    t.add_argument("--preset", default=None,
-                   help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…")
-    t.add_argument("--model", choices=list(KINDS),
-                   help="qué modelo (el del preset); skipgram: vectores de palabras (usa su preset)")
-    t.add_argument("--task", metavar="TAREA", help="bert: aprende una tarea sobre sus textos (clasificar: el corpus "
-                   "es un fichero «etiqueta<TAB>texto» o refranero-o-cervantes)")
-    t.add_argument("--init", type=path_text, metavar="EJECUCION",
-                   help="con --task: empieza desde el encoder de esta ejecución de BERT (preentrenado)")
+    t.add_argument(
+        "--corpus", help="refranes, quijote, la ruta de un fichero de texto UTF-8 o una carpeta de `taller prepare`"
+    )
+    t.add_argument(
+        "--preset", default=None, help="configuración de partida: base (por defecto), cervantes, lstm, ngram, seed…"
+    )
+    t.add_argument(
+        "--model",
+        choices=list(KINDS),
+        help="qué modelo (el del preset); skipgram: vectores de palabras (usa su preset)",
+    )
+    t.add_argument(
+        "--task",
+        metavar="TAREA",
+        help="bert: aprende una tarea sobre sus textos (clasificar: el corpus "
+        "es un fichero «etiqueta<TAB>texto» o refranero-o-cervantes)",
+    )
+    t.add_argument(
+        "--init",
+        type=path_text,
+        metavar="EJECUCION",
+        help="con --task: empieza desde el encoder de esta ejecución de BERT (preentrenado)",
+    )
     t.add_argument("--order", type=positive_int, help="n-grama: cuántos caracteres cuenta juntos (8)")
-    t.add_argument("--tokenizer", choices=list(TOKENIZER_KINDS),
-                   help="caracteres (char, por defecto), BPE de bytes o palabras")
+    t.add_argument(
+        "--tokenizer", choices=list(TOKENIZER_KINDS), help="caracteres (char, por defecto), BPE de bytes o palabras"
+    )
     t.add_argument("--tokenizer-vocab", type=positive_int, metavar="N", help="bpe y word: tokens del vocabulario (512)")
     t.add_argument("--config", help="fichero TOML con [model], [data] y [train]")
     t.add_argument("--set", action="append", default=[], metavar="CLAVE=VALOR", help="cambia una clave (repetible)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=positive_int, help="número de épocas")
-    g.add_argument("--max-time", type=finite_positive, metavar="SEGUNDOS",
-                   help="entrena este tiempo (el learning rate sigue al reloj)")
+    g.add_argument(
+        "--max-time",
+        type=finite_positive,
+        metavar="SEGUNDOS",
+        help="entrena este tiempo (el learning rate sigue al reloj)",
+    )
     t.add_argument("--steps", type=positive_int, help="para tras este número de pasos")
     t.add_argument("--seed", type=seed, help="semilla: la misma semilla repite exactamente en CPU")
     t.add_argument("--device", choices=list(DEVICES), help="dónde entrenar (auto)")
     t.add_argument("--out", type=path_text, help="carpeta de la ejecución (por defecto runs/CORPUS-PRESET-FECHA)")
-    t.add_argument("--resume", action="store_true",
-                   help="continúa la ejecución de --out desde su último punto de control")
+    t.add_argument(
+        "--resume", action="store_true", help="continúa la ejecución de --out desde su último punto de control"
+    )
     t.add_argument("--quiet", action="store_true", help="sin barra de progreso")
     add_threads(t)
     t.set_defaults(func=cmd_train)
 
 
 def add_prepare(sub) -> None:
-    pp = sub.add_parser("prepare", aliases=["preparar"],
-                        help="convierte un texto enorme en tokens en disco, para entrenar sin cargarlo en memoria")
+    pp = sub.add_parser(
+        "prepare",
+        aliases=["preparar"],
+        help="convierte un texto enorme en tokens en disco, para entrenar sin cargarlo en memoria",
+    )
     pp.add_argument("--corpus", required=True, metavar="FICHERO", help="fichero de texto UTF-8 (de cualquier tamaño)")
-    pp.add_argument("--out", type=path_text, metavar="CARPETA",
-                    help="carpeta de salida (por defecto preparados/NOMBRE)")
-    pp.add_argument("--tokenizer-file", metavar="JSON", help="usa este tokenizer.json (p. ej. el de una ejecución) "
-                    "en vez de sacar el vocabulario del texto")
+    pp.add_argument(
+        "--out", type=path_text, metavar="CARPETA", help="carpeta de salida (por defecto preparados/NOMBRE)"
+    )
+    pp.add_argument(
+        "--tokenizer-file",
+        metavar="JSON",
+        help="usa este tokenizer.json (p. ej. el de una ejecución) en vez de sacar el vocabulario del texto",
+    )
     pp.add_argument("--quiet", action="store_true", help="sin barra de progreso")
     pp.set_defaults(func=cmd_prepare)
 
@@ -119,7 +147,7 @@ def cmd_demo(args) -> None:
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     print(f"\nTodo está en {out}/ ({time.perf_counter() - started:.0f} s):")
     print("  " + "  ".join(files))
-    print(f"Prueba: {this_taller()} generate {out} --prompt \"Más vale \" -n 3 --show-probs")
+    print(f'Prueba: {this_taller()} generate {out} --prompt "Más vale " -n 3 --show-probs')
 
 
 def this_taller() -> str:
@@ -186,8 +214,10 @@ def apply_options(cfg: Config, args, model: str | None) -> None:
         cfg.set_kind(model)
     if args.init:
         if not hasattr(cfg.model, "init"):
-            raise TallerError("--init afina una ejecución preentrenada para una tarea: úsalo con --task, p. ej. "
-                              "`taller train --model bert --task clasificar --init RUN --corpus etiquetado.tsv`.")
+            raise TallerError(
+                "--init afina una ejecución preentrenada para una tarea: úsalo con --task, p. ej. "
+                "`taller train --model bert --task clasificar --init RUN --corpus etiquetado.tsv`."
+            )
         cfg.set("model.init", args.init, where="--init")
     cfg.apply_overrides(args.set)
     if args.order:
@@ -207,11 +237,14 @@ def apply_options(cfg: Config, args, model: str | None) -> None:
 
 def check_unchanged(saved: dict, now: dict) -> None:
     """--resume: the text and the network are the run's; only the training schedule may change."""
-    changed = [f"{part}.{key}" for part in ("data", "model") for key in now[part]
-               if now[part][key] != saved[part].get(key)]
+    changed = [
+        f"{part}.{key}" for part in ("data", "model") for key in now[part] if now[part][key] != saved[part].get(key)
+    ]
     if changed:
-        raise TallerError(f"--resume continúa la ejecución tal como es y no puede cambiar {', '.join(changed)}; "
-                          "quita esas opciones, o entrena de cero en otra carpeta.")
+        raise TallerError(
+            f"--resume continúa la ejecución tal como es y no puede cambiar {', '.join(changed)}; "
+            "quita esas opciones, o entrena de cero en otra carpeta."
+        )
 
 
 def cmd_prepare(args) -> None:

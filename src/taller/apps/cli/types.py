@@ -97,8 +97,9 @@ def check_temperatures(temperatures: list[float]) -> None:
     """--temperature (generate, explain): finite is checked while parsing; positive here, with the way out."""
     for temperature in temperatures:
         if temperature <= 0:
-            raise TallerError(f"--temperature={temperature:g} debe ser positiva; para elegir siempre lo más probable "
-                              "usa --greedy.")
+            raise TallerError(
+                f"--temperature={temperature:g} debe ser positiva; para elegir siempre lo más probable usa --greedy."
+            )
 
 
 MAX_THREADS = 256
@@ -106,9 +107,14 @@ MAX_THREADS = 256
 
 def add_threads(parser) -> None:
     """--threads: how many threads compute on the CPU (by default, one per core other programs leave free)."""
-    parser.add_argument("--threads", "--hilos", type=bounded_int(MAX_THREADS), default=0, metavar="N",
-                        help="hilos de cálculo en la CPU (por defecto, uno por núcleo libre: si otros programas "
-                             "ocupan la CPU, menos)")
+    parser.add_argument(
+        "--threads",
+        "--hilos",
+        type=bounded_int(MAX_THREADS),
+        default=0,
+        metavar="N",
+        help="hilos de cálculo en la CPU (por defecto, uno por núcleo libre: si otros programas ocupan la CPU, menos)",
+    )
 
 
 def fit_threads(args) -> None:

@@ -34,8 +34,10 @@ def check_kind(run_dir: Path, fmt: str) -> None:
     kind = kind_of(Config.load(run_dir / "config.toml", saved=True))
     if fmt not in kind.exports:
         able = spanish_list([k.title for k in KINDS.values() if fmt in k.exports])
-        raise TallerError(f"{run_dir} es un modelo de tipo {kind.title}, que no se puede exportar a {FORMATS[fmt]}; "
-                          f"se pueden exportar {able}.")
+        raise TallerError(
+            f"{run_dir} es un modelo de tipo {kind.title}, que no se puede exportar a {FORMATS[fmt]}; "
+            f"se pueden exportar {able}."
+        )
 
 
 def export_run(run_dir: str | Path, fmt: str, out: Path, force: bool = False) -> str:
@@ -51,10 +53,14 @@ def export_run(run_dir: str | Path, fmt: str, out: Path, force: bool = False) ->
     if fmt == "html":
         check_tokenizer(run)
         atomic_write(out, render_page(run, kind_of(run.config).title).encode("utf-8"))
-        return (f"Página en {out} ({megabytes(out.stat().st_size)}): ábrela con cualquier navegador, sin red ni "
-                "servidor, o compártela como un fichero más.")
+        return (
+            f"Página en {out} ({megabytes(out.stat().st_size)}): ábrela con cualquier navegador, sin red ni "
+            "servidor, o compártela como un fichero más."
+        )
     # both or neither: a full disk at the tokenizer leaves no .onnx without it
     atomic_write_all([(out, onnx_bytes(run.model)), (outputs[1], run.tokenizer.to_json().encode("utf-8"))])
     limit = f" con T ≤ {run.model.block_size}" if run.model.block_size else ""
-    return (f"Modelo ONNX (opset {OPSET}) en {out} ({megabytes(out.stat().st_size)}) y su tokenizador en "
-            f"{outputs[1]}: entrada «ids» (1, T) de enteros{limit}, salida «logits» (1, T, V).")
+    return (
+        f"Modelo ONNX (opset {OPSET}) en {out} ({megabytes(out.stat().st_size)}) y su tokenizador en "
+        f"{outputs[1]}: entrada «ids» (1, T) de enteros{limit}, salida «logits» (1, T, V)."
+    )

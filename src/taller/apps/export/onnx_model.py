@@ -60,6 +60,14 @@ def onnx_bytes(model: torch.nn.Module) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad(), evaluating(model):
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it fixes (none that matter here)
-        torch.onnx.export(traceable(model), (example,), buffer, input_names=["ids"], output_names=["logits"],
-                          dynamic_axes={"ids": {1: "T"}, "logits": {1: "T"}}, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            traceable(model),
+            (example,),
+            buffer,
+            input_names=["ids"],
+            output_names=["logits"],
+            dynamic_axes={"ids": {1: "T"}, "logits": {1: "T"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
     return buffer.getvalue()

@@ -29,9 +29,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taller.apps.web.guards import ANY_ADDRESS, LOOPBACK, MAX_BODY, BodyLimit, HostCheck, allowed_hosts
 from taller.apps.web.refusals import QUOTED, ApiError, SafeJSON, refusal, without_paths
-from taller.apps.web.replies import (MAX_TEXT, SampleRequest, ShapedRequest, SurpriseRequest, TextRequest,
-                                     attention_reply, checked_request, checked_sampling, predict_reply, sample_reply,
-                                     surprise_request_reply, tildes_reply)
+from taller.apps.web.replies import (
+    MAX_TEXT,
+    SampleRequest,
+    ShapedRequest,
+    SurpriseRequest,
+    TextRequest,
+    attention_reply,
+    checked_request,
+    checked_sampling,
+    predict_reply,
+    sample_reply,
+    surprise_request_reply,
+    tildes_reply,
+)
 from taller.apps.web.runs import RunCache, find_runs, run_summary, served_runs
 from taller.errors import TallerError
 from taller.runs.folder import load_run
@@ -55,8 +66,11 @@ def add_error_replies(app: FastAPI, root: Path) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request, e: RequestValidationError):
         where = ", ".join(".".join(str(p) for p in err.get("loc", ())[1:]) or "cuerpo" for err in e.errors()[:3])
-        return refusal(422, f"petición no válida (revisa: {where[:QUOTED]}); se espera JSON como "
-                            '{"run": "nombre", "text": "No hay "}.')
+        return refusal(
+            422,
+            f"petición no válida (revisa: {where[:QUOTED]}); se espera JSON como "
+            '{"run": "nombre", "text": "No hay "}.',
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, e: StarletteHTTPException):
@@ -143,8 +157,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
         return bound_socket(host, port)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            why = (f"el puerto {port} ya está ocupado (¿hay otro `taller serve` abierto?); elige otro con "
-                   f"--port {port + 1}.")
+            why = (
+                f"el puerto {port} ya está ocupado (¿hay otro `taller serve` abierto?); elige otro con "
+                f"--port {port + 1}."
+            )
         elif e.errno == errno.EACCES:
             why = f"no tengo permiso para usar el puerto {port} (los menores de 1024 son del sistema); usa --port 8000."
         elif isinstance(e, socket.gaierror) or e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
@@ -155,7 +171,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
         raise TallerError(why) from None
 
 
-def serve(path: Path, host: str = "127.0.0.1", port: int = 8000, allow_hosts: Iterable[str] = (), threads: int = 0) -> None:
+def serve(
+    path: Path, host: str = "127.0.0.1", port: int = 8000, allow_hosts: Iterable[str] = (), threads: int = 0
+) -> None:
     """`taller serve`: the explorer for the runs under `path`, on http://host:port/, until Ctrl-C. Its threads are
     chosen once, here: requests are answered in a pool of threads and never change them (taller/threads.py)."""
     import uvicorn
@@ -168,8 +186,10 @@ def serve(path: Path, host: str = "127.0.0.1", port: int = 8000, allow_hosts: It
     print(f"Calculo con {use(choose(threads)).why}.")
     if host not in LOOPBACK:
         named = ", ".join(sorted(hosts - set(LOOPBACK))) or "añade el de este equipo con --allow-host"
-        print(f"Aviso: escuchando en {host}: otros equipos de la red pueden abrir la página si la abren con un "
-              f"nombre permitido ({named}).")
+        print(
+            f"Aviso: escuchando en {host}: otros equipos de la red pueden abrir la página si la abren con un "
+            f"nombre permitido ({named})."
+        )
     shown = "127.0.0.1" if host in ANY_ADDRESS else f"[{host}]" if ":" in host else host
     print(f"Abre http://{shown}:{port}/ en el navegador (Ctrl-C para terminar).")
     uvicorn.Server(uvicorn.Config(create_app(path, hosts=hosts), log_level="warning")).run(sockets=[sock])

@@ -1,8 +1,8 @@
 """The explorer's two guards, as ASGI wrappers that run before any route:
 
-    HostCheck   only requests whose Host is a loopback name, the address listened on or a name given with
-                --allow-host are answered (a web page cannot reach the server through DNS rebinding);
-    BodyLimit   a request body is counted as it arrives, chunked or not, and refused with 413 past MAX_BODY.
+HostCheck   only requests whose Host is a loopback name, the address listened on or a name given with
+            --allow-host are answered (a web page cannot reach the server through DNS rebinding);
+BodyLimit   a request body is counted as it arrives, chunked or not, and refused with 413 past MAX_BODY.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def allowed_hosts(host: str, extra: Iterable[str] = ()) -> set[str]:
     names = {*LOOPBACK, *(() if host in ANY_ADDRESS else (host_name(host) or host.lower(),))}
     for name in extra:
         if not host_name(name):
-            raise TallerError(f"--allow-host «{name[:QUOTED]}» no es un nombre de equipo; usa uno como "
-                              "mipc.local o 192.168.1.20.")
+            raise TallerError(
+                f"--allow-host «{name[:QUOTED]}» no es un nombre de equipo; usa uno como mipc.local o 192.168.1.20."
+            )
         names.add(host_name(name))
     return names
 
@@ -59,10 +60,12 @@ class HostCheck:
             asked = header(scope, b"host") or ""
             if host_name(asked) not in self.allowed:
                 shown = asked[:QUOTED] or "ninguno"
-                return await refusal(400, f"este servidor sólo responde a localhost y 127.0.0.1, no al nombre "
-                                          f"«{shown}» (así ninguna otra web puede leerlo); si lo abres con ese "
-                                          f"nombre a propósito, arráncalo con `taller serve --allow-host NOMBRE`."
-                                     )(scope, receive, send)
+                return await refusal(
+                    400,
+                    f"este servidor sólo responde a localhost y 127.0.0.1, no al nombre "
+                    f"«{shown}» (así ninguna otra web puede leerlo); si lo abres con ese "
+                    f"nombre a propósito, arráncalo con `taller serve --allow-host NOMBRE`.",
+                )(scope, receive, send)
         await self.app(scope, receive, send)
 
 
@@ -101,8 +104,9 @@ class BodyLimit:
         declared = declared_size(header(scope, b"content-length"))
         messages = await read_body(receive, self.limit) if declared <= self.limit else None
         if messages is None:
-            return await refusal(413, f"la petición es demasiado grande (máximo {self.limit // 1024} KiB); envía "
-                                      "un texto más corto.")(scope, receive, send)
+            return await refusal(
+                413, f"la petición es demasiado grande (máximo {self.limit // 1024} KiB); envía un texto más corto."
+            )(scope, receive, send)
 
         async def replay() -> Message:  # the body read above, then the connection itself (a disconnect)
             return messages.pop(0) if messages else await receive()

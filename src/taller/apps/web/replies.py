@@ -66,16 +66,20 @@ def checked_request(req: TextRequest) -> TextRequest:
     """`req`, if each of its texts is one UTF-8 can carry: JSON can smuggle in half a UTF-16 pair ("\\ud800")."""
     for field, value in req:
         if isinstance(value, str) and SURROGATE.search(value):
-            raise ApiError(400, f"el campo «{field}» lleva un carácter que no es texto (media pareja UTF-16 suelta, "
-                                "como \\ud800); envía texto normal.")
+            raise ApiError(
+                400,
+                f"el campo «{field}» lleva un carácter que no es texto (media pareja UTF-16 suelta, "
+                "como \\ud800); envía texto normal.",
+            )
     return req
 
 
 def checked_text(run: Run, text: str) -> str:
     """`text`, if it is short enough and every character of it is in the run's vocabulary."""
     if len(text) > MAX_TEXT:
-        raise ApiError(413, f"el texto tiene {thousands(len(text))} caracteres y el máximo es "
-                            f"{thousands(MAX_TEXT)}; acórtalo.")
+        raise ApiError(
+            413, f"el texto tiene {thousands(len(text))} caracteres y el máximo es {thousands(MAX_TEXT)}; acórtalo."
+        )
     unknown = run.tokenizer.unknown(text)
     if unknown:
         shown = " ".join(f"«{c}»" for c in unknown[:LISTED])
@@ -98,11 +102,11 @@ def sample_steps(req: SampleRequest, text: str) -> int:
     """How many tokens "generar" may write after `text`: 1 in mode char, up to MAX_STEPS in mode line."""
     checked_sampling(req)
     if len(req.stop) > MAX_STOP:
-        raise ApiError(413, f"el texto de parada tiene {len(req.stop)} caracteres y el máximo es {MAX_STOP}; "
-                            "acórtalo.")
+        raise ApiError(413, f"el texto de parada tiene {len(req.stop)} caracteres y el máximo es {MAX_STOP}; acórtalo.")
     if req.mode not in ("char", "line"):
-        raise ApiError(400, f"modo «{req.mode[:20]}» desconocido; usa «char» (un carácter) o «line» (hasta el "
-                            "final de la línea).")
+        raise ApiError(
+            400, f"modo «{req.mode[:20]}» desconocido; usa «char» (un carácter) o «line» (hasta el final de la línea)."
+        )
     steps = min(MAX_STEPS, MAX_TEXT - len(text)) if req.mode == "line" else 1
     if steps < 1:
         raise ApiError(413, f"el texto ya tiene {thousands(len(text))} caracteres, el máximo; bórralo un poco.")
@@ -119,10 +123,15 @@ def predict_reply(run: Run, req: ShapedRequest) -> dict:
     probs = logits.softmax(dim=-1)
     top = torch.topk(probs, min(TOP, len(probs)))
     pieces = run.tokenizer.pieces  # id -> text: a character, a word or a BPE token
-    bars = [{"char": pieces[i], "shown": show_token(pieces[i]), "prob": float(p)}
-            for p, i in zip(top.values, top.indices)]
-    reply = {"text": req.text, "bars": bars, "rest": max(0.0, float(probs.sum()) - sum(b["prob"] for b in bars)),
-             "rest_count": len(probs) - len(bars)}
+    bars = [
+        {"char": pieces[i], "shown": show_token(pieces[i]), "prob": float(p)} for p, i in zip(top.values, top.indices)
+    ]
+    reply = {
+        "text": req.text,
+        "bars": bars,
+        "rest": max(0.0, float(probs.sum()) - sum(b["prob"] for b in bars)),
+        "rest_count": len(probs) - len(bars),
+    }
     if not is_plain(req.temperature, req.top_k, req.top_p):  # the same tokens, in the distribution drawn from
         drawn = sampling_probs(logits[None], req.temperature, req.top_k, req.top_p)[0]  # (V,)
         for bar, i in zip(bars, top.indices):
@@ -136,14 +145,18 @@ def attention_reply(run: Run, text: str) -> dict:
     text = checked_text(run, text)
     if not has_attention(run):
         return {"text": text, "note": NO_ATTENTION}
-    ids = run.tokenizer.encode(text)[-run.model.block_size:]  # what the model sees: the last block_size
+    ids = run.tokenizer.encode(text)[-run.model.block_size :]  # what the model sees: the last block_size
     if not ids:
         return {"text": text, "note": "Escribe algo para ver a dónde mira cada cabeza."}
     with torch.no_grad():  # attention_maps returns the maps and leaves the model as it was: no lock
         maps = run.model.attention_maps(torch.tensor([ids], device=next(run.model.parameters()).device))
-    return {"text": text, "chars": [show_token(run.tokenizer.pieces[i]) for i in ids],
-            "layers": [[[[round(float(w), WEIGHT_DIGITS) for w in row] for row in head] for head in m[0].cpu()]
-                       for m in maps]}
+    return {
+        "text": text,
+        "chars": [show_token(run.tokenizer.pieces[i]) for i in ids],
+        "layers": [
+            [[[round(float(w), WEIGHT_DIGITS) for w in row] for row in head] for head in m[0].cpu()] for m in maps
+        ],
+    }
 
 
 def sample_reply(run: Run, req: SampleRequest) -> dict:
@@ -151,8 +164,9 @@ def sample_reply(run: Run, req: SampleRequest) -> dict:
     text = checked_text(run, req.text)
     steps = sample_steps(req, text)
     stop = req.stop if req.mode == "line" else None
-    out = run.generate(text, 1, max_chars=steps, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p,
-                       stop=stop, top=0)[0]
+    out = run.generate(
+        text, 1, max_chars=steps, temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, stop=stop, top=0
+    )[0]
     return {"text": out.text, "added": out.generated}
 
 
@@ -163,8 +177,11 @@ def surprise_request_reply(runs: RunCache, req: SurpriseRequest) -> dict:
     run = runs.get(req.run)
     other = runs.get(req.against) if req.against else None
     if len(req.text) > MAX_SURPRISE:
-        raise ApiError(413, f"el texto tiene {thousands(len(req.text))} caracteres y el mapa de sorpresa mide como "
-                            f"mucho {thousands(MAX_SURPRISE)}; acórtalo.")
+        raise ApiError(
+            413,
+            f"el texto tiene {thousands(len(req.text))} caracteres y el mapa de sorpresa mide como "
+            f"mucho {thousands(MAX_SURPRISE)}; acórtalo.",
+        )
     text = req.text or validation_text(run)[:SURPRISE_DEFAULT]
     text = known_text(text, [run] + ([other] if other is not None else []), "error" if req.text else "replace")
     with SCORING:
@@ -180,8 +197,9 @@ FIXERS_LOCK = threading.Lock()  # requests are answered in a pool of threads
 def tildes_reply(run: Run, text: str) -> dict:
     """/api/tildes: the text (at most MAX_TEXT characters) with its accents put back, and where letters changed."""
     if len(text) > MAX_TEXT:
-        raise ApiError(413, f"el texto tiene {thousands(len(text))} caracteres y el máximo es {thousands(MAX_TEXT)}; "
-                            "acórtalo.")
+        raise ApiError(
+            413, f"el texto tiene {thousands(len(text))} caracteres y el máximo es {thousands(MAX_TEXT)}; acórtalo."
+        )
     if not text.strip():
         raise ApiError(400, "el texto está vacío; escribe algo sin tildes, p. ej. «el dijo que si».")
     with FIXERS_LOCK:

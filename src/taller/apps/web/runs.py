@@ -60,14 +60,17 @@ def search(root: Path, folder: Path, depth: int, runs: dict[str, Path]) -> None:
 def served_runs(path: Path) -> dict[str, Path]:
     """The runs `taller serve PATH` would serve, or a TallerError saying why there are none."""
     if path.exists() and not path.is_dir():
-        raise TallerError(f"{path} es un archivo, no una carpeta; `taller serve` quiere una carpeta de ejecución o "
-                          "una carpeta con varias, como runs/.")
+        raise TallerError(
+            f"{path} es un archivo, no una carpeta; `taller serve` quiere una carpeta de ejecución o "
+            "una carpeta con varias, como runs/."
+        )
     if not path.is_dir():
         raise TallerError(f"no existe la carpeta {path}; indica una ejecución o una carpeta con varias, como runs/.")
     runs = find_runs(path)
     if not runs:
-        raise TallerError(f"{path} no tiene ninguna ejecución (carpetas con state.json); entrena una con "
-                          "`taller demo`.")
+        raise TallerError(
+            f"{path} no tiene ninguna ejecución (carpetas con state.json); entrena una con `taller demo`."
+        )
     return runs
 
 
@@ -80,8 +83,10 @@ def check_run_name(name: str) -> None:
 def unreadable(name: str, e: Exception) -> str:
     """Why the run folder `name` cannot be opened, when the reason is not a TallerError (a state.json number of
     5,000 digits, a file that vanished…)."""
-    return (f"la ejecución «{name[:QUOTED]}» está dañada y no se puede abrir ({type(e).__name__}); "
-            "vuelve a entrenarla o quítala de la carpeta.")
+    return (
+        f"la ejecución «{name[:QUOTED]}» está dañada y no se puede abrir ({type(e).__name__}); "
+        "vuelve a entrenarla o quítala de la carpeta."
+    )
 
 
 class RunCache:
@@ -98,8 +103,9 @@ class RunCache:
         runs = find_runs(self.root)
         if name not in runs:
             known = ", ".join(list(runs)[:LISTED]) or "ninguna"
-            raise ApiError(404, f"no hay ninguna ejecución «{name[:QUOTED]}» en la carpeta servida; las que hay: "
-                                f"{known}.")
+            raise ApiError(
+                404, f"no hay ninguna ejecución «{name[:QUOTED]}» en la carpeta servida; las que hay: {known}."
+            )
         with self.lock:  # one load at a time
             try:
                 mtime = (runs[name] / "state.json").stat().st_mtime
@@ -119,8 +125,10 @@ def run_summary(name: str, path: Path, root: Path) -> dict:
     """One run of /api/runs, read from state.json and config.toml only: listing loads no model. A damaged folder is
     listed with the reason it can't be opened, and never keeps the others from being listed."""
     if SURROGATE.search(name):  # a folder name that is not UTF-8
-        return {"name": SURROGATE.sub("\ufffd", name),
-                "error": "el nombre de esta carpeta no es UTF-8 válido; cámbiale el nombre para abrirla aquí."}
+        return {
+            "name": SURROGATE.sub("\ufffd", name),
+            "error": "el nombre de esta carpeta no es UTF-8 válido; cámbiale el nombre para abrirla aquí.",
+        }
     try:
         state, cfg = read_state(path), Config.load(path / "config.toml", saved=True)
         kind = kind_of(cfg)
@@ -129,11 +137,21 @@ def run_summary(name: str, path: Path, root: Path) -> dict:
     except BROKEN as e:
         return {"name": name, "error": unreadable(name, e)}
     if not kind.language_model:  # e.g. word vectors: listed, with where to look instead (a tagger: the tildes box)
-        return {"name": name, "kind": kind.name, "error": without_paths(str(kind.refuse(name)), root),
-                "tildes": kind.fixes_accents}
-    return {"name": name, "kind": cfg.model.kind, "corpus": plain(state.get("corpus"), str),
-            "parameters": plain(state.get("parameters"), int), "val_bpc": plain(state.get("val_bpc"), float),
-            "block_size": cfg.model.context, "prompt": cfg.train.prompt}  # block_size: None for no limit
+        return {
+            "name": name,
+            "kind": kind.name,
+            "error": without_paths(str(kind.refuse(name)), root),
+            "tildes": kind.fixes_accents,
+        }
+    return {
+        "name": name,
+        "kind": cfg.model.kind,
+        "corpus": plain(state.get("corpus"), str),
+        "parameters": plain(state.get("parameters"), int),
+        "val_bpc": plain(state.get("val_bpc"), float),
+        "block_size": cfg.model.context,
+        "prompt": cfg.train.prompt,
+    }  # block_size: None for no limit
 
 
 def plain(value, typ: type):
@@ -144,5 +162,5 @@ def plain(value, typ: type):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if typ is int:
-        return value if isinstance(value, int) and abs(value) < 10 ** 15 else None
+        return value if isinstance(value, int) and abs(value) < 10**15 else None
     return float(value) if math.isfinite(value) else None
