@@ -43,7 +43,7 @@ SEED := $(shell $(PYTHON) -c 'import random; print(random.randrange(10**6))')
 endif
 test: install browser lint
 	@echo "make test: orden aleatorio con la semilla $(SEED) (repítelo en un solo proceso con: make test SEED=$(SEED) WORKERS=0)"
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --durations=15 --randomly-seed=$(SEED)
+	$(BIN)/python -m pytest -n $(WORKERS) --durations=15 --randomly-seed=$(SEED)
 
 # The house's rules, checked by the ecosystem's tools: imports point down the layers of pyproject.toml
 # (import-linter), ruff's rule set of pyproject.toml, and ruff's format (`make format` applies it; DEVELOPERS.md).

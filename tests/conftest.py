@@ -45,41 +45,6 @@ PROVERBS = [
 ]
 
 
-# The module fixtures that train or build something for seconds. `make test` runs `--dist loadgroup`: the tests of a
-# module that use one of them go to the same worker, so it is built once, not once per worker.
-SHARED_IN_A_MODULE = {
-    "bert_run",
-    "bpe_run",
-    "channel",
-    "classifiers",
-    "cli_run",
-    "corpus",
-    "counted",
-    "ngram_run",
-    "pages",
-    "root",
-    "runs",
-    "runs_dir",
-    "sg_run",
-    "small_run",
-    "small_skipgram",
-    "t5_run",
-    "tagger_run",
-    "ten_steps",
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (pytest-randomly has already shuffled)
-def pytest_collection_modifyitems(items):
-    """The tests marked `slow` (ten seconds or more) run first, in their random order. `-n auto` hands out the first
-    tests in turn, so each worker starts on its share of the long ones, and the short ones fill the gaps after: the
-    longest-first rule for sharing work. A test that uses a fixture of SHARED_IN_A_MODULE joins its module's group."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # a stable sort: the rest keep their order
-    for item in items:
-        if SHARED_IN_A_MODULE & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 @pytest.fixture(autouse=True)
 def no_downloads(tmp_path_factory, monkeypatch):
     """Tests never touch the network or the user's cache (a test that plays a download lifts TALLER_OFFLINE itself)."""

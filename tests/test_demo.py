@@ -16,7 +16,6 @@ from taller.apps.cli import main
 MINI_EPOCHS = 8  # the small file (4.7 kB) gives a few steps an epoch: enough of them to beat a uniform guess
 
 
-@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     shutil.copy(MINI_REFRANES, tmp_path / "refranes.txt")
     monkeypatch.setenv("TALLER_DATA", str(tmp_path))

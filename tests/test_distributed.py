@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from conftest import PROVERBS, tiny_config, train_losses
 
 import taller
@@ -41,7 +40,6 @@ def torchrun(cwd, *args):
     return result
 
 
-@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(tmp_path):
     (tmp_path / "dichos.txt").write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
     tiny_config(tmp_path / "dichos.txt", batch_size=4, **SETTINGS).save(tmp_path / "tiny.toml")  # per process

@@ -680,7 +680,6 @@ def test_an_onnx_export_on_a_full_disk_leaves_neither_file(small_run, place, cap
     assert len(list(place.iterdir())) == 2
 
 
-@pytest.mark.slow
 def test_a_full_disk_at_the_first_checkpoint_leaves_a_folder_a_fresh_start_takes(place, capsys, monkeypatch):
     """The disk fills as the first checkpoint is written, after epoch_001.png: one line, and then the same command
     starts afresh (and --resume says to do so) instead of refusing the folder for good."""

@@ -8,7 +8,6 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
 from conftest import PROVERBS, THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +19,6 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.mark.slow
 def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path):
     wheels = tmp_path / "wheels"
     run(

@@ -13,7 +13,6 @@ from taller.runs.metrics import read_metrics
 TINY = tiny_flags()
 
 
-@pytest.mark.slow
 def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
     use_fake_clock(monkeypatch, 0.25)  # every step takes 0.25 s, whatever the machine: two steps reach the 0.5 s
     out = tmp_path / "cmp"

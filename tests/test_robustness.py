@@ -81,7 +81,6 @@ def wait_for(path: Path, process, limit: float = 60.0) -> None:
     assert path.exists(), f"{path} never appeared"
 
 
-@pytest.mark.slow
 def test_sigkill_at_27_instants_never_loses_the_last_checkpoint_and_resume_is_exact(forks, ram_dir, corpus_file):
     out = ram_dir / "run"
     reference = ram_dir / "reference"
