@@ -14,8 +14,10 @@ A request that fails a check raises ApiError (a 4xx with one Spanish line); one 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from taller.apps.web.refusals import SURROGATE, ApiError
@@ -30,8 +32,10 @@ from taller.text import show_token, thousands
 MAX_TEXT = 2000  # characters of prompt a request may send
 MAX_STEPS = 300  # characters "generar" may write in one request
 MAX_SURPRISE = 20_000  # characters a surprise map may score in one request
-SCORING = threading.BoundedSemaphore(2)  # surprise maps scored at once; the others wait their turn, so the memory
-#                                          a burst of requests costs is two maps', whatever the number of requests
+SCORER = ThreadPoolExecutor(2, thread_name_prefix="sorpresa")  # surprise maps are scored in these two threads only:
+#   the others wait their turn, holding nothing big, so a burst of requests costs two maps' memory; and the big
+#   tensors are always allocated by the same two threads (each thread of the server's pool would keep its own
+#   malloc arena of freed memory: 60 requests at once took the server from 0,4 to 1,1 GB)
 SURPRISE_DEFAULT = 2000  # characters of the validation text scored when no text is sent
 TOP = 10  # bars shown; the rest are summed
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 5  # the temperatures the API accepts (the page's slider: 0.1 to 2)
@@ -170,24 +174,29 @@ def sample_reply(run: Run, req: SampleRequest) -> dict:
     return {"text": out.text, "added": out.generated}
 
 
-def surprise_request_reply(runs: RunCache, req: SurpriseRequest) -> dict:
+def surprise_request_reply(runs: RunCache, req: SurpriseRequest) -> JSONResponse:
     """/api/surprise: the bits the run pays for each character of `text` (empty: the beginning of its validation
     text); with `against`, the other run's bits on the same text and the difference. Unknown characters are refused
-    (those of the validation text, replaced)."""
-    run = runs.get(req.run)
-    other = runs.get(req.against) if req.against else None
+    (those of the validation text, replaced). The work is done in SCORER's threads, from taking the runs out of the
+    cache to encoding the reply: a waiting request holds no model (the cache may let go of its run meanwhile) and no
+    reply."""
     if len(req.text) > MAX_SURPRISE:
         raise ApiError(
             413,
             f"el texto tiene {thousands(len(req.text))} caracteres y el mapa de sorpresa mide como "
             f"mucho {thousands(MAX_SURPRISE)}; acórtalo.",
         )
+    return SCORER.submit(surprise_map, runs, req).result()
+
+
+def surprise_map(runs: RunCache, req: SurpriseRequest) -> JSONResponse:
+    run = runs.get(req.run)
+    other = runs.get(req.against) if req.against else None
     text = req.text or validation_text(run)[:SURPRISE_DEFAULT]
     text = known_text(text, [run] + ([other] if other is not None else []), "error" if req.text else "replace")
-    with SCORING:
-        a, b = surprise(run, text), surprise(other, text) if other is not None else None
+    a, b = surprise(run, text), surprise(other, text) if other is not None else None
     source = "tu texto" if req.text else f"los primeros {thousands(len(text))} caracteres del texto de validación"
-    return {**reply(a, b), "source": source}
+    return JSONResponse({**reply(a, b), "source": source})
 
 
 FIXERS: dict[int, tuple[Run, object]] = {}  # id(run) -> (the run, its fixer): its training text's forms read once
