@@ -55,8 +55,19 @@ def no_downloads(tmp_path_factory, monkeypatch):
 # --- what several test files share -----------------------------------------------------------------------------------
 
 TINY_SETTINGS = dict(
-    block_size=16, d_model=16, n_heads=2, n_layers=1, d_ff=32, batch_size=8, eval_chars=64, samples=1, plot_every=0
-)  # the smallest Transformer the command line trains in a second
+    block_size=16,
+    d_model=16,
+    n_heads=2,
+    n_layers=1,
+    d_ff=32,
+    batch_size=8,
+    eval_chars=64,
+    samples=1,
+    plot_every=0,
+    report="false",
+    health_every=0,
+)  # the smallest Transformer the command line trains in a second; without report.html nor health checkups (a test
+#    that looks at them asks for them: report="true", health_every=N)
 
 
 def tiny_flags(**overrides) -> list[str]:

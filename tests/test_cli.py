@@ -14,7 +14,17 @@ from taller.apps.cli import main
 from taller.runs.checkpoint import FORMAT_VERSION
 from taller.runs.folder import load_run
 
-TINY = tiny_flags(d_model=32, n_layers=2, d_ff=64, eval_chars=200, log_every=5, samples=3, plot_every=1)
+TINY = tiny_flags(
+    d_model=32,
+    n_layers=2,
+    d_ff=64,
+    eval_chars=200,
+    log_every=5,
+    samples=3,
+    plot_every=1,
+    report="true",
+    health_every=100,
+)  # every artefact
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from taller.inspect.tokens import tokenize_text
 TEXT = "\n".join(PROVERBS * 3) + "\n"
 BPE = BpeTokenizer.train(TEXT, 300)
 WORDS = WordTokenizer.train(TEXT, 60)
-TINY = tiny_flags(d_model=32, d_ff=64, eval_chars=200, samples=2, prompt="No hay ")
+TINY = tiny_flags(d_model=32, d_ff=64, eval_chars=200, samples=2, prompt="No hay ", report="true")  # a report of tokens
 
 
 # --- tokenizers -----------------------------------------------------------------------------------------------------
