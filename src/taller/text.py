@@ -43,3 +43,9 @@ def side_by_side(titles: list[str], texts: list[str], width: int = 110) -> str:
     ]
     rows = max(map(len, columns))
     return "\n".join(" | ".join(c[i] if i < len(c) else " " * col for c in columns).rstrip() for i in range(rows))
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule, one line per row (a `|` inside a cell is escaped)."""
+    line = lambda cells: "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"  # noqa: E731
+    return [line(header), "|" + "|".join(["---"] * len(header)) + "|", *map(line, rows)]

@@ -38,7 +38,7 @@ from taller.inspect.memory import memory_curve, memory_plot, validation_ids
 from taller.inspect.plots import new_figure, save_figure
 from taller.models import KINDS, kind_named, kind_of, language_models
 from taller.runs.folder import check_run_dir, create_run_dir
-from taller.text import thousands
+from taller.text import markdown_table, thousands
 from taller.training.adapt import Adaptation, can_adapt, score_run
 from taller.training.loop import train
 
@@ -315,13 +315,7 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
     writer.writerows([list(asdict(r).values()) for r in rows])
     atomic_write(out / "compare.csv", buffer.getvalue().encode("utf-8"))
 
-    md = [
-        f"# Comparación en {corpus} ({max_time:g} s por modelo)",
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join(["---"] * len(HEADER)) + "|",
-    ]
-    md += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(r)) + " |" for r in rows]
+    md = [f"# Comparación en {corpus} ({max_time:g} s por modelo)", "", *markdown_table(HEADER, map(cells, rows))]
     md += [
         "",
         "Compresores: bits extra para guardar la validación después del texto de entrenamiento.",

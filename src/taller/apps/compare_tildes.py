@@ -33,7 +33,7 @@ from taller.files import atomic_write
 from taller.inspect.tildes import load_fixer
 from taller.models import kind_named, task_kind
 from taller.runs.folder import check_run_dir, create_run_dir, run_split
-from taller.text import number, thousands
+from taller.text import markdown_table, number, thousands
 from taller.training.loop import train
 
 # a name -> the kind trained for it (None: no model)
@@ -220,20 +220,11 @@ def write_tildes(rows: list[TildesRow], out: Path, corpus: str) -> None:
         ]
     )
     atomic_write(out / "tildes.csv", buffer.getvalue().encode("utf-8"))
+    pairs = [[pair, *(f"{number(100 * r.pairs[pair], 0)} %" for r in rows)] for pair in rows[0].pairs]
     md = [
         f"# Tildes en {corpus}: la validación sin tildes, puesta de nuevo",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join(["---"] * len(HEADER)) + "|",
+        *markdown_table(HEADER, map(cells, rows)),
     ]
-    md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
-    md += [
-        "",
-        "| palabra ambigua | " + " | ".join(r.model for r in rows) + " |",
-        "|" + "|".join(["---"] * (len(rows) + 1)) + "|",
-    ]
-    md += [
-        f"| {pair} | " + " | ".join(f"{number(100 * r.pairs[pair], 0)} %" for r in rows) + " |"
-        for pair in rows[0].pairs
-    ]
+    md += ["", *markdown_table(["palabra ambigua", *(r.model for r in rows)], pairs)]
     atomic_write(out / "tildes.md", ("\n".join(md) + "\n").encode("utf-8"))
