@@ -1,0 +1,59 @@
+"""Context mixing, counting only (models/cm/): the Quijote's validation coded given its training text, as the
+compressors of bench/compress.py are (the 90 % / 10 % tail split).
+
+    python bench/cm.py                     → the real file's bits/char, compress and decompress seconds, round trip
+    python bench/cm.py --ablation NAME     → the ideal bits/char with one part removed (no decoding): sse, match,
+                                             words, contexts (one row of mixer weights), stationary (plain counts),
+                                             order4 (orders 0 … 4 only)
+
+One JSON line each. Needs TALLER_DATA (quijote.txt).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+from taller.models.cm.codec import decode, encode
+from taller.models.cm.predictor import Settings
+
+ABLATIONS = {
+    "sse": {"sse": False},
+    "match": {"match": False},
+    "words": {"words": False},
+    "contexts": {"mixer_contexts": False},
+    "stationary": {"limit": 1e18},
+    "order4": {"orders": 4},
+}
+
+
+def split() -> tuple[str, str]:
+    text = (Path(os.environ["TALLER_DATA"]) / "quijote.txt").read_text(encoding="utf-8")
+    cut = int(len(text) * 0.9)
+    return text[:cut], text[cut:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ablation", choices=sorted(ABLATIONS))
+    parser.add_argument("--chars", type=int, default=0, help="only the first CHARS of the validation")
+    args = parser.parse_args()
+    train, val = split()
+    val = val[: args.chars] if args.chars else val
+    settings = dataclasses.replace(Settings(), **ABLATIONS.get(args.ablation, {}))
+    started = time.perf_counter()
+    data, ideal = encode(train, val, settings)
+    row = {"bench": "cm", "without": args.ablation, "chars": len(val), "ideal_bpc": ideal / len(val)}
+    row |= {"real_bpc": 8 * len(data) / len(val), "compress_s": time.perf_counter() - started}
+    if not args.ablation:
+        started = time.perf_counter()
+        row["round_trip"] = decode(train, data, len(val), settings) == val
+        row["decompress_s"] = time.perf_counter() - started
+    row["date"] = time.strftime("%Y-%m-%d %H:%M")
+    print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
