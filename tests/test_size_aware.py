@@ -25,7 +25,8 @@ from taller.training.verdict import mix_command
 
 
 @pytest.mark.parametrize(
-    "epochs, dropout, ema", [(1, 0.0, 0.0), (3, 0.0, 0.0), (4, 0.1, 0.99), (18, 0.1, 0.99), (40, 0.2, 0.99)]
+    "epochs, dropout, ema",
+    [(1, 0.0, 0.0), (3, 0.0, 0.0), (4, 0.0, 0.99), (14, 0.0, 0.99), (15, 0.1, 0.99), (18, 0.1, 0.99), (40, 0.2, 0.99)],
 )
 def test_dropout_and_the_average_follow_the_passes(epochs, dropout, ema):
     cfg = Config.preset("base")

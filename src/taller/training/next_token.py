@@ -47,7 +47,7 @@ class TextData:
     val_ids: np.ndarray  # (M,)
     val_chars: np.ndarray  # (M,) characters of the original text each val token completes
     chars_per_token: float  # 1 for characters; about 2 for a BPE of 512
-    chosen: str | None = None  # what the model chose from the text's size (e.g. its dropout), said when training starts
+    chosen: str | None = None  # dropout and average chosen by the expected passes over the text, said at the start
 
 
 def find_text_data(cfg, out: Path, ctx, resume: bool) -> TextData:
