@@ -33,7 +33,7 @@ def train(*args: str) -> dict:
         [sys.executable, "-m", "taller", "train", *args], check=True, capture_output=True, text=True
     ).stdout
     out = Path(args[args.index("--out") + 1])
-    guessed, measured = (re.search(rf"{w}.* unas ([\d.]+,\d) veces", said) for w in ("Según las veces", "Medidos"))
+    guessed, measured = (re.search(rf"{w}.*?unas ([\d.]+,\d) veces", said) for w in ("Según las veces", "Medidos"))
     return {
         **json.loads((out / "state.json").read_text()),
         "passes_guessed": spanish_number(guessed[1]) if guessed else None,  # from the model's size, before any step
