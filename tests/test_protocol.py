@@ -12,7 +12,7 @@ from taller.config import Config, average_for
 from taller.data.batches import Batches, ShuffledWindows
 from taller.evaluate import log_distributions, scored_targets, val_text
 from taller.models import KINDS, Kind, ModelConfig, build_model
-from taller.models.kind import DROPOUT_BY_SIZE, OBJECTIVES, by_size
+from taller.models.kind import OBJECTIVES, by_passes
 from taller.models.modes import evaluating
 from taller.models.protocols import PROTOCOLS, offered
 from taller.training import loop
@@ -135,9 +135,9 @@ def test_each_rank_reads_its_own_block_of_the_global_batch(sampler):
         assert [len(b[0]) for b in blocks] == [2, 2, 2]
 
 
-def test_one_size_rule_picks_dropout_and_the_average():
-    assert [by_size(DROPOUT_BY_SIZE, n) for n in (10, 50_000, 999_999, 1_000_000)] == [0.2, 0.1, 0.1, 0.0]
+def test_one_rule_by_passes_picks_dropout_and_the_average():
+    rows = [(0.0, 0.0), (0.0, 0.0), (0.0, 0.99), (0.1, 0.99), (0.1, 0.99), (0.2, 0.99), (0.2, 0.99)]
+    assert [by_passes(n) for n in (1, 3.9, 4, 15, 39.9, 40, 1e6)] == rows
     train = Config().train
     train.ema = -1.0
-    average_for(train, 20_000)
-    assert train.ema == 0.99
+    assert average_for(train, 20.0) == "media de los pesos 0,99" and train.ema == 0.99

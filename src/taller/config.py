@@ -18,8 +18,8 @@ import tomli_w
 
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, read_bounded
-from taller.models import BY_SIZE, KINDS, ModelConfig, kind_named, need
-from taller.models.kind import by_size
+from taller.models import BY_PASSES, KINDS, ModelConfig, kind_named, need
+from taller.models.kind import by_passes, guessed_tokens_per_s
 from taller.text import number, short, thousands
 
 CONFIG_LIMIT = 1 * MB  # a configuration is a few hundred bytes
@@ -77,25 +77,21 @@ class TrainConfig:
     mix_slice: float = 0.05  # the last share of the training text a network never learns from (at most 100,000
     #                          tokens): a mix fits its table there (taller/training/mixing.py); 0: learn from all of it
     keep_best: bool = True  # the run's model: the weights that scored best on validation (false: the last ones)
-    ema: float = BY_SIZE  # decay of the average of the weights that is scored and kept (training/average.py); 0: none;
-    #                       -1: chosen from the text's size (AVERAGE_BY_SIZE)
+    ema: float = (
+        BY_PASSES  # decay of the average of the weights that is scored and kept (training/average.py); 0: none;
+    )
+    #                       -1: chosen from the text's size (AVERAGE_BY_PASSES)
     health_every: int = 100  # steps between checkups of the network's health (health.jsonl, health.png; 0 = none)
     report: bool = True  # report.html at the end (false: none; `taller report RUN` writes it whenever asked)
 
 
-# The size rule for train.ema, measured (bench/README.md, "Size-aware defaults"): (fewer training tokens, decay).
-# On 300 refranes the average scored 2.611 bits/char against 2.705 for the weights themselves.
-AVERAGE_BY_SIZE = ((1_000_000, 0.99),)
-
-
-def average_for(train: TrainConfig, train_tokens: int) -> str | None:
-    """train.ema = -1: picked from the training text's size; returns the Spanish words for it, or None."""
-    if train.ema != BY_SIZE:
+def average_for(train: TrainConfig, passes: float) -> str | None:
+    """train.ema = -1: picked for a training that reads its text `passes` times (REGULARISE_BY_PASSES in
+    models/kind.py); returns the Spanish words for it, or None."""
+    if train.ema != BY_PASSES:
         return None
-    train.ema = by_size(AVERAGE_BY_SIZE, train_tokens)
-    return f"media de los pesos {short(train.ema)}" + (
-        " (la de los últimos ~100 pasos; --set ema=0 la quita)" if train.ema else ""
-    )
+    train.ema = by_passes(passes)[1]
+    return f"media de los pesos {short(train.ema)}" if train.ema else "sin media de los pesos"
 
 
 BEFORE_THEY_EXISTED = {"mix_slice": 0.0, "ema": 0.0}  # [train] keys whose default changes what a run does
@@ -247,9 +243,26 @@ class Config:
         raise TallerError(f"{where}: clave desconocida {key!r}. Claves válidas: {known}.")
 
     def fit_to_text(self, train_tokens: int) -> str | None:
-        """What is chosen from the training text's size (dropout, the average of the weights), in Spanish words."""
-        chosen = [self.model.fit_to_text(train_tokens), average_for(self.train, train_tokens)]
-        return "; ".join(c for c in chosen if c) or None
+        """What is chosen from how many times the training will read its `train_tokens` (dropout, the average of the
+        weights): the Spanish line that says what and why, or None when both were given."""
+        passes, why = self.expected_passes(train_tokens)
+        chosen = [self.model.fit_to_text(passes), average_for(self.train, passes)]
+        if not any(chosen):
+            return None
+        return (
+            f"{'; '.join(c for c in chosen if c)} (unas {number(passes, 1)} veces: {why}; "
+            "--set dropout=X y --set ema=X los fijan)"
+        )
+
+    def expected_passes(self, train_tokens: int) -> tuple[float, str]:
+        """How many times the budget will read the training text, and the Spanish words for how that was estimated:
+        --epochs is that many; --max-time, the seconds × a speed guessed from the model's size (models/kind.py)."""
+        t = self.train
+        if t.max_time <= 0:
+            return float(t.epochs), f"{t.epochs} épocas"
+        speed = guessed_tokens_per_s(self.model)
+        said = f"{number(t.max_time, 0)} s a unos {thousands(round(speed, -2))} tokens/s según el tamaño del modelo"
+        return t.max_time * speed / max(1, train_tokens), said + ", hasta medirlos"
 
     # --- validation -----------------------------------------------------------------------------------------
     def validate(self) -> Config:
@@ -366,8 +379,8 @@ def check_train(t: TrainConfig) -> None:
     need(t.max_steps >= 0, f"train.max_steps={t.max_steps} no puede ser negativo.")
     need(t.eval_chars >= 1, f"train.eval_chars={t.eval_chars} debe ser al menos 1.")
     need(
-        t.ema == BY_SIZE or 0 <= t.ema < 1,
-        f"train.ema={t.ema} debe estar entre 0 y 1 (0: sin media; -1: según el tamaño del texto).",
+        t.ema == BY_PASSES or 0 <= t.ema < 1,
+        f"train.ema={t.ema} debe estar entre 0 y 1 (0: sin media; -1: según cuántas veces se leerá el texto).",
     )
     need(0 <= t.mix_slice < 0.5, f"train.mix_slice={t.mix_slice} debe estar entre 0 y 0.5 (0: no apartar nada).")
     need(t.log_every >= 1, f"train.log_every={t.log_every} debe ser al menos 1.")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch.nn as nn
+
 from taller.errors import TallerError
 from taller.models import bert, bigram, counted_labels, lstm, mix, ngram, rnn, skipgram, t5, transformer
-from taller.models.kind import BY_SIZE, Kind, ModelConfig, need
+from taller.models.kind import BY_PASSES, Kind, ModelConfig, need
 from taller.models.lstm import LSTM
 from taller.models.ngram import NGram
 from taller.models.transformer import Transformer
@@ -49,11 +51,22 @@ def kind_of(config) -> Kind:
 
 
 def build_model(cfg: ModelConfig):
-    """A fresh model of the kind `cfg` names (its vocab_size already filled in). A dropout still to be chosen by the
-    text's size (-1: training chooses it before building) is 0 when a model is built with no text at hand."""
-    if getattr(cfg, "dropout", None) == BY_SIZE:
+    """A fresh model of the kind `cfg` names (its vocab_size already filled in). A dropout still to be chosen by how
+    many times the text will be read (-1: training chooses it before building) is 0 when built with no text at hand."""
+    if getattr(cfg, "dropout", None) == BY_PASSES:
         cfg = dataclasses.replace(cfg, dropout=0.0)
     return kind_of(cfg).build(cfg)
+
+
+def set_dropout(model: nn.Module, rate: float) -> None:
+    """Every dropout of a built model at `rate` from now on (the rule by passes, corrected once the first steps have
+    measured the speed: training/passes.py): its nn.Dropout modules, and the dropout between a recurrent core's layers.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = rate
+        elif isinstance(module, nn.RNNBase) and module.num_layers > 1:
+            module.dropout = rate
 
 
 def task_kind(task: str, model: str | None = None) -> str:
@@ -85,5 +98,6 @@ __all__ = [
     "kind_of",
     "language_models",
     "need",
+    "set_dropout",
     "task_kind",
 ]

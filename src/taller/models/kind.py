@@ -16,13 +16,14 @@ and taller/models/__init__.py collects them in one table. The rest of taller ask
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
 
 from taller.errors import TallerError
-from taller.text import short, thousands
+from taller.text import short
 
 
 def need(ok: bool, msg: str) -> None:
@@ -31,19 +32,37 @@ def need(ok: bool, msg: str) -> None:
         raise TallerError(f"configuración imposible: {msg}")
 
 
-BY_SIZE = -1.0  # model.dropout = -1: chosen from the size of the training text (ModelConfig.fit_to_text)
-# The size rule, measured (bench/README.md, "Size-aware defaults"): (fewer training tokens than this, dropout).
-# A small text is read many times over in a few minutes and memorised without dropout; a large one is not.
-DROPOUT_BY_SIZE = ((50_000, 0.2), (1_000_000, 0.1))
+BY_PASSES = -1.0  # model.dropout = -1, train.ema = -1: chosen from how many times the training will read its text
+# The rule, measured (bench/README.md, "Regularising by passes"; bench/sizes.py): what overfits is not a text's size
+# but how many times the budget reads it. Each row: (fewer expected passes than this, dropout, average of the weights).
+# Read a few times there is little to memorise yet: the Quijote's first 1 M characters, read 2.2 times in 180 s,
+# ended 0.009 bits/char from the 8-gram with neither, its best weights the last. Read ten times, the average alone: all
+# the refranes in 180 s, 1.976 bits/char (12 times); with dropout 0.1 as well, 2.050 (on a CPU dropout takes attention
+# off its fused kernel: 30% fewer steps). Read 18 times (the demo's 165 s), dropout 0.1 pays: 1.94 with, 2.30 without.
+REGULARISE_BY_PASSES = (
+    (4.0, 0.0, 0.0),
+    (15.0, 0.0, 0.99),
+    (40.0, 0.1, 0.99),
+    (math.inf, 0.2, 0.99),  # a few hundred sayings, read a hundred times and more
+)
+# Before the first step the speed is not known yet: it is guessed from the model's size. A training step costs about
+# 6 operations per parameter per token, and our slowest machine does about this many a second on our models: `base`
+# (668,544 parameters) trained at 10,673 chars/s on the 2-core AMD EPYC with AVX2 (bench/sizes.py, 6 Dec 2026), i.e.
+# 4.3e10. A faster machine reads the text more times than guessed.
+OPERATIONS_PER_S = 4e10
 
 # How a kind learns (Kind.objective): the gradient loop's objectives (training/loop.py OBJECTIVES), counting, a mix.
 OBJECTIVES = ("next_token", "skipgram", "masked", "classify", "spans", "text_to_text", "tildes", "counts", "mix")
 
 
-def by_size(rule: tuple[tuple[int, float], ...], train_tokens: int) -> float:
-    """A size rule ((fewer training tokens than this, value), …) applied: the first value whose limit is above the
-    text's size; 0 past the last limit."""
-    return next((value for limit, value in rule if train_tokens < limit), 0.0)
+def by_passes(passes: float) -> tuple[float, float]:
+    """(dropout, average) for a training that reads its text `passes` times: the first row whose limit is above."""
+    return next((dropout, ema) for limit, dropout, ema in REGULARISE_BY_PASSES if passes < limit)
+
+
+def guessed_tokens_per_s(cfg: ModelConfig) -> float:
+    """Tokens a second a CPU trains this model on, guessed from its size before any step (OPERATIONS_PER_S)."""
+    return OPERATIONS_PER_S / (6 * max(1, cfg.estimate_parameters()))
 
 
 @dataclass
@@ -56,16 +75,18 @@ class ModelConfig:
     def check(self, data) -> None:
         """The kind's own rules, given the [data] section (e.g. the tokenizers it accepts)."""
 
-    def fit_to_text(self, train_tokens: int) -> str | None:
-        """dropout = -1 (BY_SIZE): pick it from the training text's size (DROPOUT_BY_SIZE); returns the Spanish line
-        that says what was picked, or None."""
-        if getattr(self, "dropout", None) != BY_SIZE:
+    def fit_to_text(self, passes: float) -> str | None:
+        """dropout = -1 (BY_PASSES): pick it for a training that reads its text `passes` times
+        (REGULARISE_BY_PASSES); returns the Spanish words for what was picked, or None."""
+        if not self.dropout_by_passes:
             return None
-        self.dropout = by_size(DROPOUT_BY_SIZE, train_tokens)
-        return (
-            f"dropout {short(self.dropout)} ({thousands(train_tokens)} tokens de entrenamiento; "
-            "fíjalo con --set dropout=X)"
-        )
+        self.dropout = by_passes(passes)[0]
+        return f"dropout {short(self.dropout)}"
+
+    @property
+    def dropout_by_passes(self) -> bool:
+        """dropout = -1: still to be chosen by the rule by passes (False for a kind without dropout)."""
+        return getattr(self, "dropout", None) == BY_PASSES
 
     def estimate_parameters(self) -> int:
         """About how many parameters the model will have, before it is built (memory guard)."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from taller.models.kind import BY_SIZE, ModelConfig, need
+from taller.models.kind import BY_PASSES, ModelConfig, need
 from taller.models.modes import evaluating
 
 
@@ -40,8 +40,8 @@ def check_recurrent(cfg) -> None:
     need(1 <= cfg.d_model <= 8192, f"model.d_model={cfg.d_model} debe estar entre 1 y 8192.")
     need(1 <= cfg.n_layers <= 256, f"model.n_layers={cfg.n_layers} debe estar entre 1 y 256.")
     need(
-        0.0 <= cfg.dropout < 1.0 or cfg.dropout == BY_SIZE,
-        f"model.dropout={cfg.dropout} debe estar en [0, 1) (o -1: según el tamaño del texto).",
+        0.0 <= cfg.dropout < 1.0 or cfg.dropout == BY_PASSES,
+        f"model.dropout={cfg.dropout} debe estar en [0, 1) (o -1: según cuántas veces se leerá el texto).",
     )
     need(0 <= cfg.d_embed <= 8192, f"model.d_embed={cfg.d_embed} debe estar entre 0 (= d_model) y 8192.")
     need(cfg.recurrence in ("fused", "explicit"), f"model.recurrence='{cfg.recurrence}': usa fused o explicit.")

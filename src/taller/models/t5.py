@@ -141,7 +141,7 @@ class CrossAttention(nn.Module):
         self.key = nn.Linear(cfg.d_model, cfg.d_model)  # what does each input position hold?
         self.value = nn.Linear(cfg.d_model, cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.dropout = cfg.dropout
+        self.dropout = nn.Dropout(cfg.dropout)  # its rate (.p) also drops attention weights
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -160,8 +160,8 @@ class CrossAttention(nn.Module):
         weights = F.softmax(scores, dim=-1)
         if record is not None:
             record.append(weights.detach())
-        y = F.dropout(weights, self.dropout, self.training) @ v  # (B, H, T, D)
-        return F.dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)), self.dropout, self.training)
+        y = F.dropout(weights, self.dropout.p, self.training) @ v  # (B, H, T, D)
+        return self.dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
 class DecoderBlock(nn.Module):

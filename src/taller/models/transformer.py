@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from taller.models.kind import BY_SIZE, Kind, ModelConfig, need
+from taller.models.kind import BY_PASSES, Kind, ModelConfig, need
 
 POS_ENCODINGS = ("sinusoidal", "learned", "rotary")
 NORMS = ("layernorm", "rmsnorm")
@@ -72,8 +72,8 @@ class TransformerConfig(ModelConfig):
         need(1 <= self.n_layers <= 256, f"model.n_layers={self.n_layers} debe estar entre 1 y 256.")
         need(1 <= self.d_ff <= 65536, f"model.d_ff={self.d_ff} debe estar entre 1 y 65536.")
         need(
-            0.0 <= self.dropout < 1.0 or self.dropout == BY_SIZE,
-            f"model.dropout={self.dropout} debe estar en [0, 1) (o -1: según el tamaño del texto).",
+            0.0 <= self.dropout < 1.0 or self.dropout == BY_PASSES,
+            f"model.dropout={self.dropout} debe estar en [0, 1) (o -1: según cuántas veces se leerá el texto).",
         )
         need(
             self.pos_encoding in POS_ENCODINGS,
@@ -202,7 +202,7 @@ class CausalSelfAttention(nn.Module):
         self.qk_norm = cfg.qk_norm
         if cfg.value_embeddings:  # how much of the character's value embedding this layer mixes into its values
             self.value_gate = nn.Parameter(torch.ones(()))
-        self.dropout = cfg.dropout
+        self.dropout = nn.Dropout(cfg.dropout)  # its rate (.p) also drops attention weights
         self.explicit = cfg.attention == "explicit"
         self.causal = cfg.causal
 
@@ -274,7 +274,7 @@ class CausalSelfAttention(nn.Module):
             k, v, past = self.remember(k, v, cache)  # (B, H, past+T, D)
         y = self.attend(q, k, v, past, record, keys)  # (B, H, T, D)
         y = self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side again, projected
-        return F.dropout(y, self.dropout, self.training) if self.dropout else y
+        return self.dropout(y) if self.dropout.p else y
 
     def attend(
         self,
@@ -287,7 +287,7 @@ class CausalSelfAttention(nn.Module):
     ) -> torch.Tensor:
         """softmax(q kᵀ / √D) v with the future masked (unless an encoder): q (B, H, T, D), k and v (B, H, past+T, D)
         -> (B, H, T, D)."""
-        T, dropout = q.shape[2], self.dropout if self.training else 0.0
+        T, dropout = q.shape[2], self.dropout.p if self.training else 0.0
         if self.explicit or record is not None:  # the readable path: the attention matrix, written out
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, H, T, past+T)
             i = torch.arange(T, device=q.device)[:, None] + past  # absolute position of each query
@@ -318,11 +318,11 @@ class FeedForward(nn.Module):
         self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
         self.bend = make_activation(cfg.activation)  # a module (it has no weights): the health checkup watches it
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
-        self.dropout = cfg.dropout
+        self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.down(self.bend(self.up(x)))  # (B, T, C)
-        return F.dropout(y, self.dropout, self.training) if self.dropout else y
+        return self.dropout(y) if self.dropout.p else y
 
 
 class Block(nn.Module):

@@ -93,7 +93,7 @@ class EncoderTask:
             f"{title}: {thousands(sum(p.numel() for p in self.model.parameters()))} parámetros, {start} · {data}"
         )
         if self.chosen:
-            trainer.log(f"Según el tamaño del texto: {self.chosen}.")
+            trainer.log(f"Según las veces que leeré el texto: {self.chosen}.")
 
     def end_epoch(self, trainer) -> None:
         pass

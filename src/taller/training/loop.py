@@ -38,6 +38,7 @@ from taller.training.masked import MaskedTokens
 from taller.training.mixing import fit_mix
 from taller.training.next_token import NextToken
 from taller.training.optim import learning_rate, set_learning_rate
+from taller.training.passes import PassesCheck
 from taller.training.records import Parts, Records, Window
 from taller.training.skipgram import SkipGramPairs
 from taller.training.spans import SpanCorruption
@@ -98,6 +99,7 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
         return fit_counts(cfg, out, ctx, log=log)
     if kind.combines:
         return fit_mix(cfg, out, ctx, log=log)
+    passes = PassesCheck.before(cfg, resume)  # before the objective replaces the rule's -1s with its guess
     objective = OBJECTIVES[kind.objective](cfg, out, ctx, resume)  # the data is read and checked here
     choice = use(choose(threads))
     log(f"Calculo con {choice.why}.")
@@ -111,6 +113,7 @@ def fit(cfg: Config, out: Path, ctx: distributed.Context, *, resume: bool, progr
         progress=progress,
         log=log,
         threads=StepCheck(choice) if watch else None,
+        passes=passes,
     ).run()
 
 
@@ -172,10 +175,12 @@ class Trainer(Records):
         progress: bool,
         log,
         threads: StepCheck | None = None,
+        passes: PassesCheck | None = None,
     ):
         self.cfg, self.out, self.ctx, self.objective = cfg, out, ctx, objective
         self.resume, self.progress, self.log = resume, progress, log
         self.threads = threads  # times the first steps: are fewer threads faster on this machine now? (threads.py)
+        self.passes = passes  # then: the passes at the measured speed; the rule's dropout and average again (passes.py)
         self.writer = ctx.main  # only rank 0 writes the run folder
         self.model = objective.model
         self.optimizer = objective.make_optimizer()
@@ -295,8 +300,13 @@ class Trainer(Records):
         return stop_all
 
     def fit_threads(self, elapsed: float) -> None:
-        """The machine may be busier than it looked at the start: fewer threads, if they are faster."""
+        """The machine may be busier than it looked at the start: fewer threads, if they are faster. Once the first
+        steps are timed: how many times the budget will really read the text (passes.py)."""
         said = self.threads.after_step(elapsed) if self.threads is not None else None
+        if said:
+            self.log(said)
+        usual = self.threads.usual if self.threads is not None else None
+        said = self.passes.after_step(self, usual) if self.passes is not None else None
         if said:
             self.log(said)
 

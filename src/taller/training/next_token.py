@@ -33,7 +33,7 @@ from taller.training.artefacts import Pictures
 from taller.training.by_text import by_text_line, part_vals
 from taller.training.device import autocast_for
 from taller.training.optim import make_optimizer
-from taller.training.verdict import judge
+from taller.training.verdict import judge, safety_net
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TextData:
     val_ids: np.ndarray  # (M,)
     val_chars: np.ndarray  # (M,) characters of the original text each val token completes
     chars_per_token: float  # 1 for characters; about 2 for a BPE of 512
-    chosen: str | None = None  # what the model chose from the text's size (e.g. its dropout), said when training starts
+    chosen: str | None = None  # dropout and average chosen by the expected passes over the text, said at the start
 
 
 def find_text_data(cfg, out: Path, ctx, resume: bool) -> TextData:
@@ -189,7 +189,7 @@ class NextToken:
             + (f" · {self.ctx.world} procesos × lotes de {t.batch_size}" if self.ctx.active else "")
         )
         if d.chosen:
-            trainer.log(f"Según el tamaño del texto: {d.chosen}.")
+            trainer.log(f"Según las veces que leeré el texto: {d.chosen}.")
 
     def end_epoch(self, trainer) -> None:
         self.pictures.epoch(trainer.epoch, trainer.step)
@@ -227,6 +227,10 @@ class NextToken:
         if by_text:
             trainer.log(by_text_line(by_text, "bits/carácter"))
         trainer.log(judged["verdict"])
+        mixable = self.mix_slice and d.tokenizer.kind == "char"  # an 8-gram counts characters
+        net = safety_net(trainer.out, final["val_bpc"], judged["baseline_bpc"]) if mixable else None
+        if net:
+            trainer.log(net)
         return run
 
     def val_by_text(self) -> dict[str, float]:

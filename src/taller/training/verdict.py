@@ -10,7 +10,9 @@ yet: the run says so, and report.html shows the same line on top.
 
 from __future__ import annotations
 
+import shlex
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -71,3 +73,26 @@ def judge(bpc: float, data, train_ids, steps: int, epochs: float) -> dict:
     baseline = baseline_bpc(data, train_ids)
     learnt, line = verdict(bpc, baseline, steps, epochs)
     return {"baseline_bpc": baseline, "learnt": learnt, "verdict": line, "baseline_time": time.perf_counter() - started}
+
+
+def mix_command(run_dir: Path) -> str:
+    """The one shell line that mixes a run with an 8-gram of the same text (its own config.toml: same text, same split,
+    same tokens): the 8-gram is counted in seconds, then the mix's table is fitted on the slice the network left unread.
+    """
+    run = str(run_dir)
+    ngram, mix = f"{run}-8grama", f"{run}-mezcla"
+    q = shlex.quote
+    return (
+        f"taller train --config {q(str(run_dir / 'config.toml'))} --model ngram --out {q(ngram)} && "
+        f"taller train --model mix --set {q(f'runs={run},{ngram}')} --out {q(mix)}"
+    )
+
+
+def safety_net(run_dir: Path, bpc: float, baseline: float | None) -> str | None:
+    """When the network alone trails the 8-gram on its own split: the line that says so and how to mix them."""
+    if baseline is None or bpc <= baseline + MARGIN:
+        return None
+    return (
+        f"La red sola ({number(bpc)} bits/car) queda por detrás del 8-grama ({number(baseline)}) en este texto; "
+        f"su mezcla suele ganar a los dos. Mézclalas con: {mix_command(run_dir)}"
+    )
