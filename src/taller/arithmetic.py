@@ -22,12 +22,23 @@ asking which slice holds the number read so far.
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 STATE_BITS = 32
 FULL = (1 << STATE_BITS) - 1  # high starts as 0xFFFFFFFF: the interval [0, 1) with the ones going on forever
 HALF = 1 << (STATE_BITS - 1)
 QUARTER = 1 << (STATE_BITS - 2)
 MAX_TOTAL = QUARTER  # after renormalising high − low > QUARTER: every symbol of a total ≤ QUARTER keeps width ≥ 1
+TOTAL_BITS = 24  # the frequencies `cumulative` makes add up to at most 2^24 (the coder allows up to MAX_TOTAL = 2^30)
+
+
+def cumulative(probs: torch.Tensor) -> torch.Tensor:
+    """(S, V) probabilities -> (S, V+1) integer cumulative frequencies: symbol j owns [cum[j], cum[j+1]). Every
+    symbol gets at least 1 and the total stays ≤ 2^24, with the same float operations on both sides of a coder."""
+    V = probs.shape[-1]
+    freq = (probs * ((1 << TOTAL_BITS) - V)).floor().long() + 1  # (S, V)
+    return F.pad(freq.cumsum(dim=-1), (1, 0))
 
 
 class Encoder:

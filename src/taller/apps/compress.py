@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from taller.arithmetic import STATE_BITS, Decoder, Encoder
+from taller.arithmetic import STATE_BITS, TOTAL_BITS, Decoder, Encoder, cumulative
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, megabytes, read_bounded
 from taller.runs.folder import Run, check_output, run_identity
@@ -43,7 +43,6 @@ from taller.threads import limited
 MAGIC = b"TLLR"
 VERSION = 2  # 1: without the blocks' CRCs (still read)
 HEADER = struct.Struct("<4sB32sQHI")  # magic, version, identity, tokens, rows, CRC-32
-TOTAL_BITS = 24  # frequencies add up to at most 2^24 (the coder allows up to 2^30)
 MAX_ROWS = 64  # rows read side by side
 ROW_MIN = 1024  # tokens per row at least (a row starts without context: a few bits more)
 TEXT_LIMIT = 16 * MB  # bytes of text to compress (about 15 minutes at 20,000 characters per second)
@@ -69,13 +68,6 @@ class Compressed:
 
 def probabilities(reader: Reader) -> torch.Tensor:
     return F.softmax(reader.logits.float(), dim=-1)  # (S, V) float32
-
-
-def cumulative(probs: torch.Tensor) -> torch.Tensor:
-    """(S, V) probabilities -> (S, V+1) integer cumulative frequencies: token j owns [cum[j], cum[j+1])."""
-    V = probs.shape[-1]
-    freq = (probs * ((1 << TOTAL_BITS) - V)).floor().long() + 1  # (S, V): every token ≥ 1, total ≤ 2^24
-    return F.pad(freq.cumsum(dim=-1), (1, 0))
 
 
 def start_reading(run: Run, rows: int) -> Reader:

@@ -14,12 +14,12 @@ import bisect
 from collections import Counter
 
 import numpy as np
+import torch
 
-from taller.arithmetic import Decoder, Encoder
+from taller.arithmetic import Decoder, Encoder, cumulative
 from taller.models.cm.predictor import DEFAULT, Predictor, Settings
 
 MAX_ALPHABET = 255  # symbols with their own counts (the escape is one more)
-TOTAL_BITS = 24
 CODE_POINT_BITS = 21  # Unicode's code points fit in 21 bits
 
 
@@ -45,8 +45,7 @@ class Coding:
 
     def cumulative(self, p: np.ndarray) -> list[int]:
         """(V,) probabilities -> V + 1 cumulative integer frequencies: symbol j owns [cum[j], cum[j+1])."""
-        freq = np.floor(p * ((1 << TOTAL_BITS) - self.V)).astype(np.int64) + 1
-        return [0] + np.cumsum(freq).tolist()
+        return cumulative(torch.from_numpy(p)[None])[0].tolist()  # the coder's rule, as taller compress uses it
 
 
 def encode(train: str, text: str, settings: Settings = DEFAULT) -> tuple[bytes, float]:
