@@ -1,6 +1,7 @@
 """Real compressed files: each run compresses its own validation text with `taller compress`, the result is
 decompressed and compared, and the real size is set beside the bits/char the run claims and beside xz, bzip2,
-zlib and 7-Zip's PPMd (order 8), each given the training text (size(train + val) − size(train)).
+zlib, 7-Zip's PPMd (order 8) and zpaq -m5 where installed, each given the training text
+(size(train + val) − size(train)).
 
     python bench/compress.py RUN [RUN ...]        → one JSON line per run, then one per compressor
 

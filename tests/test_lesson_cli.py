@@ -7,6 +7,8 @@ import shutil
 import pytest
 from conftest import one_line_error, run_cli, tiny_flags, use_fake_clock
 
+from taller.apps import compare as compare_module
+from taller.apps.compare import PROGRAMS
 from taller.runs.folder import load_run
 from taller.runs.metrics import read_metrics
 
@@ -59,7 +61,7 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
     ):
         assert (out / name).exists(), name
     rows = list(csv.DictReader((out / "compare.csv").open(encoding="utf-8")))
-    ppmd = ["ppmd"] if shutil.which("7z") else []  # 7-Zip's PPMd, where `7z` is installed
+    programs = [name for name, (program, _, _) in PROGRAMS.items() if shutil.which(program)]  # 7z, zpaq: installed?
     assert [r["model"] for r in rows] == [
         "bigram",
         "ngram",
@@ -70,7 +72,7 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
         "zlib",
         "bz2",
         "lzma",
-    ] + ppmd
+    ] + programs
     for r in rows[:6]:  # each model's real compressed size: the header weighs on so small a text
         assert float(r["val_bpc"]) < float(r["file_bpc"]) < float(r["val_bpc"]) + 8 * 60 / 160 + 0.5
     for r in rows:  # (on so tiny a text a compressor may even save bits: only the models must be positive)
@@ -86,7 +88,7 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
         assert state["step"] == 2 and times == [0.25, 0.5] and state["train_time"] == 0.5
     header = next(line for line in stdout.split("\n") if line.startswith("modelo "))  # the table's
     assert "val bits/car" in header and "lzma" in stdout and "cuentas" in stdout
-    assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 11 + len(ppmd)  # header, rule, rows
+    assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 11 + len(programs)  # header, rule, rows
 
 
 def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, capsys):
@@ -115,6 +117,24 @@ def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, cap
         "zlib",
     ]
     assert f"Resultados en {out}/ (compare.csv, compare.md, compare.png y una carpeta por modelo)" in stdout
+
+
+def test_reference_programs_absent_are_named_with_how_to_install(monkeypatch):
+    monkeypatch.setattr(compare_module.shutil, "which", lambda program: None)  # a machine with neither 7z nor zpaq
+    assert list(compare_module.compressors()) == ["zlib", "bz2", "lzma"]
+    missing = compare_module.missing_compressors()
+    assert [line.split(":")[0] for line in missing] == ["ppmd", "zpaq-m5"]
+    assert "apt install zpaq" in missing[1] and "no está instalado" in missing[1]
+
+
+@pytest.mark.skipif(not shutil.which("zpaq"), reason="zpaq is not installed here")
+def test_zpaq_reads_the_training_text_before_the_val_text():
+    val = b"En un lugar de la Mancha, de cuyo nombre no quiero acordarme. "
+    train = val * 40
+    empty = compare_module.zpaq_size(b"")  # the archive's header: the same whatever the text
+    alone = compare_module.zpaq_size(val) - empty
+    after = compare_module.zpaq_size(train + val) - compare_module.zpaq_size(train)
+    assert 0 <= after < 4 < 30 < alone < len(val)  # a line it has read 40 times costs (almost) nothing after train
 
 
 def test_compare_refuses_an_unknown_model(tmp_path, corpus_file, capsys):

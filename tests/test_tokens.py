@@ -12,6 +12,7 @@ from conftest import PROVERBS, one_line_error, run_cli, tiny_flags
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from taller.apps.compare import PROGRAMS
 from taller.config import Config
 from taller.data.tokenizers import BpeTokenizer, CharTokenizer, WordTokenizer, load_tokenizer
 from taller.errors import TallerError
@@ -275,8 +276,8 @@ def test_malformed_tokenizer_json_in_a_run_exits_2(bpe_run, tmp_path, capsys):
 def test_compare_with_a_bpe_model(bpe_run):
     out, _ = bpe_run
     rows = list(csv.DictReader((out.parent / "compare.csv").open(encoding="utf-8")))
-    ppmd = ["ppmd"] if shutil.which("7z") else []  # 7-Zip's PPMd, where `7z` is installed
-    assert [r["model"] for r in rows] == ["transformer:bpe-280", "zlib", "bz2", "lzma"] + ppmd
+    programs = [name for name, (program, _, _) in PROGRAMS.items() if shutil.which(program)]  # 7z, zpaq: installed?
+    assert [r["model"] for r in rows] == ["transformer:bpe-280", "zlib", "bz2", "lzma"] + programs
     assert float(rows[0]["file_bpc"]) > float(rows[0]["val_bpc"])  # its val text, compressed: a real file
     bpe = rows[0]
     assert float(bpe["chars_per_token"]) > 1.2

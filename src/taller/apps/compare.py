@@ -3,9 +3,10 @@
 Each model is trained (or, the n-gram, fitted) on the same training text, for at most the same number of seconds,
 and scored on the same val text in bits per character. A model is named `kind` or `kind:tokenizer`
 (`transformer:bpe`, `lstm:word`): whatever its tokens, its loss is turned into bits per character of the same text.
-As reference rows, general-purpose compressors from the
-standard library: a compressor that has read the training text needs this many extra bits per character to store
-the val text (size(train + val) − size(train)), which is also a prediction score.
+As reference rows, general-purpose compressors: the standard library's three, and where they are installed 7-Zip's
+PPMd and zpaq -m5 (a context mixer, the best of them; a missing one is named with how to install it). A compressor
+that has read the training text needs this many extra bits per character to store the val text
+(size(train + val) − size(train)), which is also a prediction score.
 
 Writes compare.csv, compare.md, compare.png, memory.png (how far back each model looks: inspect/memory.py) and
 one run folder per model, into the output folder.
@@ -205,25 +206,46 @@ def compressor_rows(split) -> list[Row]:
 
 
 def compressors() -> dict:
-    """name -> bytes -> compressed size: the standard library's three, and 7-Zip's PPMd if `7z` is installed."""
+    """name -> bytes -> compressed size: the standard library's three, and the installed programs of `PROGRAMS`."""
     found = {name: (lambda b, f=f: len(f(b))) for name, f in COMPRESSORS.items()}
-    if shutil.which("7z"):
-        found["ppmd"] = ppmd_size
+    found.update({name: size for name, (program, size, _) in PROGRAMS.items() if shutil.which(program)})
     return found
+
+
+def missing_compressors() -> list[str]:
+    """One Spanish line for each reference program that is not installed, with how to install it."""
+    return [
+        f"{name}: no está instalado ({how}); instálalo para verlo en la tabla."
+        for name, (program, _, how) in PROGRAMS.items()
+        if not shutil.which(program)
+    ]
+
+
+def archive_size(before: list[str], data: bytes, suffix: str, after: tuple[str, ...] = ()) -> int:
+    """Run an archiver on `data` written to a temporary file (`before` ARCHIVE TEXT `after`): the archive's size."""
+    with tempfile.TemporaryDirectory() as folder:
+        text, archive = Path(folder) / "texto", Path(folder) / f"texto{suffix}"
+        text.write_bytes(data)
+        subprocess.run([*before, str(archive), str(text), *after], capture_output=True, check=True, timeout=1200)
+        return archive.stat().st_size
 
 
 def ppmd_size(data: bytes) -> int:
     """7-Zip's PPMd of order 8 (prediction by partial matching: an adaptive context model from 1984, refined)."""
-    with tempfile.TemporaryDirectory() as folder:
-        text, archive = Path(folder) / "texto", Path(folder) / "texto.7z"
-        text.write_bytes(data)
-        subprocess.run(
-            [shutil.which("7z"), "a", "-bd", "-y", "-t7z", "-m0=PPMd:o=8:mem=256m", str(archive), str(text)],
-            capture_output=True,
-            check=True,
-            timeout=600,
-        )
-        return archive.stat().st_size
+    return archive_size([shutil.which("7z"), "a", "-bd", "-y", "-t7z", "-m0=PPMd:o=8:mem=256m"], data, ".7z")
+
+
+def zpaq_size(data: bytes) -> int:
+    """zpaq -m5 (context mixing: many context models, a match model and mixers that learn while they read; the
+    archive's few header bytes cancel out in size(train + val) − size(train))."""
+    return archive_size([shutil.which("zpaq"), "a"], data, ".zpaq", after=("-m5", "-t1"))
+
+
+# The reference programs compare adds where they are installed: name -> (program, size function, how to install it).
+PROGRAMS = {
+    "ppmd": ("7z", ppmd_size, "7-Zip: sudo apt install p7zip-full"),
+    "zpaq-m5": ("zpaq", zpaq_size, "sudo apt install zpaq"),
+}
 
 
 def comparable() -> list[str]:
@@ -324,6 +346,7 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
         "mix: la mezcla de los modelos de caracteres, con pesos ajustados en un trozo del texto de entrenamiento.",
         "Modelos de tokens (bpe, word): su pérdida es por token; bits/car la reparte entre los caracteres del mismo "
         "texto de validación, así todas las filas se comparan en la misma escala.",
+        *missing_compressors(),
     ]
     atomic_write(out / "compare.md", ("\n".join(md) + "\n").encode("utf-8"))
     compare_plot(rows, out / "compare.png", f"{corpus}: {max_time:g} s por modelo")

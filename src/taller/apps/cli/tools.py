@@ -7,7 +7,7 @@ from pathlib import Path
 
 from taller.apps.cli.training import default_out
 from taller.apps.cli.types import add_threads, finite_positive, fit_threads, learning_rate, path_text
-from taller.apps.compare import compare, format_table
+from taller.apps.compare import compare, format_table, missing_compressors
 from taller.apps.compare_labels import compare_labels
 from taller.apps.compare_tildes import MODELS as TILDES_MODELS
 from taller.apps.compare_tildes import compare_tildes, format_tildes
@@ -199,6 +199,8 @@ def cmd_compare(args) -> None:
     )
     print()
     print(format_table(rows))
+    for line in missing_compressors():
+        print(line)
     pictures = "compare.png, memory.png" if args.memory else "compare.png"
     print(f"\nResultados en {out}/ (compare.csv, compare.md, {pictures} y una carpeta por modelo)")
 
