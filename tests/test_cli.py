@@ -242,3 +242,17 @@ def test_the_installed_command_exits_2_with_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "no existe" in result.stderr and result.stdout == ""
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback(tmp_path):
+    reader, writer = os.pipe()
+    os.close(reader)  # `taller corpus list | head -0`: nobody reads what it prints
+    result = subprocess.run(
+        [sys.executable, "-m", "taller", "corpus", "list"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TALLER_CACHE": str(tmp_path)},
+    )
+    os.close(writer)
+    assert result.returncode == 1 and result.stderr == ""

@@ -6,6 +6,7 @@ names its handler with `set_defaults(func=…)`, so `main` calls `args.func(args
 
 from __future__ import annotations
 
+import os
 import sys
 
 from taller._version import __version__
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     try:
         args.func(args)
+        sys.stdout.flush()  # a reader that has gone (`taller corpus list | head -1`) is noticed here, not at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        sys.exit(1)
     except TallerError as e:
         print("error: " + " ".join(str(e).split("\n")), file=sys.stderr)  # always one line
         sys.exit(2)
