@@ -2,6 +2,8 @@
 command."""
 
 import json
+import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,14 +13,26 @@ from fastapi.testclient import TestClient
 import taller
 from taller.apps.web.app import create_app
 from taller.config import Config, DataConfig
-from taller.data.accents import ACUTE, DIAERESIS, NONE, Lookup, apply_marks, marks_of, strip, word_scores, words
+from taller.data.accents import (
+    ACUTE,
+    DIAERESIS,
+    NONE,
+    Lookup,
+    apply_marks,
+    form_table,
+    marks_of,
+    strip,
+    word_scores,
+    words,
+)
 from taller.data.corpora import prepare_corpus
 from taller.data.split import split_corpus
 from taller.data.tokenizers import CharTokenizer
 from taller.inspect import tildes as tildes_module
-from taller.inspect.tildes import fix_text, marked, noisy_channel, write_text
+from taller.inspect.tildes import allowed_marks, char_ids, fix_text, marked, noisy_channel, write_text
 from taller.models import build_model
 from taller.models.bert import TaggerConfig
+from taller.training.tildes import form_loss
 
 
 def test_strip_takes_off_acute_and_diaeresis_and_keeps_the_enye():
@@ -93,6 +107,16 @@ def test_the_tagger_never_puts_an_impossible_mark_and_keeps_the_length():
     assert fix_text(model, tok, "ñandú ¿x?") == "ñandu ¿x?"  # unknown characters keep their place
 
 
+def test_the_noisy_channel_adds_a_taggers_scores_to_the_language_models(channel):
+    run, lookup = channel
+    text = "esta casa es grande.\nesta cansado hoy.\n"
+    model, tok = tiny_tagger(text, [50.0, -50.0, -50.0])  # sure that no letter carries a mark: -100 for «está»
+    assert noisy_channel(run, lookup, text, tagger=SimpleNamespace(model=model, tokenizer=tok)) == text
+    model, tok = tiny_tagger(text, [0.0, 0.0, 0.0])  # undecided: «esta» and «está» score the same, the 6-gram decides
+    fixed = noisy_channel(run, lookup, text, tagger=SimpleNamespace(model=model, tokenizer=tok))
+    assert fixed == "esta casa es grande.\nestá cansado hoy.\n"
+
+
 def test_a_word_seen_in_training_takes_one_of_its_training_forms():
     text = "esta pinguino Esta, rapido"
     model, tok = tiny_tagger(text, [0.0, 10.0, -10.0])  # acute wherever allowed
@@ -102,6 +126,28 @@ def test_a_word_seen_in_training_takes_one_of_its_training_forms():
     assert fix_text(model, tok, text, lookup) == "está pingüino Está, rápido"  # one acute at most
     model, tok = tiny_tagger(text, [10.0, -10.0, -10.0])  # none everywhere: «esta» stays as it is
     assert fix_text(model, tok, text, lookup) == "esta pingüino Esta, rapido"
+
+
+def test_the_tagger_learns_the_choice_among_a_words_training_forms():
+    text = "el él el casa"
+    forms, back, truth = form_table(text, Lookup(text))  # «el»: two forms, «el» (twice) and «él»; «casa»: one
+    assert forms[:2].tolist() == [[0, 1, -1], [0, 0, -1]] and bool(forms[9:].eq(-1).all())
+    assert back[:9].tolist() == [-1, 1, -1, -1, 1, -1, -1, 1, -1] and truth[:9].tolist() == [-1, 0, -1, -1, 1] + [
+        -1,
+        -1,
+        0,
+        -1,
+    ]
+    tok = CharTokenizer(sorted(set(strip(text))))
+    x = char_ids(tok, strip(text))[None]  # (1, N)
+    allowed = allowed_marks(tok)[x]  # (1, N, N_MARKS): «e» none or acute, «l» and « » none only
+    logits = torch.tensor([0.8, 0.2, 0.5]).log().expand(1, len(text), 3)
+    loss = form_loss(logits, allowed, forms[None], back[None], truth[None])
+    # each form's score is its «e»'s mark: log 0,8 for «el», log 0,2 for «él»; the words: «el», «él», «el»
+    assert loss.item() == pytest.approx(-(2 * math.log(0.8) + math.log(0.2)) / 3)
+    cut = form_loss(logits[:, 4:], allowed[:, 4:], forms[None, 4:], back[None, 4:], truth[None, 4:])
+    assert cut.item() == pytest.approx(-math.log(0.8))  # a window that cuts «él» leaves it out
+    assert form_loss(logits[:, 9:], allowed[:, 9:], forms[None, 9:], back[None, 9:], truth[None, 9:]).item() == 0.0
 
 
 def tagger_config(corpus, **overrides):
@@ -252,6 +298,14 @@ def test_serve_puts_the_accents_back_in_its_box(tagger_run):
     assert empty.status_code == 400 and "vacío" in empty.json()["error"]
 
 
+def test_a_tagger_saved_before_the_word_loss_learnt_the_letters_only(tagger_run, tmp_path):
+    saved = (tagger_run.dir / "config.toml").read_text(encoding="utf-8")
+    assert Config.load(tagger_run.dir / "config.toml", saved=True).model.word_loss == 0.3
+    old = tmp_path / "config.toml"
+    old.write_text("\n".join(line for line in saved.splitlines() if not line.startswith("word_loss")), encoding="utf-8")
+    assert Config.load(old, saved=True).model.word_loss == 0.0
+
+
 def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagger_run, capsys):
     corpus = tmp_path / "cancion.txt"
     corpus.write_text((SONG + "esta casa es grande.\nestá cansado hoy.\n") * 20, encoding="utf-8")
@@ -274,7 +328,7 @@ def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagge
             "--corpus",
             str(corpus),
             "--models",
-            "lookup,bert",
+            "lookup,ngram,bert,bert+ngram",
             "--max-time",
             "30",
             *[a for s in tiny for a in ("--set", s)],
@@ -287,7 +341,9 @@ def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagge
     assert code == 0, printed
     rows = (out / "tildes.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("modelo,ejecucion,palabras,errores") and "esta/está" in rows[0]
-    assert [r.split(",")[0] for r in rows[1:]] == ["lookup", "bert"] and (out / "bert" / "state.json").exists()
+    assert [r.split(",")[0] for r in rows[1:]] == ["lookup", "ngram", "bert", "bert+ngram"]
+    assert (out / "bert" / "state.json").exists() and not (out / "bert+ngram").exists()  # a row, not a run
+    assert rows[4].split(",")[1] == f"{out / 'bert'} + {out / 'ngram'}"  # the two runs it joins
     val = split_corpus(prepare_corpus(DataConfig(corpus=str(corpus), split="tail")), DataConfig(split="tail")).val
     lookup = rows[1].split(",")  # «esta» and «está» as often in training: the lookup writes «esta», the first seen
     assert lookup[2] == str(len(words(val))) and lookup[3] == str(val.count("está"))
@@ -310,3 +366,19 @@ def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagge
         )[::2]
     )
     assert "otro texto" in line and not (tmp_path / "no").exists()
+    args = [
+        "compare",
+        "--task",
+        "tildes",
+        "--corpus",
+        str(corpus),
+        "--set",
+        "split=tail",
+        "--out",
+        str(tmp_path / "no"),
+    ]
+    line = one_line_error(*run_cli([*args, "--models", "lookup,bert+ngram"], capsys)[::2])
+    assert "añade también bert y ngram" in line and not (tmp_path / "no").exists()
+    ngram = out / "ngram"
+    line = one_line_error(*run_cli([*args, "--models", f"ngram={ngram},bert={ngram},bert+ngram"], capsys)[::2])
+    assert "ha de ser un etiquetador" in line and not (tmp_path / "no").exists()

@@ -95,7 +95,8 @@ def average_for(train: TrainConfig, passes: float) -> str | None:
 
 
 BEFORE_THEY_EXISTED = {"mix_slice": 0.0, "ema": 0.0}  # [train] keys whose default changes what a run does
-MODEL_BEFORE_THEY_EXISTED = {"masking": "chars"}  # and [model] keys: a BERT saved before masking hid characters
+MODEL_BEFORE_THEY_EXISTED = {"masking": "chars", "word_loss": 0.0}  # and [model] keys: what a run saved before
+# them did (a BERT hid characters; an accent tagger learnt each letter's mark only)
 
 
 TOKENIZER_KINDS = ("char", "bpe", "word")

@@ -7,6 +7,8 @@ Each model fixes the corpus's validation text with its accents stripped; each wo
     transformer   the noisy channel scored by a GPT (a left-to-right model reading whole sentences)
     bert          the accent tagger: a BERT encoder and one mark per character
     t5            a T5 that writes the text again, «tildes: …» -> the text with its accents
+    bert+ngram    the noisy channel of the list's ngram with the list's tagger's log-probabilities added to each
+                  form's score (bert+transformer: with its GPT): a row of its own, beside both models' rows
 
 A name alone trains that model here for --max-time seconds on the corpus (the tasks from scratch); `NAME=RUN` takes a
 run already trained on the same corpus (a tagger pretrained longer, say). Columns: word accuracy and errors, accuracy
@@ -30,8 +32,8 @@ from taller.data.corpora import prepare_corpus
 from taller.data.split import split_corpus
 from taller.errors import TallerError
 from taller.files import atomic_write
-from taller.inspect.tildes import load_fixer
-from taller.models import kind_named, task_kind
+from taller.inspect.tildes import load_fixer, noisy_channel
+from taller.models import kind_named, kind_of, task_kind
 from taller.runs.folder import check_run_dir, create_run_dir, run_split
 from taller.text import markdown_table, number, thousands
 from taller.training.loop import train
@@ -44,6 +46,7 @@ MODELS = {
     "bert": task_kind("tildes", "bert"),
     "t5": task_kind("tildes", "t5"),
 }
+COMBINED = {f"bert+{lm}": ("bert", lm) for lm in ("ngram", "transformer")}  # a name -> (tagger, language model)
 PAIRS = 20  # the most frequent ambiguous words of the validation text, each with its own column of accuracy
 
 
@@ -67,10 +70,15 @@ def parse(models: list[str]) -> list[tuple[str, str | None]]:
     specs = [(m.partition("=")[0].strip(), m.partition("=")[2].strip() or None) for m in models]
     names = [name for name, _ in specs]
     for name, run in specs:
-        if name not in MODELS:
-            raise TallerError(f"--models: «{name}» no es un modelo de tildes; usa {', '.join(MODELS)} (o NOMBRE=RUN).")
-        if name == "lookup" and run:
-            raise TallerError("--models: lookup no usa ninguna ejecución; escribe solo «lookup».")
+        if name not in MODELS and name not in COMBINED:
+            raise TallerError(
+                f"--models: «{name}» no es un modelo de tildes; usa {', '.join([*MODELS, *COMBINED])} (o NOMBRE=RUN)."
+            )
+        if (name == "lookup" or name in COMBINED) and run:
+            raise TallerError(f"--models: {name} no usa ninguna ejecución propia; escribe solo «{name}».")
+        missing = [part for part in COMBINED.get(name, ()) if part not in names]
+        if missing:
+            raise TallerError(f"--models: {name} junta dos filas de la lista; añade también {' y '.join(missing)}.")
     if len(set(names)) != len(names):
         raise TallerError(f"--models repite un modelo ({','.join(models)}); nombra cada uno una vez.")
     return specs
@@ -129,7 +137,7 @@ def compare_tildes(
     """Each model (trained here, or a run given) fixes the corpus's validation text; one row each."""
     specs = parse(models)
     configs = {
-        name: config_for(name, corpus, max_time, overrides) for name, run in specs if run is None and MODELS[name]
+        name: config_for(name, corpus, max_time, overrides) for name, run in specs if run is None and MODELS.get(name)
     }
     out = Path(out)
     check_run_dir(out, resume=False)
@@ -144,22 +152,38 @@ def compare_tildes(
                 f"--models {name}={run.dir}: se entrenó con otro texto o partición; la comparación "
                 f"necesita ejecuciones de {corpus} con su partición de siempre."
             )
+    for name in (n for n, _ in specs if n in COMBINED and all(part in given for part in COMBINED[n])):
+        combined(given, name, None)  # the two runs can be joined: checked before anything is written
     create_run_dir(out)
     lookup = Lookup(split.train)
     pairs = pair_names(split, lookup)
     rows = []
     for name, run_dir in specs:
-        if MODELS[name] is None:
-            rows.append(score(name, "—", lambda text: lookup.fix(strip(text)), split, lookup, pairs))
-            continue
-        if run_dir is None:
+        if name in MODELS and MODELS[name] and run_dir is None:
             log(f"\n== {name}: {max_time:g} s como máximo ==")
             train(configs[name], out / name, progress=progress, log=log, threads=threads)
             given[name] = load_fixer(out / name)
+    for name, _ in specs:
+        if name == "lookup":
+            rows.append(score(name, "—", lambda text: lookup.fix(strip(text)), split, lookup, pairs))
+            continue
         log(f"Pongo las tildes a la validación con {name}…")
-        rows.append(score(name, str(given[name][0].dir), given[name][1], split, lookup, pairs))
+        source, fixer = combined(given, name, lookup) if name in COMBINED else (str(given[name][0].dir), given[name][1])
+        rows.append(score(name, source, fixer, split, lookup, pairs))
     write_tildes(rows, out, corpus)
     return rows
+
+
+def combined(given: dict, name: str, lookup: Lookup | None):
+    """bert+LM: the noisy channel of the list's language model with its tagger's scores added (inspect/tildes.py)."""
+    (tagger, _), (lm, _) = (given[part] for part in COMBINED[name])
+    tags = kind_of(tagger.config)
+    if not tags.fixes_accents or tags.encoder_decoder or kind_of(lm.config).fixes_accents:
+        raise TallerError(
+            f"--models {name}: bert ha de ser un etiquetador de tildes BERT y {COMBINED[name][1]}, un modelo de "
+            "lenguaje; da a cada uno su ejecución (bert=RUN, ngram=RUN)."
+        )
+    return f"{tagger.dir} + {lm.dir}", lambda text: noisy_channel(lm, lookup, text, tagger=tagger)
 
 
 HEADER = ["modelo", "palabras bien", "errores", "ambiguas bien", "segundos"]

@@ -117,6 +117,33 @@ class Lookup:
         return WORD.sub(lambda m: self.best.get(strip(m.group()), m.group()), text)
 
 
+FORMS = 3  # the most forms a stripped word takes in the Quijote's training text («el», «él», «Él» are two words)
+
+
+def form_table(text: str, lookup: Lookup, k: int = FORMS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What a tagger needs to learn the choice its decoder makes (inspect/tildes.py: seen_forms) on `text`: for every
+    word whose stripped letters take two forms or more in training, which of its k most frequent forms it is.
+
+        forms (N, k) int8   at each character of such a word, its mark in each form (-1: the word has no such form;
+                            -1 everywhere outside such words)
+        back  (N,)  int32   at the word's last character, how far back its first one is (-1 elsewhere)
+        truth (N,)  int8    at the word's last character, which form the text has (-1 elsewhere, or if it is none)
+    """
+    N = len(text)
+    forms = torch.full((N, k), -1, dtype=torch.int8)
+    back = torch.full((N,), -1, dtype=torch.int32)
+    truth = torch.full((N,), -1, dtype=torch.int8)
+    for a, b in words(text):
+        options = lookup.candidates(strip(text[a:b]))[:k]
+        if len(options) < 2:
+            continue
+        for i, form in enumerate(options):
+            forms[a:b, i] = torch.tensor(marks_of(form), dtype=torch.int8)
+        back[b - 1] = b - 1 - a
+        truth[b - 1] = options.index(text[a:b]) if text[a:b] in options else -1
+    return forms, back, truth
+
+
 def word_scores(fixed: str, target: str, lookup: Lookup) -> dict:
     """How a fixed text compares with the original, word by word (the two have the same length and words):
     word accuracy, errors, and the accuracy on the words the training text leaves ambiguous."""

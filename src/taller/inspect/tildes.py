@@ -209,12 +209,13 @@ def segment_logp(model, tokenizer, rows: list[str], seg: int, window: int) -> to
     return got[:, -seg:].sum(-1)
 
 
-def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM) -> str:
+def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM, tagger: Run | None = None) -> str:
     """The stripped text with each word in the form (seen in training) that makes the sentence most probable to the
-    run's language model."""
+    run's language model. With a `tagger`, each form's score also adds the tagger's log-probability of its marks
+    (`tagger_view`), and the words start from the tagger's choices instead of the lookup's."""
     model, tokenizer = run.model, run.tokenizer
     bare = strip(text)
-    base = lookup.fix(bare)  # every word in its most frequent training form: the choices below may change them
+    base, prior = tagger_view(tagger, lookup, bare) if tagger is not None else (lookup.fix(bare), {})
     choices = [(a, b, lookup.candidates(bare[a:b])) for a, b in words(bare)]
     choices = [c for c in choices if len(c[2]) > 1]
     if not choices:
@@ -226,12 +227,30 @@ def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM) -
         pairs = [(score, done, form) for score, done in beams for form in forms]
         rows = [done + form + after[:NOISY_AHEAD] for _, done, form in pairs]
         logp = segment_logp(model, tokenizer, rows, b - a + min(len(after), NOISY_AHEAD), window)
+        mine = prior.get(a, {})
         grown = sorted(
-            ((score + float(lp), done + form + after) for (score, done, form), lp in zip(pairs, logp)),
+            (
+                (score + float(lp) + mine.get(form, 0.0), done + form + after)
+                for (score, done, form), lp in zip(pairs, logp)
+            ),
             key=lambda sb: -sb[0],
         )
         beams = grown[:beam]
     return beams[0][1]
+
+
+def tagger_view(tagger: Run, lookup: Lookup, bare: str) -> tuple[str, dict[int, dict[str, float]]]:
+    """A tagger's reading of a stripped text: the text with its marks (as `fix_text` writes it) and, for each word
+    with several training forms (by where it starts), each form's log-probability by the tagger (its marks' sum)."""
+    logp = tagger.model.mark_log_probs(char_ids(tagger.tokenizer, bare), allowed_marks(tagger.tokenizer)).numpy()
+    marks = logp.argmax(-1).tolist()  # logp (N, N_MARKS)
+    seen_forms(marks, logp, bare, lookup)
+    prior = {}
+    for a, b in words(bare):
+        forms = lookup.candidates(bare[a:b])
+        if len(forms) > 1:
+            prior[a] = {f: float(sum(logp[a + i, m] for i, m in enumerate(marks_of(f)))) for f in forms}
+    return apply_marks(bare, marks), prior
 
 
 def accent_fixer(run: Run):

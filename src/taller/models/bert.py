@@ -122,9 +122,14 @@ class TaggerConfig(EncoderConfig):
 
     kind: str = "bert-tildes"
     init: str = ""  # folder of a pretrained BERT run whose encoder starts this one ("" = from scratch)
+    word_loss: float = 0.3  # weight of the choice among a word's training forms, beside each letter's mark (README)
 
     def check(self, data) -> None:
         super().check(data)
+        need(
+            0.0 <= self.word_loss <= 100.0,
+            f"model.word_loss={self.word_loss} debe estar entre 0 (sólo las marcas de las letras) y 100.",
+        )
         need(
             data.tokenizer == "char",
             f"data.tokenizer={data.tokenizer}: el etiquetador de tildes pone una marca por "

@@ -112,9 +112,14 @@ class T5TildesConfig(T5Config):
 
     kind: str = "t5-tildes"
     init: str = ""  # folder of a pretrained T5 run whose weights start this one ("" = from scratch)
+    word_loss: float = 1.0  # weight of the choice among a word's training forms, beside the characters written
 
     def check(self, data) -> None:
         super().check(data)
+        need(
+            0.0 <= self.word_loss <= 100.0,
+            f"model.word_loss={self.word_loss} debe estar entre 0 (sólo los caracteres) y 100.",
+        )
         need(
             data.tokenizer == "char",
             f"data.tokenizer={data.tokenizer}: el T5 de tildes escribe el texto letra a "

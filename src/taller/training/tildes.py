@@ -3,7 +3,11 @@
     a batch:  B windows of T characters of the training text with its accents stripped (B, T);
               the answer, per character: none, acute or diaeresis (data/accents.py), or IGNORE where the bare
               character cannot carry any mark (only vowels carry the acute, only «u» the diaeresis)
-    its loss: cross_entropy over the characters that could carry a mark — the encoder reads both sides of each one
+    its loss: cross_entropy over the characters that could carry a mark — the encoder reads both sides of each one —
+              plus, weighted by model.word_loss, the choice the decoder makes (inspect/tildes.py: seen_forms): for each
+              word with several training forms, the cross-entropy of its form among them, each form scored by the sum
+              of its letters' mark log-probabilities (`form_loss`). A letter's mark alone teaches «é» and «l» apart;
+              the choice teaches «él» against «el», the decision that counts.
 
 Any corpus is the task's data: no labelled file, its own train/validation split. With `--init RUN` the encoder
 starts from a pretrained BERT run (its tokenizer and size too), or from a tagger run
@@ -21,12 +25,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from taller.data.accents import CAN_CARRY, Lookup, marks_of, strip, word_scores
+from taller.data.accents import CAN_CARRY, Lookup, form_table, marks_of, strip, word_scores
 from taller.data.corpora import prepare_corpus
 from taller.data.split import Split, split_corpus
 from taller.data.tokenizers import build_tokenizer, load_tokenizer
 from taller.errors import TallerError
-from taller.inspect.tildes import char_ids, mark_ids, put_accents
+from taller.inspect.tildes import allowed_marks, char_ids, mark_ids, put_accents
 from taller.models import build_model, kind_of
 from taller.models.bert import N_MARKS
 from taller.models.t5 import TILDES_PREFIX
@@ -69,15 +73,35 @@ def starting_run(cfg, path: str) -> Run:
             "usa una ejecución del mismo tipo o una preentrenada."
         )
     for f in dataclasses.fields(run.config.model):
-        if f.name not in (*NOT_COPIED, "init"):
+        if f.name not in (*NOT_COPIED, "init", "word_loss"):  # how it goes on learning is the new run's
             setattr(cfg.model, f.name, getattr(run.config.model, f.name))
     return run
+
+
+def form_loss(logits, allowed, forms, back, truth) -> torch.Tensor:
+    """What the decoder does with a seen word, taught: the cross-entropy of the choice among a word's training forms
+    (data/accents.py: form_table), each form scored by the sum of its letters' mark log-probabilities, over the words
+    that start and end inside the window. logits (B, T, N_MARKS), allowed (B, T, N_MARKS) bool, forms (B, T, k),
+    back and truth (B, T) -> a scalar (0 when the window has no such word)."""
+    B, T, _ = logits.shape
+    logp = logits.masked_fill(~allowed, -1e4).log_softmax(-1)  # (B, T, N_MARKS): a letter's impossible marks out
+    forms = forms.long()
+    per_letter = logp.gather(-1, forms.clamp(min=0)).masked_fill(forms < 0, 0.0)  # (B, T, k)
+    summed = F.pad(per_letter.cumsum(1), (0, 0, 1, 0))  # (B, T + 1, k): summed[:, t] = the sum before t
+    start = torch.arange(T, device=logits.device) - back.long()  # (B, T) where the word ending here starts
+    b, t = ((truth >= 0) & (back >= 0) & (start >= 0)).nonzero(as_tuple=True)  # (W,) the words inside
+    if len(b) == 0:
+        return logits.sum() * 0.0
+    scores = summed[b, t + 1] - summed[b, start[b, t]]  # (W, k): each form's log-probability
+    scores = scores.masked_fill(forms[b, t] < 0, float("-inf"))  # a word with fewer forms
+    return F.cross_entropy(scores, truth[b, t].long())
 
 
 class Accents(EncoderTask):
     """Stripped text in, one mark per character out: what the training loop needs to teach an accent tagger. A T5
     (a kind that is `encoder_decoder`) reads «tildes: » and the window, and writes the window with its accents: its
-    loss is the decoder's over every character it writes; its marks' score, teacher-forced, over the marks only."""
+    loss is the decoder's over every character it writes (and the choice of forms, from its teacher-forced scores of
+    each character's marks); its marks' score, teacher-forced, over the marks only."""
 
     speed_key, speed_unit = "chars_per_s", "car/s"
     clip_gradients = True
@@ -85,6 +109,7 @@ class Accents(EncoderTask):
     def __init__(self, cfg, out: Path, ctx, resume: bool):
         m, t, self.cfg, self.ctx = cfg.model, cfg.train, cfg, ctx
         self.writes = kind_of(cfg).encoder_decoder  # a T5: the decoder writes the text
+        self.word_weight = m.word_loss  # besides each mark (or character), the choice of a word's training form
         self.corpus = prepare_corpus(cfg.data)
         self.split = split_corpus(self.corpus, cfg.data)
         pretrained = starting_run(cfg, m.init) if m.init and not resume else None
@@ -110,6 +135,9 @@ class Accents(EncoderTask):
         n = max(1, len(val_x) // T)
         self.val_x, self.val_y = val_x[: n * T].view(n, T), val_y[: n * T].view(n, T)  # (N, T) disjoint windows
         self.val_text = val_text[: n * T].view(n, T)
+        self.lookup = Lookup(self.split.train)
+        self.forms = form_table(self.split.train, self.lookup) if self.word_weight else None  # (N, k), (N,), (N,)
+        self.allowed = allowed_marks(self.tokenizer)  # (V, N_MARKS)
         self.variants = mark_ids(self.tokenizer)  # (V, N_MARKS): each bare character's id with each mark, -1: none
         self.prefix = char_ids(self.tokenizer, TILDES_PREFIX)  # (P,) what a T5 reads first
         self.chosen = cfg.fit_to_text(len(self.train_x))
@@ -144,7 +172,8 @@ class Accents(EncoderTask):
         starts = torch.randint(len(self.train_x) - T + 1, (B,), generator=self.generator)
         rows = starts[:, None] + torch.arange(T)[None, :]  # (B, T)
         device = self.ctx.device
-        return self.train_x[rows].to(device), self.train_y[rows].to(device), self.train_text[rows].to(device)
+        forms = tuple(f[rows].to(device) for f in self.forms) if self.forms is not None else None
+        return self.train_x[rows].to(device), self.train_y[rows].to(device), self.train_text[rows].to(device), forms
 
     def items(self, batch) -> int:
         return batch[0].numel()
@@ -168,13 +197,19 @@ class Accents(EncoderTask):
         return scores.masked_fill(options < 0, float("-inf"))
 
     def loss(self, model, batch) -> torch.Tensor:
-        x, y, text = batch
+        x, y, text, forms = batch
         if self.writes:  # the decoder writes every character: the copied ones too
-            logits = self.written(model, x, text)  # (B, T, n_ids)
-            return F.cross_entropy(logits.view(-1, logits.shape[-1]), text.reshape(-1))
-        with self.autocast:
-            logits = model(x)  # (B, T, N_MARKS)
-        return F.cross_entropy(logits.float().view(-1, N_MARKS), y.reshape(-1), ignore_index=IGNORE)
+            written = self.written(model, x, text)  # (B, T, n_ids)
+            letters = F.cross_entropy(written.view(-1, written.shape[-1]), text.reshape(-1))
+            options = self.variants.to(x.device)[x]  # (B, T, N_MARKS): each mark's character, -1: none such
+            logits = written.gather(-1, options.clamp(min=0)).masked_fill(options < 0, -1e4)  # (B, T, N_MARKS)
+        else:
+            with self.autocast:
+                logits = model(x).float()  # (B, T, N_MARKS)
+            letters = F.cross_entropy(logits.view(-1, N_MARKS), y.reshape(-1), ignore_index=IGNORE)
+        if forms is None:
+            return letters
+        return letters + self.word_weight * form_loss(logits, self.allowed.to(x.device)[x], *forms)
 
     @torch.no_grad()
     def evaluate(self, whole: bool = False) -> dict:
@@ -195,10 +230,9 @@ class Accents(EncoderTask):
     def word_scores(self) -> dict:
         """The val text fixed whole, word by word against the original (the ambiguous words: by the training text)."""
         self.model.eval()
-        lookup = Lookup(self.split.train)
-        fixed = put_accents(self.model, self.tokenizer, self.split.val, lookup, self.writes)
+        fixed = put_accents(self.model, self.tokenizer, self.split.val, self.lookup, self.writes)
         self.model.train()
-        return word_scores(fixed, self.split.val, lookup)
+        return word_scores(fixed, self.split.val, self.lookup)
 
     # --- saving and resuming ----------------------------------------------------------------------------------------
     def random_state(self) -> dict[str, torch.Tensor]:
