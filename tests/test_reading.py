@@ -53,7 +53,7 @@ def test_compare_puts_bert_and_t5_beside_the_others_in_a_fill_table(tmp_path, co
     assert code == 0 and (out / "bert" / "model.safetensors").exists() and (out / "t5" / "state.json").exists()
     models = [r["model"] for r in csv.DictReader((out / "compare.csv").open(encoding="utf-8"))]
     assert models[:2] == ["ngram", "zlib"]  # the bits-per-character table: the left-to-right models only
-    table = stdout.split("Rellenar huecos:")[1].split("\n")
+    table = stdout.split("Rellenar huecos:")[1].split("\n\n")[1].split("\n")  # (the main table follows it)
     rows = {line.split()[0]: line for line in table if line.split() and line.split()[0] in ("ngram", "bert", "t5")}
     assert list(rows) == ["ngram", "bert", "t5"]
     for name in ("bert", "t5"):  # its own validation figure, beside the share of hidden words it ranks first
