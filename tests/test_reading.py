@@ -65,3 +65,9 @@ def test_compare_puts_bert_and_t5_beside_the_others_in_a_fill_table(tmp_path, co
     }
     assert [len(x) for x in shares.values()] == [2, 3, 3] and all(0 <= x <= 100 for v in shares.values() for x in v)
     assert "## Rellenar huecos" in (out / "compare.md").read_text(encoding="utf-8")
+
+
+def test_compare_refuses_a_filler_of_tokens_before_training(tmp_path, corpus_file, capsys):
+    args = ["compare", "--corpus", str(corpus_file), "--models", "ngram,bert:bpe", "--out", str(tmp_path / "c")]
+    line = one_line_error(*run_cli(args, capsys)[::2])
+    assert "Rellenar huecos" in line and "bert" in line and not (tmp_path / "c").exists()
