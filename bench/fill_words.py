@@ -15,7 +15,8 @@ python bench/fill_words.py --held-out RUN [RUN …] [--n 500] [--seed 0] [--voca
                   (inspect/word_blanks.py: the whole line's probability for an n-gram or a GPT — the counting
                   filler is the 8-gram's —, the hidden word's for a BERT, the answer's for a T5);
                   --vocab K keeps the K most frequent of each length (0: all); `covered` says how many blanks
-                  had their word among the candidates
+                  had their word among the candidates; --bert-score pll|hidden scores a BERT's words one letter
+                  hidden at a time (Salazar et al. 2020) or with the whole blank hidden, whatever it learnt on
       fill_exact  BERT and T5 only: `taller fill`, which writes the blank with no list of words
 """
 
@@ -31,9 +32,9 @@ import time
 from taller.data.corpora import load_corpus
 from taller.errors import TallerError
 from taller.inspect.fill import fill
-from taller.inspect.word_blanks import auto_candidates, rank_words, vocabulary
+from taller.inspect.word_blanks import held_out_blanks, rank_exact, vocabulary
 from taller.models import kind_of
-from taller.runs.folder import load_run, run_split
+from taller.runs.folder import load_run
 
 WORD = re.compile(r"[^\W\d_]{3,}")
 
@@ -46,28 +47,6 @@ def blanks(n: int, seed: int) -> list[tuple[str, int, int]]:
     for line in rng.sample(lines, n):
         m = rng.choice(list(WORD.finditer(line)))
         out.append((line, m.start(), m.end()))
-    return out
-
-
-def held_out_blanks(run, n: int, seed: int) -> list[tuple[str, int, int]]:
-    """(text, start, end): n lines of the run's validation split, one word of 3+ letters each; the text is the line
-    (a corpus of lines) or the line between its neighbours (a book), every character one the run knows."""
-    lines = run_split(run.config, "esconder palabras de su validación").val.split("\n")
-    known = set(run.tokenizer.pieces)
-    rng = random.Random(seed)
-    usable = [i for i, line in enumerate(lines) if WORD.search(line) and set(line) <= known]
-    if len(usable) < n:
-        raise TallerError(
-            f"la validación tiene {len(usable)} líneas con palabras de 3 letras o más; pide --n {len(usable)}."
-        )
-    out = []
-    for i in sorted(rng.sample(usable, n)):
-        m = rng.choice(list(WORD.finditer(lines[i])))
-        before = "" if run.line_corpus or i == 0 else lines[i - 1] + "\n"
-        after = "" if run.line_corpus or i + 1 == len(lines) else "\n" + lines[i + 1]
-        if not set(before + after) <= known:
-            before = after = ""
-        out.append((before + lines[i] + after, len(before) + m.start(), len(before) + m.end()))
     return out
 
 
@@ -89,18 +68,7 @@ def fill_exact(run, items) -> float:
     return hits / len(items)
 
 
-def rank_exact(run, items, limit: int, counts) -> tuple[float, float]:
-    """(exact, covered): the best training word of the blank's length is the hidden one; it was among the candidates."""
-    hits = covered = 0
-    for line, a, b in items:
-        words = auto_candidates(run, b - a, limit, counts)
-        covered += line[a:b] in words
-        scored = rank_words(run, line[:a] + "_" * (b - a) + line[b:], words)
-        hits += max(scored, key=lambda c: c.log_prob).word == line[a:b]
-    return hits / len(items), covered / len(items)
-
-
-def held_out(paths: list[str], n: int, seed: int, limit: int) -> None:
+def held_out(paths: list[str], n: int, seed: int, limit: int, bert_score: str = "") -> None:
     runs = [load_run(p, can=("language_model", "fills")) for p in paths]
     same = {json.dumps([r.config.data.corpus, r.config.data.split, r.config.data.split_seed]) for r in runs}
     if len(same) > 1:
@@ -108,7 +76,7 @@ def held_out(paths: list[str], n: int, seed: int, limit: int) -> None:
     items, counts = held_out_blanks(runs[0], n, seed), vocabulary(runs[0].config)
     for path, run in zip(paths, runs):
         kind, started = kind_of(run.config), time.perf_counter()
-        exact, covered = rank_exact(run, items, limit, counts)
+        exact, covered = rank_exact(run, items, limit, counts, bert_score if kind.fills else "")
         row = {
             "run": path,
             "kind": kind.title,
@@ -119,6 +87,8 @@ def held_out(paths: list[str], n: int, seed: int, limit: int) -> None:
             "covered": round(covered, 4),
             "rank_exact": round(exact, 4),
         }
+        if kind.fills and not kind.encoder_decoder:
+            row["bert_score"] = bert_score or ("pll" if run.config.model.masking == "chars" else "hidden")
         if kind.fills:
             row["fill_exact"] = round(fill_exact(run, items), 4)
         row["seconds"] = round(time.perf_counter() - started, 1)
@@ -132,10 +102,17 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--held-out", action="store_true", help="blanks in the validation split of the runs' own corpus")
     p.add_argument("--vocab", type=int, default=0, help="--held-out: the K most frequent words of each length (0: all)")
+    p.add_argument(
+        "--bert-score",
+        choices=("pll", "hidden"),
+        default="",
+        help="--held-out: how a BERT scores a word (pll: one letter hidden at a time; hidden: the whole blank "
+        "hidden); by default, as it learnt (masking = chars: pll, words or spans: hidden)",
+    )
     args = p.parse_args()
     try:
         if args.held_out:
-            held_out(args.runs, args.n or 500, args.seed, args.vocab)
+            held_out(args.runs, args.n or 500, args.seed, args.vocab, args.bert_score)
             return
         items = blanks(args.n or 300, args.seed)
         for path in args.runs:

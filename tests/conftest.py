@@ -203,6 +203,32 @@ def trained_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def bert_run(tmp_path_factory):
+    """A tiny BERT (40 steps on the proverbs), shared by the tests of fill, probe, report, serve and compare (the
+    test of `taller explain` draws its attention.png into it)."""
+    root = tmp_path_factory.mktemp("bert")
+    corpus = root / "dichos.txt"
+    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    cfg = tiny_config(corpus, max_steps=40, samples=0)
+    cfg.set_kind("bert")
+    return taller.train(cfg, root / "run", progress=False)
+
+
+@pytest.fixture(scope="session")
+def counted_run(tmp_path_factory):
+    """The counting classifier (one n-gram per label, fitted in a blink) on proverbs against lines of a book."""
+    root = tmp_path_factory.mktemp("counted")
+    tsv = root / "etiquetado.tsv"
+    book = ["En un lugar de la Mancha vivía un hidalgo.", "Sancho pidió agua porque tenía sed."]
+    tsv.write_text("".join(f"refrán\t{p}\nCervantes\t{book[i % 2]}\n" for i, p in enumerate(PROVERBS * 4)), "utf-8")
+    cfg = Config.preset("ngram")
+    cfg.set_kind("ngram-clasificador")
+    cfg.data.corpus = str(tsv)
+    cfg.set("order", 3)
+    return taller.train(cfg, root / "run", progress=False)
+
+
+@pytest.fixture(scope="session")
 def trained_lstm_run(tmp_path_factory):
     """A real tiny LSTM (no attention, a character embedding), trained through the command line for 20 short epochs
     (160 steps, under a second): about 2.4 bits per character, so its predictions depend on what it reads."""

@@ -107,16 +107,6 @@ def test_candidates_are_ranked_with_probabilities_that_sum_to_one():
         rank_candidates(run, "Más _ vale _", ["a", "b"])
 
 
-@pytest.fixture(scope="module")
-def bert_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bert")
-    corpus = root / "dichos.txt"
-    corpus.write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    cfg = tiny_config(corpus, max_steps=40, samples=0)
-    cfg.set_kind("bert")
-    return taller.train(cfg, root / "run", progress=False)
-
-
 def test_a_bert_run_scores_its_blanks_and_is_refused_where_it_makes_no_sense(bert_run, capsys):
     state = json.loads((bert_run.dir / "state.json").read_text())
     vocab = bert_run.tokenizer.vocab_size  # 38 characters: a uniform guess fills 2.6% of the blanks at 5.25 bits each
@@ -125,7 +115,6 @@ def test_a_bert_run_scores_its_blanks_and_is_refused_where_it_makes_no_sense(ber
     assert not (bert_run.dir / "samples.txt").exists()
     for command in (
         ["generate", str(bert_run.dir)],
-        ["report", str(bert_run.dir)],
         ["classify", str(bert_run.dir), "--text", "hola"],
     ):
         line = one_line_error(*run_cli(command, capsys)[::2])
@@ -361,10 +350,3 @@ def test_t5_learns_a_task_written_as_text_from_its_pretrained_weights(labelled_f
     capsys.readouterr()  # (the training's own lines)
     code, out, _ = run_cli(["classify", str(run.dir), "--text", "nieve y frío"], capsys)
     assert code == 0 and out.split("\n")[1].split()[0] == "invierno"
-
-
-def test_compare_refuses_models_that_fill_blanks(tmp_path, capsys):
-    line = one_line_error(
-        *run_cli(["compare", "--models", "transformer,bert", "--out", str(tmp_path / "c")], capsys)[::2]
-    )
-    assert "BERT no lee de izquierda a derecha" in line and "fill_words.py" in line and not (tmp_path / "c").exists()

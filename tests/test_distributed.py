@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import PROVERBS, tiny_config, train_losses
 
 import taller
@@ -67,3 +68,21 @@ def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(t
     tensors, _ = load_tensors(tmp_path / "ddp" / "optim.safetensors")
     assert state["step"] == 40 and {"rng.torch.rank0", "rng.torch.rank1"} <= set(tensors)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "dichos.txt", "one", "tiny.toml"]
+
+
+@pytest.mark.parametrize("kind", ["bert", "t5"])
+def test_bert_and_t5_hide_the_same_blanks_in_two_processes_as_in_one(tmp_path, kind):
+    """Every rank hides the blanks (BERT) or spans (T5) of the whole global batch with the shared generator and
+    trains on its block; the loss is the mean over the global batch's blanks, however unevenly they fall."""
+    (tmp_path / "dichos.txt").write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
+    cfg = tiny_config(tmp_path / "dichos.txt", batch_size=4, max_steps=8, **SETTINGS)
+    cfg.set_kind(kind)
+    cfg.save(tmp_path / "tiny.toml")
+    torchrun(tmp_path, "--config", "tiny.toml", "--out", "ddp")
+    cfg = tiny_config(tmp_path / "dichos.txt", batch_size=8, max_steps=8, **SETTINGS)
+    cfg.set_kind(kind)
+    one = taller.train(cfg, tmp_path / "one", progress=False)
+    ddp, single = train_losses(tmp_path / "ddp"), train_losses(one.dir)
+    assert [s for s, _ in ddp] == [s for s, _ in single] == list(range(1, 9))
+    assert max(abs(a - b) for (_, a), (_, b) in zip(ddp, single)) < TOLERANCE, "2 procesos ≠ 1 proceso"
+    assert read_state(tmp_path / "ddp")["val_accuracy"] == pytest.approx(one.state["val_accuracy"], abs=1e-6)

@@ -73,3 +73,20 @@ def test_an_unknown_masking_is_refused_in_one_line(corpus_file, tmp_path, capsys
         )[::2]
     )
     assert "model.masking=bogus" in line and "words" in line and not out.exists()
+
+
+def test_mixed_masking_hides_whole_words_in_some_windows_single_characters_in_others():
+    x = windows(400)
+    g = torch.Generator().manual_seed(2)
+    inputs, targets = mask_tokens(x, 0.15, MASK, TOK.vocab_size, g, "mixed", TABLE)
+    chosen, units = targets != IGNORE, word_units(x, TABLE)
+    assert abs(chosen.float().mean().item() - 0.15) < 0.01
+    by_words = [
+        whole(chosen[b : b + 1], units[b : b + 1]) and not (chosen[b] & (units[b] < 0)).any() for b in range(400)
+    ]
+    assert 150 < sum(by_words) < 300  # about half the windows hide whole words; the others, single characters
+    assert (chosen & (units < 0)).any()  # (a single character may be a space)
+    ids = torch.tensor(TOK.encode(TEXT[:4000])).numpy()
+    chars = torch.ones(len(ids), dtype=torch.int32).numpy()
+    mixed, words = (masked_val(ids, chars, 64, 0.15, MASK, 7, m, TABLE) for m in ("mixed", "words"))
+    assert torch.equal(mixed.inputs, words.inputs)  # judged by whole hidden words

@@ -13,16 +13,22 @@ from fastapi.testclient import TestClient
 
 from taller.apps.web.app import create_app
 from taller.apps.web.replies import MAX_TEXT
+from taller.inspect.classify import classify
+from taller.inspect.fill import fill
 from taller.inspect.inside import NO_ATTENTION
 from taller.inspect.surprise import surprise
+from taller.inspect.word_blanks import auto_candidates, rank_words
 from taller.runs.folder import load_run
 from taller.sampling import next_token_probs
 
 
 @pytest.fixture(scope="module")
-def runs_dir(trained_run, trained_lstm_run, tmp_path_factory):
-    """runs/ with copies of the shared tiny Transformer and LSTM, an empty folder, and a link to a run outside runs/."""
+def runs_dir(trained_run, trained_lstm_run, bert_run, counted_run, tmp_path_factory):
+    """runs/ with copies of the shared tiny Transformer, LSTM, BERT and counting classifier, an empty folder, and a
+    link to a run outside runs/."""
     root = tmp_path_factory.mktemp("runs")
+    shutil.copytree(bert_run.dir, root / "bert")
+    shutil.copytree(counted_run.dir, root / "clasificador")
     shutil.copytree(trained_lstm_run.dir, root / "lstm")
     (root / "mini").symlink_to(trained_run.dir, target_is_directory=True)  # resolves outside root: never served
     shutil.copytree(trained_run.dir, root / "refranes")
@@ -37,7 +43,35 @@ def client(runs_dir):
 
 def test_lists_only_the_runs_inside_the_folder(client):
     names = [r["name"] for r in client.get("/api/runs").json()["runs"]]
-    assert names == ["lstm", "refranes"]  # not the empty folder, not the link that leads out
+    assert names == ["bert", "clasificador", "lstm", "refranes"]  # not the empty folder, not the link that leads out
+
+
+def test_a_bert_fills_and_a_classifier_answers_as_the_command_line_does(client, runs_dir):
+    listed = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert listed["bert"]["fills"] and not listed["bert"]["classifies"] and listed["clasificador"]["classifies"]
+    bert, counted = load_run(runs_dir / "bert", can="fills"), load_run(runs_dir / "clasificador", can="classifies")
+    data = client.post("/api/fill", json={"run": "bert", "text": "No hay ___ sin espinas."}).json()
+    filled = fill(bert, "No hay ___ sin espinas.")
+    assert data["filled"] == filled.text and [s["text"] for s in data["steps"]] == [s.text for s in filled.steps]
+    data = client.post("/api/fill", json={"run": "bert", "text": "No hay ____ sin espinas.", "candidates": "auto"})
+    ranked = sorted(
+        rank_words(bert, "No hay ____ sin espinas.", auto_candidates(bert, 4)), key=lambda c: -c.probability
+    )
+    words = [c["word"] for c in data.json()["candidates"]]
+    assert words == [c.word for c in ranked[:10]] and data.json()["filled"] == f"No hay {words[0]} sin espinas."
+    answers = client.post("/api/classify", json={"run": "clasificador", "text": "No hay rosa sin espinas."}).json()
+    expected = classify(counted, "No hay rosa sin espinas.")
+    assert [a["label"] for a in answers["answers"]] == [label for label, _ in expected]
+    assert [a["probability"] for a in answers["answers"]] == pytest.approx([p for _, p in expected])
+    for path, body, fragment in (
+        ("/api/fill", {"run": "refranes", "text": "No _"}, "lee de izquierda a derecha"),
+        ("/api/fill", {"run": "bert", "text": "No hay nada"}, "ningún hueco"),
+        ("/api/fill", {"run": "bert", "text": "No __ a _", "candidates": "auto"}, "exactamente un hueco"),
+        ("/api/classify", {"run": "bert", "text": "No hay"}, "es un BERT"),
+        ("/api/classify", {"run": "clasificador", "text": " "}, "vacío"),
+    ):
+        response = client.post(path, json=body)
+        assert response.status_code == 400 and fragment in response.json()["error"], (body, response.json())
 
 
 def test_bars_are_the_models_own_probabilities(client, runs_dir):
@@ -241,6 +275,19 @@ def test_the_page_in_a_real_browser(server, runs_dir, tmp_path):
         assert [c for c, _ in bars[:5]] == [c for c, _ in expected]
         assert all(abs(a - b) < 1e-5 for (_, a), (_, b) in zip(bars, expected))
         assert page.text_content("#attention-maps .note") == NO_ATTENTION and page.locator(".head canvas").count() == 0
+
+        bert = load_run(runs_dir / "bert", can="fills")  # the fill box: a BERT fills the blank step by step
+        assert page.is_visible("#fill-card") and page.is_visible("#classify-card")
+        page.fill("#fill-text", "No hay ___ sin espinas.")
+        page.click("#fill-go")
+        page.wait_for_function("document.querySelector('#fill-out').dataset.filled !== undefined", timeout=15_000)
+        assert page.get_attribute("#fill-out", "data-filled") == fill(bert, "No hay ___ sin espinas.").text
+        assert page.locator("#fill-steps li").count() == 3
+        page.fill("#classify-text", "No hay rosa sin espinas.")  # the classifier's answer box
+        page.click("#classify-go")
+        page.wait_for_selector("#classify-out .answer", timeout=15_000)
+        expected = classify(load_run(runs_dir / "clasificador", can="classifies"), "No hay rosa sin espinas.")
+        assert page.get_attribute("#classify-out .answer >> nth=0", "data-label") == expected[0][0]
         browser.close()
     assert (tmp_path / "explorador.png").stat().st_size > 10_000
     print(f"\ncaptura: {tmp_path / 'explorador.png'}")

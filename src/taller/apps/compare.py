@@ -9,7 +9,8 @@ that has read the training text needs this many extra bits per character to stor
 (size(train + val) − size(train)), which is also a prediction score.
 
 Writes compare.csv, compare.md, compare.png, memory.png (how far back each model looks: inspect/memory.py) and
-one run folder per model, into the output folder.
+one run folder per model, into the output folder. A BERT or a T5 in the list (they read both sides: no bits per
+character of the text) goes into a second table, filling hidden words beside the others (compare_fill.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from taller.apps.compare_fill import fill_markdown, fill_rows, fill_table
 from taller.apps.compress import compress_text
 from taller.config import TOKENIZER_KINDS, Config
 from taller.data.corpora import clean_like, prepare_corpus
@@ -89,14 +91,17 @@ def compare(
     check_run_dir(out, resume=False)
     split = the_split(configs[0])  # the data options are the same for every model; a missing corpus: no folder left
     create_run_dir(out)
-    rows, curves, runs = [], {}, []
+    rows, curves, named = [], {}, []
     for name, cfg in zip(models, configs):
         log(f"\n== {name}: {max_time:g} s como máximo ==")
         run = train(cfg, out / name.replace(":", "-"), progress=progress, log=log, threads=threads)
-        runs.append(run)
+        named.append((name, run))
+        if not kind_of(run.config).language_model:  # a BERT, a T5: only in the fill table
+            continue
         rows.append(model_row(run, name, prompt, split.val, adapt, log))
         if memory:
             curves[rows[-1].model] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
+    runs = [run for _, run in named if kind_of(run.config).language_model]
     chars = [run for run in runs if run.tokenizer.kind == "char"]  # the same text and tokens: they can be mixed
     chars = [run for run in chars if run.config.data == chars[0].config.data]
     if mix and len(chars) >= 2:
@@ -105,10 +110,15 @@ def compare(
         rows.append(model_row(run, "mix", prompt, split.val, adapt, log))
         if memory:
             curves["mix"] = memory_curve(run.model, validation_ids(run), run.tokenizer.vocab_size)
-    if memory:
+    if memory and curves:
         memory_plot(curves, out / "memory.png", f"{corpus}: ¿hasta dónde mira atrás cada modelo?")
+    filling = []
+    if any(kind_of(run.config).fills for _, run in named):
+        fills, blanks = fill_rows(named, log)
+        log("\n" + fill_table(fills, blanks))
+        filling = fill_markdown(fills, blanks)
     rows += compressor_rows(split)
-    write_results(rows, out, corpus, max_time)
+    write_results(rows, out, corpus, max_time, filling)
     return rows
 
 
@@ -249,20 +259,17 @@ PROGRAMS = {
 
 
 def comparable() -> list[str]:
-    """What --models may name: the language models trained on their own (a mix is added by compare itself)."""
-    return [name for name in language_models() if not kind_named(name).combines]
+    """What --models may name: the language models trained on their own (a mix is added by compare itself), and the
+    models that fill blanks (BERT, T5: in the fill table)."""
+    return [name for name in language_models() if not kind_named(name).combines] + [
+        name for name, kind in KINDS.items() if kind.fills
+    ]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """'transformer' -> ('transformer', ''); 'transformer:bpe' -> ('transformer', 'bpe')."""
     kind, _, tokenizer = spec.partition(":")
-    if kind in KINDS and KINDS[kind].fills:  # BERT, T5: no bits per character of the text to race with
-        raise TallerError(
-            f"--models: {KINDS[kind].a_title} no lee de izquierda a derecha y no tiene bits por carácter "
-            "que poner junto a los demás; compara los que rellenan huecos con `python bench/fill_words.py "
-            "RUN_BERT RUN_T5` (palabras exactas en refranes)."
-        )
-    if kind in KINDS and not KINDS[kind].language_model:  # a kind, but one that does not predict text
+    if kind in KINDS and not (KINDS[kind].language_model or KINDS[kind].fills):  # one that does not predict text
         raise TallerError(
             f"--models: {kind} es {KINDS[kind].a_title}, no un modelo de lenguaje: no predice texto, así "
             f"que no se puntúa en bits por carácter; compara {', '.join(comparable())}."
@@ -276,6 +283,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
         raise TallerError(
             f"--models: '{spec}' no es un modelo; usa {', '.join(comparable())}, con :bpe o :word si "
             "quieres otros tokens (por ejemplo transformer:bpe), separados por comas."
+        )
+    if tokenizer not in ("", "char") and kind_named(kind).fills:
+        raise TallerError(
+            f"--models: '{spec}': la tabla «Rellenar huecos» pone palabras letra a letra en el hueco; "
+            f"compara {kind} con caracteres (sin :{tokenizer})."
         )
     if tokenizer and tokenizer not in TOKENIZER_KINDS:
         raise TallerError(
@@ -330,7 +342,8 @@ def format_table(rows: list[Row], sample_width: int = 50) -> str:
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
-def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> None:
+def write_results(rows: list[Row], out: Path, corpus: str, max_time: float, filling: list[str] = ()) -> None:
+    """compare.csv, compare.md (with `filling`, the fill table's section) and compare.png."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(list(asdict(rows[0])))
@@ -347,6 +360,7 @@ def write_results(rows: list[Row], out: Path, corpus: str, max_time: float) -> N
         "Modelos de tokens (bpe, word): su pérdida es por token; bits/car la reparte entre los caracteres del mismo "
         "texto de validación, así todas las filas se comparan en la misma escala.",
         *missing_compressors(),
+        *filling,
     ]
     atomic_write(out / "compare.md", ("\n".join(md) + "\n").encode("utf-8"))
     compare_plot(rows, out / "compare.png", f"{corpus}: {max_time:g} s por modelo")

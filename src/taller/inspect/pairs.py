@@ -9,9 +9,10 @@ Each line: before<TAB>ending 1<TAB>answer 1<TAB>ending 2<TAB>answer 2 (lines sta
     «Sancho pidió ___, porque se caía de sueño.»    → cama
 
 Each (pair, ending) is one question: the run chooses between the two answers and is right if it prefers that
-ending's. A left-to-right model reads only what comes before the blank (probe.py): it gives the same answer for
-both endings and is right exactly once per pair — 50 %, whatever it knows. A model that reads both sides (BERT,
-T5: fill.py's candidates) can do better; how much better is what this measures.
+ending's. A BERT compares two answers of different lengths by their log-probability per letter: told the blank's
+length, it has no probability for the length itself. A left-to-right model reads only what comes before the blank
+(probe.py): it gives the same answer for both endings and is right exactly once per pair — 50 %, whatever it knows.
+A model that reads both sides (BERT, T5: fill.py's candidates) can do better; how much better is what this measures.
 """
 
 from __future__ import annotations
@@ -61,10 +62,12 @@ def read_pairs(path: Path | str) -> list[Pair]:
 
 def preferred(run, pair: Pair) -> tuple[str, str]:
     """The answer the run prefers with each ending."""
-    if kind_of(run.config).fills:
+    kind = kind_of(run.config)
+    if kind.fills:  # a T5 writes the answer and its end: whole probabilities. A BERT is told the blank's length (a
+        #   [MASK] per letter) and cannot say how likely each length is: its answers, by log-probability per letter
+        score = (lambda c: c.log_prob) if kind.encoder_decoder else (lambda c: c.log_prob / c.chars)
         return tuple(
-            max(rank_candidates(run, pair.text(k), list(pair.answers), "replace"), key=lambda c: c.probability).word
-            for k in (0, 1)
+            max(rank_candidates(run, pair.text(k), list(pair.answers), "replace"), key=score).word for k in (0, 1)
         )
     best = max(probe(run, pair.before, list(pair.answers)).candidates, key=lambda c: c.probability).word
     return best, best  # what comes after the blank is never read

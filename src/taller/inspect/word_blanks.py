@@ -17,6 +17,7 @@ Candidates are the words of the run's own training text (never its validation), 
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 
@@ -34,6 +35,7 @@ from taller.runs.folder import run_split
 from taller.text import number, thousands
 
 WORD = re.compile(r"[^\W\d_]+")  # a word: letters in a row
+HIDDEN = re.compile(r"[^\W\d_]{3,}")  # a word worth hiding: 3 letters or more
 RANK_WINDOW = 64  # the most characters a left-to-right model reads around each candidate
 RIGHT = 16  # characters after the blank that a left-to-right model scores
 ROWS = 2048  # sequences read at once
@@ -70,10 +72,14 @@ def blank_length(text: str) -> int:
     return len(holes[0])
 
 
+BERT_SCORES = ("", "pll", "hidden")  # how a BERT scores: as it learnt (its masking), or the one named
+
+
 @torch.no_grad()
-def rank_words(run, text: str, words: list[str]) -> list[Candidate]:
+def rank_words(run, text: str, words: list[str], bert_score: str = "") -> list[Candidate]:
     """Each word (all of the blank's length, a character model) in the text's one blank, scored by the run's family
-    (see the module's docstring); probabilities normalised over the words."""
+    (see the module's docstring); probabilities normalised over the words. `bert_score` ("pll": one character hidden
+    at a time, "hidden": the whole blank hidden; "": as the BERT learnt) lets bench/fill_words.py compare the two."""
     L = blank_length(text)
     left, right = (clean_like(t, run.config.data) for t in BLANK.split(text))
     tok, kind = run.tokenizer, kind_of(run.config)
@@ -85,7 +91,7 @@ def rank_words(run, text: str, words: list[str]) -> list[Candidate]:
             scores = left_to_right(run, tok.encode(left, unknown="replace"), ids, tok.encode(right, unknown="replace"))
         elif kind.encoder_decoder:
             scores = answers(run, text, ids)
-        elif run.config.model.masking == "chars":
+        elif (bert_score or ("pll" if run.config.model.masking == "chars" else "hidden")) == "pll":
             scores = pseudo_likelihoods(run, text, ids)
         else:
             scores = whole_word(run, text, ids)
@@ -180,3 +186,41 @@ def auto_table(run, text: str) -> str:
     ]
     lines += [f"  {c.word:<16} {number(c.probability, 4):>12}" for c in scored[:SHOWN]]
     return "\n".join(lines + [BLANK.sub(scored[0].word, text, count=1)])
+
+
+# --- held-out blanks: one word hidden in lines of the run's own validation split (bench/fill_words.py, compare) ---
+
+
+def held_out_blanks(run, n: int, seed: int, fewer: bool = False) -> list[tuple[str, int, int]]:
+    """(text, start, end): n lines of the run's validation split, one word of 3+ letters each; the text is the line
+    (a corpus of lines) or the line between its neighbours (a book), every character one the run knows. `fewer`: as
+    many as there are when val has fewer than n such lines (else a TallerError)."""
+    lines = run_split(run.config, "esconder palabras de su validación").val.split("\n")
+    known = set(run.tokenizer.pieces)
+    rng = random.Random(seed)
+    usable = [i for i, line in enumerate(lines) if HIDDEN.search(line) and set(line) <= known]
+    if len(usable) < n and not fewer:
+        raise TallerError(
+            f"la validación tiene {len(usable)} líneas con palabras de 3 letras o más; pide --n {len(usable)}."
+        )
+    out = []
+    for i in sorted(rng.sample(usable, min(n, len(usable)))):
+        m = rng.choice(list(HIDDEN.finditer(lines[i])))
+        before = "" if run.line_corpus or i == 0 else lines[i - 1] + "\n"
+        after = "" if run.line_corpus or i + 1 == len(lines) else "\n" + lines[i + 1]
+        if not set(before + after) <= known:
+            before = after = ""
+        out.append((before + lines[i] + after, len(before) + m.start(), len(before) + m.end()))
+    return out
+
+
+def rank_exact(run, items, limit: int, counts: Counter, bert_score: str = "") -> tuple[float, float]:
+    """(exact, covered) over `items` (held_out_blanks): the share of blanks whose best training word of the blank's
+    length (the `limit` most frequent; 0: all) is the hidden one, and the share whose word was among the candidates."""
+    hits = covered = 0
+    for line, a, b in items:
+        words = auto_candidates(run, b - a, limit, counts)
+        covered += line[a:b] in words
+        scored = rank_words(run, line[:a] + "_" * (b - a) + line[b:], words, bert_score)
+        hits += max(scored, key=lambda c: c.log_prob).word == line[a:b]
+    return hits / max(1, len(items)), covered / max(1, len(items))

@@ -41,7 +41,7 @@ class EncoderConfig(TransformerConfig):
 
 # What BERT's pretraining hides at once (training/masked.py): whole words (Google's whole-word masking, 2019),
 # single tokens (the original BERT: in a character model, single characters) or spans of whole words (SpanBERT).
-MASKINGS = ("words", "chars", "spans")
+MASKINGS = ("words", "chars", "spans", "mixed")  # mixed: a coin per window, whole words or single characters
 
 
 @dataclass
@@ -60,7 +60,7 @@ class BertConfig(EncoderConfig):
         need(
             self.masking in MASKINGS,
             f"model.masking={self.masking} no existe; elige {', '.join(MASKINGS)} "
-            "(palabras enteras, caracteres sueltos o tramos de palabras).",
+            "(palabras enteras, caracteres sueltos, tramos de palabras o mixed: palabras o caracteres a suertes).",
         )
 
 
@@ -186,7 +186,6 @@ KIND = Kind(
     timed_preset="bert",
     language_model=False,
     fills=True,
-    distributed=False,
     prepared_data=False,
     shows_attention=True,
     shows_embedding=True,

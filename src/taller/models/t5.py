@@ -307,7 +307,6 @@ KIND = Kind(
     language_model=False,
     fills=True,
     encoder_decoder=True,
-    distributed=False,
     prepared_data=False,
     tasks=T5_TASKS,
     shows_attention=True,

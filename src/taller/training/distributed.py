@@ -130,6 +130,24 @@ def broadcast_text(ctx: Context, text: str) -> str:
     return bytes(data.cpu().numpy()).decode("utf-8")
 
 
+def own_rows(ctx: Context, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rows of the global batch (world × B, …) -> this rank's block, cut as Batches.own cuts the windows. An objective
+    that draws its own randomness per batch (BERT's blanks, T5's spans) draws it for the whole global batch on every
+    rank, then keeps its block: the same draws as one process with the doubled batch."""
+    if not ctx.active:
+        return tensors
+    return tuple(t.tensor_split(ctx.world)[ctx.rank] for t in tensors)
+
+
+def share_of_mean(ctx: Context, total: torch.Tensor, count_here: int, count_all: int) -> torch.Tensor:
+    """A loss summed over this rank's `count_here` items, scaled so that DDP's average of the ranks' gradients (and
+    agree's average of their losses) is the mean over all `count_all` items of the global batch, as one process
+    computes it, however unevenly the items fall between the ranks (BERT's blanks: a different number per row)."""
+    if not ctx.active:
+        return total / max(1, count_here)
+    return total * ctx.world / max(1, count_all)
+
+
 def gather_rng_states(ctx: Context) -> dict[str, torch.Tensor]:
     """Every rank's CPU random state (dropout differs per rank), for rank 0's checkpoint: rng.torch.rank{r}."""
     if not ctx.active:

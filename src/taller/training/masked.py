@@ -10,6 +10,10 @@
                 are hidden; a hidden word is hidden whole, and the 80/10/10 rule is drawn once per word
         spans   spans of whole words (SpanBERT, Joshi et al. 2020): a span of ℓ ~ Geometric(0,2) words (at most 10),
                 from a random word, the spaces between its words hidden too, until 15% of the window is hidden
+        mixed   a coin per window: whole words or single characters. The characters' easy question (spell a word
+                from its visible letters) teaches the attention to read the neighbours from the first steps; alone,
+                whole words leave a character BERT near the letters' frequencies for minutes (its attention has
+                nothing to learn from yet). Its fixed validation blanks are whole words.
     its loss: cross_entropy at the chosen positions only, from the whole window, both sides of each blank
 
 Why not the next-token loss? A model that reads the whole window has already seen the next token: predicting it
@@ -32,10 +36,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from taller.data.batches import make_batches
 from taller.evaluate import LN2
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.text import number, thousands
+from taller.training import distributed
 from taller.training.by_text import by_text_line, part_vals
 from taller.training.next_token import NextToken
 
@@ -43,6 +49,7 @@ IGNORE = -100  # a target cross_entropy skips: a position the model was not aske
 KEEP_MASK, KEEP_RANDOM = 0.8, 0.1  # of the chosen positions: [MASK], a random token; the rest stay themselves
 
 
+MIXED_WORDS = 0.5  # masking = mixed: the share of windows whose blanks are whole words (the rest: single characters)
 SPAN_P, SPAN_MAX = 0.2, 10  # SpanBERT's span lengths in words: Geometric(0.2), at most 10 (mean 3.8)
 
 
@@ -151,6 +158,11 @@ def choose(
         return choose_words(x, rate, table, g)
     if masking == "spans":
         return choose_spans(x, rate, table, g)
+    if masking == "mixed":  # each window, a coin: whole words, or single characters
+        words, word_draw = choose_words(x, rate, table, g)
+        chars, char_draw = choose(x, rate, g, "chars")
+        coin = torch.rand(x.shape[0], 1, generator=g) < MIXED_WORDS  # (B, 1)
+        return torch.where(coin, words, chars), torch.where(coin, word_draw, char_draw)
     return torch.rand(x.shape, generator=g) < rate, torch.rand(x.shape, generator=g)
 
 
@@ -204,7 +216,8 @@ def masked_val(
     windows = torch.from_numpy(ids[: n * T].astype(np.int64)).view(n, T)  # (N, T)
     counts = torch.from_numpy(chars[: n * T].astype(np.int64)).view(n, T)  # (N, T)
     g = torch.Generator().manual_seed(seed)
-    chosen, _ = choose(windows, rate, g, masking, table)  # (N, T)
+    chosen, _ = choose(windows, rate, g, "words" if masking == "mixed" else masking, table)  # (N, T): mixed is
+    #   judged by the question it is for: whole hidden words
     chosen.view(-1)[0] |= not bool(chosen.any())
     inputs = torch.where(chosen, torch.full_like(windows, mask_id), windows)
     return MaskedVal(inputs, torch.where(chosen, windows, torch.full_like(windows, IGNORE)), counts)
@@ -243,20 +256,27 @@ class MaskedTokens(NextToken):
             d.val_ids, d.val_chars, m.block_size, m.mask_rate, m.mask_id, cfg.data.split_seed, m.masking, self.words
         )
         self.n_eval = max(1, math.ceil(cfg.train.eval_chars / d.chars_per_token / m.block_size))
+        if ctx.active:  # torchrun: every rank reads the whole global batch and hides the same blanks in it
+            self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * cfg.train.batch_size)
 
     def next_batch(self):
-        x, _ = self.batches.next()  # (B, T): the windows; their next tokens are not needed
+        x, _ = self.batches.next()  # (world × B, T): the windows; their next tokens are not needed
         m = self.cfg.model
         inputs, targets = mask_tokens(
             x.cpu(), m.mask_rate, m.mask_id, m.vocab_size, self.masking, m.masking, self.words
         )
-        return inputs.to(x.device), targets.to(x.device)
+        blanks = int((targets != IGNORE).sum())  # in the whole global batch
+        inputs, targets = distributed.own_rows(self.ctx, inputs, targets)  # (B, T) this rank's block
+        return inputs.to(x.device), targets.to(x.device), blanks
 
     def loss(self, model, batch) -> torch.Tensor:
-        x, y = batch
+        x, y, blanks = batch
         with self.autocast:
             logits = model(x)  # (B, T, V+1)
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE)
+        total = F.cross_entropy(
+            logits.float().view(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        )
+        return distributed.share_of_mean(self.ctx, total, int((y != IGNORE).sum()), blanks)
 
     def evaluate(self, whole: bool = False) -> dict:
         val = self.val if whole else self.val.head(self.n_eval)
@@ -294,7 +314,7 @@ class MaskedTokens(NextToken):
         if by_text:
             trainer.log(by_text_line({name: 100 * x for name, x in by_text.items()}, "% de huecos acertados", 1))
         trainer.log(
-            f'Prueba: taller fill {trainer.out} --text "En un lugar de la ___ de cuyo nombre no quiero acordarme"'
+            f'Prueba: taller fill {trainer.out} --text "En un lugar de la ______ de cuyo nombre no quiero acordarme"'
         )
         return run
 

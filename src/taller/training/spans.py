@@ -22,9 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from taller.data.batches import make_batches
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.text import number, thousands
+from taller.training import distributed
 from taller.training.next_token import NextToken
 
 
@@ -101,16 +103,21 @@ class SpanCorruption(NextToken):
         self.spans = torch.Generator().manual_seed(cfg.train.seed + 2)  # where the spans fall: saved for --resume
         self.val = span_val(self.data.val_ids, cfg.model, cfg.data.split_seed)
         self.n_eval = max(1, round(cfg.train.eval_chars / self.data.chars_per_token / cfg.model.block_size))
+        if ctx.active:  # torchrun: every rank reads the whole global batch and draws the same spans in it
+            self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * cfg.train.batch_size)
 
     def next_batch(self):
-        x, _ = self.batches.next()  # (B, T)
-        return tuple(t.to(x.device) for t in corrupt_batch(x.cpu(), self.cfg.model, self.spans))
+        x, _ = self.batches.next()  # (world × B, T)
+        src, dec_in, answer = corrupt_batch(x.cpu(), self.cfg.model, self.spans)
+        tokens = answer.numel()  # answer tokens in the whole global batch
+        return (*(t.to(x.device) for t in distributed.own_rows(self.ctx, src, dec_in, answer)), tokens)
 
     def loss(self, model, batch) -> torch.Tensor:
-        src, dec_in, answer = batch
+        src, dec_in, answer, tokens = batch
         with self.autocast:
             logits = model(src, dec_in)  # (B, L, n_ids)
-        return F.cross_entropy(logits.float().transpose(1, 2), answer)
+        total = F.cross_entropy(logits.float().transpose(1, 2), answer, reduction="sum")
+        return distributed.share_of_mean(self.ctx, total, answer.numel(), tokens)
 
     def evaluate(self, whole: bool = False) -> dict:
         return evaluate_spans(

@@ -10,9 +10,11 @@ from taller.errors import TallerError
 from taller.inspect import words
 from taller.inspect.inside import explain_run
 from taller.inspect.report import write_report
+from taller.inspect.report_reading import write_reading_report
 from taller.inspect.surprise import difference, read_text, validation_text, write_surprise
 from taller.inspect.tokens import tokenize_run
 from taller.inspect.words import WordVectors
+from taller.models import kind_of
 from taller.runs.folder import load_run
 from taller.text import number, thousands
 
@@ -146,7 +148,15 @@ def explain_surprise(run, args) -> None:
 
 
 def cmd_report(args) -> None:
-    run = load_run(args.run)
+    run = load_run(args.run, can=("language_model", "fills", "classifies"))
+    if not kind_of(run.config).language_model:  # BERT, T5, a classifier: its own page
+        if args.surprise or args.against:
+            raise TallerError(
+                "--surprise y --against miden los bits de un modelo que lee de izquierda a derecha; "
+                f"{run.dir} no lo es: pide `taller report {run.dir}` sin ellos."
+            )
+        print(f"Informe en {write_reading_report(run, args.text)}")
+        return
     surprise_text = read_text(Path(args.surprise)) if args.surprise else None
     against = load_run(args.against) if args.against else None
     print(f"Informe en {write_report(run, args.text, surprise_text=surprise_text, against=against)}")

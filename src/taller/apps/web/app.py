@@ -7,6 +7,8 @@
     POST /api/sample       {run, text, temperature, top_k, top_p, mode, stop} → one token, or up to `stop`
     POST /api/surprise     {run, text, against}                               → the bits paid for each character
     POST /api/tildes       {run, text}                                        → the text with its accents put back
+    POST /api/fill         {run, text, candidates}                            → a BERT's, a T5's blanks filled
+    POST /api/classify     {run, text}                                        → a classifier's labels (reading.py)
 
 Every request passes the guards first (guards.py: the Host allow-list, the body limit). Only run folders found under
 PATH are served, at most runs.KEEP of them loaded at once, and no reply shows an absolute path. Bad requests get a
@@ -28,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taller.apps.web.guards import ANY_ADDRESS, LOOPBACK, MAX_BODY, BodyLimit, HostCheck, allowed_hosts
+from taller.apps.web.reading import FillRequest, classify_reply, fill_reply
 from taller.apps.web.refusals import QUOTED, ApiError, SafeJSON, refusal, without_paths
 from taller.apps.web.replies import (
     MAX_TEXT,
@@ -83,7 +86,7 @@ def add_error_replies(app: FastAPI, root: Path) -> None:
 
 
 def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
-    """The page and the six endpoints of this module's docstring."""
+    """The page and the eight endpoints of this module's docstring."""
 
     @app.get("/")
     def index():
@@ -115,6 +118,17 @@ def add_endpoints(app: FastAPI, root: Path, runs: RunCache) -> None:
     @app.post("/api/tildes")
     def tildes(req: TextRequest):
         return tildes_reply(fixers.get(checked_request(req).run), req.text)
+
+    fillers = RunCache(root, partial(load_run, inside=root.resolve(), can="fills"), keep=2)  # BERT, T5
+    classifiers = RunCache(root, partial(load_run, inside=root.resolve(), can="classifies"), keep=2)
+
+    @app.post("/api/fill")
+    def fill_blanks(req: FillRequest):
+        return fill_reply(fillers.get(checked_request(req).run), req)
+
+    @app.post("/api/classify")
+    def classify_text(req: TextRequest):
+        return classify_reply(classifiers.get(checked_request(req).run), req.text)
 
 
 def create_app(root: Path, loader=load_run, hosts: Iterable[str] = LOOPBACK) -> FastAPI:

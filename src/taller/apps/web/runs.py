@@ -136,12 +136,14 @@ def run_summary(name: str, path: Path, root: Path) -> dict:
         return {"name": name, "error": without_paths(str(e), root)}
     except BROKEN as e:
         return {"name": name, "error": unreadable(name, e)}
-    if not kind.language_model:  # e.g. word vectors: listed, with where to look instead (a tagger: the tildes box)
-        return {
+    if not kind.language_model:  # e.g. word vectors: listed, with where to look instead (a tagger: the tildes box,
+        return {  # a BERT or T5: the fill box, a classifier: the classify box)
             "name": name,
             "kind": kind.name,
             "error": without_paths(str(kind.refuse(name)), root),
             "tildes": kind.fixes_accents,
+            "fills": kind.fills,
+            "classifies": kind.classifies,
         }
     return {
         "name": name,

@@ -33,6 +33,10 @@ async function loadRuns() {
   for (const r of runs) if (!r.error) $("against").add(new Option(r.name, r.name));
   for (const r of runs) if (r.tildes) $("tildes-run").add(new Option(r.name, r.name));
   $("tildes-card").hidden = !runs.some((r) => r.tildes);
+  for (const r of runs) if (r.fills) $("fill-run").add(new Option(r.name, r.name));
+  $("fill-card").hidden = !runs.some((r) => r.fills);
+  for (const r of runs) if (r.classifies) $("classify-run").add(new Option(r.name, r.name));
+  $("classify-card").hidden = !runs.some((r) => r.classifies);
   const wanted = new URLSearchParams(location.search).get("run");
   if (wanted && runs.some((r) => r.name === wanted)) runSelect.value = wanted;
   chooseRun(true);
@@ -228,6 +232,57 @@ async function fixAccents() {
   }
 }
 
+// --- fill and classify: the runs that read both sides ---------------------------------------------------------------
+async function fillBlanks() {
+  $("fill-go").disabled = true;
+  const out = $("fill-out"), steps = $("fill-steps");
+  steps.innerHTML = "";
+  delete out.dataset.filled;
+  try {
+    const data = await api("/api/fill", { run: $("fill-run").value, text: $("fill-text").value,
+                                          candidates: $("fill-candidates").value.trim() });
+    out.textContent = data.filled;
+    for (const s of data.steps || []) {
+      const li = document.createElement("li");
+      li.textContent = `${s.token} (${pct(s.probability)}) · ${s.top.map(([c, p]) => `${c} ${pct(p)}`).join("  ")} → ${s.text}`;
+      steps.appendChild(li);
+    }
+    for (const c of data.candidates || []) {
+      const li = document.createElement("li");
+      li.className = "candidate";
+      li.dataset.word = c.word;
+      li.textContent = `${c.word}: ${pct(c.probability)}`;
+      steps.appendChild(li);
+    }
+    out.dataset.filled = data.filled;
+  } catch (e) {
+    out.textContent = e.message;
+  } finally {
+    $("fill-go").disabled = false;
+  }
+}
+
+async function classifyText() {
+  $("classify-go").disabled = true;
+  const out = $("classify-out");
+  out.innerHTML = "";
+  try {
+    const data = await api("/api/classify", { run: $("classify-run").value, text: $("classify-text").value });
+    for (const a of data.answers) {
+      const row = document.createElement("div");
+      row.className = "answer";
+      row.dataset.label = a.label;
+      row.dataset.prob = a.probability;
+      row.textContent = `${a.label}: ${pct(a.probability)}`;
+      out.appendChild(row);
+    }
+  } catch (e) {
+    out.textContent = e.message;
+  } finally {
+    $("classify-go").disabled = false;
+  }
+}
+
 const later = () => { clearTimeout(timer); timer = setTimeout(refresh, 120); };
 prompt.addEventListener("input", later);
 runSelect.addEventListener("change", () => chooseRun(false));
@@ -238,5 +293,7 @@ $("sample").addEventListener("click", () => sample("char"));
 $("generate").addEventListener("click", () => sample("line"));
 $("measure").addEventListener("click", measure);
 $("tildes-fix").addEventListener("click", fixAccents);
+$("fill-go").addEventListener("click", fillBlanks);
+$("classify-go").addEventListener("click", classifyText);
 $("clear").addEventListener("click", () => { prompt.value = ""; refresh(); prompt.focus(); });
 loadRuns().catch((e) => say(e.message));
