@@ -117,6 +117,14 @@ def test_the_noisy_channel_adds_a_taggers_scores_to_the_language_models(channel)
     assert fixed == "esta casa es grande.\nestá cansado hoy.\n"
 
 
+def test_the_channel_weighs_capitals_and_a_taggers_guess_for_a_word_never_seen():
+    lookup = Lookup("que dijo qué hora es qué que que. el perro y él")
+    assert tildes_module.channel_forms("que", lookup, "que") == ["que", "qué"]  # its training forms, commonest first
+    assert tildes_module.channel_forms("Que", lookup, "Que") == ["Que", "Qué"]  # only seen in small letters
+    assert tildes_module.channel_forms("cancion", lookup, "canción") == ["canción", "cancion"]  # never seen: a guess
+    assert tildes_module.channel_forms("perro", lookup, "perro") == ["perro"]  # nothing to weigh
+
+
 def test_a_word_seen_in_training_takes_one_of_its_training_forms():
     text = "esta pinguino Esta, rapido"
     model, tok = tiny_tagger(text, [0.0, 10.0, -10.0])  # acute wherever allowed

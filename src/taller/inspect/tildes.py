@@ -216,7 +216,7 @@ def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM, t
     model, tokenizer = run.model, run.tokenizer
     bare = strip(text)
     base, prior = tagger_view(tagger, lookup, bare) if tagger is not None else (lookup.fix(bare), {})
-    choices = [(a, b, lookup.candidates(bare[a:b])) for a, b in words(bare)]
+    choices = [(a, b, channel_forms(bare[a:b], lookup, base[a:b])) for a, b in words(bare)]
     choices = [c for c in choices if len(c[2]) > 1]
     if not choices:
         return base
@@ -239,18 +239,28 @@ def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM, t
     return beams[0][1]
 
 
+def channel_forms(bare: str, lookup: Lookup, first: str) -> list[str]:
+    """The forms the noisy channel weighs for one stripped word: its training forms; for a capital word only seen in
+    small letters («Que» at a question's start), those forms with their capital; for a word never seen, `first`
+    (the tagger's guess, or the word as it is) and the word without marks, so the language model judges the guess."""
+    forms = lookup.candidates(bare) if bare in lookup.forms else []
+    if not forms and bare[:1].isupper() and bare.lower() in lookup.forms:
+        forms = [form[:1].upper() + form[1:] for form in lookup.candidates(bare.lower())]
+    return forms or list(dict.fromkeys([first, bare]))
+
+
 def tagger_view(tagger: Run, lookup: Lookup, bare: str) -> tuple[str, dict[int, dict[str, float]]]:
     """A tagger's reading of a stripped text: the text with its marks (as `fix_text` writes it) and, for each word
     with several training forms (by where it starts), each form's log-probability by the tagger (its marks' sum)."""
     logp = tagger.model.mark_log_probs(char_ids(tagger.tokenizer, bare), allowed_marks(tagger.tokenizer)).numpy()
     marks = logp.argmax(-1).tolist()  # logp (N, N_MARKS)
     seen_forms(marks, logp, bare, lookup)
-    prior = {}
+    fixed, prior = apply_marks(bare, marks), {}
     for a, b in words(bare):
-        forms = lookup.candidates(bare[a:b])
+        forms = channel_forms(bare[a:b], lookup, fixed[a:b])
         if len(forms) > 1:
             prior[a] = {f: float(sum(logp[a + i, m] for i, m in enumerate(marks_of(f)))) for f in forms}
-    return apply_marks(bare, marks), prior
+    return fixed, prior
 
 
 def accent_fixer(run: Run):
