@@ -5,6 +5,7 @@ import json
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from conftest import PROVERBS, one_line_error, run_cli, tiny_config
@@ -119,10 +120,13 @@ def test_the_noisy_channel_adds_a_taggers_scores_to_the_language_models(channel)
 
 def test_the_channel_weighs_capitals_and_a_taggers_guess_for_a_word_never_seen():
     lookup = Lookup("que dijo qué hora es qué que que. el perro y él")
-    assert tildes_module.channel_forms("que", lookup, "que") == ["que", "qué"]  # its training forms, commonest first
-    assert tildes_module.channel_forms("Que", lookup, "Que") == ["Que", "Qué"]  # only seen in small letters
-    assert tildes_module.channel_forms("cancion", lookup, "canción") == ["canción", "cancion"]  # never seen: a guess
-    assert tildes_module.channel_forms("perro", lookup, "perro") == ["perro"]  # nothing to weigh
+    assert tildes_module.channel_forms("que", lookup, "qué") == ["que", "qué"]  # its training forms, commonest first
+    assert tildes_module.channel_forms("Que", lookup) == ["Que", "Qué"]  # only seen in small letters
+    assert tildes_module.channel_forms("cancion", lookup, "canción") == ["cancion", "canción"]  # never seen: a guess
+    assert tildes_module.channel_forms("cancion", lookup) == ["cancion"]  # without a tagger, nothing to weigh
+    assert tildes_module.channel_forms("perro", lookup, "pérro") == ["perro"]  # seen with one form: that one
+    rows = np.array([[-0.1, -2.3, -np.inf], [-0.5, -0.9, -np.inf]])  # (L, N_MARKS): the acute loses everywhere
+    assert tildes_module.one_acute(rows) == [0, 0] and tildes_module.one_acute(rows, always=True) == [0, 1]
 
 
 def test_a_word_seen_in_training_takes_one_of_its_training_forms():

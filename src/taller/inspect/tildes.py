@@ -99,16 +99,16 @@ def seen_forms(marks: list[int], logp, bare: str, lookup: Lookup) -> None:
         )
 
 
-def one_acute(rows) -> list[int]:
+def one_acute(rows, always: bool = False) -> list[int]:
     """A word's likeliest marks (rows (L, N_MARKS) of log-probabilities) with one acute at most, as Spanish writes
     them: each letter's best mark but the acute, and the acute on the letter where it gains most over that, if it
-    gains anywhere."""
+    gains anywhere (`always`: even if it loses, wherever a letter can carry one)."""
     other = rows.copy()
     other[:, ACUTE] = -np.inf
     out = other.argmax(-1).tolist()
     gain = rows[:, ACUTE] - other.max(-1)  # (L,): -inf where no acute is possible
     best = int(gain.argmax())
-    if gain[best] > 0:
+    if gain[best] > 0 or (always and gain[best] > -np.inf):
         out[best] = ACUTE
     return out
 
@@ -216,7 +216,7 @@ def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM, t
     model, tokenizer = run.model, run.tokenizer
     bare = strip(text)
     base, prior = tagger_view(tagger, lookup, bare) if tagger is not None else (lookup.fix(bare), {})
-    choices = [(a, b, channel_forms(bare[a:b], lookup, base[a:b])) for a, b in words(bare)]
+    choices = [(a, b, list(prior[a]) if a in prior else channel_forms(bare[a:b], lookup)) for a, b in words(bare)]
     choices = [c for c in choices if len(c[2]) > 1]
     if not choices:
         return base
@@ -239,14 +239,15 @@ def noisy_channel(run: Run, lookup: Lookup, text: str, beam: int = NOISY_BEAM, t
     return beams[0][1]
 
 
-def channel_forms(bare: str, lookup: Lookup, first: str) -> list[str]:
+def channel_forms(bare: str, lookup: Lookup, guess: str = "") -> list[str]:
     """The forms the noisy channel weighs for one stripped word: its training forms; for a capital word only seen in
-    small letters («Que» at a question's start), those forms with their capital; for a word never seen, `first`
-    (the tagger's guess, or the word as it is) and the word without marks, so the language model judges the guess."""
+    small letters («Que» at a question's start), those forms with their capital; for a word never seen, the word as
+    it is and `guess` (a tagger's: the word with an acute where the tagger likes one best), so the language model and
+    the tagger judge the accent together."""
     forms = lookup.candidates(bare) if bare in lookup.forms else []
     if not forms and bare[:1].isupper() and bare.lower() in lookup.forms:
         forms = [form[:1].upper() + form[1:] for form in lookup.candidates(bare.lower())]
-    return forms or list(dict.fromkeys([first, bare]))
+    return forms or list(dict.fromkeys(w for w in (bare, guess) if w))
 
 
 def tagger_view(tagger: Run, lookup: Lookup, bare: str) -> tuple[str, dict[int, dict[str, float]]]:
@@ -257,7 +258,7 @@ def tagger_view(tagger: Run, lookup: Lookup, bare: str) -> tuple[str, dict[int, 
     seen_forms(marks, logp, bare, lookup)
     fixed, prior = apply_marks(bare, marks), {}
     for a, b in words(bare):
-        forms = channel_forms(bare[a:b], lookup, fixed[a:b])
+        forms = channel_forms(bare[a:b], lookup, apply_marks(bare[a:b], one_acute(logp[a:b], always=True)))
         if len(forms) > 1:
             prior[a] = {f: float(sum(logp[a + i, m] for i, m in enumerate(marks_of(f)))) for f in forms}
     return fixed, prior
