@@ -19,12 +19,21 @@ TOLERANCE = 1e-5
 
 def torchrun(cwd, *args):
     """`torchrun --standalone --nproc_per_node 2 -m taller train …`, through the venv's Python (no PATH needed)."""
-    return launch(cwd, "-m", "taller", "train", "--device", "cpu", "--quiet", *args)
-
-
-def launch(cwd, *program):
-    """`torchrun --standalone --nproc_per_node 2 PROGRAM…` in `cwd`, one thread per process; it must succeed."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *program]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "taller",
+        "train",
+        "--device",
+        "cpu",
+        "--quiet",
+        *args,
+    ]
     result = subprocess.run(
         command, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
     )
@@ -61,30 +70,19 @@ def test_two_processes_match_one_process_with_the_same_global_batch_and_resume(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "dichos.txt", "one", "tiny.toml"]
 
 
-BOTH = """
-from taller.apps.cli import main
-
-for kind in ("bert", "t5"):  # one launch trains both: each training joins the process group and leaves it
-    main(["train", "--device", "cpu", "--quiet", "--config", f"{kind}.toml", "--out", f"ddp-{kind}"])
-"""
-
-
-def test_bert_and_t5_hide_the_same_blanks_in_two_processes_as_in_one(tmp_path):
+@pytest.mark.parametrize("kind", ["bert", "t5"])
+def test_bert_and_t5_hide_the_same_blanks_in_two_processes_as_in_one(tmp_path, kind):
     """Every rank hides the blanks (BERT) or spans (T5) of the whole global batch with the shared generator and
     trains on its block; the loss is the mean over the global batch's blanks, however unevenly they fall."""
     (tmp_path / "dichos.txt").write_text("\n".join(PROVERBS * 3) + "\n", encoding="utf-8")
-    for kind in ("bert", "t5"):
-        cfg = tiny_config(tmp_path / "dichos.txt", batch_size=4, max_steps=8, **SETTINGS)
-        cfg.set_kind(kind)
-        cfg.save(tmp_path / f"{kind}.toml")
-    (tmp_path / "both.py").write_text(BOTH, encoding="utf-8")
-    launch(tmp_path, "both.py")
-    for kind in ("bert", "t5"):
-        cfg = tiny_config(tmp_path / "dichos.txt", batch_size=8, max_steps=8, **SETTINGS)
-        cfg.set_kind(kind)
-        one = taller.train(cfg, tmp_path / f"one-{kind}", progress=False)
-        ddp, single = train_losses(tmp_path / f"ddp-{kind}"), train_losses(one.dir)
-        assert [s for s, _ in ddp] == [s for s, _ in single] == list(range(1, 9)), kind
-        assert max(abs(a - b) for (_, a), (_, b) in zip(ddp, single)) < TOLERANCE, f"{kind}: 2 procesos ≠ 1 proceso"
-        accuracy = read_state(tmp_path / f"ddp-{kind}")["val_accuracy"]
-        assert accuracy == pytest.approx(one.state["val_accuracy"], abs=1e-6), kind
+    cfg = tiny_config(tmp_path / "dichos.txt", batch_size=4, max_steps=8, **SETTINGS)
+    cfg.set_kind(kind)
+    cfg.save(tmp_path / "tiny.toml")
+    torchrun(tmp_path, "--config", "tiny.toml", "--out", "ddp")
+    cfg = tiny_config(tmp_path / "dichos.txt", batch_size=8, max_steps=8, **SETTINGS)
+    cfg.set_kind(kind)
+    one = taller.train(cfg, tmp_path / "one", progress=False)
+    ddp, single = train_losses(tmp_path / "ddp"), train_losses(one.dir)
+    assert [s for s, _ in ddp] == [s for s, _ in single] == list(range(1, 9))
+    assert max(abs(a - b) for (_, a), (_, b) in zip(ddp, single)) < TOLERANCE, "2 procesos ≠ 1 proceso"
+    assert read_state(tmp_path / "ddp")["val_accuracy"] == pytest.approx(one.state["val_accuracy"], abs=1e-6)
