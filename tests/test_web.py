@@ -11,6 +11,7 @@ import torch
 from conftest import CHROMIUM_ARGS, chromium
 from fastapi.testclient import TestClient
 
+from taller.apps.web import reading
 from taller.apps.web.app import create_app
 from taller.apps.web.replies import MAX_TEXT
 from taller.inspect.classify import classify
@@ -46,7 +47,7 @@ def test_lists_only_the_runs_inside_the_folder(client):
     assert names == ["bert", "clasificador", "lstm", "refranes"]  # not the empty folder, not the link that leads out
 
 
-def test_a_bert_fills_and_a_classifier_answers_as_the_command_line_does(client, runs_dir):
+def test_a_bert_fills_and_a_classifier_answers_as_the_command_line_does(client, runs_dir, monkeypatch):
     listed = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
     assert listed["bert"]["fills"] and not listed["bert"]["classifies"] and listed["clasificador"]["classifies"]
     bert, counted = load_run(runs_dir / "bert", can="fills"), load_run(runs_dir / "clasificador", can="classifies")
@@ -59,6 +60,9 @@ def test_a_bert_fills_and_a_classifier_answers_as_the_command_line_does(client, 
     )
     words = [c["word"] for c in data.json()["candidates"]]
     assert words == [c.word for c in ranked[:10]] and data.json()["filled"] == f"No hay {words[0]} sin espinas."
+    monkeypatch.setattr(reading, "vocabulary", lambda config: pytest.fail("the training words are counted again"))
+    again = client.post("/api/fill", json={"run": "bert", "text": "No hay ____ sin espinas.", "candidates": "auto"})
+    assert again.json()["candidates"] == data.json()["candidates"]  # from the words counted for the first request
     answers = client.post("/api/classify", json={"run": "clasificador", "text": "No hay rosa sin espinas."}).json()
     expected = classify(counted, "No hay rosa sin espinas.")
     assert [a["label"] for a in answers["answers"]] == [label for label, _ in expected]

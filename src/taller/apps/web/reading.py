@@ -9,18 +9,24 @@ classifier answering a label.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+
 import torch
 
 from taller.apps.web.refusals import ApiError
 from taller.apps.web.replies import MAX_TEXT, TextRequest
 from taller.inspect.classify import classify
 from taller.inspect.fill import BLANK, fill, rank_candidates
-from taller.inspect.word_blanks import auto_candidates, blank_length, rank_words
+from taller.inspect.word_blanks import auto_candidates, blank_length, rank_words, vocabulary
 from taller.runs.folder import Run
 from taller.text import show_token, thousands
 
 SHOWN = 10  # candidates a reply lists, the most probable first
 MAX_CANDIDATES = 50  # words a request may list itself ("auto" takes the training text's)
+VOCABULARIES_KEPT = 4  # runs whose training words stay counted (the oldest is forgotten first)
+_vocabularies: dict[tuple[str, str], Counter] = {}
+_vocabularies_lock = threading.Lock()
 
 
 class FillRequest(TextRequest):
@@ -62,7 +68,7 @@ def fill_reply(run: Run, req: FillRequest) -> dict:
 def ranked(run: Run, text: str, candidates: str) -> list[dict]:
     """The candidates, the most probable first (at most SHOWN), as `taller fill --candidates` ranks them."""
     if candidates == "auto":
-        words = auto_candidates(run, blank_length(text))
+        words = auto_candidates(run, blank_length(text), counts=training_words(run))
         scored = rank_words(run, text, words)
     else:
         words = candidates.split(",")
@@ -71,6 +77,21 @@ def ranked(run: Run, text: str, candidates: str) -> list[dict]:
         scored = rank_candidates(run, text, words)
     best = sorted(scored, key=lambda c: -c.probability)[:SHOWN]
     return [{"word": c.word, "probability": c.probability} for c in best]
+
+
+def training_words(run: Run) -> Counter:
+    """The run's training words, counted once per run folder and data settings: without it every «auto» request would
+    read and split the whole corpus again."""
+    key = (str(run.dir), repr(run.config.data))
+    with _vocabularies_lock:
+        if key in _vocabularies:
+            return _vocabularies[key]
+    counts = vocabulary(run.config)  # outside the lock: two first requests may both count, never wait on each other
+    with _vocabularies_lock:
+        while len(_vocabularies) >= VOCABULARIES_KEPT:
+            _vocabularies.pop(next(iter(_vocabularies)))
+        _vocabularies[key] = counts
+    return counts
 
 
 def classify_reply(run: Run, text: str) -> dict:
