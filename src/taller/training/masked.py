@@ -36,7 +36,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from taller.data.batches import make_batches
 from taller.evaluate import LN2
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
@@ -247,6 +246,8 @@ def evaluate_masked(model, val: MaskedVal, vocab_size: int, device, autocast, ba
 class MaskedTokens(NextToken):
     """The same windows of text as a language model reads; a different question: what was hidden here?"""
 
+    reads_global_batch = True  # torchrun: the same draws in the whole global batch on every rank (NextToken)
+
     def __init__(self, cfg, out: Path, ctx, resume: bool):
         super().__init__(cfg, out, ctx, resume)
         m, d = cfg.model, self.data
@@ -256,8 +257,6 @@ class MaskedTokens(NextToken):
             d.val_ids, d.val_chars, m.block_size, m.mask_rate, m.mask_id, cfg.data.split_seed, m.masking, self.words
         )
         self.n_eval = max(1, math.ceil(cfg.train.eval_chars / d.chars_per_token / m.block_size))
-        if ctx.active:  # torchrun: every rank reads the whole global batch and hides the same blanks in it
-            self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * cfg.train.batch_size)
 
     def next_batch(self):
         x, _ = self.batches.next()  # (world × B, T): the windows; their next tokens are not needed

@@ -93,6 +93,10 @@ class NextToken:
 
     speed_key = "tokens_per_s"  # the metrics' name for its speed
     clip_gradients = True
+    # Under torchrun: False, each rank reads only its block of the global batch; True, for an objective that draws
+    # its own randomness per batch (BERT's blanks, T5's spans), every rank reads the whole global batch and draws the
+    # same, then keeps its block (distributed.own_rows): the same draws as one process with the doubled batch.
+    reads_global_batch = False
 
     def __init__(self, cfg, out: Path, ctx, resume: bool):
         t, self.cfg, self.ctx = cfg.train, cfg, ctx
@@ -105,10 +109,10 @@ class NextToken:
         check_lengths(data)
         self.mix_slice = held_out_for_mix(cfg, len(data.train_ids))
         self.train_ids = data.train_ids[: -self.mix_slice] if self.mix_slice else data.train_ids  # the end: for a mix
-        # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch.
-        self.batches = make_batches(
-            self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size, share=(ctx.rank, ctx.world)
-        )
+        # Random windows, or every window once per epoch; under torchrun each rank keeps its block of the global batch
+        # (or reads all of it: reads_global_batch).
+        share = (0, 1) if self.reads_global_batch else (ctx.rank, ctx.world)
+        self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * t.batch_size, share=share)
         block = cfg.model.block_size
         self.val = val_text(data.val_ids, data.val_chars, block)  # windows over val; each target knows its characters
         self.n_eval = max(1, math.ceil(t.eval_chars / data.chars_per_token / max(1, block // 2)))  # windows per epoch

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from taller.data.batches import make_batches
 from taller.models.modes import evaluating
 from taller.runs.folder import Run
 from taller.text import number, thousands
@@ -98,13 +97,13 @@ def evaluate_spans(model, val: SpanVal, device, autocast, batch_size: int = 64) 
 class SpanCorruption(NextToken):
     """The same windows of text as a language model reads; the question: write what the sentinels hide."""
 
+    reads_global_batch = True  # torchrun: the same draws in the whole global batch on every rank (NextToken)
+
     def __init__(self, cfg, out: Path, ctx, resume: bool):
         super().__init__(cfg, out, ctx, resume)
         self.spans = torch.Generator().manual_seed(cfg.train.seed + 2)  # where the spans fall: saved for --resume
         self.val = span_val(self.data.val_ids, cfg.model, cfg.data.split_seed)
         self.n_eval = max(1, round(cfg.train.eval_chars / self.data.chars_per_token / cfg.model.block_size))
-        if ctx.active:  # torchrun: every rank reads the whole global batch and draws the same spans in it
-            self.batches = make_batches(self.train_ids, cfg, ctx.device, batch_size=ctx.world * cfg.train.batch_size)
 
     def next_batch(self):
         x, _ = self.batches.next()  # (world × B, T)
