@@ -33,7 +33,7 @@ from taller.inspect import tildes as tildes_module
 from taller.inspect.tildes import allowed_marks, char_ids, fix_text, marked, noisy_channel, write_text
 from taller.models import build_model
 from taller.models.bert import TaggerConfig
-from taller.training.tildes import form_loss
+from taller.training.tildes import form_loss, starting_run
 
 
 def test_strip_takes_off_acute_and_diaeresis_and_keeps_the_enye():
@@ -282,6 +282,14 @@ def test_a_t5_writes_the_input_again_with_marks_only(t5_run, capsys):
     assert code == 0 and out.split("\n")[0] == "el ratón y la canción del balcón"
 
 
+def test_init_takes_the_runs_size_and_keeps_the_new_runs_learning_rate(t5_run):
+    cfg = Config.preset("t5-tildes")
+    cfg.model.encoder_lr, cfg.model.d_model = 0.5, 999
+    starting_run(cfg, str(t5_run.dir))
+    assert cfg.model.d_model == t5_run.config.model.d_model  # its size: the weights must fit
+    assert cfg.model.encoder_lr == 0.5 != t5_run.config.model.encoder_lr  # how it learns: the new run's --set
+
+
 def test_init_takes_a_run_of_the_same_task_only(t5_run, tagger_run, tmp_path, capsys):
     args = [
         "train",
@@ -391,6 +399,8 @@ def test_compare_tildes_scores_each_model_on_the_same_validation(tmp_path, tagge
     ]
     line = one_line_error(*run_cli([*args, "--models", "lookup,bert+ngram"], capsys)[::2])
     assert "añade también bert y ngram" in line and not (tmp_path / "no").exists()
+    line = one_line_error(*run_cli([*args, "--models", "lookup,mix"], capsys)[::2])
+    assert "mix=RUN" in line and "--model mix" in line and not (tmp_path / "no").exists()
     ngram = out / "ngram"
     line = one_line_error(*run_cli([*args, "--models", f"ngram={ngram},bert={ngram},bert+ngram"], capsys)[::2])
     assert "ha de ser un etiquetador" in line and not (tmp_path / "no").exists()

@@ -41,7 +41,8 @@ NOT_COPIED = (
     "vocab_size",
     "dropout",
     "attention",
-)  # a pretrained run's [model] keys the classifier keeps its own
+    "encoder_lr",
+)  # a pretrained run's [model] keys the new run keeps its own: not its size but how it reads and learns
 
 
 def pretrained_run(cfg, path: str) -> Run:
