@@ -7,8 +7,11 @@ Each model fixes the corpus's validation text with its accents stripped; each wo
     transformer   the noisy channel scored by a GPT (a left-to-right model reading whole sentences)
     bert          the accent tagger: a BERT encoder and one mark per character
     t5            a T5 that writes the text again, «tildes: …» -> the text with its accents
+    mix=RUN       the noisy channel scored by a mix of language models (taller train --model mix): given, never
+                  trained here
     bert+ngram    the noisy channel of the list's ngram with the list's tagger's log-probabilities added to each
-                  form's score (bert+transformer: with its GPT): a row of its own, beside both models' rows
+                  form's score (bert+transformer: with its GPT; bert+mix: with its mix): a row of its own, beside
+                  both models' rows
 
 A name alone trains that model here for --max-time seconds on the corpus (the tasks from scratch); `NAME=RUN` takes a
 run already trained on the same corpus (a tagger pretrained longer, say). Columns: word accuracy and errors, accuracy
@@ -46,7 +49,8 @@ MODELS = {
     "bert": task_kind("tildes", "bert"),
     "t5": task_kind("tildes", "t5"),
 }
-COMBINED = {f"bert+{lm}": ("bert", lm) for lm in ("ngram", "transformer")}  # a name -> (tagger, language model)
+GIVEN = {"mix": "taller train --model mix --set runs=A,B"}  # a name that needs its run (NAME=RUN) -> how to make one
+COMBINED = {f"bert+{lm}": ("bert", lm) for lm in ("ngram", "transformer", "mix")}  # a name -> (tagger, language model)
 PAIRS = 20  # the most frequent ambiguous words of the validation text, each with its own column of accuracy
 
 
@@ -70,10 +74,13 @@ def parse(models: list[str]) -> list[tuple[str, str | None]]:
     specs = [(m.partition("=")[0].strip(), m.partition("=")[2].strip() or None) for m in models]
     names = [name for name, _ in specs]
     for name, run in specs:
-        if name not in MODELS and name not in COMBINED:
+        if name not in MODELS and name not in GIVEN and name not in COMBINED:
             raise TallerError(
-                f"--models: «{name}» no es un modelo de tildes; usa {', '.join([*MODELS, *COMBINED])} (o NOMBRE=RUN)."
+                f"--models: «{name}» no es un modelo de tildes; usa {', '.join([*MODELS, *GIVEN, *COMBINED])} "
+                "(o NOMBRE=RUN)."
             )
+        if name in GIVEN and not run:
+            raise TallerError(f"--models: {name} no se entrena aquí; da su ejecución, {name}=RUN ({GIVEN[name]}).")
         if (name == "lookup" or name in COMBINED) and run:
             raise TallerError(f"--models: {name} no usa ninguna ejecución propia; escribe solo «{name}».")
         missing = [part for part in COMBINED.get(name, ()) if part not in names]
@@ -159,7 +166,7 @@ def compare_tildes(
     pairs = pair_names(split, lookup)
     rows = []
     for name, run_dir in specs:
-        if name in MODELS and MODELS[name] and run_dir is None:
+        if MODELS.get(name) and run_dir is None:
             log(f"\n== {name}: {max_time:g} s como máximo ==")
             train(configs[name], out / name, progress=progress, log=log, threads=threads)
             given[name] = load_fixer(out / name)

@@ -38,8 +38,9 @@ def add_compare(sub) -> None:
     cmp_.add_argument(
         "--models",
         help="lista separada por comas (ngram,lstm,transformer; con --task clasificar, "
-        "ngram,bert,t5; con --task tildes, lookup,ngram,transformer,bert,t5); MODELO=RUN parte de una "
-        "ejecución ya entrenada",
+        "ngram,bert,t5; con --task tildes, lookup,ngram,transformer,bert,t5, y también mix=RUN y "
+        "bert+ngram, bert+transformer o bert+mix, que juntan dos filas); MODELO=RUN parte de una ejecución ya "
+        "entrenada",
     )
     cmp_.add_argument(
         "--max-time", type=finite_positive, default=120, metavar="SEGUNDOS", help="segundos por modelo (120)"
