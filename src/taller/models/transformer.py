@@ -398,14 +398,12 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor, cache: list[dict] | None = None, record: list | None = None) -> torch.Tensor:
         """idx (B, T) character ids -> logits (B, T, V). With a cache, idx holds only the new characters."""
-        return self.head(self.features(idx, cache, record))  # (B, T, V)
+        return self.capped(self.output(self.features(idx, cache, record)))  # (B, T, V)
 
-    def head(self, h: torch.Tensor) -> torch.Tensor:
-        """The last layer's normalised states (…, C) -> logits (…, V)."""
-        logits = self.output(h)
-        if self.cfg.logit_cap:  # a smooth ceiling: no score grows beyond ±cap, however sure the model gets
-            logits = self.cfg.logit_cap * torch.tanh(logits / self.cfg.logit_cap)
-        return logits
+    def capped(self, logits: torch.Tensor) -> torch.Tensor:
+        """With logit_cap, a smooth ceiling: no score grows beyond ±cap, however sure the model gets."""
+        cap = self.cfg.logit_cap
+        return cap * torch.tanh(logits / cap) if cap else logits
 
     def features(
         self,
@@ -452,45 +450,61 @@ class Transformer(nn.Module):
 
 
 # --- the fast path of generation ------------------------------------------------------------------------------------
-def rms(x: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+def rms(x: torch.Tensor, eps: float | None = None, scale: torch.Tensor | None = None) -> torch.Tensor:
     """x / rms(x) over the last axis (D), as F.rms_norm(x, (D,)) computes it (eps None: the dtype's), in one fused
     kernel: x and −x side by side have mean 0, so a LayerNorm of the pair divides by the root mean square of x. (On a
-    CPU F.rms_norm is about seven small operations, F.layer_norm one: measured in bench/generate_speed.py.)"""
+    CPU F.rms_norm is about seven small operations, F.layer_norm one: measured in bench/generate_speed.py.) `scale`
+    (2D,), the learned weight twice, multiplies inside the same kernel."""
     D = x.shape[-1]
     eps = torch.finfo(x.dtype).eps if eps is None else eps
-    return F.layer_norm(torch.cat([x, -x], dim=-1), (2 * D,), eps=eps)[..., :D]
+    return F.layer_norm(torch.cat([x, -x], dim=-1), (2 * D,), scale, eps=eps)[..., :D]
 
 
-def normed(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-    """norm(x) for rows x (B, C): a LayerNorm as it is, an RMSNorm through `rms`."""
-    if isinstance(norm, nn.RMSNorm):
-        return rms(x, norm.eps) if norm.weight is None else rms(x, norm.eps) * norm.weight
-    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+def transposed(*layers: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Linear layers that read the same input, as one product x @ W + b: W (C_in, ΣC_out) their weights side by side,
+    transposed once and contiguous, and b their biases (or None)."""
+    bias = torch.cat([m.bias for m in layers]) if layers[0].bias is not None else None
+    return torch.cat([m.weight for m in layers]).t().contiguous(), bias
 
 
-def fused_qkv(a: CausalSelfAttention) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A layer's query, key and value matrices stacked: (3C, C) and their biases (3C,) (or None): one product."""
-    layers = (a.query, a.key, a.value)
-    bias = torch.cat([m.bias for m in layers]) if a.query.bias is not None else None
-    return torch.cat([m.weight for m in layers]), bias
+def affine(x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+    """x (B, C_in) @ W + b -> (B, C_out): one addmm (F.linear adds a transpose and checks on every call)."""
+    W, b = weights
+    return x @ W if b is None else torch.addmm(b, x, W)
 
 
 class Generation:
     """The state of generation (what `start` returns and `step` carries on): each layer's keys and values of the
     text read so far (`CausalSelfAttention.remember` fills them), and `read`, the one-token step written for speed.
 
-    A step of a small model on one row costs what its operations cost to start (about 1–10 µs each on a slow CPU),
+    A step of a small model on one row costs what its operations cost to start (about 1–20 µs each on a slow CPU),
     not their arithmetic; so `read` does the readable forward's algebra in fewer of them. The weights stay fixed
-    while a text is generated, so each layer's query, key and value matrices are stacked once into one product;
-    rotary's turn of the new position is one D × D matrix for every layer; RMSNorm goes through one fused norm; and
-    there is no time axis, no dropout and few Module calls. The readable forward stays the definition (the prompt
-    is read by it): tests/test_model.py holds the two equal for every switch of the recipe."""
+    while a text is generated, so they are laid out once for it: each layer's query, key and value matrices side by
+    side in one product, every matrix transposed for addmm, each RMSNorm's weight inside its fused kernel. Rotary's
+    turn of the new position is one D × D matrix for every layer, and there is no time axis, no dropout and few
+    Module calls. The readable forward stays the definition (the prompt is read by it): tests/test_model.py holds
+    the two equal for every switch of the recipe."""
 
     def __init__(self, model: Transformer, cache: list[dict]):
         self.model, self.cache = model, cache
-        self.qkv = [fused_qkv(block.attention) for block in model.blocks]  # per layer: (3C, C), (3C,) or None
+        self.weights = [  # per layer: (W, b) of the queries-keys-values, the heads' projection, up and down
+            (transposed(a.query, a.key, a.value), transposed(a.proj), transposed(ff.up), transposed(ff.down))
+            for a, ff in ((block.attention, block.feed_forward) for block in model.blocks)
+        ]
+        self.output = transposed(model.output)
+        self.scales = {  # an RMSNorm's weight twice, for `rms`
+            norm: torch.cat([norm.weight, norm.weight])
+            for norm in model.modules()
+            if isinstance(norm, nn.RMSNorm) and norm.weight is not None
+        }
         D = model.cfg.d_model // model.cfg.n_heads
         self.eye = torch.eye(D, device=model.embedding.weight.device)  # (D, D)
+
+    def normed(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        """norm(x) for rows x (B, C): a LayerNorm as it is, an RMSNorm through `rms`."""
+        if isinstance(norm, nn.RMSNorm):
+            return rms(x, norm.eps, self.scales.get(norm))
+        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
     def turn(self, position: int) -> torch.Tensor | None:
         """Rotary's turn of `position` as a matrix (D, D): x @ turn == rotate(x). A turn is linear, so its matrix is
@@ -508,19 +522,18 @@ class Generation:
         x = m.embed(idx, position, self.cache)[:, 0]  # (B, C)
         ve = m.value_embedding(idx)[:, 0] if m.cfg.value_embeddings else None  # (B, C)
         turn = self.turn(position)  # (D, D) or None
-        for block, qkv, cache in zip(m.blocks, self.qkv, self.cache):
-            x = x + self.attention(block.attention, normed(x, block.norm1), qkv, cache, turn, ve)
-            ff = block.feed_forward
-            hidden = ff.bend(F.linear(normed(x, block.norm2), ff.up.weight, ff.up.bias))  # (B, d_ff)
-            x = x + F.linear(hidden, ff.down.weight, ff.down.bias)
-        return m.head(normed(x, m.norm))  # (B, V)
+        for block, (qkv, proj, up, down), cache in zip(m.blocks, self.weights, self.cache):
+            y = self.attention(block.attention, affine(self.normed(x, block.norm1), qkv), cache, turn, ve)  # (B, C)
+            x = x + affine(y, proj)
+            x = x + affine(block.feed_forward.bend(affine(self.normed(x, block.norm2), up)), down)
+        return m.capped(affine(self.normed(x, m.norm), self.output))  # (B, V)
 
     @staticmethod
-    def attention(a: CausalSelfAttention, h, qkv, cache: dict, turn, ve) -> torch.Tensor:
-        """`CausalSelfAttention.forward` for one new token per row: h (B, C) -> (B, C); its key and value are added to
-        the layer's cache."""
-        B, C = h.shape
-        heads = F.linear(h, *qkv).view(B, 3, a.n_heads, a.head_dim)  # (B, 3, H, D): queries, keys, values
+    def attention(a: CausalSelfAttention, qkv: torch.Tensor, cache: dict, turn, ve) -> torch.Tensor:
+        """`CausalSelfAttention.forward` for one new token per row, up to its projection: its queries, keys and values
+        qkv (B, 3C) -> the heads' outputs side by side (B, C); the key and value are added to the layer's cache."""
+        B = qkv.shape[0]
+        heads = qkv.view(B, 3, a.n_heads, a.head_dim)  # (B, 3, H, D): queries, keys, values
         qk, v = heads[:, :2], heads[:, 2]  # (B, 2, H, D), (B, H, D)
         if ve is not None:
             v = v + a.value_gate * ve.view(v.shape)
@@ -533,7 +546,7 @@ class Generation:
         cache["k"][:, :, past], cache["v"][:, :, past] = k, v
         cache["length"] = seen = past + 1
         y = F.scaled_dot_product_attention(q[:, :, None], cache["k"][:, :, :seen], cache["v"][:, :, :seen])
-        return F.linear(y.view(B, C), a.proj.weight, a.proj.bias)  # (B, H, 1, D) -> (B, C)
+        return y.view(B, -1)  # (B, H, 1, D) -> (B, C)
 
 
 KIND = Kind(
