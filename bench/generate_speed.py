@@ -4,7 +4,8 @@ thread, see taller.threads.for_steps), with the cache on every thread, and witho
     python bench/generate_speed.py [--run RUN] [--preset base] [--block 256] [--batch 1] [--top 0]  → one JSON line
 
 --top 0 is `taller generate` as students run it; --top 5 also records the top-5 table of every step (--table).
---profile prints the functions that take most of the cached path's time (cProfile) to stderr.
+--profile prints to stderr the functions that take most of the cached path's time (cProfile) and, per character,
+PyTorch's operations: how many of each and their time (torch.profiler; its own cost inflates the small ones).
 """
 
 import argparse
@@ -15,6 +16,7 @@ import sys
 import time
 
 from machine import cpu_info
+from torch.profiler import profile
 
 from taller import sampling, threads
 from taller.config import Config
@@ -41,6 +43,18 @@ def chars_per_s(model, tok, a, cached: bool, one_thread: bool) -> float:
         )
         times.append(time.perf_counter() - start)
     return a.batch * a.chars / sorted(times)[len(times) // 2]  # median
+
+
+def operations(model, tok, a) -> None:
+    """PyTorch's operations per generated character, the costliest first."""
+    with profile() as prof:
+        chars_per_s(model, tok, a, cached=True, one_thread=True)
+    n = a.repeat * a.chars * a.batch
+    rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    print(f"per character: {sum(e.count for e in rows) / n:.0f} operations", file=sys.stderr)
+    for e in rows[:25]:
+        calls, us = e.count / n, e.self_cpu_time_total / n
+        print(f"{e.key[:48]:48s} {calls:6.1f} calls {us:7.1f} µs ({us / calls:5.1f} each)", file=sys.stderr)
 
 
 if __name__ == "__main__":
@@ -82,4 +96,5 @@ if __name__ == "__main__":
         profiler = cProfile.Profile()
         profiler.runcall(chars_per_s, model, tok, a, True, True)
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+        operations(model, tok, a)
     print(json.dumps({**result, **cpu_info()}))

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from taller.data.tokenizers import CharTokenizer
 from taller.models import Transformer
-from taller.models.transformer import TransformerConfig
+from taller.models.transformer import Generation, TransformerConfig, rms
 from taller.sampling import generate
 
 
@@ -145,6 +145,45 @@ def test_past_the_window_the_cache_restarts_from_the_last_half_window():
     with torch.inference_mode():
         for k, probs in enumerate(step_probs(uncached)):
             assert close(probs, expected_probs(m, ids[max(0, 3 + k - 12) : 3 + k]))  # always the last 12
+
+
+RECIPE = dict(pos_encoding="rotary", norm="rmsnorm", qk_norm=True, activation="relu2", bigram_buckets=16)
+
+
+@pytest.mark.parametrize("switches", [{}, RECIPE, dict(RECIPE, value_embeddings=True, bias=False, logit_cap=3.0)])
+def test_the_fast_step_gives_the_readable_forwards_logits_and_fills_the_same_cache(switches):
+    m = model(**switches)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.3)
+    x = torch.randint(0, 20, (3, 12))
+    with torch.inference_mode():
+        _, fast = m.start(x[:, :2])
+        _, readable = m.start(x[:, :2])
+        for t in range(2, 12):  # up to a full window, three rows side by side
+            logits = fast.read(x[:, t : t + 1])
+            assert torch.allclose(logits, m(x[:, t : t + 1], readable.cache)[:, -1], atol=1e-5), t
+        assert m.state_length(fast) == m.state_length(readable) == 12
+        for a, b in zip(fast.cache, readable.cache):
+            assert torch.allclose(a["k"], b["k"], atol=1e-5) and torch.allclose(a["v"], b["v"], atol=1e-5)
+
+
+def test_the_fast_path_writes_the_readable_paths_text_with_the_same_seed(monkeypatch):
+    m = model(**RECIPE)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.3)
+    fast = [s.text for seed in range(3) for s in generate(m, TOK, "abc", 2, max_chars=30, seed=seed, stop=None)]
+    monkeypatch.setattr(Generation, "read", lambda state, idx: state.model(idx, state.cache)[:, -1])
+    readable = [s.text for seed in range(3) for s in generate(m, TOK, "abc", 2, max_chars=30, seed=seed, stop=None)]
+    assert fast == readable and len(set(fast)) > 1 and len(fast[0]) == 33  # past the 12-character window too
+
+
+def test_rms_is_f_rms_norm_for_large_and_tiny_vectors():
+    x = torch.randn(4, 3, 32)
+    for scale in (1e-3, 1.0, 100.0):
+        assert torch.allclose(rms(x * scale), F.rms_norm(x * scale, (32,)), atol=1e-5, rtol=1e-5), scale
 
 
 def test_a_tiny_text_is_learned_to_near_zero_loss():

@@ -210,17 +210,9 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
-    def project(self, x: torch.Tensor, cache: dict | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, T, C) -> queries, keys and values (B, T, C) each."""
-        if cache is None:
-            return self.query(x), self.key(x), self.value(x)
-        if "qkv" not in cache:  # generation: the weights stay fixed, so the three products can be one (faster)
-            layers = (self.query, self.key, self.value)
-            cache["qkv"] = (
-                torch.cat([m.weight for m in layers]),  # (3C, C)
-                torch.cat([m.bias for m in layers]) if self.query.bias is not None else None,
-            )  # (3C,)
-        return F.linear(x, *cache["qkv"]).split(x.shape[-1], dim=-1)
+        return self.query(x), self.key(x), self.value(x)
 
     def remember(self, k: torch.Tensor, v: torch.Tensor, cache: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Generation: keys and values of earlier characters are kept, not recomputed. k, v (B, H, T, D) of the new
@@ -237,12 +229,11 @@ class CausalSelfAttention(nn.Module):
     def heads(
         self,
         x: torch.Tensor,
-        cache: dict | None = None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         ve: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, T, C) -> each head's queries, keys and values of the new characters, (B, H, T, D) each."""
-        q, k, v = self.project(x, cache)  # (B, T, C) each
+        q, k, v = self.project(x)  # (B, T, C) each
         if ve is not None:
             v = v + self.value_gate * ve
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H, T, D) each
@@ -268,7 +259,7 @@ class CausalSelfAttention(nn.Module):
         keys (B, T) bool, encoders only: which positions are text (True) and which are padding, never looked at;
         record: a list the attention weights (B, H, T, past+T) are appended to (the module itself keeps nothing)."""
         B, T, C = x.shape
-        q, k, v = self.heads(x, cache, rope, ve)  # (B, H, T, D) each
+        q, k, v = self.heads(x, rope, ve)  # (B, H, T, D) each
         past = 0
         if cache is not None:
             k, v, past = self.remember(k, v, cache)  # (B, H, past+T, D)
@@ -407,10 +398,12 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor, cache: list[dict] | None = None, record: list | None = None) -> torch.Tensor:
         """idx (B, T) character ids -> logits (B, T, V). With a cache, idx holds only the new characters."""
-        logits = self.output(self.features(idx, cache, record))  # (B, T, V)
-        if self.cfg.logit_cap:  # a smooth ceiling: no score grows beyond ±cap, however sure the model gets
-            logits = self.cfg.logit_cap * torch.tanh(logits / self.cfg.logit_cap)
-        return logits
+        return self.capped(self.output(self.features(idx, cache, record)))  # (B, T, V)
+
+    def capped(self, logits: torch.Tensor) -> torch.Tensor:
+        """With logit_cap, a smooth ceiling: no score grows beyond ±cap, however sure the model gets."""
+        cap = self.cfg.logit_cap
+        return cap * torch.tanh(logits / cap) if cap else logits
 
     def features(
         self,
@@ -421,7 +414,7 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """idx (B, T) -> the last layer's normalised states (B, T, C): what the output layer (or a classifier) reads."""
         B, T = idx.shape
-        start = self.state_length(cache)  # characters already read (with a cache), else 0
+        start = cache[0].get("length", 0) if cache else 0  # characters already read (with a cache), else 0
         assert start + T <= self.cfg.block_size, f"context {start + T} is longer than block_size {self.cfg.block_size}"
         x = self.embed(idx, start, cache)  # (B, T, C)
         rotary = self.cfg.pos_encoding == "rotary"
@@ -432,18 +425,21 @@ class Transformer(nn.Module):
         return self.norm(x)  # (B, T, C)
 
     # --- generation: one interface for every model --------------------------------------------------------------
-    def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+    def start(self, idx: torch.Tensor) -> tuple[torch.Tensor, Generation]:
         """Read a prompt (B, T); return the next-character logits (B, V) and the state (a KV cache per layer)."""
         cache = [{} for _ in self.blocks]
-        return self(idx, cache)[:, -1], cache
+        return self(idx, cache)[:, -1], Generation(self, cache)
 
-    def step(self, idx: torch.Tensor, state: list[dict]) -> tuple[torch.Tensor, list[dict]]:
-        """Feed one new character per row (B, 1); return its next-character logits (B, V) and the updated state."""
-        return self(idx, state)[:, -1], state
+    def step(self, idx: torch.Tensor, state: Generation) -> tuple[torch.Tensor, Generation]:
+        """Feed one new character per row (B, 1); return its next-character logits (B, V) and the updated state.
+        Out of training it is read by the fast path (`Generation.read`), which computes what the readable forward
+        does (tests/test_model.py holds them equal); a model in training mode (dropout) takes the readable one."""
+        logits = self(idx, state.cache)[:, -1] if self.training else state.read(idx)
+        return logits, state
 
     @staticmethod
-    def state_length(state: list[dict]) -> int:
-        return state[0].get("length", 0) if state else 0
+    def state_length(state: Generation) -> int:
+        return state.cache[0].get("length", 0) if state.cache else 0
 
     def attention_maps(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """Attention weights of every layer, each (B, H, T, T), from the readable path. They are returned, not kept:
@@ -451,6 +447,106 @@ class Transformer(nn.Module):
         maps: list[torch.Tensor] = []
         self.features(idx, record=maps)
         return maps
+
+
+# --- the fast path of generation ------------------------------------------------------------------------------------
+def rms(x: torch.Tensor, eps: float | None = None, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """x / rms(x) over the last axis (D), as F.rms_norm(x, (D,)) computes it (eps None: the dtype's), in one fused
+    kernel: x and −x side by side have mean 0, so a LayerNorm of the pair divides by the root mean square of x. (On a
+    CPU F.rms_norm is about seven small operations, F.layer_norm one: measured in bench/generate_speed.py.) `scale`
+    (2D,), the learned weight twice, multiplies inside the same kernel."""
+    D = x.shape[-1]
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    return F.layer_norm(torch.cat([x, -x], dim=-1), (2 * D,), scale, eps=eps)[..., :D]
+
+
+def transposed(*layers: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Linear layers that read the same input, as one product x @ W + b: W (C_in, ΣC_out) their weights side by side,
+    transposed once and contiguous, and b their biases (or None)."""
+    bias = torch.cat([m.bias for m in layers]) if layers[0].bias is not None else None
+    return torch.cat([m.weight for m in layers]).t().contiguous(), bias
+
+
+def affine(x: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+    """x (B, C_in) @ W + b -> (B, C_out): one addmm (F.linear adds a transpose and checks on every call)."""
+    W, b = weights
+    return x @ W if b is None else torch.addmm(b, x, W)
+
+
+class Generation:
+    """The state of generation (what `start` returns and `step` carries on): each layer's keys and values of the
+    text read so far (`CausalSelfAttention.remember` fills them), and `read`, the one-token step written for speed.
+
+    A step of a small model on one row costs what its operations cost to start (about 1–20 µs each on a slow CPU),
+    not their arithmetic; so `read` does the readable forward's algebra in fewer of them. The weights stay fixed
+    while a text is generated, so they are laid out once for it: each layer's query, key and value matrices side by
+    side in one product, every matrix transposed for addmm, each RMSNorm's weight inside its fused kernel. Rotary's
+    turn of the new position is one D × D matrix for every layer, and there is no time axis, no dropout and few
+    Module calls. The readable forward stays the definition (the prompt is read by it): tests/test_model.py holds
+    the two equal for every switch of the recipe."""
+
+    def __init__(self, model: Transformer, cache: list[dict]):
+        self.model, self.cache = model, cache
+        self.weights = [  # per layer: (W, b) of the queries-keys-values, the heads' projection, up and down
+            (transposed(a.query, a.key, a.value), transposed(a.proj), transposed(ff.up), transposed(ff.down))
+            for a, ff in ((block.attention, block.feed_forward) for block in model.blocks)
+        ]
+        self.output = transposed(model.output)
+        self.scales = {  # an RMSNorm's weight twice, for `rms`
+            norm: torch.cat([norm.weight, norm.weight])
+            for norm in model.modules()
+            if isinstance(norm, nn.RMSNorm) and norm.weight is not None
+        }
+        D = model.cfg.d_model // model.cfg.n_heads
+        self.eye = torch.eye(D, device=model.embedding.weight.device)  # (D, D)
+
+    def normed(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+        """norm(x) for rows x (B, C): a LayerNorm as it is, an RMSNorm through `rms`."""
+        if isinstance(norm, nn.RMSNorm):
+            return rms(x, norm.eps, self.scales.get(norm))
+        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+    def turn(self, position: int) -> torch.Tensor | None:
+        """Rotary's turn of `position` as a matrix (D, D): x @ turn == rotate(x). A turn is linear, so its matrix is
+        what it does to each row of the identity."""
+        m = self.model
+        if m.cfg.pos_encoding != "rotary":
+            return None
+        return rotate(self.eye, m.rope_cos[position], m.rope_sin[position])
+
+    def read(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, 1): one new token per row -> the logits of the token after it (B, V), as
+        `model(idx, self.cache)[:, -1]` gives them."""
+        m, position = self.model, self.cache[0]["length"]
+        assert position < m.cfg.block_size, f"the cache is full ({position} tokens)"
+        x = m.embed(idx, position, self.cache)[:, 0]  # (B, C)
+        ve = m.value_embedding(idx)[:, 0] if m.cfg.value_embeddings else None  # (B, C)
+        turn = self.turn(position)  # (D, D) or None
+        for block, (qkv, proj, up, down), cache in zip(m.blocks, self.weights, self.cache):
+            y = self.attention(block.attention, affine(self.normed(x, block.norm1), qkv), cache, turn, ve)  # (B, C)
+            x = x + affine(y, proj)
+            x = x + affine(block.feed_forward.bend(affine(self.normed(x, block.norm2), up)), down)
+        return m.capped(affine(self.normed(x, m.norm), self.output))  # (B, V)
+
+    @staticmethod
+    def attention(a: CausalSelfAttention, qkv: torch.Tensor, cache: dict, turn, ve) -> torch.Tensor:
+        """`CausalSelfAttention.forward` for one new token per row, up to its projection: its queries, keys and values
+        qkv (B, 3C) -> the heads' outputs side by side (B, C); the key and value are added to the layer's cache."""
+        B = qkv.shape[0]
+        heads = qkv.view(B, 3, a.n_heads, a.head_dim)  # (B, 3, H, D): queries, keys, values
+        qk, v = heads[:, :2], heads[:, 2]  # (B, 2, H, D), (B, H, D)
+        if ve is not None:
+            v = v + a.value_gate * ve.view(v.shape)
+        if a.qk_norm:
+            qk = rms(qk)
+        if turn is not None:
+            qk = qk @ turn
+        q, k = qk.unbind(1)  # (B, H, D) each
+        past = cache["length"]
+        cache["k"][:, :, past], cache["v"][:, :, past] = k, v
+        cache["length"] = seen = past + 1
+        y = F.scaled_dot_product_attention(q[:, :, None], cache["k"][:, :, :seen], cache["v"][:, :, :seen])
+        return y.view(B, -1)  # (B, H, 1, D) -> (B, C)
 
 
 KIND = Kind(
