@@ -44,7 +44,7 @@ class Settings:
     sse_rate: float = 0.005  # how fast the APM learns
     sse_share: float = 0.25  # how much of the output is the APM's
     warm: int = 20_000  # training symbols read one at a time before coding
-    extra_start: float = 1.0  # the mixer's first weight for an input given to predict() (a network's)
+    extra_start: float = 0.3  # the mixer's first weight for an input given to predict() (a network's; 1.0: worse)
     extra_bands: bool = False  # the mixer's context also says how sure the first extra input is (SURE_BANDS)
     extra_apm: bool = False  # an APM (by the previous symbol) corrects the first extra input before the mixer
 
