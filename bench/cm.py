@@ -5,6 +5,9 @@ compressors of bench/compress.py are (the 90 % / 10 % tail split).
     python bench/cm.py --ablation NAME     → the ideal bits/char with one part removed (no decoding): sse, match,
                                              words, contexts (one row of mixer weights), stationary (plain counts),
                                              order4 (orders 0 … 4 only)
+    python bench/cm.py --network RUN       → the CM with a char-level run's network as one more input of its mixer,
+                                             rows read side by side as `taller compress --cm` does (apps/compress_cm)
+    --decode                               → with --network: also decode and check the round trip
 
 One JSON line each. Needs TALLER_DATA (quijote.txt).
 """
@@ -16,8 +19,10 @@ import os
 import time
 from pathlib import Path
 
+from taller.apps import compress_cm
 from taller.models.cm.codec import decode, encode
 from taller.models.cm.predictor import Settings
+from taller.runs.folder import load_run
 
 ABLATIONS = {
     "sse": {"sse": False},
@@ -39,10 +44,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ablation", choices=sorted(ABLATIONS))
     parser.add_argument("--chars", type=int, default=0, help="only the first CHARS of the validation")
+    parser.add_argument("--network", metavar="RUN", help="a char-level run whose network the mixer reads too")
+    parser.add_argument("--decode", action="store_true", help="with --network: decode too, check the round trip")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="a Settings field (a float)")
     args = parser.parse_args()
     train, val = split()
     val = val[: args.chars] if args.chars else val
     settings = dataclasses.replace(Settings(), **ABLATIONS.get(args.ablation, {}))
+    settings = dataclasses.replace(settings, **{k: float(v) for k, v in (a.split("=") for a in args.set)})
+    if args.network:
+        print(json.dumps(with_network(train, val, args.network, settings, args.decode)), flush=True)
+        return
     started = time.perf_counter()
     data, ideal = encode(train, val, settings)
     row = {"bench": "cm", "without": args.ablation, "chars": len(val), "ideal_bpc": ideal / len(val)}
@@ -53,6 +65,20 @@ def main() -> None:
         row["decompress_s"] = time.perf_counter() - started
     row["date"] = time.strftime("%Y-%m-%d %H:%M")
     print(json.dumps(row), flush=True)
+
+
+def with_network(train: str, val: str, path: str, settings: Settings, check: bool) -> dict:
+    run = load_run(path)
+    started = time.perf_counter()
+    data, rows, ideal, _ = compress_cm.encode(train, val, run, settings)
+    row = {"bench": "cm", "network": path, "settings": dataclasses.asdict(settings), "chars": len(val), "rows": rows}
+    row |= {"ideal_bpc": ideal / len(val), "real_bpc": 8 * len(data) / len(val)}
+    row["compress_s"] = time.perf_counter() - started
+    if check:
+        started = time.perf_counter()
+        row["round_trip"] = compress_cm.decode(train, data, len(val), run, settings=settings) == val
+        row["decompress_s"] = time.perf_counter() - started
+    return row | {"date": time.strftime("%Y-%m-%d %H:%M")}
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ zlib, 7-Zip's PPMd (order 8) and zpaq -m5 where installed, each given the traini
 (size(train + val) − size(train)).
 
     python bench/compress.py RUN [RUN ...]        → one JSON line per run, then one per compressor
+    --cm                                          → each run also with `taller compress --cm` (a char run's network
+                                                    inside the CM: «cm + red»), and once the CM alone («cm (solo
+                                                    contar)», one row, no network, ideal bits only)
 
 Needs the runs' corpus (TALLER_DATA). Optionally `--adapt sgd:0.03,adam:1e-4`: dynamic evaluation of each run
 with those settings (an n-gram counts what it reads instead), one JSON line per setting.
@@ -14,6 +17,7 @@ import json
 import platform
 import time
 
+from taller.apps import compress_cm
 from taller.apps.compare import compressor_rows
 from taller.apps.compress import compress_text, decompress_bytes
 from taller.runs.folder import load_run, run_split
@@ -37,11 +41,11 @@ def machine() -> dict:
     }
 
 
-def compress_run(path: str) -> dict:
+def compress_run(path: str, cm: bool = False) -> dict:
     run = load_run(path)
     val = run_split(run.config, "comprimir la validación").val
     started = time.perf_counter()
-    packed = compress_text(run, val)
+    packed = compress_text(run, val, cm=cm)
     compress_s = time.perf_counter() - started
     started = time.perf_counter()
     back = decompress_bytes(run, packed.data)
@@ -50,7 +54,7 @@ def compress_run(path: str) -> dict:
     return {
         "bench": "compress",
         "run": path,
-        "kind": run.config.model.kind,
+        "kind": run.config.model.kind + (" + cm" if cm else ""),
         "chars": packed.chars,
         "bytes": len(packed.data),
         "real_bpc": packed.bits_per_char,
@@ -68,9 +72,12 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("runs", nargs="+")
     p.add_argument("--adapt", default="", help="settings optimizer:lr separated by commas, e.g. sgd:0.03,adam:1e-4")
+    p.add_argument("--cm", action="store_true", help="each run inside the CM too, and the CM alone once")
     a = p.parse_args()
     for path in a.runs:
         print(json.dumps(compress_run(path)), flush=True)
+        if a.cm:
+            print(json.dumps(compress_run(path, cm=True)), flush=True)
         run = load_run(path)
         for setting in filter(None, a.adapt.split(",")):
             if not can_adapt(run):
@@ -94,6 +101,11 @@ if __name__ == "__main__":
                 flush=True,
             )
     split = run_split(load_run(a.runs[0]).config, "comparar con los compresores")
+    if a.cm:
+        started = time.perf_counter()
+        data, _, ideal, _ = compress_cm.encode(split.train, split.val, None)
+        row = {"bench": "cm alone", "real_bpc": 8 * len(data) / len(split.val), "ideal_bpc": ideal / len(split.val)}
+        print(json.dumps(row | {"compress_s": time.perf_counter() - started, **machine()}), flush=True)
     for row in compressor_rows(split):
         print(
             json.dumps(

@@ -66,7 +66,7 @@ def test_the_match_predicts_what_followed_the_repeat():
         history[t] = text[t]
         key = order_keys_now(text[: t + 1].tolist(), MIN_MATCH, powers(base, MIN_MATCH))[-1]
         match.learn(int(text[t]), t, key)
-    assert match.length > MIN_MATCH and match.expected() == 6  # «0 1 2 3 4 5» was followed by 6
+    assert match.length[0] > MIN_MATCH and match.expected() == 6  # «0 1 2 3 4 5» was followed by 6
     p = match.predict()
     assert p.argmax() == 6 and p.sum() == pytest.approx(1.0) and p[6] > 2 * p[0]
 

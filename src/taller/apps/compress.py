@@ -18,6 +18,8 @@ checked first against what the coder's bits can hold, and the text is written on
 The file (.tllr):  "TLLR"  version (1 byte)  the run's identity (SHA-256 of its tokenizer and weights, 32 bytes)
                    tokens (8 bytes)  rows (2 bytes)  CRC-32 of the text (4 bytes)
                    the blocks' CRC-32s (4 bytes each; version 2 on)  the coder's bits.
+Version 3 is `--cm` (apps/compress_cm.py): context mixing with the run's network as one of its inputs; its identity
+also covers the CM's training text (the run's own training split), and it counts characters, not tokens.
 """
 
 from __future__ import annotations
@@ -32,16 +34,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from taller.apps import compress_cm
+from taller.apps.compress_cm import damaged
 from taller.arithmetic import STATE_BITS, TOTAL_BITS, Decoder, Encoder, cumulative
 from taller.errors import TallerError
 from taller.files import MB, atomic_write, megabytes, read_bounded
-from taller.runs.folder import Run, check_output, run_identity
+from taller.models.cm.codec import alphabet
+from taller.runs.folder import Run, check_output, run_identity, run_split
 from taller.sampling import Reader
 from taller.text import thousands
 from taller.threads import limited
 
 MAGIC = b"TLLR"
 VERSION = 2  # 1: without the blocks' CRCs (still read)
+CM_VERSION = 3  # --cm: the CM with the run's network inside it
 HEADER = struct.Struct("<4sB32sQHI")  # magic, version, identity, tokens, rows, CRC-32
 MAX_ROWS = 64  # rows read side by side
 ROW_MIN = 1024  # tokens per row at least (a row starts without context: a few bits more)
@@ -140,12 +146,6 @@ def encode_tokens(run: Run, ids: list[int]) -> tuple[bytes, int, float, bytes]:
     return encoder.finish(), rows, ideal, crcs
 
 
-def damaged(name: str, why: str) -> TallerError:
-    return TallerError(
-        f"{name} está dañado: {why}; no escribo nada. Vuelve a comprimir el texto original con `taller compress`."
-    )
-
-
 def decode_tokens(run: Run, data: bytes, n: int, rows: int, crcs: list[int] | None, name: str) -> list[int]:
     """The n tokens written in `data`, checked block by block against `crcs` (None: a version-1 file)."""
     if n == 0:
@@ -180,8 +180,27 @@ def decode_tokens(run: Run, data: bytes, n: int, rows: int, crcs: list[int] | No
     return grid.view(-1)[:n].tolist()  # rows one after another: the text's order
 
 
-def compress_text(run: Run, text: str, name: str = "el texto") -> Compressed:
-    """`text` as a .tllr file's bytes: only texts the run's tokenizer writes back exactly."""
+def cm_training_text(run: Run) -> str:
+    return run_split(run.config, "comprimir con --cm (el CM cuenta el texto de entrenamiento de la ejecución)").train
+
+
+def compress_cm_text(run: Run, text: str) -> Compressed:
+    """`text` as a version-3 .tllr file's bytes: any text (a character the network lacks goes by the CM's escape)."""
+    compress_cm.check_network(run)
+    train = cm_training_text(run)
+    payload, rows, ideal, crcs = compress_cm.encode(train, text, run)
+    header = HEADER.pack(MAGIC, CM_VERSION, compress_cm.identity(run, train), len(text), rows, text_crc(text))
+    return Compressed(header + b"".join(CRC.pack(c) for c in crcs) + payload, len(text), len(text), ideal)
+
+
+def text_crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def compress_text(run: Run, text: str, name: str = "el texto", cm: bool = False) -> Compressed:
+    """`text` as a .tllr file's bytes: only texts the run's tokenizer writes back exactly (with cm, any text)."""
+    if cm:
+        return compress_cm_text(run, text)
     missing = run.tokenizer.unknown(text)
     if missing:
         shown = " ".join(repr(c) for c in missing[:8])
@@ -196,19 +215,51 @@ def compress_text(run: Run, text: str, name: str = "el texto") -> Compressed:
             "sin pérdidas; usa una ejecución de caracteres o de BPE."
         )
     payload, rows, ideal, crcs = encode_tokens(run, ids)
-    header = HEADER.pack(
-        MAGIC, VERSION, bytes.fromhex(run_identity(run)), len(ids), rows, zlib.crc32(text.encode("utf-8"))
-    )
+    header = HEADER.pack(MAGIC, VERSION, bytes.fromhex(run_identity(run)), len(ids), rows, text_crc(text))
     return Compressed(header + crcs + payload, len(ids), len(text), ideal)
 
 
+def other_run(name: str, run: Run) -> TallerError:
+    return TallerError(
+        f"{name} lo comprimió otra ejecución (o {run.dir} ha cambiado desde entonces): "
+        "descomprímelo con la misma ejecución que lo comprimió."
+    )
+
+
+def impossible(name: str, n: int, payload: int) -> TallerError:
+    return TallerError(
+        f"{name}: la cabecera dice {thousands(n)} tokens y sus {thousands(max(0, payload))} bytes "
+        "de datos no pueden contener tantos; el fichero está dañado o manipulado."
+    )
+
+
+def decompress_cm_bytes(run: Run, data: bytes, header: tuple, name: str) -> str:
+    """A version-3 file: the CM with the run's network, given the run's training text."""
+    _, _, identity, n, rows, crc = header
+    compress_cm.check_network(run)
+    train = cm_training_text(run)
+    if identity != compress_cm.identity(run, train):
+        raise other_run(name, run)
+    if n > TEXT_LIMIT or rows != compress_cm.layout(n, True)[0]:
+        raise TallerError(f"{name}: la cabecera dice {thousands(n)} caracteres en {rows} filas; está dañado.")
+    table = CRC.size * compress_cm.blocks(n)
+    payload = len(data) - HEADER.size - table
+    if payload < 0 or n > most_tokens(payload, len(alphabet(train)) + 1):
+        raise impossible(name, n, payload)
+    crcs = [c for (c,) in CRC.iter_unpack(data[HEADER.size : HEADER.size + table])]
+    text = compress_cm.decode(train, data[HEADER.size + table :], n, run, crcs, name)
+    if text_crc(text) != crc:
+        raise damaged(name, "el texto descomprimido no coincide con el original (CRC distinto)")
+    return text
+
+
 def decompress_bytes(run: Run, data: bytes, name: str = "el fichero") -> str:
-    magic, version, identity, n, rows, crc = read_header(data, name)
+    header = read_header(data, name)
+    magic, version, identity, n, rows, crc = header
+    if version == CM_VERSION:
+        return decompress_cm_bytes(run, data, header, name)
     if identity != bytes.fromhex(run_identity(run)):
-        raise TallerError(
-            f"{name} lo comprimió otra ejecución (o {run.dir} ha cambiado desde entonces): "
-            "descomprímelo con la misma ejecución que lo comprimió."
-        )
+        raise other_run(name, run)
     if n > TEXT_LIMIT or rows != layout(n)[0]:
         raise TallerError(
             f"{name}: la cabecera dice {thousands(n)} tokens en {rows} filas, lo que es imposible; "
@@ -217,13 +268,10 @@ def decompress_bytes(run: Run, data: bytes, name: str = "el fichero") -> str:
     table = CRC.size * blocks(n) if version >= 2 else 0
     payload = len(data) - HEADER.size - table
     if payload < 0 or n > most_tokens(payload, run.tokenizer.vocab_size):
-        raise TallerError(
-            f"{name}: la cabecera dice {thousands(n)} tokens y sus {thousands(max(0, payload))} bytes "
-            "de datos no pueden contener tantos; el fichero está dañado o manipulado."
-        )
+        raise impossible(name, n, payload)
     crcs = [c for (c,) in CRC.iter_unpack(data[HEADER.size : HEADER.size + table])] if version >= 2 else None
     text = run.tokenizer.decode(decode_tokens(run, data[HEADER.size + table :], n, rows, crcs, name))
-    if zlib.crc32(text.encode("utf-8")) != crc:
+    if text_crc(text) != crc:
         raise TallerError(
             f"{name}: el texto descomprimido no coincide con el original (CRC distinto): el fichero "
             "está dañado, o se comprimió con otra versión de PyTorch u otro tipo de CPU."
@@ -235,9 +283,9 @@ def read_header(data: bytes, name: str) -> tuple:
     if len(data) < HEADER.size or data[:4] != MAGIC:
         raise TallerError(f"{name} no es un fichero comprimido por taller (.tllr); comprime uno con `taller compress`.")
     fields = HEADER.unpack_from(data)
-    if fields[1] not in (1, VERSION):
+    if fields[1] not in (1, VERSION, CM_VERSION):
         raise TallerError(
-            f"{name} usa la versión {fields[1]} del formato .tllr y este taller lee la {VERSION}; "
+            f"{name} usa la versión {fields[1]} del formato .tllr y este taller lee hasta la {CM_VERSION}; "
             "actualiza taller o vuelve a comprimir."
         )
     return fields
@@ -246,7 +294,7 @@ def read_header(data: bytes, name: str) -> tuple:
 # --- files ----------------------------------------------------------------------------------------------------------
 
 
-def compress_file(run: Run, path: Path, out: Path, force: bool = False) -> Compressed:
+def compress_file(run: Run, path: Path, out: Path, force: bool = False, cm: bool = False) -> Compressed:
     check_output(out, force, "-o")
     try:
         raw = read_bounded(
@@ -261,7 +309,7 @@ def compress_file(run: Run, path: Path, out: Path, force: bool = False) -> Compr
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TallerError(f"{path} no es texto UTF-8 (byte {e.start}); taller comprime texto.") from None
-    result = compress_text(run, text, str(path))
+    result = compress_text(run, text, str(path), cm)
     atomic_write(out, result.data)
     return result
 

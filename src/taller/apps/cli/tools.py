@@ -127,6 +127,13 @@ def add_scoring(sub) -> None:
         "-o", dest="out", type=path_text, metavar="SALIDA", help="fichero comprimido (por defecto FICHERO.tllr)"
     )
     co.add_argument("--force", action="store_true", help="reemplaza la salida si ya existe")
+    co.add_argument(
+        "--cm",
+        action="store_true",
+        help="mezcla de contextos: cuenta el texto de entrenamiento de la ejecución (órdenes 0-8, palabras, "
+        "repeticiones) y su red es una entrada más del mezclador, que aprende mientras lee (una ejecución de "
+        "caracteres; cualquier texto)",
+    )
     co.set_defaults(func=cmd_compress)
 
     de = sub.add_parser(
@@ -247,7 +254,7 @@ def cmd_compress(args) -> None:
     out = Path(args.out) if args.out else Path(args.file + ".tllr")
     run = load_run(args.run)
     started = time.perf_counter()
-    result = compress_file(run, Path(args.file), out, args.force)
+    result = compress_file(run, Path(args.file), out, args.force, args.cm)
     bpc = f"{number(result.bits_per_char, 3)}" if result.chars else "—"
     print(
         f"{args.file}: {thousands(result.chars)} caracteres → {out}: {thousands(len(result.data))} bytes = {bpc} "

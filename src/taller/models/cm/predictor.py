@@ -1,5 +1,10 @@
 """All the parts, one character at a time: predict() gives the next symbol's distribution, learn(symbol) reads it.
 
+Several rows of text can be read side by side (taller compress cuts a text so, for a network that reads its rows in
+one batch): each row has its own place, its own last characters and word, and its own running match (a Cursor); the
+counts, the mixer, the match's tables and the APM are shared and learn row after row, in the order of the calls.
+A network's distributions (or any other model's) can be given to predict() as more inputs of the mixer.
+
 The training text is counted at once (counts.py); its last `warm` symbols are then read one at a time like the
 text to code, so the mixer, the match bands and the APM start having learnt on text the counts had not seen. The
 encoder and the decoder build the same predictor from the same training text and make the same calls, so every
@@ -8,6 +13,7 @@ number is the same on both sides (same float64 numpy operations, in the same ord
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +26,7 @@ from taller.models.cm.orders import OrderModels
 from taller.models.cm.sse import APM
 
 MATCH_BANDS = (0, 16, 32)  # the mixer's context: none, or a match longer than each of these
+SURE_BANDS = (0.5, 0.9)  # with extra_bands, the mixer's context: the first extra input's highest probability
 
 
 @dataclass(frozen=True)
@@ -37,80 +44,122 @@ class Settings:
     sse_rate: float = 0.005  # how fast the APM learns
     sse_share: float = 0.25  # how much of the output is the APM's
     warm: int = 20_000  # training symbols read one at a time before coding
+    extra_start: float = 0.3  # the mixer's first weight for an input given to predict() (a network's; 1.0: worse)
+    extra_bands: bool = False  # the mixer's context also says how sure the first extra input is (SURE_BANDS)
+    extra_apm: bool = False  # an APM (by the previous symbol) corrects the first extra input before the mixer
 
 
 DEFAULT = Settings()
 
 
+@dataclass
+class Cursor:
+    """One row's own state: where it writes in the history, its last symbols, its word, its context keys."""
+
+    position: int
+    recent: list[int]
+    words: Words
+    keys: tuple[list[int], list[int]] = ([], [])
+
+
 class Predictor:
-    def __init__(self, train: np.ndarray, capacity: int, letters: np.ndarray, settings: Settings = DEFAULT):
-        """train (n,) symbols of the training text; capacity: how many symbols will be read after it; letters (V,)
-        which symbols are letters (the word models)."""
+    def __init__(
+        self,
+        train: np.ndarray,
+        capacity: int | list[int],
+        letters: np.ndarray,
+        settings: Settings = DEFAULT,
+        extra: int = 0,
+    ):
+        """train (n,) symbols of the training text; capacity: how many symbols will be read after it (a list: in
+        each row); letters (V,) which symbols are letters (the word models); extra: inputs given to predict()."""
         s, V = settings, len(letters)
-        self.s, self.V = s, V
+        capacities = [capacity] if isinstance(capacity, int) else list(capacity)
+        self.s, self.V, self.extra = s, V, extra
         cut = max(0, len(train) - s.warm)
         known, self.base = train[:cut], V + 1
-        self.history = np.zeros(len(train) + capacity, np.int64)
+        self.history = np.full(len(train) + sum(capacities), -1, np.int64)  # -1: not read yet
         self.history[:cut] = known
-        self.position = cut
         self.span = max(s.orders, MIN_MATCH)
         self.pw = powers(self.base, self.span)
         orders = [Counts(np.zeros(cut, np.int64), known, V, s.limit)]
         orders += [Counts(order_keys(known, k, self.base), known, V, s.limit) for k in range(1, s.orders + 1)]
         words: list[Counts] = []
-        self.words = Words(letters)
+        warm = Cursor(cut, known[-self.span :].tolist(), Words(letters))
         if s.words:
-            now, pair, self.words = word_keys(known, letters)
+            now, pair, warm.words = word_keys(known, letters)
             words = [Counts(now, known, V, s.limit), Counts(pair, known, V, s.limit)]
         self.models = OrderModels(orders, words, V)
-        self.match = Match(self.history, order_keys(known, MIN_MATCH, self.base), cut, V) if s.match else None
+        keys = order_keys(known, MIN_MATCH, self.base)
+        self.match = Match(self.history, keys, cut, V, max(1, len(capacities))) if s.match else None
         rows = (s.orders + 1) * (len(MATCH_BANDS) + 1) if s.mixer_contexts else 1
-        self.mixer = Mixer(self.models.inputs + (1 if s.match else 0), rows, s.rate, s.start)
+        rows *= len(SURE_BANDS) + 1 if s.extra_bands and extra else 1
+        self.mixer = Mixer(self.models.inputs + (1 if s.match else 0) + extra, rows, s.rate, s.start)
+        self.mixer.weights[:, self.mixer.weights.shape[1] - extra :] = s.extra_start
         self.apm = APM(V, s.sse_rate, s.sse_share) if s.sse else None
-        self.recent = known[-self.span :].tolist()
-        self.keys = self.context_keys()
-        for symbol in train[cut:].tolist():
+        self.extra_apm = APM(V, s.sse_rate, s.sse_share) if s.extra_apm and extra else None
+        self.cursors = [warm]
+        warm.keys = self.context_keys(warm)
+        for symbol in train[cut:].tolist():  # the warm-up, as row 0, without the extra inputs
             self.predict()
             self.learn(symbol)
+        starts = len(train) + np.cumsum([0] + capacities[:-1])
+        self.cursors = [copy.deepcopy(warm) for _ in capacities]  # every row starts where the training text ends
+        for cursor, start in zip(self.cursors, starts.tolist()):
+            cursor.position = start
 
-    def context_keys(self) -> tuple[list[int], list[int]]:
-        """(keys of orders 0 … K and of the match context, keys of the word models) before the next symbol."""
-        keys = order_keys_now(self.recent, self.span, self.pw)
-        return [0] + keys, list(self.words.keys()) if self.s.words else []
+    def context_keys(self, cursor: Cursor) -> tuple[list[int], list[int]]:
+        """(keys of orders 0 … K and of the match context, keys of the word models) before the row's next symbol."""
+        keys = order_keys_now(cursor.recent, self.span, self.pw)
+        return [0] + keys, list(cursor.words.keys()) if self.s.words else []
 
-    def mixing_context(self, seen: int) -> int:
-        if not self.s.mixer_contexts:
-            return 0
-        length = self.match.length if self.match else 0
-        return seen * (len(MATCH_BANDS) + 1) + sum(length > b for b in MATCH_BANDS)
+    def mixing_context(self, seen: int, row: int, extra: np.ndarray | None) -> int:
+        length = self.match.length[row] if self.match and self.s.mixer_contexts else 0
+        context = seen * (len(MATCH_BANDS) + 1) + sum(length > b for b in MATCH_BANDS) if self.s.mixer_contexts else 0
+        if self.s.extra_bands and self.extra:
+            sure = float(extra[0].max()) if extra is not None else 0.0
+            context = context * (len(SURE_BANDS) + 1) + sum(sure > b for b in SURE_BANDS)
+        return context
 
-    def inputs(self) -> tuple[np.ndarray, int]:
+    def inputs(self, row: int, extra: np.ndarray | None) -> tuple[np.ndarray, int]:
         """(inputs, V) every part's distribution, and the longest order seen."""
-        order, word = self.keys
+        order, word = self.cursors[row].keys
         rows, seen = self.models.predict(order[: self.s.orders + 1], word)
+        parts = [rows]
         if self.match:
-            rows = np.vstack([rows, self.match.predict()])
-        return rows, seen
+            parts.append(self.match.predict(row)[None])
+        if extra is None and self.extra:
+            parts.append(np.full((self.extra, self.V), 1.0 / self.V))
+        elif self.extra:
+            recent = self.cursors[row].recent
+            first = self.extra_apm.refine(extra[0], recent[-1] if recent else 0) if self.extra_apm else extra[0]
+            parts.append(np.vstack([first[None], extra[1:]]))
+        return np.vstack(parts), seen
 
-    def predict(self) -> np.ndarray:
-        """(V,) the next symbol's distribution."""
-        rows, seen = self.inputs()
-        p = self.mixer.mix(rows, self.mixing_context(seen))
+    def predict(self, row: int = 0, extra: np.ndarray | None = None) -> np.ndarray:
+        """(V,) the next symbol's distribution in row `row`; extra: (self.extra, V) more inputs (None: uniform, which
+        the mixer ignores)."""
+        rows, seen = self.inputs(row, extra)
+        p = self.mixer.mix(rows, self.mixing_context(seen, row, extra))
         if self.apm:
-            p = self.apm.refine(p, self.recent[-1] if self.recent else 0)
+            recent = self.cursors[row].recent
+            p = self.apm.refine(p, recent[-1] if recent else 0)
         return p
 
-    def learn(self, symbol: int) -> None:
-        """The symbol that came after the last predict()."""
-        order, word = self.keys
+    def learn(self, symbol: int, row: int = 0) -> None:
+        """The symbol that came after the last predict() (of the same row)."""
+        cursor = self.cursors[row]
+        order, word = cursor.keys
         self.mixer.learn(symbol)
         if self.apm:
             self.apm.learn(symbol)
+        if self.extra_apm and self.extra_apm.q.size:
+            self.extra_apm.learn(symbol)
         self.models.learn(order[: self.s.orders + 1], word, symbol)
-        self.history[self.position] = symbol
-        self.recent = (self.recent + [symbol])[-self.span :]
-        self.words.push(symbol)
-        self.keys = self.context_keys()
+        self.history[cursor.position] = symbol
+        cursor.recent = (cursor.recent + [symbol])[-self.span :]
+        cursor.words.push(symbol)
+        cursor.keys = self.context_keys(cursor)
         if self.match:
-            self.match.learn(symbol, self.position, self.keys[0][MIN_MATCH])
-        self.position += 1
+            self.match.learn(symbol, cursor.position, cursor.keys[0][MIN_MATCH], row)
+        cursor.position += 1

@@ -42,6 +42,6 @@ class APM:
         error[symbol] += 1.0  # what happened minus what was said, per symbol
         step = self.rate * error
         row = self.table[self.row]
-        np.add.at(row, self.low, step * (1.0 - self.frac))
-        np.add.at(row, self.low + 1, step * self.frac)
+        row += np.bincount(self.low, step * (1.0 - self.frac), minlength=len(row))  # symbols may share a bucket
+        row += np.bincount(self.low + 1, step * self.frac, minlength=len(row))
         np.clip(row, EDGE, 1.0 - EDGE, out=row)  # a probability, never 0 or 1
