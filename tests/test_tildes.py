@@ -290,6 +290,20 @@ def test_init_takes_the_runs_size_and_keeps_the_new_runs_learning_rate(t5_run):
     assert cfg.model.encoder_lr == 0.5 != t5_run.config.model.encoder_lr  # how it learns: the new run's --set
 
 
+def test_a_t5_for_tildes_starts_its_encoder_from_a_bert(bert_run, tmp_path):
+    cfg = tiny_config(bert_run.config.data.corpus, max_steps=1, samples=0, split="tail")
+    cfg.set_kind("t5-tildes")
+    cfg.model.init = str(bert_run.dir)
+    t5 = taller.train(cfg, tmp_path / "t5", progress=False, log=lambda *a: None).model
+    bert = bert_run.model
+    assert t5.cfg.d_model == bert.cfg.d_model and len(t5.blocks) == len(bert.blocks)  # the BERT's size
+    for mine, its in [(t5.blocks[0].attention.query, bert.blocks[0].attention.query), (t5.norm, bert.norm)]:
+        assert torch.allclose(mine.weight, its.weight, atol=1e-3)  # one step at a tenth of the rate away
+    V = t5.cfg.vocab_size
+    assert torch.allclose(t5.embedding.weight[:V], bert.embedding.weight[:V], atol=1e-2)  # the decoder learns them
+    assert len(t5.decoder) == cfg.model.n_dec_layers  # the decoder: the T5's own, started anew
+
+
 def test_init_takes_a_run_of_the_same_task_only(t5_run, tagger_run, tmp_path, capsys):
     args = [
         "train",

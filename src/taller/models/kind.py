@@ -138,6 +138,8 @@ class Kind:
     fixes_accents: bool = False  # puts the accents back on a text, one mark per character: `taller tildes`
     encoder_decoder: bool = False  # an encoder reads, a decoder writes the answer (T5): blanks of any length
     tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
+    starts_encoders: tuple[str, ...] = ()  # kinds whose encoder a run of this one can start (`--init`: a BERT for
+    #                                       a T5's task), their decoder starting anew
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
     exports: tuple[str, ...] = ()  # what `taller export` writes of it: "html" (a page that runs it), "onnx"
     # What its models show and offer, each a Protocol of models/protocols.py (PROTOCOLS) that they implement:
@@ -150,6 +152,10 @@ class Kind:
     keeps_reading: bool = False  # reads, read(ids, start): goes on counting what it reads (`score --adapt`)
     # and, from fields above: encoder_decoder → cross_attention_maps(src, tgt); objective "mix" → a Mixer.
     article: str = "un"  # its title's indefinite article: "una mezcla", "una RNN"
+
+    def starts(self, kind: str) -> bool:
+        """Whether a run of this kind can start a run of `kind` (`--init`): a task of its own, or an encoder."""
+        return kind in dict(self.tasks).values() or kind in self.starts_encoders
 
     def __post_init__(self):
         if not self.language_model and not self.refusal:

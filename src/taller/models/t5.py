@@ -211,6 +211,16 @@ class T5(nn.Module):
     def block_size(self) -> int:
         return self.cfg.block_size
 
+    @torch.no_grad()
+    def start_encoder_from(self, bert: nn.Module) -> None:
+        """The encoder starts as a pretrained BERT of the same size (its blocks, its last norm and its characters'
+        embeddings: the first vocab_size rows, which the decoder reads too); the decoder starts anew. A BERT that hid
+        single characters reads letters in context better than a T5 pretrained as long on spans (README «Tildes»)."""
+        self.blocks.load_state_dict(bert.blocks.state_dict())
+        self.norm.load_state_dict(bert.norm.state_dict())
+        V = self.cfg.vocab_size
+        self.embedding.weight[:V] = bert.embedding.weight[:V]
+
     def lr_ratios(self) -> dict[int, float]:
         """The encoder learns at encoder_lr × lr. At the full rate it never starts: while the cross-attention is still
         uniform, every input position gets the same gradient, which carries nothing but noise; Adam turns that noise

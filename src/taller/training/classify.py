@@ -49,12 +49,11 @@ def pretrained_run(cfg, path: str) -> Run:
     """The pretrained run `--init` names (one that fills blanks: BERT, T5); the new run takes its size (every key of
     its [model] section that both have)."""
     run = load_run(path, can="fills")
-    learns = dict(kind_of(run.config).tasks).values()  # the kinds that can start from this run
-    if cfg.model.kind not in learns:
+    if not kind_of(run.config).starts(cfg.model.kind):
         raise TallerError(
             f"--init {path}: es {kind_of(run.config).a_title} y {kind_of(cfg).a_title} no puede empezar "
             "desde él; usa una ejecución de "
-            f"{' o '.join(k.title for k in KINDS.values() if cfg.model.kind in dict(k.tasks).values())}."
+            f"{' o '.join(k.title for k in KINDS.values() if k.starts(cfg.model.kind))}."
         )
     for f in dataclasses.fields(run.config.model):
         if f.name not in NOT_COPIED and hasattr(cfg.model, f.name):

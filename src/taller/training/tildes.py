@@ -145,8 +145,11 @@ class Accents(EncoderTask):
         torch.manual_seed(t.seed)
         self.model = build_model(m).to(ctx.device)
         if pretrained is not None:
-            if kind_of(pretrained.config).fixes_accents or self.writes:
+            start = kind_of(pretrained.config)
+            if start.fixes_accents or (self.writes and start.encoder_decoder):
                 self.model.load_state_dict(pretrained.model.state_dict())  # a tagger, a T5: all of it
+            elif self.writes:
+                self.model.start_encoder_from(pretrained.model)  # a T5 from a BERT: its decoder starts anew
             else:
                 self.model.encoder.load_state_dict(pretrained.model.state_dict())  # the head starts anew
         self.autocast = autocast_for(ctx.device, t.dtype)
