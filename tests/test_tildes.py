@@ -29,6 +29,7 @@ from taller.data.accents import (
 from taller.data.corpora import prepare_corpus
 from taller.data.split import split_corpus
 from taller.data.tokenizers import CharTokenizer
+from taller.errors import TallerError
 from taller.inspect import tildes as tildes_module
 from taller.inspect.tildes import allowed_marks, char_ids, fix_text, marked, noisy_channel, write_text
 from taller.models import build_model
@@ -302,6 +303,14 @@ def test_a_t5_for_tildes_starts_its_encoder_from_a_bert(bert_run, tmp_path):
     V = t5.cfg.vocab_size
     assert torch.allclose(t5.embedding.weight[:V], bert.embedding.weight[:V], atol=1e-2)  # the decoder learns them
     assert len(t5.decoder) == cfg.model.n_dec_layers  # the decoder: the T5's own, started anew
+
+
+def test_a_t5_refuses_the_switches_it_does_not_read():
+    for switch in ("pos_encoding=rotary", "norm=rmsnorm"):  # what a BERT of another preset would give it by --init
+        cfg = Config.preset("t5-tildes")
+        cfg.apply_overrides([switch])
+        with pytest.raises(TallerError, match="un T5 lee posiciones sinusoidales con LayerNorm"):
+            cfg.validate()
 
 
 def test_init_takes_a_run_of_the_same_task_only(t5_run, tagger_run, tmp_path, capsys):

@@ -41,6 +41,12 @@ class T5Config(TransformerConfig):
     def check(self, data) -> None:
         super().check(data)
         need(1 <= self.n_dec_layers <= 256, f"model.n_dec_layers={self.n_dec_layers} debe estar entre 1 y 256.")
+        need(
+            self.pos_encoding == "sinusoidal" and self.norm == "layernorm" and not self.bigram_buckets,
+            f"un T5 lee posiciones sinusoidales con LayerNorm y sin pares de letras (pos_encoding={self.pos_encoding}, "
+            f"norm={self.norm}, bigram_buckets={self.bigram_buckets}); si viene de --init, usa un BERT del preset "
+            "`bert`, que es así.",
+        )
         need(4 <= self.target_size <= 8192, f"model.target_size={self.target_size} debe estar entre 4 y 8192.")
         need(1 <= self.n_sentinels <= 1000, f"model.n_sentinels={self.n_sentinels} debe estar entre 1 y 1000.")
         need(0.0 < self.mask_rate < 1.0, f"model.mask_rate={self.mask_rate} debe estar entre 0 y 1 (T5 usa 0.15).")
