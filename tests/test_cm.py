@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from taller.models.cm.codec import alphabet, decode, encode
+from taller.arithmetic import Decoder, Encoder
+from taller.models.cm.codec import Coding, alphabet, decode, encode
 from taller.models.cm.contexts import Words, order_keys, order_keys_now, powers, word_keys
 from taller.models.cm.counts import Counts
 from taller.models.cm.match import MIN_MATCH, Match
@@ -116,3 +117,13 @@ def test_counting_helps_and_the_parts_add_up():
     assert len(encode("", text, SMALL)[0]) > full  # without the training text, more bytes
     assert alphabet("aab") == "ab"
     assert decode("", encode("", "xyz")[0], 3) == "xyz"  # no training text: every character escaped
+
+
+def test_a_code_point_no_text_holds_reads_as_the_replacement_character():
+    coding = Coding("abc abc", 4, Settings())
+    p = np.full(coding.V, 1.0 / coding.V)  # (V,)
+    encoder = Encoder()
+    for c in ("a", "\ud800", "é"):  # a surrogate only a damaged or crafted file carries
+        coding.write(encoder, p, coding.index.get(c, coding.escape), c)
+    decoder = Decoder(encoder.finish())
+    assert [coding.read(decoder, p)[1] for _ in range(3)] == ["a", "\ufffd", "é"]

@@ -13,7 +13,6 @@ any text can be coded. Without a network (run None) the CM reads the text as one
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 import zlib
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 
 from taller.arithmetic import Decoder, Encoder
 from taller.errors import TallerError
-from taller.models.cm.codec import CODE_POINT_BITS, Coding
+from taller.models.cm.codec import Coding
 from taller.models.cm.predictor import DEFAULT, Settings
 from taller.runs.folder import Run, run_identity
 from taller.sampling import Reader
@@ -134,14 +133,9 @@ def encode(train: str, text: str, run: Run | None, settings: Settings = DEFAULT)
             chars = [text[r * length + t] if t < live[r] else "" for r in range(rows)]
             for r in range(rows):
                 if t < live[r]:
-                    c, symbol = chars[r], symbols[r * length + t]
+                    symbol = symbols[r * length + t]
                     p = predictor.predict(r, None if extra is None else extra[r : r + 1])
-                    cum = coding.cumulative(p)
-                    encoder.encode(cum[symbol], cum[symbol + 1] - cum[symbol], cum[-1])
-                    ideal -= math.log2(p[symbol])
-                    if symbol == coding.escape:
-                        encoder.encode(ord(c), 1, 1 << CODE_POINT_BITS)
-                        ideal += CODE_POINT_BITS
+                    ideal += coding.write(encoder, p, symbol, chars[r])
                     predictor.learn(symbol, r)
             if network:
                 network.feed(chars)
@@ -173,15 +167,8 @@ def decode(
             extra = network.predict() if network else None
             for r in range(rows):
                 if t < live[r]:
-                    cum = coding.cumulative(predictor.predict(r, None if extra is None else extra[r : r + 1]))
-                    symbol = min(bisect.bisect_right(cum, decoder.target(cum[-1])) - 1, coding.V - 1)
-                    decoder.consume(cum[symbol], cum[symbol + 1] - cum[symbol], cum[-1])
-                    if symbol == coding.escape:
-                        point = decoder.target(1 << CODE_POINT_BITS)
-                        decoder.consume(point, 1, 1 << CODE_POINT_BITS)
-                        grid[r][t] = chr(min(point, 0x10FFFF))
-                    else:
-                        grid[r][t] = coding.chars[symbol]
+                    p = predictor.predict(r, None if extra is None else extra[r : r + 1])
+                    symbol, grid[r][t] = coding.read(decoder, p)
                     predictor.learn(symbol, r)
             if decoder.exhausted:
                 raise damaged(name, "se acabaron los datos antes del texto (está cortado)")

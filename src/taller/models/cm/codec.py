@@ -11,6 +11,7 @@ the same way on both sides.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter
 
 import numpy as np
@@ -50,19 +51,35 @@ class Coding:
         freq = np.floor(p * float((1 << TOTAL_BITS) - len(p))).astype(np.int64) + 1  # (V,)
         return [0] + np.cumsum(freq).tolist()
 
+    def write(self, encoder: Encoder, p: np.ndarray, symbol: int, c: str) -> float:
+        """Code one character with the probabilities p (V,): its symbol and, after the escape, its code point.
+        -> its ideal bits."""
+        cum = self.cumulative(p)
+        encoder.encode(cum[symbol], cum[symbol + 1] - cum[symbol], cum[-1])
+        if symbol != self.escape:
+            return -math.log2(p[symbol])
+        encoder.encode(ord(c), 1, 1 << CODE_POINT_BITS)
+        return CODE_POINT_BITS - math.log2(p[symbol])
+
+    def read(self, decoder: Decoder, p: np.ndarray) -> tuple[int, str]:
+        """The next character's symbol and the character, with the probabilities p (V,). A code point no text can
+        hold (a surrogate, beyond U+10FFFF: only a damaged file has one) reads as U+FFFD, for the CRC to catch."""
+        cum = self.cumulative(p)
+        symbol = min(bisect.bisect_right(cum, decoder.target(cum[-1])) - 1, self.V - 1)
+        decoder.consume(cum[symbol], cum[symbol + 1] - cum[symbol], cum[-1])
+        if symbol != self.escape:
+            return symbol, self.chars[symbol]
+        point = decoder.target(1 << CODE_POINT_BITS)
+        decoder.consume(point, 1, 1 << CODE_POINT_BITS)
+        return symbol, chr(point) if point < 0xD800 or 0xDFFF < point <= 0x10FFFF else "\ufffd"
+
 
 def encode(train: str, text: str, settings: Settings = DEFAULT) -> tuple[bytes, float]:
     """`text` coded given `train` -> (the coder's bytes, the ideal bits Σ −log2 p)."""
     coding, encoder, ideal = Coding(train, len(text), settings), Encoder(), 0.0
     predictor = coding.predictor
     for c, symbol in zip(text, coding.symbols(text).tolist()):
-        p = predictor.predict()
-        cum = coding.cumulative(p)
-        encoder.encode(cum[symbol], cum[symbol + 1] - cum[symbol], cum[-1])
-        ideal -= float(np.log2(p[symbol]))
-        if symbol == coding.escape:
-            encoder.encode(ord(c), 1, 1 << CODE_POINT_BITS)
-            ideal += CODE_POINT_BITS
+        ideal += coding.write(encoder, predictor.predict(), symbol, c)
         predictor.learn(symbol)
     return encoder.finish(), ideal
 
@@ -72,15 +89,7 @@ def decode(train: str, data: bytes, n: int, settings: Settings = DEFAULT) -> str
     coding, decoder, out = Coding(train, n, settings), Decoder(data), []
     predictor = coding.predictor
     for _ in range(n):
-        cum = coding.cumulative(predictor.predict())
-        symbol = bisect.bisect_right(cum, decoder.target(cum[-1])) - 1
-        symbol = min(symbol, coding.V - 1)
-        decoder.consume(cum[symbol], cum[symbol + 1] - cum[symbol], cum[-1])
-        if symbol == coding.escape:
-            point = decoder.target(1 << CODE_POINT_BITS)
-            decoder.consume(point, 1, 1 << CODE_POINT_BITS)
-            out.append(chr(min(point, 0x10FFFF)))
-        else:
-            out.append(coding.chars[symbol])
+        symbol, c = coding.read(decoder, predictor.predict())
+        out.append(c)
         predictor.learn(symbol)
     return "".join(out)
