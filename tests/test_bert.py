@@ -282,7 +282,7 @@ def test_t5_cross_attention_is_answer_length_by_input_length():
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
 def test_t5s_encoder_learns_at_its_own_fraction_of_the_learning_rate(optimizer):
-    from taller.training.optim import make_optimizer, set_learning_rate
+    from taller.training.optim import make_optimizer, set_learning_rate, slowed_parameters
 
     cfg, model = tiny("t5")
     cfg.train.optimizer, cfg.model.encoder_lr = optimizer, 0.25
@@ -297,6 +297,9 @@ def test_t5s_encoder_learns_at_its_own_fraction_of_the_learning_rate(optimizer):
     assert len(lr_of) == sum(1 for _ in model.parameters())  # every parameter in exactly one group
     assert all(lr_of[id(p)] == pytest.approx(2.5e-4 if id(p) in encoder else 1e-3) for p in model.parameters())
     assert any(id(p) not in encoder for p in model.embedding.parameters())  # the shared embedding: full rate
+    slowed = slowed_parameters(model, opt)  # what the health checkup is told: the encoder is slow on purpose
+    assert {id(p) for n, p in model.named_parameters() if n in slowed} == encoder
+    assert set(slowed.values()) == {0.25 * (cfg.train.muon_lr_ratio if optimizer == "muon" else 1.0)}
 
 
 def test_span_corruption_hides_spans_the_answer_gives_back():

@@ -85,6 +85,15 @@ def test_gradients_and_update_ratios_of_every_matrix():
     entry["updates"]["output.weight"] = 0.5  # a matrix that changes by half in one step
     assert any("output.weight llega a 5e-1" in n and "baja el learning rate" in n for n in notes(entry))
     assert not any("output.weight" in n for n in notes({**entry, "warming_up": True}))  # not judged in warm-up
+    barely = {"step": 9, "warming_up": False, "updates": {"output.weight": 2e-5}}  # too slow at the full rate …
+    assert any("output.weight baja a 2e-5" in n and "sube el learning rate" in n for n in notes(barely))
+    slowed = {
+        **barely,
+        "lr_ratios": {"output.weight": 0.1},
+    }  # … but not for a matrix that learns at 0.1 × lr on purpose
+    assert notes(slowed) == []
+    slowed["updates"] = {"output.weight": 2e-6}  # below even a tenth of the usual range: still slow
+    assert any("output.weight baja a 2e-6" in n for n in notes(slowed))
 
 
 def test_training_writes_health_and_the_report_shows_it(trained_run, tmp_path):

@@ -240,9 +240,12 @@ def gradient_notes(gradients: dict, first_step: bool = False) -> list[str]:
     return notes
 
 
-def update_notes(updates: dict) -> list[str]:
+def update_notes(updates: dict, lr_ratios: dict | None = None) -> list[str]:
+    """Matrices that change too much or too little per step. One that learns at a fraction of the rate on purpose
+    (`lr_ratios`: name -> ratio, e.g. a T5's encoder at 0.1) is called slow only below that fraction of the range."""
     low, high = UPDATE_RANGE
-    slow = [n for n, r in updates.items() if 0 <= number(r) < low]
+    ratios = lr_ratios or {}
+    slow = [n for n, r in updates.items() if 0 <= number(r) < low * ratios.get(n, 1.0)]
     fast = [n for n, r in updates.items() if number(r) > high]
     notes = []
     if fast:
@@ -268,7 +271,7 @@ def notes(entry: dict) -> list[str]:
         entry.get("gradients", {}), first_step=entry.get("step") == 1
     )
     if not entry.get("warming_up"):
-        said += update_notes(entry.get("updates", {}))
+        said += update_notes(entry.get("updates", {}), entry.get("lr_ratios"))
     return said
 
 

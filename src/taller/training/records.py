@@ -23,6 +23,7 @@ from taller.runs.folder import load_optimizer, load_weights, optimizer_mismatch,
 from taller.runs.metrics import METRICS, append_metrics, truncate_metrics
 from taller.text import number, thousands
 from taller.training import distributed
+from taller.training.optim import slowed_parameters
 
 LAST = "last."  # a finished run's last weights in optim.safetensors (its model may be the average or the best ones)
 
@@ -189,6 +190,7 @@ class Records:
             epoch=self.epoch,
             lr=lr,
             warming_up=self.step < self.cfg.train.warmup_steps,
+            lr_ratios=slowed_parameters(self.model, self.optimizer),
         )
 
     def record_health(self, checkup: Checkup | NoCheckup) -> None:
