@@ -183,6 +183,7 @@ class Records:
         every = self.cfg.train.health_every
         if not every or self.step % every:
             return NoCheckup()
+        slowed = slowed_parameters(self.model, self.optimizer)  # judged against their own rate (a T5's encoder)
         return Checkup(
             self.model,
             self.step,
@@ -190,7 +191,7 @@ class Records:
             epoch=self.epoch,
             lr=lr,
             warming_up=self.step < self.cfg.train.warmup_steps,
-            lr_ratios=slowed_parameters(self.model, self.optimizer),
+            **({"lr_ratios": slowed} if slowed else {}),
         )
 
     def record_health(self, checkup: Checkup | NoCheckup) -> None:
