@@ -96,6 +96,14 @@ def test_gradients_and_update_ratios_of_every_matrix():
     assert any("output.weight baja a 2e-6" in n for n in notes(slowed))
 
 
+def test_a_matrix_outside_the_steps_graph_is_not_called_slow():
+    model = tiny_model(n_layers=1, n_heads=2, d_ff=20)
+    model.unused = torch.nn.Parameter(torch.ones(4, 4))  # as a pretrained BERT's letter head under a tagger's head
+    entry = watched_step(model, warming_up=False)
+    assert "unused" not in entry["gradients"] and "unused" not in entry["updates"]
+    assert "embedding.weight" in entry["updates"] and not any("unused" in n for n in notes(entry))
+
+
 def test_training_writes_health_and_the_report_shows_it(trained_run, tmp_path):
     entries = read_health(trained_run.dir)
     assert [e["step"] for e in entries] == [1, 101]  # every train.health_every = 100 steps, from the first

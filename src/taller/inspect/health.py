@@ -136,8 +136,10 @@ class Checkup:
 
     @torch.no_grad()
     def updates(self) -> None:
-        """After the optimizer's step: ‖W_after − W_before‖ / ‖W_before‖ per matrix."""
-        names = list(self.matrices)
+        """After the optimizer's step: ‖W_after − W_before‖ / ‖W_before‖ per matrix that got a gradient (one outside
+        the step's graph, e.g. the pretrained BERT's letter head under a tagger's own head, is not learning, by
+        design: it is not called slow)."""
+        names = [n for n in self.matrices if n in self.entry.get("gradients", self.matrices)]
         ratios = torch.stack([self.update_ratio(n) for n in names]).tolist() if names else []
         self.entry["updates"] = dict(zip(names, ratios))
         self.before = {}
