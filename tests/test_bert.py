@@ -18,7 +18,9 @@ from taller.inspect.pairs import PAIRS_FILE, read_pairs
 from taller.inspect.word_blanks import auto_candidates
 from taller.models import build_model
 from taller.runs.folder import Run
+from taller.training.distributed import Context
 from taller.training.masked import IGNORE, mask_tokens, masked_val
+from taller.training.text_to_text import TextToText
 
 
 def tiny(kind: str, vocab: int = 20, attention: str = "fused"):
@@ -353,3 +355,19 @@ def test_t5_learns_a_task_written_as_text_from_its_pretrained_weights(labelled_f
     capsys.readouterr()  # (the training's own lines)
     code, out, _ = run_cli(["classify", str(run.dir), "--text", "nieve y frío"], capsys)
     assert code == 0 and out.split("\n")[1].split()[0] == "invierno"
+
+
+def test_a_t5_classifier_starts_its_encoder_from_a_bert(bert_run, labelled_file, tmp_path):
+    task = classifier_config(labelled_file, d_model=8)
+    task.set_kind("t5-tareas")
+    task.set("init", str(bert_run.dir))
+    objective = TextToText(task, tmp_path / "unused", Context(), resume=False)
+    t5, bert = objective.model, bert_run.model
+    assert t5.cfg.d_model == bert.cfg.d_model == 32 and t5.cfg.vocab_size == bert.cfg.vocab_size  # the BERT's size
+    mine = {**t5.blocks.state_dict(), **{f"norm.{k}": v for k, v in t5.norm.state_dict().items()}}
+    its = {**bert.blocks.state_dict(), **{f"norm.{k}": v for k, v in bert.norm.state_dict().items()}}
+    assert mine.keys() == its.keys() and all(torch.equal(mine[k], its[k]) for k in its)  # the encoder: the BERT's
+    V = t5.cfg.vocab_size
+    assert torch.equal(t5.embedding.weight[:V], bert.embedding.weight[:V])
+    assert len(t5.decoder) == task.model.n_dec_layers and t5.output.out_features == t5.cfg.n_ids  # its own, anew
+    assert math.isfinite(objective.loss(t5, objective.next_batch()).item())

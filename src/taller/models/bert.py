@@ -191,7 +191,7 @@ KIND = Kind(
     shows_embedding=True,
     score_head=True,
     tasks=(("clasificar", "bert-clasificador"), ("tildes", "bert-tildes")),
-    starts_encoders=("t5-tildes",),
+    starts_encoders=("t5-tildes", "t5-tareas"),
     refusal="{run} es un BERT: lee a los dos lados de un hueco y no escribe texto de izquierda a derecha; "
     'úsalo con `taller fill {run} --text "Más vale ___ que …"` o afínalo para clasificar '
     "(`taller train --model bert --task clasificar --init {run} --corpus etiquetado.tsv`).",

@@ -105,7 +105,7 @@ class T5TaskConfig(T5Config):
 
     kind: str = "t5-tareas"
     n_labels: int = 0  # filled in from the labelled lines
-    init: str = ""  # folder of a pretrained T5 run whose weights start this one ("" = from scratch)
+    init: str = ""  # folder of a pretrained T5 run whose weights start this one, or a BERT's: its encoder ("" = none)
 
 
 TILDES_PREFIX = "tildes: "  # the accents task, written in the input: «tildes: el dijo que si» -> «él dijo que sí»

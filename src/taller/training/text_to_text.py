@@ -4,7 +4,7 @@ The same labelled lines, split and batches as the BERT classifier (classify.py);
 head with one score per label but the decoder writing the label's characters and then <end>. The loss is the
 decoder's, on the answer's tokens. To score, every label is read as a possible answer and the most probable one is
 the prediction (so the model never answers a label that does not exist). With `--init` the whole pretrained T5 (its
-encoder, decoder and cross-attention) is the start.
+encoder, decoder and cross-attention) is the start, or a BERT of the same size: the encoder only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from taller.models import kind_of
 from taller.models.modes import evaluating
 from taller.models.t5 import CLASSIFY_PREFIX, IGNORE, answers_of, label_scores
 from taller.runs.folder import Run
@@ -28,8 +29,13 @@ class TextToText(Classify):
         self.dec_in, self.targets = answers_of(self.tokenizer, self.labelled.names, cfg.model)
 
     def start_from(self, pretrained: Run) -> None:
-        """The whole pretrained T5: encoder, decoder, cross-attention and output, tensor by tensor."""
-        self.model.load_state_dict(pretrained.model.state_dict())
+        """A pretrained T5: all of it (encoder, decoder, cross-attention, output), tensor by tensor. A BERT of the same
+        size: the encoder only, the decoder starting anew (a BERT that hid single characters reads better than a T5
+        span-pretrained as long: README «Tildes»)."""
+        if kind_of(pretrained.config).encoder_decoder:
+            self.model.load_state_dict(pretrained.model.state_dict())
+        else:
+            self.model.start_encoder_from(pretrained.model)
 
     def loss(self, model, batch) -> torch.Tensor:
         x, keys, y = batch
