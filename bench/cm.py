@@ -3,11 +3,14 @@ compressors of bench/compress.py are (the 90 % / 10 % tail split).
 
     python bench/cm.py                     → the real file's bits/char, compress and decompress seconds, round trip
     python bench/cm.py --ablation NAME     → the ideal bits/char with one part removed (no decoding): sse, match,
-                                             words, contexts (one row of mixer weights), stationary (plain counts),
-                                             order4 (orders 0 … 4 only)
+                                             words, contexts (one row of mixer weights), confidence (no input states),
+                                             mixer2 (one mixer), escapes (plain Witten–Bell), stationary (plain
+                                             counts), order4 (orders 0 … 4 only)
     python bench/cm.py --network RUN       → the CM with a char-level run's network as one more input of its mixer,
                                              rows read side by side as `taller compress --cm` does (apps/compress_cm)
     --decode                               → with --network: also decode and check the round trip
+    --tune                                 → tuning without the validation: the first 95 % of the TRAINING text counted,
+                                             the ideal bits/char of the first --chars (default 40,000) of its last 5 %
 
 One JSON line each. Needs TALLER_DATA (quijote.txt).
 """
@@ -29,6 +32,9 @@ ABLATIONS = {
     "match": {"match": False},
     "words": {"words": False},
     "contexts": {"mixer_contexts": False},
+    "confidence": {"confidence": False},
+    "mixer2": {"mixer2": False},
+    "escapes": {"escape_rate": 0.0},
     "stationary": {"limit": 1e18},
     "order4": {"orders": 4},
 }
@@ -46,20 +52,26 @@ def main() -> None:
     parser.add_argument("--chars", type=int, default=0, help="only the first CHARS of the validation")
     parser.add_argument("--network", metavar="RUN", help="a char-level run whose network the mixer reads too")
     parser.add_argument("--decode", action="store_true", help="with --network: decode too, check the round trip")
-    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="a Settings field (a float)")
+    parser.add_argument("--tune", action="store_true", help="code the training text's last 5 %%, not the validation")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="a Settings field (a number)")
     args = parser.parse_args()
     train, val = split()
+    if args.tune:  # never the validation: the training text's own tail
+        cut = int(len(train) * 0.95)
+        train, val = train[:cut], train[cut:][: args.chars or 40_000]
     val = val[: args.chars] if args.chars else val
     settings = dataclasses.replace(Settings(), **ABLATIONS.get(args.ablation, {}))
-    settings = dataclasses.replace(settings, **{k: float(v) for k, v in (a.split("=") for a in args.set)})
+    fields = {k: type(getattr(settings, k))(float(v)) for k, v in (a.split("=") for a in args.set)}  # words=0: False
+    settings = dataclasses.replace(settings, **fields)
     if args.network:
         print(json.dumps(with_network(train, val, args.network, settings, args.decode)), flush=True)
         return
     started = time.perf_counter()
     data, ideal = encode(train, val, settings)
-    row = {"bench": "cm", "without": args.ablation, "chars": len(val), "ideal_bpc": ideal / len(val)}
+    row = {"bench": "cm", "tune": args.tune, "without": args.ablation, "set": args.set, "chars": len(val)}
+    row["ideal_bpc"] = ideal / len(val)
     row |= {"real_bpc": 8 * len(data) / len(val), "compress_s": time.perf_counter() - started}
-    if not args.ablation:
+    if not args.ablation and not args.tune:
         started = time.perf_counter()
         row["round_trip"] = decode(train, data, len(val), settings) == val
         row["decompress_s"] = time.perf_counter() - started

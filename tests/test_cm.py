@@ -9,7 +9,7 @@ from taller.models.cm.contexts import Words, order_keys, order_keys_now, powers,
 from taller.models.cm.counts import Counts
 from taller.models.cm.match import MIN_MATCH, Match
 from taller.models.cm.mixer import Mixer
-from taller.models.cm.orders import smoothed
+from taller.models.cm.orders import STATES, OrderModels, smoothed, state_of
 from taller.models.cm.predictor import Settings
 from taller.models.cm.sse import APM
 
@@ -52,8 +52,8 @@ def test_counts_read_the_text_and_halve_past_the_limit():
 def test_smoothing_leans_on_the_lower_order():
     lower = np.array([0.5, 0.25, 0.25])
     assert smoothed(np.zeros(3), lower)[0] is lower  # an unseen context passes it on
-    p, total = smoothed(np.array([3.0, 0.0, 1.0]), lower)
-    assert total == 4.0 and p.sum() == pytest.approx(1.0)
+    p, total, d = smoothed(np.array([3.0, 0.0, 1.0]), lower)
+    assert total == 4.0 and d == 2.0 and p.sum() == pytest.approx(1.0)
     assert p.tolist() == pytest.approx([(3 + 2 * 0.5) / 6, (2 * 0.25) / 6, (1 + 2 * 0.25) / 6])
 
 
@@ -82,6 +82,38 @@ def test_the_mixer_learns_to_trust_the_input_that_is_right():
     after = mixer.mix(np.stack([right, wrong]), 0)
     assert after[0] > before and after[0] > 0.6 and mixer.weights[0, 0] > mixer.weights[0, 1]
     assert after.sum() == pytest.approx(1.0)
+
+
+def test_the_mixer_trusts_an_input_by_its_state_and_new_rows_learn_faster():
+    right, wrong = np.array([0.6, 0.2, 0.2]), np.array([0.2, 0.6, 0.2])
+    mixer = Mixer(inputs=2, contexts=1, rate=0.0, start=0.5, states=2, state_rate=0.1)
+    for t in range(100):  # input 0 says state 1 when it is right, state 0 when it is wrong
+        sure = t % 2
+        mixer.mix(np.stack([right, wrong]), 0, np.array([sure, 0]))
+        mixer.learn(0 if sure else 1)
+    assert mixer.confidence[0, 1] > 0.5 and mixer.confidence[0, 0] < -0.5  # the row (rate 0) stays where it was
+    assert mixer.weights.tolist() == [[0.5, 0.5]]
+    steps = []
+    for boost in (0.0, 4.0):
+        boosted = Mixer(inputs=2, contexts=1, rate=0.01, start=0.5, boost=boost)
+        boosted.mix(np.stack([right, wrong]), 0)
+        boosted.learn(0)
+        steps.append(boosted.weights[0, 0] - 0.5)
+    assert steps[1] == pytest.approx(5 * steps[0]) and steps[0] > 0
+
+
+def test_a_model_learns_how_far_to_trust_its_counts():
+    counts = Counts(np.array([7] * 6), np.array([1] * 6), V=3, limit=256.0)  # context 7: six times symbol 1
+    models = OrderModels([counts], [], 3, escape_rate=0.05)
+    before = models.predict([7], [])[0][0, 1]
+    for _ in range(20):
+        models.predict([7], [])
+        models.learn([7], [], 1)
+    after = models.predict([7], [])[0][0, 1]
+    plain = OrderModels([Counts(np.array([7] * 26), np.array([1] * 26), 3, 256.0)], [], 3).predict([7], [])
+    assert after > plain[0][0, 1] > before  # more than Witten–Bell's (26 + 1/3) / 27: its escape shrank
+    assert models.log_c[0][state_of(26.0, 1.0)] < 0 and max(map(max, models.log_c)) == 0.0
+    assert plain[2] == [state_of(26.0, 1.0)] == [2 * 5 + 1] and STATES == 20
 
 
 def test_the_apm_corrects_a_mixer_that_is_too_unsure():

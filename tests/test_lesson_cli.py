@@ -72,7 +72,11 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
         "zlib",
         "bz2",
         "lzma",
-    ] + programs
+    ] + programs + ["cm (sólo contar)", "cm + red"]
+    best = min(rows[:5], key=lambda r: float(r["val_bpc"]))["model"]  # the character network the CM reads
+    assert rows[-1]["parameters"] == f"red: {best}" and rows[-2]["parameters"] == "—"
+    for r in rows[-2:]:  # the CM's real file: its ideal bits and the coder's few bytes at the end
+        assert float(r["val_bpc"]) <= float(r["file_bpc"]) < float(r["val_bpc"]) + 8 * 8 / 160
     for r in rows[:6]:  # each model's real compressed size: the header weighs on so small a text
         assert float(r["val_bpc"]) < float(r["file_bpc"]) < float(r["val_bpc"]) + 8 * 60 / 160 + 0.5
     for r in rows:  # (on so tiny a text a compressor may even save bits: only the models must be positive)
@@ -88,7 +92,7 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
         assert state["step"] == 2 and times == [0.25, 0.5] and state["train_time"] == 0.5
     header = next(line for line in stdout.split("\n") if line.startswith("modelo "))  # the table's
     assert "val bits/car" in header and "lzma" in stdout and "cuentas" in stdout
-    assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 11 + len(programs)  # header, rule, rows
+    assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 13 + len(programs)  # header, rule, rows
 
 
 def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, capsys):

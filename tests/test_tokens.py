@@ -236,6 +236,10 @@ def test_char_only_features_refuse_token_runs(bpe_run, tmp_path, capsys):
     )
     one_line_error(code, err)
     assert not (tmp_path / "c").exists()
+    (tmp_path / "texto.txt").write_text("No hay mal que por bien no venga.\n", encoding="utf-8")
+    code, _, err = run_cli(["compress", str(out), str(tmp_path / "texto.txt"), "--cm"], capsys)
+    assert "--cm necesita una ejecución de caracteres" in one_line_error(code, err) and "bpe" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["texto.txt"]  # no .tllr written
 
 
 def test_explain_and_serve_show_tokens(bpe_run):
@@ -277,7 +281,9 @@ def test_compare_with_a_bpe_model(bpe_run):
     out, _ = bpe_run
     rows = list(csv.DictReader((out.parent / "compare.csv").open(encoding="utf-8")))
     programs = [name for name, (program, _, _) in PROGRAMS.items() if shutil.which(program)]  # 7z, zpaq: installed?
-    assert [r["model"] for r in rows] == ["transformer:bpe-280", "zlib", "bz2", "lzma"] + programs
+    assert [r["model"] for r in rows] == ["transformer:bpe-280", "zlib", "bz2", "lzma"] + programs + [
+        "cm (sólo contar)"
+    ]
     assert float(rows[0]["file_bpc"]) > float(rows[0]["val_bpc"])  # its val text, compressed: a real file
     bpe = rows[0]
     assert float(bpe["chars_per_token"]) > 1.2

@@ -6,7 +6,8 @@ and scored on the same val text in bits per character. A model is named `kind` o
 As reference rows, general-purpose compressors: the standard library's three, and where they are installed 7-Zip's
 PPMd and zpaq -m5 (a context mixer, the best of them; a missing one is named with how to install it). A compressor
 that has read the training text needs this many extra bits per character to store the val text
-(size(train + val) − size(train)), which is also a prediction score.
+(size(train + val) − size(train)), which is also a prediction score. After them, the context mixer of models/cm/,
+counting alone and with the best character model of the comparison as one more input (`taller compress --cm`).
 
 Writes compare.csv, compare.md, compare.png, memory.png (how far back each model looks: inspect/memory.py) and
 one run folder per model, into the output folder. A BERT or a T5 in the list (they read both sides: no bits per
@@ -25,9 +26,10 @@ import subprocess
 import tempfile
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from taller.apps import compress_cm
 from taller.apps.compare_fill import fill_markdown, fill_rows, fill_table
 from taller.apps.compress import compress_text
 from taller.config import TOKENIZER_KINDS, Config
@@ -40,6 +42,7 @@ from taller.files import atomic_write
 from taller.inspect.memory import memory_curve, memory_plot, validation_ids
 from taller.inspect.plots import new_figure, save_figure
 from taller.models import KINDS, kind_named, kind_of, language_models
+from taller.models.cm.predictor import DEFAULT
 from taller.runs.folder import check_run_dir, create_run_dir
 from taller.text import markdown_table, thousands
 from taller.training.adapt import Adaptation, can_adapt, score_run
@@ -117,7 +120,7 @@ def compare(
         fills, blanks = fill_rows(named, log)
         log("\n" + fill_table(fills, blanks))
         filling = fill_markdown(fills, blanks)
-    rows += compressor_rows(split)
+    rows += compressor_rows(split) + cm_rows(split, chars, log)
     write_results(rows, out, corpus, max_time, filling)
     return rows
 
@@ -196,6 +199,22 @@ def model_row(run, name: str, prompt: str, val: str, adapt: bool, log) -> Row:
     except TallerError as e:  # a word tokenizer that can't write the text back exactly: said, and the cell stays empty
         log(f"Nota: {e}")
     return row
+
+
+def cm_rows(split, chars: list, log) -> list[Row]:
+    """The context mixer's rows (models/cm/): counting alone, and with the best character network as one more input
+    of its mixer (`taller compress --cm`): the bits each needs for val after reading train."""
+    best = min(chars, key=lambda run: run.state["val_bpc"], default=None)
+    settings = replace(DEFAULT, warm=min(DEFAULT.warm, len(split.train) // 10))  # a tiny text: not all read slowly
+    rows = []
+    for name, run in [("cm (sólo contar)", None)] + ([("cm + red", best)] if best else []):
+        log(f"Comprimo la validación con {name}…")
+        started = time.perf_counter()
+        data, _, ideal, _ = compress_cm.encode(split.train, split.val, run, settings)
+        elapsed, bpc, n = time.perf_counter() - started, ideal / len(split.val), len(split.val)
+        size = f"red: {run.dir.name}" if run else "—"
+        rows.append(Row(name, size, elapsed, n / elapsed, bpc * LN2, bpc, "—", file_bpc=8 * len(data) / n))
+    return rows
 
 
 def compressor_rows(split) -> list[Row]:

@@ -35,7 +35,7 @@ ROW_MIN = 1024  # characters per row at least
 FILLER = 0  # what a finished row, or a character the network lacks, feeds the network
 FLOOR = 1e-5  # added to the network's probabilities: a character it never gives still costs finite bits
 BLOCK_CHARS = 65536  # characters (all rows together) between two checks of the decoder
-FORMAT = b"taller-cm-1"  # what the identity of a file says of the CM (a change to models/cm/ changes it)
+FORMAT = b"taller-cm-2"  # what the identity of a file says of the CM (a change to models/cm/ changes it)
 
 
 def damaged(name: str, why: str) -> TallerError:

@@ -7,9 +7,11 @@ The decoder does the same steps with the same numbers, so it has the same probab
 
     contexts.py  the contexts as 64-bit keys: the last k characters (orders 1–8), the current and previous word
     counts.py    per-context counts, read from the training text at once (np.unique) and updated while reading
-    orders.py    the order models and the word models: counts smoothed into distributions (Witten–Bell)
+    orders.py    the order models and the word models: counts smoothed into distributions (Witten–Bell, with an
+                 escape learnt per model and count state)
     match.py     the match model: the longest earlier repeat of the last characters predicts what followed it
-    mixer.py     the online mixer: logistic mixing in the log domain, weights chosen by a small context
+    mixer.py     the online mixer: logistic mixing in the log domain, weights chosen by a small context and by how
+                 sure each input says it is
     sse.py       secondary estimation (an APM): the mixed probabilities corrected by what they turned out to be
     predictor.py all of them, one character at a time: predict() then learn(symbol)
     codec.py     the predictor and the arithmetic coder: a text (given the training text) as bytes, and back

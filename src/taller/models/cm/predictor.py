@@ -5,6 +5,10 @@ one batch): each row has its own place, its own last characters and word, and it
 counts, the mixer, the match's tables and the APM are shared and learn row after row, in the order of the calls.
 A network's distributions (or any other model's) can be given to predict() as more inputs of the mixer.
 
+Two mixers read the same inputs, one with a row of weights per (longest order seen, match band), the other per
+previous character; their distributions are averaged. Two APMs refine the average, one by the previous character,
+one by the last two; their outputs are averaged too (two views of the context, each right where the other is not).
+
 The training text is counted at once (counts.py); its last `warm` symbols are then read one at a time like the
 text to code, so the mixer, the match bands and the APM start having learnt on text the counts had not seen. The
 encoder and the decoder build the same predictor from the same training text and make the same calls, so every
@@ -20,9 +24,9 @@ import numpy as np
 
 from taller.models.cm.contexts import Words, order_keys, order_keys_now, powers, word_keys
 from taller.models.cm.counts import Counts
-from taller.models.cm.match import MIN_MATCH, Match
+from taller.models.cm.match import MIN_MATCH, Match, band
 from taller.models.cm.mixer import Mixer
-from taller.models.cm.orders import OrderModels
+from taller.models.cm.orders import STATES, OrderModels
 from taller.models.cm.sse import APM
 
 MATCH_BANDS = (0, 16, 32)  # the mixer's context: none, or a match longer than each of these
@@ -38,12 +42,18 @@ class Settings:
     match: bool = True  # the match model
     sse: bool = True  # the APM after the mixer
     mixer_contexts: bool = True  # a row of weights per (longest order seen, match band); False: one row
+    confidence: bool = True  # each input's weight also read by its own state (count total, deterministic; match band)
+    escape_rate: float = 0.05  # how fast each model learns its escape (orders.py; 0: plain Witten–Bell)
     limit: float = 256.0  # a context's counts are halved past this total (nonstationary); 1e18: plain counts
-    rate: float = 0.002  # the mixer's learning rate
+    rate: float = 0.001  # the mixer's learning rate
+    state_rate: float = 0.0002  # the learning rate of the weights read by each input's state (confidence)
+    boost: float = 4.0  # a mixer row's first steps are (1 + boost) times larger (the boost halves in BOOST_STEPS)
     start: float = 0.3  # the mixer's first weights
     sse_rate: float = 0.005  # how fast the APM learns
     sse_share: float = 0.25  # how much of the output is the APM's
     warm: int = 20_000  # training symbols read one at a time before coding
+    mixer2: bool = True  # a second mixer, a row of weights per previous symbol, averaged with the first
+    sse2: bool = False  # a second APM, by the last two symbols, averaged with the first
     extra_start: float = 0.3  # the mixer's first weight for an input given to predict() (a network's; 1.0: worse)
     extra_bands: bool = False  # the mixer's context also says how sure the first extra input is (SURE_BANDS)
     extra_apm: bool = False  # an APM (by the previous symbol) corrects the first extra input before the mixer
@@ -89,14 +99,18 @@ class Predictor:
         if s.words:
             now, pair, warm.words = word_keys(known, letters)
             words = [Counts(now, known, V, s.limit), Counts(pair, known, V, s.limit)]
-        self.models = OrderModels(orders, words, V)
+        self.models = OrderModels(orders, words, V, s.escape_rate)
         keys = order_keys(known, MIN_MATCH, self.base)
         self.match = Match(self.history, keys, cut, V, max(1, len(capacities))) if s.match else None
         rows = (s.orders + 1) * (len(MATCH_BANDS) + 1) if s.mixer_contexts else 1
         rows *= len(SURE_BANDS) + 1 if s.extra_bands and extra else 1
-        self.mixer = Mixer(self.models.inputs + (1 if s.match else 0) + extra, rows, s.rate, s.start)
-        self.mixer.weights[:, self.mixer.weights.shape[1] - extra :] = s.extra_start
+        inputs = self.models.inputs + (1 if s.match else 0) + extra
+        self.mixer = self.new_mixer(inputs, rows)
+        self.mixer2 = self.new_mixer(inputs, V) if s.mixer2 else None
+        for mixer in filter(None, (self.mixer, self.mixer2)):
+            mixer.weights[:, inputs - extra :] = s.extra_start
         self.apm = APM(V, s.sse_rate, s.sse_share) if s.sse else None
+        self.apm2 = APM(V * V, s.sse_rate, s.sse_share) if s.sse and s.sse2 else None
         self.extra_apm = APM(V, s.sse_rate, s.sse_share) if s.extra_apm and extra else None
         self.cursors = [warm]
         warm.keys = self.context_keys(warm)
@@ -107,6 +121,10 @@ class Predictor:
         self.cursors = [copy.deepcopy(warm) for _ in capacities]  # every row starts where the training text ends
         for cursor, start in zip(self.cursors, starts.tolist()):
             cursor.position = start
+
+    def new_mixer(self, inputs: int, rows: int) -> Mixer:
+        s = self.s
+        return Mixer(inputs, rows, s.rate, s.start, STATES if s.confidence else 1, s.state_rate, s.boost)
 
     def context_keys(self, cursor: Cursor) -> tuple[list[int], list[int]]:
         """(keys of orders 0 … K and of the match context, keys of the word models) before the row's next symbol."""
@@ -121,38 +139,42 @@ class Predictor:
             context = context * (len(SURE_BANDS) + 1) + sum(sure > b for b in SURE_BANDS)
         return context
 
-    def inputs(self, row: int, extra: np.ndarray | None) -> tuple[np.ndarray, int]:
-        """(inputs, V) every part's distribution, and the longest order seen."""
+    def inputs(self, row: int, extra: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray]:
+        """(inputs, V) every part's distribution, the longest order seen, (inputs,) each input's state."""
         order, word = self.cursors[row].keys
-        rows, seen = self.models.predict(order[: self.s.orders + 1], word)
+        rows, seen, states = self.models.predict(order[: self.s.orders + 1], word)
         parts = [rows]
         if self.match:
             parts.append(self.match.predict(row)[None])
+            states.append(band(self.match.length[row]))
         if extra is None and self.extra:
             parts.append(np.full((self.extra, self.V), 1.0 / self.V))
         elif self.extra:
             recent = self.cursors[row].recent
             first = self.extra_apm.refine(extra[0], recent[-1] if recent else 0) if self.extra_apm else extra[0]
             parts.append(np.vstack([first[None], extra[1:]]))
-        return np.vstack(parts), seen
+        return np.vstack(parts), seen, np.array(states + [0] * self.extra, np.intp)
 
     def predict(self, row: int = 0, extra: np.ndarray | None = None) -> np.ndarray:
         """(V,) the next symbol's distribution in row `row`; extra: (self.extra, V) more inputs (None: uniform, which
         the mixer ignores)."""
-        rows, seen = self.inputs(row, extra)
-        p = self.mixer.mix(rows, self.mixing_context(seen, row, extra))
+        rows, seen, states = self.inputs(row, extra)
+        p = self.mixer.mix(rows, self.mixing_context(seen, row, extra), states)
+        recent = self.cursors[row].recent
+        last, before = (recent[-1] if recent else 0), (recent[-2] if len(recent) > 1 else 0)
+        if self.mixer2:
+            p = 0.5 * (p + self.mixer2.mix(rows, last, states, self.mixer.logp))
         if self.apm:
-            recent = self.cursors[row].recent
-            p = self.apm.refine(p, recent[-1] if recent else 0)
+            refined = self.apm.refine(p, last)
+            p = 0.5 * (refined + self.apm2.refine(p, before * self.V + last)) if self.apm2 else refined
         return p
 
     def learn(self, symbol: int, row: int = 0) -> None:
         """The symbol that came after the last predict() (of the same row)."""
         cursor = self.cursors[row]
         order, word = cursor.keys
-        self.mixer.learn(symbol)
-        if self.apm:
-            self.apm.learn(symbol)
+        for part in filter(None, (self.mixer, self.mixer2, self.apm, self.apm2)):
+            part.learn(symbol)
         if self.extra_apm and self.extra_apm.q.size:
             self.extra_apm.learn(symbol)
         self.models.learn(order[: self.s.orders + 1], word, symbol)
