@@ -95,7 +95,7 @@ def test_compare_end_to_end(tmp_path, corpus_file, capsys, monkeypatch):
     assert (out / "compare.md").read_text(encoding="utf-8").count("\n|") == 13 + len(programs)  # header, rule, rows
 
 
-def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, capsys):
+def test_compare_without_memory_mix_or_cm_writes_none(tmp_path, corpus_file, capsys):
     out = tmp_path / "cmp"
     code, stdout, _ = run_cli(
         [
@@ -106,6 +106,7 @@ def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, cap
             "bigram,ngram",
             "--no-memory",
             "--no-mix",
+            "--no-cm",
             "--out",
             str(out),
             "--quiet",
@@ -115,11 +116,8 @@ def test_compare_without_memory_or_mix_writes_neither(tmp_path, corpus_file, cap
         capsys,
     )
     assert code == 0 and (out / "compare.png").is_file() and not (out / "memory.png").exists()
-    assert [r["model"] for r in csv.DictReader((out / "compare.csv").open(encoding="utf-8"))][:3] == [
-        "bigram",
-        "ngram",
-        "zlib",
-    ]
+    names = [r["model"] for r in csv.DictReader((out / "compare.csv").open(encoding="utf-8"))]
+    assert names[:3] == ["bigram", "ngram", "zlib"] and not any(n.startswith("cm") for n in names)
     assert f"Resultados en {out}/ (compare.csv, compare.md, compare.png y una carpeta por modelo)" in stdout
 
 

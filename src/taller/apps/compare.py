@@ -83,12 +83,13 @@ def compare(
     adapt: bool = False,
     mix: bool = True,
     memory: bool = True,
+    cm: bool = True,
     log=print,
     threads: int = 0,
 ) -> list[Row]:
     """Train each model for `max_time` seconds on `corpus`, score it on val (and, with `adapt`, while learning from
-    it), compress val with it; mix the character models; add the compressors; write the results. `memory=False`:
-    no memory.png (its curves cost each model 64 × 65 windows of reading)."""
+    it), compress val with it; mix the character models; add the compressors and (`cm`) the context mixer; write the
+    results. `memory=False`: no memory.png (its curves cost each model 64 × 65 windows of reading)."""
     configs = check_request(corpus, models, max_time, overrides)
     out = Path(out)
     check_run_dir(out, resume=False)
@@ -120,7 +121,7 @@ def compare(
         fills, blanks = fill_rows(named, log)
         log("\n" + fill_table(fills, blanks))
         filling = fill_markdown(fills, blanks)
-    rows += compressor_rows(split) + cm_rows(split, chars, log)
+    rows += compressor_rows(split) + (cm_rows(split, chars, log) if cm else [])
     write_results(rows, out, corpus, max_time, filling)
     return rows
 
