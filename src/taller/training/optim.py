@@ -86,10 +86,10 @@ def slower_groups(groups: list[dict], asked: dict[int, float]) -> list[dict]:
 
 
 def slowed_parameters(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    """Each parameter that learns at a multiple of the rate (its group's lr_ratio ≠ 1): name -> ratio. The health
+    """Each parameter that learns at a fraction of the rate (its group's lr_ratio < 1): name -> ratio. The health
     checkup reads it, so that a matrix slowed on purpose (a T5's encoder) is not called too slow."""
     ratio = {id(p): group.get("lr_ratio", 1.0) for group in optimizer.param_groups for p in group["params"]}
-    return {n: ratio[id(p)] for n, p in model.named_parameters() if ratio.get(id(p), 1.0) != 1.0}
+    return {n: ratio[id(p)] for n, p in model.named_parameters() if ratio.get(id(p), 1.0) < 1.0}
 
 
 def hidden_matrices(model: torch.nn.Module, head: bool = True) -> list[torch.Tensor]:
