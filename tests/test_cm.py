@@ -9,7 +9,7 @@ from taller.models.cm.contexts import Words, order_keys, order_keys_now, powers,
 from taller.models.cm.counts import Counts
 from taller.models.cm.match import MIN_MATCH, Match
 from taller.models.cm.mixer import Mixer
-from taller.models.cm.orders import STATES, OrderModels, smoothed, state_of
+from taller.models.cm.orders import STATES, OrderModels, state_of
 from taller.models.cm.predictor import Settings
 from taller.models.cm.sse import APM
 
@@ -51,9 +51,10 @@ def test_counts_read_the_text_and_halve_past_the_limit():
 
 def test_smoothing_leans_on_the_lower_order():
     lower = np.array([0.5, 0.25, 0.25])
-    assert smoothed(np.zeros(3), lower)[0] is lower  # an unseen context passes it on
-    p, total, d = smoothed(np.array([3.0, 0.0, 1.0]), lower)
-    assert total == 4.0 and d == 2.0 and p.sum() == pytest.approx(1.0)
+    models = OrderModels([Counts(np.zeros(1, np.int64), np.zeros(1, np.int64), 3, 256.0)], [], 3)  # c = 1: Witten–Bell
+    assert models.one(0, np.zeros(3), lower)[0] is lower  # an unseen context passes it on
+    p, total, state = models.one(0, np.array([3.0, 0.0, 1.0]), lower)  # N = 4, d = 2 followers
+    assert total == 4.0 and state == state_of(4.0, 2.0) and p.sum() == pytest.approx(1.0)
     assert p.tolist() == pytest.approx([(3 + 2 * 0.5) / 6, (2 * 0.25) / 6, (1 + 2 * 0.25) / 6])
 
 

@@ -32,15 +32,6 @@ def state_of(total: float, d: float) -> int:
     return 2 * min(int(total).bit_length(), 9) + (d == 1.0)
 
 
-def smoothed(n: np.ndarray, lower: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, float, float]:
-    """(V,) counts and the (V,) lower-order distribution -> (V,) the smoothed distribution, N and d."""
-    total = float(n.sum())
-    if total == 0.0:
-        return lower, 0.0, 0.0
-    d = float(np.count_nonzero(n))
-    return blend(n, lower, total, d * c), total, d
-
-
 def blend(n: np.ndarray, lower: np.ndarray, total: float, e: float) -> np.ndarray:
     """(n + e · lower) / (N + e): the counts with the escape's share of the lower order."""
     return (n + e * lower) / (total + e)
