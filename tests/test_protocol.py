@@ -76,6 +76,19 @@ def test_the_loops_table_covers_every_declared_objective_and_an_unknown_one_fail
         Kind(name="nuevo", title="nuevo", config=ModelConfig, build=torch.nn.Identity, objective="magia")
 
 
+def test_a_kind_declares_whether_it_starts_from_a_pretrained_run():
+    # `--init RUN` is offered by the declaration, never by probing the config: and the declaration must match it
+    assert sorted(n for n, k in KINDS.items() if k.fine_tunes) == [
+        "bert-clasificador",
+        "bert-tildes",
+        "t5-tareas",
+        "t5-tildes",
+    ]
+    tagger = KINDS["bert-tildes"]
+    with pytest.raises(ValueError, match="fine_tunes"):
+        Kind(name="nuevo", title="nuevo", config=tagger.config, build=torch.nn.Identity, objective="next_token")
+
+
 def test_evaluating_switches_to_eval_and_gives_back_the_mode_it_found():
     model = tiny("transformer").train()
     with evaluating(model):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch.nn as nn
 
@@ -138,6 +138,7 @@ class Kind:
     fixes_accents: bool = False  # puts the accents back on a text, one mark per character: `taller tildes`
     encoder_decoder: bool = False  # an encoder reads, a decoder writes the answer (T5): blanks of any length
     tasks: tuple[tuple[str, str], ...] = ()  # `--task NAME` -> the kind that learns it from this one's runs
+    fine_tunes: bool = False  # starts from a pretrained run's weights, `--init RUN` (its config's `init`)
     starts_encoders: tuple[str, ...] = ()  # kinds whose encoder a run of this one can start (`--init`: a BERT for
     #                                       a T5's task), their decoder starting anew
     refusal: str = ""  # what commands for language models say about a run of this kind ({run} is the folder)
@@ -160,6 +161,8 @@ class Kind:
     def __post_init__(self):
         if not self.language_model and not self.refusal:
             raise ValueError(f"the kind {self.name} is not a language model: it must say so to the user (refusal=…)")
+        if self.fine_tunes != any(f.name == "init" for f in fields(self.config)):
+            raise ValueError(f"the kind {self.name}: fine_tunes must say whether its config has `init` (--init RUN)")
         if self.objective not in OBJECTIVES:
             raise ValueError(
                 f"the kind {self.name} learns by objective={self.objective!r}: use one of "

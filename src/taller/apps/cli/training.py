@@ -213,7 +213,7 @@ def apply_options(cfg: Config, args, model: str | None) -> None:
     if model:
         cfg.set_kind(model)
     if args.init:
-        if not hasattr(cfg.model, "init"):
+        if not kind_named(cfg.model.kind).fine_tunes:
             raise TallerError(
                 "--init afina una ejecución preentrenada para una tarea: úsalo con --task, p. ej. "
                 "`taller train --model bert --task clasificar --init RUN --corpus etiquetado.tsv`."
