@@ -304,6 +304,23 @@ def test_t5s_encoder_learns_at_its_own_fraction_of_the_learning_rate(optimizer):
     assert set(slowed.values()) == {0.25 * (cfg.train.muon_lr_ratio if optimizer == "muon" else 1.0)}
 
 
+def test_the_classifiers_encoder_may_learn_slower_than_its_new_head():
+    from taller.training.optim import make_optimizer, set_learning_rate
+
+    cfg, model = tiny("bert-clasificador")
+    cfg.model.encoder_lr = 0.25
+    opt = make_optimizer(model, cfg)
+    set_learning_rate(opt, 1e-3)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    encoder = {id(p) for p in model.encoder.parameters()}
+    assert len(lr_of) == sum(1 for _ in model.parameters())
+    assert all(lr_of[id(p)] == pytest.approx(2.5e-4 if id(p) in encoder else 1e-3) for p in model.parameters())
+    assert {id(p) for p in model.head.parameters()} and not encoder & {id(p) for p in model.head.parameters()}
+    cfg.model.encoder_lr = 1.5
+    with pytest.raises(TallerError, match="encoder_lr"):
+        cfg.model.check(cfg.data)
+
+
 def test_span_corruption_hides_spans_the_answer_gives_back():
     from taller.training.spans import corrupt
 

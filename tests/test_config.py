@@ -54,3 +54,21 @@ def test_bad_toml_is_explained(tmp_path):
     (tmp_path / "d.toml").write_text("[modelo]\nd_model = 3")
     with pytest.raises(TallerError, match="sección desconocida"):
         Config.load(tmp_path / "d.toml")
+
+
+def test_another_kind_keeps_what_was_chosen_but_not_the_old_kinds_defaults():
+    cfg = Config()
+    cfg.set_kind("bert-clasificador")
+    cfg.set("d_model", 48)
+    cfg.set_kind("t5-tareas")  # both have encoder_lr: the classifier's default 1 is nobody's choice
+    assert cfg.model.d_model == 48 and cfg.model.encoder_lr == 0.1
+    cfg.set("encoder_lr", 0.5)
+    cfg.set_kind("bert-clasificador")  # a value someone set goes along
+    assert cfg.model.encoder_lr == 0.5 and cfg.model.d_model == 48
+
+
+def test_compare_refuses_a_pretrained_run_for_a_kind_that_starts_from_none():
+    from taller.apps.compare_labels import label_config
+
+    with pytest.raises(TallerError, match="no empieza desde otra ejecución"):
+        label_config("ngram=runs/x", "etiquetado.tsv", 10, ())

@@ -200,14 +200,19 @@ class Config:
         setattr(obj, name, _coerce(value, type(current), f"{section}.{name}", where))
 
     def set_kind(self, name: str) -> None:
-        """Another kind of model: its own [model] section, keeping the values of the keys both kinds have."""
+        """Another kind of model: its own [model] section, keeping the values of the keys both kinds have, except
+        where the old value is only the old kind's default and the new kind has another (a BERT classifier's
+        encoder_lr of 1 is not a T5's choice: the T5 keeps its own 0.1)."""
         if name not in KINDS:  # left for validate() to explain, with the list of kinds
             self.model.kind = name
             return
-        new = KINDS[name].config()
+        new, old_defaults = KINDS[name].config(), type(self.model)()
         for f in dataclasses.fields(new):
-            if f.name != "kind" and hasattr(self.model, f.name):
-                setattr(new, f.name, getattr(self.model, f.name))
+            if f.name == "kind" or f.name not in _fields(type(self.model)):
+                continue
+            value = getattr(self.model, f.name)
+            if value != getattr(old_defaults, f.name) or value == getattr(new, f.name):
+                setattr(new, f.name, value)
         self.model = new
 
     def apply_overrides(self, pairs: list[str], skip_other_kinds: bool = False) -> None:

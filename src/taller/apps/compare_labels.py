@@ -35,7 +35,7 @@ def label_config(spec: str, corpus: str, max_time: float, overrides) -> Config:
     cfg.data.corpus, cfg.train.max_time = corpus, max_time
     cfg.apply_overrides(list(overrides), skip_other_kinds=True)
     if init:
-        if "init" not in vars(cfg.model):
+        if not kind.fine_tunes:
             raise TallerError(f"--models: {spec}: {kind.a_title} no empieza desde otra ejecución; quita «={init}».")
         cfg.model.init = init.strip()
     return cfg.validate()

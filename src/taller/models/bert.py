@@ -71,12 +71,19 @@ class ClassifierConfig(EncoderConfig):
     kind: str = "bert-clasificador"
     n_labels: int = 0  # filled in from the labelled lines
     init: str = ""  # folder of a pretrained BERT run whose encoder starts this one ("" = from scratch)
+    encoder_lr: float = 1.0  # the encoder's learning rate, as a multiple of lr: a new head may learn faster than the
+    #                          pretrained encoder under it (BertClassifier.lr_ratios)
 
     def check(self, data) -> None:
         super().check(data)
         need(
             self.n_labels == 0 or 2 <= self.n_labels <= 1000,
             f"model.n_labels={self.n_labels}: un clasificador necesita entre 2 y 1000 etiquetas.",
+        )
+        need(
+            0.0 < self.encoder_lr <= 1.0,
+            f"model.encoder_lr={self.encoder_lr} debe estar en (0, 1] (el codificador aprende a esa fracción del "
+            "learning rate; 1 por defecto).",
         )
 
     def estimate_parameters(self) -> int:
@@ -114,6 +121,11 @@ class BertClassifier(EncoderAndHead):
         weights = keys.to(states.dtype)[:, :, None]  # (B, T, 1)
         pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, C) the mean of the text's states
         return self.head(pooled)  # (B, L)
+
+    def lr_ratios(self) -> dict[int, float]:
+        """The encoder learns at encoder_lr × lr, the head at lr (discriminative fine-tuning, ULMFiT 2018): the
+        head starts from nothing, the encoder from what pretraining learnt (at 1, the default: both at lr)."""
+        return {id(p): self.cfg.encoder_lr for p in self.encoder.parameters()}
 
 
 @dataclass
@@ -207,6 +219,7 @@ CLASSIFIER = Kind(
     timed_preset="clasificador",
     fine_tunes=True,
     language_model=False,
+    slower_parts=True,
     classifies=True,
     distributed=False,
     prepared_data=False,
