@@ -96,6 +96,22 @@ def test_gradients_and_update_ratios_of_every_matrix():
     assert any("output.weight baja a 2e-6" in n for n in notes(slowed))
 
 
+def test_a_slow_matrix_that_gets_no_gradient_is_not_told_to_raise_the_rate():
+    # as a T5 classifier's decoder writing one-token answers: its self-attention's query and key get 1e-4 of the
+    # typical gradient (measured), so they barely move whatever the rate
+    entry = {
+        "step": 9,
+        "warming_up": False,
+        "updates": {"decoder.query": 1e-5, "decoder.key": 2e-5, "blocks.up": 5e-3, "blocks.down": 5e-5},
+        "gradients": {"decoder.query": 1e-6, "decoder.key": 2e-6, "blocks.up": 2e-2, "blocks.down": 1e-2},
+    }
+    said = notes(entry)
+    (silent,) = [n for n in said if "decoder.query" in n]
+    assert "decoder.key" in silent and "apenas reciben gradiente" in silent and "sube el learning rate" not in silent
+    (slow,) = [n for n in said if "blocks.down" in n]  # a normal gradient and a small step: the rate is the cause
+    assert "sube el learning rate" in slow and "decoder" not in slow
+
+
 def test_a_matrix_outside_the_steps_graph_is_not_called_slow():
     model = tiny_model(n_layers=1, n_heads=2, d_ff=20)
     model.unused = torch.nn.Parameter(torch.ones(4, 4))  # as a pretrained BERT's letter head under a tagger's head

@@ -39,6 +39,7 @@ DEAD_SLOPE = 0.01  # a rectifier's unit is dead where its slope is below this (R
 DEAD_LIMIT = 0.10  # a note when more than this share of a layer's units are dead...
 SATURATED_LIMIT = 0.10  # ...or of its values are saturated
 UPDATE_RANGE = (1e-4, 1e-1)  # ‖ΔW‖/‖W‖ per step outside this range gets a note (the textbook's rule: ~1e-3)
+SILENT = 1e-2  # a matrix whose gradient is below this share of the middle matrix's gets (almost) no signal
 NAMED = 3  # tensors named in one note; the rest are counted
 LEGEND_ROWS = 26  # lines in one column of a panel's legend
 
@@ -242,13 +243,17 @@ def gradient_notes(gradients: dict, first_step: bool = False) -> list[str]:
     return notes
 
 
-def update_notes(updates: dict, lr_ratios: dict | None = None) -> list[str]:
+def update_notes(updates: dict, lr_ratios: dict | None = None, gradients: dict | None = None) -> list[str]:
     """Matrices that change too much or too little per step. One that learns at a fraction of the rate on purpose
-    (`lr_ratios`: name -> ratio, e.g. a T5's encoder at 0.1) is called slow only below that fraction of the range."""
+    (`lr_ratios`: name -> ratio, e.g. a T5's encoder at 0.1) is called slow only below that fraction of the range.
+    A slow one whose gradient is tiny beside the others' (`gradients`: name -> norm) is told apart: the task hardly
+    uses it, and a larger learning rate would not change that."""
     low, high = UPDATE_RANGE
     ratios = lr_ratios or {}
     slow = [n for n, r in updates.items() if 0 <= number(r) < low * ratios.get(n, 1.0)]
     fast = [n for n, r in updates.items() if number(r) > high]
+    silent = unused(slow, gradients or {})
+    slow = [n for n in slow if n not in silent]
     notes = []
     if fast:
         worst = max(number(updates[n]) for n in fast)
@@ -259,11 +264,29 @@ def update_notes(updates: dict, lr_ratios: dict | None = None) -> list[str]:
         )
     if slow:
         worst = min(number(updates[n]) for n in slow)
+        they = "esas matrices apenas se mueven" if len(slow) > 1 else "esa matriz apenas se mueve"
         notes.append(
             f"la razón actualización/peso de {listed(slow)} baja a {power(worst)} por paso (lo habitual: "
-            f"entre {power(low)} y {power(high)}): esas matrices apenas se mueven; sube el learning rate."
+            f"entre {power(low)} y {power(high)}): {they}; sube el learning rate."
+        )
+    if silent:
+        many = len(silent) > 1
+        notes.append(
+            f"{listed(silent)} apenas se mueve{'n' if many else ''} porque apenas recibe{'n' if many else ''} "
+            f"gradiente (menos de 1/{round(1 / SILENT)} del de la matriz típica): la tarea casi no "
+            f"{'las' if many else 'la'} usa (p. ej. la atención de un decodificador que escribe respuestas de uno o "
+            "dos tokens); subir el learning rate no lo cambiaría."
         )
     return notes
+
+
+def unused(names: list[str], gradients: dict) -> list[str]:
+    """Those of `names` whose gradient norm is below SILENT × the median matrix's."""
+    norms = sorted(number(g) for g in gradients.values() if math.isfinite(number(g)) and number(g) > 0)
+    if not norms:
+        return []
+    middle = norms[len(norms) // 2]
+    return [n for n in names if n in gradients and number(gradients[n]) < SILENT * middle]
 
 
 def notes(entry: dict) -> list[str]:
@@ -273,7 +296,7 @@ def notes(entry: dict) -> list[str]:
         entry.get("gradients", {}), first_step=entry.get("step") == 1
     )
     if not entry.get("warming_up"):
-        said += update_notes(entry.get("updates", {}), entry.get("lr_ratios"))
+        said += update_notes(entry.get("updates", {}), entry.get("lr_ratios"), entry.get("gradients"))
     return said
 
 
