@@ -123,6 +123,9 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):
+        self.chosen: set[str] = set()  # [model] keys given a value by set() (a preset, a file, --set); not saved
+
     # --- building -------------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict, where: str = "la configuración", saved: bool = False) -> Config:
@@ -198,11 +201,13 @@ class Config:
         obj = getattr(self, section)
         current = getattr(obj, name)
         setattr(obj, name, _coerce(value, type(current), f"{section}.{name}", where))
+        if section == "model":
+            self.chosen.add(name)
 
     def set_kind(self, name: str) -> None:
-        """Another kind of model: its own [model] section, keeping the values of the keys both kinds have, except
-        where the old value is only the old kind's default and the new kind has another (a BERT classifier's
-        encoder_lr of 1 is not a T5's choice: the T5 keeps its own 0.1)."""
+        """Another kind of model: its own [model] section, keeping the values of the keys both kinds have, except a
+        value nobody chose that is only the old kind's default where the new kind has another (a BERT classifier's
+        encoder_lr of 1 is not a T5's: the T5 keeps its own 0.1)."""
         if name not in KINDS:  # left for validate() to explain, with the list of kinds
             self.model.kind = name
             return
@@ -211,7 +216,8 @@ class Config:
             if f.name == "kind" or f.name not in _fields(type(self.model)):
                 continue
             value = getattr(self.model, f.name)
-            if value != getattr(old_defaults, f.name) or value == getattr(new, f.name):
+            untouched = f.name not in self.chosen and value == getattr(old_defaults, f.name)
+            if not (untouched and value != getattr(new, f.name)):
                 setattr(new, f.name, value)
         self.model = new
 

@@ -8,8 +8,8 @@ PPMd and zpaq -m5 (a context mixer, the best of them; a missing one is named wit
 that has read the training text needs this many extra bits per character to store the val text
 (size(train + val) − size(train)), which is also a prediction score; a compressor whose tables grow with its input
 (zpaq) is given the same tables for both, or the difference would credit val with what larger tables save on train.
-After them, the context mixer of models/cm/,
-counting alone and with the best character model of the comparison as one more input (`taller compress --cm`).
+After them, the context mixer of models/cm/, counting alone and with the best character model of the comparison as
+one more input (`taller compress --cm`).
 
 Writes compare.csv, compare.md, compare.png, memory.png (how far back each model looks: inspect/memory.py) and
 one run folder per model, into the output folder. A BERT or a T5 in the list (they read both sides: no bits per
@@ -271,8 +271,8 @@ def ppmd_size(data: bytes, tables_for: int = 0) -> int:
 
 # What `zpaq -m5` runs on a block of text (libzpaq 7.15 expands level 5 into this for text, when it finds no
 # periodic structure): a word model, ICM–ISSE chains over orders 0 … 6, sparse contexts, a match model, mixers and an
-# SSE stage. Written out so that its tables' size can be chosen (below); on the Quijote it makes the same archives as
-# -m5, to the byte (the same sizes for the training text alone and with its validation).
+# SSE stage. Written out so that its tables' size can be chosen (below); on the Quijote its archives have exactly the
+# sizes -m5 gives, for the training text alone and with its validation.
 ZPAQ_TEXT = "0w2c0,1010,255i1c256ci1,1,1,1,1,1,2ac0,2,0,255i1c0,3,0,0,255i1c0,4,0,0,0,255i1mm16ts19t0"
 
 
