@@ -65,6 +65,9 @@ def test_another_kind_keeps_what_was_chosen_but_not_the_old_kinds_defaults():
     cfg.set("encoder_lr", 0.5)
     cfg.set_kind("bert-clasificador")  # a value someone set goes along
     assert cfg.model.encoder_lr == 0.5 and cfg.model.d_model == 48
+    cfg = Config.preset("base")  # the preset chose 3 layers: an RNN (whose own default is 1) keeps them
+    cfg.set_kind("rnn")
+    assert cfg.model.n_layers == 3
 
 
 def test_compare_refuses_a_pretrained_run_for_a_kind_that_starts_from_none():
