@@ -6,8 +6,7 @@ counts, the mixer, the match's tables and the APM are shared and learn row after
 A network's distributions (or any other model's) can be given to predict() as more inputs of the mixer.
 
 Two mixers read the same inputs, one with a row of weights per (longest order seen, match band), the other per
-previous character; their distributions are averaged. Two APMs refine the average, one by the previous character,
-one by the last two; their outputs are averaged too (two views of the context, each right where the other is not).
+previous character; their distributions are averaged. An APM refines the average by the previous character.
 
 The training text is counted at once (counts.py); its last `warm` symbols are then read one at a time like the
 text to code, so the mixer, the match bands and the APM start having learnt on text the counts had not seen. The
@@ -30,7 +29,6 @@ from taller.models.cm.orders import STATES, OrderModels
 from taller.models.cm.sse import APM
 
 MATCH_BANDS = (0, 16, 32)  # the mixer's context: none, or a match longer than each of these
-SURE_BANDS = (0.5, 0.9)  # with extra_bands, the mixer's context: the first extra input's highest probability
 
 
 @dataclass(frozen=True)
@@ -53,10 +51,7 @@ class Settings:
     sse_share: float = 0.25  # how much of the output is the APM's
     warm: int = 20_000  # training symbols read one at a time before coding
     mixer2: bool = True  # a second mixer, a row of weights per previous symbol, averaged with the first
-    sse2: bool = False  # a second APM, by the last two symbols, averaged with the first
     extra_start: float = 0.3  # the mixer's first weight for an input given to predict() (a network's; 1.0: worse)
-    extra_bands: bool = False  # the mixer's context also says how sure the first extra input is (SURE_BANDS)
-    extra_apm: bool = False  # an APM (by the previous symbol) corrects the first extra input before the mixer
 
 
 DEFAULT = Settings()
@@ -103,15 +98,12 @@ class Predictor:
         keys = order_keys(known, MIN_MATCH, self.base)
         self.match = Match(self.history, keys, cut, V, max(1, len(capacities))) if s.match else None
         rows = (s.orders + 1) * (len(MATCH_BANDS) + 1) if s.mixer_contexts else 1
-        rows *= len(SURE_BANDS) + 1 if s.extra_bands and extra else 1
         inputs = self.models.inputs + (1 if s.match else 0) + extra
         self.mixer = self.new_mixer(inputs, rows)
         self.mixer2 = self.new_mixer(inputs, V) if s.mixer2 else None
         for mixer in filter(None, (self.mixer, self.mixer2)):
             mixer.weights[:, inputs - extra :] = s.extra_start
         self.apm = APM(V, s.sse_rate, s.sse_share) if s.sse else None
-        self.apm2 = APM(V * V, s.sse_rate, s.sse_share) if s.sse and s.sse2 else None
-        self.extra_apm = APM(V, s.sse_rate, s.sse_share) if s.extra_apm and extra else None
         self.cursors = [warm]
         warm.keys = self.context_keys(warm)
         for symbol in train[cut:].tolist():  # the warm-up, as row 0, without the extra inputs
@@ -131,13 +123,11 @@ class Predictor:
         keys = order_keys_now(cursor.recent, self.span, self.pw)
         return [0] + keys, list(cursor.words.keys()) if self.s.words else []
 
-    def mixing_context(self, seen: int, row: int, extra: np.ndarray | None) -> int:
-        length = self.match.length[row] if self.match and self.s.mixer_contexts else 0
-        context = seen * (len(MATCH_BANDS) + 1) + sum(length > b for b in MATCH_BANDS) if self.s.mixer_contexts else 0
-        if self.s.extra_bands and self.extra:
-            sure = float(extra[0].max()) if extra is not None else 0.0
-            context = context * (len(SURE_BANDS) + 1) + sum(sure > b for b in SURE_BANDS)
-        return context
+    def mixing_context(self, seen: int, row: int) -> int:
+        if not self.s.mixer_contexts:
+            return 0
+        length = self.match.length[row] if self.match else 0
+        return seen * (len(MATCH_BANDS) + 1) + sum(length > b for b in MATCH_BANDS)
 
     def inputs(self, row: int, extra: np.ndarray | None) -> tuple[np.ndarray, int, np.ndarray]:
         """(inputs, V) every part's distribution, the longest order seen, (inputs,) each input's state."""
@@ -150,33 +140,26 @@ class Predictor:
         if extra is None and self.extra:
             parts.append(np.full((self.extra, self.V), 1.0 / self.V))
         elif self.extra:
-            recent = self.cursors[row].recent
-            first = self.extra_apm.refine(extra[0], recent[-1] if recent else 0) if self.extra_apm else extra[0]
-            parts.append(np.vstack([first[None], extra[1:]]))
+            parts.append(extra)
         return np.vstack(parts), seen, np.array(states + [0] * self.extra, np.intp)
 
     def predict(self, row: int = 0, extra: np.ndarray | None = None) -> np.ndarray:
         """(V,) the next symbol's distribution in row `row`; extra: (self.extra, V) more inputs (None: uniform, which
         the mixer ignores)."""
         rows, seen, states = self.inputs(row, extra)
-        p = self.mixer.mix(rows, self.mixing_context(seen, row, extra), states)
+        p = self.mixer.mix(rows, self.mixing_context(seen, row), states)
         recent = self.cursors[row].recent
-        last, before = (recent[-1] if recent else 0), (recent[-2] if len(recent) > 1 else 0)
+        last = recent[-1] if recent else 0
         if self.mixer2:
             p = 0.5 * (p + self.mixer2.mix(rows, last, states, self.mixer.logp))
-        if self.apm:
-            refined = self.apm.refine(p, last)
-            p = 0.5 * (refined + self.apm2.refine(p, before * self.V + last)) if self.apm2 else refined
-        return p
+        return self.apm.refine(p, last) if self.apm else p
 
     def learn(self, symbol: int, row: int = 0) -> None:
         """The symbol that came after the last predict() (of the same row)."""
         cursor = self.cursors[row]
         order, word = cursor.keys
-        for part in filter(None, (self.mixer, self.mixer2, self.apm, self.apm2)):
+        for part in filter(None, (self.mixer, self.mixer2, self.apm)):
             part.learn(symbol)
-        if self.extra_apm and self.extra_apm.q.size:
-            self.extra_apm.learn(symbol)
         self.models.learn(order[: self.s.orders + 1], word, symbol)
         self.history[cursor.position] = symbol
         cursor.recent = (cursor.recent + [symbol])[-self.span :]
